@@ -1,0 +1,98 @@
+# cymongoose: build, test, fuzz, bench, install.
+# `make run` and `make test` install what is missing first (scripts/deps.sh).
+
+PY      ?= /usr/bin/python3
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_TIME ?= 20
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -Iinclude -Isrc $(WARN) $(CFLAGS)
+LIBS    := -lssl -lcrypto -lcares -lz -lpthread
+
+SRCS    := $(sort $(wildcard src/*/*.c))
+HDRS    := $(wildcard include/*.h include/*/*.h src/*/*.h)
+OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o)
+TESTS   := $(sort $(wildcard tests/c/test_*.c))
+TEST_BINS := $(TESTS:tests/c/%.c=$(BUILD)/tests/%)
+FUZZERS := $(sort $(wildcard fuzz/fuzz_*.c))
+PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
+
+.PHONY: all lib deps run test test-c test-asan test-python python fuzz bench install clean
+
+all: lib
+
+deps:
+	@bash scripts/deps.sh
+
+lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcymongoose.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcymongoose.so: $(OBJS)
+	$(CC) -shared -o $@ $^ $(LIBS)
+
+$(BUILD)/cymongoose.pc: cymongoose.pc.in
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cymongoose.h)|' $< > $@
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/testutil.h $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
+
+# ---------------------------------------------------------------- tests
+test: deps
+	@$(MAKE) --no-print-directory test-c
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-python
+
+test-c: $(TEST_BINS)
+	@bash scripts/run-c-tests.sh $(TEST_BINS)
+
+# The same C tests, built in their own tree with ASan and UBSan.
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  test-c
+
+python: python/cymongoose/.built
+
+python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
+	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
+	@touch $@
+
+test-python: python
+	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
+
+# ----------------------------------------------------------------- demo
+run: deps python
+	PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py
+
+# ---------------------------------------------------------------- fuzz
+# Each harness runs FUZZ_TIME seconds with ASan and UBSan.
+fuzz: deps
+	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
+
+# ---------------------------------------------------------------- bench
+bench: deps lib python
+	@bash bench/run.sh
+
+# -------------------------------------------------------------- install
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose
+	install -m 644 $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/cymongoose.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 include/cymongoose.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/cymongoose/*.h $(DESTDIR)$(PREFIX)/include/cymongoose/
+
+clean:
+	rm -rf build build-asan build-fuzz python/build python/cymongoose/*.so python/cymongoose/.built

@@ -1,0 +1,321 @@
+/*
+ * cymongoose: an embeddable, event-driven networking library.
+ *
+ * One thread owns a manager (struct cm_mgr) and calls cm_mgr_poll() in a loop.
+ * Every connection (struct cm_conn) belongs to one manager; events are
+ * delivered to the connection's protocol handler first, then to its user
+ * handler, always in the thread that calls cm_mgr_poll().  The only functions
+ * that may be called from another thread are cm_wakeup() and cm_timer_cancel().
+ *
+ * Ownership, in one paragraph: the manager owns every connection and every
+ * timer made by cm_timer_add(); a struct cm_conn pointer stays valid until
+ * the CLOSE event for it has returned.  Pointers passed as ev_data are valid
+ * only for the duration of the handler call.  Strings passed to functions are
+ * copied unless the comment says otherwise.
+ */
+#ifndef CYMONGOOSE_H
+#define CYMONGOOSE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CM_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- events */
+/* Event numbers; the values are part of the Python API and never change. */
+enum {
+  CM_EV_ERROR = 0,      /* ev_data: const char *message */
+  CM_EV_OPEN = 1,       /* connection created; ev_data NULL */
+  CM_EV_POLL = 2,       /* every poll, every connection; ev_data: uint64_t *now_ms */
+  CM_EV_RESOLVE = 3,    /* host name resolved; ev_data NULL */
+  CM_EV_CONNECT = 4,    /* outbound connection established; ev_data NULL */
+  CM_EV_ACCEPT = 5,     /* inbound connection accepted; ev_data NULL */
+  CM_EV_TLS_HS = 6,     /* TLS handshake done; ev_data NULL */
+  CM_EV_READ = 7,       /* bytes appended to c->recv; ev_data: size_t *nread */
+  CM_EV_WRITE = 8,      /* bytes written from c->send; ev_data: size_t *nwritten */
+  CM_EV_CLOSE = 9,      /* last event of a connection; ev_data NULL */
+  CM_EV_HTTP_HDRS = 10, /* ev_data: struct cm_http_msg * (headers only) */
+  CM_EV_HTTP_MSG = 11,  /* ev_data: struct cm_http_msg * */
+  CM_EV_WS_OPEN = 12,   /* ev_data: struct cm_http_msg * (the upgrade request/response) */
+  CM_EV_WS_MSG = 13,    /* ev_data: struct cm_ws_msg * */
+  CM_EV_WS_CTL = 14,    /* ev_data: struct cm_ws_msg * */
+  CM_EV_MQTT_CMD = 15,
+  CM_EV_MQTT_MSG = 16,
+  CM_EV_MQTT_OPEN = 17, /* ev_data: int *connack_code */
+  CM_EV_SNTP_TIME = 18, /* ev_data: int64_t *epoch_ms */
+  CM_EV_WAKEUP = 19,    /* ev_data: struct cm_str *payload */
+  CM_EV_USER = 22       /* first number free for applications */
+};
+
+/* ----------------------------------------------------------------- basics */
+/* A view of bytes owned by someone else; never freed through this struct. */
+struct cm_str {
+  const char *buf;
+  size_t len;
+};
+
+/* Returns a view of the NUL-terminated string s (not copied). */
+struct cm_str cm_str_c(const char *s);
+/* Returns a view of len bytes at buf (not copied). */
+struct cm_str cm_str_n(const char *buf, size_t len);
+
+/*
+ * A growable byte buffer, consumed from the front by advancing an offset so
+ * that consuming is O(1); the unconsumed bytes are moved to the front only
+ * when room is needed at the back.
+ * Data: ptr[off .. off+len).  Allocation: ptr[0 .. cap).  Owned by whoever
+ * holds the struct; release with cm_buf_free().
+ */
+struct cm_buf {
+  uint8_t *ptr;
+  size_t off;
+  size_t len;
+  size_t cap;
+};
+
+/* First unconsumed byte; valid until the next call that changes the buffer. */
+static inline uint8_t *cm_buf_data(const struct cm_buf *b) {
+  return b->ptr == NULL ? NULL : b->ptr + b->off;
+}
+/* Makes room for at least n more bytes after the data.  Returns 0, or -1 when
+ * memory runs out (the buffer is unchanged). */
+int cm_buf_reserve(struct cm_buf *b, size_t n);
+/* Appends n bytes copied from p.  Returns 0, or -1 when memory runs out. */
+int cm_buf_append(struct cm_buf *b, const void *p, size_t n);
+/* Drops the first n bytes of data (all of it if n >= len). */
+void cm_buf_consume(struct cm_buf *b, size_t n);
+/* Removes n bytes at offset ofs of the data, keeping what follows. */
+void cm_buf_delete(struct cm_buf *b, size_t ofs, size_t n);
+/* Frees the allocation; the struct reads as empty afterwards. */
+void cm_buf_free(struct cm_buf *b);
+/* Shrinks the allocation to fit the data when much of it is unused. */
+void cm_buf_trim(struct cm_buf *b);
+
+/* Monotonic milliseconds since an arbitrary point. */
+uint64_t cm_millis(void);
+
+/* ---------------------------------------------------------------- logging */
+enum { CM_LL_NONE = 0, CM_LL_ERROR = 1, CM_LL_INFO = 2, CM_LL_DEBUG = 3, CM_LL_VERBOSE = 4 };
+/* Sets the global log level (default CM_LL_NONE).  Thread-safe. */
+void cm_log_set(int level);
+/* Returns the global log level. */
+int cm_log_get(void);
+/* Writes one log line to stderr if level <= the global level. */
+void cm_log(int level, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define CM_LOG(level, ...)                                        \
+  do {                                                            \
+    if ((level) <= cm_log_get()) cm_log(level, __FILE__, __LINE__, __VA_ARGS__); \
+  } while (0)
+#define CM_ERROR(...) CM_LOG(CM_LL_ERROR, __VA_ARGS__)
+#define CM_INFO(...) CM_LOG(CM_LL_INFO, __VA_ARGS__)
+#define CM_DEBUG(...) CM_LOG(CM_LL_DEBUG, __VA_ARGS__)
+#define CM_VERBOSE(...) CM_LOG(CM_LL_VERBOSE, __VA_ARGS__)
+
+/* ------------------------------------------------------------ addresses */
+/* An IPv4 or IPv6 address and port.  ip holds 4 or 16 bytes, network order;
+ * port is in host order. */
+struct cm_addr {
+  uint8_t ip[16];
+  uint16_t port;
+  bool is_ip6;
+};
+/* Writes "1.2.3.4" or "::1" (no port) into buf; returns buf. */
+char *cm_addr_ip_str(const struct cm_addr *a, char *buf, size_t len);
+
+/* ---------------------------------------------------------- connections */
+struct cm_conn;
+struct cm_mgr;
+/* An event handler.  c: the connection; ev: CM_EV_*; ev_data: see the enum. */
+typedef void (*cm_event_fn)(struct cm_conn *c, int ev, void *ev_data);
+
+struct cm_conn {
+  struct cm_conn *next, *prev; /* manager's list of live connections */
+  struct cm_mgr *mgr;          /* owner */
+  unsigned long id;            /* unique per manager, never 0, never reused */
+  int fd;                      /* socket, -1 for none */
+  struct cm_addr loc;          /* local address */
+  struct cm_addr rem;          /* remote address (for a UDP listener: last sender) */
+  struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
+  struct cm_buf send;          /* bytes queued, not yet written to the socket */
+  size_t recv_limit;           /* reading pauses (is_full) while recv.len >= this */
+  cm_event_fn fn;              /* user handler, may be NULL */
+  void *fn_data;               /* for the user handler; not owned */
+  cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
+  void *pfn_data;              /* protocol state; the protocol frees it on CLOSE */
+  void *ext;                   /* for language bindings; not touched by the library */
+  void *tls;                   /* transport state of TLS, NULL on plain sockets */
+  uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
+  uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
+  struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
+  unsigned epoll_events;       /* internal: interest registered with epoll */
+  unsigned is_listening : 1;   /* a listening socket */
+  unsigned is_client : 1;      /* made by cm_connect() */
+  unsigned is_accepted : 1;    /* made by accept() from a listener */
+  unsigned is_udp : 1;         /* datagram socket */
+  unsigned is_websocket : 1;   /* upgraded to WebSocket */
+  unsigned is_tls : 1;         /* TLS is on for this connection */
+  unsigned is_tls_hs : 1;      /* TLS handshake in progress */
+  unsigned is_resolving : 1;   /* host name lookup in progress */
+  unsigned is_connecting : 1;  /* non-blocking connect in progress */
+  unsigned is_readable : 1;    /* the last poll found the socket readable */
+  unsigned is_writable : 1;    /* the last poll found the socket writable */
+  unsigned is_full : 1;        /* recv reached recv_limit: reading is paused */
+  unsigned is_draining : 1;    /* close once send is flushed */
+  unsigned is_closing : 1;     /* will be closed at the end of this poll */
+  unsigned is_internal : 1;    /* the library's own (wakeup pipe); hidden from bindings */
+  unsigned is_dirty : 1;       /* internal: queued for flushing */
+  unsigned is_eof : 1;         /* internal: the peer closed its side */
+};
+
+/*
+ * Starts listening on url: "tcp://ip:port", "udp://ip:port" ("http://",
+ * "ws://" and other schemes listen as TCP; protocol handlers are attached by
+ * their own functions).  IPv6 literals go in brackets: "tcp://[::1]:0".
+ * Port 0 picks a free port; read it back from c->loc.port.
+ * fn/fn_data become the handler of the listener and of every accepted child.
+ * Returns the listening connection (OPEN already delivered), or NULL with
+ * errno set when the URL is invalid or the socket cannot be bound.
+ */
+struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
+
+/*
+ * Starts a non-blocking outbound connection to url ("tcp://host:port",
+ * "udp://host:port", or any scheme with a known default port).  Returns at
+ * once with the new connection (OPEN delivered); CONNECT or ERROR follows
+ * from cm_mgr_poll().  Returns NULL with errno set only when the URL cannot be
+ * parsed or memory runs out.
+ */
+struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
+
+/*
+ * Queues len bytes from buf for sending (copied).  The manager writes them
+ * during cm_mgr_poll().  Returns false when the connection is closing, or
+ * the queue would exceed mgr->send_limit, or memory runs out.
+ */
+bool cm_send(struct cm_conn *c, const void *buf, size_t len);
+/* cm_send() of a printf-formatted string.  Returns the number of bytes queued, 0 on failure. */
+size_t cm_printf(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
+
+/* Marks c for closing; it is closed (CLOSE delivered, memory freed) at the
+ * end of the current or next poll.  Safe from any handler, idempotent. */
+void cm_close(struct cm_conn *c);
+/* Stops reading, flushes c->send, then closes. */
+void cm_drain(struct cm_conn *c);
+/* Delivers CM_EV_ERROR with the formatted message to c, then marks it closing. */
+void cm_error(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Delivers ev to c's protocol handler, then to its user handler. */
+void cm_call(struct cm_conn *c, int ev, void *ev_data);
+/* Consumes n received bytes; resumes reading if the connection was full. */
+void cm_recv_consume(struct cm_conn *c, size_t n);
+/* Returns the live connection with this id, or NULL. */
+struct cm_conn *cm_conn_by_id(struct cm_mgr *mgr, unsigned long id);
+
+/* ----------------------------------------------------------------- timers */
+enum {
+  CM_TIMER_ONCE = 0,    /* fire once after period_ms */
+  CM_TIMER_REPEAT = 1,  /* fire every period_ms until cancelled */
+  CM_TIMER_RUN_NOW = 2  /* also fire at the first poll after creation */
+};
+typedef void (*cm_timer_fn)(void *arg);
+
+/*
+ * A timer.  Storage: either given by the caller to cm_timer_start() (it must
+ * stay valid until release is called, or until the manager is freed when
+ * release is NULL), or allocated by cm_timer_add() and freed by the manager.
+ */
+struct cm_timer {
+  uint64_t period_ms;      /* interval */
+  uint64_t expire_ms;      /* next time it fires (cm_millis() clock) */
+  unsigned flags;          /* CM_TIMER_* */
+  cm_timer_fn fn;          /* called in the poll thread */
+  void *arg;               /* for fn and release; not owned */
+  cm_timer_fn release;     /* called once when the manager stops referencing the timer */
+  volatile int cancelled;  /* set by cm_timer_cancel(); read with atomics */
+  size_t heap_index;       /* internal */
+  bool owned_by_mgr;       /* internal: allocated by cm_timer_add() */
+};
+
+/* Adds timer t (caller's storage) to mgr.  Poll thread only. */
+void cm_timer_start(struct cm_mgr *mgr, struct cm_timer *t, uint64_t period_ms, unsigned flags,
+                    cm_timer_fn fn, void *arg, cm_timer_fn release);
+/* Allocates and starts a timer owned by mgr.  Returns it (valid until it has
+ * fired for the last time or has been cancelled and swept), or NULL on ENOMEM. */
+struct cm_timer *cm_timer_add(struct cm_mgr *mgr, uint64_t period_ms, unsigned flags,
+                              cm_timer_fn fn, void *arg);
+/* Cancels t: fn is not called again.  Safe from any thread; the manager drops
+ * the timer (and calls release) at its next poll. */
+void cm_timer_cancel(struct cm_mgr *mgr, struct cm_timer *t);
+/* True while t is scheduled and not cancelled. */
+bool cm_timer_active(const struct cm_timer *t);
+
+/* ---------------------------------------------------------------- manager */
+/* Called around the blocking wait of cm_mgr_poll(); arg is mgr->hook_data. */
+typedef void (*cm_hook_fn)(void *arg);
+
+struct cm_wakeup_q; /* internal */
+
+struct cm_mgr {
+  struct cm_conn *conns;       /* live connections, newest first */
+  size_t nconns;               /* how many */
+  unsigned long next_id;       /* id of the next connection */
+  int epfd;                    /* epoll descriptor */
+  struct cm_timer **timers;    /* min-heap on expire_ms */
+  size_t ntimers, timers_cap;
+  volatile int timers_cancelled; /* set by cm_timer_cancel() from any thread */
+  struct cm_conn *dirty;       /* connections with queued output or closing */
+  struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
+  unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
+  cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
+  cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
+  void *hook_data;
+  size_t recv_limit;           /* default c->recv_limit for new connections (1 MiB) */
+  size_t send_limit;           /* cap on c->send.len; 0 means no cap (default) */
+  size_t max_conns;            /* accept() pauses at this many connections; 0: no cap */
+  uint64_t now_ms;             /* cm_millis() at the start of the current poll */
+  void *userdata;              /* for the application; not touched */
+  int polling;                 /* internal: inside cm_mgr_poll() */
+};
+
+/* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
+int cm_mgr_init(struct cm_mgr *mgr);
+/* Closes every connection (each gets CLOSE), drops every timer (calling
+ * release), and frees all the manager's memory.  mgr may be re-initialised. */
+void cm_mgr_free(struct cm_mgr *mgr);
+/*
+ * One turn of the loop: flushes queued output, waits up to timeout_ms for
+ * socket activity (less if a timer is due), dispatches events, runs due
+ * timers, delivers POLL to every connection, and closes what was marked.
+ * Returns 0, or -1 with errno EINTR when a signal interrupted the wait.
+ */
+int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
+
+/* -------------------------------------------------------------- wakeup */
+/* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
+ * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */
+int cm_wakeup_init(struct cm_mgr *mgr);
+/*
+ * Thread-safe: queues a copy of len bytes at buf for connection conn_id; the
+ * poll thread delivers CM_EV_WAKEUP with a struct cm_str of them, in the
+ * order sent.  Payloads of any size.  Returns false when wakeup was not
+ * enabled or memory runs out.  Payloads for a connection that no longer
+ * exists are dropped.
+ */
+bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "cymongoose/util.h"
+#include "cymongoose/http.h"
+#include "cymongoose/ws.h"
+
+#endif /* CYMONGOOSE_H */
