@@ -129,6 +129,24 @@ struct cm_addr {
 /* Writes "1.2.3.4" or "::1" (no port) into buf; returns buf. */
 char *cm_addr_ip_str(const struct cm_addr *a, char *buf, size_t len);
 
+/* ------------------------------------------------------------------ URLs */
+/* URL parts.  Each returns a view into url (not copied), empty when absent.
+ * Accepted shape: [scheme://][user[:pass]@]host[:port][/path][?query][#frag],
+ * where host may be an IPv6 literal in brackets. */
+struct cm_str cm_url_scheme(const char *url); /* "http"; empty without "://" */
+struct cm_str cm_url_host(const char *url);   /* "::1" for "[::1]" (no brackets) */
+struct cm_str cm_url_user(const char *url);
+struct cm_str cm_url_pass(const char *url);
+struct cm_str cm_url_uri(const char *url);    /* from the first "/" after the host; "/" when none */
+/* The explicit port, else the scheme's default (http/ws 80, https/wss 443,
+ * mqtt 1883, mqtts 8883, sntp/udp-ntp 123), else 0. */
+uint16_t cm_url_port(const char *url);
+/* True for https, wss, mqtts, tls, ssl (case-insensitive). */
+bool cm_url_is_ssl(const char *url);
+/* Parses a numeric IPv4 or IPv6 host (no brackets) into a; "localhost" gives
+ * 127.0.0.1.  Returns false for names that need DNS. */
+bool cm_aton(struct cm_str host, struct cm_addr *a);
+
 /* ---------------------------------------------------------- connections */
 struct cm_conn;
 struct cm_mgr;
