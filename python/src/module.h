@@ -42,4 +42,24 @@ int cm_py_tls_exec(PyObject *m);      /* tls.c: TlsOpts */
 int cm_py_funcs_exec(PyObject *m);    /* funcs.c: json_*, url_*, match, hashes, ... */
 int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
 
+/*
+ * Event data as Python objects (messages.c).  For events whose ev_data is a
+ * message (HTTP_HDRS, HTTP_MSG, WS_OPEN, WS_MSG, WS_CTL, MQTT_CMD, MQTT_MSG)
+ * cm_py_message_new returns a new view object over ev_data, or NULL with an
+ * exception set; it returns Py_None (new reference) for events it does not
+ * handle.  The view must be passed to cm_py_message_invalidate once the
+ * handler returns: afterwards it reads as empty and never touches ev_data.
+ */
+PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data);
+void cm_py_message_invalidate(PyObject *view);
+
+/*
+ * Connection methods contributed by protocol files (conn_http.c, conn_ws.c,
+ * ...) are listed in conn_methods.h and spliced into the Connection type's
+ * method table by connection.c.  Such a method gets the Connection object and
+ * calls cm_py_conn_get(self) for the live struct cm_conn (NULL with
+ * RuntimeError("Connection has been closed") set after CLOSE).
+ */
+struct cm_conn *cm_py_conn_get(PyObject *conn);
+
 #endif
