@@ -188,7 +188,10 @@ struct cm_conn {
   unsigned is_full : 1;        /* recv reached recv_limit: reading is paused */
   unsigned is_draining : 1;    /* close once send is flushed */
   unsigned is_closing : 1;     /* will be closed at the end of this poll */
-  unsigned is_internal : 1;    /* the library's own (wakeup pipe); hidden from bindings */
+  unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
+                                  socket): readiness goes to pfn as CM_EV_READ with
+                                  ev_data unsigned *epoll_events; hidden from bindings,
+                                  gets no POLL; CLOSE goes to pfn only */
   unsigned is_dirty : 1;       /* internal: queued for flushing */
   unsigned is_eof : 1;         /* internal: the peer closed its side */
   unsigned is_write_blocked : 1; /* internal: the socket refused the last write */

@@ -37,8 +37,7 @@ void cm__timers_run(struct cm_mgr *mgr, uint64_t now);
 int cm__timers_wait_ms(struct cm_mgr *mgr, uint64_t now, int max_ms);
 void cm__timers_free(struct cm_mgr *mgr);
 
-/* Wakeup (wakeup.c): drains the queue, delivering WAKEUP events. */
-void cm__wakeup_dispatch(struct cm_mgr *mgr);
+/* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 
 /* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */

@@ -28,7 +28,8 @@ int cm_mgr_init(struct cm_mgr *mgr) {
 static void close_conn(struct cm_conn *c) {
   struct cm_mgr *mgr = c->mgr;
   CM_DEBUG("conn %lu: closed", c->id);
-  cm_call(c, CM_EV_CLOSE, NULL);
+  if (c->is_internal) c->pfn(c, CM_EV_CLOSE, NULL);
+  else cm_call(c, CM_EV_CLOSE, NULL);
   bool was_at_cap = mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns;
   cm__conn_free(c);
   if (was_at_cap) {
@@ -72,7 +73,9 @@ static void dispatch(struct cm_conn *c, unsigned events) {
   c->is_writable = (events & EPOLLOUT) != 0;
   if (c->is_closing) return;
   if (c->is_internal) {
-    cm__wakeup_dispatch(c->mgr);
+    /* The library's own descriptors (wakeup eventfd, resolver sockets)
+     * handle readiness in their protocol handler; ev_data: the epoll bits. */
+    c->pfn(c, CM_EV_READ, &events);
   } else if (c->is_connecting) {
     cm__sock_connected(c);
   } else if (c->is_listening && !c->is_udp) {

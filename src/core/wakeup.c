@@ -23,6 +23,8 @@ struct cm_wakeup_q {
   int efd;
 };
 
+static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data);
+
 int cm_wakeup_init(struct cm_mgr *mgr) {
   if (mgr->wakeup != NULL) return 0;
   struct cm_wakeup_q *q = calloc(1, sizeof(*q));
@@ -44,6 +46,7 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
   }
   c->epoll_events = EPOLLIN;
   c->is_internal = 1;
+  c->pfn = wakeup_pfn;
   pthread_mutex_init(&q->lock, NULL);
   mgr->wakeup_id = c->id;
   /* Published last: other threads test mgr->wakeup to know it is usable. */
@@ -76,7 +79,11 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
   return true;
 }
 
-void cm__wakeup_dispatch(struct cm_mgr *mgr) {
+/* Protocol handler of the internal eventfd connection. */
+static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev != CM_EV_READ) return;
+  struct cm_mgr *mgr = wc->mgr;
   struct cm_wakeup_q *q = mgr->wakeup;
   uint64_t count;
   ssize_t n = read(q->efd, &count, sizeof(count));
