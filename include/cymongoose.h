@@ -284,6 +284,7 @@ bool cm_timer_active(const struct cm_timer *t);
 typedef void (*cm_hook_fn)(void *arg);
 
 struct cm_wakeup_q; /* internal */
+struct cm_dns;      /* internal */
 
 struct cm_mgr {
   struct cm_conn *conns;       /* live connections, newest first */
@@ -296,6 +297,7 @@ struct cm_mgr {
   struct cm_conn *dirty;       /* connections with queued output or closing */
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
+  struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
   void *hook_data;
@@ -340,5 +342,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/util.h"
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
+#include "cymongoose/dns.h"
+#include "cymongoose/sntp.h"
 
 #endif /* CYMONGOOSE_H */

@@ -37,6 +37,10 @@ void cm__timers_run(struct cm_mgr *mgr, uint64_t now);
 int cm__timers_wait_ms(struct cm_mgr *mgr, uint64_t now, int max_ms);
 void cm__timers_free(struct cm_mgr *mgr);
 
+/* Resolver (src/net/dns.c): frees it at cm_mgr_free(), after connections
+ * and timers. */
+void cm__dns_free(struct cm_mgr *mgr);
+
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 

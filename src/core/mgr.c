@@ -55,7 +55,7 @@ static void flush(struct cm_mgr *mgr) {
         cm_error(c, "%s", msg);
         free(msg);
       }
-      if (!c->is_closing && !c->is_connecting && c->send.len > 0 && !c->is_write_blocked)
+      if (!c->is_closing && !c->is_connecting && !c->is_resolving && c->send.len > 0 && !c->is_write_blocked)
         cm__sock_write(c);
       if (c->is_draining && (c->send.len == 0 || c->fd < 0)) c->is_closing = 1;
       if (c->is_closing) {
@@ -132,6 +132,7 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next) c->is_closing = 1;
   while (mgr->conns != NULL) close_conn(mgr->conns);
   cm__timers_free(mgr);
+  cm__dns_free(mgr);
   cm__wakeup_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;

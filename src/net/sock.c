@@ -158,11 +158,8 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   if (cm_aton(host, &a)) {
     a.port = port;
     cm__sock_connect(c, &a);
-  } else {
-    char msg[300];
-    snprintf(msg, sizeof(msg), "cannot resolve '%.*s': host names need the DNS resolver",
-             (int)host.len, host.buf);
-    cm__conn_defer_error(c, msg);
+  } else if (!cm_resolve(c, url)) { /* RESOLVE, then the connect (src/net/dns.c) */
+    cm__conn_defer_error(c, "cannot resolve: out of memory");
   }
   return c;
 }
