@@ -39,7 +39,7 @@ int64_t cm_sntp_to_unix_ms(uint64_t ntp_ts) {
   /* Era 0 ends in 2036; a clear top bit means the counter has wrapped. */
   if ((secs & 0x80000000u) == 0) secs += 1ULL << 32;
   int64_t unix_secs = (int64_t)secs - (int64_t)CM_SNTP_UNIX_OFFSET;
-  return unix_secs * 1000 + (int64_t)((frac * 1000) >> 32);
+  return unix_secs * 1000 + (int64_t)((frac * 1000 + 0x80000000u) >> 32); /* rounded */
 }
 
 int cm_sntp_parse_reply(const uint8_t *buf, size_t len, uint64_t expected_origin,
