@@ -22,8 +22,8 @@ struct cm_str *cm_http_get_header(struct cm_http_msg *hm, const char *name) {
 
 bool cm_http_has_token(struct cm_str value, const char *token) {
   size_t n = strlen(token);
+  if (value.buf == NULL) return false;
   const char *p = value.buf, *end = value.buf + value.len;
-  if (p == NULL) return false;
   while (p < end) {
     const char *comma = memchr(p, ',', (size_t) (end - p));
     const char *stop = comma != NULL ? comma : end;

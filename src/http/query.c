@@ -28,9 +28,9 @@ int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bo
 
 int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len) {
   size_t n = strlen(name);
-  const char *p = buf.buf, *end = buf.buf + buf.len;
   if (dst != NULL && dst_len > 0) dst[0] = '\0';
-  if (p == NULL || n == 0) return -1;
+  if (buf.buf == NULL || n == 0) return -1;
+  const char *p = buf.buf, *end = buf.buf + buf.len;
   while (p < end) {
     const char *amp = memchr(p, '&', (size_t) (end - p));
     const char *stop = amp != NULL ? amp : end;
