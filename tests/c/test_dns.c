@@ -179,6 +179,15 @@ static void nop_fn(struct cm_conn *c, int ev, void *ev_data) {
   (void)c, (void)ev, (void)ev_data;
 }
 
+/* Server side that counts the bytes it receives (fn_data: size_t *). */
+static void count_fn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev == CM_EV_READ) {
+    *(size_t *)c->fn_data += c->recv.len;
+    cm_recv_consume(c, c->recv.len);
+  }
+}
+
 /* ---- tests against dnsmasq */
 
 static void connect_by_name_resolves_before_connect(void **state) {
@@ -187,7 +196,8 @@ static void connect_by_name_resolves_before_connect(void **state) {
   struct cm_mgr mgr;
   assert_int_equal(cm_mgr_init(&mgr), 0);
   use_dnsmasq(&mgr);
-  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.5:0", nop_fn, NULL);
+  size_t received = 0;
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.5:0", count_fn, &received);
   assert_non_null(l);
   const char *names[] = {"host.test", "alias.test"}; /* A record, then CNAME to it */
   for (int k = 0; k < 2; k++) {
@@ -198,6 +208,7 @@ static void connect_by_name_resolves_before_connect(void **state) {
     assert_non_null(c);
     assert_true(c->is_resolving);
     assert_int_equal(cl.resolved, 0); /* never inside cm_connect */
+    assert_true(cm_send(c, "hello", 5)); /* queued until connected */
     poll_until(&mgr, &cl.connected, 3000);
     assert_int_equal(cl.errors, 0);
     assert_int_equal(cl.connected, 1);
@@ -208,6 +219,9 @@ static void connect_by_name_resolves_before_connect(void **state) {
     assert_false(c->rem.is_ip6);
     assert_memory_equal(c->rem.ip, ((uint8_t[]){127, 0, 0, 5}), 4);
     assert_int_equal(c->rem.port, l->loc.port);
+    size_t want = 5 * (size_t)(k + 1);
+    for (int i = 0; i < 200 && received < want; i++) cm_mgr_poll(&mgr, 10);
+    assert_int_equal(received, want);
     cm_close(c);
     poll_until(&mgr, &cl.closed, 1000);
   }
