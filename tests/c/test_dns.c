@@ -129,17 +129,24 @@ static void responder_tcp_fn(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
-static void start_responder(struct cm_mgr *mgr, struct responder *r, int mode) {
+/* Starts the responder on ip ("127.0.0.1" or "[::1]") and makes it mgr's
+ * only DNS server. */
+static void start_responder_on(struct cm_mgr *mgr, struct responder *r, int mode, const char *ip) {
   memset(r, 0, sizeof(*r));
   r->mode = mode;
-  r->udp = cm_listen(mgr, "udp://127.0.0.1:0", responder_udp_fn, r);
-  assert_non_null(r->udp);
   char url[64];
-  snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", r->udp->loc.port);
+  snprintf(url, sizeof(url), "udp://%s:0", ip);
+  r->udp = cm_listen(mgr, url, responder_udp_fn, r);
+  assert_non_null(r->udp);
+  snprintf(url, sizeof(url), "tcp://%s:%u", ip, r->udp->loc.port);
   r->tcp = cm_listen(mgr, url, responder_tcp_fn, r);
   assert_non_null(r->tcp);
-  snprintf(url, sizeof(url), "udp://127.0.0.1:%u", r->udp->loc.port);
+  snprintf(url, sizeof(url), "udp://%s:%u", ip, r->udp->loc.port);
   assert_int_equal(cm_mgr_set_dns(mgr, url), 0);
+}
+
+static void start_responder(struct cm_mgr *mgr, struct responder *r, int mode) {
+  start_responder_on(mgr, r, mode, "127.0.0.1");
 }
 
 /* ---- a client that records its events */
@@ -413,6 +420,23 @@ static void servfail_gives_error(void **state) {
   cm_mgr_free(&mgr);
 }
 
+static void ipv6_server(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct responder r;
+  start_responder_on(&mgr, &r, ANSWER, "[::1]");
+  struct client cl = {0};
+  struct cm_conn *u = cm_listen(&mgr, "udp://127.0.0.1:0", client_fn, &cl);
+  assert_true(cm_resolve(u, "udp://v6server.example:53"));
+  poll_until(&mgr, &cl.resolved, 3000);
+  assert_int_equal(cl.errors, 0);
+  assert_int_equal(cl.resolved, 1);
+  assert_memory_equal(u->rem.ip, ((uint8_t[]){127, 0, 0, 9}), 4);
+  assert_true(r.udp_queries >= 1);
+  cm_mgr_free(&mgr);
+}
+
 static void silence_times_out(void **state) {
   (void)state;
   struct cm_mgr mgr;
@@ -545,6 +569,7 @@ int main(void) {
       cmocka_unit_test(hosts_file_needs_no_server),
       cmocka_unit_test(numeric_resolve_is_delivered_from_poll),
       cmocka_unit_test(servfail_gives_error),
+      cmocka_unit_test(ipv6_server),
       cmocka_unit_test(silence_times_out),
       cmocka_unit_test(truncated_answer_retries_over_tcp),
       cmocka_unit_test(cancel_keeps_connection_quiet),

@@ -294,6 +294,35 @@ static void scripted_good_reply_and_duplicates(void **state) {
   cm_mgr_free(&mgr);
 }
 
+static void server_by_host_name(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  /* The name comes from a hosts file; the DNS server is never asked. */
+  assert_int_equal(cm_mgr_set_dns(&mgr, "udp://127.0.0.1:9"), 0);
+  char path[128];
+  snprintf(path, sizeof(path), "/tmp/cm-test-sntp-hosts-%d", (int)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "127.0.0.1 ntp.example\n");
+  fclose(f);
+  setenv("CARES_HOSTS", path, 1);
+  struct responder r;
+  struct cm_conn *l = start_responder(&mgr, &r, GOOD);
+  char url[64];
+  snprintf(url, sizeof(url), "sntp://ntp.example:%u", l->loc.port);
+  struct sntp_client s = {0};
+  struct cm_conn *c = cm_sntp_connect(&mgr, url, sntp_fn, &s);
+  assert_true(c->is_resolving);
+  poll_until(&mgr, &s.times, 1, 3000);
+  unsetenv("CARES_HOSTS");
+  unlink(path);
+  assert_int_equal(s.errors, 0);
+  assert_int_equal(s.times, 1);
+  assert_int_equal(c->rem.port, l->loc.port);
+  cm_mgr_free(&mgr);
+}
+
 static void scripted_bad_replies_give_errors(void **state) {
   (void)state;
   struct {
@@ -346,6 +375,7 @@ int main(void) {
       cmocka_unit_test(codec_era_rollover),
       cmocka_unit_test(chrony_gives_time_and_answers_again),
       cmocka_unit_test(scripted_good_reply_and_duplicates),
+      cmocka_unit_test(server_by_host_name),
       cmocka_unit_test(scripted_bad_replies_give_errors),
       cmocka_unit_test(request_on_other_connections_is_refused),
   };
