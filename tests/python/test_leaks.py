@@ -133,11 +133,13 @@ def test_unclosed_manager_in_a_cycle_is_collected_and_closed():
 
 def test_timer_and_callback_cycle_is_collected():
     class Tick:
-        pass
+        def fire(self):
+            pass
 
     mgr = cm.Manager()
     tick = Tick()
-    tick.timer = mgr.timer_add(60_000, lambda: tick, repeat=True)
+    # timer -> bound method -> tick -> mgr -> (the manager's reference) timer
+    tick.timer = mgr.timer_add(60_000, tick.fire, repeat=True)
     tick.mgr = mgr
     probe = weakref.ref(tick)
     del tick, mgr
