@@ -302,3 +302,24 @@ def test_subclassing_manager():
 
     with Sub() as m:
         assert m.extra == 1 and m.wakeup_id > 0
+
+
+def test_stub_declares_every_public_name():
+    import ast
+    import os
+    stub = os.path.join(os.path.dirname(cm._mongoose.__file__), "_mongoose.pyi")
+    tree = ast.parse(open(stub).read())
+    declared = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            declared.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            declared.add(node.target.id)
+    public = {n for n in dir(cm._mongoose) if not n.startswith("_")}
+    assert public - declared == set()
+    for cls in ("Manager", "Connection", "Timer"):
+        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+        members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        members |= {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+        real = {n for n in dir(getattr(cm, cls)) if not n.startswith("_")}
+        assert real - members == set(), cls
