@@ -165,7 +165,9 @@ static PyObject *conn_error(cm_py_conn *co, PyObject *message) {
   if (msg == NULL) return NULL;
   cm_py_manager *mo = cm_py_manager_of(c->mgr);
   Py_INCREF(mo);
+  cm_py_core_enter(mo);
   cm_error(c, "%s", msg); /* ERROR reaches the handler right now */
+  cm_py_core_leave(mo);
   int rc = cm_py_raise_pending(mo);
   Py_DECREF(mo);
   if (rc < 0) return NULL;

@@ -34,9 +34,10 @@ typedef struct {
   cm_py_timer *timers;      /* Python timers started and not yet released */
   PyObject *weakreflist;
   long wakeups_in_flight;   /* wakeup() calls copying without the GIL */
+  int busy;                 /* depth of C calls that may run callbacks */
   bool ready;               /* cm_mgr_init() done and close() not yet */
   bool closing;             /* inside cm_mgr_free() */
-  bool close_requested;     /* close() was called during poll() */
+  bool close_requested;     /* close() was called while busy */
   bool polling;             /* inside poll() */
   bool stop_requested;      /* run(): a signal arrived */
 } cm_py_manager;
@@ -65,6 +66,15 @@ struct cm_py_timer {
 static inline cm_py_manager *cm_py_manager_of(struct cm_mgr *m) {
   return (cm_py_manager *)((char *)m - offsetof(cm_py_manager, mgr));
 }
+
+/*
+ * Brackets every call into the core that may deliver events synchronously
+ * (cm_mgr_poll, cm_listen, cm_connect, cm_error, protocol connects): a
+ * callback calling Manager.close() meanwhile only requests the close, which
+ * cm_py_core_leave() performs once the outermost call is back.
+ */
+static inline void cm_py_core_enter(cm_py_manager *mo) { mo->busy++; }
+void cm_py_core_leave(cm_py_manager *mo);
 
 /* Exec functions creating the three types into the module state. */
 int cm_py_manager_exec(PyObject *m, cm_py_state *st);
@@ -101,9 +111,12 @@ void cm_py_conn_detach(cm_py_conn *co);
  * For Manager methods that open connections (ws_connect, mqtt_connect, ...):
  * cm_py_conn_prepare() checks that mo is usable and returns a new Connection
  * to pass as fn_data with fn = cm_py_on_event (NULL with an exception set);
+ * on success it has entered the core (cm_py_core_enter), so call it after
+ * parsing arguments and always follow it with cm_py_conn_finish().
  * cm_py_conn_finish() takes the C function's result: on NULL it raises
  * RuntimeError naming what/url and errno, else it makes sure co is bound to c
- * and returns co.  Either way it consumes the reference to co.
+ * and returns co.  Either way it consumes the reference to co and leaves the
+ * core.
  */
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,

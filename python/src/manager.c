@@ -65,6 +65,10 @@ static void do_close(cm_py_manager *mo) {
   mo->close_requested = false;
 }
 
+void cm_py_core_leave(cm_py_manager *mo) {
+  if (--mo->busy == 0 && mo->close_requested) do_close(mo);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
@@ -175,9 +179,10 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   if (check_usable(mo) < 0) return NULL;
   Py_INCREF(mo);
   mo->polling = true;
+  cm_py_core_enter(mo);
   cm_mgr_poll(&mo->mgr, (int)timeout);
   mo->polling = false;
-  if (mo->close_requested) do_close(mo);
+  cm_py_core_leave(mo);
   int rc = cm_py_raise_pending(mo);
   Py_DECREF(mo);
   if (rc < 0) return NULL;
@@ -254,8 +259,8 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 
 static PyObject *mgr_close(cm_py_manager *mo, PyObject *unused) {
   (void)unused;
-  if (mo->polling) {
-    mo->close_requested = true; /* poll() closes once the core is done */
+  if (mo->busy > 0) {
+    mo->close_requested = true; /* done once the core is back (cm_py_core_leave) */
     Py_RETURN_NONE;
   }
   do_close(mo);
@@ -281,7 +286,9 @@ static PyObject *mgr_exit(cm_py_manager *mo, PyObject *args) {
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler) {
   if (check_usable(mo) < 0) return NULL;
   if (check_handler(handler, "handler") < 0) return NULL;
-  return cm_py_conn_new(mo->st, handler);
+  cm_py_conn *co = cm_py_conn_new(mo->st, handler);
+  if (co != NULL) cm_py_core_enter(mo);
+  return co;
 }
 
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
@@ -289,11 +296,13 @@ PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c
   if (c == NULL) {
     int err = errno;
     Py_DECREF(co);
+    cm_py_core_leave(mo);
     PyErr_Format(PyExc_RuntimeError, "%s %s failed: %s", what, url,
                  err != 0 ? strerror(err) : "unknown error");
     return NULL;
   }
-  if (c->ext == NULL) cm_py_conn_attach(co, c); /* no event has reached it yet */
+  if (c->ext == NULL && co->c == NULL) cm_py_conn_attach(co, c); /* no event reached it yet */
+  cm_py_core_leave(mo); /* may close the manager: co is detached then */
   if (cm_py_raise_pending(mo) < 0) {
     Py_DECREF(co);
     return NULL;
@@ -335,12 +344,11 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   co->http = http;
   errno = 0;
   struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
-  PyObject *res = cm_py_conn_finish(mo, co, c, what, url);
-  if (res != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c) < 0) {
+  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c) < 0) {
     cm_close(c);
-    Py_CLEAR(res);
+    cm_py_report(mo); /* the connection exists: report, then return it closing */
   }
-  return res;
+  return cm_py_conn_finish(mo, co, c, what, url);
 }
 
 static PyObject *mgr_listen(cm_py_manager *mo, PyObject *args, PyObject *kwds) {

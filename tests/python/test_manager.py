@@ -323,3 +323,22 @@ def test_stub_declares_every_public_name():
         members |= {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
         real = {n for n in dir(getattr(cm, cls)) if not n.startswith("_")}
         assert real - members == set(), cls
+
+
+def test_close_from_a_handler_run_by_listen_or_error():
+    def close_on_open(conn, ev, data):
+        if ev == cm.MG_EV_OPEN:
+            mgr.close()  # inside listen(): deferred until listen() is back
+
+    mgr = cm.Manager(close_on_open)
+    lst = mgr.listen("tcp://127.0.0.1:0")
+    assert mgr.closed and lst.id == 0
+
+    def close_on_error(conn, ev, data):
+        if ev == cm.MG_EV_ERROR:
+            mgr.close()  # inside conn.error()
+
+    mgr = cm.Manager(close_on_error)
+    lst = mgr.listen("tcp://127.0.0.1:0")
+    lst.error("stop")
+    assert mgr.closed and lst.id == 0
