@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mgr_methods.h"
 #include "structmember.h"
 
 static void hook_before_sleep(void *arg) {
@@ -364,23 +365,18 @@ static PyObject *not_yet(const char *name) {
   return NULL;
 }
 
-/* Placeholders until the protocol bindings land; each moves to its own file. */
-static PyObject *mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds) {
-  (void)self, (void)args, (void)kwds;
-  return not_yet("ws_connect");
-}
-static PyObject *mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds) {
-  (void)self, (void)args, (void)kwds;
-  return not_yet("mqtt_connect");
-}
-static PyObject *mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds) {
-  (void)self, (void)args, (void)kwds;
-  return not_yet("mqtt_listen");
-}
-static PyObject *mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds) {
-  (void)self, (void)args, (void)kwds;
-  return not_yet("sntp_connect");
-}
+/* Weak placeholders: the protocol bindings define the real ones (see
+ * mgr_methods.h). */
+#define NOT_YET(fn, name)                                                            \
+  __attribute__((weak)) PyObject *fn(PyObject *self, PyObject *args, PyObject *kwds) { \
+    (void)self, (void)args, (void)kwds;                                              \
+    return not_yet(name);                                                            \
+  }
+NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
+NOT_YET(cm_py_mgr_mqtt_connect, "mqtt_connect")
+NOT_YET(cm_py_mgr_mqtt_listen, "mqtt_listen")
+NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
+#undef NOT_YET
 
 /* ------------------------------------------------------------ timers, wakeup */
 
@@ -533,14 +529,9 @@ static PyMethodDef mgr_methods[] = {
      "listen(url, handler=None, *, http=None) -> Connection"},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
      "connect(url, handler=None, *, http=None) -> Connection"},
-    {"ws_connect", (PyCFunction)(void (*)(void))mgr_ws_connect, METH_VARARGS | METH_KEYWORDS,
-     "ws_connect(url, handler=None) -> Connection"},
-    {"mqtt_connect", (PyCFunction)(void (*)(void))mgr_mqtt_connect,
-     METH_VARARGS | METH_KEYWORDS, "mqtt_connect(url, handler=None, ...) -> Connection"},
-    {"mqtt_listen", (PyCFunction)(void (*)(void))mgr_mqtt_listen, METH_VARARGS | METH_KEYWORDS,
-     "mqtt_listen(url, handler=None) -> Connection"},
-    {"sntp_connect", (PyCFunction)(void (*)(void))mgr_sntp_connect,
-     METH_VARARGS | METH_KEYWORDS, "sntp_connect(url, handler=None) -> Connection"},
+#define CM_PY_MGR_METHODS_TABLE
+#include "mgr_methods.h"
+#undef CM_PY_MGR_METHODS_TABLE
     {"timer_add", (PyCFunction)(void (*)(void))mgr_timer_add, METH_FASTCALL | METH_KEYWORDS,
      "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
