@@ -342,3 +342,28 @@ def test_close_from_a_handler_run_by_listen_or_error():
     lst = mgr.listen("tcp://127.0.0.1:0")
     lst.error("stop")
     assert mgr.closed and lst.id == 0
+
+
+def test_poll_event_reaches_every_connection_every_poll():
+    polls = {}
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_POLL:
+            assert data is None
+            polls[conn] = polls.get(conn, 0) + 1
+
+    with cm.Manager(handler, enable_wakeup=True) as mgr:
+        conns = [mgr.listen("tcp://127.0.0.1:0") for _ in range(3)]
+        conns.append(mgr.listen("udp://127.0.0.1:0"))
+        for _ in range(5):
+            mgr.poll(0)
+        assert set(polls) == set(conns)  # the internal wakeup connection is not seen
+        assert all(n == 5 for n in polls.values())
+
+
+def test_http_flag_is_keyword_only():
+    with cm.Manager() as mgr:
+        with pytest.raises(TypeError):
+            mgr.listen("tcp://127.0.0.1:0", None, True)
+        with pytest.raises(TypeError):
+            mgr.listen()
