@@ -134,13 +134,14 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data) {
   }
   PyObject *h = co->handler != NULL ? co->handler : mo->handler;
   if (h != NULL && h != Py_None) {
-    PyObject *data = event_data(mo, ev, ev_data);
+    PyObject *evo = PyLong_FromLong(ev); /* a cached small int for CM_EV_* */
+    PyObject *data = evo == NULL ? NULL : event_data(mo, ev, ev_data);
     if (data == NULL) {
+      Py_XDECREF(evo);
       cm_py_report(mo);
     } else {
       Py_INCREF(h); /* the handler may replace itself */
       Py_INCREF(co);
-      PyObject *evo = PyLong_FromLong(ev); /* cached small int */
       PyObject *args[3] = {(PyObject *)co, evo, data};
       PyObject *res = PyObject_Vectorcall(h, args, 3, NULL);
       if (res == NULL) {

@@ -201,8 +201,17 @@ static PyMethodDef stop_on_signal_def = {
     "_stop_on_signal", mgr_stop_on_signal, METH_VARARGS,
     "Signal handler installed by Manager.run(): ends the loop."};
 
-/* signal.signal(signum, handler) -> the previous handler (new ref), or NULL. */
+/* signal.signal(signum, handler) -> the previous handler (new ref), or NULL.
+ * None (a handler not installed from Python, which cannot be put back)
+ * restores SIG_DFL. */
 static PyObject *set_signal(PyObject *signal_mod, int signum, PyObject *handler) {
+  if (handler == Py_None) {
+    PyObject *dfl = PyObject_GetAttrString(signal_mod, "SIG_DFL");
+    if (dfl == NULL) return NULL;
+    PyObject *r = PyObject_CallMethod(signal_mod, "signal", "iO", signum, dfl);
+    Py_DECREF(dfl);
+    return r;
+  }
   return PyObject_CallMethod(signal_mod, "signal", "iO", signum, handler);
 }
 
@@ -210,7 +219,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"poll_ms", NULL};
   int poll_ms = 100;
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i:run", kwlist, &poll_ms)) return NULL;
-  if (mo->polling) {
+  if (mo->busy > 0) {
     PyErr_SetString(PyExc_RuntimeError, "Manager.run() cannot be called from a callback");
     return NULL;
   }
@@ -390,11 +399,12 @@ static PyObject *mgr_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssiz
 
 static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"connection_id", "data", NULL};
-  unsigned long conn_id;
-  PyObject *data = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "k|O:wakeup", kwlist, &conn_id, &data)) {
+  PyObject *id_obj, *data = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:wakeup", kwlist, &id_obj, &data)) {
     return NULL;
   }
+  unsigned long conn_id = PyLong_AsUnsignedLong(id_obj);
+  if (conn_id == (unsigned long)-1 && PyErr_Occurred()) return NULL;
   Py_buffer view = {0};
   if (data != NULL && PyUnicode_Check(data)) {
     Py_ssize_t n;

@@ -367,3 +367,4 @@ def test_http_flag_is_keyword_only():
             mgr.listen("tcp://127.0.0.1:0", None, True)
         with pytest.raises(TypeError):
             mgr.listen()
+

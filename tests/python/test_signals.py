@@ -93,7 +93,8 @@ SERVE_WITH_RUN = textwrap.dedent("""
     mgr = cm.Manager()
     lst = mgr.listen("tcp://127.0.0.1:0")
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-    print("ready", lst.local_addr[1], flush=True)
+    # "ready" once run() has installed its handlers: from inside the loop.
+    mgr.timer_add(0, lambda: print("ready", lst.local_addr[1], flush=True))
     mgr.run(poll_ms=50)
     after = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     print("stopped closed=%s restored=%s" % (mgr.closed, before == after), flush=True)
@@ -113,8 +114,8 @@ PLAIN_POLL_LOOP = textwrap.dedent("""
     import cymongoose as cm
     mgr = cm.Manager()
     mgr.listen("tcp://127.0.0.1:0")
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)
         while True:
             mgr.poll(60000)   # a long wait: Ctrl+C must still get through
     except KeyboardInterrupt:

@@ -119,3 +119,14 @@ def test_wakeup_reaches_an_accepted_connection():
 
         assert poll_until(mgr, step)
         s.close()
+
+
+def test_wakeup_bad_arguments():
+    import pytest
+    with cm.Manager(enable_wakeup=True) as mgr:
+        with pytest.raises(OverflowError):
+            mgr.wakeup(-1, b"x")
+        with pytest.raises(TypeError):
+            mgr.wakeup("1", b"x")
+        with pytest.raises(TypeError):
+            mgr.wakeup(1, 5)
