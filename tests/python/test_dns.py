@@ -43,6 +43,12 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def peer_env():
+    """The environment for a peer program: without the sanitizer runtime
+    that scripts/python-asan.sh preloads into this interpreter."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def udp_port_taken(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -67,7 +73,8 @@ def dnsmasq(tmp_path_factory):
         "local=/test/\nhost-record=host.test,127.0.0.5,::5\nhost-record=v6.test,::1\n"
         "cname=alias.test,host.test\nuser=root\npid-file=\n" % port)
     log = open(d / "dnsmasq.log", "w")
-    proc = subprocess.Popen([exe, "--keep-in-foreground", "-C", str(conf)], stdout=log, stderr=log)
+    proc = subprocess.Popen([exe, "--keep-in-foreground", "-C", str(conf)], stdout=log, stderr=log,
+                            env=peer_env())
     try:
         end = time.monotonic() + 5
         while not udp_port_taken(port):
@@ -76,8 +83,12 @@ def dnsmasq(tmp_path_factory):
             time.sleep(0.02)
         yield "udp://127.0.0.1:%d" % port
     finally:
-        proc.terminate()
-        proc.wait(5)
+        proc.terminate()  # our own child, by its pid
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         log.close()
 
 

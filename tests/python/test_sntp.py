@@ -25,6 +25,12 @@ def free_udp_port():
     return port
 
 
+def peer_env():
+    """The environment for a peer program: without the sanitizer runtime
+    that scripts/python-asan.sh preloads into this interpreter."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def udp_port_taken(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -49,7 +55,8 @@ def chrony(tmp_path_factory):
         "pidfile %s/chronyd.pid\ndriftfile %s/drift\nuser root\n" % (port, d, d))
     log = open(d / "chrony.log", "w")
     # -x: never touch the system clock.
-    proc = subprocess.Popen([exe, "-d", "-x", "-f", str(conf)], stdout=log, stderr=log)
+    proc = subprocess.Popen([exe, "-d", "-x", "-f", str(conf)], stdout=log, stderr=log,
+                            env=peer_env())
     try:
         end = time.monotonic() + 5
         while not udp_port_taken(port):
@@ -58,8 +65,12 @@ def chrony(tmp_path_factory):
             time.sleep(0.02)
         yield "udp://127.0.0.1:%d" % port
     finally:
-        proc.terminate()
-        proc.wait(5)
+        proc.terminate()  # our own child, by its pid
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         log.close()
 
 
