@@ -265,3 +265,14 @@ def test_close_while_resolving(dnsmasq):
 def test_bad_server_list(bad):
     with pytest.raises(ValueError):
         cm.Manager(dns=bad)
+
+
+def test_close_manager_with_lookups_in_flight(scripted):
+    server = scripted("silent")
+    log = EventLog()
+    mgr = cm.Manager(dns=server.url)
+    conns = [mgr.connect("tcp://pending%d.example:80" % i, log) for i in range(3)]
+    mgr.poll(10)
+    mgr.close()
+    for c in conns:
+        assert log.of(c) == [cm.MG_EV_OPEN, cm.MG_EV_CLOSE]
