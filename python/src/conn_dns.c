@@ -16,6 +16,10 @@ PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url_obj) {
   if (c == NULL) return NULL;
   const char *url = PyUnicode_AsUTF8(url_obj);
   if (url == NULL) return NULL;
+  if (c->is_closing) {
+    PyErr_SetString(PyExc_RuntimeError, "resolve(): the connection is closing");
+    return NULL;
+  }
   /* Never delivers events inside the call: no callback can run here. */
   if (!cm_resolve(c, url)) {
     if (errno == ENOMEM) return PyErr_NoMemory();

@@ -5,8 +5,9 @@
  * answers, /etc/hosts); this file plugs it into the manager:
  *  - each socket c-ares opens becomes an internal connection whose epoll
  *    readiness is handed to ares_process_fd();
- *  - while lookups are pending a repeating timer lets c-ares run its
- *    retransmission timeouts and enforces our own overall deadline;
+ *  - while lookups are pending a one-shot timer, always re-armed for the
+ *    earliest of c-ares' next timeout and our own overall deadline, lets
+ *    c-ares retransmit and time out;
  *  - answers are only recorded inside c-ares callbacks and delivered to
  *    connections later from a timer, looking each connection up by id, so a
  *    connection closed meanwhile is never touched and user code never runs
@@ -22,11 +23,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/time.h>
 
 #include "core/internal.h"
 
-/* How often pending lookups are checked for timeouts. */
-#define TICK_MS 25
+/* Upper bound on the wait between checks while c-ares holds only lookups
+ * nobody waits for any more (it times them out by itself). */
+#define IDLE_CHECK_MS 1000
 /* c-ares sends a query this many times per server before giving up. */
 #define ARES_TRIES 2
 
@@ -57,7 +60,7 @@ struct cm_dns {
   struct dns_query *queries;
   struct dns_sock *socks;
   size_t nsocks, socks_cap;
-  struct cm_timer *tick; /* repeating while queries exist */
+  struct cm_timer *tick; /* one-shot, at the next c-ares timeout or deadline */
   bool kick_pending;     /* a 0 ms delivery timer is scheduled */
 };
 
@@ -129,6 +132,7 @@ bad:
 /* ------------------------------------------------- c-ares sockets */
 
 static void sock_pfn(struct cm_conn *c, int ev, void *ev_data);
+static void schedule(struct cm_dns *dns);
 
 static struct dns_sock *find_sock(struct cm_dns *dns, int fd) {
   for (size_t i = 0; i < dns->nsocks; i++)
@@ -178,7 +182,6 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   }
   c->epoll_events = want;
   c->is_internal = 1;
-  c->is_udp = 1;
   c->pfn = sock_pfn;
   c->pfn_data = dns;
   dns->socks[dns->nsocks++] = (struct dns_sock){.fd = fd, .conn = c};
@@ -192,6 +195,7 @@ static void sock_pfn(struct cm_conn *c, int ev, void *ev_data) {
     ares_socket_t rfd = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? c->fd : ARES_SOCKET_BAD;
     ares_socket_t wfd = (events & EPOLLOUT) ? c->fd : ARES_SOCKET_BAD;
     ares_process_fd(dns->channel, rfd, wfd);
+    schedule(dns); /* a retry may have been sent: its timeout is new */
   } else if (ev == CM_EV_CLOSE && c->fd >= 0) {
     /* The manager is going away before c-ares closed the socket: leave the
      * socket to ares_destroy() and the connection without it. */
@@ -335,6 +339,33 @@ static const char *reason(int status) {
 static void tick_fn(void *arg);
 static void kick_fn(void *arg);
 
+/* Makes sure the tick timer fires by the earliest of: c-ares' next
+ * retransmission or timeout, our nearest deadline.  Stops it when no query
+ * is left.  A timer already due earlier is kept, so answers arriving in a
+ * burst do not churn timers. */
+static void schedule(struct cm_dns *dns) {
+  struct cm_mgr *mgr = dns->mgr;
+  if (dns->queries == NULL) {
+    if (dns->tick != NULL) cm_timer_cancel(mgr, dns->tick);
+    dns->tick = NULL;
+    return;
+  }
+  uint64_t now = cm_millis(), due = now + IDLE_CHECK_MS;
+  for (struct dns_query *q = dns->queries; q != NULL; q = q->next)
+    if (!q->finished && q->deadline_ms < due) due = q->deadline_ms;
+  struct timeval tv;
+  if (dns->has_channel && ares_timeout(dns->channel, NULL, &tv) != NULL) {
+    /* Rounded up: waking before c-ares' time would only spin. */
+    uint64_t t = now + (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
+    if (t < due) due = t;
+  }
+  if (dns->tick != NULL) {
+    if (dns->tick->expire_ms <= due) return;
+    cm_timer_cancel(mgr, dns->tick);
+  }
+  dns->tick = cm_timer_add(mgr, due > now ? due - now : 0, CM_TIMER_ONCE, tick_fn, dns);
+}
+
 static void kick(struct cm_dns *dns) {
   if (dns->kick_pending) return;
   if (cm_timer_add(dns->mgr, 0, CM_TIMER_ONCE, kick_fn, dns) != NULL) dns->kick_pending = true;
@@ -381,14 +412,12 @@ static void deliver(struct cm_dns *dns) {
       pp = &q->next;
     }
   }
-  if (dns->queries == NULL && dns->tick != NULL) {
-    cm_timer_cancel(mgr, dns->tick);
-    dns->tick = NULL;
-  }
+  schedule(dns);
 }
 
 static void tick_fn(void *arg) {
   struct cm_dns *dns = arg;
+  dns->tick = NULL; /* one-shot: the manager frees it after this call */
   if (dns->has_channel) ares_process_fd(dns->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   deliver(dns);
 }
@@ -466,7 +495,6 @@ bool cm_resolve(struct cm_conn *c, const char *url) {
   q->next = dns->queries;
   dns->queries = q;
   c->is_resolving = 1;
-  if (dns->tick == NULL) dns->tick = cm_timer_add(c->mgr, TICK_MS, CM_TIMER_REPEAT, tick_fn, dns);
   struct ares_addrinfo_hints hints;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
@@ -474,6 +502,7 @@ bool cm_resolve(struct cm_conn *c, const char *url) {
    * may name another hosts file (tests use it). */
   hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
   ares_getaddrinfo(dns->channel, q->host, NULL, &hints, on_answer, q);
+  schedule(dns);
   return true;
 }
 

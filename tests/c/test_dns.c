@@ -135,11 +135,16 @@ static void start_responder_on(struct cm_mgr *mgr, struct responder *r, int mode
   memset(r, 0, sizeof(*r));
   r->mode = mode;
   char url[64];
-  snprintf(url, sizeof(url), "udp://%s:0", ip);
-  r->udp = cm_listen(mgr, url, responder_udp_fn, r);
-  assert_non_null(r->udp);
-  snprintf(url, sizeof(url), "tcp://%s:%u", ip, r->udp->loc.port);
-  r->tcp = cm_listen(mgr, url, responder_tcp_fn, r);
+  /* The TCP side needs the UDP side's port, which TCP may have in use:
+   * then try another. */
+  for (int attempt = 0; attempt < 50 && r->tcp == NULL; attempt++) {
+    if (r->udp != NULL) cm_close(r->udp);
+    snprintf(url, sizeof(url), "udp://%s:0", ip);
+    r->udp = cm_listen(mgr, url, responder_udp_fn, r);
+    assert_non_null(r->udp);
+    snprintf(url, sizeof(url), "tcp://%s:%u", ip, r->udp->loc.port);
+    r->tcp = cm_listen(mgr, url, responder_tcp_fn, r);
+  }
   assert_non_null(r->tcp);
   snprintf(url, sizeof(url), "udp://%s:%u", ip, r->udp->loc.port);
   assert_int_equal(cm_mgr_set_dns(mgr, url), 0);
