@@ -344,8 +344,9 @@ int cm_ws_deflate_check_response(const char *hdr, size_t len,
  * "permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
  * NUL-terminated, into out[0..cap).  A bare client_max_window_bits is
  * written without a value.  Returns the length without the NUL, or -1 when
- * cap is too small (128 bytes always suffice).
+ * cap is too small (CM_WS_DEFLATE_FORMAT_MAX bytes always suffice).
  */
+#define CM_WS_DEFLATE_FORMAT_MAX 160
 int cm_ws_deflate_format(const struct cm_ws_deflate_params *p, char *out, size_t cap);
 
 /* The offer a client sends for opts: its no-context-takeover wishes, the
