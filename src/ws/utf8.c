@@ -20,22 +20,34 @@
 
 #define STATE_INVALID 0xFFFFFFFFu
 
-static uint32_t pack(uint32_t due, uint32_t lo, uint32_t hi) {
-  return due | lo << 8 | hi << 16;
-}
+#define PACK(due, lo, hi) ((uint32_t)(due) | (uint32_t)(lo) << 8 | (uint32_t)(hi) << 16)
+#define IV STATE_INVALID
+#define S2 PACK(1, 0x80, 0xBF)
+#define S3 PACK(2, 0x80, 0xBF)
+#define S4 PACK(3, 0x80, 0xBF)
+#define S2x2 S2, S2
+#define S2x10 S2x2, S2x2, S2x2, S2x2, S2x2
+#define S3x4 S3, S3, S3, S3
 
-/* The state after lead byte b, or STATE_INVALID. */
-static uint32_t after_lead(uint8_t b) {
-  if (b < 0xC2) return STATE_INVALID; /* continuation byte, or C0/C1 (overlong) */
-  if (b < 0xE0) return pack(1, 0x80, 0xBF);
-  if (b == 0xE0) return pack(2, 0xA0, 0xBF); /* 3-byte overlong below U+0800 */
-  if (b == 0xED) return pack(2, 0x80, 0x9F); /* surrogates U+D800-DFFF */
-  if (b < 0xF0) return pack(2, 0x80, 0xBF);
-  if (b == 0xF0) return pack(3, 0x90, 0xBF); /* 4-byte overlong below U+10000 */
-  if (b < 0xF4) return pack(3, 0x80, 0xBF);
-  if (b == 0xF4) return pack(3, 0x80, 0x8F); /* above U+10FFFF */
-  return STATE_INVALID;                      /* F5..FF never appear */
-}
+/* The state after lead byte 0xC0 + index.  80..BF (stray continuation
+ * bytes) never get here. */
+static const uint32_t lead_state[64] = {
+    IV, IV, S2x10, S2x10, S2x10,       /* C0 C1 overlong; C2..DF two bytes */
+    PACK(2, 0xA0, 0xBF),               /* E0: no 3-byte overlong below U+0800 */
+    S3x4, S3x4, S3x4,                  /* E1..EC */
+    PACK(2, 0x80, 0x9F),               /* ED: no surrogates U+D800-DFFF */
+    S3, S3,                            /* EE EF */
+    PACK(3, 0x90, 0xBF),               /* F0: no 4-byte overlong below U+10000 */
+    S4, S4, S4,                        /* F1..F3 */
+    PACK(3, 0x80, 0x8F),               /* F4: nothing above U+10FFFF */
+    IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, /* F5..FF never appear */
+};
+
+static uint32_t after_lead(uint8_t b) { return b < 0xC0 ? STATE_INVALID : lead_state[b - 0xC0]; }
+
+static uint32_t pack(uint32_t due, uint32_t lo, uint32_t hi) { return PACK(due, lo, hi); }
+
+static bool is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
 
 #define HIGH_BITS 0x8080808080808080ull
 
@@ -54,8 +66,24 @@ int cm_utf8_validate(uint32_t *state, const uint8_t *p, size_t n) {
       }
       while (i < n && p[i] < 0x80) i++;
       if (i == n) break;
-      s = after_lead(p[i++]);
+      s = after_lead(p[i]);
       if (s == STATE_INVALID) break;
+      uint32_t due = s & 0xFF;
+      if (due < n - i) {
+        /* The whole character is here: check it in one go. */
+        uint8_t b1 = p[i + 1];
+        bool ok = b1 >= ((s >> 8) & 0xFF) && b1 <= ((s >> 16) & 0xFF);
+        if (due >= 2) ok = ok && is_cont(p[i + 2]);
+        if (due == 3) ok = ok && is_cont(p[i + 3]);
+        if (!ok) {
+          s = STATE_INVALID;
+          break;
+        }
+        s = 0;
+        i += due + 1;
+      } else {
+        i++; /* the character continues in a later call */
+      }
       continue;
     }
     uint8_t b = p[i++];
