@@ -2,7 +2,8 @@
  * cymongoose: WebSocket (RFC 6455, RFC 7692) codec API.  Included by
  * cymongoose.h.
  *
- * Everything declared here is pure: no I/O, no allocation, no global state.
+ * Everything declared here, except the permessage-deflate compressor state
+ * at the end, is pure: no I/O, no allocation, no global state.
  * Parsers take (pointer, length), never read past it, and answer with a
  * length (> 0), 0 for "need more bytes", or a negative CM_WS_E_* error;
  * cm_ws_error_close_code() turns an error into the close code to send
@@ -20,6 +21,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct cm_buf; /* cymongoose.h */
 
 /* ------------------------------------------------------------ constants */
 /* Opcodes (low 4 bits of the first byte of a frame). */
@@ -81,7 +84,9 @@ enum {
   CM_WS_E_UNFINISHED = -12,     /* 1002: new data frame while a message is open */
   CM_WS_E_CLOSE_LENGTH = -13,   /* 1002: close payload of exactly 1 byte */
   CM_WS_E_CLOSE_CODE = -14,     /* 1002: close code not allowed on the wire */
-  CM_WS_E_RSV_PLACEMENT = -15   /* 1002: extension bit on a control or continuation frame */
+  CM_WS_E_RSV_PLACEMENT = -15,  /* 1002: extension bit on a control or continuation frame */
+  CM_WS_E_INFLATE = -16,        /* 1007: compressed payload is not valid DEFLATE data */
+  CM_WS_E_INTERNAL = -17        /* 1011: out of memory or a zlib failure */
 };
 
 /* The close code to send for a CM_WS_E_* error (1002, 1007 or 1009);
@@ -354,6 +359,53 @@ int cm_ws_deflate_format(const struct cm_ws_deflate_params *p, char *out, size_t
  * server may limit the client's window.  Output as for cm_ws_deflate_format. */
 int cm_ws_deflate_format_offer(const struct cm_ws_deflate_opts *opts, char *out,
                                size_t cap);
+
+/* ----------------------------------- permessage-deflate (de)compression */
+/*
+ * The compressor and decompressor of one connection (opaque; zlib inside).
+ * Unlike the rest of this header these allocate: zlib state is created on
+ * first use (about 256 KiB for the compressor at 15 window bits, 44 KiB for
+ * the decompressor) and freed by cm_ws_deflate_free().  One per connection;
+ * not thread-safe.
+ */
+struct cm_ws_deflate;
+
+/*
+ * Creates the state for a connection that negotiated `agreed` (from
+ * cm_ws_deflate_accept or cm_ws_deflate_check_response).  is_server picks
+ * which side's parameters govern our compressor (server_* on a server,
+ * client_* on a client).  level: zlib level 0-9, or -1 for zlib's default.
+ * Returns NULL when out of memory.  Free with cm_ws_deflate_free().
+ */
+struct cm_ws_deflate *cm_ws_deflate_new(const struct cm_ws_deflate_params *agreed,
+                                        bool is_server, int level);
+
+/* Frees d and its zlib state; NULL is ignored. */
+void cm_ws_deflate_free(struct cm_ws_deflate *d);
+
+/*
+ * Compresses one whole message in[0..n) and appends the payload to send
+ * (with RSV1 set on its first frame) to out: the DEFLATE data flushed to a
+ * byte boundary, without the final 00 00 FF FF that RFC 7692 7.2.1 says
+ * to remove.  The compressor keeps its window between messages unless our
+ * side agreed to no_context_takeover.  Returns 0, or CM_WS_E_INTERNAL (out
+ * of memory; out may hold a partial result to discard).
+ */
+int cm_ws_deflate_compress(struct cm_ws_deflate *d, const uint8_t *in, size_t n,
+                           struct cm_buf *out);
+
+/*
+ * Decompresses the next piece in[0..n) of a received compressed message
+ * (the payload of each of its frames, unmasked, in order) and appends the
+ * inflated bytes to out; fin: this is the message's last piece (the
+ * 00 00 FF FF tail is then supplied here).  Inflation stops as soon as
+ * the message would exceed max_message bytes (0: CM_WS_DEFAULT_MAX_MESSAGE)
+ * so a small "zip bomb" cannot allocate more than max_message plus 16 KiB.
+ * Returns 0, CM_WS_E_MESSAGE_TOO_BIG (1009), CM_WS_E_INFLATE (1007) or
+ * CM_WS_E_INTERNAL (1011); after an error the connection must be closed.
+ */
+int cm_ws_deflate_decompress(struct cm_ws_deflate *d, const uint8_t *in, size_t n, bool fin,
+                             struct cm_buf *out, uint64_t max_message);
 
 #ifdef __cplusplus
 }

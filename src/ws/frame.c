@@ -20,6 +20,7 @@ int cm_ws_error_close_code(int err) {
     case CM_WS_E_MESSAGE_TOO_BIG:
       return CM_WS_CLOSE_TOO_BIG;
     case CM_WS_E_UTF8:
+    case CM_WS_E_INFLATE:
       return CM_WS_CLOSE_INVALID_DATA;
     case CM_WS_E_RSV:
     case CM_WS_E_OPCODE:
@@ -56,6 +57,8 @@ const char *cm_ws_strerror(int err) {
     case CM_WS_E_CLOSE_LENGTH: return "close frame payload of 1 byte";
     case CM_WS_E_CLOSE_CODE: return "invalid close code";
     case CM_WS_E_RSV_PLACEMENT: return "extension bit on a control or continuation frame";
+    case CM_WS_E_INFLATE: return "invalid compressed data";
+    case CM_WS_E_INTERNAL: return "out of memory or compressor failure";
     default: return "unknown WebSocket error";
   }
 }

@@ -245,7 +245,9 @@ static void error_mapping(void **state) {
   assert_int_equal(cm_ws_error_close_code(CM_WS_E_CLOSE_CODE), 1002);
   assert_int_equal(cm_ws_error_close_code(-999), 1011);
   assert_string_equal(cm_ws_strerror(-999), "unknown WebSocket error");
-  for (int e = -1; e >= -15; e--) {
+  assert_int_equal(cm_ws_error_close_code(CM_WS_E_INFLATE), 1007);
+  assert_int_equal(cm_ws_error_close_code(CM_WS_E_INTERNAL), 1011);
+  for (int e = -1; e >= -16; e--) {
     assert_int_not_equal(cm_ws_error_close_code(e), 1011);
     assert_string_not_equal(cm_ws_strerror(e), "unknown WebSocket error");
   }
