@@ -228,8 +228,10 @@ int cm_ws_parse_close(const uint8_t *p, size_t n, uint16_t *code,
 /*
  * Writes the payload of a close frame with code and reason into out and
  * returns its length.  code 0 gives an empty payload (no status; the reason
- * is then ignored).  The reason is cut to fit the 125-byte limit and to the
- * longest valid UTF-8 prefix, never in the middle of a character.
+ * is then ignored); other codes are written as given, so pick one for
+ * which cm_ws_close_code_valid() holds.  The reason is cut to fit the
+ * 125-byte limit and to its longest valid UTF-8 prefix, never in the
+ * middle of a character.
  */
 size_t cm_ws_close_payload(uint8_t out[CM_WS_MAX_CONTROL_PAYLOAD], unsigned code,
                            const char *reason, size_t reason_len);
@@ -323,9 +325,10 @@ struct cm_ws_deflate_opts {
  * Server side: picks the first acceptable permessage-deflate offer in the
  * client's Sec-WebSocket-Extensions value hdr[0..len) and fills *agreed
  * with the parameters to answer with (cm_ws_deflate_format) and to run
- * the compressors with.  Offers with invalid parameters, or asking for a
- * server window we cannot use (8 bits), are skipped, as RFC 7692 5
- * allows.  Returns 1 when an offer was accepted, 0 when none was (answer
+ * the compressors with (cm_ws_deflate_new).  Offers with invalid
+ * parameters, or asking for a server window we cannot use (8 bits), are
+ * skipped, as RFC 7692 5 allows.  A server window below 15 in opts is
+ * announced even when the offer did not ask (7.1.2.1 allows it).  Returns 1 when an offer was accepted, 0 when none was (answer
  * without the extension), -1 when the header is malformed.
  */
 int cm_ws_deflate_accept(const char *hdr, size_t len,
@@ -337,8 +340,10 @@ int cm_ws_deflate_accept(const char *hdr, size_t len,
  * the offer this client made (built from opts by cm_ws_deflate_format_offer)
  * and fills *agreed.  Returns 1 when permessage-deflate was accepted, 0
  * when the response does not mention it, -1 when the response is invalid
- * (unknown extension or parameter, a window larger than offered,
- * client_max_window_bits the offer did not allow...): fail the connection.
+ * (unknown extension or parameter, a window larger than offered, no
+ * answer to our server_max_window_bits, a client window of 8 bits that
+ * zlib cannot produce...): fail the connection.  When our offer limited
+ * the client window and the response did not, *agreed carries our limit.
  */
 int cm_ws_deflate_check_response(const char *hdr, size_t len,
                                  const struct cm_ws_deflate_opts *opts,

@@ -205,12 +205,16 @@ int cm_ws_deflate_accept(const char *hdr, size_t len, const struct cm_ws_deflate
     memset(&a, 0, sizeof(a));
     a.server_no_context_takeover = offer.server_no_context_takeover || opts->server_no_context_takeover;
     a.client_no_context_takeover = offer.client_no_context_takeover || opts->client_no_context_takeover;
-    /* The response may only carry the window parameters the offer had
-     * (RFC 7692 7.1.2); a server can always use a smaller window of its
-     * own without saying so, since any inflater copes with it. */
-    if (offer.server_max_window_bits != 0)
-      a.server_max_window_bits =
-          min_u8(offer.server_max_window_bits, bits_or_15(opts->server_max_window_bits));
+    /* server_max_window_bits: when offered, the response must carry it
+     * (same or smaller); when not, the server may still announce a
+     * smaller window of its own (RFC 7692 7.1.2.1). */
+    uint8_t our_server_bits = bits_or_15(opts->server_max_window_bits);
+    if (offer.server_max_window_bits != 0) {
+      a.server_max_window_bits = min_u8(offer.server_max_window_bits, our_server_bits);
+    } else if (our_server_bits < 15) {
+      a.server_max_window_bits = our_server_bits;
+    }
+    /* client_max_window_bits may only be answered when offered (7.1.2.2). */
     if (offer.client_max_window_bits != 0) {
       a.client_max_window_bits =
           min_u8(offer.client_max_window_bits, bits_or_15(opts->client_max_window_bits));
@@ -241,8 +245,14 @@ int cm_ws_deflate_check_response(const char *hdr, size_t len,
   if (!found) return 0;
   uint8_t offered_server = bits_or_15(opts->server_max_window_bits);
   uint8_t offered_client = bits_or_15(opts->client_max_window_bits);
+  /* A server accepting an offer with server_max_window_bits must answer
+   * it (RFC 7692 7.1.2.1); it may announce one we did not ask for. */
+  if (offered_server < 15 && p.server_max_window_bits == 0) return -1;
   if (p.server_max_window_bits > offered_server) return -1;
   if (p.client_max_window_bits > offered_client) return -1;
+  /* Our offer's own client_max_window_bits value binds us when the
+   * response does not lower it (7.1.2.2). */
+  if (p.client_max_window_bits == 0 && offered_client < 15) p.client_max_window_bits = offered_client;
   /* Our compressor (zlib) cannot honour a 256-byte window. */
   if (p.client_max_window_bits == 8) return -1;
   *agreed = p;

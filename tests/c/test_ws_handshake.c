@@ -159,6 +159,14 @@ static void deflate_server_accepts(void **state) {
   h = "permessage-deflate";
   assert_int_equal(cm_ws_deflate_accept(h, strlen(h), &opts, &a), 1);
   assert_int_equal(a.client_max_window_bits, 0);
+  /* A smaller server window of our own is announced unasked. */
+  opts.server_max_window_bits = 11;
+  assert_int_equal(cm_ws_deflate_accept(h, strlen(h), &opts, &a), 1);
+  assert_int_equal(a.server_max_window_bits, 11);
+  h = "permessage-deflate; server_max_window_bits=13";
+  assert_int_equal(cm_ws_deflate_accept(h, strlen(h), &opts, &a), 1);
+  assert_int_equal(a.server_max_window_bits, 11);
+  opts.server_max_window_bits = 0;
 
   /* Offers we decline are skipped; the first acceptable one wins. */
   memset(&opts, 0, sizeof(opts));
@@ -198,6 +206,14 @@ static void deflate_client_checks_response(void **state) {
   const char *h = "permessage-deflate; server_no_context_takeover; server_max_window_bits=10";
   assert_int_equal(cm_ws_deflate_check_response(h, strlen(h), &opts, &a), 1);
   assert_true(a.server_no_context_takeover);
+  /* Our client_max_window_bits=13 binds us when the server is silent. */
+  assert_int_equal(a.client_max_window_bits, 13);
+  /* Without a window limit of our own, a server may announce its own. */
+  struct cm_ws_deflate_opts plain = {0};
+  h = "permessage-deflate; server_max_window_bits=12";
+  assert_int_equal(cm_ws_deflate_check_response(h, strlen(h), &plain, &a), 1);
+  assert_int_equal(a.server_max_window_bits, 12);
+  assert_int_equal(a.client_max_window_bits, 0);
   assert_int_equal(cm_ws_deflate_check_response("", 0, &opts, &a), 0);
 
   static const char *bad[] = {
@@ -209,6 +225,7 @@ static void deflate_client_checks_response(void **state) {
       "x-unknown",
       "permessage-deflate; mystery",
       "permessage-deflate;",
+      "permessage-deflate",                               /* our server window unanswered */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     if (cm_ws_deflate_check_response(bad[i], strlen(bad[i]), &opts, &a) != -1)
