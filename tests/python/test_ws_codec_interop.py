@@ -177,7 +177,7 @@ utf8ish = st.lists(
     max_size=40).map(bytes)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.one_of(utf8ish, st.binary(max_size=40), st.text(max_size=30).map(lambda s: s.encode("utf-8", "surrogatepass"))))
 def test_utf8_validator_agrees_with_cpython(lib, data):
     try:
