@@ -184,9 +184,11 @@ struct cm_ws_msg_state {
 /*
  * Checks a frame header (from cm_ws_parse_frame) against the open message
  * and updates s.  Control frames may come between fragments and leave s
- * unchanged.  Counts f->payload_len against lim->max_message_size; when the
- * payload is compressed, count the inflated size instead by calling
- * cm_ws_msg_grow().  Returns 0 or a negative CM_WS_E_* error.
+ * unchanged.  For a plain message (s->rsv == 0 after the call) it counts
+ * f->payload_len against lim->max_message_size; a message transformed by
+ * an extension (RSV1: compressed) is not counted here: count its inflated
+ * size (cm_ws_deflate_decompress() enforces the same limit itself).
+ * Returns 0 or a negative CM_WS_E_* error.
  * After it, s->opcode and s->rsv describe the message this frame belongs
  * to (for a control frame: look at the frame itself).
  */
