@@ -1,5 +1,7 @@
 /* Unit tests of the WebSocket frame codec, message rules and close payloads. */
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -466,6 +468,59 @@ static void close_payload_build(void **state) {
   }
 }
 
+/* ---------------------------------------------------------- guard page */
+/* Input placed so that its last byte is the last readable byte before a
+ * PROT_NONE page: any read past the given length crashes the test. */
+static uint8_t *guard_area(size_t *room) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uint8_t *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  assert_true(p != MAP_FAILED);
+  assert_int_equal(mprotect(p + page, page, PROT_NONE), 0);
+  *room = page;
+  return p;
+}
+
+static void no_read_past_the_end(void **state) {
+  (void)state;
+  size_t room;
+  uint8_t *area = guard_area(&room);
+  uint8_t frames[][14] = {
+      {0x81, 0x85, 1, 2, 3, 4},
+      {0x82, 0xFE, 0x01, 0x00, 1, 2, 3, 4},
+      {0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4},
+      {0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4},
+  };
+  for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+    for (size_t n = 0; n <= 14; n++) {
+      uint8_t *p = area + room - n;
+      memcpy(p, frames[i], n);
+      struct cm_ws_frame f;
+      int r = cm_ws_parse_frame(p, n, &f, &unlimited, true);
+      assert_true(r >= 0 || r == CM_WS_E_LENGTH);
+    }
+  }
+  /* Masking and UTF-8 validation of every length ending at the guard. */
+  const uint8_t *text = (const uint8_t *)"0123456789abcdef\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+  size_t tlen = strlen((const char *)text);
+  for (size_t n = 0; n <= tlen; n++) {
+    uint8_t *p = area + room - n;
+    memcpy(p, text + tlen - n, n);
+    uint32_t st = 0;
+    (void)cm_utf8_validate(&st, p, n);
+    (void)cm_utf8_valid_prefix(p, n);
+    cm_ws_mask(p, n, key, 1);
+    cm_ws_mask(p, n, key, 1);
+    assert_memory_equal(p, text + tlen - n, n);
+  }
+  /* Close payloads of every length. */
+  for (size_t n = 0; n <= 6; n++) {
+    uint8_t *p = area + room - n;
+    memcpy(p, "\x03\xe8\xc3\xa9ok", n);
+    (void)cm_ws_parse_close(p, n, NULL, NULL, NULL);
+  }
+  munmap(area, 2 * room);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(rfc_examples),
@@ -487,6 +542,7 @@ int main(void) {
       cmocka_unit_test(close_codes),
       cmocka_unit_test(close_payload_parse),
       cmocka_unit_test(close_payload_build),
+      cmocka_unit_test(no_read_past_the_end),
   };
   return cmocka_run_group_tests_name("ws_frame", tests, NULL, NULL);
 }
