@@ -156,11 +156,10 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   c->is_udp = is_udp_url(url);
   c->fn = fn;
   c->fn_data = fn_data;
+  /* TLS schemes get TLS with safe defaults (and the URL's host as the name
+   * to verify); cm_tls_init() may replace them until the handshake begins. */
+  if (!c->is_udp && cm_url_is_ssl(url)) cm__tls_auto_client(c, host);
   cm_call(c, CM_EV_OPEN, NULL);
-  /* TLS schemes get TLS with safe defaults unless OPEN already set it up;
-   * cm_tls_init() may still replace them until the handshake begins. */
-  if (c->tls == NULL && !c->is_udp && !c->is_closing && cm_url_is_ssl(url))
-    cm__tls_auto_client(c, host);
   struct cm_addr a = {0};
   if (cm_aton(host, &a)) {
     a.port = port;
@@ -255,7 +254,8 @@ static void read_failed(struct cm_conn *c, ssize_t n) {
     if (c->tls != NULL) cm__tls_eof(c);
     else cm_drain(c); /* the peer may still read what we have queued */
   } else if (errno == ECONNRESET) {
-    cm_close(c);
+    if (c->is_tls_hs) cm__tls_eof(c); /* a failed handshake must not pass silently */
+    else cm_close(c);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
   }
@@ -337,8 +337,10 @@ static int send_buf(struct cm_conn *c, struct cm_buf *buf) {
       c->is_write_blocked = 1;
       return 1;
     } else {
-      /* A peer that went away is an ordinary end, not an error to report. */
-      if (errno == EPIPE || errno == ECONNRESET) cm_close(c);
+      /* A peer that went away is an ordinary end, not an error to report,
+       * unless it left in the middle of a TLS handshake. */
+      if (c->is_tls_hs) cm_error(c, "TLS handshake failed: %s", cm__errstr(errno, err, sizeof(err)));
+      else if (errno == EPIPE || errno == ECONNRESET) cm_close(c);
       else cm_error(c, "send: %s", cm__errstr(errno, err, sizeof(err)));
       return -1;
     }

@@ -96,6 +96,7 @@ static void fail(struct cm_conn *c, struct cm_tls *t, const char *fmt, const cha
   char msg[300];
   snprintf(msg, sizeof(msg), fmt, detail);
   t->failed = true;
+  c->is_tls_hs = 0; /* what follows (sending the alert) is not a handshake to report on */
   bool alert = t->tx.len > 0; /* decided now: the handler may free t */
   CM_ERROR("conn %lu: %s", c->id, msg);
   cm_call(c, CM_EV_ERROR, msg);
