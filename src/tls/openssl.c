@@ -584,7 +584,8 @@ static int handshake(struct cm_conn *c, struct cm_tls *t) {
   ERR_clear_error();
   t->hs_started = true;
   int r = SSL_do_handshake(t->ssl);
-  if (t->tx.len > 0) cm__conn_mark_dirty(c);
+  /* Handshake records to send, or data queued while the handshake ran. */
+  if (t->tx.len > 0 || (r == 1 && c->send.len > 0)) cm__conn_mark_dirty(c);
   if (r == 1) {
     t->hs_done = true;
     c->is_tls_hs = 0;

@@ -631,6 +631,36 @@ static void init_twice(void **state) {
   side_free(&cli);
 }
 
+/* Bytes queued before the handshake finishes wait for it, on both sides. */
+static void early_data_waits_for_handshake(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  char url[128], err[300];
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct side srv = {0};
+  struct side cli = {.expect = 5};
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", side_fn, &srv);
+  struct cm_tls_opts so = {.cert = S(rsa_leaf.cert_pem), .key = S(rsa_leaf.key_pem)};
+  assert_int_equal(cm_tls_listen_opts(l, &so, err, sizeof(err)), 0);
+  struct cm_conn *c = cm_connect(&mgr, url_of(l, "tcp", "127.0.0.1", url, sizeof(url)), side_fn, &cli);
+  struct cm_tls_opts co = {.ca = S(rsa_ca.cert_pem)};
+  assert_int_equal(cm_tls_init(c, &co), 0);
+  assert_true(cm_send(c, "early", 5)); /* before the TCP connect, even */
+  for (int i = 0; i < 500 && srv.got.len < 5; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(srv.got.len, 5);
+  assert_memory_equal(srv.got.ptr, "early", 5);
+  /* The server's child queues its answer, then the client gets it. */
+  for (struct cm_conn *x = mgr.conns; x != NULL; x = x->next)
+    if (x->is_accepted) cm_send(x, "later", 5);
+  for (int i = 0; i < 500 && !cli.closed; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(cli.errors, 0);
+  assert_int_equal(cli.got.len, 5);
+  assert_memory_equal(cli.got.ptr, "later", 5);
+  cm_mgr_free(&mgr);
+  side_free(&srv);
+  side_free(&cli);
+}
+
 /* Certificates from python3-trustme, as the Python tests use them. */
 static void trustme_certificates(void **state) {
   (void)state;
@@ -827,6 +857,7 @@ int main(void) {
       cmocka_unit_test(slow_reader_loses_nothing),
       cmocka_unit_test(automatic_client_tls),
       cmocka_unit_test(init_twice),
+      cmocka_unit_test(early_data_waits_for_handshake),
       cmocka_unit_test(trustme_certificates),
       cmocka_unit_test(our_client_against_s_server),
       cmocka_unit_test(s_client_against_our_server),
