@@ -71,6 +71,12 @@ struct tls_mgr {
 
 /* ------------------------------------------------------------ errors */
 
+/* SSL_get_error() needs an empty error queue before each call; it almost
+ * always is, and peeking costs less than clearing. */
+static void clear_errors(void) {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 /* "reason (detail)" from OpenSSL's error queue, which it empties; for
  * certificate failures the verification result says what was wrong. */
 static void ssl_reason(SSL *ssl, char *buf, size_t len) {
@@ -581,7 +587,7 @@ static int client_identity(struct cm_conn *c, struct cm_tls *t) {
  * on, -1 after a failure was reported. */
 static int handshake(struct cm_conn *c, struct cm_tls *t) {
   char why[256];
-  ERR_clear_error();
+  clear_errors();
   t->hs_started = true;
   int r = SSL_do_handshake(t->ssl);
   /* Handshake records to send, or data queued while the handshake ran. */
@@ -614,6 +620,7 @@ void cm__tls_input(struct cm_conn *c) {
   }
   size_t total = 0;
   bool eof = false;
+  clear_errors(); /* once per batch: a successful call leaves the queue empty */
   for (;;) {
     if (cm_buf_reserve(&c->recv, READ_CHUNK) != 0) {
       cm_error(c, "out of memory");
@@ -621,11 +628,13 @@ void cm__tls_input(struct cm_conn *c) {
     }
     size_t space = c->recv.cap - c->recv.off - c->recv.len;
     size_t n = 0;
-    ERR_clear_error();
     int r = SSL_read_ex(t->ssl, cm_buf_data(&c->recv) + c->recv.len, space, &n);
     if (r == 1) {
       c->recv.len += n;
       total += n;
+      /* Nothing left in rx or inside OpenSSL: the next call could only
+       * say WANT_READ, so skip it. */
+      if (t->rx.len == 0 && !SSL_has_pending(t->ssl)) break;
       continue;
     }
     int e = SSL_get_error(t->ssl, r);
@@ -675,7 +684,7 @@ size_t cm__tls_output(struct cm_conn *c, size_t max) {
   }
   if (c->send.len > 0) {
     size_t n = c->send.len < max ? c->send.len : max, done = 0;
-    ERR_clear_error();
+    clear_errors();
     if (SSL_write_ex(t->ssl, cm_buf_data(&c->send), n, &done) != 1) {
       char why[200];
       ssl_reason(t->ssl, why, sizeof(why));
