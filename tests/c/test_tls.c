@@ -631,6 +631,37 @@ static void init_twice(void **state) {
   side_free(&cli);
 }
 
+static void plain_http_fn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev == CM_EV_CONNECT) cm_printf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+/* Plaintext where TLS is expected, both ways round. */
+static void plaintext_peers(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  char url[128];
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct side srv = {.use_opts = true,
+                     .opts = {.cert = S(rsa_leaf.cert_pem), .key = S(rsa_leaf.key_pem)}};
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", side_fn, &srv);
+  assert_non_null(cm_connect(&mgr, url_of(l, "tcp", "127.0.0.1", url, sizeof(url)), plain_http_fn, NULL));
+  /* A TLS client whose ClientHello comes back to it from a plain echo server. */
+  struct side echo = {.echo = true};
+  struct cm_conn *pl = cm_listen(&mgr, "tcp://127.0.0.1:0", side_fn, &echo);
+  struct side cli = {.use_opts = true, .opts = {.ca = S(rsa_ca.cert_pem)}};
+  assert_non_null(cm_connect(&mgr, url_of(pl, "tcp", "127.0.0.1", url, sizeof(url)), side_fn, &cli));
+  for (int i = 0; i < 500 && (srv.errors == 0 || cli.errors == 0); i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(srv.errors, 1);
+  assert_string_equal(srv.error, "TLS handshake failed: http request");
+  assert_int_equal(cli.errors, 1);
+  assert_contains(cli.error, "TLS handshake failed: ");
+  cm_mgr_free(&mgr);
+  side_free(&srv);
+  side_free(&echo);
+  side_free(&cli);
+}
+
 /* Bytes queued before the handshake finishes wait for it, on both sides. */
 static void early_data_waits_for_handshake(void **state) {
   (void)state;
@@ -858,6 +889,7 @@ int main(void) {
       cmocka_unit_test(automatic_client_tls),
       cmocka_unit_test(init_twice),
       cmocka_unit_test(early_data_waits_for_handshake),
+      cmocka_unit_test(plaintext_peers),
       cmocka_unit_test(trustme_certificates),
       cmocka_unit_test(our_client_against_s_server),
       cmocka_unit_test(s_client_against_our_server),
