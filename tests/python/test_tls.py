@@ -342,3 +342,17 @@ def test_openssl_s_client_against_our_server(certs):
         finally:
             proc.terminate()
             proc.wait(5)
+
+
+def test_handshake_timeout_is_an_error(certs):
+    opts = TlsOpts(cert=certs["cert"], key=certs["key"], handshake_timeout_ms=200)
+    assert opts.handshake_timeout_ms == 200
+    log = EventLog()
+    with Manager() as mgr:
+        listener = echo_server(mgr, opts, log)
+        silent = socket.create_connection(("127.0.0.1", listener.local_addr[1]))
+        try:
+            assert poll_until(mgr, lambda: log.data(MG_EV_ERROR))
+            assert log.data(MG_EV_ERROR) == ["TLS handshake timed out after 200 ms"]
+        finally:
+            silent.close()
