@@ -356,3 +356,40 @@ def test_handshake_timeout_is_an_error(certs):
             assert log.data(MG_EV_ERROR) == ["TLS handshake timed out after 200 ms"]
         finally:
             silent.close()
+
+
+def raw_https_server(mgr, certs):
+    """A fixed HTTP response over TLS, written by hand (no HTTP layer)."""
+    def handler(conn, ev, data):
+        if ev == MG_EV_READ and b"\r\n\r\n" in conn.recv_data():
+            conn.recv_consume(conn.recv_len)
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            conn.drain()  # close_notify follows the response
+    listener = mgr.listen("tcp://127.0.0.1:0", handler)
+    listener.tls_init(server_opts(certs))
+    return listener.local_addr[1]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_curl_over_tls(certs):
+    with Manager() as mgr:
+        port = raw_https_server(mgr, certs)
+        t, result = in_thread(lambda: subprocess.run(
+            ["curl", "-sS", "--max-time", "20", "--cacert", certs["ca_path"],
+             f"https://127.0.0.1:{port}/"], capture_output=True))
+        assert poll_until(mgr, lambda: not t.is_alive())
+    proc = result["value"]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"hello"
+
+
+def test_requests_over_tls(certs):
+    requests = pytest.importorskip("requests")
+    with Manager() as mgr:
+        port = raw_https_server(mgr, certs)
+        t, result = in_thread(lambda: requests.get(f"https://127.0.0.1:{port}/",
+                                                   verify=certs["ca_path"], timeout=20))
+        assert poll_until(mgr, lambda: not t.is_alive())
+    assert "error" not in result, result.get("error")
+    assert result["value"].status_code == 200
+    assert result["value"].text == "hello"
