@@ -393,3 +393,37 @@ def test_requests_over_tls(certs):
     assert "error" not in result, result.get("error")
     assert result["value"].status_code == 200
     assert result["value"].text == "hello"
+
+
+def test_garbage_record_after_handshake_is_an_error(certs):
+    log = EventLog()
+    with Manager() as mgr:
+        listener = echo_server(mgr, server_opts(certs), log)
+        port = listener.local_addr[1]
+
+        def forger():
+            ctx = ssl.create_default_context(cafile=certs["ca_path"])
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+                while True:
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        sock.sendall(outgoing.read())
+                        incoming.write(sock.recv(65536))
+                sock.sendall(outgoing.read())
+                # An application-data record whose contents are noise.
+                sock.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+                try:
+                    while sock.recv(65536):
+                        pass
+                except OSError:
+                    pass
+        t, result = in_thread(forger)
+        assert poll_until(mgr, lambda: not t.is_alive())
+        assert "error" not in result, result.get("error")
+        errors = log.data(MG_EV_ERROR)
+        assert len(errors) == 1 and errors[0].startswith("TLS: "), errors
+        assert "bad record mac" in errors[0] or "decrypt" in errors[0], errors
