@@ -187,6 +187,44 @@ static void echo_rsa_on_accept(void **state) {
   side_free(&cli);
 }
 
+/* Over IPv6, the peer's address verified against the certificate's IP SAN. */
+static void echo_ipv6_verified_by_ip(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  char url[128], err[300];
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct side srv = {.echo = true};
+  struct side cli = {.greeting = "six", .expect = 3};
+  struct cm_conn *l = cm_listen(&mgr, "tcp://[::1]:0", side_fn, &srv);
+  if (l == NULL) skip(); /* no IPv6 loopback here */
+  struct cm_tls_opts so = {.cert = S(rsa_leaf.cert_pem), .key = S(rsa_leaf.key_pem)};
+  assert_int_equal(cm_tls_listen_opts(l, &so, err, sizeof(err)), 0);
+  struct cm_conn *c = cm_connect(&mgr, url_of(l, "tcp", "[::1]", url, sizeof(url)), side_fn, &cli);
+  struct cm_tls_opts co = {.ca = S(rsa_ca.cert_pem)};
+  assert_int_equal(cm_tls_init(c, &co), 0);
+  for (int i = 0; i < 500 && !cli.closed; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(cli.errors, 0);
+  assert_int_equal(cli.got.len, 3);
+  cm_mgr_free(&mgr);
+  side_free(&srv);
+  side_free(&cli);
+}
+
+/* Key and certificate in one PEM text, key not given separately. */
+static void combined_pem(void **state) {
+  (void)state;
+  char *both = certgen_concat(rsa_leaf.key_pem, rsa_leaf.cert_pem);
+  struct side srv = {.use_opts = true, .opts = {.cert = S(both)}};
+  struct side cli = {.use_opts = true, .opts = {.ca = S(rsa_ca.cert_pem), .name = S("localhost")}};
+  run_pair(&srv, &cli, "127.0.0.1");
+  assert_int_equal(srv.errors, 0);
+  assert_int_equal(cli.errors, 0);
+  assert_int_equal(cli.got.len, strlen("hello over TLS"));
+  side_free(&srv);
+  side_free(&cli);
+  free(both);
+}
+
 /* ECDSA leaf + intermediate as the chain, client trusting only the root,
  * options on the listener (no handler involved), verification by IP. */
 static void echo_ecdsa_chain_listener_opts(void **state) {
@@ -876,6 +914,8 @@ static void protocol_mismatch(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(echo_rsa_on_accept),
+      cmocka_unit_test(combined_pem),
+      cmocka_unit_test(echo_ipv6_verified_by_ip),
       cmocka_unit_test(echo_ecdsa_chain_listener_opts),
       cmocka_unit_test(many_connections_reuse_context),
       cmocka_unit_test(wrong_ca_is_an_error_on_both_sides),
