@@ -307,6 +307,8 @@ struct cm_mgr {
   uint64_t now_ms;             /* cm_millis() at the start of the current poll */
   void *userdata;              /* for the application; not touched */
   int polling;                 /* internal: inside cm_mgr_poll() */
+  uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
+  void *tls;                   /* internal: TLS context cache and handshakes under way */
 };
 
 /* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
@@ -344,5 +346,6 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/ws.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
+#include "cymongoose/tls.h"
 
 #endif /* CYMONGOOSE_H */

@@ -107,6 +107,7 @@ class TlsOpts:
     key: bytes
     name: bytes
     skip_verification: bool
+    handshake_timeout_ms: int
     def __init__(
         self,
         ca: Optional[Union[bytes, str]] = None,
@@ -114,6 +115,8 @@ class TlsOpts:
         key: Optional[Union[bytes, str]] = None,
         name: Optional[Union[bytes, str]] = None,
         skip_verification: bool = False,
+        *,
+        handshake_timeout_ms: int = 0,
     ) -> None: ...
 
 # --------------------------------------------------------------- connection

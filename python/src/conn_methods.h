@@ -12,6 +12,9 @@
 PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
 PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused);
 PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
+/* tls.c */
+PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *opts);
+PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
@@ -27,4 +30,11 @@ PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
 {"sntp_request", (PyCFunction)cm_py_conn_sntp_request, METH_NOARGS,
  "sntp_request() -> bool\n--\n\nSends another SNTP request on a connection made by "
  "Manager.sntp_connect(); SNTP_TIME follows.  False on other connections."},
+/* tls.c */
+{"tls_init", (PyCFunction)cm_py_conn_tls_init, METH_O,
+ "tls_init(opts: TlsOpts): start TLS with opts (on ACCEPT for servers; on OPEN or\n"
+ "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
+ "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
+{"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
+ "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
 #endif
