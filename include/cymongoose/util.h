@@ -59,6 +59,15 @@ int cm_json_find_depth(struct cm_str json, const char *path, int max_depth,
 /* Checks that json is one complete JSON document (cm_json_find with "$"). */
 int cm_json_check(struct cm_str json, int max_depth);
 
+/*
+ * Iterates over the members of the top-level array or object of json, which
+ * must have passed cm_json_check (on other input it stops early but stays in
+ * bounds).  Start with ofs 0; each call returns the offset to pass next, or 0
+ * when there are no more members.  *value gets the member's raw text, *key
+ * its quoted name for objects (buf NULL for arrays); either may be NULL.
+ */
+size_t cm_json_next(struct cm_str json, size_t ofs, struct cm_str *key, struct cm_str *value);
+
 /* Typed lookups: 0 with *out set, or a CM_JSON_* code (CM_JSON_WRONG_TYPE
  * when the value is of another type).  Numbers are read in the C locale. */
 int cm_json_get_num(struct cm_str json, const char *path, double *out);

@@ -483,3 +483,61 @@ size_t cm_json_escape(struct cm_str s, char *buf, size_t len) {
 #undef PUT
   return o;
 }
+
+/* ------------------------------------------------------------ iteration */
+/* End of the value starting at s[i] (of n), for a document already checked:
+ * strings and containers are skipped whole, scalars up to a delimiter.
+ * Bounded by n whatever the input. */
+static size_t skip_value(const char *s, size_t n, size_t i) {
+  if (i >= n) return n;
+  if (s[i] == '"') {
+    size_t len = scan_string(s + i, n - i);
+    return len == 0 ? n : i + len;
+  }
+  if (s[i] == '{' || s[i] == '[') {
+    size_t depth = 0;
+    while (i < n) {
+      char c = s[i];
+      if (c == '"') {
+        size_t len = scan_string(s + i, n - i);
+        if (len == 0) return n;
+        i += len;
+        continue;
+      }
+      if (c == '{' || c == '[') depth++;
+      if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+      i++;
+    }
+    return n;
+  }
+  while (i < n && !is_ws(s[i]) && s[i] != ',' && s[i] != ']' && s[i] != '}') i++;
+  return i;
+}
+
+size_t cm_json_next(struct cm_str json, size_t ofs, struct cm_str *key, struct cm_str *value) {
+  const char *s = json.buf;
+  size_t n = json.len, i = ofs;
+  if (s == NULL) return 0;
+  if (i == 0) { /* first call: step inside the container */
+    while (i < n && is_ws(s[i])) i++;
+    if (i >= n || (s[i] != '{' && s[i] != '[')) return 0;
+    i++;
+  }
+  while (i < n && (is_ws(s[i]) || s[i] == ',')) i++;
+  if (i >= n || s[i] == '}' || s[i] == ']') return 0;
+  struct cm_str k = {NULL, 0};
+  if (s[i] == '"') { /* a member name, if a ':' follows */
+    size_t end = skip_value(s, n, i), j = end;
+    while (j < n && is_ws(s[j])) j++;
+    if (j < n && s[j] == ':') {
+      k = cm_str_n(s + i, end - i);
+      i = j + 1;
+      while (i < n && is_ws(s[i])) i++;
+    }
+  }
+  size_t end = skip_value(s, n, i);
+  if (end == i) return 0;
+  if (key != NULL) *key = k;
+  if (value != NULL) *value = cm_str_n(s + i, end - i);
+  return end;
+}
