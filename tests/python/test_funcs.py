@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import cymongoose as cm
 
-settings.register_profile("cm", max_examples=150, deadline=None,
+settings.register_profile("cm", max_examples=150, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("cm")
 

@@ -312,7 +312,7 @@ json_values = st.recursive(
     max_leaves=8)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(json_values, json_values)
 def test_generated_ids_and_params_round_trip(ident, params):
     rpc = cm.Rpc()
@@ -321,7 +321,7 @@ def test_generated_ids_and_params_round_trip(ident, params):
     assert resp == {"jsonrpc": "2.0", "id": ident, "result": params}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(st.text(max_size=60) | st.binary(max_size=60))
 def test_garbage_always_gets_valid_json_or_nothing(frame):
     rpc = cm.Rpc()
