@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 import cymongoose as cm
 
-settings.register_profile("cm", max_examples=150, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("cm")
+# Explicit per test, so that importing this file changes no global profile.
+FAST = settings(max_examples=150, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 # ------------------------------------------------------------------ JSON
@@ -142,7 +142,7 @@ def all_paths(v, path="$"):
             yield from all_paths(x, "%s.%s" % (path, k))
 
 
-@settings(max_examples=100)
+@settings(FAST, max_examples=100)
 @given(values, st.booleans(), st.sampled_from([None, 0, 2]))
 def test_json_every_path_agrees_with_json_module(v, ascii_only, indent):
     doc = json.dumps(v, ensure_ascii=ascii_only, indent=indent)
@@ -178,6 +178,7 @@ def python_accepts(doc):
         return False
 
 
+@FAST
 @given(values, st.data())
 def test_json_validity_agrees_after_mutation(v, data):
     doc = json.dumps(v)
@@ -192,6 +193,7 @@ def test_json_validity_agrees_after_mutation(v, data):
     assert (cm.json_get(doc, "$") is not None) == python_accepts(doc), doc
 
 
+@FAST
 @given(st.text(max_size=40))
 def test_json_random_text_agrees(doc):
     assert (cm.json_get(doc, "$") is not None) == python_accepts(doc)
@@ -236,7 +238,7 @@ userinfo_text = st.text("abcXYZ019-._~%!$&'()*+,;=", min_size=1, max_size=8)
 path_text = st.text("abcXYZ019-._~!$&'()*+,;=:@/%", max_size=12).map(lambda p: "/" + p)
 
 
-@settings(max_examples=60)
+@settings(FAST, max_examples=60)
 @given(st.sampled_from(sorted(DEFAULT_PORTS)), hostnames | ipv4 | ipv6.map(lambda h: "[%s]" % h),
        st.none() | st.integers(1, 65535),
        st.none() | st.tuples(userinfo_text, st.none() | userinfo_text),
@@ -270,6 +272,7 @@ def test_url_encode_fixed():
     assert cm.url_encode(b"\x00\xff") == "%00%FF"
 
 
+@FAST
 @given(st.text() | st.binary())
 def test_url_encode_agrees_with_quote(s):
     if isinstance(s, str):
@@ -300,6 +303,7 @@ def test_http_var_fixed():
 form_text = st.text(st.sampled_from(list("ab=&+%2F0E4x\u00e9")), max_size=30)
 
 
+@FAST
 @given(form_text, st.sampled_from(["a", "b", "ab", "a b", "", "a/", "\u00e9"]))
 def test_http_var_agrees_with_parse_qsl(q, name):
     pairs = urllib.parse.parse_qsl(q, keep_blank_values=True)
@@ -307,6 +311,7 @@ def test_http_var_agrees_with_parse_qsl(q, name):
     assert cm.http_var(q, name) == expected
 
 
+@FAST
 @given(st.dictionaries(st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=6),
                        st.text(max_size=10), max_size=4))
 def test_http_var_round_trips_urlencode(d):
@@ -345,6 +350,7 @@ def reference_match(s, p):
     return (True, list(m.groups())) if m else (False, [])
 
 
+@FAST
 @given(st.text("ab/.", max_size=12), st.text("ab/.?*#", max_size=8))
 def test_match_agrees_with_regex_reference(s, p):
     assert cm.match(s, p) == reference_match(s, p)
@@ -364,6 +370,7 @@ def test_hashes_fixed():
         cm.md5(None)
 
 
+@FAST
 @given(st.binary(max_size=300) | st.text(max_size=50), st.binary(max_size=100))
 def test_hashes_agree_with_hashlib(data, key):
     raw = data.encode() if isinstance(data, str) else data
@@ -388,6 +395,7 @@ def test_base64_fixed():
             cm.base64_decode(bad)
 
 
+@FAST
 @given(st.binary(max_size=200), st.booleans())
 def test_base64_agrees_with_base64_module(data, strip):
     enc = cm.base64_encode(data)
@@ -397,6 +405,7 @@ def test_base64_agrees_with_base64_module(data, strip):
     assert cm.base64_decode(enc) == data
 
 
+@FAST
 @given(st.text("ABCabc019+/=-_ \n", max_size=12))
 def test_base64_decode_accepts_only_what_python_accepts(s):
     try:
@@ -417,6 +426,7 @@ def test_crc32_fixed():
         cm.crc32(b"x", "0")
 
 
+@FAST
 @given(st.binary(max_size=300), st.integers(0, 2 ** 32 - 1))
 def test_crc32_agrees_with_zlib(data, initial):
     assert cm.crc32(data, initial) == zlib.crc32(data, initial)
