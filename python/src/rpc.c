@@ -14,17 +14,15 @@
 
 #include "funcs.h"
 
-/* Per process() call: a BaseException (KeyboardInterrupt, SystemExit...)
- * raised by a handler, re-raised when process() returns. */
-struct call_ctx {
-  PyObject *exc, *type, *tb; /* as from PyErr_Fetch (3.11 has no GetRaisedException) */
-};
-
 typedef struct {
   PyObject_HEAD
   struct cm_rpc rpc;
-  PyObject *handlers;     /* dict: pattern -> callable */
-  struct call_ctx *ctx;   /* the innermost process() call, or NULL */
+  PyObject *handlers; /* dict: pattern -> callable */
+  /* A BaseException (KeyboardInterrupt, SystemExit...) raised by a handler:
+   * the rest of the frame is skipped and process() re-raises it.  Kept in
+   * the object rather than on process()'s stack because a handler may let
+   * another thread run process() meanwhile. */
+  PyObject *pend_type, *pend_value, *pend_tb;
 } RpcObject;
 
 typedef struct {
@@ -179,7 +177,7 @@ static PyType_Spec req_spec = {
 /* The C method handler: calls the Python callable with an RpcReq. */
 static void trampoline(struct cm_rpc_req *req) {
   RpcObject *rpc = RPC_OF(req->rpc);
-  if (rpc->ctx != NULL && rpc->ctx->exc != NULL) {
+  if (rpc->pend_type != NULL) {
     cm_rpc_err(req, CM_RPC_INTERNAL_ERROR, "Internal error: processing was interrupted");
     return;
   }
@@ -199,10 +197,13 @@ static void trampoline(struct cm_rpc_req *req) {
     Py_DECREF(res);
     return;
   }
-  if (!PyErr_ExceptionMatches(PyExc_Exception) && rpc->ctx != NULL) {
+  if (!PyErr_ExceptionMatches(PyExc_Exception)) {
     /* KeyboardInterrupt and friends are not the method's failure: re-raise */
-    PyErr_Fetch(&rpc->ctx->type, &rpc->ctx->exc, &rpc->ctx->tb);
-    if (rpc->ctx->exc == NULL) rpc->ctx->exc = Py_NewRef(Py_None);
+    if (rpc->pend_type == NULL) {
+      PyErr_Fetch(&rpc->pend_type, &rpc->pend_value, &rpc->pend_tb);
+    } else {
+      PyErr_Clear(); /* one is already pending (another thread's): keep it */
+    }
     cm_rpc_err(req, CM_RPC_INTERNAL_ERROR, "Internal error: processing was interrupted");
     return;
   }
@@ -231,7 +232,7 @@ static PyObject *rpc_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
   if (self == NULL) return NULL;
   self->rpc.methods = NULL;
   self->rpc.max_depth = max_depth;
-  self->ctx = NULL;
+  self->pend_type = self->pend_value = self->pend_tb = NULL;
   if ((self->handlers = PyDict_New()) == NULL) {
     Py_DECREF(self);
     return NULL;
@@ -242,12 +243,18 @@ static PyObject *rpc_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
 static int rpc_traverse(RpcObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->handlers);
+  Py_VISIT(self->pend_type);
+  Py_VISIT(self->pend_value);
+  Py_VISIT(self->pend_tb);
   return 0;
 }
 
 static int rpc_clear(RpcObject *self) {
   cm_rpc_free(&self->rpc); /* no borrowed pointers may outlive the dict */
   Py_CLEAR(self->handlers);
+  Py_CLEAR(self->pend_type);
+  Py_CLEAR(self->pend_value);
+  Py_CLEAR(self->pend_tb);
   return 0;
 }
 
@@ -282,16 +289,13 @@ static PyObject *rpc_process(RpcObject *self, PyObject *arg) {
   cm_py_bytes b;
   if (cm_py_bytes_get(arg, &b, "frame") < 0) return NULL;
   struct cm_buf out = {0};
-  struct call_ctx ctx = {NULL, NULL, NULL}, *outer = self->ctx;
-  self->ctx = &ctx;
   Py_INCREF(self); /* a handler may drop the last other reference */
   int rc = cm_rpc_process(&self->rpc, cm_str_n(b.buf, (size_t)b.len), &out);
-  self->ctx = outer;
   cm_py_bytes_release(&b);
   PyObject *r = NULL;
-  if (ctx.exc != NULL || ctx.type != NULL) {
-    if (ctx.exc == Py_None) Py_CLEAR(ctx.exc);
-    PyErr_Restore(ctx.type, ctx.exc, ctx.tb);
+  if (self->pend_type != NULL) {
+    PyErr_Restore(self->pend_type, self->pend_value, self->pend_tb);
+    self->pend_type = self->pend_value = self->pend_tb = NULL;
   } else if (rc < 0) {
     PyErr_NoMemory();
   } else {
