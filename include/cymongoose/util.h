@@ -49,14 +49,16 @@ enum {
  * Finds the value at path.  On success returns 0 and sets *value to a view of
  * the value's text inside json (a string keeps its quotes, an object its
  * braces); the view lives as long as json.  Otherwise returns a CM_JSON_*
- * code.  max_depth: nesting limit, 1..CM_JSON_DEPTH_CAP (cm_json_find uses
- * CM_JSON_MAX_DEPTH); the document's top-level array or object is depth 1.
+ * code.  max_depth: nesting limit, 1..CM_JSON_DEPTH_CAP, where the top-level
+ * array or object is depth 1; 0 or a value out of range means
+ * CM_JSON_MAX_DEPTH, which cm_json_find uses.
  */
 int cm_json_find(struct cm_str json, const char *path, struct cm_str *value);
 int cm_json_find_depth(struct cm_str json, const char *path, int max_depth,
                        struct cm_str *value);
 
-/* Checks that json is one complete JSON document (cm_json_find with "$"). */
+/* Checks that json is one complete JSON document (cm_json_find with "$"):
+ * 0 or a CM_JSON_* code. */
 int cm_json_check(struct cm_str json, int max_depth);
 
 /*

@@ -249,6 +249,32 @@ def test_handler_may_replace_itself_and_recurse():
     assert call(rpc, {"id": 1, "method": "m"})["result"] == "second"
 
 
+def test_concurrent_process_from_threads():
+    import time
+    rpc = cm.Rpc()
+
+    def slow(req):
+        time.sleep(0.001)  # lets the other threads run process() meanwhile
+        req.ok(req.params)
+
+    rpc.add("slow", slow)
+    failures = []
+
+    def worker(n):
+        for i in range(50):
+            frame = json.dumps({"id": [n, i], "method": "slow", "params": {"n": n, "i": i}})
+            resp = json.loads(rpc.process(frame))
+            if resp != {"jsonrpc": "2.0", "id": [n, i], "result": {"n": n, "i": i}}:
+                failures.append(resp)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
 def test_depth_limit():
     rpc = cm.Rpc(max_depth=4)
     rpc.add("echo", lambda r: r.ok(r.params or "null"))
