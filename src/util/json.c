@@ -241,6 +241,24 @@ static bool select_child(struct finder *f) {
   return true;
 }
 
+/*
+ * Parses a member's '"name" :' starting at s[i] (whitespace skipped), for
+ * an object at the given depth.  Returns the offset after the ':', or 0 when
+ * the text is invalid; *sel tells whether the member is the path's next step.
+ */
+static size_t member_name(const char *s, size_t n, size_t i, struct finder *f, int depth, bool *sel) {
+  while (i < n && is_ws(s[i])) i++;
+  if (i >= n || s[i] != '"') return 0;
+  size_t len = scan_string(s + i, n - i);
+  if (len == 0) return 0;
+  *sel = f->searching && f->match_depth == depth &&
+         key_equals(s + i + 1, len - 2, f->seg.key, f->seg.keylen) && select_child(f);
+  i += len;
+  while (i < n && is_ws(s[i])) i++;
+  if (i >= n || s[i] != ':') return 0;
+  return i + 1;
+}
+
 #define BIT_GET(bits, i) (((bits)[(i) / 8] >> ((i) % 8)) & 1u)
 #define BIT_SET(bits, i, v) \
   ((bits)[(i) / 8] = (uint8_t)(((bits)[(i) / 8] & ~(1u << ((i) % 8))) | ((unsigned)(v) << ((i) % 8))))
@@ -282,7 +300,8 @@ int cm_json_find_depth(struct cm_str json, const char *path, int max_depth,
           sel = f.searching && f.match_depth == depth && f.seg.index == 0 && select_child(&f);
           continue;
         }
-        goto member; /* parse the first member's name */
+        if ((i = member_name(s, n, i, &f, depth, &sel)) == 0) return CM_JSON_INVALID;
+        continue;
       } else if (c == '"') {
         len = scan_string(s + i, n - i);
       } else if (c == '-' || is_digit(c)) {
@@ -325,19 +344,7 @@ int cm_json_find_depth(struct cm_str json, const char *path, int max_depth,
       want_value = true;
       continue;
     }
-    while (i < n && is_ws(s[i])) i++;
-  member:
-    if (i >= n || s[i] != '"') return CM_JSON_INVALID;
-    {
-      size_t len = scan_string(s + i, n - i);
-      if (len == 0) return CM_JSON_INVALID;
-      sel = f.searching && f.match_depth == depth &&
-            key_equals(s + i + 1, len - 2, f.seg.key, f.seg.keylen) && select_child(&f);
-      i += len;
-    }
-    while (i < n && is_ws(s[i])) i++;
-    if (i >= n || s[i] != ':') return CM_JSON_INVALID;
-    i++;
+    if ((i = member_name(s, n, i, &f, depth, &sel)) == 0) return CM_JSON_INVALID;
     want_value = true;
   }
   if (!f.found) return CM_JSON_NOT_FOUND;
