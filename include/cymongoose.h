@@ -173,6 +173,7 @@ struct cm_conn {
   uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
   struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
   unsigned epoll_events;       /* internal: interest registered with epoll */
+  char *deferred_error;        /* internal: ERROR to deliver at the next flush */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
   unsigned is_accepted : 1;    /* made by accept() from a listener */
@@ -187,9 +188,13 @@ struct cm_conn {
   unsigned is_full : 1;        /* recv reached recv_limit: reading is paused */
   unsigned is_draining : 1;    /* close once send is flushed */
   unsigned is_closing : 1;     /* will be closed at the end of this poll */
-  unsigned is_internal : 1;    /* the library's own (wakeup pipe); hidden from bindings */
+  unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
+                                  socket): readiness goes to pfn as CM_EV_READ with
+                                  ev_data unsigned *epoll_events; hidden from bindings,
+                                  gets no POLL; CLOSE goes to pfn only */
   unsigned is_dirty : 1;       /* internal: queued for flushing */
   unsigned is_eof : 1;         /* internal: the peer closed its side */
+  unsigned is_write_blocked : 1; /* internal: the socket refused the last write */
 };
 
 /*
@@ -279,6 +284,7 @@ bool cm_timer_active(const struct cm_timer *t);
 typedef void (*cm_hook_fn)(void *arg);
 
 struct cm_wakeup_q; /* internal */
+struct cm_dns;      /* internal */
 
 struct cm_mgr {
   struct cm_conn *conns;       /* live connections, newest first */
@@ -291,6 +297,7 @@ struct cm_mgr {
   struct cm_conn *dirty;       /* connections with queued output or closing */
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
+  struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
   void *hook_data;
@@ -335,5 +342,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/util.h"
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
+#include "cymongoose/dns.h"
+#include "cymongoose/sntp.h"
 
 #endif /* CYMONGOOSE_H */

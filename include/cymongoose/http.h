@@ -1,5 +1,231 @@
-/* cymongoose: http API.  Included by cymongoose.h; filled in by its module. */
+/*
+ * cymongoose: HTTP/1.1 codec (RFC 9110, RFC 9112).  Included by cymongoose.h.
+ *
+ * The codec is pure: no I/O, no allocation, no global state.  Parsers return
+ * views (struct cm_str) into the caller's buffer; a view stays valid as long
+ * as the caller's bytes stay where they are, unchanged.  Nothing here is
+ * ever read past the length the caller gave.
+ *
+ * Line endings are strict: every line must end in CRLF.  A bare LF or a bare
+ * CR anywhere in a header block or in chunked framing is a 400 error
+ * (RFC 9112 section 2.2 allows a lenient LF; we refuse it, because parsers
+ * that disagree about line ends are how requests get smuggled).
+ */
 #ifndef CYMONGOOSE_HTTP_H
 #define CYMONGOOSE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Room for header lines in struct cm_http_msg (compile-time ceiling; the
+ * runtime limit is cm_http_limits.max_headers). */
+#ifndef CM_HTTP_MAX_HEADERS
+#define CM_HTTP_MAX_HEADERS 64
+#endif
+
+/* Error codes returned by the parsers.  Each maps to a status code with
+ * cm_http_err_status(); hm->error (when the parser had a struct cm_http_msg)
+ * holds a sentence saying what exactly was wrong. */
+enum {
+  CM_HTTP_ERR_BAD = -1,             /* 400 malformed message */
+  CM_HTTP_ERR_HDRS_TOO_LARGE = -2,  /* 431 header block or header count over the limit */
+  CM_HTTP_ERR_BODY_TOO_LARGE = -3,  /* 413 body over limits.max_body */
+  CM_HTTP_ERR_URI_TOO_LONG = -4,    /* 414 request-target over limits.max_uri */
+  CM_HTTP_ERR_VERSION = -5,         /* 505 HTTP version other than 1.x */
+  CM_HTTP_ERR_NOT_IMPLEMENTED = -6  /* 501 transfer coding we cannot decode */
+};
+
+/* Status code for a CM_HTTP_ERR_* value (400 for unknown values). */
+int cm_http_err_status(int err);
+
+/* Reason phrase of a status code ("Not Found"); "" for unknown codes.
+ * Returns a static string. */
+const char *cm_http_status_text(int status);
+
+/*
+ * Limits enforced by the parsers.  A field left 0 takes its default, so
+ * `struct cm_http_limits lim = {.max_body = 1024};` is a complete setting.
+ * Passing NULL instead of a struct means all defaults.
+ */
+struct cm_http_limits {
+  size_t max_head;       /* request/status line + header lines, and chunked
+                            trailers: 16 KiB -> 431 */
+  size_t max_headers;    /* header lines: 64 (at most CM_HTTP_MAX_HEADERS) -> 431 */
+  size_t max_uri;        /* request-target bytes: 8 KiB -> 414 */
+  uint64_t max_body;     /* declared or decoded body bytes: 16 MiB -> 413 */
+  size_t max_chunk_line; /* chunk-size line with extensions: 1 KiB -> 400 */
+};
+
+/* The limits after defaults are applied (lim may be NULL). */
+struct cm_http_limits cm_http_limits_resolve(const struct cm_http_limits *lim);
+
+struct cm_http_header {
+  struct cm_str name;  /* as sent; compare case-insensitively */
+  struct cm_str value; /* leading and trailing SP/HTAB removed */
+};
+
+/* How the body of a message is delimited (RFC 9112 section 6.3). */
+enum cm_http_framing {
+  CM_HTTP_BODY_NONE = 0,        /* no body (requests without CL/TE, HEAD, 1xx/204/304) */
+  CM_HTTP_BODY_LENGTH = 1,      /* exactly content_length bytes follow the head */
+  CM_HTTP_BODY_CHUNKED = 2,     /* chunked: decode with cm_http_chunked_decode() */
+  CM_HTTP_BODY_UNTIL_CLOSE = 3  /* response body runs until the peer closes */
+};
+
+/*
+ * A parsed request or response.  Every struct cm_str is a view into the
+ * buffer given to the parser (empty with buf NULL when absent).
+ */
+struct cm_http_msg {
+  struct cm_str method;  /* request: "GET"; response: empty */
+  struct cm_str uri;     /* request-target up to '?' (the whole target for
+                            "*" and authority form); response: empty */
+  struct cm_str query;   /* after '?', without it; empty when none */
+  struct cm_str proto;   /* "HTTP/1.1" */
+  struct cm_str reason;  /* response: reason phrase (may be empty) */
+  struct cm_http_header headers[CM_HTTP_MAX_HEADERS];
+  size_t num_headers;
+  struct cm_str head;    /* request/status line through the blank line */
+  /* Body bytes present in the buffer: for BODY_LENGTH at most content_length
+   * (the body is complete when body.len == content_length); for BODY_CHUNKED
+   * empty until the chunked decoder ran (see cm_http_chunked_decode); for
+   * BODY_UNTIL_CLOSE everything after the head. */
+  struct cm_str body;
+  struct cm_str message; /* head followed by body (contiguous) */
+  uint64_t content_length; /* declared length for BODY_LENGTH, else 0 */
+  int status;            /* response status code; 0 for requests */
+  int minor_version;     /* 0 or 1 (HTTP/1.2+ is treated as 1.1) */
+  uint8_t framing;       /* enum cm_http_framing */
+  bool keep_alive;       /* connection may carry another message after this */
+  bool expect_continue;  /* HTTP/1.1 request with "Expect: 100-continue" */
+  bool upgrade;          /* "Connection: upgrade" with an Upgrade header */
+  const char *error;     /* static text describing a parse error, else NULL */
+};
+
+/*
+ * Parses the head of an HTTP request at buf[0..len).
+ * Returns the number of bytes of the head (including CRLFs skipped before the
+ * request line and the final blank line), 0 when more bytes are needed, or a
+ * negative CM_HTTP_ERR_*.  Calling again with more bytes appended gives the
+ * same outcome as one call with all of them.  On success *hm is filled in;
+ * the body (if any) starts at buf + return value.
+ * Rejected (400 unless noted): bad method or header-name characters, a space
+ * before ':', obs-fold, control characters in values, bare CR or LF, a
+ * request-target with controls or spaces, a missing or repeated Host on
+ * HTTP/1.1, Content-Length with Transfer-Encoding, invalid or conflicting
+ * Content-Length, Transfer-Encoding on HTTP/1.0 or whose final coding is not
+ * chunked, other codings before chunked (501), versions other than 1.x (505),
+ * and the limits (431, 413, 414).
+ */
+int cm_http_parse_request(const char *buf, size_t len, struct cm_http_msg *hm,
+                          const struct cm_http_limits *lim);
+
+/* Parses the head of an HTTP response; as cm_http_parse_request() otherwise.
+ * Framing assumes a request that was not HEAD or CONNECT. */
+int cm_http_parse_response(const char *buf, size_t len, struct cm_http_msg *hm,
+                           const struct cm_http_limits *lim);
+
+/* Parses the head of a response to a request with method req_method: a
+ * response to HEAD has no body, nor has a 2xx response to CONNECT. */
+int cm_http_parse_response_to(struct cm_str req_method, const char *buf, size_t len,
+                              struct cm_http_msg *hm, const struct cm_http_limits *lim);
+
+/*
+ * Incremental in-place decoder of a chunked body (RFC 9112 section 7.1).
+ * Zero the struct (or call cm_http_chunked_init) before the first call.
+ */
+struct cm_http_chunked {
+  size_t in;          /* raw bytes of buf consumed so far */
+  size_t out;         /* decoded body bytes, contiguous at buf[0..out) */
+  uint64_t remaining; /* internal: data bytes left in the current chunk */
+  size_t line;        /* internal: length of the current size line */
+  size_t trailer;     /* internal: bytes of trailer section */
+  int state;          /* internal */
+  int err;            /* the error once one happened (sticky) */
+};
+
+static inline void cm_http_chunked_init(struct cm_http_chunked *st) {
+  struct cm_http_chunked zero = {0};
+  *st = zero;
+}
+
+/*
+ * Decodes the chunked body at buf[0..len), where buf is the first byte after
+ * the head.  Call it again whenever more bytes have been appended (len grew);
+ * buf may move between calls (a reallocated receive buffer) as long as its
+ * contents are kept.  Only new bytes are examined: chunk payloads are moved
+ * down so that the decoded body is contiguous at buf[0..st->out); bytes
+ * between st->out and st->in are garbage afterwards, bytes from st->in on are
+ * untouched (a pipelined next message starts at buf + st->in once done).
+ * Chunk extensions are skipped (limited by max_chunk_line), trailer fields
+ * are validated and skipped (limited by max_head).
+ * Returns 1 when the last chunk and trailers are complete, 0 when more bytes
+ * are needed, or a negative CM_HTTP_ERR_* (400 for bad sizes, missing CRLF,
+ * bad trailers; 413 when the body exceeds max_body; 431 for huge trailers).
+ * Errors are sticky.
+ */
+int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
+                           const struct cm_http_limits *lim);
+
+/* The value of the first header called name (case-insensitive), or NULL.
+ * The pointer points into hm. */
+struct cm_str *cm_http_get_header(struct cm_http_msg *hm, const char *name);
+
+/* True when the comma-separated list value contains token (case-insensitive,
+ * OWS around elements ignored), e.g. ("keep-alive, Upgrade", "upgrade"). */
+bool cm_http_has_token(struct cm_str value, const char *token);
+
+/* True when any header line called name has token in its list value. */
+bool cm_http_header_has_token(const struct cm_http_msg *hm, const char *name, const char *token);
+
+/*
+ * The value of parameter var in a header value such as
+ * `text/html; charset="utf-8"` or `form-data; name="f"; filename="a.txt"`:
+ * a view into header_value, without quotes (backslash escapes inside quotes
+ * are not undone).  Parameter names match case-insensitively.  Returns an
+ * empty view with buf NULL when absent.
+ */
+struct cm_str cm_http_get_header_var(struct cm_str header_value, struct cm_str var);
+
+/*
+ * Percent-decodes src[0..src_len) into dst (dst_len bytes, including room
+ * for a terminating NUL, which is written).  When is_form is true '+' becomes
+ * a space (application/x-www-form-urlencoded).  Returns the decoded length,
+ * or -1 for a malformed escape or when dst is too small.
+ */
+int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
+
+/*
+ * Finds variable name in a form-encoded list `a=1&b=2` (a query string or a
+ * form body) and writes its decoded value into dst (NUL-terminated).
+ * Returns the decoded length, -1 when absent, -2 when the value is malformed
+ * or does not fit in dst.
+ */
+int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
+
+/* One part of a multipart/form-data body; views into the body. */
+struct cm_http_part {
+  struct cm_str name;     /* Content-Disposition name, empty when none */
+  struct cm_str filename; /* Content-Disposition filename, empty when none */
+  struct cm_str body;     /* the part's bytes */
+};
+
+/*
+ * Parses the part of a multipart body that starts at offset (0 for the
+ * first).  The boundary is taken from the body's first line ("--boundary").
+ * Returns the offset of the next part, to pass to the next call, or 0 when
+ * there are no more parts or the body is malformed or truncated (then *part
+ * is zeroed).  part may be NULL to skip.
+ */
+size_t cm_http_parse_multipart(struct cm_str body, size_t offset, struct cm_http_part *part);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,9 +8,23 @@
 #define CM_PY_CONN_METHODS_DECLS
 /* conn_http.c */
 /* conn_ws.c */
+/* conn_dns.c */
+PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
+PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
 /* conn_ws.c */
+/* conn_dns.c */
+{"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
+ "resolve(url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
+ "then holds the address and the url's port), or ERROR naming the reason.  Uses the "
+ "manager's DNS servers (Manager(dns=...)).  ValueError when url has no host."},
+{"resolve_cancel", (PyCFunction)cm_py_conn_resolve_cancel, METH_NOARGS,
+ "resolve_cancel()\n--\n\nForgets the lookup in progress: no RESOLVE or ERROR comes from it."},
+{"sntp_request", (PyCFunction)cm_py_conn_sntp_request, METH_NOARGS,
+ "sntp_request() -> bool\n--\n\nSends another SNTP request on a connection made by "
+ "Manager.sntp_connect(); SNTP_TIME follows.  False on other connections."},
 #endif
