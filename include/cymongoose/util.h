@@ -106,17 +106,13 @@ size_t cm_json_escape(struct cm_str s, char *buf, size_t len);
  */
 size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len);
 /*
- * Percent-decodes n bytes of s into buf (len bytes, not NUL-terminated):
- * "%XX" becomes a byte, '+' a space when plus_is_space; a '%' not followed by
- * two hex digits is kept as it is.  Returns the decoded length (<= n), or -1
- * when buf is too small.
- */
-long cm_url_decode(const char *s, size_t n, char *buf, size_t len, bool plus_is_space);
-/*
  * Looks up form variable name in an "a=1&b=2" buffer (a query string or an
- * application/x-www-form-urlencoded body).  Names are compared after
- * decoding, case-sensitively; the first occurrence wins; "a" without '='
- * has the empty value.  The value is decoded into dst (dstlen bytes, not
+ * application/x-www-form-urlencoded body) the way Python's
+ * urllib.parse.parse_qsl(keep_blank_values=True) does: names are compared
+ * after decoding, case-sensitively; the first occurrence wins; "a" without
+ * '=' has the empty value; '+' is a space and a '%' not followed by two hex
+ * digits stays as it is.  (cm_http_get_var in http.h is the strict,
+ * case-insensitive variant used for HTTP messages.)  The value is decoded into dst (dstlen bytes, not
  * NUL-terminated; buf.len bytes always suffice).  Returns the value's length,
  * -1 when the variable is absent, -2 when dst is too small.
  */

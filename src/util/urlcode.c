@@ -54,7 +54,9 @@ static char decode_one(const char *s, size_t n, size_t *i, bool plus_is_space) {
   return c == '+' && plus_is_space ? ' ' : c;
 }
 
-long cm_url_decode(const char *s, size_t n, char *buf, size_t len, bool plus_is_space) {
+/* Lenient percent-decoding (bad escapes kept); -1 when buf is too small.
+ * cm_url_decode in http.h is the strict one. */
+static long decode_lenient(const char *s, size_t n, char *buf, size_t len, bool plus_is_space) {
   size_t i = 0, o = 0;
   while (i < n) {
     char c = decode_one(s, n, &i, plus_is_space);
@@ -86,7 +88,7 @@ long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen) 
     size_t name_end = eq == NULL ? pair_end : (size_t)(eq - s);
     if (pair_end > pos && decoded_equals(s + pos, name_end - pos, name, namelen)) {
       size_t vstart = eq == NULL ? pair_end : name_end + 1;
-      long n = cm_url_decode(s + vstart, pair_end - vstart, dst, dstlen, true);
+      long n = decode_lenient(s + vstart, pair_end - vstart, dst, dstlen, true);
       return n < 0 ? -2 : n;
     }
     if (amp == NULL) break;
