@@ -416,3 +416,14 @@ def test_example_served_over_http_and_websocket():
         stop.set()
         t.join()
         manager.close()
+
+
+def test_stub_lists_every_rpc_member():
+    import ast
+    stub = os.path.join(os.path.dirname(cm._mongoose.__file__), "_mongoose.pyi")
+    tree = ast.parse(open(stub).read())
+    for cls in ("Rpc", "RpcReq"):
+        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+        members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        real = {n for n in dir(getattr(cm, cls)) if not n.startswith("_")}
+        assert real - members == set(), cls
