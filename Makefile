@@ -20,10 +20,23 @@ TESTS   := $(sort $(wildcard tests/c/test_*.c))
 TEST_BINS := $(TESTS:tests/c/%.c=$(BUILD)/tests/%)
 FUZZERS := $(sort $(wildcard fuzz/fuzz_*.c))
 PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
+EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/*.c))
+BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all lib deps run test test-c test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps run test test-c test-asan test-python python fuzz bench install clean
 
-all: lib
+all: lib examples
+
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
+
+# Load generators are plain C, independent of the library under test.
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror $< -o $@
 
 deps:
 	@bash scripts/deps.sh
@@ -55,7 +68,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-python
 
-test-c: $(TEST_BINS)
+test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
 
 # The same C tests, built in their own tree with ASan and UBSan.
@@ -83,11 +96,22 @@ fuzz: deps
 	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
 
 # ---------------------------------------------------------------- bench
-bench: deps lib python
-	@bash bench/run.sh
+bench: deps lib examples python $(BENCH_TOOLS)
+	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install
-install: lib
+install: lib examples
+
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
+
+# Load generators are plain C, independent of the library under test.
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror $< -o $@
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose
 	install -m 644 $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/cymongoose.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/

@@ -173,6 +173,7 @@ struct cm_conn {
   uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
   struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
   unsigned epoll_events;       /* internal: interest registered with epoll */
+  char *deferred_error;        /* internal: ERROR to deliver at the next flush */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
   unsigned is_accepted : 1;    /* made by accept() from a listener */
@@ -187,9 +188,13 @@ struct cm_conn {
   unsigned is_full : 1;        /* recv reached recv_limit: reading is paused */
   unsigned is_draining : 1;    /* close once send is flushed */
   unsigned is_closing : 1;     /* will be closed at the end of this poll */
-  unsigned is_internal : 1;    /* the library's own (wakeup pipe); hidden from bindings */
+  unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
+                                  socket): readiness goes to pfn as CM_EV_READ with
+                                  ev_data unsigned *epoll_events; hidden from bindings,
+                                  gets no POLL; CLOSE goes to pfn only */
   unsigned is_dirty : 1;       /* internal: queued for flushing */
   unsigned is_eof : 1;         /* internal: the peer closed its side */
+  unsigned is_write_blocked : 1; /* internal: the socket refused the last write */
 };
 
 /*

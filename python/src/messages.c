@@ -1,14 +1,260 @@
-/* Placeholder: filled in by the module that owns it. */
+/*
+ * Message views handed to Python handlers: HttpMessage (more kinds join as
+ * their protocols land).  A view points at the C message only while the
+ * handler runs; cm_py_message_invalidate() cuts it loose afterwards, so a view
+ * kept by the application reads as empty instead of touching freed memory.
+ */
+#include <strings.h>
+
 #include "module.h"
 
+/* ------------------------------------------------------------ helpers */
+
+static PyObject *str_or_empty(struct cm_str s) {
+  /* Non-UTF-8 bytes on the wire must not make a property raise. */
+  return PyUnicode_DecodeUTF8(s.buf == NULL ? "" : s.buf, (Py_ssize_t)s.len, "surrogateescape");
+}
+
+static PyObject *bytes_of(struct cm_str s) {
+  return PyBytes_FromStringAndSize(s.buf == NULL ? "" : s.buf, (Py_ssize_t)s.len);
+}
+
+/* Accepts str (UTF-8) or bytes for a name argument. */
+static int arg_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
+  if (PyUnicode_Check(o)) {
+    *p = PyUnicode_AsUTF8AndSize(o, n);
+    return *p == NULL ? -1 : 0;
+  }
+  if (PyBytes_Check(o)) {
+    *p = PyBytes_AS_STRING(o);
+    *n = PyBytes_GET_SIZE(o);
+    return 0;
+  }
+  PyErr_Format(PyExc_TypeError, "expected str or bytes, not %.100s", Py_TYPE(o)->tp_name);
+  return -1;
+}
+
+/* --------------------------------------------------------- HttpMessage */
+
+typedef struct {
+  PyObject_HEAD
+  struct cm_http_msg *hm; /* NULL once invalidated */
+} HttpMessageObject;
+
+static struct cm_str http_field(HttpMessageObject *self, size_t offset) {
+  struct cm_str empty = {NULL, 0};
+  if (self->hm == NULL) return empty;
+  return *(struct cm_str *)((char *)self->hm + offset);
+}
+
+static PyObject *hm_get_str(PyObject *self, void *closure) {
+  return str_or_empty(http_field((HttpMessageObject *)self, (size_t)closure));
+}
+
+static PyObject *hm_body_bytes(PyObject *self, void *closure) {
+  (void)closure;
+  return bytes_of(http_field((HttpMessageObject *)self, offsetof(struct cm_http_msg, body)));
+}
+
+static PyObject *hm_body_text(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_str b = http_field((HttpMessageObject *)self, offsetof(struct cm_http_msg, body));
+  return PyUnicode_DecodeUTF8(b.buf == NULL ? "" : b.buf, (Py_ssize_t)b.len, "replace");
+}
+
+/* Finds header name (case-insensitive) without needing a NUL terminator. */
+static struct cm_str *find_header(struct cm_http_msg *hm, const char *name, Py_ssize_t n) {
+  for (size_t i = 0; i < hm->num_headers; i++) {
+    struct cm_str *h = &hm->headers[i].name;
+    if (h->len == (size_t)n && strncasecmp(h->buf, name, (size_t)n) == 0)
+      return &hm->headers[i].value;
+  }
+  return NULL;
+}
+
+static PyObject *hm_header(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "header(name, default=None)");
+    return NULL;
+  }
+  PyObject *dflt = nargs == 2 ? args[1] : Py_None;
+  const char *name;
+  Py_ssize_t n;
+  if (arg_bytes(args[0], &name, &n) < 0) return NULL;
+  struct cm_str *v = self->hm == NULL ? NULL : find_header(self->hm, name, n);
+  if (v == NULL) return Py_NewRef(dflt);
+  return str_or_empty(*v);
+}
+
+static PyObject *hm_headers(PyObject *op, PyObject *unused) {
+  (void)unused;
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  size_t n = self->hm == NULL ? 0 : self->hm->num_headers;
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (list == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    PyObject *t = Py_BuildValue("(NN)", str_or_empty(self->hm->headers[i].name),
+                                str_or_empty(self->hm->headers[i].value));
+    if (t == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+  }
+  return list;
+}
+
+/* Decoded value of a form variable in buf, or None. */
+static PyObject *decoded_var(struct cm_str buf, PyObject *name_obj) {
+  const char *name;
+  Py_ssize_t n;
+  if (arg_bytes(name_obj, &name, &n) < 0) return NULL;
+  if (buf.buf == NULL) Py_RETURN_NONE;
+  char cname[256];
+  if ((size_t)n >= sizeof(cname)) Py_RETURN_NONE;
+  memcpy(cname, name, (size_t)n);
+  cname[n] = '\0';
+  /* A decoded value is never longer than its encoded form. */
+  size_t cap = buf.len + 1;
+  char small[512], *dst = cap <= sizeof(small) ? small : PyMem_Malloc(cap);
+  if (dst == NULL) return PyErr_NoMemory();
+  int len = cm_http_get_var(buf, cname, dst, cap);
+  PyObject *r = len < 0 ? Py_NewRef(Py_None)
+                        : PyUnicode_DecodeUTF8(dst, len, "surrogateescape");
+  if (dst != small) PyMem_Free(dst);
+  return r;
+}
+
+static PyObject *hm_query_var(PyObject *op, PyObject *name) {
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  struct cm_str q = http_field(self, offsetof(struct cm_http_msg, query));
+  if (self->hm == NULL) {
+    const char *p;
+    Py_ssize_t n;
+    if (arg_bytes(name, &p, &n) < 0) return NULL;
+    Py_RETURN_NONE;
+  }
+  return decoded_var(q, name);
+}
+
+static PyObject *hm_status(PyObject *op, PyObject *unused) {
+  (void)unused;
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  if (self->hm == NULL || self->hm->status == 0) Py_RETURN_NONE;
+  return PyLong_FromLong(self->hm->status);
+}
+
+static PyObject *hm_header_var(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "header_var(header, var)");
+    return NULL;
+  }
+  const char *hname, *var;
+  Py_ssize_t hn, vn;
+  if (arg_bytes(args[0], &hname, &hn) < 0 || arg_bytes(args[1], &var, &vn) < 0) return NULL;
+  struct cm_str *v = self->hm == NULL ? NULL : find_header(self->hm, hname, hn);
+  if (v == NULL) Py_RETURN_NONE;
+  struct cm_str r = cm_http_get_header_var(*v, cm_str_n(var, (size_t)vn));
+  if (r.buf == NULL) Py_RETURN_NONE;
+  return str_or_empty(r);
+}
+
+static int hm_bool(PyObject *op) { return ((HttpMessageObject *)op)->hm != NULL; }
+
+static PyObject *hm_repr(PyObject *op) {
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  if (self->hm == NULL) return PyUnicode_FromString("<HttpMessage (expired)>");
+  if (self->hm->status != 0) return PyUnicode_FromFormat("<HttpMessage %d>", self->hm->status);
+  return PyUnicode_FromFormat("<HttpMessage %.*s %.*s>", (int)self->hm->method.len,
+                              self->hm->method.buf ? self->hm->method.buf : "",
+                              (int)self->hm->uri.len, self->hm->uri.buf ? self->hm->uri.buf : "");
+}
+
+static void hm_dealloc(PyObject *op) {
+  PyTypeObject *tp = Py_TYPE(op);
+  tp->tp_free(op);
+  Py_DECREF(tp);
+}
+
+#define HM_STR(name, field, doc) \
+  {name, hm_get_str, NULL, doc, (void *)offsetof(struct cm_http_msg, field)}
+
+static PyGetSetDef hm_getset[] = {
+    HM_STR("method", method, "Request method, e.g. 'GET' ('' for responses)."),
+    HM_STR("uri", uri, "Request path without the query string."),
+    HM_STR("query", query, "Query string without '?'."),
+    HM_STR("proto", proto, "Protocol, e.g. 'HTTP/1.1'."),
+    {"body_bytes", hm_body_bytes, NULL, "Body as bytes.", NULL},
+    {"body_text", hm_body_text, NULL, "Body decoded as UTF-8 (invalid bytes replaced).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef hm_methods[] = {
+    {"header", (PyCFunction)(void (*)(void))hm_header, METH_FASTCALL,
+     "header(name, default=None): value of a header (case-insensitive)."},
+    {"headers", hm_headers, METH_NOARGS, "headers(): list of (name, value) in order."},
+    {"query_var", hm_query_var, METH_O, "query_var(name): decoded query variable or None."},
+    {"status", hm_status, METH_NOARGS, "status(): response status code, or None for requests."},
+    {"header_var", (PyCFunction)(void (*)(void))hm_header_var, METH_FASTCALL,
+     "header_var(header, var): parameter of a header value, e.g. charset, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot hm_slots[] = {
+    {Py_tp_dealloc, hm_dealloc},
+    {Py_tp_getset, hm_getset},
+    {Py_tp_methods, hm_methods},
+    {Py_nb_bool, hm_bool},
+    {Py_tp_repr, hm_repr},
+    {Py_tp_doc, "An HTTP request or response, valid only during the handler call."},
+    {0, NULL},
+};
+
+static PyType_Spec hm_spec = {
+    .name = "cymongoose._mongoose.HttpMessage",
+    .basicsize = sizeof(HttpMessageObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = hm_slots,
+};
+
+static PyObject *http_message_new(cm_py_state *st, struct cm_http_msg *hm) {
+  HttpMessageObject *o = PyObject_New(HttpMessageObject, st->http_message_type);
+  if (o == NULL) return NULL;
+  o->hm = hm;
+  return (PyObject *)o;
+}
+
+/* ------------------------------------------------------------- module */
+
 int cm_py_messages_exec(PyObject *m) {
-  (void)m;
-  return 0;
+  cm_py_state *st = PyModule_GetState(m);
+  st->http_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &hm_spec, NULL);
+  if (st->http_message_type == NULL) return -1;
+  return PyModule_AddType(m, st->http_message_type);
 }
 
 PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
-  (void)st, (void)ev, (void)ev_data;
+  switch (ev) {
+    case CM_EV_HTTP_HDRS:
+    case CM_EV_HTTP_MSG:
+    case CM_EV_WS_OPEN:
+      if (ev_data != NULL) return http_message_new(st, ev_data);
+      break;
+    default:
+      break;
+  }
   Py_RETURN_NONE;
 }
 
-void cm_py_message_invalidate(PyObject *view) { (void)view; }
+void cm_py_message_invalidate(PyObject *view) {
+  if (view == NULL || view == Py_None) return;
+  PyTypeObject *tp = Py_TYPE(view);
+  cm_py_state *st = cm_py_state_of_type(tp);
+  if (st == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  if (tp == st->http_message_type) ((HttpMessageObject *)view)->hm = NULL;
+}

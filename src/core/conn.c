@@ -1,0 +1,157 @@
+/* Connection life cycle and the calls handlers make on a connection. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {
+  struct cm_conn *c = calloc(1, sizeof(*c));
+  if (c == NULL) return NULL;
+  c->mgr = mgr;
+  c->fd = fd;
+  c->id = mgr->next_id++;
+  c->recv_limit = mgr->recv_limit;
+  c->last_io_ms = mgr->now_ms;
+  c->next = mgr->conns;
+  if (mgr->conns != NULL) mgr->conns->prev = c;
+  mgr->conns = c;
+  mgr->nconns++;
+  return c;
+}
+
+void cm__conn_free(struct cm_conn *c) {
+  struct cm_mgr *mgr = c->mgr;
+  if (c->prev != NULL) c->prev->next = c->next;
+  else mgr->conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  mgr->nconns--;
+  if (c->fd >= 0) close(c->fd); /* also leaves the epoll set */
+  cm_buf_free(&c->recv);
+  cm_buf_free(&c->send);
+  free(c->deferred_error);
+  free(c);
+}
+
+void cm__conn_mark_dirty(struct cm_conn *c) {
+  if (c->is_dirty) return;
+  c->is_dirty = 1;
+  c->dirty_next = c->mgr->dirty;
+  c->mgr->dirty = c;
+}
+
+int cm__conn_update_interest(struct cm_conn *c) {
+  if (c->fd < 0) return 0;
+  unsigned want = 0;
+  if (c->is_connecting) {
+    want = EPOLLOUT;
+  } else if (c->is_listening) {
+    want = (c->mgr->max_conns == 0 || c->mgr->nconns < c->mgr->max_conns) ? EPOLLIN : 0;
+  } else {
+    if (!c->is_full && !c->is_draining && !c->is_closing) want |= EPOLLIN;
+    /* Writability is asked for only while a write has been refused. */
+    if (c->send.len > 0 && c->is_write_blocked) want |= EPOLLOUT;
+  }
+  if (want == c->epoll_events) return 0;
+  struct epoll_event ev = {.events = want, .data.ptr = c};
+  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) return -1;
+  c->epoll_events = want;
+  return 0;
+}
+
+void cm__conn_defer_error(struct cm_conn *c, const char *msg) {
+  if (c->deferred_error == NULL) c->deferred_error = strdup(msg);
+  cm__conn_mark_dirty(c);
+}
+
+bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
+  if (c->is_closing || c->is_draining || (c->is_listening && !c->is_udp)) return false;
+  if (c->is_udp) return cm__sock_send_datagram(c, buf, len);
+  struct cm_mgr *mgr = c->mgr;
+  if (mgr->send_limit != 0 && len > mgr->send_limit - (c->send.len < mgr->send_limit ? c->send.len : mgr->send_limit))
+    return false;
+  if (cm_buf_append(&c->send, buf, len) != 0) return false;
+  cm__conn_mark_dirty(c);
+  return true;
+}
+
+size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap) {
+  char small[512], *p = small;
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(small, sizeof(small), fmt, ap);
+  if (n < 0) {
+    va_end(ap2);
+    return 0;
+  }
+  if ((size_t)n >= sizeof(small)) {
+    p = malloc((size_t)n + 1);
+    if (p != NULL) vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  }
+  va_end(ap2);
+  bool ok = p != NULL && cm_send(c, p, (size_t)n);
+  if (p != small) free(p);
+  return ok ? (size_t)n : 0;
+}
+
+size_t cm_printf(struct cm_conn *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = cm_vprintf(c, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+void cm_close(struct cm_conn *c) {
+  if (c->is_closing) return;
+  c->is_closing = 1;
+  cm__conn_mark_dirty(c);
+}
+
+void cm_drain(struct cm_conn *c) {
+  if (c->is_closing || c->is_draining) return;
+  c->is_draining = 1;
+  cm__conn_mark_dirty(c);
+}
+
+void cm_error(struct cm_conn *c, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  CM_ERROR("conn %lu: %s", c->id, msg);
+  cm_call(c, CM_EV_ERROR, msg);
+  cm_close(c);
+}
+
+void cm_call(struct cm_conn *c, int ev, void *ev_data) {
+  /* The protocol handler runs first: it turns bytes into typed events that
+   * the user handler then sees in the same turn. */
+  if (c->pfn != NULL) c->pfn(c, ev, ev_data);
+  if (c->fn != NULL) c->fn(c, ev, ev_data);
+}
+
+void cm_recv_consume(struct cm_conn *c, size_t n) {
+  cm_buf_consume(&c->recv, n);
+  if (c->is_full && c->recv.len < c->recv_limit) {
+    c->is_full = 0;
+    cm__conn_update_interest(c);
+  }
+}
+
+struct cm_conn *cm_conn_by_id(struct cm_mgr *mgr, unsigned long id) {
+  for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next)
+    if (c->id == id) return c;
+  return NULL;
+}
+
+const char *cm__errstr(int err, char *buf, size_t len) {
+  snprintf(buf, len, "%s", strerror(err));
+  if (len > 0) buf[0] = (char)tolower((unsigned char)buf[0]);
+  return buf;
+}

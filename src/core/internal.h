@@ -1,0 +1,46 @@
+/* Internal interfaces shared by the core's files (not installed). */
+#ifndef CM_CORE_INTERNAL_H
+#define CM_CORE_INTERNAL_H
+
+#include "cymongoose.h"
+
+/* Allocates a connection with a fresh id, links it into mgr and gives it
+ * mgr's limits.  fd is not registered with epoll yet.  NULL on ENOMEM. */
+struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd);
+/* Unlinks c, releases its socket and buffers, frees it (no events). */
+void cm__conn_free(struct cm_conn *c);
+/* Queues c for the flush step of the current or next poll. */
+void cm__conn_mark_dirty(struct cm_conn *c);
+/* Makes epoll's interest for c match its state (reading paused, output
+ * waiting, connecting...).  Returns 0 or -1 with errno. */
+int cm__conn_update_interest(struct cm_conn *c);
+/* Schedules an ERROR with a copy of msg for the next flush (used where
+ * delivering at once would surprise the caller, e.g. inside cm_connect). */
+void cm__conn_defer_error(struct cm_conn *c, const char *msg);
+
+/* Socket I/O (src/net/sock.c).  Each handles one epoll readiness event. */
+void cm__sock_accept(struct cm_conn *listener);
+/* Opens c's socket and starts a non-blocking connect to a (the DNS
+ * resolver calls this once a name is resolved).  Errors are deferred. */
+void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a);
+void cm__sock_read(struct cm_conn *c);
+void cm__sock_connected(struct cm_conn *c);
+/* Writes as much of c->send as the socket takes.  Returns -1 when the
+ * connection failed (it is then closing), else 0. */
+int cm__sock_write(struct cm_conn *c);
+/* Sends one datagram straight away (UDP has no stream to queue into). */
+bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len);
+
+/* Timers (timer.c): runs due timers; returns ms until the next one is due
+ * (capped at max_ms), 0 if one is already due. */
+void cm__timers_run(struct cm_mgr *mgr, uint64_t now);
+int cm__timers_wait_ms(struct cm_mgr *mgr, uint64_t now, int max_ms);
+void cm__timers_free(struct cm_mgr *mgr);
+
+/* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
+void cm__wakeup_free(struct cm_mgr *mgr);
+
+/* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */
+const char *cm__errstr(int err, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,139 @@
+/* The event manager: one epoll set, one turn of the loop per cm_mgr_poll(). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+/* Events taken from the kernel per epoll_wait. */
+#define CM_MAX_EVENTS 256
+/* Rounds of the flush step per poll; handlers that keep queueing work for
+ * each other (WRITE -> send -> WRITE) continue at the next poll. */
+#define CM_FLUSH_ROUNDS 4
+
+int cm_mgr_init(struct cm_mgr *mgr) {
+  memset(mgr, 0, sizeof(*mgr));
+  mgr->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (mgr->epfd < 0) return -1;
+  mgr->next_id = 1;
+  mgr->recv_limit = 1024 * 1024;
+  mgr->now_ms = cm_millis();
+  return 0;
+}
+
+/* Delivers CLOSE and frees c.  If accepting was paused at max_conns, the
+ * listeners may now take the next connection. */
+static void close_conn(struct cm_conn *c) {
+  struct cm_mgr *mgr = c->mgr;
+  CM_DEBUG("conn %lu: closed", c->id);
+  if (c->is_internal) c->pfn(c, CM_EV_CLOSE, NULL);
+  else cm_call(c, CM_EV_CLOSE, NULL);
+  bool was_at_cap = mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns;
+  cm__conn_free(c);
+  if (was_at_cap) {
+    for (struct cm_conn *l = mgr->conns; l != NULL; l = l->next)
+      if (l->is_listening && !l->is_udp) cm__conn_update_interest(l);
+  }
+}
+
+/* Handles what handlers left behind: queued output is written straight away
+ * (no epoll round trip), deferred errors delivered, drains and closes done. */
+static void flush(struct cm_mgr *mgr) {
+  for (int round = 0; round < CM_FLUSH_ROUNDS && mgr->dirty != NULL; round++) {
+    struct cm_conn *list = mgr->dirty;
+    mgr->dirty = NULL;
+    while (list != NULL) {
+      struct cm_conn *c = list;
+      list = c->dirty_next;
+      c->is_dirty = 0;
+      c->dirty_next = NULL;
+      if (c->deferred_error != NULL && !c->is_closing) {
+        char *msg = c->deferred_error;
+        c->deferred_error = NULL;
+        cm_error(c, "%s", msg);
+        free(msg);
+      }
+      if (!c->is_closing && !c->is_connecting && c->send.len > 0 && !c->is_write_blocked)
+        cm__sock_write(c);
+      if (c->is_draining && (c->send.len == 0 || c->fd < 0)) c->is_closing = 1;
+      if (c->is_closing) {
+        if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */
+        close_conn(c);
+      } else {
+        cm__conn_update_interest(c);
+      }
+    }
+  }
+}
+
+static void dispatch(struct cm_conn *c, unsigned events) {
+  c->is_readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+  c->is_writable = (events & EPOLLOUT) != 0;
+  if (c->is_closing) return;
+  if (c->is_internal) {
+    /* The library's own descriptors (wakeup eventfd, resolver sockets)
+     * handle readiness in their protocol handler; ev_data: the epoll bits. */
+    c->pfn(c, CM_EV_READ, &events);
+  } else if (c->is_connecting) {
+    cm__sock_connected(c);
+  } else if (c->is_listening && !c->is_udp) {
+    cm__sock_accept(c);
+  } else {
+    if (c->is_readable && !c->is_draining) cm__sock_read(c);
+    if (c->is_writable && !c->is_closing) {
+      c->is_write_blocked = 0;
+      cm__sock_write(c);
+      if (c->is_draining && c->send.len == 0) cm__conn_mark_dirty(c);
+    }
+    /* A hang-up while draining ends the wait for a peer that is gone. */
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->is_draining) {
+      c->is_closing = 1;
+      cm__conn_mark_dirty(c);
+    }
+  }
+}
+
+int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
+  struct epoll_event events[CM_MAX_EVENTS];
+  if (mgr->polling) {
+    errno = EBUSY;
+    return -1;
+  }
+  mgr->polling = 1;
+  mgr->now_ms = cm_millis();
+  flush(mgr);
+  int wait_ms = mgr->dirty != NULL ? 0 : cm__timers_wait_ms(mgr, mgr->now_ms, timeout_ms);
+  bool hooks = wait_ms != 0;
+  if (hooks && mgr->before_sleep != NULL) mgr->before_sleep(mgr->hook_data);
+  int n = epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms);
+  int err = errno;
+  if (hooks && mgr->after_sleep != NULL) mgr->after_sleep(mgr->hook_data);
+  mgr->now_ms = cm_millis();
+  for (int i = 0; i < n; i++) dispatch(events[i].data.ptr, events[i].events);
+  cm__timers_run(mgr, mgr->now_ms);
+  uint64_t now = mgr->now_ms;
+  for (struct cm_conn *c = mgr->conns, *next; c != NULL; c = next) {
+    next = c->next; /* POLL handlers may close c but never free it here */
+    if (!c->is_closing && !c->is_internal) cm_call(c, CM_EV_POLL, &now);
+  }
+  flush(mgr);
+  mgr->polling = 0;
+  if (n < 0 && err == EINTR) {
+    errno = EINTR;
+    return -1;
+  }
+  return 0;
+}
+
+void cm_mgr_free(struct cm_mgr *mgr) {
+  if (mgr->epfd < 0 && mgr->conns == NULL) return;
+  for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next) c->is_closing = 1;
+  while (mgr->conns != NULL) close_conn(mgr->conns);
+  cm__timers_free(mgr);
+  cm__wakeup_free(mgr);
+  if (mgr->epfd >= 0) close(mgr->epfd);
+  mgr->epfd = -1;
+  mgr->dirty = NULL;
+}

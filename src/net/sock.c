@@ -1,0 +1,321 @@
+/* BSD sockets: listen, connect, accept, and moving bytes between sockets and
+ * connection buffers.  Everything is non-blocking and level-triggered. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+/* Bytes asked of the kernel per read: big enough to take a burst in one
+ * call, small enough not to balloon idle connections' buffers. */
+#define CM_READ_CHUNK 16384
+#define CM_UDP_MAX 65536
+/* Accepts per readiness event, so that a flood cannot starve the others. */
+#define CM_ACCEPT_BATCH 64
+
+static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (a->is_ip6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(a->port);
+    memcpy(&s6->sin6_addr, a->ip, 16);
+    return sizeof(*s6);
+  }
+  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+  s4->sin_family = AF_INET;
+  s4->sin_port = htons(a->port);
+  memcpy(&s4->sin_addr, a->ip, 4);
+  return sizeof(*s4);
+}
+
+static void from_sockaddr(const struct sockaddr_storage *ss, struct cm_addr *a) {
+  memset(a, 0, sizeof(*a));
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    memcpy(a->ip, &s6->sin6_addr, 16);
+    a->port = ntohs(s6->sin6_port);
+    a->is_ip6 = true;
+  } else {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    memcpy(a->ip, &s4->sin_addr, 4);
+    a->port = ntohs(s4->sin_port);
+  }
+}
+
+static void read_local_addr(struct cm_conn *c) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0) from_sockaddr(&ss, &c->loc);
+}
+
+static void set_nodelay(int fd) {
+  int on = 1;
+  /* Request/response protocols would otherwise wait on Nagle's delay. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+static int epoll_add(struct cm_conn *c, unsigned events) {
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
+  c->epoll_events = events;
+  return 0;
+}
+
+static bool is_udp_url(const char *url) {
+  struct cm_str s = cm_url_scheme(url);
+  return s.len == 3 && strncasecmp(s.buf, "udp", 3) == 0;
+}
+
+struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
+  struct cm_addr a = {0};
+  struct cm_str host = cm_url_host(url);
+  if (host.len > 0 && !cm_aton(host, &a)) {
+    errno = EINVAL;
+    CM_ERROR("listen %s: host must be an IP address", url);
+    return NULL;
+  }
+  a.port = cm_url_port(url);
+  bool udp = is_udp_url(url);
+  struct sockaddr_storage ss;
+  socklen_t sslen = to_sockaddr(&a, &ss);
+  int fd = socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return NULL;
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || (!udp && listen(fd, SOMAXCONN) != 0)) {
+    int err = errno;
+    CM_ERROR("listen %s: %s", url, strerror(err));
+    close(fd);
+    errno = err;
+    return NULL;
+  }
+  struct cm_conn *c = cm__conn_new(mgr, fd);
+  if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
+    int err = c == NULL ? ENOMEM : errno;
+    if (c != NULL) cm__conn_free(c);
+    else close(fd);
+    errno = err;
+    return NULL;
+  }
+  c->is_listening = 1;
+  c->is_udp = udp;
+  read_local_addr(c);
+  c->fn = fn;
+  c->fn_data = fn_data;
+  CM_DEBUG("conn %lu: listening on %s", c->id, url);
+  cm_call(c, CM_EV_OPEN, NULL);
+  return c;
+}
+
+/* Starts connecting c to a; errors are delivered at the next flush. */
+void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a) {
+  char err[128];
+  struct sockaddr_storage ss;
+  socklen_t sslen = to_sockaddr(a, &ss);
+  c->rem = *a;
+  int fd = socket(ss.ss_family, (c->is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    cm__conn_defer_error(c, cm__errstr(errno, err, sizeof(err)));
+    return;
+  }
+  c->fd = fd;
+  if (!c->is_udp) set_nodelay(fd);
+  /* Completion shows as writability, for UDP at once. */
+  if ((connect(fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) ||
+      epoll_add(c, EPOLLOUT) != 0) {
+    char msg[200], ip[64];
+    snprintf(msg, sizeof(msg), "connect %s:%u: %s", cm_addr_ip_str(a, ip, sizeof(ip)), a->port,
+             cm__errstr(errno, err, sizeof(err)));
+    cm__conn_defer_error(c, msg);
+    return;
+  }
+  c->is_connecting = 1;
+}
+
+struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
+  struct cm_str host = cm_url_host(url);
+  uint16_t port = cm_url_port(url);
+  if (host.len == 0 || port == 0) {
+    errno = EINVAL;
+    CM_ERROR("connect %s: need a host and a port", url);
+    return NULL;
+  }
+  struct cm_conn *c = cm__conn_new(mgr, -1);
+  if (c == NULL) return NULL;
+  c->is_client = 1;
+  c->is_udp = is_udp_url(url);
+  c->fn = fn;
+  c->fn_data = fn_data;
+  cm_call(c, CM_EV_OPEN, NULL);
+  struct cm_addr a = {0};
+  if (cm_aton(host, &a)) {
+    a.port = port;
+    cm__sock_connect(c, &a);
+  } else {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "cannot resolve '%.*s': host names need the DNS resolver",
+             (int)host.len, host.buf);
+    cm__conn_defer_error(c, msg);
+  }
+  return c;
+}
+
+void cm__sock_connected(struct cm_conn *c) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    char ip[64], buf[128];
+    cm_error(c, "connect %s:%u: %s", cm_addr_ip_str(&c->rem, ip, sizeof(ip)), c->rem.port,
+             cm__errstr(err, buf, sizeof(buf)));
+    return;
+  }
+  c->is_connecting = 0;
+  read_local_addr(c);
+  if (c->send.len > 0) cm__conn_mark_dirty(c); /* queued before the connect finished */
+  cm__conn_update_interest(c);
+  cm_call(c, CM_EV_CONNECT, NULL);
+}
+
+void cm__sock_accept(struct cm_conn *l) {
+  struct cm_mgr *mgr = l->mgr;
+  for (int i = 0; i < CM_ACCEPT_BATCH; i++) {
+    if (mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns) {
+      cm__conn_update_interest(l); /* pauses accepting until one closes */
+      return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ECONNABORTED || errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) CM_ERROR("accept: %s", strerror(errno));
+      return;
+    }
+    struct cm_conn *c = cm__conn_new(mgr, fd);
+    if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
+      if (c != NULL) cm__conn_free(c);
+      else close(fd);
+      continue;
+    }
+    set_nodelay(fd);
+    from_sockaddr(&ss, &c->rem);
+    read_local_addr(c);
+    c->is_accepted = 1;
+    c->fn = l->fn;
+    c->fn_data = l->fn_data;
+    c->pfn = l->pfn;
+    c->pfn_data = l->pfn_data;
+    cm_call(c, CM_EV_OPEN, NULL);
+    cm_call(c, CM_EV_ACCEPT, NULL);
+  }
+}
+
+/* A datagram replaces the previous one: UDP keeps message boundaries. */
+static void read_datagram(struct cm_conn *c) {
+  char err[128];
+  cm_buf_consume(&c->recv, c->recv.len);
+  if (cm_buf_reserve(&c->recv, CM_UDP_MAX) != 0) return;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  ssize_t n = recvfrom(c->fd, c->recv.ptr, CM_UDP_MAX, 0, (struct sockaddr *)&ss, &len);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
+    return;
+  }
+  c->recv.len = (size_t)n;
+  if (c->is_listening) from_sockaddr(&ss, &c->rem);
+  size_t nread = (size_t)n;
+  cm_call(c, CM_EV_READ, &nread);
+}
+
+void cm__sock_read(struct cm_conn *c) {
+  char err[128];
+  if (c->is_udp) {
+    read_datagram(c);
+    return;
+  }
+  size_t room = c->recv.len < c->recv_limit ? c->recv_limit - c->recv.len : 0;
+  if (room == 0) {
+    c->is_full = 1;
+    cm__conn_update_interest(c);
+    return;
+  }
+  if (cm_buf_reserve(&c->recv, room < CM_READ_CHUNK ? room : CM_READ_CHUNK) != 0) {
+    cm_error(c, "out of memory");
+    return;
+  }
+  size_t space = c->recv.cap - c->recv.off - c->recv.len;
+  if (space > room) space = room;
+  ssize_t n = recv(c->fd, cm_buf_data(&c->recv) + c->recv.len, space, 0);
+  if (n > 0) {
+    size_t nread = (size_t)n;
+    c->recv.len += nread;
+    c->last_io_ms = c->mgr->now_ms;
+    cm_call(c, CM_EV_READ, &nread);
+    if (!c->is_closing && c->recv.len >= c->recv_limit && !c->is_full) {
+      c->is_full = 1;
+      cm__conn_update_interest(c);
+    }
+  } else if (n == 0) {
+    c->is_eof = 1;
+    cm_drain(c); /* the peer may still read what we have queued */
+  } else if (errno == ECONNRESET) {
+    cm_close(c);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
+  }
+}
+
+int cm__sock_write(struct cm_conn *c) {
+  char err[128];
+  size_t total = 0;
+  while (c->send.len > 0) {
+    ssize_t n = send(c->fd, cm_buf_data(&c->send), c->send.len, MSG_NOSIGNAL);
+    if (n > 0) {
+      cm_buf_consume(&c->send, (size_t)n);
+      total += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c->is_write_blocked = 1;
+      break;
+    } else {
+      /* A peer that went away is an ordinary end, not an error to report. */
+      if (errno == EPIPE || errno == ECONNRESET) cm_close(c);
+      else cm_error(c, "send: %s", cm__errstr(errno, err, sizeof(err)));
+      return -1;
+    }
+  }
+  if (c->send.len == 0) {
+    c->is_write_blocked = 0;
+    if (c->send.cap > 65536) cm_buf_free(&c->send); /* don't keep a burst's buffer */
+  }
+  if (total > 0) {
+    c->last_io_ms = c->mgr->now_ms;
+    cm_call(c, CM_EV_WRITE, &total);
+  }
+  cm__conn_update_interest(c);
+  return 0;
+}
+
+bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
+  if (c->fd < 0 || c->is_connecting) return false;
+  ssize_t n;
+  if (c->is_listening) {
+    struct sockaddr_storage ss;
+    socklen_t sslen = to_sockaddr(&c->rem, &ss);
+    n = sendto(c->fd, buf, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, sslen);
+  } else {
+    n = send(c->fd, buf, len, MSG_NOSIGNAL);
+  }
+  return n == (ssize_t)len;
+}
