@@ -5,7 +5,9 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -384,6 +386,91 @@ static void header_timeout(void **state) {
   close(fd);
 }
 
+
+/* ------------------------------------------------------ curl, a real peer */
+
+extern char **environ;
+
+/* Runs curl with args (the URL's port is filled in for "%u"), polling the
+ * server meanwhile; returns what curl wrote to stdout. */
+static const char *run_curl(const char *const *args, int *status) {
+  static char out[1 << 20];
+  static char urls[8][128];
+  int nurls = 0;
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = "curl";
+  for (; *args != NULL && n < 30; args++) {
+    if (strstr(*args, "%u") != NULL && nurls < 8) {
+      snprintf(urls[nurls], sizeof(urls[nurls]), *args, (unsigned) port);
+      argv[n++] = urls[nurls++];
+    } else {
+      argv[n++] = *args;
+    }
+  }
+  argv[n] = NULL;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  pid_t pid;
+  assert_int_equal(posix_spawnp(&pid, "curl", &fa, NULL, (char *const *) argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  size_t len = 0;
+  for (int i = 0; i < 2000; i++) { /* at most ~10 s */
+    cm_mgr_poll(&mgr, 5);
+    ssize_t r = read(fds[0], out + len, sizeof(out) - 1 - len);
+    if (r > 0) len += (size_t) r;
+    if (r == 0) break;
+  }
+  out[len] = '\0';
+  close(fds[0]);
+  waitpid(pid, status, 0);
+  return out;
+}
+
+static void with_curl(void **state) {
+  (void) state;
+  int st;
+  const char *get[] = {"-s", "-i", "http://127.0.0.1:%u/hello?x=1", NULL};
+  const char *out = run_curl(get, &st);
+  assert_int_equal(st, 0);
+  assert_true(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_non_null(strstr(out, "uri=/hello"));
+  /* several requests on one connection (keep-alive) */
+  const char *two[] = {"-s", "http://127.0.0.1:%u/one", "http://127.0.0.1:%u/two", NULL};
+  out = run_curl(two, &st);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "uri=/oneuri=/two");
+  /* a chunked upload, and a body big enough for Expect: 100-continue */
+  const char *up[] = {"-s", "-H", "Transfer-Encoding: chunked", "--data-binary", "chunked upload",
+                      "http://127.0.0.1:%u/echo", NULL};
+  out = run_curl(up, &st);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "chunked upload");
+  const char *expect[] = {"-s", "-H", "Expect: 100-continue", "--data-binary", "waited",
+                          "http://127.0.0.1:%u/echo", NULL};
+  out = run_curl(expect, &st);
+  assert_string_equal(out, "waited");
+  const char *chunked[] = {"-s", "--raw", "http://127.0.0.1:%u/chunked", NULL};
+  out = run_curl(chunked, &st);
+  assert_string_equal(out, "2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n");
+  const char *chunked2[] = {"-s", "http://127.0.0.1:%u/chunked", NULL};
+  out = run_curl(chunked2, &st);
+  assert_string_equal(out, "abcd");
+  const char *head[] = {"-s", "-I", "http://127.0.0.1:%u/h", NULL};
+  out = run_curl(head, &st);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "Content-Length: 6\r\n"));
+  const char *http10[] = {"-s", "-0", "http://127.0.0.1:%u/ten", NULL};
+  out = run_curl(http10, &st);
+  assert_string_equal(out, "uri=/ten");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(get_keep_alive),
@@ -396,6 +483,7 @@ int main(void) {
       cmocka_unit_test(expect_continue),
       cmocka_unit_test(chunked_replies),
       cmocka_unit_test(header_injection),
+      cmocka_unit_test(with_curl),
       cmocka_unit_test(header_timeout),
   };
   return cmocka_run_group_tests_name("http_server", tests, setup, teardown);
