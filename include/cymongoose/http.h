@@ -297,6 +297,38 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
  * line.  Returns false when the send buffer refuses the data. */
 bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
 
+
+/* ------------------------------------------------------------- client */
+
+/*
+ * Makes c an HTTP/1.1 client connection: responses in c->recv are parsed
+ * and delivered as CM_EV_HTTP_HDRS then CM_EV_HTTP_MSG (views valid during
+ * the call; the response is consumed afterwards).  Interim 1xx responses
+ * other than 101 are skipped.  A body delimited by the connection's close
+ * is delivered when the peer closes, just before CLOSE.  A malformed
+ * response raises CM_EV_ERROR and closes.  lim NULL means defaults.
+ * Returns false when memory runs out.
+ */
+bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
+
+/* cm_connect() followed by cm_http_client().  The URL's host and port are
+ * kept for the Host header of cm_http_request().  NULL with errno set on
+ * failure. */
+struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                                const struct cm_http_limits *lim);
+
+/*
+ * Queues a request: "<method> <uri> HTTP/1.1", Host (from the URL given to
+ * cm_http_connect, unless headers has one), the header lines in headers
+ * (NULL for none), Content-Length when there is a body or the method is
+ * POST/PUT/PATCH (unless headers say chunked), then len bytes of body.
+ * HEAD requests are remembered so their responses are read without a body.
+ * Returns false, queueing nothing, for an invalid method, uri or header
+ * block, or when the send buffer refuses the data.
+ */
+bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
+                     const void *body, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,7 @@
 
 #include "cymongoose.h"
 #include "http/chars.h"
-#include "http/server.h"
+#include "http/internal.h"
 
 bool cm_http_header_ok(struct cm_str name, struct cm_str value) {
   if (name.len == 0 || name.buf == NULL) return false;
@@ -17,15 +17,6 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value) {
   return true;
 }
 
-/* What a caller's header block says that the reply has to respect. */
-struct block_info {
-  bool has_type;      /* Content-Type given */
-  bool has_length;    /* Content-Length given */
-  uint64_t length;    /* its value */
-  bool chunked;       /* Transfer-Encoding: chunked */
-  bool needs_crlf;    /* the last line lacks its CRLF */
-};
-
 static bool name_is(const char *p, size_t n, const char *lower) {
   if (strlen(lower) != n) return false;
   for (size_t i = 0; i < n; i++) {
@@ -37,7 +28,7 @@ static bool name_is(const char *p, size_t n, const char *lower) {
 /* Accepts only complete "Name: value" lines separated by CRLF: a stray CR
  * or LF, an empty line or a line without a name could end the head early
  * or smuggle a header in. */
-static bool scan_block(const char *h, struct block_info *bi) {
+bool cm__http_scan_block(const char *h, struct cm__http_block *bi) {
   memset(bi, 0, sizeof(*bi));
   size_t i = 0, n = h == NULL ? 0 : strlen(h);
   while (i < n) {
@@ -60,6 +51,7 @@ static bool scan_block(const char *h, struct block_info *bi) {
       return false;
     }
     if (name_is(h + name, name_len, "content-type")) bi->has_type = true;
+    if (name_is(h + name, name_len, "host")) bi->has_host = true;
     if (name_is(h + name, name_len, "transfer-encoding") && cm_http_has_token(v, "chunked")) {
       bi->chunked = true;
     }
@@ -82,8 +74,8 @@ static bool append_str(struct cm_buf *b, const char *s) {
 }
 
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
-  struct block_info bi;
-  if (status < 100 || status > 999 || !scan_block(headers, &bi)) return false;
+  struct cm__http_block bi;
+  if (status < 100 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
   if (bi.has_length && (bi.chunked || bi.length != len)) return false;
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool informational = status < 200;

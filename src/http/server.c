@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
-#include "http/server.h"
+#include "http/internal.h"
 
 #define DEFAULT_HEADER_TIMEOUT_MS 30000
 
