@@ -86,7 +86,7 @@ static int teardown(void **state) {
 /* ------------------------------------------------------------ the client */
 
 static int client(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   assert_true(fd >= 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -410,7 +410,7 @@ static const char *run_curl(const char *const *args, int *status) {
   }
   argv[n] = NULL;
   int fds[2];
-  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
