@@ -26,6 +26,7 @@ struct cm__http_conn {
   bool hdrs_delivered;     /* HTTP_HDRS went out for the current request */
   bool is_head;            /* the last request was HEAD: replies carry no body */
   bool close_after;        /* close once the reply to the last request is queued */
+  bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
   bool chunked_reply;      /* a chunked reply is in progress */
 };

@@ -95,6 +95,9 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
     ok = ok && append_str(&b, line);
   }
   if (close_after) ok = ok && append_str(&b, "Connection: close\r\n");
+  if (st != NULL && st->keep_alive_10 && !informational) {
+    ok = ok && append_str(&b, "Connection: keep-alive\r\n");
+  }
   ok = ok && append_str(&b, "\r\n");
   bool send_body = len > 0 && !no_body && !is_head;
   if (ok && send_body && bi.chunked) {

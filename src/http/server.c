@@ -117,6 +117,10 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
     size_t head = (size_t) r;
     if (!st->hdrs_delivered) {
       st->hdrs_delivered = true;
+      /* How replies to this request are written (also from HTTP_HDRS). */
+      st->is_head = hm.method.len == 4 && memcmp(hm.method.buf, "HEAD", 4) == 0;
+      st->close_after = !hm.keep_alive;
+      st->keep_alive_10 = hm.keep_alive && hm.minor_version == 0;
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
       if (hm.expect_continue && body_pending) cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -153,8 +157,6 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
 
     /* A whole request: reset for the next one before the handler runs, as
      * the handler may take the connection over. */
-    st->is_head = hm.method.len == 4 && memcmp(hm.method.buf, "HEAD", 4) == 0;
-    st->close_after = !hm.keep_alive;
     st->stopped = !hm.keep_alive; /* nothing after a closing request is read */
     st->hdrs_delivered = false;
     st->head_started_ms = 0;

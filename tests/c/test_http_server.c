@@ -302,6 +302,7 @@ static void closing_requests(void **state) {
   fd = client();
   r = roundtrip(fd, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "uri=/ka", 1);
   assert_false(r->eof);
+  assert_non_null(strstr(r->data, "Connection: keep-alive\r\n"));
   close(fd);
 }
 
