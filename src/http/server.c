@@ -10,11 +10,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cymongoose.h"
 #include "http/internal.h"
 
 #define DEFAULT_HEADER_TIMEOUT_MS 30000
+/* How long a rejected client may keep sending before we close anyway. */
+#define CM_HTTP_LINGER_MS 2000
 
 static void http_pfn(struct cm_conn *c, int ev, void *ev_data);
 
@@ -77,7 +80,21 @@ void cm_http_detach(struct cm_conn *c) {
   c->pfn_data = NULL;
 }
 
-/* Answers a request we cannot serve, then closes. */
+/* Lingering close: our side is done once the error reply has been written. */
+static void half_close(struct cm_conn *c, struct cm__http_conn *st) {
+  if (st->half_closed || c->fd < 0) return;
+  st->half_closed = true;
+  if (shutdown(c->fd, SHUT_WR) != 0) cm_close(c);
+}
+
+/*
+ * Answers a request we cannot serve, then closes - gently.  Closing a socket
+ * with unread input makes the kernel send RST, which can destroy the error
+ * reply before the client reads it (a client still uploading a body it was
+ * refused).  So, as web servers do ("lingering close"), we half-close once
+ * the reply is written and discard input until the client closes or
+ * CM_HTTP_LINGER_MS pass.
+ */
 static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, const char *why) {
   const char *text = cm_http_status_text(status);
   CM_DEBUG("conn %lu: HTTP %d: %s", c->id, status, why ? why : text);
@@ -86,7 +103,13 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
             "Connection: close\r\n\r\n%s: %s\n",
             status, text, strlen(text) + 3 + strlen(why ? why : ""), text, why ? why : "");
   st->stopped = true;
-  cm_drain(c);
+  if (c->is_tls || c->fd < 0) {
+    cm_drain(c); /* no half-close under TLS: just flush and close */
+    return;
+  }
+  st->linger_until_ms = c->mgr->now_ms + CM_HTTP_LINGER_MS;
+  cm_recv_consume(c, c->recv.len);
+  if (c->send.len == 0) half_close(c, st);
 }
 
 /* Lets c->recv grow to at least need bytes (a body larger than the default
@@ -171,6 +194,10 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
 /* Header timeout (a head that trickles in forever) and idle timeout. */
 static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t now) {
   if (c->is_closing || c->is_draining) return;
+  if (st->linger_until_ms != 0) {
+    if (now >= st->linger_until_ms) cm_close(c);
+    return;
+  }
   if (st->head_started_ms != 0 && !st->hdrs_delivered && c->recv.len > 0 &&
       now - st->head_started_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request head not completed in time");
@@ -201,7 +228,14 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
   struct cm__http_conn *st = c->pfn_data;
   switch (ev) {
     case CM_EV_READ:
-      process(c, st);
+      if (st->linger_until_ms != 0) {
+        cm_recv_consume(c, c->recv.len); /* discard while lingering */
+      } else {
+        process(c, st);
+      }
+      break;
+    case CM_EV_WRITE:
+      if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
       break;
     case CM_EV_POLL:
       check_timers(c, st, *(uint64_t *) ev_data);

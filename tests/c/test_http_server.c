@@ -380,6 +380,18 @@ static void header_timeout(void **state) {
   r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", NULL, 0);
   assert_true(strncmp(r->data, "HTTP/1.1 413 ", 13) == 0);
   close(fd);
+  /* a client that keeps uploading the refused body still reads the 413
+   * (lingering close: no RST while its data is in flight) */
+  fd = client();
+  const char *big_head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n";
+  client_send(fd, big_head, strlen(big_head));
+  static char junk[400000];
+  memset(junk, 'j', sizeof(junk));
+  client_send(fd, junk, sizeof(junk));
+  collect(fd, r, NULL, 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 413 ", 13) == 0);
+  assert_true(r->eof);
+  close(fd);
   fd = client();
   r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n",
                 NULL, 0);
