@@ -1,0 +1,412 @@
+/*
+ * Connection: the Python face of one struct cm_conn.
+ *
+ * Made by the event trampoline (dispatch.c) or by Manager.listen()/connect();
+ * never by user code.  While attached, c points at the live connection and
+ * c->ext holds a strong reference to this object; after CLOSE it is
+ * detached: methods raise RuntimeError("Connection has been closed") and
+ * properties read as defaults (id 0, is_closing True, addresses None).
+ *
+ * Received bytes of a raw TCP/UDP connection stay in the receive buffer
+ * until the application consumes them with recv_consume(); recv_data()
+ * only copies.  (The original package had no way to consume, so an echo
+ * handler doing conn.send(conn.recv_data()) echoed everything again.)
+ */
+#include "core.h"
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "conn_methods.h"
+#include "structmember.h"
+
+static const char closed_msg[] = "Connection has been closed";
+
+cm_py_conn *cm_py_conn_new(cm_py_state *st, PyObject *handler) {
+  PyTypeObject *tp = st->connection_type;
+  cm_py_conn *co = (cm_py_conn *)tp->tp_alloc(tp, 0);
+  if (co == NULL) return NULL;
+  if (handler != NULL && handler != Py_None) co->handler = Py_NewRef(handler);
+  return co;
+}
+
+void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c) {
+  co->c = c;
+  c->ext = Py_NewRef(co);
+}
+
+void cm_py_conn_detach(cm_py_conn *co) {
+  struct cm_conn *c = co->c;
+  if (c == NULL) return;
+  co->c = NULL;
+  if (c->ext == co) {
+    c->ext = NULL;
+    Py_DECREF(co);
+  }
+}
+
+struct cm_conn *cm_py_conn_get(PyObject *conn) {
+  struct cm_conn *c = ((cm_py_conn *)conn)->c;
+  if (c == NULL) PyErr_SetString(PyExc_RuntimeError, closed_msg);
+  return c;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int conn_traverse(cm_py_conn *co, visitproc visit, void *arg) {
+  Py_VISIT(Py_TYPE(co));
+  Py_VISIT(co->handler);
+  Py_VISIT(co->userdata);
+  return 0;
+}
+
+static int conn_clear(cm_py_conn *co) {
+  Py_CLEAR(co->handler);
+  Py_CLEAR(co->userdata);
+  return 0;
+}
+
+static void conn_dealloc(cm_py_conn *co) {
+  PyTypeObject *tp = Py_TYPE(co);
+  PyObject_GC_UnTrack(co);
+  if (co->weakreflist != NULL) PyObject_ClearWeakRefs((PyObject *)co);
+  conn_clear(co);
+  /* Attached objects are kept alive by c->ext, so c is NULL here. */
+  tp->tp_free((PyObject *)co);
+  Py_DECREF(tp);
+}
+
+static PyObject *conn_repr(cm_py_conn *co) {
+  if (co->c == NULL) return PyUnicode_FromString("<Connection closed>");
+  return PyUnicode_FromFormat("<Connection id=%lu%s%s>", co->c->id,
+                              co->c->is_listening ? " listening" : "",
+                              co->c->is_udp ? " udp" : "");
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Bytes of obj: str as UTF-8, or any buffer.  Fills *view (release it with
+ * PyBuffer_Release) and returns 0, or -1 with TypeError. */
+static int get_bytes(PyObject *obj, Py_buffer *view) {
+  if (PyUnicode_Check(obj)) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+    if (s == NULL) return -1;
+    return PyBuffer_FillInfo(view, obj, (void *)s, n, 1, PyBUF_SIMPLE);
+  }
+  if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+    PyErr_Format(PyExc_TypeError, "expected bytes or str, got %.100s", Py_TYPE(obj)->tp_name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Optional integer argument number i of a FASTCALL method (default -1). */
+static int opt_ssize(PyObject *const *args, Py_ssize_t nargs, const char *fname, Py_ssize_t *out) {
+  *out = -1;
+  if (nargs > 1) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument (%zd given)", fname, nargs);
+    return -1;
+  }
+  if (nargs == 1 && args[0] != Py_None) {
+    *out = PyLong_AsSsize_t(args[0]);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+  }
+  return 0;
+}
+
+static PyObject *buf_copy(const struct cm_buf *b, Py_ssize_t length) {
+  size_t n = b->len;
+  if (length >= 0 && (size_t)length < n) n = (size_t)length;
+  if (n == 0) return PyBytes_FromStringAndSize("", 0);
+  return PyBytes_FromStringAndSize((const char *)cm_buf_data(b), (Py_ssize_t)n);
+}
+
+static PyObject *addr_tuple(const struct cm_addr *a) {
+  char ip[INET6_ADDRSTRLEN];
+  if (inet_ntop(a->is_ip6 ? AF_INET6 : AF_INET, a->ip, ip, sizeof(ip)) == NULL) ip[0] = '\0';
+  return Py_BuildValue("(sHO)", ip, a->port, a->is_ip6 ? Py_True : Py_False);
+}
+
+/* ------------------------------------------------------------ methods */
+
+static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return NULL;
+  Py_buffer view;
+  if (get_bytes(data, &view) < 0) return NULL;
+  bool ok = cm_send(c, view.buf, (size_t)view.len);
+  PyBuffer_Release(&view);
+  return PyBool_FromLong(ok);
+}
+
+static PyObject *conn_close(cm_py_conn *co, PyObject *unused) {
+  (void)unused;
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return NULL;
+  cm_close(c);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_drain(cm_py_conn *co, PyObject *unused) {
+  (void)unused;
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return NULL;
+  cm_drain(c);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_error(cm_py_conn *co, PyObject *message) {
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return NULL;
+  const char *msg = PyUnicode_AsUTF8(message);
+  if (msg == NULL) return NULL;
+  cm_py_manager *mo = cm_py_manager_of(c->mgr);
+  Py_INCREF(mo);
+  cm_py_core_enter(mo);
+  cm_error(c, "%s", msg); /* ERROR reaches the handler right now */
+  cm_py_core_leave(mo);
+  int rc = cm_py_raise_pending(mo);
+  Py_DECREF(mo);
+  if (rc < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_recv_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+  Py_ssize_t length;
+  if (opt_ssize(args, nargs, "recv_data", &length) < 0) return NULL;
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  return c == NULL ? NULL : buf_copy(&c->recv, length);
+}
+
+static PyObject *conn_send_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+  Py_ssize_t length;
+  if (opt_ssize(args, nargs, "send_data", &length) < 0) return NULL;
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  return c == NULL ? NULL : buf_copy(&c->send, length);
+}
+
+static PyObject *conn_recv_consume(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+  Py_ssize_t n;
+  if (opt_ssize(args, nargs, "recv_consume", &n) < 0) return NULL;
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return NULL;
+  cm_recv_consume(c, n < 0 ? c->recv.len : (size_t)n);
+  Py_RETURN_NONE;
+}
+
+static int set_handler(cm_py_conn *co, PyObject *h) {
+  if (h != NULL && h != Py_None && !PyCallable_Check(h)) {
+    PyErr_SetString(PyExc_TypeError, "handler must be callable or None");
+    return -1;
+  }
+  Py_XSETREF(co->handler, (h == NULL || h == Py_None) ? NULL : Py_NewRef(h));
+  return 0;
+}
+
+static PyObject *conn_set_handler(cm_py_conn *co, PyObject *h) {
+  if (set_handler(co, h) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef conn_methods[] = {
+    {"send", (PyCFunction)conn_send, METH_O,
+     "send(data) -> bool\n--\n\nQueues bytes (str is UTF-8 encoded) for sending; the loop "
+     "writes them.  False when the connection is closing or the send limit is reached."},
+    {"close", (PyCFunction)conn_close, METH_NOARGS,
+     "close()\n--\n\nCloses the connection at the end of this poll (CLOSE follows)."},
+    {"drain", (PyCFunction)conn_drain, METH_NOARGS,
+     "drain()\n--\n\nStops reading, sends what is queued, then closes."},
+    {"error", (PyCFunction)conn_error, METH_O,
+     "error(message)\n--\n\nDelivers ERROR with message to the handler now, then closes."},
+    {"recv_data", (PyCFunction)(void (*)(void))conn_recv_data, METH_FASTCALL,
+     "recv_data(length=-1) -> bytes\n--\n\nA copy of the first length received bytes "
+     "(all when -1); nothing is consumed."},
+    {"send_data", (PyCFunction)(void (*)(void))conn_send_data, METH_FASTCALL,
+     "send_data(length=-1) -> bytes\n--\n\nA copy of the first length queued bytes "
+     "(all when -1)."},
+    {"recv_consume", (PyCFunction)(void (*)(void))conn_recv_consume, METH_FASTCALL,
+     "recv_consume(n=-1)\n--\n\nDrops the first n received bytes (all when -1).  On raw "
+     "TCP/UDP connections received bytes stay buffered until consumed; reading pauses "
+     "(is_full) while recv_len >= recv_limit."},
+    {"set_handler", (PyCFunction)conn_set_handler, METH_O,
+     "set_handler(handler)\n--\n\nSets this connection's handler (None: the manager's "
+     "default).  On a listener it is also what new connections inherit."},
+#define CM_PY_CONN_METHODS_TABLE
+#include "conn_methods.h"
+#include "structmember.h"
+#undef CM_PY_CONN_METHODS_TABLE
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------ properties */
+
+enum {
+  P_ID,
+  P_IS_LISTENING,
+  P_IS_CLOSING,
+  P_IS_CLIENT,
+  P_IS_TLS,
+  P_IS_UDP,
+  P_IS_WEBSOCKET,
+  P_IS_READABLE,
+  P_IS_WRITABLE,
+  P_IS_FULL,
+  P_IS_DRAINING,
+  P_RECV_LEN,
+  P_SEND_LEN,
+  P_RECV_SIZE,
+  P_SEND_SIZE,
+  P_RECV_LIMIT,
+  P_LOCAL_ADDR,
+  P_REMOTE_ADDR,
+};
+
+static PyObject *conn_prop(cm_py_conn *co, void *closure) {
+  int which = (int)(intptr_t)closure;
+  const struct cm_conn *c = co->c;
+  if (c == NULL) {
+    switch (which) {
+      case P_ID:
+      case P_RECV_LEN:
+      case P_SEND_LEN:
+      case P_RECV_SIZE:
+      case P_SEND_SIZE:
+      case P_RECV_LIMIT:
+        return PyLong_FromLong(0);
+      case P_IS_CLOSING:
+        Py_RETURN_TRUE;
+      case P_LOCAL_ADDR:
+      case P_REMOTE_ADDR:
+        Py_RETURN_NONE;
+      default:
+        Py_RETURN_FALSE;
+    }
+  }
+  switch (which) {
+    case P_ID: return PyLong_FromUnsignedLong(c->id);
+    case P_IS_LISTENING: return PyBool_FromLong(c->is_listening);
+    case P_IS_CLOSING: return PyBool_FromLong(c->is_closing);
+    case P_IS_CLIENT: return PyBool_FromLong(c->is_client);
+    case P_IS_TLS: return PyBool_FromLong(c->is_tls);
+    case P_IS_UDP: return PyBool_FromLong(c->is_udp);
+    case P_IS_WEBSOCKET: return PyBool_FromLong(c->is_websocket);
+    case P_IS_READABLE: return PyBool_FromLong(c->is_readable);
+    case P_IS_WRITABLE: return PyBool_FromLong(c->is_writable);
+    case P_IS_FULL: return PyBool_FromLong(c->is_full);
+    case P_IS_DRAINING: return PyBool_FromLong(c->is_draining);
+    case P_RECV_LEN: return PyLong_FromSize_t(c->recv.len);
+    case P_SEND_LEN: return PyLong_FromSize_t(c->send.len);
+    case P_RECV_SIZE: return PyLong_FromSize_t(c->recv.cap);
+    case P_SEND_SIZE: return PyLong_FromSize_t(c->send.cap);
+    case P_RECV_LIMIT: return PyLong_FromSize_t(c->recv_limit);
+    case P_LOCAL_ADDR: return addr_tuple(&c->loc);
+    case P_REMOTE_ADDR: return addr_tuple(&c->rem);
+    default: Py_RETURN_NONE;
+  }
+}
+
+static int conn_set_recv_limit(cm_py_conn *co, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete recv_limit");
+    return -1;
+  }
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return -1;
+  size_t n = PyLong_AsSize_t(v);
+  if (n == (size_t)-1 && PyErr_Occurred()) return -1;
+  if (n == 0) {
+    PyErr_SetString(PyExc_ValueError, "recv_limit must be positive");
+    return -1;
+  }
+  c->recv_limit = n;
+  return 0;
+}
+
+static PyObject *conn_get_handler(cm_py_conn *co, void *closure) {
+  (void)closure;
+  return Py_NewRef(co->handler != NULL ? co->handler : Py_None);
+}
+
+static int conn_set_handler_prop(cm_py_conn *co, PyObject *v, void *closure) {
+  (void)closure;
+  return set_handler(co, v);
+}
+
+static PyObject *conn_get_userdata(cm_py_conn *co, void *closure) {
+  (void)closure;
+  return Py_NewRef(co->userdata != NULL ? co->userdata : Py_None);
+}
+
+static int conn_set_userdata(cm_py_conn *co, PyObject *v, void *closure) {
+  (void)closure;
+  Py_XSETREF(co->userdata, Py_XNewRef(v));
+  return 0;
+}
+
+#define PROP(name, which, doc) \
+  {name, (getter)conn_prop, NULL, doc, (void *)(intptr_t)(which)}
+
+static PyGetSetDef conn_getset[] = {
+    PROP("id", P_ID, "Unique id within the manager (0 once closed)."),
+    PROP("is_listening", P_IS_LISTENING, "A listening socket."),
+    PROP("is_closing", P_IS_CLOSING, "Marked for closing (True once closed)."),
+    PROP("is_client", P_IS_CLIENT, "Made by connect()."),
+    PROP("is_tls", P_IS_TLS, "TLS is on."),
+    PROP("is_udp", P_IS_UDP, "A datagram socket."),
+    PROP("is_websocket", P_IS_WEBSOCKET, "Upgraded to WebSocket."),
+    PROP("is_readable", P_IS_READABLE, "The last poll found the socket readable."),
+    PROP("is_writable", P_IS_WRITABLE, "The last poll found the socket writable."),
+    PROP("is_full", P_IS_FULL, "recv_len reached recv_limit: reading is paused."),
+    PROP("is_draining", P_IS_DRAINING, "drain() was called: closing once flushed."),
+    PROP("recv_len", P_RECV_LEN, "Received bytes not yet consumed."),
+    PROP("send_len", P_SEND_LEN, "Queued bytes not yet written."),
+    PROP("recv_size", P_RECV_SIZE, "Allocated size of the receive buffer."),
+    PROP("send_size", P_SEND_SIZE, "Allocated size of the send buffer."),
+    PROP("local_addr", P_LOCAL_ADDR, "(ip, port, is_ipv6) of this end, None once closed."),
+    PROP("remote_addr", P_REMOTE_ADDR, "(ip, port, is_ipv6) of the peer, None once closed."),
+    {"recv_limit", (getter)conn_prop, (setter)conn_set_recv_limit,
+     "Reading pauses (is_full) while recv_len >= recv_limit; default Manager.recv_limit.",
+     (void *)(intptr_t)P_RECV_LIMIT},
+    {"handler", (getter)conn_get_handler, (setter)conn_set_handler_prop,
+     "This connection's handler, None when it uses the manager's default.", NULL},
+    {"userdata", (getter)conn_get_userdata, (setter)conn_set_userdata,
+     "Any object the application wants to keep with the connection.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* ------------------------------------------------------------ type */
+
+static PyMemberDef conn_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(cm_py_conn, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot conn_slots[] = {
+    {Py_tp_doc, "A connection of a Manager; made by the manager, never directly."},
+    {Py_tp_dealloc, conn_dealloc},
+    {Py_tp_traverse, conn_traverse},
+    {Py_tp_clear, conn_clear},
+    {Py_tp_repr, conn_repr},
+    {Py_tp_methods, conn_methods},
+    {Py_tp_getset, conn_getset},
+    {Py_tp_members, conn_members},
+    {0, NULL},
+};
+
+static PyType_Spec conn_spec = {
+    .name = "cymongoose._mongoose.Connection",
+    .basicsize = sizeof(cm_py_conn),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = conn_slots,
+};
+
+int cm_py_connection_exec(PyObject *m, cm_py_state *st) {
+  st->connection_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &conn_spec, NULL);
+  if (st->connection_type == NULL) return -1;
+  return PyModule_AddType(m, st->connection_type);
+}

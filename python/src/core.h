@@ -1,0 +1,139 @@
+/*
+ * Private declarations shared by the core bindings: manager.c (Manager),
+ * connection.c (Connection), timer.c (Timer) and dispatch.c (the event
+ * trampoline and the routing of callback exceptions).
+ *
+ * Object graph and ownership:
+ *   Manager --embeds--> struct cm_mgr --owns--> struct cm_conn
+ *   struct cm_conn.ext --strong ref--> Connection     (until CLOSE returns)
+ *   Connection.c --borrowed--> struct cm_conn          (NULL once detached)
+ *   Manager.timers --strong ref--> Timer (while started and not released)
+ *   Timer.mgr --borrowed--> Manager                    (while not released)
+ * Manager's tp_traverse visits the Connections and Timers it keeps alive, so
+ * cycles through handlers and callbacks (which usually reference the
+ * manager) are found by the garbage collector; tp_finalize closes the
+ * manager, which detaches every Connection and releases every Timer.
+ */
+#ifndef CM_PY_CORE_H
+#define CM_PY_CORE_H
+
+#include "module.h"
+
+typedef struct cm_py_timer cm_py_timer;
+
+typedef struct {
+  PyObject_HEAD
+  struct cm_mgr mgr;        /* valid while ready */
+  cm_py_state *st;          /* module state; the type keeps the module alive */
+  PyObject *handler;        /* default handler, or NULL */
+  PyObject *error_handler;  /* called with exceptions from callbacks, or NULL */
+  PyObject *pending_exc;    /* a BaseException (KeyboardInterrupt, SystemExit)
+                               raised by a callback; re-raised by the API call
+                               that ran the callback */
+  PyThreadState *tstate;    /* saved by the before_sleep hook */
+  cm_py_timer *timers;      /* Python timers started and not yet released */
+  PyObject *weakreflist;
+  long wakeups_in_flight;   /* wakeup() calls copying without the GIL */
+  int busy;                 /* depth of C calls that may run callbacks */
+  bool ready;               /* cm_mgr_init() done and close() not yet */
+  bool closing;             /* inside cm_mgr_free() */
+  bool close_requested;     /* close() was called while busy */
+  bool polling;             /* inside poll() */
+  bool stop_requested;      /* run(): a signal arrived */
+} cm_py_manager;
+
+typedef struct {
+  PyObject_HEAD
+  struct cm_conn *c;       /* NULL once detached (after CLOSE) */
+  PyObject *handler;       /* own or inherited handler; NULL: the manager's */
+  PyObject *userdata;      /* NULL reads as None */
+  PyObject *weakreflist;
+  bool http;               /* HTTP parsing was asked for */
+} cm_py_conn;
+
+struct cm_py_timer {
+  PyObject_HEAD
+  struct cm_timer t;       /* storage given to cm_timer_start() */
+  PyObject *callback;
+  cm_py_manager *mgr;      /* borrowed; valid while started and not released */
+  cm_py_timer *next, *prev;/* in mgr->timers */
+  PyObject *weakreflist;
+  bool started;
+  bool released;           /* the manager let go of t */
+};
+
+/* The Manager that embeds m. */
+static inline cm_py_manager *cm_py_manager_of(struct cm_mgr *m) {
+  return (cm_py_manager *)((char *)m - offsetof(cm_py_manager, mgr));
+}
+
+/*
+ * Brackets every call into the core that may deliver events synchronously
+ * (cm_mgr_poll, cm_listen, cm_connect, cm_error, protocol connects): a
+ * callback calling Manager.close() meanwhile only requests the close, which
+ * cm_py_core_leave() performs once the outermost call is back.
+ */
+static inline void cm_py_core_enter(cm_py_manager *mo) { mo->busy++; }
+void cm_py_core_leave(cm_py_manager *mo);
+
+/* Exec functions creating the three types into the module state. */
+int cm_py_manager_exec(PyObject *m, cm_py_state *st);
+int cm_py_connection_exec(PyObject *m, cm_py_state *st);
+int cm_py_timer_exec(PyObject *m, cm_py_state *st);
+
+/* ---- dispatch.c */
+/*
+ * The C event handler of every connection made through the bindings.  Pass
+ * it as fn to cm_listen()/cm_connect()/protocol connect functions, with
+ * fn_data = a Connection from cm_py_conn_prepare().
+ */
+void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data);
+/*
+ * Routes the current exception (which must be set) of a callback run by mo:
+ * an Exception goes to mo->error_handler, else its traceback is printed;
+ * other BaseExceptions are kept in mo->pending_exc for the API call that is
+ * running the loop.  Clears the exception.  mo may be NULL (unraisable).
+ */
+void cm_py_report(cm_py_manager *mo);
+/* Raises mo->pending_exc if set: returns -1 with it set, else 0. */
+int cm_py_raise_pending(cm_py_manager *mo);
+
+/* ---- connection.c */
+/* A new detached Connection with the given handler (NULL or None: none). */
+cm_py_conn *cm_py_conn_new(cm_py_state *st, PyObject *handler);
+/* Binds co to c: c->ext takes a strong reference. */
+void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c);
+/* Unbinds co from its connection and drops c->ext's reference. */
+void cm_py_conn_detach(cm_py_conn *co);
+
+/* ---- manager.c */
+/*
+ * For Manager methods that open connections (ws_connect, mqtt_connect, ...):
+ * cm_py_conn_prepare() checks that mo is usable and returns a new Connection
+ * to pass as fn_data with fn = cm_py_on_event (NULL with an exception set);
+ * on success it has entered the core (cm_py_core_enter), so call it after
+ * parsing arguments and always follow it with cm_py_conn_finish().
+ * cm_py_conn_finish() takes the C function's result: on NULL it raises
+ * RuntimeError naming what/url and errno, else it makes sure co is bound to c
+ * and returns co.  Either way it consumes the reference to co and leaves the
+ * core.
+ */
+cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
+PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
+                            const char *what, const char *url);
+
+/* ---- timer.c */
+/* Visits the Timers mo keeps alive (for mo's tp_traverse). */
+int cm_py_timers_traverse(cm_py_manager *mo, visitproc visit, void *arg);
+/* Manager.timer_add(ms, callback, *, repeat=False, run_now=False). */
+PyObject *cm_py_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
+
+/*
+ * HTTP protocol hook, defined by the HTTP bindings (weak until they exist):
+ * turns on HTTP parsing for c, a listener (children inherit it) or a client.
+ * Returns 0, or -1 with an exception set.
+ */
+int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c) __attribute__((weak));
+
+#endif

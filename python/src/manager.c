@@ -1,0 +1,599 @@
+/*
+ * Manager: owns a struct cm_mgr and runs its loop from Python.
+ *
+ * The GIL is released only while cm_mgr_poll() blocks (the before_sleep and
+ * after_sleep hooks), so every callback runs with it held and nothing else
+ * can touch the manager while the core walks its structures, except through
+ * the thread-safe wakeup() and Timer.cancel().
+ *
+ * close() during poll() (from a handler, a timer or another thread) is
+ * deferred until poll() returns, because the core is still using the
+ * manager's memory.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mgr_methods.h"
+#include "structmember.h"
+
+static void hook_before_sleep(void *arg) {
+  cm_py_manager *mo = arg;
+  mo->tstate = PyEval_SaveThread();
+}
+
+static void hook_after_sleep(void *arg) {
+  cm_py_manager *mo = arg;
+  PyEval_RestoreThread(mo->tstate);
+  mo->tstate = NULL;
+}
+
+static int check_usable(cm_py_manager *mo) {
+  if (!mo->ready || mo->closing || mo->close_requested) {
+    PyErr_SetString(PyExc_RuntimeError, "Manager is closed");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_handler(PyObject *h, const char *what) {
+  if (h != NULL && h != Py_None && !PyCallable_Check(h)) {
+    PyErr_Format(PyExc_TypeError, "%s must be callable or None", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* Frees the C manager: every connection gets CLOSE (and is detached), every
+ * timer is released.  Waits for wakeup() calls still copying without the
+ * GIL, since they use the manager's queue. */
+static void do_close(cm_py_manager *mo) {
+  if (!mo->ready || mo->closing) return;
+  mo->closing = true;
+  while (mo->wakeups_in_flight > 0) {
+    Py_BEGIN_ALLOW_THREADS
+    sched_yield();
+    Py_END_ALLOW_THREADS
+  }
+  cm_mgr_free(&mo->mgr);
+  mo->ready = false;
+  mo->closing = false;
+  mo->close_requested = false;
+}
+
+void cm_py_core_leave(cm_py_manager *mo) {
+  if (--mo->busy == 0 && mo->close_requested) do_close(mo);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", NULL};
+  PyObject *handler = Py_None, *error_handler = Py_None;
+  int enable_wakeup = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO:Manager", kwlist, &handler, &enable_wakeup,
+                                   &error_handler)) {
+    return -1;
+  }
+  if (check_handler(handler, "handler") < 0) return -1;
+  if (check_handler(error_handler, "error_handler") < 0) return -1;
+  if (mo->ready) {
+    PyErr_SetString(PyExc_RuntimeError, "Manager is already initialised");
+    return -1;
+  }
+  mo->st = cm_py_state_of_type(Py_TYPE(mo));
+  if (mo->st == NULL) return -1;
+  Py_XSETREF(mo->handler, handler == Py_None ? NULL : Py_NewRef(handler));
+  Py_XSETREF(mo->error_handler, error_handler == Py_None ? NULL : Py_NewRef(error_handler));
+  if (cm_mgr_init(&mo->mgr) != 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  mo->ready = true;
+  mo->mgr.userdata = mo;
+  mo->mgr.hook_data = mo;
+  mo->mgr.before_sleep = hook_before_sleep;
+  mo->mgr.after_sleep = hook_after_sleep;
+  if (enable_wakeup && cm_wakeup_init(&mo->mgr) != 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    do_close(mo);
+    return -1;
+  }
+  return 0;
+}
+
+static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
+  Py_VISIT(Py_TYPE(mo));
+  Py_VISIT(mo->handler);
+  Py_VISIT(mo->error_handler);
+  Py_VISIT(mo->pending_exc);
+  if (mo->ready && !mo->closing) {
+    for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
+      if (c->ext != NULL) Py_VISIT((PyObject *)c->ext);
+    }
+  }
+  return cm_py_timers_traverse(mo, visit, arg);
+}
+
+static int mgr_clear(cm_py_manager *mo) {
+  Py_CLEAR(mo->handler);
+  Py_CLEAR(mo->error_handler);
+  Py_CLEAR(mo->pending_exc);
+  return 0;
+}
+
+/* Runs before the garbage collector breaks a cycle and before dealloc:
+ * closing delivers CLOSE to handlers, which is Python code. */
+static void mgr_finalize(cm_py_manager *mo) {
+  if (!mo->ready) return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  do_close(mo);
+  if (cm_py_raise_pending(mo) < 0) PyErr_WriteUnraisable((PyObject *)mo);
+  PyErr_Restore(type, value, tb);
+}
+
+static void mgr_dealloc(cm_py_manager *mo) {
+  PyTypeObject *tp = Py_TYPE(mo);
+  if (PyObject_CallFinalizerFromDealloc((PyObject *)mo) < 0) return; /* resurrected */
+  PyObject_GC_UnTrack(mo);
+  if (mo->weakreflist != NULL) PyObject_ClearWeakRefs((PyObject *)mo);
+  mgr_clear(mo);
+  tp->tp_free((PyObject *)mo);
+  Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------------ loop */
+
+static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames) {
+  long timeout = 0;
+  PyObject *arg = nargs > 0 ? args[0] : NULL;
+  Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  if (nargs + nkw > 1) {
+    PyErr_SetString(PyExc_TypeError, "poll() takes at most 1 argument");
+    return NULL;
+  }
+  if (nkw == 1) {
+    if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "timeout_ms") != 0) {
+      PyErr_Format(PyExc_TypeError, "poll() got an unexpected keyword argument '%U'",
+                   PyTuple_GET_ITEM(kwnames, 0));
+      return NULL;
+    }
+    arg = args[0];
+  }
+  if (arg != NULL) {
+    timeout = PyLong_AsLong(arg);
+    if (timeout == -1 && PyErr_Occurred()) return NULL;
+  }
+  if (timeout < 0) timeout = 0;
+  if (timeout > INT_MAX) timeout = INT_MAX;
+  if (mo->polling) {
+    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not re-entrant");
+    return NULL;
+  }
+  if (check_usable(mo) < 0) return NULL;
+  Py_INCREF(mo);
+  mo->polling = true;
+  cm_py_core_enter(mo);
+  cm_mgr_poll(&mo->mgr, (int)timeout);
+  mo->polling = false;
+  cm_py_core_leave(mo);
+  int rc = cm_py_raise_pending(mo);
+  Py_DECREF(mo);
+  if (rc < 0) return NULL;
+  if (PyErr_CheckSignals() < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *mgr_stop_on_signal(PyObject *self, PyObject *args) {
+  (void)args;
+  ((cm_py_manager *)self)->stop_requested = true;
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef stop_on_signal_def = {
+    "_stop_on_signal", mgr_stop_on_signal, METH_VARARGS,
+    "Signal handler installed by Manager.run(): ends the loop."};
+
+/* signal.signal(signum, handler) -> the previous handler (new ref), or NULL.
+ * None (a handler not installed from Python, which cannot be put back)
+ * restores SIG_DFL. */
+static PyObject *set_signal(PyObject *signal_mod, int signum, PyObject *handler) {
+  if (handler == Py_None) {
+    PyObject *dfl = PyObject_GetAttrString(signal_mod, "SIG_DFL");
+    if (dfl == NULL) return NULL;
+    PyObject *r = PyObject_CallMethod(signal_mod, "signal", "iO", signum, dfl);
+    Py_DECREF(dfl);
+    return r;
+  }
+  return PyObject_CallMethod(signal_mod, "signal", "iO", signum, handler);
+}
+
+static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"poll_ms", NULL};
+  int poll_ms = 100;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i:run", kwlist, &poll_ms)) return NULL;
+  if (mo->busy > 0) {
+    PyErr_SetString(PyExc_RuntimeError, "Manager.run() cannot be called from a callback");
+    return NULL;
+  }
+  if (check_usable(mo) < 0) return NULL;
+  PyObject *signal_mod = PyImport_ImportModule("signal");
+  if (signal_mod == NULL) return NULL;
+  PyObject *stop = PyCFunction_New(&stop_on_signal_def, (PyObject *)mo);
+  if (stop == NULL) {
+    Py_DECREF(signal_mod);
+    return NULL;
+  }
+  PyObject *old_int = NULL, *old_term = NULL;
+  old_int = set_signal(signal_mod, SIGINT, stop);
+  if (old_int == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+    PyErr_Clear(); /* not the main thread: run until close() */
+  } else if (old_int != NULL) {
+    old_term = set_signal(signal_mod, SIGTERM, stop);
+  }
+  PyObject *result = NULL;
+  if (!PyErr_Occurred()) {
+    PyObject *poll_arg = PyLong_FromLong(poll_ms);
+    mo->stop_requested = false;
+    while (poll_arg != NULL && mo->ready && !mo->stop_requested) {
+      PyObject *r = mgr_poll(mo, &poll_arg, 1, NULL);
+      if (r == NULL) break;
+      Py_DECREF(r);
+    }
+    Py_XDECREF(poll_arg);
+    if (!PyErr_Occurred()) result = Py_NewRef(Py_None);
+  }
+  /* Restore the handlers and close, keeping an exception from the loop. */
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject *r;
+  if (old_term != NULL && (r = set_signal(signal_mod, SIGTERM, old_term)) != NULL) Py_DECREF(r);
+  if (old_int != NULL && (r = set_signal(signal_mod, SIGINT, old_int)) != NULL) Py_DECREF(r);
+  if (PyErr_Occurred()) PyErr_WriteUnraisable((PyObject *)mo);
+  Py_XDECREF(old_int);
+  Py_XDECREF(old_term);
+  Py_DECREF(stop);
+  Py_DECREF(signal_mod);
+  do_close(mo);
+  PyErr_Restore(type, value, tb);
+  if (result != NULL && cm_py_raise_pending(mo) < 0) Py_CLEAR(result);
+  return result;
+}
+
+static PyObject *mgr_close(cm_py_manager *mo, PyObject *unused) {
+  (void)unused;
+  if (mo->busy > 0) {
+    mo->close_requested = true; /* done once the core is back (cm_py_core_leave) */
+    Py_RETURN_NONE;
+  }
+  do_close(mo);
+  if (cm_py_raise_pending(mo) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *mgr_enter(cm_py_manager *mo, PyObject *unused) {
+  (void)unused;
+  return Py_NewRef(mo);
+}
+
+static PyObject *mgr_exit(cm_py_manager *mo, PyObject *args) {
+  (void)args;
+  PyObject *r = mgr_close(mo, NULL);
+  if (r == NULL) return NULL;
+  Py_DECREF(r);
+  Py_RETURN_FALSE;
+}
+
+/* ------------------------------------------------------------ connections */
+
+cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler) {
+  if (check_usable(mo) < 0) return NULL;
+  if (check_handler(handler, "handler") < 0) return NULL;
+  cm_py_conn *co = cm_py_conn_new(mo->st, handler);
+  if (co != NULL) cm_py_core_enter(mo);
+  return co;
+}
+
+PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
+                            const char *what, const char *url) {
+  if (c == NULL) {
+    int err = errno;
+    Py_DECREF(co);
+    cm_py_core_leave(mo);
+    PyErr_Format(PyExc_RuntimeError, "%s %s failed: %s", what, url,
+                 err != 0 ? strerror(err) : "unknown error");
+    return NULL;
+  }
+  if (c->ext == NULL && co->c == NULL) cm_py_conn_attach(co, c); /* no event reached it yet */
+  cm_py_core_leave(mo); /* may close the manager: co is detached then */
+  if (cm_py_raise_pending(mo) < 0) {
+    Py_DECREF(co);
+    return NULL;
+  }
+  return (PyObject *)co;
+}
+
+/* True when url's scheme asks for HTTP parsing by default. */
+static bool scheme_is_http(const char *url) {
+  struct cm_str s = cm_url_scheme(url);
+  static const char *const http_schemes[] = {"http", "https", "ws", "wss"};
+  for (size_t i = 0; i < sizeof(http_schemes) / sizeof(http_schemes[0]); i++) {
+    if (s.len == strlen(http_schemes[i]) && strncasecmp(s.buf, http_schemes[i], s.len) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+typedef struct cm_conn *(*open_fn)(struct cm_mgr *, const char *, cm_event_fn, void *);
+
+/* listen() and connect(): (url, handler=None, *, http=None). */
+static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
+                           const char *what) {
+  static char *kwlist[] = {"url", "handler", "http", NULL};
+  const char *url;
+  PyObject *handler = Py_None, *http_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$O", kwlist, &url, &handler, &http_obj)) {
+    return NULL;
+  }
+  bool http = scheme_is_http(url);
+  if (http_obj != Py_None) {
+    int v = PyObject_IsTrue(http_obj);
+    if (v < 0) return NULL;
+    http = v;
+  }
+  cm_py_conn *co = cm_py_conn_prepare(mo, handler);
+  if (co == NULL) return NULL;
+  co->http = http;
+  errno = 0;
+  struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
+  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c) < 0) {
+    cm_close(c);
+    cm_py_report(mo); /* the connection exists: report, then return it closing */
+  }
+  return cm_py_conn_finish(mo, co, c, what, url);
+}
+
+static PyObject *mgr_listen(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
+  return open_conn(mo, args, kwds, cm_listen, "listen on");
+}
+
+static PyObject *mgr_connect(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
+  return open_conn(mo, args, kwds, cm_connect, "connect to");
+}
+
+static PyObject *not_yet(const char *name) {
+  PyErr_Format(PyExc_NotImplementedError, "Manager.%s() is not available yet", name);
+  return NULL;
+}
+
+/* Weak placeholders: the protocol bindings define the real ones (see
+ * mgr_methods.h). */
+#define NOT_YET(fn, name)                                                            \
+  __attribute__((weak)) PyObject *fn(PyObject *self, PyObject *args, PyObject *kwds) { \
+    (void)self, (void)args, (void)kwds;                                              \
+    return not_yet(name);                                                            \
+  }
+NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
+NOT_YET(cm_py_mgr_mqtt_connect, "mqtt_connect")
+NOT_YET(cm_py_mgr_mqtt_listen, "mqtt_listen")
+NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
+#undef NOT_YET
+
+/* ------------------------------------------------------------ timers, wakeup */
+
+static PyObject *mgr_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames) {
+  return cm_py_timer_add(mo, args, nargs, kwnames);
+}
+
+/* Payloads at least this big are copied into the queue without the GIL. */
+#define WAKEUP_NOGIL_BYTES 65536
+
+static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"connection_id", "data", NULL};
+  PyObject *id_obj, *data = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:wakeup", kwlist, &id_obj, &data)) {
+    return NULL;
+  }
+  unsigned long conn_id = PyLong_AsUnsignedLong(id_obj);
+  if (conn_id == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+  Py_buffer view = {0};
+  if (data != NULL && PyUnicode_Check(data)) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(data, &n);
+    if (s == NULL || PyBuffer_FillInfo(&view, data, (void *)s, n, 1, PyBUF_SIMPLE) < 0) {
+      return NULL;
+    }
+  } else if (data != NULL) {
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+  }
+  bool ok = false;
+  if (mo->ready && !mo->closing && mo->mgr.wakeup != NULL) {
+    if (view.len >= WAKEUP_NOGIL_BYTES) {
+      mo->wakeups_in_flight++; /* close() waits for it to come back */
+      Py_BEGIN_ALLOW_THREADS
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+      Py_END_ALLOW_THREADS
+      mo->wakeups_in_flight--;
+    } else {
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+    }
+  }
+  if (view.obj != NULL) PyBuffer_Release(&view);
+  return PyBool_FromLong(ok);
+}
+
+static PyObject *mgr_enable_wakeup(cm_py_manager *mo, PyObject *unused) {
+  (void)unused;
+  if (check_usable(mo) < 0) return NULL;
+  if (cm_wakeup_init(&mo->mgr) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+  Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------ properties */
+
+static PyObject *mgr_get_connections(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  if (!mo->ready) return PyTuple_New(0);
+  Py_ssize_t n = 0;
+  for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
+    if (!c->is_internal && c->ext != NULL) n++;
+  }
+  PyObject *t = PyTuple_New(n);
+  if (t == NULL) return NULL;
+  /* The core keeps the newest first; list the oldest first. */
+  Py_ssize_t i = n;
+  for (struct cm_conn *c = mo->mgr.conns; c != NULL && i > 0; c = c->next) {
+    if (!c->is_internal && c->ext != NULL) PyTuple_SET_ITEM(t, --i, Py_NewRef(c->ext));
+  }
+  return t;
+}
+
+static PyObject *mgr_get_wakeup_id(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLong(mo->ready ? mo->mgr.wakeup_id : 0);
+}
+
+static PyObject *mgr_get_closed(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(!mo->ready);
+}
+
+static PyObject *mgr_get_handler(cm_py_manager *mo, void *closure) {
+  PyObject *h = closure == NULL ? mo->handler : mo->error_handler;
+  return Py_NewRef(h != NULL ? h : Py_None);
+}
+
+static int mgr_set_handler(cm_py_manager *mo, PyObject *v, void *closure) {
+  if (check_handler(v, closure == NULL ? "handler" : "error_handler") < 0) return -1;
+  PyObject **slot = closure == NULL ? &mo->handler : &mo->error_handler;
+  Py_XSETREF(*slot, (v == NULL || v == Py_None) ? NULL : Py_NewRef(v));
+  return 0;
+}
+
+/* Numeric limits of the C manager: recv_limit, send_limit, max_conns. */
+static size_t *limit_field(cm_py_manager *mo, void *closure) {
+  switch ((int)(intptr_t)closure) {
+    case 0: return &mo->mgr.recv_limit;
+    case 1: return &mo->mgr.send_limit;
+    default: return &mo->mgr.max_conns;
+  }
+}
+
+static PyObject *mgr_get_limit(cm_py_manager *mo, void *closure) {
+  if (!mo->ready) return PyLong_FromLong(0);
+  return PyLong_FromSize_t(*limit_field(mo, closure));
+}
+
+static int mgr_set_limit(cm_py_manager *mo, PyObject *v, void *closure) {
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete a limit");
+    return -1;
+  }
+  if (check_usable(mo) < 0) return -1;
+  size_t n = PyLong_AsSize_t(v);
+  if (n == (size_t)-1 && PyErr_Occurred()) return -1;
+  if ((int)(intptr_t)closure == 0 && n == 0) {
+    PyErr_SetString(PyExc_ValueError, "recv_limit must be positive");
+    return -1;
+  }
+  *limit_field(mo, closure) = n;
+  return 0;
+}
+
+static PyGetSetDef mgr_getset[] = {
+    {"connections", (getter)mgr_get_connections, NULL,
+     "Tuple of the live connections (oldest first), internal ones excluded.", NULL},
+    {"wakeup_id", (getter)mgr_get_wakeup_id, NULL,
+     "Id of the internal wakeup connection, or 0 when wakeup is not enabled.", NULL},
+    {"closed", (getter)mgr_get_closed, NULL, "True after close().", NULL},
+    {"handler", (getter)mgr_get_handler, (setter)mgr_set_handler,
+     "Default handler of connections that have none.", NULL},
+    {"error_handler", (getter)mgr_get_handler, (setter)mgr_set_handler,
+     "Called with exceptions raised by handlers and timer callbacks.", (void *)1},
+    {"recv_limit", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "Default recv_limit of new connections (bytes; 1 MiB).", (void *)0},
+    {"send_limit", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "Cap on a connection's queued output in bytes; 0: no cap.", (void *)1},
+    {"max_conns", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "Accepting pauses at this many connections; 0: no cap.", (void *)2},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef mgr_methods[] = {
+    {"poll", (PyCFunction)(void (*)(void))mgr_poll, METH_FASTCALL | METH_KEYWORDS,
+     "poll(timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
+     "(without the GIL), delivers events, runs due timers."},
+    {"run", (PyCFunction)(void (*)(void))mgr_run, METH_VARARGS | METH_KEYWORDS,
+     "run(poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
+     "restores the previous signal handlers, then closes."},
+    {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
+     "listen(url, handler=None, *, http=None) -> Connection"},
+    {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
+     "connect(url, handler=None, *, http=None) -> Connection"},
+#define CM_PY_MGR_METHODS_TABLE
+#include "mgr_methods.h"
+#undef CM_PY_MGR_METHODS_TABLE
+    {"timer_add", (PyCFunction)(void (*)(void))mgr_timer_add, METH_FASTCALL | METH_KEYWORDS,
+     "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
+    {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
+     "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
+     "to that connection in the loop thread.  False when wakeup is not enabled."},
+    {"enable_wakeup", (PyCFunction)mgr_enable_wakeup, METH_NOARGS,
+     "enable_wakeup()\n--\n\nTurns on wakeup() (idempotent)."},
+    {"close", (PyCFunction)mgr_close, METH_NOARGS,
+     "close()\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
+     "the manager.  Idempotent; deferred to the end of poll() when called during it."},
+    {"__enter__", (PyCFunction)mgr_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)mgr_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef mgr_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(cm_py_manager, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot mgr_slots[] = {
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n--\n\n"
+                "An event loop owning connections and timers."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, mgr_init},
+    {Py_tp_dealloc, mgr_dealloc},
+    {Py_tp_finalize, mgr_finalize},
+    {Py_tp_traverse, mgr_traverse},
+    {Py_tp_clear, mgr_clear},
+    {Py_tp_methods, mgr_methods},
+    {Py_tp_getset, mgr_getset},
+    {Py_tp_members, mgr_members},
+    {0, NULL},
+};
+
+static PyType_Spec mgr_spec = {
+    .name = "cymongoose._mongoose.Manager",
+    .basicsize = sizeof(cm_py_manager),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = mgr_slots,
+};
+
+int cm_py_manager_exec(PyObject *m, cm_py_state *st) {
+  st->manager_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &mgr_spec, NULL);
+  if (st->manager_type == NULL) return -1;
+  return PyModule_AddType(m, st->manager_type);
+}
+
+int cm_py_core_exec(PyObject *m) {
+  cm_py_state *st = PyModule_GetState(m);
+  if (cm_py_manager_exec(m, st) < 0) return -1;
+  if (cm_py_connection_exec(m, st) < 0) return -1;
+  if (cm_py_timer_exec(m, st) < 0) return -1;
+  return 0;
+}

@@ -1,0 +1,177 @@
+"""Signals: Ctrl+C and SIGTERM stop the loop promptly, run() restores handlers."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import cymongoose as cm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+BASIC = os.path.join(ROOT, "examples", "python", "basic_pattern.py")
+ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+EXIT_TIMEOUT = 10  # generous: the loop polls every 100 ms
+
+
+def start(args):
+    return subprocess.Popen([sys.executable, *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_listening(proc, port, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail("exited early (%s): %s %s" % (proc.returncode, out, err))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("never listened on %d" % port)
+
+
+def wait_line(proc, text, timeout=20):
+    end = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < end and text not in line:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+    if text not in line:
+        proc.kill()
+        pytest.fail("no %r from the child: %s" % (text, proc.communicate()))
+
+
+def stop_with(proc, signum):
+    proc.send_signal(signum)
+    try:
+        out, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("still running %ds after signal %d: %s" % (EXIT_TIMEOUT, signum, err))
+    return out, err
+
+
+def port_8000_free():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", 8000))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_seed_basic_pattern_exits_cleanly(signum):
+    """The user guide's Basic Pattern, unchanged: its own signal handlers end the loop."""
+    if not port_8000_free():
+        pytest.skip("port 8000 is busy (the example listens there)")
+    proc = start([BASIC])
+    wait_listening(proc, 8000)
+    out, err = stop_with(proc, signum)
+    assert proc.returncode == 0, err
+    assert "Shutting down..." in out
+    assert "Traceback" not in err
+
+
+SERVE_WITH_RUN = textwrap.dedent("""
+    import signal, sys
+    import cymongoose as cm
+    mgr = cm.Manager()
+    lst = mgr.listen("tcp://127.0.0.1:0")
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    # "ready" once run() has installed its handlers: from inside the loop.
+    mgr.timer_add(0, lambda: print("ready", lst.local_addr[1], flush=True))
+    mgr.run(poll_ms=50)
+    after = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    print("stopped closed=%s restored=%s" % (mgr.closed, before == after), flush=True)
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_run_stops_on_signal_and_restores_handlers(signum):
+    proc = start(["-c", SERVE_WITH_RUN])
+    wait_line(proc, "ready")
+    out, err = stop_with(proc, signum)
+    assert proc.returncode == 0, err
+    assert "stopped closed=True restored=True" in out
+
+
+PLAIN_POLL_LOOP = textwrap.dedent("""
+    import cymongoose as cm
+    mgr = cm.Manager()
+    mgr.listen("tcp://127.0.0.1:0")
+    try:
+        print("ready", flush=True)
+        while True:
+            mgr.poll(60000)   # a long wait: Ctrl+C must still get through
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    finally:
+        mgr.close()
+""")
+
+
+def test_ctrl_c_interrupts_a_long_poll():
+    proc = start(["-c", PLAIN_POLL_LOOP])
+    wait_line(proc, "ready")
+    time.sleep(0.2)  # let it block in the 60 s wait
+    out, err = stop_with(proc, signal.SIGINT)
+    assert proc.returncode == 0, err
+    assert "interrupted" in out
+
+
+def test_run_in_process_restores_handlers():
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    fired = []
+    with cm.Manager() as mgr:
+        mgr.listen("tcp://127.0.0.1:0")
+
+        def send_sigint():
+            fired.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        mgr.timer_add(20, send_sigint)
+        mgr.run(poll_ms=10)
+        assert fired and mgr.closed
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_run_outside_the_main_thread_ends_with_close():
+    result = []
+
+    def worker():
+        mgr = cm.Manager()
+        mgr.timer_add(20, mgr.close)
+        mgr.run(poll_ms=10)
+        result.append(mgr.closed)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(EXIT_TIMEOUT)
+    assert result == [True]
+
+
+def test_run_propagates_handler_keyboard_interrupt_and_closes():
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_POLL:
+            raise KeyboardInterrupt
+
+    mgr = cm.Manager(handler)
+    mgr.listen("tcp://127.0.0.1:0")
+    with pytest.raises(KeyboardInterrupt):
+        mgr.run(poll_ms=10)
+    assert mgr.closed
