@@ -166,7 +166,10 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
         st->chunked.in = st->chunked.out;
       }
       if (d < 0) {
-        reject(c, st, cm_http_err_status(d), "invalid chunked body");
+        reject(c, st, cm_http_err_status(d),
+               d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
+               : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
+                                                 : "invalid chunked body");
         return;
       }
       if (d == 0) {
