@@ -230,8 +230,9 @@ size_t cm_http_parse_multipart(struct cm_str body, size_t offset, struct cm_http
 /* Options of an HTTP server; a field left 0 takes its default. */
 struct cm_http_serve_opts {
   struct cm_http_limits limits; /* codec limits (see above) */
-  uint64_t header_timeout_ms;   /* a started head must complete within this:
-                                   30 s, then 408 and close (slowloris) */
+  uint64_t header_timeout_ms;   /* a started head must complete within this,
+                                   and a pending body must not stall (no byte)
+                                   this long: 30 s, then 408 and close */
   uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
                                    long with nothing pending; 0: never */
 };

@@ -204,6 +204,8 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
   if (st->head_started_ms != 0 && !st->hdrs_delivered && c->recv.len > 0 &&
       now - st->head_started_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request head not completed in time");
+  } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
+    reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
   } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 &&
              now - c->last_io_ms > st->opts.idle_timeout_ms) {
     cm_close(c);

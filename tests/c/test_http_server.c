@@ -372,6 +372,19 @@ static void header_timeout(void **state) {
   assert_true(r->eof);
   assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
   close(fd);
+  fd = client();
+  r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", NULL, 0);
+  assert_true(r->eof);
+  assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
+  assert_non_null(strstr(r->data, "stalled"));
+  close(fd);
+  /* an idle keep-alive connection is not a stalled request */
+  fd = client();
+  r = roundtrip(fd, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/idle", 1);
+  for (int i = 0; i < 30; i++) cm_mgr_poll(&mgr, 5);
+  r = roundtrip(fd, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/again", 1);
+  assert_false(r->eof);
+  close(fd);
   /* small limits from the options */
   cm_mgr_free(&mgr);
   struct cm_http_serve_opts small = {.limits = {.max_body = 4}};
