@@ -285,6 +285,8 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * Returns false, queueing nothing, when headers is not a well-formed block of
  * header lines (header injection), gives a Content-Length that differs from
  * len, the status is outside 100..999, or the send buffer refuses the data.
+ * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
+ * HEAD/close rules of the latest request read on c.
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 
