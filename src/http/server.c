@@ -146,9 +146,14 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
       st->keep_alive_10 = hm.keep_alive && hm.minor_version == 0;
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
-      if (hm.expect_continue && body_pending) cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
+      size_t queued = c->send.len;
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if (c->is_closing || cm__http_conn_of(c) != st) return;
+      /* Invite the body unless the handler already answered (a final
+       * status such as 401 or 413 instead of 100, RFC 9110 10.1.1). */
+      if (hm.expect_continue && body_pending && c->send.len == queued) {
+        cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
+      }
     }
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {

@@ -25,9 +25,12 @@ static void reply_str(struct cm_conn *c, int status, const char *headers, const 
 }
 
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
-  if (ev == CM_EV_HTTP_HDRS) hdrs_seen++;
-  if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
+  if (ev == CM_EV_HTTP_HDRS) {
+    hdrs_seen++;
+    if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/deny", 5) == 0) reply_str(c, 401, NULL, "denied");
+  }
+  if (ev != CM_EV_HTTP_MSG) return;
   msgs_seen++;
   snprintf(last_uri, sizeof(last_uri), "%.*s", (int) hm->uri.len, hm->uri.buf);
   if (strcmp(last_uri, "/echo") == 0) {
@@ -331,6 +334,13 @@ static void expect_continue(void **state) {
   assert_string_equal(r->data, "HTTP/1.1 100 Continue\r\n\r\n");
   r = roundtrip(fd, "body", "body", 1);
   assert_true(strncmp(r->data, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  close(fd);
+  /* a final answer from HTTP_HDRS replaces the 100 */
+  fd = client();
+  r = roundtrip(fd, "PUT /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+                "denied", 1);
+  assert_true(strncmp(r->data, "HTTP/1.1 401 Unauthorized\r\n", 28) == 0);
+  assert_null(strstr(r->data, "100 Continue"));
   close(fd);
 }
 
