@@ -339,7 +339,7 @@ static void expect_continue(void **state) {
   fd = client();
   r = roundtrip(fd, "PUT /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
                 "denied", 1);
-  assert_true(strncmp(r->data, "HTTP/1.1 401 Unauthorized\r\n", 28) == 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
   assert_null(strstr(r->data, "100 Continue"));
   close(fd);
 }
