@@ -116,8 +116,8 @@ struct cm_http_msg {
  * the body (if any) starts at buf + return value.
  * Rejected (400 unless noted): bad method or header-name characters, a space
  * before ':', obs-fold, control characters in values, bare CR or LF, a
- * request-target with controls or spaces, a missing or repeated Host on
- * HTTP/1.1, Content-Length with Transfer-Encoding, invalid or conflicting
+ * request-target with controls or spaces, a missing Host on HTTP/1.1, a
+ * repeated or invalid Host, Content-Length with Transfer-Encoding, invalid or conflicting
  * Content-Length, Transfer-Encoding on HTTP/1.0 or whose final coding is not
  * chunked, other codings before chunked (501), versions other than 1.x (505),
  * and the limits (431, 413, 414).
