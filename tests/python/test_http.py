@@ -281,3 +281,69 @@ def test_reply_argument_errors(server):
         assert r.json() == ["ValueError", "ValueError", "ValueError", "TypeError", "status"]
     finally:
         s.close()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """trustme certificates for 127.0.0.1; client.pem is the CA."""
+    import subprocess
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run(["/usr/bin/python3", "-m", "trustme", "-d", str(d), "-i", "127.0.0.1"],
+                   check=True, capture_output=True)
+    return {"ca": (d / "client.pem").read_text(), "ca_path": str(d / "client.pem"),
+            "cert": (d / "server.pem").read_text(), "key": (d / "server.key").read_text()}
+
+
+def test_https_server_and_client(certs):
+    with cm.Manager(app) as mgr:
+        lst = mgr.listen("https://127.0.0.1:0")
+        lst.tls_init(cm.TlsOpts(cert=certs["cert"], key=certs["key"]))
+        base = "https://127.0.0.1:%d" % lst.local_addr[1]
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            def get():
+                with requests.Session() as s:
+                    a = s.get(base + "/hello?name=tls", verify=certs["ca_path"], timeout=10)
+                    b = s.post(base + "/echo", data=b"z" * 100000, verify=certs["ca_path"], timeout=10)
+                    return a.content, b.content
+            fut = pool.submit(get)
+            assert poll_until(mgr, fut.done)
+            assert fut.result() == (b"hello tls", b"z" * 100000)
+            bad = pool.submit(lambda: raw_tls(lst.local_addr[1], certs["ca_path"]))
+            assert poll_until(mgr, bad.done)
+            assert bad.result().startswith(b"HTTP/1.1 400 ")
+        finally:
+            pool.shutdown()
+
+        got = []
+
+        def client(conn, ev, data):
+            if ev == cm.MG_EV_CONNECT:
+                conn.tls_init(cm.TlsOpts(ca=certs["ca"]))
+            elif ev == cm.MG_EV_TLS_HS:
+                conn.send(b"GET /hello?name=us HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            elif ev == cm.MG_EV_HTTP_MSG:
+                got.append((data.status(), data.body_bytes))
+
+        mgr.connect(base, client)
+        assert poll_until(mgr, lambda: got)
+        assert got == [(200, b"hello us")]
+
+
+def raw_tls(port, ca_path):
+    """A malformed request over TLS; returns what comes back before the close."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca_path)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n")
+            out = b""
+            while True:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLError, OSError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
