@@ -116,8 +116,8 @@ struct cm_http_msg {
  * the body (if any) starts at buf + return value.
  * Rejected (400 unless noted): bad method or header-name characters, a space
  * before ':', obs-fold, control characters in values, bare CR or LF, a
- * request-target with controls or spaces, a missing or repeated Host on
- * HTTP/1.1, Content-Length with Transfer-Encoding, invalid or conflicting
+ * request-target with controls or spaces, a missing Host on HTTP/1.1, a
+ * repeated or invalid Host, Content-Length with Transfer-Encoding, invalid or conflicting
  * Content-Length, Transfer-Encoding on HTTP/1.0 or whose final coding is not
  * chunked, other codings before chunked (501), versions other than 1.x (505),
  * and the limits (431, 413, 414).
@@ -223,6 +223,114 @@ struct cm_http_part {
  * is zeroed).  part may be NULL to skip.
  */
 size_t cm_http_parse_multipart(struct cm_str body, size_t offset, struct cm_http_part *part);
+
+
+/* ------------------------------------------------------------- server */
+
+/* Options of an HTTP server; a field left 0 takes its default. */
+struct cm_http_serve_opts {
+  struct cm_http_limits limits; /* codec limits (see above) */
+  uint64_t header_timeout_ms;   /* a started head must complete within this,
+                                   and a pending body must not stall (no byte)
+                                   this long: 30 s, then 408 and close */
+  uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
+                                   long with nothing pending; 0: never */
+};
+
+/*
+ * Makes c speak HTTP/1.1 as a server.  c is a listener (its accepted
+ * connections inherit the protocol) or an accepted connection.  opts is
+ * copied; NULL means defaults.  Returns false when memory runs out.
+ *
+ * On an HTTP connection the protocol handler parses requests from c->recv
+ * and delivers, per request, CM_EV_HTTP_HDRS once the head is complete,
+ * then CM_EV_HTTP_MSG once the body is complete (chunked bodies are decoded
+ * in place, so hm->body is contiguous).  The struct cm_http_msg and its
+ * views are valid only during the handler call.  After HTTP_MSG returns the
+ * request's bytes are consumed from c->recv (handlers must not consume them)
+ * and the next pipelined request is parsed.  "Expect: 100-continue" is
+ * answered with 100 Continue.  Malformed requests get 400/413/414/431/501/
+ * 505 with a short text body, and the connection is drained and closed.
+ * After a request that does not keep the connection alive (HTTP/1.0 without
+ * keep-alive, "Connection: close") no further request is read, and the
+ * connection closes once cm_http_reply() or the last cm_http_chunk() has
+ * been queued.  A handler that changes c->pfn during HTTP_MSG (a WebSocket
+ * upgrade) takes the connection over: the request is consumed, parsing
+ * stops, and the new protocol must first call cm_http_detach(c).
+ */
+bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts);
+
+/* cm_listen() followed by cm_http_serve(listener, opts).  Returns the
+ * listener, or NULL with errno set. */
+struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                               const struct cm_http_serve_opts *opts);
+
+/* Frees the HTTP server state of c and clears c->pfn / c->pfn_data; for a
+ * protocol taking the connection over.  Harmless on other connections. */
+void cm_http_detach(struct cm_conn *c);
+
+/* True when name is a token and value holds no control characters (no CR,
+ * LF, NUL...): what a response header needs to be safe to send. */
+bool cm_http_header_ok(struct cm_str name, struct cm_str value);
+
+/*
+ * Queues a response: status line, the extra header lines in headers
+ * ("Name: value\r\n" each, NULL for none), Content-Type: text/plain unless
+ * headers has one, Content-Length (omitted for 1xx/204/304; the body is not
+ * sent for those nor for a response to HEAD), then len bytes of body (copied).
+ * When headers contain "Transfer-Encoding: chunked" a chunked response is
+ * started instead (body, if any, goes out as the first chunk; continue with
+ * cm_http_chunk()).  On a connection that must close after this response,
+ * "Connection: close" is added and the connection drains.
+ * Returns false, queueing nothing, when headers is not a well-formed block of
+ * header lines (header injection), gives a Content-Length that differs from
+ * len, the status is outside 100..999, or the send buffer refuses the data.
+ * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
+ * HEAD/close rules of the latest request read on c.
+ */
+bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
+
+/* Queues one chunk of a chunked response (copied); len 0 ends the response
+ * (and closes the connection if the request asked for it).  Returns false
+ * when the send buffer refuses the data. */
+bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
+
+/* Queues a Server-Sent Events record as one chunk: "event: <event>\n" (when
+ * event is non-empty), one "data: " line per line of data, then a blank
+ * line.  Returns false when the send buffer refuses the data. */
+bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
+
+
+/* ------------------------------------------------------------- client */
+
+/*
+ * Makes c an HTTP/1.1 client connection: responses in c->recv are parsed
+ * and delivered as CM_EV_HTTP_HDRS then CM_EV_HTTP_MSG (views valid during
+ * the call; the response is consumed afterwards).  Interim 1xx responses
+ * other than 101 are skipped.  A body delimited by the connection's close
+ * is delivered when the peer closes, just before CLOSE.  A malformed
+ * response raises CM_EV_ERROR and closes.  lim NULL means defaults.
+ * Returns false when memory runs out.
+ */
+bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
+
+/* cm_connect() followed by cm_http_client().  The URL's host and port are
+ * kept for the Host header of cm_http_request().  NULL with errno set on
+ * failure. */
+struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                                const struct cm_http_limits *lim);
+
+/*
+ * Queues a request: "<method> <uri> HTTP/1.1", Host (from the URL given to
+ * cm_http_connect, unless headers has one), the header lines in headers
+ * (NULL for none), Content-Length when there is a body or the method is
+ * POST/PUT/PATCH (unless headers say chunked), then len bytes of body.
+ * HEAD requests are remembered so their responses are read without a body.
+ * Returns false, queueing nothing, for an invalid method, uri or header
+ * block, or when the send buffer refuses the data.
+ */
+bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
+                     const void *body, size_t len);
 
 #ifdef __cplusplus
 }

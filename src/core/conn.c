@@ -30,7 +30,12 @@ void cm__conn_free(struct cm_conn *c) {
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
-  if (c->fd >= 0) close(c->fd); /* also leaves the epoll set */
+  /* Leave the epoll set explicitly: close() alone does not when another
+   * process still shares the descriptor (a child between fork and exec
+   * holds copies even of CLOEXEC descriptors), and epoll would then report
+   * events for freed memory. */
+  if (c->fd >= 0) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->fd >= 0) close(c->fd);
   if (c->tls != NULL) cm__tls_conn_free(c);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);

@@ -1,0 +1,168 @@
+/*
+ * libFuzzer harness of the HTTP/1.1 codec.  The first byte picks the target:
+ *   0 request head (+ chunked body), 1 response head (+ chunked body),
+ *   2 chunked body alone, 3 multipart body, 4 header params / URL decoding,
+ *   5 header blocks given to replies (the header-injection check).
+ * Beyond "no crash, no over-read" it checks the codec's promises: views
+ * inside the input, and feeding in two pieces gives the same answer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cymongoose.h"
+#include "http/internal.h"
+
+#define CHECK(x) \
+  do {           \
+    if (!(x)) __builtin_trap(); \
+  } while (0)
+
+static void in_bounds(struct cm_str s, const char *buf, size_t len) {
+  if (s.buf == NULL) {
+    CHECK(s.len == 0);
+    return;
+  }
+  CHECK(s.buf >= buf && s.buf <= buf + len && s.len <= (size_t) (buf + len - s.buf));
+}
+
+static void check_chunked(char *body, size_t len, size_t split) {
+  struct cm_http_limits lim = {.max_body = 1 << 20, .max_head = 512, .max_chunk_line = 64};
+  char *copy = malloc(len + 1);
+  if (copy == NULL) return;
+  memcpy(copy, body, len);
+  struct cm_http_chunked a, b;
+  cm_http_chunked_init(&a);
+  cm_http_chunked_init(&b);
+  int ra = cm_http_chunked_decode(&a, body, len, &lim);
+  if (split > len) split = len;
+  int rb = cm_http_chunked_decode(&b, copy, split, &lim);
+  if (rb == 0) rb = cm_http_chunked_decode(&b, copy, len, &lim);
+  CHECK(ra == rb);
+  if (ra == 1) {
+    CHECK(a.in == b.in && a.out == b.out && a.out <= a.in && a.in <= len);
+    CHECK(memcmp(body, copy, a.out) == 0);
+  }
+  free(copy);
+}
+
+static void check_head(int is_request, const char *buf, size_t len, size_t split) {
+  struct cm_http_msg hm, hm2;
+  struct cm_http_limits lim = {.max_head = 2048, .max_headers = 16, .max_uri = 256, .max_body = 1 << 20};
+  int r = is_request ? cm_http_parse_request(buf, len, &hm, &lim)
+                     : cm_http_parse_response(buf, len, &hm, &lim);
+  if (split > len) split = len;
+  int r2 = is_request ? cm_http_parse_request(buf, split, &hm2, &lim)
+                      : cm_http_parse_response(buf, split, &hm2, &lim);
+  CHECK(r2 == 0 || r2 == r);
+  if (r < 0) CHECK(hm.error != NULL && cm_http_err_status(r) >= 400);
+  if (r <= 0) return;
+  CHECK((size_t) r <= len);
+  in_bounds(hm.method, buf, len);
+  in_bounds(hm.uri, buf, len);
+  in_bounds(hm.query, buf, len);
+  in_bounds(hm.proto, buf, len);
+  in_bounds(hm.reason, buf, len);
+  in_bounds(hm.head, buf, len);
+  in_bounds(hm.body, buf, len);
+  in_bounds(hm.message, buf, len);
+  CHECK(hm.num_headers <= 16);
+  for (size_t i = 0; i < hm.num_headers; i++) {
+    in_bounds(hm.headers[i].name, buf, len);
+    in_bounds(hm.headers[i].value, buf, len);
+    CHECK(hm.headers[i].name.len > 0);
+  }
+  CHECK(hm.head.buf + hm.head.len == buf + r);
+  if (hm.framing == CM_HTTP_BODY_LENGTH) CHECK(hm.body.len <= hm.content_length);
+  (void) cm_http_get_header(&hm, "content-type");
+  (void) cm_http_header_has_token(&hm, "connection", "close");
+  if (hm.framing == CM_HTTP_BODY_CHUNKED) {
+    char *body = malloc(len - (size_t) r + 1);
+    if (body == NULL) return;
+    memcpy(body, buf + r, len - (size_t) r);
+    check_chunked(body, len - (size_t) r, split);
+    free(body);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 2) return 0;
+  int mode = data[0] % 6;
+  size_t split = data[1];
+  const char *buf = (const char *) data + 2;
+  size_t len = size - 2;
+  /* an exact-size heap copy, so any over-read hits ASan's redzone */
+  char *copy = malloc(len + 1);
+  if (copy == NULL) return 0;
+  memcpy(copy, buf, len);
+  switch (mode) {
+    case 0:
+    case 1:
+      check_head(mode == 0, copy, len, split);
+      break;
+    case 2:
+      check_chunked(copy, len, split);
+      break;
+    case 3: {
+      struct cm_str body = cm_str_n(copy, len);
+      struct cm_http_part part;
+      size_t ofs = 0;
+      int n = 0;
+      while ((ofs = cm_http_parse_multipart(body, ofs, &part)) != 0 && n++ < 1000) {
+        CHECK(ofs <= len);
+        in_bounds(part.name, copy, len);
+        in_bounds(part.filename, copy, len);
+        in_bounds(part.body, copy, len);
+      }
+      break;
+    }
+    case 5: {
+      /* A block that passes the check must parse as header lines. */
+      copy[len] = '\0';
+      struct cm__http_block bi;
+      if (strlen(copy) == len && cm__http_scan_block(copy, &bi)) {
+        size_t n = len + 64;
+        char *req = malloc(n);
+        if (req == NULL) break;
+        memcpy(req, "GET / HTTP/1.1\r\nHost: h\r\n", 25);
+        memcpy(req + 25, copy, len);
+        size_t k = 25 + len;
+        if (bi.needs_crlf) {
+          memcpy(req + k, "\r\n", 2);
+          k += 2;
+        }
+        memcpy(req + k, "\r\n", 2);
+        k += 2;
+        struct cm_http_msg hm;
+        struct cm_http_limits lim = {.max_head = 1 << 20, .max_body = UINT64_MAX / 2};
+        int r = cm_http_parse_request(req, k, &hm, &lim);
+        /* only semantic refusals (Host, framing, header count) may remain,
+         * never one about the shape of a line */
+        static const char *const line_errors[] = {
+            "bare CR", "bare LF", "obs-fold or whitespace before a header", "whitespace before colon",
+            "invalid character in header name", "empty header name", "control character in header value"};
+        CHECK(r != 0);
+        if (r < 0) {
+          for (size_t e = 0; e < sizeof(line_errors) / sizeof(line_errors[0]); e++) {
+            CHECK(strcmp(hm.error, line_errors[e]) != 0);
+          }
+        }
+        free(req);
+      }
+      break;
+    }
+    default: {
+      size_t cut = split < len ? split : len;
+      struct cm_str v = cm_str_n(copy, cut), var = cm_str_n(copy + cut, len - cut);
+      in_bounds(cm_http_get_header_var(v, var), copy, len);
+      (void) cm_http_has_token(v, "close");
+      char out[64];
+      int r = cm_url_decode(copy, len, out, sizeof(out), true);
+      CHECK(r < (int) sizeof(out));
+      r = cm_http_get_var(v, "a", out, sizeof(out));
+      CHECK(r < (int) sizeof(out) && r >= -2);
+      break;
+    }
+  }
+  free(copy);
+  return 0;
+}

@@ -1,0 +1,206 @@
+/*
+ * HTTP/1.1 client protocol handler: parses responses from c->recv into
+ * CM_EV_HTTP_HDRS / CM_EV_HTTP_MSG.  Requests are written by the caller,
+ * with cm_http_request() or raw bytes (cm_printf); cm_http_request() also
+ * remembers HEAD requests, whose responses carry no body.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cymongoose.h"
+#include "http/chars.h"
+#include "http/internal.h"
+
+static void client_pfn(struct cm_conn *c, int ev, void *ev_data);
+
+static struct cm__http_client *client_of(struct cm_conn *c) {
+  if (c->pfn != client_pfn || c->pfn_data == NULL) return NULL;
+  return c->pfn_data;
+}
+
+bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
+  struct cm__http_client *st = calloc(1, sizeof(*st));
+  if (st == NULL) return false;
+  st->kind = CM__HTTP_KIND_CLIENT;
+  st->lim = cm_http_limits_resolve(lim);
+  if (c->recv_limit < st->lim.max_head + 1) c->recv_limit = st->lim.max_head + 1;
+  st->base_recv_limit = c->recv_limit;
+  c->pfn = client_pfn;
+  c->pfn_data = st;
+  return true;
+}
+
+/* "host", "host:port", "[v6]:port": the Host header for url. */
+static void host_header(const char *url, char *out, size_t len) {
+  struct cm_str host = cm_url_host(url);
+  unsigned port = cm_url_port(url);
+  bool v6 = memchr(host.buf, ':', host.len) != NULL;
+  bool default_port = port == (cm_url_is_ssl(url) ? 443u : 80u);
+  if (default_port) {
+    snprintf(out, len, v6 ? "[%.*s]" : "%.*s", (int) host.len, host.buf);
+  } else {
+    snprintf(out, len, v6 ? "[%.*s]:%u" : "%.*s:%u", (int) host.len, host.buf, port);
+  }
+}
+
+struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                                const struct cm_http_limits *lim) {
+  struct cm_conn *c = cm_connect(mgr, url, fn, fn_data);
+  if (c == NULL) return NULL;
+  if (!cm_http_client(c, lim)) {
+    cm_close(c);
+    return NULL;
+  }
+  struct cm__http_client *st = c->pfn_data;
+  if (cm_url_host(url).len < sizeof(st->host) - 16) host_header(url, st->host, sizeof(st->host));
+  return c;
+}
+
+bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
+                     const void *body, size_t len) {
+  struct cm__http_block bi;
+  if (!cm__http_scan_block(headers, &bi) || (bi.has_length && (bi.chunked || bi.length != len))) return false;
+  size_t mlen = strlen(method), ulen = strlen(uri);
+  if (mlen == 0 || ulen == 0) return false;
+  for (size_t i = 0; i < mlen; i++) {
+    if (!cm__http_is_tchar((unsigned char) method[i])) return false;
+  }
+  for (size_t i = 0; i < ulen; i++) {
+    unsigned char ch = (unsigned char) uri[i];
+    if (ch <= ' ' || ch == 0x7f) return false;
+  }
+  struct cm__http_client *st = client_of(c);
+  struct cm_buf b = {0};
+  bool ok = cm_buf_append(&b, method, mlen) == 0 && cm_buf_append(&b, " ", 1) == 0 &&
+            cm_buf_append(&b, uri, ulen) == 0 && cm_buf_append(&b, " HTTP/1.1\r\n", 11) == 0;
+  if (ok && !bi.has_host) {
+    const char *host = st != NULL && st->host[0] != '\0' ? st->host : "localhost";
+    ok = cm_buf_append(&b, "Host: ", 6) == 0 && cm_buf_append(&b, host, strlen(host)) == 0 &&
+         cm_buf_append(&b, "\r\n", 2) == 0;
+  }
+  if (ok && headers != NULL) ok = cm_buf_append(&b, headers, strlen(headers)) == 0;
+  if (ok && bi.needs_crlf) ok = cm_buf_append(&b, "\r\n", 2) == 0;
+  /* A body needs a length; POST/PUT/PATCH without one say 0 explicitly. */
+  bool wants_length = len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                      strcmp(method, "PATCH") == 0;
+  if (ok && !bi.chunked && !bi.has_length && wants_length) {
+    char line[48];
+    int n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
+    ok = cm_buf_append(&b, line, (size_t) n) == 0;
+  }
+  ok = ok && cm_buf_append(&b, "\r\n", 2) == 0 && (len == 0 || cm_buf_append(&b, body, len) == 0);
+  ok = ok && cm_send(c, cm_buf_data(&b), b.len);
+  cm_buf_free(&b);
+  if (ok && st != NULL && st->pending < 64) {
+    if (strcmp(method, "HEAD") == 0) st->head_bits |= (uint64_t) 1 << st->pending;
+    st->pending++;
+  }
+  return ok;
+}
+
+static void make_room(struct cm_conn *c, size_t need) {
+  if (c->recv_limit < need) {
+    c->recv_limit = need;
+    cm_recv_consume(c, 0);
+  }
+}
+
+/* The response to the oldest request in flight has been delivered. */
+static void pop_request(struct cm__http_client *st) {
+  if (st->pending == 0) return;
+  st->pending--;
+  st->head_bits >>= 1;
+}
+
+/* Delivers HTTP_MSG for a response whose body is body_len bytes after the
+ * head, then consumes it.  Returns false when the handler took over. */
+static bool deliver(struct cm_conn *c, struct cm__http_client *st, struct cm_http_msg *hm, size_t head,
+                    size_t body_len) {
+  hm->body = cm_str_n(hm->head.buf + hm->head.len, body_len);
+  hm->message = cm_str_n(hm->head.buf, hm->head.len + body_len);
+  if (hm->status == 101) st->upgraded = true;
+  pop_request(st);
+  st->hdrs_delivered = false;
+  cm_http_chunked_init(&st->chunked);
+  c->recv_limit = st->base_recv_limit;
+  cm_call(c, CM_EV_HTTP_MSG, hm);
+  cm_recv_consume(c, head + body_len);
+  return client_of(c) == st && !st->upgraded;
+}
+
+/* at_close: the peer has closed, so a body delimited by the close is whole;
+ * the connection is being freed, so no error is raised on it then. */
+static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close) {
+  while ((at_close || !c->is_closing) && c->recv.len > 0 && !st->upgraded) {
+    char *buf = (char *) cm_buf_data(&c->recv);
+    size_t len = c->recv.len;
+    struct cm_http_msg hm;
+    bool head_req = st->pending > 0 && (st->head_bits & 1) != 0;
+    int r = cm_http_parse_response_to(head_req ? cm_str_c("HEAD") : cm_str_n(NULL, 0), buf, len, &hm,
+                                      &st->lim);
+    if (r == 0) return;
+    if (r < 0) {
+      if (!at_close) cm_error(c, "invalid HTTP response: %s", hm.error);
+      return;
+    }
+    size_t head = (size_t) r;
+    if (hm.status >= 100 && hm.status < 200 && hm.status != 101) {
+      cm_recv_consume(c, head); /* 100 Continue and friends: interim */
+      continue;
+    }
+    if (!st->hdrs_delivered) {
+      st->hdrs_delivered = true;
+      cm_call(c, CM_EV_HTTP_HDRS, &hm);
+      if ((!at_close && c->is_closing) || client_of(c) != st) return;
+    }
+    size_t body_len = 0;
+    if (hm.framing == CM_HTTP_BODY_LENGTH) {
+      if (hm.body.len < hm.content_length) {
+        make_room(c, head + (size_t) hm.content_length);
+        return;
+      }
+      body_len = (size_t) hm.content_length;
+    } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
+      int d = cm_http_chunked_decode(&st->chunked, buf + head, len - head, &st->lim);
+      if (st->chunked.in > st->chunked.out) {
+        cm_buf_delete(&c->recv, head + st->chunked.out, st->chunked.in - st->chunked.out);
+        st->chunked.in = st->chunked.out;
+      }
+      if (d < 0) {
+        if (!at_close) cm_error(c, "invalid HTTP response: bad chunked body");
+        return;
+      }
+      if (d == 0) {
+        make_room(c, head + st->chunked.out + st->lim.max_chunk_line + st->lim.max_head + 64);
+        return;
+      }
+      body_len = st->chunked.out;
+    } else if (hm.framing == CM_HTTP_BODY_UNTIL_CLOSE) {
+      if (len - head > st->lim.max_body) {
+        if (!at_close) cm_error(c, "HTTP response body too large");
+        return;
+      }
+      if (!at_close) {
+        make_room(c, head + (size_t) st->lim.max_body + 1);
+        return;
+      }
+      body_len = len - head;
+    }
+    if (!deliver(c, st, &hm, head, body_len)) return;
+  }
+}
+
+static void client_pfn(struct cm_conn *c, int ev, void *ev_data) {
+  (void) ev_data;
+  struct cm__http_client *st = c->pfn_data;
+  if (st == NULL || st->kind != CM__HTTP_KIND_CLIENT) return;
+  if (ev == CM_EV_READ) {
+    process(c, st, false);
+  } else if (ev == CM_EV_CLOSE) {
+    /* A body that runs until the close is complete now. */
+    if (c->is_eof && c->recv.len > 0) process(c, st, true);
+    free(st);
+    c->pfn_data = NULL;
+  }
+}

@@ -1,0 +1,72 @@
+/* Internal state shared by the HTTP protocol files (server.c, client.c, reply.c). */
+#ifndef CM_HTTP_INTERNAL_H
+#define CM_HTTP_INTERNAL_H
+
+#include "cymongoose.h"
+
+enum {
+  CM__HTTP_KIND_SERVER = 0x48545331,
+  CM__HTTP_KIND_CONN = 0x48545332,
+  CM__HTTP_KIND_CLIENT = 0x48545333
+};
+
+/* pfn_data of a listener. */
+struct cm__http_server {
+  int kind; /* CM__HTTP_KIND_SERVER; first, as in cm__http_conn */
+  struct cm_http_serve_opts opts;
+};
+
+/* pfn_data of a served connection. */
+struct cm__http_conn {
+  int kind; /* CM__HTTP_KIND_CONN */
+  struct cm_http_serve_opts opts;
+  struct cm_http_chunked chunked; /* body decoder of the current request */
+  size_t base_recv_limit;  /* c->recv_limit between requests */
+  uint64_t head_started_ms; /* when a partial head was first seen; 0: none */
+  bool hdrs_delivered;     /* HTTP_HDRS went out for the current request */
+  bool is_head;            /* the last request was HEAD: replies carry no body */
+  bool close_after;        /* close once the reply to the last request is queued */
+  bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
+  bool stopped;            /* read no more requests on this connection */
+  bool chunked_reply;      /* a chunked reply is in progress */
+  uint64_t linger_until_ms; /* after an error reply: discard input until then */
+  bool half_closed;        /* our side of the socket is shut down */
+};
+
+static inline void cm_chunked_reset(struct cm__http_conn *st) {
+  cm_http_chunked_init(&st->chunked);
+}
+
+/* The state of an HTTP server connection, or NULL for any other. */
+struct cm__http_conn *cm__http_conn_of(struct cm_conn *c);
+
+/* pfn_data of an HTTP client connection. */
+struct cm__http_client {
+  int kind; /* CM__HTTP_KIND_CLIENT */
+  struct cm_http_limits lim;
+  struct cm_http_chunked chunked; /* body decoder of the current response */
+  size_t base_recv_limit;
+  uint64_t head_bits;  /* FIFO of requests in flight sent by cm_http_request:
+                          bit set for HEAD (its response has no body) */
+  unsigned pending;    /* how many (at most 64 tracked) */
+  bool hdrs_delivered;
+  bool upgraded;       /* a 101 was delivered: the bytes are no longer HTTP */
+  char host[264];      /* "host:port" for the Host header */
+};
+
+/* What a caller's block of header lines says (reply.c). */
+struct cm__http_block {
+  bool has_type;      /* Content-Type given */
+  bool has_length;    /* Content-Length given */
+  uint64_t length;    /* its value */
+  bool has_host;      /* Host given */
+  bool chunked;       /* Transfer-Encoding: chunked */
+  bool needs_crlf;    /* the last line lacks its CRLF */
+};
+
+/* Checks that h (NULL for none) is a sequence of "Name: value" lines
+ * separated by CRLF and fills *bi.  False for anything that could end the
+ * head early or smuggle a header in. */
+bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
+
+#endif

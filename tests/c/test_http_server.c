@@ -1,0 +1,584 @@
+/* The HTTP server over real loopback sockets, driven by a raw TCP client. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------ the server */
+
+static struct cm_mgr mgr;
+static uint16_t port;
+static int hdrs_seen, msgs_seen;
+static char last_uri[256];
+static bool inject_results[6];
+
+static void reply_str(struct cm_conn *c, int status, const char *headers, const char *s) {
+  assert_true(cm_http_reply(c, status, headers, s, strlen(s)));
+}
+
+static void handler(struct cm_conn *c, int ev, void *ev_data) {
+  struct cm_http_msg *hm = ev_data;
+  if (ev == CM_EV_HTTP_HDRS) {
+    hdrs_seen++;
+    if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/deny", 5) == 0) reply_str(c, 401, NULL, "denied");
+  }
+  if (ev != CM_EV_HTTP_MSG) return;
+  msgs_seen++;
+  snprintf(last_uri, sizeof(last_uri), "%.*s", (int) hm->uri.len, hm->uri.buf);
+  if (strcmp(last_uri, "/echo") == 0) {
+    assert_true(cm_http_reply(c, 200, NULL, hm->body.buf, hm->body.len));
+  } else if (strcmp(last_uri, "/len") == 0) {
+    /* big bodies: check the bytes, answer with the length */
+    for (size_t i = 0; i < hm->body.len; i++) assert_int_equal((unsigned char) hm->body.buf[i], (i * 7) & 0xff);
+    char s[64];
+    snprintf(s, sizeof(s), "len=%zu", hm->body.len);
+    reply_str(c, 200, NULL, s);
+  } else if (strcmp(last_uri, "/chunked") == 0) {
+    assert_true(cm_http_reply(c, 200, "Transfer-Encoding: chunked\r\n", "ab", 2));
+    assert_true(cm_http_chunk(c, "cd", 2));
+    assert_true(cm_http_chunk(c, NULL, 0));
+  } else if (strcmp(last_uri, "/sse") == 0) {
+    assert_true(cm_http_reply(c, 200, "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked", NULL, 0));
+    assert_true(cm_http_sse(c, cm_str_c("tick"), cm_str_c("a\nb")));
+    assert_true(cm_http_chunk(c, "", 0));
+  } else if (strcmp(last_uri, "/inject") == 0) {
+    inject_results[0] = cm_http_reply(c, 200, "X: a\r\n\r\nY: b\r\n", "x", 1);
+    inject_results[1] = cm_http_reply(c, 200, "X: a\nY: b\r\n", "x", 1);
+    inject_results[2] = cm_http_reply(c, 200, "X: a\r\n b\r\n", "x", 1);
+    inject_results[3] = cm_http_reply(c, 200, "Content-Length: 3\r\n", "x", 1);
+    inject_results[4] = cm_http_reply(c, 200, "X: a\rY: b\r\n", "x", 1);
+    inject_results[5] = cm_http_reply(c, 200, "Set-Cookie: a=b\r\nX-Ok: 1", "ok", 2);
+  } else if (strcmp(last_uri, "/nocontent") == 0) {
+    reply_str(c, 204, NULL, "ignored");
+  } else {
+    char s[300];
+    snprintf(s, sizeof(s), "uri=%s", last_uri);
+    reply_str(c, 200, "X-Test: yes\r\n", s);
+  }
+}
+
+static int start_server(const struct cm_http_serve_opts *opts) {
+  hdrs_seen = msgs_seen = 0;
+  memset(inject_results, 0, sizeof(inject_results));
+  if (cm_mgr_init(&mgr) != 0) return -1;
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", handler, NULL, opts);
+  if (l == NULL) return -1;
+  port = l->loc.port;
+  return 0;
+}
+
+static int setup(void **state) {
+  (void) state;
+  return start_server(NULL);
+}
+
+static int teardown(void **state) {
+  (void) state;
+  cm_mgr_free(&mgr);
+  return 0;
+}
+
+/* ------------------------------------------------------------ the client */
+
+static int client(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+/* Sends everything, letting the server run while the socket is full. */
+static void client_send(int fd, const void *data, size_t len) {
+  const char *p = data;
+  for (int spins = 0; len > 0 && spins < 100000; spins++) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      p += n;
+      len -= (size_t) n;
+    } else {
+      assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+      cm_mgr_poll(&mgr, 1);
+    }
+  }
+  assert_int_equal(len, 0);
+}
+
+static size_t count(const char *hay, const char *needle) {
+  size_t n = 0;
+  for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+struct reply {
+  char data[65536];
+  size_t len;
+  bool eof;
+};
+
+/* Polls the server and reads until `want` occurrences of `until` arrived,
+ * or EOF, or about two seconds passed. */
+static void collect(int fd, struct reply *r, const char *until, size_t want) {
+  r->len = 0;
+  r->eof = false;
+  r->data[0] = '\0';
+  for (int i = 0; i < 400; i++) {
+    cm_mgr_poll(&mgr, 5);
+    for (;;) {
+      ssize_t n = recv(fd, r->data + r->len, sizeof(r->data) - 1 - r->len, 0);
+      if (n > 0) {
+        r->len += (size_t) n;
+        r->data[r->len] = '\0';
+        continue;
+      }
+      if (n == 0) r->eof = true;
+      break;
+    }
+    if (r->eof || (until != NULL && count(r->data, until) >= want)) return;
+  }
+}
+
+/* One request, one response expected; returns the response text. */
+static struct reply *roundtrip(int fd, const char *req, const char *until, size_t want) {
+  static struct reply r;
+  client_send(fd, req, strlen(req));
+  collect(fd, &r, until, want);
+  return &r;
+}
+
+/* ----------------------------------------------------------------- tests */
+
+static void get_keep_alive(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET /a?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/a", 1);
+  assert_false(r->eof);
+  assert_non_null(strstr(r->data, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(r->data, "Content-Length: 6\r\n"));
+  assert_non_null(strstr(r->data, "Content-Type: text/plain\r\n"));
+  assert_non_null(strstr(r->data, "X-Test: yes\r\n"));
+  assert_null(strstr(r->data, "Connection: close"));
+  r = roundtrip(fd, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/b", 1);
+  assert_false(r->eof);
+  assert_int_equal(msgs_seen, 2);
+  assert_int_equal(hdrs_seen, 2);
+  close(fd);
+}
+
+static void pipelined(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd,
+                              "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                              "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "HTTP/1.1 200", 3);
+  char *a = strstr(r->data, "uri=/1"), *b = strstr(r->data, "hello"), *c = strstr(r->data, "uri=/3");
+  assert_true(a != NULL && b != NULL && c != NULL && a < b && b < c);
+  close(fd);
+}
+
+static void bodies(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd,
+                              "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\n",
+                              "Wikipedia", 1);
+  assert_non_null(strstr(r->data, "Content-Length: 9\r\n"));
+  /* the same, one byte per poll */
+  const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz";
+  int before = msgs_seen;
+  for (size_t i = 0; req[i] != '\0'; i++) {
+    client_send(fd, req + i, 1);
+    cm_mgr_poll(&mgr, 1);
+  }
+  collect(fd, r, "xyz", 1);
+  assert_non_null(strstr(r->data, "abcdef"));
+  assert_non_null(strstr(r->data, "xyz"));
+  assert_int_equal(msgs_seen, before + 2);
+  close(fd);
+}
+
+static void big_bodies(void **state) {
+  (void) state;
+  size_t n = 3 * 1024 * 1024; /* over the 1 MiB default receive limit */
+  char *body = malloc(n);
+  for (size_t i = 0; i < n; i++) body[i] = (char) ((i * 7) & 0xff);
+  int fd = client();
+  char head[128];
+  snprintf(head, sizeof(head), "POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+  client_send(fd, head, strlen(head));
+  client_send(fd, body, n);
+  struct reply r;
+  collect(fd, &r, "len=3145728", 1);
+  assert_non_null(strstr(r.data, "len=3145728"));
+  /* chunked, in 1000-byte chunks */
+  const char *chunked_head = "POST /len HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  client_send(fd, chunked_head, strlen(chunked_head));
+  for (size_t off = 0; off < n; off += 1000) {
+    size_t k = n - off < 1000 ? n - off : 1000;
+    char line[16];
+    snprintf(line, sizeof(line), "%zx\r\n", k);
+    client_send(fd, line, strlen(line));
+    client_send(fd, body + off, k);
+    client_send(fd, "\r\n", 2);
+  }
+  client_send(fd, "0\r\n\r\n", 5);
+  collect(fd, &r, "len=3145728", 1);
+  if (strstr(r.data, "len=3145728") == NULL) print_error("got %zu: %.200s\n", r.len, r.data);
+  assert_non_null(strstr(r.data, "len=3145728"));
+  free(body);
+  close(fd);
+}
+
+struct bad {
+  const char *req;
+  const char *status;
+};
+
+static void rejects(void **state) {
+  (void) state;
+  static char huge[20000];
+  memset(huge, 'a', sizeof(huge) - 1);
+  memcpy(huge, "GET / HTTP/1.1\r\nHost: x\r\nX: ", 28);
+  static char long_uri[9000];
+  memset(long_uri, 'a', sizeof(long_uri) - 1);
+  memcpy(long_uri, "GET /", 5);
+  const struct bad cases[] = {
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET / HTTP/1.1\nHost: x\n\n", "HTTP/1.1 400 "},
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", "HTTP/1.1 413 "},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "HTTP/1.1 400 "},
+      {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
+      {huge, "HTTP/1.1 431 "},
+      {long_uri, "HTTP/1.1 414 "},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    int before = msgs_seen;
+    int fd = client();
+    struct reply *r = roundtrip(fd, cases[i].req, NULL, 0);
+    if (strncmp(r->data, cases[i].status, strlen(cases[i].status)) != 0) {
+      print_error("case %zu: got %.60s\n", i, r->data);
+    }
+    assert_true(strncmp(r->data, cases[i].status, strlen(cases[i].status)) == 0);
+    assert_non_null(strstr(r->data, "Connection: close\r\n"));
+    assert_true(r->eof);
+    assert_int_equal(msgs_seen, before);
+    close(fd);
+  }
+}
+
+static void closing_requests(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd,
+                              "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                              "GET /ignored HTTP/1.1\r\nHost: x\r\n\r\n",
+                              NULL, 0);
+  assert_true(r->eof);
+  assert_non_null(strstr(r->data, "Connection: close\r\n"));
+  assert_non_null(strstr(r->data, "uri=/c"));
+  assert_null(strstr(r->data, "ignored"));
+  close(fd);
+  fd = client();
+  r = roundtrip(fd, "GET /old HTTP/1.0\r\n\r\n", NULL, 0);
+  assert_true(r->eof);
+  assert_non_null(strstr(r->data, "uri=/old"));
+  close(fd);
+  fd = client();
+  r = roundtrip(fd, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "uri=/ka", 1);
+  assert_false(r->eof);
+  assert_non_null(strstr(r->data, "Connection: keep-alive\r\n"));
+  close(fd);
+}
+
+static void head_and_no_content(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd,
+                              "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "uri=/after", 1);
+  assert_non_null(strstr(r->data, "Content-Length: 6\r\n")); /* HEAD: length of the GET body */
+  assert_null(strstr(r->data, "uri=/h"));
+  assert_non_null(strstr(r->data, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200"));
+  assert_null(strstr(r->data, "ignored"));
+  close(fd);
+}
+
+static void expect_continue(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd,
+                              "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                              "Expect: 100-continue\r\n\r\n",
+                              "\r\n\r\n", 1);
+  assert_string_equal(r->data, "HTTP/1.1 100 Continue\r\n\r\n");
+  r = roundtrip(fd, "body", "body", 1);
+  assert_true(strncmp(r->data, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  close(fd);
+  /* a final answer from HTTP_HDRS replaces the 100 */
+  fd = client();
+  r = roundtrip(fd, "PUT /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+                "denied", 1);
+  assert_true(strncmp(r->data, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+  assert_null(strstr(r->data, "100 Continue"));
+  close(fd);
+}
+
+static void chunked_replies(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n", "0\r\n\r\n", 1);
+  assert_non_null(strstr(r->data, "Transfer-Encoding: chunked\r\n"));
+  assert_null(strstr(r->data, "Content-Length"));
+  assert_non_null(strstr(r->data, "\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"));
+  r = roundtrip(fd, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n", "0\r\n\r\n", 1);
+  assert_non_null(strstr(r->data, "Content-Type: text/event-stream\r\n"));
+  assert_non_null(strstr(r->data, "event: tick\ndata: a\ndata: b\n\n"));
+  close(fd);
+}
+
+static void header_injection(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n", "ok", 1);
+  for (int i = 0; i < 5; i++) assert_false(inject_results[i]);
+  assert_true(inject_results[5]);
+  assert_int_equal(count(r->data, "HTTP/1.1"), 1); /* only the good reply went out */
+  assert_non_null(strstr(r->data, "Set-Cookie: a=b\r\nX-Ok: 1\r\n"));
+  assert_true(cm_http_header_ok(cm_str_c("X-A"), cm_str_c("b c")));
+  assert_false(cm_http_header_ok(cm_str_c("X A"), cm_str_c("b")));
+  assert_false(cm_http_header_ok(cm_str_c("X"), cm_str_c("b\r\nY: c")));
+  assert_false(cm_http_header_ok(cm_str_c(""), cm_str_c("b")));
+  close(fd);
+}
+
+static void header_timeout(void **state) {
+  (void) state;
+  cm_mgr_free(&mgr);
+  struct cm_http_serve_opts opts = {.header_timeout_ms = 50};
+  assert_int_equal(start_server(&opts), 0);
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET / HTTP/1.1\r\nHost:", NULL, 0);
+  assert_true(r->eof);
+  assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
+  close(fd);
+  fd = client();
+  r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", NULL, 0);
+  assert_true(r->eof);
+  assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
+  assert_non_null(strstr(r->data, "stalled"));
+  close(fd);
+  /* an idle keep-alive connection is not a stalled request */
+  fd = client();
+  r = roundtrip(fd, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/idle", 1);
+  for (int i = 0; i < 30; i++) cm_mgr_poll(&mgr, 5);
+  r = roundtrip(fd, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/again", 1);
+  assert_false(r->eof);
+  close(fd);
+  /* small limits from the options */
+  cm_mgr_free(&mgr);
+  struct cm_http_serve_opts small = {.limits = {.max_body = 4}};
+  assert_int_equal(start_server(&small), 0);
+  fd = client();
+  r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", NULL, 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 413 ", 13) == 0);
+  close(fd);
+  /* a client that keeps uploading the refused body still reads the 413
+   * (lingering close: no RST while its data is in flight) */
+  fd = client();
+  const char *big_head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n";
+  client_send(fd, big_head, strlen(big_head));
+  static char junk[400000];
+  memset(junk, 'j', sizeof(junk));
+  client_send(fd, junk, sizeof(junk));
+  collect(fd, r, NULL, 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 413 ", 13) == 0);
+  assert_true(r->eof);
+  close(fd);
+  fd = client();
+  r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n",
+                NULL, 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 413 ", 13) == 0);
+  close(fd);
+}
+
+
+/* ------------------------------------------------------ curl, a real peer */
+
+extern char **environ;
+
+/* Runs curl with args (the URL's port is filled in for "%u"), polling the
+ * server meanwhile; returns what curl wrote to stdout. */
+static const char *run_curl(const char *const *args, int *status) {
+  static char out[1 << 20];
+  static char urls[8][128];
+  int nurls = 0;
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = "curl";
+  for (; *args != NULL && n < 30; args++) {
+    if (strstr(*args, "%u") != NULL && nurls < 8) {
+      snprintf(urls[nurls], sizeof(urls[nurls]), *args, (unsigned) port);
+      argv[n++] = urls[nurls++];
+    } else {
+      argv[n++] = *args;
+    }
+  }
+  argv[n] = NULL;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  pid_t pid;
+  assert_int_equal(posix_spawnp(&pid, "curl", &fa, NULL, (char *const *) argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  size_t len = 0;
+  for (int i = 0; i < 2000; i++) { /* at most ~10 s */
+    cm_mgr_poll(&mgr, 5);
+    ssize_t r = read(fds[0], out + len, sizeof(out) - 1 - len);
+    if (r > 0) len += (size_t) r;
+    if (r == 0) break;
+  }
+  out[len] = '\0';
+  close(fds[0]);
+  waitpid(pid, status, 0);
+  return out;
+}
+
+static void with_curl(void **state) {
+  (void) state;
+  int st;
+  const char *get[] = {"-s", "-i", "http://127.0.0.1:%u/hello?x=1", NULL};
+  const char *out = run_curl(get, &st);
+  assert_int_equal(st, 0);
+  assert_true(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_non_null(strstr(out, "uri=/hello"));
+  /* several requests on one connection (keep-alive) */
+  const char *two[] = {"-s", "http://127.0.0.1:%u/one", "http://127.0.0.1:%u/two", NULL};
+  out = run_curl(two, &st);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "uri=/oneuri=/two");
+  /* a chunked upload, and a body big enough for Expect: 100-continue */
+  const char *up[] = {"-s", "-H", "Transfer-Encoding: chunked", "--data-binary", "chunked upload",
+                      "http://127.0.0.1:%u/echo", NULL};
+  out = run_curl(up, &st);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "chunked upload");
+  const char *expect[] = {"-s", "-H", "Expect: 100-continue", "--data-binary", "waited",
+                          "http://127.0.0.1:%u/echo", NULL};
+  out = run_curl(expect, &st);
+  assert_string_equal(out, "waited");
+  const char *chunked[] = {"-s", "--raw", "http://127.0.0.1:%u/chunked", NULL};
+  out = run_curl(chunked, &st);
+  assert_string_equal(out, "2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n");
+  const char *chunked2[] = {"-s", "http://127.0.0.1:%u/chunked", NULL};
+  out = run_curl(chunked2, &st);
+  assert_string_equal(out, "abcd");
+  const char *head[] = {"-s", "-I", "http://127.0.0.1:%u/h", NULL};
+  out = run_curl(head, &st);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "Content-Length: 6\r\n"));
+  const char *http10[] = {"-s", "-0", "http://127.0.0.1:%u/ten", NULL};
+  out = run_curl(http10, &st);
+  assert_string_equal(out, "uri=/ten");
+}
+
+/* Random requests (Content-Length and chunked bodies with extensions and
+ * trailers), pipelined and cut at random points: every body comes back, in
+ * order. */
+static void random_pipelines(void **state) {
+  (void) state;
+  static char req[1 << 17], expect[1 << 17];
+  static struct reply r;
+  unsigned seed = 12345;
+  for (int round = 0; round < 20; round++) {
+    size_t n = 0, e = 0;
+    int count = 1 + rand_r(&seed) % 8;
+    for (int k = 0; k < count; k++) {
+      char body[2048];
+      size_t blen = (size_t) (rand_r(&seed) % (int) sizeof(body));
+      for (size_t i = 0; i < blen; i++) body[i] = (char) ('a' + rand_r(&seed) % 26);
+      if (rand_r(&seed) % 2 == 0) {
+        n += (size_t) sprintf(req + n, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", blen);
+        memcpy(req + n, body, blen);
+        n += blen;
+      } else {
+        n += (size_t) sprintf(req + n, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (size_t off = 0; off < blen;) {
+          size_t piece = 1 + (size_t) (rand_r(&seed) % 300);
+          if (piece > blen - off) piece = blen - off;
+          n += (size_t) sprintf(req + n, rand_r(&seed) % 3 == 0 ? "%zX;ext=\"v\"\r\n" : "%zx\r\n", piece);
+          memcpy(req + n, body + off, piece);
+          n += piece;
+          memcpy(req + n, "\r\n", 2);
+          n += 2;
+          off += piece;
+        }
+        n += (size_t) sprintf(req + n, rand_r(&seed) % 2 ? "0\r\nX-Sum: 1\r\n\r\n" : "0\r\n\r\n");
+      }
+      e += (size_t) sprintf(expect + e, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n", blen);
+      memcpy(expect + e, body, blen);
+      e += blen;
+    }
+    int fd = client();
+    for (size_t off = 0; off < n;) {
+      size_t piece = 1 + (size_t) (rand_r(&seed) % 700);
+      if (piece > n - off) piece = n - off;
+      client_send(fd, req + off, piece);
+      off += piece;
+      if (rand_r(&seed) % 2) cm_mgr_poll(&mgr, 0);
+    }
+    r.len = 0;
+    for (int i = 0; i < 400 && r.len < e; i++) {
+      cm_mgr_poll(&mgr, 5);
+      ssize_t got;
+      while ((got = recv(fd, r.data + r.len, sizeof(r.data) - r.len, 0)) > 0) r.len += (size_t) got;
+    }
+    assert_int_equal(r.len, e);
+    assert_memory_equal(r.data, expect, e);
+    close(fd);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(get_keep_alive),
+      cmocka_unit_test(pipelined),
+      cmocka_unit_test(bodies),
+      cmocka_unit_test(random_pipelines),
+      cmocka_unit_test(big_bodies),
+      cmocka_unit_test(rejects),
+      cmocka_unit_test(closing_requests),
+      cmocka_unit_test(head_and_no_content),
+      cmocka_unit_test(expect_continue),
+      cmocka_unit_test(chunked_replies),
+      cmocka_unit_test(header_injection),
+      cmocka_unit_test(with_curl),
+      cmocka_unit_test(header_timeout),
+  };
+  return cmocka_run_group_tests_name("http_server", tests, setup, teardown);
+}
