@@ -22,6 +22,7 @@ FUZZERS := $(sort $(wildcard fuzz/fuzz_*.c))
 PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
 EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/*.c))
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
 .PHONY: all lib examples deps run test test-c test-install test-asan test-python python fuzz bench install clean
 
@@ -37,6 +38,11 @@ $(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror $< -o $@
+
+# Servers under test in C, built on the library.
+$(BUILD)/bench/c/%: bench/c/%.c $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 deps:
 	@bash scripts/deps.sh
@@ -103,7 +109,7 @@ fuzz: deps
 	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
 
 # ---------------------------------------------------------------- bench
-bench: deps lib examples python $(BENCH_TOOLS)
+bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install

@@ -2,14 +2,16 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [suite ...]   (suites: echo)
+Usage: bench.py [--seconds S] [suite ...]   (suites: echo http https)
 """
 import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,12 +27,17 @@ def cpu_seconds(pid):
 
 
 class Server:
-    """A server process that prints a line with its port once it listens."""
+    """A server process that prints a line with its port once it listens, or,
+    when port is given, one that is ready once that port accepts."""
 
-    def __init__(self, name, argv, env=None):
+    def __init__(self, name, argv, env=None, port=None):
         self.name = name
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                                      env=dict(os.environ, **(env or {})))
+        if port is not None:
+            self.port = port
+            wait_port(port, self)
+            return
         line = self.proc.stdout.readline()
         m = re.search(r"(\d+)\s*$", line.strip())
         if not m:
@@ -48,6 +55,26 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, server, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (server.name, server.proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError("%s did not listen on %d" % (server.name, port))
 
 
 def measure(server, load_argv, parse):
@@ -96,7 +123,165 @@ def echo_suite(secs):
            "messages/s", rows, "asyncio Protocol (peer)")
 
 
-SUITES = {"echo": echo_suite}
+# ------------------------------------------------------------------ HTTP
+
+HELLO = "Hello, World!"
+STATIC_SIZE = 64 * 1024
+
+
+def wrk(server, scheme, path, secs, extra=()):
+    """wrk -t1 -c50 against server; returns (requests/s, server µs CPU per request)."""
+    url = "%s://127.0.0.1:%d%s" % (scheme, server.port, path)
+    argv = ["wrk", "-t1", "-c50", "-d%gs" % secs] + list(extra) + [url]
+
+    def parse(out):
+        m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)
+        if not m:
+            raise RuntimeError("unexpected wrk output: %r" % out)
+        secs_ = float(m.group(2)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
+        for warn in re.findall(r"(Non-2xx.*|Socket errors.*)", out):
+            print("  warning: %s: %s" % (server.name, warn.strip()))
+        return int(m.group(1)), secs_
+
+    return measure(server, argv, parse)
+
+
+def check_body(server, scheme, path, want_len):
+    """One request with curl so that a server answering wrongly is not timed."""
+    url = "%s://127.0.0.1:%d%s" % (scheme, server.port, path)
+    out = subprocess.run(["curl", "-sk", "--max-time", "5", url], capture_output=True).stdout
+    if len(out) != want_len:
+        raise RuntimeError("%s: %s returned %d bytes, expected %d" % (server.name, url, len(out), want_len))
+
+
+class Nginx(Server):
+    """nginx with one worker process (master_process off), everything in a scratch dir."""
+
+    def __init__(self, name, scratch, locations, tls=None):
+        port = free_port()
+        listen = "127.0.0.1:%d%s" % (port, " ssl" if tls else "")
+        ssl = ""
+        if tls:
+            ssl = ("ssl_certificate %s; ssl_certificate_key %s;\n"
+                   "    ssl_protocols TLSv1.2 TLSv1.3;\n" % tls)
+        conf = os.path.join(scratch, "nginx-%d.conf" % port)
+        with open(conf, "w") as f:
+            f.write("""worker_processes 1;
+daemon off;
+master_process off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log error;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %(d)s/body;
+  proxy_temp_path %(d)s/proxy;
+  fastcgi_temp_path %(d)s/fastcgi;
+  uwsgi_temp_path %(d)s/uwsgi;
+  scgi_temp_path %(d)s/scgi;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  server {
+    listen %(listen)s;
+    %(ssl)s
+    %(locations)s
+  }
+}
+""" % {"d": scratch, "listen": listen, "ssl": ssl, "locations": locations})
+        super().__init__(name, ["nginx", "-p", scratch, "-e", os.path.join(scratch, "error.log"),
+                                "-c", conf], port=port)
+
+
+def nginx_hello():
+    return 'location / { default_type text/plain; return 200 "%s"; }' % HELLO
+
+
+def ours_c(name, scheme, extra=()):
+    url = "%s://127.0.0.1:0" % scheme
+    return Server(name, [os.path.join(BUILD, "bench", "c", "http_bench"), url] + list(extra))
+
+
+def run_rows(specs, scheme, path, secs, body_len, extra=()):
+    """specs: [(name, start)] where start() returns a Server; runs each in turn."""
+    rows = []
+    for name, start in specs:
+        s = start()
+        try:
+            check_body(s, scheme, path, body_len)
+            rate, cpu = wrk(s, scheme, path, secs, extra)
+            rows.append((name, rate, cpu))
+        finally:
+            s.stop()
+    return rows
+
+
+def machine_note():
+    print("\nNote: wrk (-t1 -c50) and the server share this machine's %d cores; absolute"
+          " numbers\nvary from run to run, the ratios between servers of one run are what"
+          " matters." % (os.cpu_count() or 0))
+
+
+def http_suite(secs):
+    machine_note()
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    try:
+        rows = run_rows([
+            ("aiohttp (peer)", lambda: Server("aiohttp", [PY, "bench/http_aiohttp.py", "0"])),
+            ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+        ], "http", "/", secs, len(HELLO))
+        report("HTTP hello world, keep-alive, Python (targets: >= 5x rate, >= 5x less CPU"
+               " than aiohttp)", "requests/s", rows, "aiohttp (peer)")
+        rows = run_rows([
+            ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+            ("cymongoose C", lambda: ours_c("ours-c", "http")),
+        ], "http", "/", secs, len(HELLO))
+        report("HTTP hello world, keep-alive, C (target: within 10% of nginx on both)",
+               "requests/s", rows, "nginx 1 worker (peer)")
+        path = os.path.join(scratch, "file.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(STATIC_SIZE))
+        loc = "location = /file { default_type application/octet-stream; alias %s; }" % path
+        rows = run_rows([
+            ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, loc)),
+            ("cymongoose C (from memory)", lambda: ours_c("ours-c", "http", ["--file", path])),
+        ], "http", "/file", secs, STATIC_SIZE)
+        report("HTTP 64 KiB file, keep-alive (target: within 10% of nginx)",
+               "requests/s", rows, "nginx 1 worker (peer)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def make_cert(scratch):
+    cert, key = os.path.join(scratch, "cert.pem"), os.path.join(scratch, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def https_suite(secs):
+    machine_note()
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    try:
+        cert, key = make_cert(scratch)
+        specs = [
+            ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello(), (cert, key))),
+            ("cymongoose C", lambda: ours_c("ours-c", "https", ["--cert", cert, "--key", key])),
+        ]
+        rows = run_rows(specs, "https", "/", secs, len(HELLO))
+        report("HTTPS hello world, keep-alive, ECDSA P-256 (target: within 15% of nginx)",
+               "requests/s", rows, "nginx 1 worker (peer)")
+        rows = run_rows(specs, "https", "/", secs, len(HELLO), ["-H", "Connection: close"])
+        report("HTTPS hello world, new connection per request (target: within 15% of nginx)",
+               "requests/s", rows, "nginx 1 worker (peer)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SUITES = {"echo": echo_suite, "http": http_suite, "https": https_suite}
 
 
 def main():
