@@ -74,15 +74,31 @@ void cm__conn_defer_error(struct cm_conn *c, const char *msg) {
   cm__conn_mark_dirty(c);
 }
 
-bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
-  if (c->is_closing || c->is_draining || (c->is_listening && !c->is_udp)) return false;
-  if (c->is_udp) return cm__sock_send_datagram(c, buf, len);
+bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
+  if (c->is_closing || c->is_draining || c->is_listening || c->is_udp) return false;
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i].len > SIZE_MAX - len) return false;
+    len += parts[i].len;
+  }
   struct cm_mgr *mgr = c->mgr;
   if (mgr->send_limit != 0 && len > mgr->send_limit - (c->send.len < mgr->send_limit ? c->send.len : mgr->send_limit))
     return false;
-  if (cm_buf_append(&c->send, buf, len) != 0) return false;
+  /* One reservation, then each part copied once, straight into place. */
+  if (cm_buf_reserve(&c->send, len) != 0) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i].len == 0) continue;
+    memcpy(c->send.ptr + c->send.off + c->send.len, parts[i].buf, parts[i].len);
+    c->send.len += parts[i].len;
+  }
   cm__conn_mark_dirty(c);
   return true;
+}
+
+bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
+  if (c->is_udp && !c->is_closing && !c->is_draining) return cm__sock_send_datagram(c, buf, len);
+  struct cm_str part = cm_str_n(buf, len);
+  return cm__send_parts(c, &part, 1);
 }
 
 size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap) {

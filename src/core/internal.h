@@ -14,6 +14,9 @@ void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output
  * waiting, connecting...).  Returns 0 or -1 with errno. */
 int cm__conn_update_interest(struct cm_conn *c);
+/* cm_send() of the n parts one after another, copied once into c->send
+ * (TCP only): all of them are queued, or nothing (false, as cm_send). */
+bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);

@@ -1,8 +1,10 @@
 /* Writing HTTP responses: whole replies, chunks, Server-Sent Events. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cymongoose.h"
+#include "core/internal.h"
 #include "http/chars.h"
 #include "http/internal.h"
 
@@ -69,8 +71,68 @@ bool cm__http_scan_block(const char *h, struct cm__http_block *bi) {
   return true;
 }
 
-static bool append_str(struct cm_buf *b, const char *s) {
-  return cm_buf_append(b, s, strlen(s)) == 0;
+/* A response head being assembled: on the stack unless the caller's header
+ * lines are long, so that a reply costs no allocation of its own. */
+struct head {
+  char *p;
+  size_t len, cap;
+  bool ok;
+  char small[512];
+};
+
+static void head_init(struct head *h) {
+  h->p = h->small;
+  h->len = 0;
+  h->cap = sizeof(h->small);
+  h->ok = true;
+}
+
+static void head_add(struct head *h, const char *s, size_t n) {
+  if (!h->ok || n == 0) return;
+  if (n > h->cap - h->len) {
+    size_t cap = h->cap * 2 > h->len + n ? h->cap * 2 : h->len + n;
+    char *p = malloc(cap);
+    if (p == NULL) {
+      h->ok = false;
+      return;
+    }
+    memcpy(p, h->p, h->len);
+    if (h->p != h->small) free(h->p);
+    h->p = p;
+    h->cap = cap;
+  }
+  memcpy(h->p + h->len, s, n);
+  h->len += n;
+}
+
+static void head_str(struct head *h, const char *s) {
+  head_add(h, s, strlen(s));
+}
+
+/* Appends x in base 10 or 16 (no printf: it showed up in profiles). */
+static void head_num(struct head *h, uint64_t x, unsigned base) {
+  char d[24];
+  size_t i = sizeof(d);
+  do {
+    d[--i] = "0123456789abcdef"[x % base];
+    x /= base;
+  } while (x != 0);
+  head_add(h, d + i, sizeof(d) - i);
+}
+
+static void head_free(struct head *h) {
+  if (h->p != h->small) free(h->p);
+}
+
+/* Queues the parts; a UDP connection gets them as one datagram. */
+static bool send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
+  if (!c->is_udp) return cm__send_parts(c, parts, n);
+  struct cm_buf b = {0};
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++) ok = cm_buf_append(&b, parts[i].buf, parts[i].len) == 0;
+  ok = ok && cm_send(c, cm_buf_data(&b), b.len);
+  cm_buf_free(&b);
+  return ok;
 }
 
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
@@ -83,31 +145,36 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   bool is_head = st != NULL && st->is_head;
   bool close_after = st != NULL && st->close_after && !informational;
 
-  struct cm_buf b = {0};
-  char line[96];
-  snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, cm_http_status_text(status));
-  bool ok = append_str(&b, line);
-  if (headers != NULL) ok = ok && append_str(&b, headers);
-  if (bi.needs_crlf) ok = ok && append_str(&b, "\r\n");
-  if (!bi.has_type && !no_body) ok = ok && append_str(&b, "Content-Type: text/plain\r\n");
+  struct head h;
+  head_init(&h);
+  head_add(&h, "HTTP/1.1 ", 9);
+  head_num(&h, (uint64_t) status, 10);
+  head_add(&h, " ", 1);
+  head_str(&h, cm_http_status_text(status));
+  head_add(&h, "\r\n", 2);
+  if (headers != NULL) head_str(&h, headers);
+  if (bi.needs_crlf) head_add(&h, "\r\n", 2);
+  if (!bi.has_type && !no_body) head_str(&h, "Content-Type: text/plain\r\n");
   if (!bi.chunked && !bi.has_length && !no_body) {
-    snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
-    ok = ok && append_str(&b, line);
+    head_str(&h, "Content-Length: ");
+    head_num(&h, len, 10);
+    head_add(&h, "\r\n", 2);
   }
-  if (close_after) ok = ok && append_str(&b, "Connection: close\r\n");
-  if (st != NULL && st->keep_alive_10 && !informational) {
-    ok = ok && append_str(&b, "Connection: keep-alive\r\n");
-  }
-  ok = ok && append_str(&b, "\r\n");
+  if (close_after) head_str(&h, "Connection: close\r\n");
+  if (st != NULL && st->keep_alive_10 && !informational) head_str(&h, "Connection: keep-alive\r\n");
+  head_add(&h, "\r\n", 2);
   bool send_body = len > 0 && !no_body && !is_head;
-  if (ok && send_body && bi.chunked) {
-    snprintf(line, sizeof(line), "%zx\r\n", len);
-    ok = append_str(&b, line) && cm_buf_append(&b, body, len) == 0 && append_str(&b, "\r\n");
-  } else if (ok && send_body) {
-    ok = cm_buf_append(&b, body, len) == 0;
+  /* Head, body and chunk framing go into the send buffer in one copy each. */
+  struct cm_str parts[3] = {{0}, {0}, {0}};
+  if (send_body && bi.chunked) {
+    head_num(&h, len, 16);
+    head_add(&h, "\r\n", 2);
+    parts[2] = cm_str_n("\r\n", 2);
   }
-  ok = ok && cm_send(c, cm_buf_data(&b), b.len);
-  cm_buf_free(&b);
+  if (send_body) parts[1] = cm_str_n(body, len);
+  parts[0] = cm_str_n(h.p, h.len);
+  bool ok = h.ok && send_parts(c, parts, 3);
+  head_free(&h);
   if (!ok) return false;
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
@@ -118,18 +185,23 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool ok = true;
   if (st == NULL || !st->is_head) { /* a reply to HEAD has no body at all */
-    char size[32];
-    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-    struct cm_buf b = {0};
-    ok = cm_buf_append(&b, size, (size_t) n) == 0 && (len == 0 || cm_buf_append(&b, data, len) == 0) &&
-         cm_buf_append(&b, "\r\n", 2) == 0 && cm_send(c, cm_buf_data(&b), b.len);
-    cm_buf_free(&b);
+    struct head h;
+    head_init(&h);
+    head_num(&h, len, 16);
+    head_add(&h, "\r\n", 2);
+    struct cm_str parts[3] = {cm_str_n(h.p, h.len), cm_str_n(data, len), cm_str_n("\r\n", 2)};
+    ok = h.ok && send_parts(c, parts, 3);
+    head_free(&h);
   }
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
     if (st->close_after) cm_drain(c);
   }
   return ok;
+}
+
+static bool append_str(struct cm_buf *b, const char *s) {
+  return cm_buf_append(b, s, strlen(s)) == 0;
 }
 
 bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {

@@ -21,6 +21,8 @@
 /* TLS: plaintext encrypted per step before the records go to the socket,
  * so that a large c->send is not doubled into ciphertext all at once. */
 #define CM_TLS_WRITE_BATCH 65536
+/* An emptied send buffer up to this size is kept for the next replies. */
+#define CM_SEND_KEEP (256 * 1024)
 
 static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -374,7 +376,9 @@ int cm__sock_write(struct cm_conn *c) {
     total -= c->send.len;
   }
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
-  if (c->send.len == 0 && c->send.cap > 65536) cm_buf_free(&c->send); /* don't keep a burst's buffer */
+  /* Keep a buffer big enough for typical replies (reallocating it for every
+   * 64 KiB response showed up as page faults), not a burst's. */
+  if (c->send.len == 0 && c->send.cap > CM_SEND_KEEP) cm_buf_free(&c->send);
   if (total > 0) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);
