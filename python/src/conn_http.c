@@ -5,6 +5,7 @@
  */
 #include "core.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "conn_methods.h"
@@ -101,6 +102,7 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
     PyErr_Format(PyExc_ValueError, "status_code must be in 100..999, not %d", status);
     return NULL;
   }
+  bool no_headers = default_type == NULL && (headers == NULL || headers == Py_None);
   struct cm_buf b = {0};
   if (default_type != NULL && !has_header(headers, "Content-Type")) {
     if (cm_buf_append(&b, "Content-Type: ", 14) != 0 ||
@@ -110,7 +112,8 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
       return PyErr_NoMemory();
     }
   }
-  if (header_block(headers, &b) < 0) {
+  /* Without headers there is no block to build (and nothing to allocate). */
+  if (!no_headers && header_block(headers, &b) < 0) {
     cm_buf_free(&b);
     return NULL;
   }
@@ -121,29 +124,84 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   }
   /* False here means the connection is closing or the send buffer is at
    * its limit: nothing was queued, as after a close; not an exception. */
-  (void)cm_http_reply(c, status, (const char *)cm_buf_data(&b), view.buf, (size_t)view.len);
+  (void)cm_http_reply(c, status, no_headers ? NULL : (const char *)cm_buf_data(&b), view.buf,
+                      (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);
   cm_buf_free(&b);
   Py_RETURN_NONE;
 }
 
+/*
+ * Vectorcall argument parsing for the hot reply methods (the generic
+ * tuple-and-dict parser showed up in profiles): fills out[0..n) from
+ * positionals, then keywords, leaving NULL what was not given.
+ */
+static int parse_fast(const char *fname, const char *const *names, Py_ssize_t n, Py_ssize_t required,
+                      PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out) {
+  if (nargs > n) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd arguments (%zd given)", fname, n, nargs);
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) out[i] = i < nargs ? args[i] : NULL;
+  Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  for (Py_ssize_t k = 0; k < nkw; k++) {
+    PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+    Py_ssize_t i = 0;
+    while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) i++;
+    if (i == n) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
+      return -1;
+    }
+    if (out[i] != NULL) {
+      PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position (%zd)",
+                   fname, names[i], i + 1);
+      return -1;
+    }
+    out[i] = args[nargs + k];
+  }
+  for (Py_ssize_t i = 0; i < required; i++) {
+    if (out[i] == NULL) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zd)", fname, names[i],
+                   i + 1);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* An int argument, as the "i" format converts it. */
+static int int_arg(PyObject *o, int *v) {
+  long x = PyLong_AsLong(o);
+  if (x == -1 && PyErr_Occurred()) return -1;
+  if (x > INT_MAX || x < INT_MIN) {
+    PyErr_SetString(PyExc_OverflowError, "signed integer is out of range for a C int");
+    return -1;
+  }
+  *v = (int)x;
+  return 0;
+}
+
 /* reply(status_code, body=b"", headers=None) */
-PyObject *cm_py_conn_reply(PyObject *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"status_code", "body", "headers", NULL};
+PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {"status_code", "body", "headers"};
+  PyObject *a[3];
   int status;
-  PyObject *body = NULL, *headers = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|OO", kwlist, &status, &body, &headers)) return NULL;
+  if (parse_fast("reply", names, 3, 1, args, nargs, kwnames, a) < 0 || int_arg(a[0], &status) < 0)
+    return NULL;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  return do_reply(c, status, body, headers, NULL);
+  return do_reply(c, status, a[1], a[2], NULL);
 }
 
 /* reply_json(data, status_code=200, headers=None) */
-PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"data", "status_code", "headers", NULL};
+PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
+  static const char *const names[] = {"data", "status_code", "headers"};
+  PyObject *a[3];
   int status = 200;
-  PyObject *data, *headers = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iO", kwlist, &data, &status, &headers)) return NULL;
+  if (parse_fast("reply_json", names, 3, 1, args, nargs, kwnames, a) < 0) return NULL;
+  if (a[1] != NULL && int_arg(a[1], &status) < 0) return NULL;
+  PyObject *data = a[0], *headers = a[2];
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
   cm_py_state *st = cm_py_state_of_type(Py_TYPE(self));

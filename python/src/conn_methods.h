@@ -7,8 +7,9 @@
 #ifndef CM_PY_CONN_METHODS_DECLS
 #define CM_PY_CONN_METHODS_DECLS
 /* conn_http.c */
-PyObject *cm_py_conn_reply(PyObject *self, PyObject *args, PyObject *kwds);
-PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
 PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data);
 PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
@@ -24,11 +25,11 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
-{"reply", (PyCFunction)(void (*)(void))cm_py_conn_reply, METH_VARARGS | METH_KEYWORDS,
+{"reply", (PyCFunction)(void (*)(void))cm_py_conn_reply, METH_FASTCALL | METH_KEYWORDS,
  "reply(status_code, body=b'', headers=None)\n--\n\nQueues a full HTTP response with "
  "Content-Length (Content-Type: text/plain unless given).  With Transfer-Encoding: chunked in "
  "headers it starts a chunked response instead.  ValueError for CR/LF/NUL in headers."},
-{"reply_json", (PyCFunction)(void (*)(void))cm_py_conn_reply_json, METH_VARARGS | METH_KEYWORDS,
+{"reply_json", (PyCFunction)(void (*)(void))cm_py_conn_reply_json, METH_FASTCALL | METH_KEYWORDS,
  "reply_json(data, status_code=200, headers=None)\n--\n\nreply() with json.dumps(data) "
  "and Content-Type: application/json."},
 {"http_chunk", (PyCFunction)cm_py_conn_http_chunk, METH_O,
