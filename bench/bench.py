@@ -293,13 +293,13 @@ SUITES = {"echo": echo_suite, "http": http_suite, "https": https_suite}
 
 
 def main():
+    global ROUNDS
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=ROUNDS,
                     help="alternating rounds per HTTP/HTTPS server (best one kept)")
     ap.add_argument("suites", nargs="*", default=list(SUITES))
     args = ap.parse_args()
-    global ROUNDS
     ROUNDS = max(1, args.rounds)
     for name in args.suites:
         SUITES[name](args.seconds)
