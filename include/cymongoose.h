@@ -300,6 +300,9 @@ struct cm_mgr {
   struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
+  cm_hook_fn on_output;        /* called when a connection gets output or a close
+                                  queued while no poll runs (so a loop embedding
+                                  the manager knows to poll soon); may be NULL */
   void *hook_data;
   size_t recv_limit;           /* default c->recv_limit for new connections (1 MiB) */
   size_t send_limit;           /* cap on c->send.len; 0 means no cap (default) */

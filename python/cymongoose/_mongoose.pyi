@@ -246,6 +246,8 @@ class Manager:
     recv_limit: int
     send_limit: int
     max_conns: int
+    output_hook: Optional[Callable[[], Any]]
+    def fileno(self) -> int: ...
     @property
     def connections(self) -> tuple[Connection, ...]: ...
     @property

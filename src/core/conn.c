@@ -44,10 +44,12 @@ void cm__conn_free(struct cm_conn *c) {
 }
 
 void cm__conn_mark_dirty(struct cm_conn *c) {
+  struct cm_mgr *mgr = c->mgr;
   if (c->is_dirty) return;
   c->is_dirty = 1;
-  c->dirty_next = c->mgr->dirty;
-  c->mgr->dirty = c;
+  c->dirty_next = mgr->dirty;
+  mgr->dirty = c;
+  if (!mgr->polling && mgr->on_output != NULL) mgr->on_output(mgr->hook_data);
 }
 
 int cm__conn_update_interest(struct cm_conn *c) {
