@@ -308,7 +308,8 @@ int cm__sock_write(struct cm_conn *c) {
 }
 
 bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
-  if (c->fd < 0 || c->is_connecting) return false;
+  /* A UDP connect() completes at once, so datagrams may go before CONNECT. */
+  if (c->fd < 0) return false;
   ssize_t n;
   if (c->is_listening) {
     struct sockaddr_storage ss;
