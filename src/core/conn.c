@@ -38,6 +38,7 @@ void cm__conn_free(struct cm_conn *c) {
   if (c->fd >= 0) close(c->fd);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
+  if (c->files != NULL) cm__files_free(c);
   free(c->deferred_error);
   free(c);
 }
@@ -59,7 +60,7 @@ int cm__conn_update_interest(struct cm_conn *c) {
   } else {
     if (!c->is_full && !c->is_draining && !c->is_closing) want |= EPOLLIN;
     /* Writability is asked for only while a write has been refused. */
-    if (c->send.len > 0 && c->is_write_blocked) want |= EPOLLOUT;
+    if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
   }
   if (want == c->epoll_events) return 0;
   struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -77,9 +78,11 @@ bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
   if (c->is_closing || c->is_draining || (c->is_listening && !c->is_udp)) return false;
   if (c->is_udp) return cm__sock_send_datagram(c, buf, len);
   struct cm_mgr *mgr = c->mgr;
-  if (mgr->send_limit != 0 && len > mgr->send_limit - (c->send.len < mgr->send_limit ? c->send.len : mgr->send_limit))
+  /* Behind a queued file, bytes wait in that file's tail to keep their order. */
+  struct cm_buf *out = c->files == NULL ? &c->send : cm__files_tail(c);
+  if (mgr->send_limit != 0 && len > mgr->send_limit - (out->len < mgr->send_limit ? out->len : mgr->send_limit))
     return false;
-  if (cm_buf_append(&c->send, buf, len) != 0) return false;
+  if (cm_buf_append(out, buf, len) != 0) return false;
   cm__conn_mark_dirty(c);
   return true;
 }

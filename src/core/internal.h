@@ -40,6 +40,22 @@ void cm__timers_free(struct cm_mgr *mgr);
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 
+/* Files queued behind c->send (file.c, cm_send_file). */
+/* Sends from the first queued file while c->send is empty and the socket
+ * takes bytes; when a file is done, what cm_send() queued behind it becomes
+ * c->send.  Adds the bytes sent to *total.  Returns -1 when c failed (it is
+ * then closing), else 0. */
+int cm__files_write(struct cm_conn *c, size_t *total);
+/* Where cm_send() appends while files are queued: behind the last one. */
+struct cm_buf *cm__files_tail(struct cm_conn *c);
+/* Closes the files and frees the queue (cm__conn_free). */
+void cm__files_free(struct cm_conn *c);
+
+/* Output is waiting: bytes in c->send or a queued file. */
+static inline bool cm__conn_has_output(const struct cm_conn *c) {
+  return c->send.len > 0 || c->files != NULL;
+}
+
 /* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */
 const char *cm__errstr(int err, char *buf, size_t len);
 

@@ -55,9 +55,9 @@ static void flush(struct cm_mgr *mgr) {
         cm_error(c, "%s", msg);
         free(msg);
       }
-      if (!c->is_closing && !c->is_connecting && c->send.len > 0 && !c->is_write_blocked)
+      if (!c->is_closing && !c->is_connecting && !c->is_write_blocked && cm__conn_has_output(c))
         cm__sock_write(c);
-      if (c->is_draining && (c->send.len == 0 || c->fd < 0)) c->is_closing = 1;
+      if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
       if (c->is_closing) {
         if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */
         close_conn(c);
@@ -85,7 +85,7 @@ static void dispatch(struct cm_conn *c, unsigned events) {
     if (c->is_writable && !c->is_closing) {
       c->is_write_blocked = 0;
       cm__sock_write(c);
-      if (c->is_draining && c->send.len == 0) cm__conn_mark_dirty(c);
+      if (c->is_draining && !cm__conn_has_output(c)) cm__conn_mark_dirty(c);
     }
     /* A hang-up while draining ends the wait for a peer that is gone. */
     if ((events & (EPOLLHUP | EPOLLERR)) && c->is_draining) {

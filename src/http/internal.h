@@ -69,4 +69,17 @@ struct cm__http_block {
  * head early or smuggle a header in. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
 
+/*
+ * A reply whose body the caller queues itself (static files): the head as
+ * cm_http_reply() would write it, with Content-Length body_len; headers
+ * must not set Content-Length or Transfer-Encoding.  *send_body says
+ * whether the body may follow (not for HEAD requests, 204, 304).  Returns
+ * false, queueing nothing, for a bad status or header block, or when the
+ * send buffer refuses.  After queueing the body call cm__http_reply_end(),
+ * which closes the connection if the request asked for that.
+ */
+bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
+                         bool *send_body);
+void cm__http_reply_end(struct cm_conn *c);
+
 #endif

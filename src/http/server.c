@@ -124,7 +124,11 @@ static void make_room(struct cm_conn *c, size_t need) {
 /* Parses and delivers every complete request in c->recv. */
 static void process(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
-  while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
+  /* While a file body is streaming (cm_send_file) the next pipelined
+   * request waits: its reply would queue behind the file anyway, and
+   * waiting bounds what one connection holds (reading pauses once c->recv
+   * is full).  The WRITE event that finishes the file resumes parsing. */
+  while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0 && c->files == NULL) {
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
@@ -201,7 +205,7 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
   if (st->head_started_ms != 0 && !st->hdrs_delivered && c->recv.len > 0 &&
       now - st->head_started_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request head not completed in time");
-  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 &&
+  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 && c->files == NULL &&
              now - c->last_io_ms > st->opts.idle_timeout_ms) {
     cm_close(c);
   }
@@ -236,6 +240,7 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
+      else if (c->files == NULL && c->recv.len > 0) process(c, st); /* requests held back */
       break;
     case CM_EV_POLL:
       check_timers(c, st, *(uint64_t *) ev_data);
