@@ -81,15 +81,23 @@ void cm__files_free(struct cm_conn *c) {
   }
 }
 
-/* The first file is done: what was queued behind it becomes c->send
- * (which is empty when this is called). */
-static void pop_file(struct cm_conn *c) {
+/* The first file is done: what was queued behind it joins c->send.
+ * Returns -1 when memory runs out (c is then closing). */
+static int pop_file(struct cm_conn *c) {
   struct cm__file_out *f = c->files;
   c->files = f->next;
   close(f->fd);
-  cm_buf_free(&c->send);
-  c->send = f->after;
+  int rc = 0;
+  if (c->send.len == 0) {
+    cm_buf_free(&c->send);
+    c->send = f->after; /* moved, not copied */
+  } else {
+    rc = cm_buf_append(&c->send, cm_buf_data(&f->after), f->after.len);
+    cm_buf_free(&f->after);
+    if (rc != 0) cm_error(c, "out of memory");
+  }
   free(f);
+  return rc;
 }
 
 /* Reads the next chunk of f into c->send.  Returns -1 when c failed. */
@@ -119,13 +127,9 @@ int cm__files_write(struct cm_conn *c, size_t *total) {
   size_t budget = CM_FILE_BUDGET;
   while (c->files != NULL && c->send.len == 0) {
     struct cm__file_out *f = c->files;
-    if (f->left == 0) {
-      pop_file(c);
-      continue;
-    }
     if (budget == 0) break;
     if (c->tls != NULL || f->use_read) {
-      if (read_chunk(c, f) < 0) return -1;
+      if (read_chunk(c, f) < 0 || (f->left == 0 && pop_file(c) < 0)) return -1;
       break; /* c->send holds the chunk; the write step takes it from here */
     }
     size_t want = f->left < budget ? (size_t)f->left : budget;
@@ -136,6 +140,7 @@ int cm__files_write(struct cm_conn *c, size_t *total) {
       f->left -= (uint64_t)n;
       budget -= (size_t)n;
       *total += (size_t)n;
+      if (f->left == 0 && pop_file(c) < 0) return -1;
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

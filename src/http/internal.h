@@ -69,6 +69,11 @@ struct cm__http_block {
  * head early or smuggle a header in. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
 
+/* HTTP-date (date.c): IMF-fixdate of t (seconds since the epoch) into buf;
+ * and parsing of IMF-fixdate, rfc850-date and asctime-date, -1 if invalid. */
+void cm__http_date_fmt(int64_t t, char buf[32]);
+int64_t cm__http_date_parse(struct cm_str s);
+
 /*
  * A reply whose body the caller queues itself (static files): the head as
  * cm_http_reply() would write it, with Content-Length body_len; headers
