@@ -107,6 +107,7 @@ class TlsOpts:
     key: bytes
     name: bytes
     skip_verification: bool
+    handshake_timeout_ms: int
     def __init__(
         self,
         ca: Optional[Union[bytes, str]] = None,
@@ -114,6 +115,8 @@ class TlsOpts:
         key: Optional[Union[bytes, str]] = None,
         name: Optional[Union[bytes, str]] = None,
         skip_verification: bool = False,
+        *,
+        handshake_timeout_ms: int = 0,
     ) -> None: ...
 
 # --------------------------------------------------------------- connection
@@ -212,7 +215,7 @@ class Connection:
     # DNS, SNTP, TLS
     def resolve(self, url: str) -> None: ...
     def resolve_cancel(self) -> None: ...
-    def sntp_request(self) -> None: ...
+    def sntp_request(self) -> bool: ...
     def tls_init(self, opts: TlsOpts) -> None: ...
     def tls_free(self) -> None: ...
 
@@ -231,6 +234,9 @@ class Manager:
         handler: Optional[Handler] = None,
         enable_wakeup: bool = False,
         error_handler: Optional[ErrorHandler] = None,
+        *,
+        dns: Optional[str] = None,
+        dns_timeout_ms: int = 0,
     ) -> None: ...
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...

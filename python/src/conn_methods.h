@@ -8,9 +8,33 @@
 #define CM_PY_CONN_METHODS_DECLS
 /* conn_http.c */
 /* conn_ws.c */
+/* conn_dns.c */
+PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
+PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
+/* tls.c */
+PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *opts);
+PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
 /* conn_ws.c */
+/* conn_dns.c */
+{"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
+ "resolve(url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
+ "then holds the address and the url's port), or ERROR naming the reason.  Uses the "
+ "manager's DNS servers (Manager(dns=...)).  ValueError when url has no host."},
+{"resolve_cancel", (PyCFunction)cm_py_conn_resolve_cancel, METH_NOARGS,
+ "resolve_cancel()\n--\n\nForgets the lookup in progress: no RESOLVE or ERROR comes from it."},
+{"sntp_request", (PyCFunction)cm_py_conn_sntp_request, METH_NOARGS,
+ "sntp_request() -> bool\n--\n\nSends another SNTP request on a connection made by "
+ "Manager.sntp_connect(); SNTP_TIME follows.  False on other connections."},
+/* tls.c */
+{"tls_init", (PyCFunction)cm_py_conn_tls_init, METH_O,
+ "tls_init(opts: TlsOpts): start TLS with opts (on ACCEPT for servers; on OPEN or\n"
+ "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
+ "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
+{"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
+ "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
 #endif

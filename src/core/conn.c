@@ -36,6 +36,7 @@ void cm__conn_free(struct cm_conn *c) {
    * events for freed memory. */
   if (c->fd >= 0) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->fd >= 0) close(c->fd);
+  if (c->tls != NULL) cm__tls_conn_free(c);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
   if (c->files != NULL) cm__files_free(c);

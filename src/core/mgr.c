@@ -19,6 +19,7 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   if (mgr->epfd < 0) return -1;
   mgr->next_id = 1;
   mgr->recv_limit = 1024 * 1024;
+  mgr->tls_hs_timeout_ms = CM_TLS_HS_TIMEOUT_MS;
   mgr->now_ms = cm_millis();
   return 0;
 }
@@ -55,7 +56,8 @@ static void flush(struct cm_mgr *mgr) {
         cm_error(c, "%s", msg);
         free(msg);
       }
-      if (!c->is_closing && !c->is_connecting && !c->is_write_blocked && cm__conn_has_output(c))
+      if (!c->is_closing && !c->is_connecting && !c->is_resolving && !c->is_write_blocked &&
+          cm__conn_has_output(c))
         cm__sock_write(c);
       if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
       if (c->is_closing) {
@@ -131,7 +133,9 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   if (mgr->epfd < 0 && mgr->conns == NULL) return;
   for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next) c->is_closing = 1;
   while (mgr->conns != NULL) close_conn(mgr->conns);
+  cm__tls_mgr_free(mgr);
   cm__timers_free(mgr);
+  cm__dns_free(mgr);
   cm__wakeup_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;
