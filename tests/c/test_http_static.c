@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "certgen.h"
 
 /* Internal (src/http/date.c), linked from the static library. */
 void cm__http_date_fmt(int64_t t, char buf[32]);
@@ -714,6 +715,57 @@ static void with_curl(void **state) {
   assert_string_equal(curl(a6, &st), "Hello, world!\nHello, world!\n");
 }
 
+/* Over TLS the file cannot go through sendfile: it is read in bounded
+ * chunks into c->send and encrypted from there. */
+static void over_tls(void **state) {
+  (void) state;
+  (void) certgen_concat; /* not needed here */
+  int64_t day = 24 * 3600;
+  struct test_cert ca = certgen(false, "Static CA", NULL, true, -day, day);
+  struct test_cert leaf = certgen(false, "localhost", &ca, false, -day, day);
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", handler, NULL, NULL);
+  assert_non_null(l);
+  struct cm_tls_opts so = {.cert = cm_str_c(leaf.cert_pem), .key = cm_str_c(leaf.key_pem)};
+  char err[300];
+  assert_int_equal(cm_tls_listen_opts(l, &so, err, sizeof(err)), 0);
+  uint16_t plain_port = port;
+  port = l->loc.port;
+  /* a 5 MB file with a pattern, through curl over TLS */
+  const size_t size = 5 * 1024 * 1024 + 17;
+  unsigned char *data = malloc(size);
+  for (size_t i = 0; i < size; i++) data[i] = (unsigned char) ((i * 31) ^ (i >> 11));
+  int bfd = open(big_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  assert_int_equal(write(bfd, data, size), (ssize_t) size);
+  close(bfd);
+  char out[400];
+  snprintf(out, sizeof(out), "%s/tls_download", tmp);
+  max_send_cap = 0;
+  int st;
+  const char *a1[] = {"-k", "-o", out, "https://127.0.0.1:%u/big", NULL};
+  curl(a1, &st);
+  assert_int_equal(WEXITSTATUS(st), 0);
+  int fd = open(out, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  unsigned char *got = malloc(size + 1);
+  ssize_t n = read(fd, got, size + 1);
+  close(fd);
+  assert_int_equal(n, (ssize_t) size);
+  assert_memory_equal(got, data, size);
+  if (max_send_cap > 256 * 1024) fail_msg("send buffer grew to %zu", max_send_cap);
+  /* ranges and directory files over TLS */
+  const char *a2[] = {"-k", "-r", "7-11", "https://127.0.0.1:%u/hello.txt", NULL};
+  assert_string_equal(curl(a2, &st), "world");
+  const char *a4[] = {"-k", "https://127.0.0.1:%u/sub/", NULL};
+  assert_string_equal(curl(a4, &st), "<h1>sub index</h1>");
+  free(got);
+  free(data);
+  unlink(out);
+  unlink(big_path);
+  port = plain_port;
+  certgen_free(&leaf);
+  certgen_free(&ca);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(range_codec),
@@ -729,6 +781,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(pipelining, setup, teardown),
       cmocka_unit_test_setup_teardown(big_file, setup, teardown),
       cmocka_unit_test_setup_teardown(with_curl, setup, teardown),
+      cmocka_unit_test_setup_teardown(over_tls, setup, teardown),
   };
   return cmocka_run_group_tests_name("http_static", tests, NULL, NULL);
 }
