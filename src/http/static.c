@@ -484,10 +484,14 @@ int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm
   if (stat(real, &st) != 0) return not_found(&x);
   if (S_ISDIR(st.st_mode)) {
     if (!dir_slash && rel[0] != '\0') {
-      /* "/docs" -> "/docs/", so that relative links in its index resolve. */
+      /* "/docs" -> "/docs/", so that relative links in its index resolve.
+       * Leading slashes collapse to one: "//host/dir/" would be read by a
+       * browser as another site (an open redirect). */
+      struct cm_str u = hm->uri;
+      while (u.len > 1 && u.buf[1] == '/') u.buf++, u.len--;
       struct cm_buf b = {0};
       bool ok = append_extra(&b, &x) &&
-                appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) hm->uri.len, hm->uri.buf,
+                appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) u.len, u.buf,
                         hm->query.len > 0 ? "?" : "", (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
       const char *h = ok ? block_str(&b) : NULL;
       rc = h != NULL && cm_http_reply(c, 301, h, "", 0) ? 301 : 0;

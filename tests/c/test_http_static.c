@@ -387,6 +387,9 @@ static void directories(void **state) {
   assert_string_equal(header(r, "Location"), "/sub/");
   r = get("GET /sub?a=b " H "\r\n");
   assert_string_equal(header(r, "Location"), "/sub/?a=b");
+  r = get("GET //sub " H "\r\n"); /* not "//sub/": another host to a browser */
+  assert_int_equal(r->status, 301);
+  assert_string_equal(header(r, "Location"), "/sub/");
   r = get("GET /sub/ " H "\r\n");
   assert_string_equal(r->body, "<h1>sub index</h1>");
   r = get("GET /noindex/ " H "\r\n");
