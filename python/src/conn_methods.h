@@ -7,6 +7,11 @@
 #ifndef CM_PY_CONN_METHODS_DECLS
 #define CM_PY_CONN_METHODS_DECLS
 /* conn_http.c */
+PyObject *cm_py_conn_reply(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data);
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* conn_ws.c */
 /* conn_dns.c */
 PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
@@ -22,6 +27,19 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
+{"reply", (PyCFunction)(void (*)(void))cm_py_conn_reply, METH_VARARGS | METH_KEYWORDS,
+ "reply(status_code, body=b'', headers=None)\n--\n\nQueues a full HTTP response with "
+ "Content-Length (Content-Type: text/plain unless given).  With Transfer-Encoding: chunked in "
+ "headers it starts a chunked response instead.  ValueError for CR/LF/NUL in headers."},
+{"reply_json", (PyCFunction)(void (*)(void))cm_py_conn_reply_json, METH_VARARGS | METH_KEYWORDS,
+ "reply_json(data, status_code=200, headers=None)\n--\n\nreply() with json.dumps(data) "
+ "and Content-Type: application/json."},
+{"http_chunk", (PyCFunction)cm_py_conn_http_chunk, METH_O,
+ "http_chunk(data)\n--\n\nSends one chunk of a chunked response; empty data ends it."},
+{"http_sse", (PyCFunction)(void (*)(void))cm_py_conn_http_sse, METH_FASTCALL,
+ "http_sse(event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
+{"http_basic_auth", (PyCFunction)(void (*)(void))cm_py_conn_http_basic_auth, METH_FASTCALL,
+ "http_basic_auth(user, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_ws.c */
 /* conn_dns.c */
 {"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
