@@ -28,6 +28,7 @@ struct cm__http_conn {
   bool close_after;        /* close once the reply to the last request is queued */
   bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
+  bool held;               /* waiting for a streamed file before reading on */
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */

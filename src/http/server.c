@@ -121,14 +121,36 @@ static void make_room(struct cm_conn *c, size_t need) {
   }
 }
 
+/*
+ * While a file body is streaming (cm_send_file) the next pipelined request
+ * waits, and nothing more is read: its reply would queue behind the file
+ * anyway, and waiting bounds what one connection holds (one file, not one
+ * per pipelined request).  Not reading also keeps a client's half-close
+ * unseen until the requests sent before it have been answered.  The WRITE
+ * event that finishes the file resumes (resume_held).
+ */
+static void hold(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = true;
+  c->recv_limit = 0; /* the next read attempt pauses reading (is_full) */
+}
+
+static void process(struct cm_conn *c, struct cm__http_conn *st);
+
+static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = false;
+  c->recv_limit = st->base_recv_limit;
+  cm_recv_consume(c, 0); /* resumes reading */
+  process(c, st);
+}
+
 /* Parses and delivers every complete request in c->recv. */
 static void process(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
-  /* While a file body is streaming (cm_send_file) the next pipelined
-   * request waits: its reply would queue behind the file anyway, and
-   * waiting bounds what one connection holds (reading pauses once c->recv
-   * is full).  The WRITE event that finishes the file resumes parsing. */
-  while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0 && c->files == NULL) {
+  while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
+    if (c->files != NULL) {
+      hold(c, st);
+      return;
+    }
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
@@ -250,7 +272,7 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
-      else if (c->files == NULL && c->recv.len > 0) process(c, st); /* requests held back */
+      else if (st->held && c->files == NULL) resume_held(c, st);
       break;
     case CM_EV_POLL:
       check_timers(c, st, *(uint64_t *) ev_data);

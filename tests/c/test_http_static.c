@@ -569,6 +569,20 @@ static void gzip_siblings(void **state) {
   assert_string_equal(r->body, "GZIP");
 }
 
+/* Waits for the server to close the connection, with nothing more sent. */
+static void expect_eof(int fd) {
+  bool eof = false;
+  assert_int_equal(rlen, 0);
+  for (int i = 0; i < 500 && !eof; i++) {
+    cm_mgr_poll(&mgr, 2);
+    char b[16];
+    ssize_t n = recv(fd, b, sizeof(b), 0);
+    assert_true(n <= 0);
+    eof = n == 0;
+  }
+  assert_true(eof);
+}
+
 /* Responses to pipelined requests keep their order behind streamed files. */
 static void pipelining(void **state) {
   (void) state;
@@ -589,17 +603,65 @@ static void pipelining(void **state) {
   read_resp(fd, &r, false);
   assert_string_equal(r.body, "<h1>sub index</h1>");
   assert_string_equal(header(&r, "Connection"), "close");
-  /* then the server closes */
-  bool eof = false;
-  for (int i = 0; i < 500 && !eof; i++) {
-    cm_mgr_poll(&mgr, 2);
-    char b[16];
-    ssize_t n = recv(fd, b, sizeof(b), 0);
-    assert_true(n <= 0);
-    eof = n == 0;
-  }
-  assert_true(eof);
+  expect_eof(fd);
   close(fd);
+}
+
+/* A client that half-closes after its pipelined requests gets every
+ * answer, even when the first is a file too big to go out at once. */
+static void pipelining_half_close(void **state) {
+  (void) state;
+  const uint64_t size = 32ull * 1024 * 1024;
+  int bfd = open(big_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  assert_true(bfd >= 0);
+  assert_int_equal(ftruncate(bfd, (off_t) size), 0);
+  close(bfd);
+  int fd = client();
+  rlen = 0;
+  client_send(fd, "GET /big " H "\r\nGET /hello.txt " H "\r\nGET /sub/ " H "\r\n");
+  shutdown(fd, SHUT_WR);
+  for (int i = 0; i < 20; i++) cm_mgr_poll(&mgr, 1); /* the server sees it all before we read */
+  /* the big reply: its head, then size bytes */
+  struct resp r;
+  uint64_t body = 0;
+  bool in_body = false;
+  static char buf[1 << 16];
+  for (int spins = 0; body < size && spins < 2000000; spins++) {
+    cm_mgr_poll(&mgr, 0);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) break;
+    if (n < 0) continue;
+    size_t k = 0;
+    if (!in_body) {
+      assert_true(rlen + (size_t) n < sizeof(rbuf));
+      memcpy(rbuf + rlen, buf, (size_t) n);
+      rlen += (size_t) n;
+      char *end = memmem(rbuf, rlen, "\r\n\r\n", 4);
+      if (end == NULL) continue;
+      in_body = true;
+      k = (size_t) (end - rbuf) + 4;
+      memmove(buf, rbuf + k, rlen - k);
+      n = (ssize_t) (rlen - k);
+      k = 0;
+      rlen = 0;
+    }
+    uint64_t m = (uint64_t) n - k;
+    if (body + m > size) { /* the next replies begin in this read */
+      size_t extra = (size_t) (body + m - size);
+      memcpy(rbuf, buf + (size_t) n - extra, extra);
+      rlen = extra;
+      m -= extra;
+    }
+    body += m;
+  }
+  assert_true(body == size);
+  read_resp(fd, &r, false);
+  assert_string_equal(r.body, "Hello, world!\n");
+  read_resp(fd, &r, false);
+  assert_string_equal(r.body, "<h1>sub index</h1>");
+  expect_eof(fd);
+  close(fd);
+  unlink(big_path);
 }
 
 /* A 100 MB file, streamed with sendfile: arrives intact while the server's
@@ -782,6 +844,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(conditionals, setup, teardown),
       cmocka_unit_test_setup_teardown(gzip_siblings, setup, teardown),
       cmocka_unit_test_setup_teardown(pipelining, setup, teardown),
+      cmocka_unit_test_setup_teardown(pipelining_half_close, setup, teardown),
       cmocka_unit_test_setup_teardown(big_file, setup, teardown),
       cmocka_unit_test_setup_teardown(with_curl, setup, teardown),
       cmocka_unit_test_setup_teardown(over_tls, setup, teardown),
