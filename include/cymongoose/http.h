@@ -256,7 +256,9 @@ struct cm_http_serve_opts {
  * connection closes once cm_http_reply() or the last cm_http_chunk() has
  * been queued.  A handler that changes c->pfn during HTTP_MSG (a WebSocket
  * upgrade) takes the connection over: the request is consumed, parsing
- * stops, and the new protocol must first call cm_http_detach(c).
+ * stops, and the new protocol must first call cm_http_detach(c).  While a
+ * body queued with cm_send_file() (cm_http_serve_dir/file) is streaming,
+ * the next request is neither parsed nor read.
  */
 bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts);
 
