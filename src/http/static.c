@@ -437,6 +437,12 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
  */
 static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_slash) {
   char dec[PATH_MAX];
+  /* absolute-form ("http://host/path", RFC 9112 3.2.2): the path part */
+  const char *sep = uri.len > 0 && uri.buf[0] != '/' ? memmem(uri.buf, uri.len, "://", 3) : NULL;
+  if (sep != NULL) {
+    const char *path = memchr(sep + 3, '/', uri.len - (size_t) (sep + 3 - uri.buf));
+    uri = path == NULL ? cm_str_c("/") : cm_str_n(path, uri.len - (size_t) (path - uri.buf));
+  }
   if (uri.len == 0 || uri.buf[0] != '/') return 400;
   int n = cm_url_decode(uri.buf, uri.len, dec, sizeof(dec), false);
   if (n < 0) return 400;

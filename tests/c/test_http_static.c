@@ -363,6 +363,12 @@ static void basic_files(void **state) {
   assert_string_equal(r->body, "spaced");
   r = get("GET /alias.txt?x=1 " H "\r\n");
   assert_string_equal(r->body, "Hello, world!\n");
+  r = get("GET http://x/with%%20space.txt " H "\r\n"); /* absolute-form */
+  assert_string_equal(r->body, "spaced");
+  r = get("GET http://x " H "\r\n");
+  assert_string_equal(r->body, "<h1>root index</h1>");
+  r = get("GET http://x/../secret.txt " H "\r\n");
+  assert_int_equal(r->status, 403);
   r = get("GET /empty.txt " H "\r\n");
   assert_int_equal(r->status, 200);
   assert_string_equal(header(r, "Content-Length"), "0");
