@@ -20,6 +20,9 @@ PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
 /* tls.c */
 PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *opts);
 PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
+/* conn_static.c */
+PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
@@ -55,4 +58,16 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
  "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
+/* conn_static.c */
+{"serve_dir", (PyCFunction)(void (*)(void))cm_py_conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
+ "serve_dir(message, root_dir, extra_headers='', mime_types='', page404='')\n--\n\n"
+ "Answers the request with a file under root_dir (index.html for directories): MIME type\n"
+ "(mime_types like 'ext=type,ext2=type2' first), ETag/Last-Modified with 304s, Range\n"
+ "(206/416), precompressed '.gz' siblings, HEAD.  Nothing outside root_dir is served\n"
+ "(403); missing files get 404 (the page404 file when given).  Files are streamed.\n"
+ "ValueError when message has expired or extra_headers is not CRLF-separated lines."},
+{"serve_file", (PyCFunction)(void (*)(void))cm_py_conn_serve_file, METH_VARARGS | METH_KEYWORDS,
+ "serve_file(message, path, extra_headers='', mime_types='')\n--\n\n"
+ "Answers the request with the file at path, as serve_dir() does for one file; 404 when\n"
+ "missing.  ValueError when message has expired."},
 #endif

@@ -248,6 +248,16 @@ PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
   Py_RETURN_NONE;
 }
 
+struct cm_http_msg *cm_py_http_message_get(PyObject *o) {
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(o));
+  if (st == NULL) {
+    PyErr_Clear();
+  } else if (Py_TYPE(o) == st->http_message_type) {
+    return ((HttpMessageObject *)o)->hm;
+  }
+  return NULL;
+}
+
 void cm_py_message_invalidate(PyObject *view) {
   if (view == NULL || view == Py_None) return;
   PyTypeObject *tp = Py_TYPE(view);
