@@ -101,17 +101,6 @@ bench: deps lib examples python $(BENCH_TOOLS)
 
 # -------------------------------------------------------------- install
 install: lib examples
-
-examples: $(EXAMPLES)
-
-$(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
-
-# Load generators are plain C, independent of the library under test.
-$(BUILD)/bench/%: bench/%.c
-	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror $< -o $@
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose
 	install -m 644 $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/cymongoose.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
