@@ -609,3 +609,57 @@ wss.on('connection', (ws) => {
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ----------------------------------------------------------- random input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FIRST_BYTES = [0x81, 0x82, 0x01, 0x02, 0x00, 0x80, 0x88, 0x89, 0x8A, 0xC1, 0xC2, 0x41, 0x83, 0x8B]
+frames_strategy = st.lists(
+    st.tuples(st.one_of(st.sampled_from(FIRST_BYTES), st.integers(0, 255)),
+              st.binary(max_size=300), st.booleans()),
+    max_size=6)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    s = EchoServer({"compress": True, "max_message_size": 512})
+    yield s
+    s.close()
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(frames=frames_strategy, tail=st.binary(max_size=40), deflate=st.booleans())
+def test_random_frames_never_hang_or_crash(fuzz_server, frames, tail, deflate):
+    server = fuzz_server
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+              (b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else b"") + b"\r\n")
+    try:
+        s.sendall(b"".join(frame(b0, p, masked=m or b0 % 3 != 0) for b0, p, m in frames) + tail)
+        s.shutdown(socket.SHUT_WR)  # then the server must end the connection
+    except OSError:
+        pass  # the server already closed: fine
+    s.setblocking(False)
+    done = []
+
+    def drained():
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    done.append(True)
+                    return True
+        except BlockingIOError:
+            return False
+        except OSError:
+            done.append(True)
+            return True
+
+    assert poll_until(server.mgr, drained), "the server never closed"
+    s.close()
+    assert poll_until(server.mgr, lambda: len(server.mgr.connections) == 1)
