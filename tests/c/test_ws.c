@@ -436,6 +436,7 @@ static void test_ping_pong_and_close_echo_raw(void **state) {
 static const char *rogue_tail;
 static size_t rogue_tail_len;
 static const char *rogue_accept = NULL;
+static bool rogue_close; /* close after sending the tail */
 
 static void rogue_fn(struct cm_conn *c, int ev, void *ev_data) {
   (void)ev_data;
@@ -450,6 +451,7 @@ static void rogue_fn(struct cm_conn *c, int ev, void *ev_data) {
                "Sec-WebSocket-Accept: %s\r\n\r\n", rogue_accept ? rogue_accept : accept);
   cm_send(c, rogue_tail, rogue_tail_len);
   cm_recv_consume(c, c->recv.len);
+  if (rogue_close) cm_drain(c);
 }
 
 static void run_rogue(const char *tail, size_t len, const char *accept) {
@@ -495,6 +497,47 @@ static void test_client_frames_are_masked(void **state) {
   assert_true(poll_until(&cli.msgs, 2));
 }
 
+static uint32_t rnd_state = 2463534242u;
+static uint32_t rnd(void) {
+  rnd_state ^= rnd_state << 13;
+  rnd_state ^= rnd_state >> 17;
+  rnd_state ^= rnd_state << 5;
+  return rnd_state;
+}
+
+static void test_client_survives_random_server_bytes(void **state) {
+  (void)state;
+  /* Mostly frame-shaped garbage: plausible first bytes, short lengths. */
+  static const uint8_t firsts[] = {0x81, 0x82, 0x01, 0x00, 0x80, 0x88, 0x89, 0x8a, 0xc1, 0x83};
+  rogue_close = true;
+  for (int i = 0; i < 150; i++) {
+    uint8_t tail[512];
+    size_t n = 0;
+    int frames = (int)(rnd() % 4);
+    for (int k = 0; k < frames; k++) {
+      uint8_t payload[120];
+      size_t plen = rnd() % sizeof(payload);
+      for (size_t j = 0; j < plen; j++) payload[j] = (uint8_t)rnd();
+      int b0 = rnd() % 3 == 0 ? (int)(rnd() & 0xff) : firsts[rnd() % sizeof(firsts)];
+      n += frame(tail + n, b0, payload, plen, rnd() % 5 == 0);
+    }
+    size_t extra = rnd() % 16;
+    for (size_t j = 0; j < extra; j++) tail[n++] = (uint8_t)rnd();
+    int before = cli.closes;
+    rogue_tail = (const char *)tail;
+    rogue_tail_len = n;
+    rogue_accept = NULL;
+    struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", rogue_fn, NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", l->loc.port);
+    assert_non_null(cm_ws_connect(&mgr, url, client_fn, NULL, NULL));
+    assert_true(poll_until(&cli.closes, before + 1));
+    cm_close(l);
+  }
+  rogue_close = false;
+  assert_true(cli.errors > 0 && cli.msgs > 0);
+}
+
 static void test_not_websocket(void **state) {
   (void)state;
   struct cm_conn *c = cm_connect(&mgr, "tcp://127.0.0.1:1", NULL, NULL);
@@ -523,6 +566,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_rejects_masked_server_frame, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_rejects_wrong_accept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_frames_are_masked, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_survives_random_server_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_not_websocket, setup, teardown),
   };
   return cmocka_run_group_tests_name("ws", tests, NULL, NULL);
