@@ -262,7 +262,8 @@ static int data_frame(struct cm_conn *c, struct cm__ws *st, const struct cm_ws_f
     e = cm_ws_deflate_decompress(st->deflate, p, n, f->fin, &st->msg, st->lim.max_message_size);
     if (e < 0) return e;
     if (text) {
-      e = cm_ws_msg_text(&st->ms, cm_buf_data(&st->msg) + old, st->msg.len - old, f->fin);
+      const uint8_t *fresh = st->msg.len > old ? cm_buf_data(&st->msg) + old : (const uint8_t *)"";
+      e = cm_ws_msg_text(&st->ms, fresh, st->msg.len - old, f->fin);
       if (e < 0) return e;
     }
   } else if (f->fin && f->opcode != CM_WS_OP_CONTINUE) {
