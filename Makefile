@@ -23,7 +23,7 @@ PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
 EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/*.c))
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all lib examples deps run test test-c test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps run test test-c test-install test-asan test-python python fuzz bench install clean
 
 all: lib examples
 
@@ -54,9 +54,15 @@ $(BUILD)/libcymongoose.a: $(OBJS)
 $(BUILD)/libcymongoose.so: $(OBJS)
 	$(CC) -shared -o $@ $^ $(LIBS)
 
-$(BUILD)/cymongoose.pc: cymongoose.pc.in
+VERSION := $(shell sed -n 's/^\#define CM_VERSION "\(.*\)"/\1/p' include/cymongoose.h)
+
+# Regenerated every time: it depends on PREFIX, which make cannot track.
+$(BUILD)/cymongoose.pc: cymongoose.pc.in FORCE
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cymongoose.h)|' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/testutil.h $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
@@ -65,6 +71,7 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/testutil.h $(BUILD)/libcymongoose.a
 # ---------------------------------------------------------------- tests
 test: deps
 	@$(MAKE) --no-print-directory test-c
+	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-python
 
@@ -100,12 +107,22 @@ bench: deps lib examples python $(BENCH_TOOLS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install
-install: lib examples
+install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose
 	install -m 644 $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/cymongoose.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 644 include/cymongoose.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/cymongoose/*.h $(DESTDIR)$(PREFIX)/include/cymongoose/
+
+# Installs into a scratch DESTDIR and builds an example against it with pkg-config.
+test-install:
+	@rm -rf $(BUILD)/stage
+	@$(MAKE) --no-print-directory -s install DESTDIR=$(CURDIR)/$(BUILD)/stage PREFIX=/usr/local
+	@PKG_CONFIG_SYSROOT_DIR=$(CURDIR)/$(BUILD)/stage \
+	  PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/usr/local/lib/pkgconfig \
+	  $(CC) examples/c/echo_server.c -o $(BUILD)/stage/echo_server \
+	  $$(PKG_CONFIG_SYSROOT_DIR=$(CURDIR)/$(BUILD)/stage PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/usr/local/lib/pkgconfig pkg-config --cflags --libs --static cymongoose)
+	@echo "install: headers, static and shared library and cymongoose.pc build a program"
 
 clean:
 	rm -rf build build-asan build-fuzz python/build python/cymongoose/*.so python/cymongoose/.built

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness of the HTTP/1.1 codec.  The first byte picks the target:
  *   0 request head (+ chunked body), 1 response head (+ chunked body),
- *   2 chunked body alone, 3 multipart body, 4 header params / URL decoding.
+ *   2 chunked body alone, 3 multipart body, 4 header params / URL decoding,
+ *   5 header blocks given to replies (the header-injection check).
  * Beyond "no crash, no over-read" it checks the codec's promises: views
  * inside the input, and feeding in two pieces gives the same answer.
  */
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
+#include "http/internal.h"
 
 #define CHECK(x) \
   do {           \
@@ -84,7 +86,7 @@ static void check_head(int is_request, const char *buf, size_t len, size_t split
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
-  int mode = data[0] % 5;
+  int mode = data[0] % 6;
   size_t split = data[1];
   const char *buf = (const char *) data + 2;
   size_t len = size - 2;
@@ -110,6 +112,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         in_bounds(part.name, copy, len);
         in_bounds(part.filename, copy, len);
         in_bounds(part.body, copy, len);
+      }
+      break;
+    }
+    case 5: {
+      /* A block that passes the check must parse as header lines. */
+      copy[len] = '\0';
+      struct cm__http_block bi;
+      if (strlen(copy) == len && cm__http_scan_block(copy, &bi)) {
+        size_t n = len + 64;
+        char *req = malloc(n);
+        if (req == NULL) break;
+        memcpy(req, "GET / HTTP/1.1\r\nHost: h\r\n", 25);
+        memcpy(req + 25, copy, len);
+        size_t k = 25 + len;
+        if (bi.needs_crlf) {
+          memcpy(req + k, "\r\n", 2);
+          k += 2;
+        }
+        memcpy(req + k, "\r\n", 2);
+        k += 2;
+        struct cm_http_msg hm;
+        struct cm_http_limits lim = {.max_head = 1 << 20, .max_body = UINT64_MAX / 2};
+        int r = cm_http_parse_request(req, k, &hm, &lim);
+        /* only semantic refusals (Host, framing, header count) may remain,
+         * never one about the shape of a line */
+        static const char *const line_errors[] = {
+            "bare CR", "bare LF", "obs-fold or whitespace before a header", "whitespace before colon",
+            "invalid character in header name", "empty header name", "control character in header value"};
+        CHECK(r != 0);
+        if (r < 0) {
+          for (size_t e = 0; e < sizeof(line_errors) / sizeof(line_errors[0]); e++) {
+            CHECK(strcmp(hm.error, line_errors[e]) != 0);
+          }
+        }
+        free(req);
       }
       break;
     }

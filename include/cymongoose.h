@@ -284,6 +284,7 @@ bool cm_timer_active(const struct cm_timer *t);
 typedef void (*cm_hook_fn)(void *arg);
 
 struct cm_wakeup_q; /* internal */
+struct cm_dns;      /* internal */
 
 struct cm_mgr {
   struct cm_conn *conns;       /* live connections, newest first */
@@ -296,6 +297,7 @@ struct cm_mgr {
   struct cm_conn *dirty;       /* connections with queued output or closing */
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
+  struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
   void *hook_data;
@@ -305,6 +307,8 @@ struct cm_mgr {
   uint64_t now_ms;             /* cm_millis() at the start of the current poll */
   void *userdata;              /* for the application; not touched */
   int polling;                 /* internal: inside cm_mgr_poll() */
+  uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
+  void *tls;                   /* internal: TLS context cache and handshakes under way */
 };
 
 /* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
@@ -340,5 +344,8 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/util.h"
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
+#include "cymongoose/dns.h"
+#include "cymongoose/sntp.h"
+#include "cymongoose/tls.h"
 
 #endif /* CYMONGOOSE_H */

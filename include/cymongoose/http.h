@@ -116,8 +116,8 @@ struct cm_http_msg {
  * the body (if any) starts at buf + return value.
  * Rejected (400 unless noted): bad method or header-name characters, a space
  * before ':', obs-fold, control characters in values, bare CR or LF, a
- * request-target with controls or spaces, a missing or repeated Host on
- * HTTP/1.1, Content-Length with Transfer-Encoding, invalid or conflicting
+ * request-target with controls or spaces, a missing Host on HTTP/1.1, a
+ * repeated or invalid Host, Content-Length with Transfer-Encoding, invalid or conflicting
  * Content-Length, Transfer-Encoding on HTTP/1.0 or whose final coding is not
  * chunked, other codings before chunked (501), versions other than 1.x (505),
  * and the limits (431, 413, 414).
@@ -230,8 +230,9 @@ size_t cm_http_parse_multipart(struct cm_str body, size_t offset, struct cm_http
 /* Options of an HTTP server; a field left 0 takes its default. */
 struct cm_http_serve_opts {
   struct cm_http_limits limits; /* codec limits (see above) */
-  uint64_t header_timeout_ms;   /* a started head must complete within this:
-                                   30 s, then 408 and close (slowloris) */
+  uint64_t header_timeout_ms;   /* a started head must complete within this,
+                                   and a pending body must not stall (no byte)
+                                   this long: 30 s, then 408 and close */
   uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
                                    long with nothing pending; 0: never */
 };
@@ -284,6 +285,8 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * Returns false, queueing nothing, when headers is not a well-formed block of
  * header lines (header injection), gives a Content-Length that differs from
  * len, the status is outside 100..999, or the send buffer refuses the data.
+ * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
+ * HEAD/close rules of the latest request read on c.
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 

@@ -7,15 +7,40 @@
 #ifndef CM_PY_CONN_METHODS_DECLS
 #define CM_PY_CONN_METHODS_DECLS
 /* conn_http.c */
+PyObject *cm_py_conn_reply(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data);
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* conn_ws.c */
 PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames);
 PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds);
+/* conn_dns.c */
+PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
+PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
+/* tls.c */
+PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *opts);
+PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
+{"reply", (PyCFunction)(void (*)(void))cm_py_conn_reply, METH_VARARGS | METH_KEYWORDS,
+ "reply(status_code, body=b'', headers=None)\n--\n\nQueues a full HTTP response with "
+ "Content-Length (Content-Type: text/plain unless given).  With Transfer-Encoding: chunked in "
+ "headers it starts a chunked response instead.  ValueError for CR/LF/NUL in headers."},
+{"reply_json", (PyCFunction)(void (*)(void))cm_py_conn_reply_json, METH_VARARGS | METH_KEYWORDS,
+ "reply_json(data, status_code=200, headers=None)\n--\n\nreply() with json.dumps(data) "
+ "and Content-Type: application/json."},
+{"http_chunk", (PyCFunction)cm_py_conn_http_chunk, METH_O,
+ "http_chunk(data)\n--\n\nSends one chunk of a chunked response; empty data ends it."},
+{"http_sse", (PyCFunction)(void (*)(void))cm_py_conn_http_sse, METH_FASTCALL,
+ "http_sse(event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
+{"http_basic_auth", (PyCFunction)(void (*)(void))cm_py_conn_http_basic_auth, METH_FASTCALL,
+ "http_basic_auth(user, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_ws.c */
 {"ws_upgrade", (PyCFunction)(void (*)(void))cm_py_conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
  "ws_upgrade(message, extra_headers=None, *, compress=False, max_message_size=None) -> bool\n--\n\n"
@@ -29,4 +54,21 @@ PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds);
 {"ws_close", (PyCFunction)(void (*)(void))cm_py_conn_ws_close, METH_VARARGS | METH_KEYWORDS,
  "ws_close(code=1000, reason='') -> bool\n--\n\nStarts the close handshake with code and "
  "reason; the connection closes once the peer answers (or after a timeout)."},
+/* conn_dns.c */
+{"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
+ "resolve(url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
+ "then holds the address and the url's port), or ERROR naming the reason.  Uses the "
+ "manager's DNS servers (Manager(dns=...)).  ValueError when url has no host."},
+{"resolve_cancel", (PyCFunction)cm_py_conn_resolve_cancel, METH_NOARGS,
+ "resolve_cancel()\n--\n\nForgets the lookup in progress: no RESOLVE or ERROR comes from it."},
+{"sntp_request", (PyCFunction)cm_py_conn_sntp_request, METH_NOARGS,
+ "sntp_request() -> bool\n--\n\nSends another SNTP request on a connection made by "
+ "Manager.sntp_connect(); SNTP_TIME follows.  False on other connections."},
+/* tls.c */
+{"tls_init", (PyCFunction)cm_py_conn_tls_init, METH_O,
+ "tls_init(opts: TlsOpts): start TLS with opts (on ACCEPT for servers; on OPEN or\n"
+ "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
+ "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
+{"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
+ "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
 #endif

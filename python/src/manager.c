@@ -73,11 +73,14 @@ void cm_py_core_leave(cm_py_manager *mo) {
 /* ------------------------------------------------------------ lifecycle */
 
 static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", NULL};
+  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "dns",
+                           "dns_timeout_ms", NULL};
   PyObject *handler = Py_None, *error_handler = Py_None;
   int enable_wakeup = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO:Manager", kwlist, &handler, &enable_wakeup,
-                                   &error_handler)) {
+  const char *dns = NULL;          /* DNS servers, "udp://IP:PORT,..." */
+  unsigned int dns_timeout_ms = 0; /* 0: the default */
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO$zI:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &dns, &dns_timeout_ms)) {
     return -1;
   }
   if (check_handler(handler, "handler") < 0) return -1;
@@ -104,6 +107,12 @@ static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
     do_close(mo);
     return -1;
   }
+  if (dns != NULL && cm_mgr_set_dns(&mo->mgr, dns) != 0) {
+    PyErr_Format(PyExc_ValueError, "dns: expected a list of udp://IP[:PORT], got '%s'", dns);
+    do_close(mo);
+    return -1;
+  }
+  if (dns_timeout_ms != 0) cm_mgr_set_dns_timeout(&mo->mgr, dns_timeout_ms);
   return 0;
 }
 

@@ -36,6 +36,7 @@ void cm__conn_free(struct cm_conn *c) {
    * events for freed memory. */
   if (c->fd >= 0) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->fd >= 0) close(c->fd);
+  if (c->tls != NULL) cm__tls_conn_free(c);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
   free(c->deferred_error);
@@ -59,7 +60,7 @@ int cm__conn_update_interest(struct cm_conn *c) {
   } else {
     if (!c->is_full && !c->is_draining && !c->is_closing) want |= EPOLLIN;
     /* Writability is asked for only while a write has been refused. */
-    if (c->send.len > 0 && c->is_write_blocked) want |= EPOLLOUT;
+    if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
   }
   if (want == c->epoll_events) return 0;
   struct epoll_event ev = {.events = want, .data.ptr = c};

@@ -37,8 +37,47 @@ void cm__timers_run(struct cm_mgr *mgr, uint64_t now);
 int cm__timers_wait_ms(struct cm_mgr *mgr, uint64_t now, int max_ms);
 void cm__timers_free(struct cm_mgr *mgr);
 
+/* Resolver (src/net/dns.c): frees it at cm_mgr_free(), after connections
+ * and timers. */
+void cm__dns_free(struct cm_mgr *mgr);
+
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
+
+/*
+ * TLS transport hooks (src/tls/openssl.c).  The TLS layer never touches the
+ * socket: sock.c moves ciphertext between the socket and the buffers below,
+ * and the TLS layer turns it into plaintext in c->recv / out of c->send.
+ * All but cm__tls_accepted and the free functions need c->tls != NULL.
+ */
+struct cm_buf *cm__tls_rx(struct cm_conn *c); /* ciphertext read, not yet decrypted */
+struct cm_buf *cm__tls_tx(struct cm_conn *c); /* ciphertext waiting for the socket */
+/* Runs the handshake on what rx holds (TLS_HS when done), then decrypts
+ * every complete record into c->recv (one READ event).  Failures become an
+ * ERROR event, then the connection drains its last alert and closes. */
+void cm__tls_input(struct cm_conn *c);
+/* The peer closed its side of the TCP stream (c->is_eof is set). */
+void cm__tls_eof(struct cm_conn *c);
+/* Produces more ciphertext in tx: the client's first handshake flight, up
+ * to max bytes of c->send encrypted, or close_notify once draining.
+ * Returns the plaintext bytes taken from c->send (0 if none). */
+size_t cm__tls_output(struct cm_conn *c, size_t max);
+/* True when cm__tls_output has something to produce or tx is not empty. */
+bool cm__tls_has_output(const struct cm_conn *c);
+/* c's TCP connect completed (after CONNECT): the client handshake may start. */
+void cm__tls_connected(struct cm_conn *c);
+/* c was just accepted by l, which has TLS options: c starts TLS with them. */
+void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c);
+/* cm_connect() to a TLS scheme: TLS with client defaults for host. */
+void cm__tls_auto_client(struct cm_conn *c, struct cm_str host);
+/* Frees c's TLS state (cm__conn_free) / the manager's (cm_mgr_free). */
+void cm__tls_conn_free(struct cm_conn *c);
+void cm__tls_mgr_free(struct cm_mgr *mgr);
+
+/* Output is waiting: plaintext in c->send or TLS records for the socket. */
+static inline bool cm__conn_has_output(const struct cm_conn *c) {
+  return c->send.len > 0 || (c->tls != NULL && cm__tls_has_output(c));
+}
 
 /* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */
 const char *cm__errstr(int err, char *buf, size_t len);

@@ -19,6 +19,7 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   if (mgr->epfd < 0) return -1;
   mgr->next_id = 1;
   mgr->recv_limit = 1024 * 1024;
+  mgr->tls_hs_timeout_ms = CM_TLS_HS_TIMEOUT_MS;
   mgr->now_ms = cm_millis();
   return 0;
 }
@@ -55,9 +56,10 @@ static void flush(struct cm_mgr *mgr) {
         cm_error(c, "%s", msg);
         free(msg);
       }
-      if (!c->is_closing && !c->is_connecting && c->send.len > 0 && !c->is_write_blocked)
+      if (!c->is_closing && !c->is_connecting && !c->is_resolving && !c->is_write_blocked &&
+          cm__conn_has_output(c))
         cm__sock_write(c);
-      if (c->is_draining && (c->send.len == 0 || c->fd < 0)) c->is_closing = 1;
+      if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
       if (c->is_closing) {
         if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */
         close_conn(c);
@@ -85,7 +87,7 @@ static void dispatch(struct cm_conn *c, unsigned events) {
     if (c->is_writable && !c->is_closing) {
       c->is_write_blocked = 0;
       cm__sock_write(c);
-      if (c->is_draining && c->send.len == 0) cm__conn_mark_dirty(c);
+      if (c->is_draining && !cm__conn_has_output(c)) cm__conn_mark_dirty(c);
     }
     /* A hang-up while draining ends the wait for a peer that is gone. */
     if ((events & (EPOLLHUP | EPOLLERR)) && c->is_draining) {
@@ -131,7 +133,9 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   if (mgr->epfd < 0 && mgr->conns == NULL) return;
   for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next) c->is_closing = 1;
   while (mgr->conns != NULL) close_conn(mgr->conns);
+  cm__tls_mgr_free(mgr);
   cm__timers_free(mgr);
+  cm__dns_free(mgr);
   cm__wakeup_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;

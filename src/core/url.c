@@ -88,7 +88,7 @@ uint16_t cm_url_port(const char *url) {
     p = memchr(p, ':', hp.len);
     if (p == NULL) p = end;
   }
-  if (p < end && *p == ':') {
+  if (p < end && *p == ':' && p + 1 < end) { /* "host:" means the default port */
     unsigned long port = 0;
     size_t digits = 0;
     for (p++; p < end && *p >= '0' && *p <= '9' && digits < 6; p++, digits++)

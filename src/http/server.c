@@ -146,9 +146,14 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
       st->keep_alive_10 = hm.keep_alive && hm.minor_version == 0;
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
-      if (hm.expect_continue && body_pending) cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
+      size_t queued = c->send.len;
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if (c->is_closing || cm__http_conn_of(c) != st) return;
+      /* Invite the body unless the handler already answered (a final
+       * status such as 401 or 413 instead of 100, RFC 9110 10.1.1). */
+      if (hm.expect_continue && body_pending && c->send.len == queued) {
+        cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
+      }
     }
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
@@ -166,7 +171,10 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
         st->chunked.in = st->chunked.out;
       }
       if (d < 0) {
-        reject(c, st, cm_http_err_status(d), "invalid chunked body");
+        reject(c, st, cm_http_err_status(d),
+               d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
+               : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
+                                                 : "invalid chunked body");
         return;
       }
       if (d == 0) {
@@ -201,6 +209,8 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
   if (st->head_started_ms != 0 && !st->hdrs_delivered && c->recv.len > 0 &&
       now - st->head_started_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request head not completed in time");
+  } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
+    reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
   } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 &&
              now - c->last_io_ms > st->opts.idle_timeout_ms) {
     cm_close(c);

@@ -18,6 +18,9 @@
 #define CM_UDP_MAX 65536
 /* Accepts per readiness event, so that a flood cannot starve the others. */
 #define CM_ACCEPT_BATCH 64
+/* TLS: plaintext encrypted per step before the records go to the socket,
+ * so that a large c->send is not doubled into ciphertext all at once. */
+#define CM_TLS_WRITE_BATCH 65536
 
 static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -153,16 +156,16 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   c->is_udp = is_udp_url(url);
   c->fn = fn;
   c->fn_data = fn_data;
+  /* TLS schemes get TLS with safe defaults (and the URL's host as the name
+   * to verify); cm_tls_init() may replace them until the handshake begins. */
+  if (!c->is_udp && cm_url_is_ssl(url)) cm__tls_auto_client(c, host);
   cm_call(c, CM_EV_OPEN, NULL);
   struct cm_addr a = {0};
   if (cm_aton(host, &a)) {
     a.port = port;
     cm__sock_connect(c, &a);
-  } else {
-    char msg[300];
-    snprintf(msg, sizeof(msg), "cannot resolve '%.*s': host names need the DNS resolver",
-             (int)host.len, host.buf);
-    cm__conn_defer_error(c, msg);
+  } else if (!cm_resolve(c, url)) { /* RESOLVE, then the connect (src/net/dns.c) */
+    cm__conn_defer_error(c, "cannot resolve: out of memory");
   }
   return c;
 }
@@ -182,6 +185,8 @@ void cm__sock_connected(struct cm_conn *c) {
   if (c->send.len > 0) cm__conn_mark_dirty(c); /* queued before the connect finished */
   cm__conn_update_interest(c);
   cm_call(c, CM_EV_CONNECT, NULL);
+  /* After CONNECT, whose handler may have called cm_tls_init(). */
+  if (c->tls != NULL && !c->is_closing) cm__tls_connected(c);
 }
 
 void cm__sock_accept(struct cm_conn *l) {
@@ -213,6 +218,7 @@ void cm__sock_accept(struct cm_conn *l) {
     c->fn_data = l->fn_data;
     c->pfn = l->pfn;
     c->pfn_data = l->pfn_data;
+    if (l->tls != NULL) cm__tls_accepted(l, c); /* cm_tls_listen_opts() */
     cm_call(c, CM_EV_OPEN, NULL);
     cm_call(c, CM_EV_ACCEPT, NULL);
   }
@@ -237,10 +243,57 @@ static void read_datagram(struct cm_conn *c) {
   cm_call(c, CM_EV_READ, &nread);
 }
 
-void cm__sock_read(struct cm_conn *c) {
+/* Ends a read that failed or found the end of the stream. */
+static void read_failed(struct cm_conn *c, ssize_t n) {
   char err[128];
+  if (n == 0) {
+    c->is_eof = 1;
+    if (c->tls != NULL) cm__tls_eof(c);
+    else cm_drain(c); /* the peer may still read what we have queued */
+  } else if (errno == ECONNRESET) {
+    if (c->is_tls_hs) cm__tls_eof(c); /* a failed handshake must not pass silently */
+    else cm_close(c);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
+  }
+}
+
+/* Pauses reading once handlers have left recv_limit bytes unconsumed. */
+static void check_full(struct cm_conn *c) {
+  if (!c->is_closing && c->recv.len >= c->recv_limit && !c->is_full) {
+    c->is_full = 1;
+    cm__conn_update_interest(c);
+  }
+}
+
+/* TLS: ciphertext goes to the TLS layer's buffer, which decrypts all of it
+ * at once into c->recv, so nothing is left stranded inside OpenSSL while
+ * reading is paused; recv_limit is then exceeded by at most one chunk. */
+static void read_tls(struct cm_conn *c) {
+  struct cm_buf *rx = cm__tls_rx(c);
+  if (cm_buf_reserve(rx, CM_READ_CHUNK) != 0) {
+    cm_error(c, "out of memory");
+    return;
+  }
+  ssize_t n = recv(c->fd, cm_buf_data(rx) + rx->len, rx->cap - rx->off - rx->len, 0);
+  if (n <= 0) {
+    read_failed(c, n);
+    return;
+  }
+  rx->len += (size_t)n;
+  c->last_io_ms = c->mgr->now_ms;
+  cm__tls_input(c);
+  check_full(c);
+}
+
+void cm__sock_read(struct cm_conn *c) {
   if (c->is_udp) {
     read_datagram(c);
+    return;
+  }
+  if (c->tls != NULL) {
+    if (c->recv.len < c->recv_limit) read_tls(c);
+    else check_full(c);
     return;
   }
   size_t room = c->recv.len < c->recv_limit ? c->recv_limit - c->recv.len : 0;
@@ -261,44 +314,67 @@ void cm__sock_read(struct cm_conn *c) {
     c->recv.len += nread;
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_READ, &nread);
-    if (!c->is_closing && c->recv.len >= c->recv_limit && !c->is_full) {
-      c->is_full = 1;
-      cm__conn_update_interest(c);
-    }
-  } else if (n == 0) {
-    c->is_eof = 1;
-    cm_drain(c); /* the peer may still read what we have queued */
-  } else if (errno == ECONNRESET) {
-    cm_close(c);
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-    cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
+    check_full(c);
+  } else {
+    read_failed(c, n);
   }
 }
 
-int cm__sock_write(struct cm_conn *c) {
+/* Sends from buf until it is empty or the socket refuses.  Returns 1 when
+ * the socket is full, 0 when buf was emptied, -1 when c failed. */
+static int send_buf(struct cm_conn *c, struct cm_buf *buf) {
   char err[128];
-  size_t total = 0;
-  while (c->send.len > 0) {
-    ssize_t n = send(c->fd, cm_buf_data(&c->send), c->send.len, MSG_NOSIGNAL);
+  while (buf->len > 0) {
+    ssize_t n = send(c->fd, cm_buf_data(buf), buf->len, MSG_NOSIGNAL);
     if (n > 0) {
-      cm_buf_consume(&c->send, (size_t)n);
-      total += (size_t)n;
+      cm_buf_consume(buf, (size_t)n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       c->is_write_blocked = 1;
-      break;
+      return 1;
     } else {
-      /* A peer that went away is an ordinary end, not an error to report. */
-      if (errno == EPIPE || errno == ECONNRESET) cm_close(c);
+      /* A peer that went away is an ordinary end, not an error to report,
+       * unless it left in the middle of a TLS handshake. */
+      if (c->is_tls_hs) cm_error(c, "TLS handshake failed: %s", cm__errstr(errno, err, sizeof(err)));
+      else if (errno == EPIPE || errno == ECONNRESET) cm_close(c);
       else cm_error(c, "send: %s", cm__errstr(errno, err, sizeof(err)));
       return -1;
     }
   }
-  if (c->send.len == 0) {
-    c->is_write_blocked = 0;
-    if (c->send.cap > 65536) cm_buf_free(&c->send); /* don't keep a burst's buffer */
+  return 0;
+}
+
+/* TLS: alternately encrypts a batch of c->send and sends the records.
+ * Returns the plaintext bytes taken, or -1 when c failed. */
+static ssize_t write_tls(struct cm_conn *c) {
+  size_t total = 0;
+  for (;;) {
+    struct cm_buf *tx = cm__tls_tx(c);
+    if (tx->len < CM_TLS_WRITE_BATCH) total += cm__tls_output(c, CM_TLS_WRITE_BATCH);
+    if (c->is_closing || c->tls == NULL) return -1;
+    tx = cm__tls_tx(c);
+    if (tx->len == 0) break;
+    int rc = send_buf(c, tx);
+    if (rc < 0) return -1;
+    if (rc > 0) break;
+    if (tx->cap > 4 * CM_TLS_WRITE_BATCH) cm_buf_free(tx);
   }
+  return (ssize_t)total;
+}
+
+int cm__sock_write(struct cm_conn *c) {
+  size_t total = c->send.len;
+  if (c->tls != NULL) {
+    ssize_t n = write_tls(c);
+    if (n < 0) return -1;
+    total = (size_t)n;
+  } else {
+    if (send_buf(c, &c->send) < 0) return -1;
+    total -= c->send.len;
+  }
+  if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
+  if (c->send.len == 0 && c->send.cap > 65536) cm_buf_free(&c->send); /* don't keep a burst's buffer */
   if (total > 0) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);

@@ -25,9 +25,12 @@ static void reply_str(struct cm_conn *c, int status, const char *headers, const 
 }
 
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
-  if (ev == CM_EV_HTTP_HDRS) hdrs_seen++;
-  if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
+  if (ev == CM_EV_HTTP_HDRS) {
+    hdrs_seen++;
+    if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/deny", 5) == 0) reply_str(c, 401, NULL, "denied");
+  }
+  if (ev != CM_EV_HTTP_MSG) return;
   msgs_seen++;
   snprintf(last_uri, sizeof(last_uri), "%.*s", (int) hm->uri.len, hm->uri.buf);
   if (strcmp(last_uri, "/echo") == 0) {
@@ -332,6 +335,13 @@ static void expect_continue(void **state) {
   r = roundtrip(fd, "body", "body", 1);
   assert_true(strncmp(r->data, "HTTP/1.1 200 OK\r\n", 17) == 0);
   close(fd);
+  /* a final answer from HTTP_HDRS replaces the 100 */
+  fd = client();
+  r = roundtrip(fd, "PUT /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+                "denied", 1);
+  assert_true(strncmp(r->data, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+  assert_null(strstr(r->data, "100 Continue"));
+  close(fd);
 }
 
 static void chunked_replies(void **state) {
@@ -371,6 +381,19 @@ static void header_timeout(void **state) {
   struct reply *r = roundtrip(fd, "GET / HTTP/1.1\r\nHost:", NULL, 0);
   assert_true(r->eof);
   assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
+  close(fd);
+  fd = client();
+  r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", NULL, 0);
+  assert_true(r->eof);
+  assert_true(strncmp(r->data, "HTTP/1.1 408 ", 13) == 0);
+  assert_non_null(strstr(r->data, "stalled"));
+  close(fd);
+  /* an idle keep-alive connection is not a stalled request */
+  fd = client();
+  r = roundtrip(fd, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/idle", 1);
+  for (int i = 0; i < 30; i++) cm_mgr_poll(&mgr, 5);
+  r = roundtrip(fd, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n", "uri=/again", 1);
+  assert_false(r->eof);
   close(fd);
   /* small limits from the options */
   cm_mgr_free(&mgr);
@@ -484,11 +507,69 @@ static void with_curl(void **state) {
   assert_string_equal(out, "uri=/ten");
 }
 
+/* Random requests (Content-Length and chunked bodies with extensions and
+ * trailers), pipelined and cut at random points: every body comes back, in
+ * order. */
+static void random_pipelines(void **state) {
+  (void) state;
+  static char req[1 << 17], expect[1 << 17];
+  static struct reply r;
+  unsigned seed = 12345;
+  for (int round = 0; round < 20; round++) {
+    size_t n = 0, e = 0;
+    int count = 1 + rand_r(&seed) % 8;
+    for (int k = 0; k < count; k++) {
+      char body[2048];
+      size_t blen = (size_t) (rand_r(&seed) % (int) sizeof(body));
+      for (size_t i = 0; i < blen; i++) body[i] = (char) ('a' + rand_r(&seed) % 26);
+      if (rand_r(&seed) % 2 == 0) {
+        n += (size_t) sprintf(req + n, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", blen);
+        memcpy(req + n, body, blen);
+        n += blen;
+      } else {
+        n += (size_t) sprintf(req + n, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (size_t off = 0; off < blen;) {
+          size_t piece = 1 + (size_t) (rand_r(&seed) % 300);
+          if (piece > blen - off) piece = blen - off;
+          n += (size_t) sprintf(req + n, rand_r(&seed) % 3 == 0 ? "%zX;ext=\"v\"\r\n" : "%zx\r\n", piece);
+          memcpy(req + n, body + off, piece);
+          n += piece;
+          memcpy(req + n, "\r\n", 2);
+          n += 2;
+          off += piece;
+        }
+        n += (size_t) sprintf(req + n, rand_r(&seed) % 2 ? "0\r\nX-Sum: 1\r\n\r\n" : "0\r\n\r\n");
+      }
+      e += (size_t) sprintf(expect + e, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n", blen);
+      memcpy(expect + e, body, blen);
+      e += blen;
+    }
+    int fd = client();
+    for (size_t off = 0; off < n;) {
+      size_t piece = 1 + (size_t) (rand_r(&seed) % 700);
+      if (piece > n - off) piece = n - off;
+      client_send(fd, req + off, piece);
+      off += piece;
+      if (rand_r(&seed) % 2) cm_mgr_poll(&mgr, 0);
+    }
+    r.len = 0;
+    for (int i = 0; i < 400 && r.len < e; i++) {
+      cm_mgr_poll(&mgr, 5);
+      ssize_t got;
+      while ((got = recv(fd, r.data + r.len, sizeof(r.data) - r.len, 0)) > 0) r.len += (size_t) got;
+    }
+    assert_int_equal(r.len, e);
+    assert_memory_equal(r.data, expect, e);
+    close(fd);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(get_keep_alive),
       cmocka_unit_test(pipelined),
       cmocka_unit_test(bodies),
+      cmocka_unit_test(random_pipelines),
       cmocka_unit_test(big_bodies),
       cmocka_unit_test(rejects),
       cmocka_unit_test(closing_requests),

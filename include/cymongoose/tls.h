@@ -1,0 +1,100 @@
+/*
+ * cymongoose: TLS (OpenSSL 3).  Included by cymongoose.h.
+ *
+ * TLS is a transport under the connection: handlers keep reading plaintext
+ * from c->recv and queueing plaintext with cm_send(); the library encrypts
+ * and decrypts in between.  Server side: call cm_tls_init() in the ACCEPT
+ * handler, or give the listener options once with cm_tls_listen_opts().
+ * Client side: "https://", "wss://", "mqtts://", "tls://" and "ssl://" URLs
+ * start TLS on their own with safe defaults (system CA store, SNI, host name
+ * check); cm_tls_init() on OPEN or CONNECT (or right after cm_connect()
+ * returns) replaces those defaults.
+ *
+ * Events: CM_EV_TLS_HS when the handshake completes; any failure (bad PEM,
+ * unknown CA, wrong host name, expired certificate, protocol mismatch,
+ * handshake timeout) arrives as CM_EV_ERROR with a readable reason taken from
+ * OpenSSL, after which the connection closes.
+ *
+ * Policy: TLS 1.2 minimum, TLS 1.3 preferred; TLS 1.2 only with ECDHE and
+ * AEAD ciphers; no compression, no renegotiation.
+ */
+#ifndef CYMONGOOSE_TLS_H
+#define CYMONGOOSE_TLS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Default for cm_mgr.tls_hs_timeout_ms. */
+#define CM_TLS_HS_TIMEOUT_MS 10000
+
+/*
+ * TLS options.  Every view is read during the call that receives the
+ * struct and copied as needed; nothing is kept afterwards.  PEM text may
+ * hold several blocks; it need not be NUL-terminated.
+ */
+struct cm_tls_opts {
+  /* PEM CA certificates to trust.  Client: when empty, the system store is
+   * used.  Server: when given, clients must present a certificate signed by
+   * one of them (mutual TLS). */
+  struct cm_str ca;
+  /* PEM certificate chain, leaf first (required on servers; optional
+   * client certificate on clients).  RSA and ECDSA keys both work. */
+  struct cm_str cert;
+  /* PEM private key of cert; when empty it is looked for in cert. */
+  struct cm_str key;
+  /* Client: the name sent as SNI and checked against the server's
+   * certificate.  Empty: the host of the URL given to cm_connect() for
+   * TLS schemes, else the peer's IP address.  An IP literal is checked as an
+   * IP address and not sent as SNI. */
+  struct cm_str name;
+  /* Client: accept any server certificate (testing only).  Server: do not
+   * ask for client certificates even when ca is given. */
+  bool skip_verification;
+  /* Handshake deadline in ms counted from the TCP connection being
+   * established (or from this call when it already is); 0 takes the
+   * manager's tls_hs_timeout_ms. */
+  uint64_t hs_timeout_ms;
+};
+
+/*
+ * Turns on TLS for c with opts (NULL: client defaults).  Server side: call
+ * it on ACCEPT (or OPEN) of an accepted connection.  Client side: call it on
+ * OPEN, on CONNECT, or after cm_connect() returned; it replaces TLS settings
+ * made earlier for c as long as the handshake has not begun.
+ * The SSL_CTX built from the options is cached on the manager, so repeating
+ * the same options on every accepted connection costs no PEM parsing.
+ * Returns 0.  On bad options (unparsable PEM, key not matching the
+ * certificate, ...) delivers CM_EV_ERROR with the reason, closes c, and
+ * returns -1 with errno EINVAL.  Returns -1 with errno EALREADY without
+ * touching c when the handshake is already under way or done, and with
+ * errno EINVAL on listeners and UDP connections.
+ */
+int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts);
+
+/*
+ * Drops c's TLS state without a close_notify: afterwards bytes travel in
+ * the clear.  Meant for connections whose handshake has not begun (e.g. to
+ * cancel the automatic TLS of an "https://" client); on a listener it
+ * removes the options set by cm_tls_listen_opts().
+ */
+void cm_tls_free(struct cm_conn *c);
+
+/*
+ * Stores TLS options on listener l: every connection it accepts from now
+ * on starts TLS with them before its OPEN event (c->is_tls is already true
+ * then), with no handler involved.  A handler may still call cm_tls_init()
+ * on ACCEPT to use other options.  The options are validated (and the
+ * context built) now: returns 0, or -1 with errno EINVAL when they are bad
+ * or l is not a TCP listener; then the reason is written to err (err_len
+ * bytes, NUL-terminated; err may be NULL) and l keeps its previous options.
+ * l->is_tls tells whether l has options.
+ */
+int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
+                       size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * HTTP on the Python side: the hook that turns HTTP parsing on for
+ * Manager.listen()/connect(), and the Connection methods that write HTTP
+ * (reply, reply_json, http_chunk, http_sse, http_basic_auth).
+ */
+#include "core.h"
+
+#include <string.h>
+
+#include "conn_methods.h"
+
+int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c) {
+  (void)co;
+  bool ok = c->is_listening ? cm_http_serve(c, NULL) : cm_http_client(c, NULL);
+  if (!ok) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+/* A bytes-like object, or a str as UTF-8. */
+static int get_body(PyObject *obj, Py_buffer *view) {
+  if (PyUnicode_Check(obj)) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+    if (s == NULL) return -1;
+    return PyBuffer_FillInfo(view, obj, (void *)s, n, 1, PyBUF_SIMPLE);
+  }
+  return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
+}
+
+/* Appends "name: value\r\n" after checking both (ValueError for CR, LF, NUL
+ * and other control characters, or a name that is not a token). */
+static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
+  if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
+    PyErr_SetString(PyExc_TypeError, "header names and values must be str");
+    return -1;
+  }
+  Py_ssize_t nl, vl;
+  const char *n = PyUnicode_AsUTF8AndSize(name, &nl);
+  const char *v = n == NULL ? NULL : PyUnicode_AsUTF8AndSize(value, &vl);
+  if (v == NULL) return -1;
+  if (!cm_http_header_ok(cm_str_n(n, (size_t)nl), cm_str_n(v, (size_t)vl))) {
+    PyErr_Format(PyExc_ValueError, "invalid header %R: %R (control characters or a bad name)", name,
+                 value);
+    return -1;
+  }
+  if (cm_buf_append(b, n, (size_t)nl) != 0 || cm_buf_append(b, ": ", 2) != 0 ||
+      cm_buf_append(b, v, (size_t)vl) != 0 || cm_buf_append(b, "\r\n", 2) != 0) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+/* Builds a NUL-terminated header block from a mapping (or None). */
+static int header_block(PyObject *headers, struct cm_buf *b) {
+  if (headers != NULL && headers != Py_None) {
+    PyObject *items = PyMapping_Items(headers);
+    if (items == NULL) return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+      PyObject *kv = PyList_GET_ITEM(items, i);
+      if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2 ||
+          append_header(b, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "headers must map str to str");
+        Py_DECREF(items);
+        return -1;
+      }
+    }
+    Py_DECREF(items);
+  }
+  if (cm_buf_append(b, "", 1) != 0) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+static bool has_header(PyObject *headers, const char *name) {
+  if (headers == NULL || headers == Py_None) return false;
+  PyObject *keys = PyMapping_Keys(headers);
+  if (keys == NULL) {
+    PyErr_Clear();
+    return false;
+  }
+  bool found = false;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys) && !found; i++) {
+    PyObject *k = PyList_GET_ITEM(keys, i);
+    const char *s = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+    if (s == NULL) PyErr_Clear();
+    found = s != NULL && strcasecmp(s, name) == 0;
+  }
+  Py_DECREF(keys);
+  return found;
+}
+
+static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObject *headers,
+                          const char *default_type) {
+  if (status < 100 || status > 999) {
+    PyErr_Format(PyExc_ValueError, "status_code must be in 100..999, not %d", status);
+    return NULL;
+  }
+  struct cm_buf b = {0};
+  if (default_type != NULL && !has_header(headers, "Content-Type")) {
+    if (cm_buf_append(&b, "Content-Type: ", 14) != 0 ||
+        cm_buf_append(&b, default_type, strlen(default_type)) != 0 ||
+        cm_buf_append(&b, "\r\n", 2) != 0) {
+      cm_buf_free(&b);
+      return PyErr_NoMemory();
+    }
+  }
+  if (header_block(headers, &b) < 0) {
+    cm_buf_free(&b);
+    return NULL;
+  }
+  Py_buffer view = {0};
+  if (body != NULL && get_body(body, &view) < 0) {
+    cm_buf_free(&b);
+    return NULL;
+  }
+  /* False here means the connection is closing or the send buffer is at
+   * its limit: nothing was queued, as after a close; not an exception. */
+  (void)cm_http_reply(c, status, (const char *)cm_buf_data(&b), view.buf, (size_t)view.len);
+  if (body != NULL) PyBuffer_Release(&view);
+  cm_buf_free(&b);
+  Py_RETURN_NONE;
+}
+
+/* reply(status_code, body=b"", headers=None) */
+PyObject *cm_py_conn_reply(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"status_code", "body", "headers", NULL};
+  int status;
+  PyObject *body = NULL, *headers = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|OO", kwlist, &status, &body, &headers)) return NULL;
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  return do_reply(c, status, body, headers, NULL);
+}
+
+/* reply_json(data, status_code=200, headers=None) */
+PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"data", "status_code", "headers", NULL};
+  int status = 200;
+  PyObject *data, *headers = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iO", kwlist, &data, &status, &headers)) return NULL;
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(self));
+  if (st == NULL) return NULL;
+  if (st->json_dumps == NULL) {
+    PyObject *json = PyImport_ImportModule("json");
+    if (json == NULL) return NULL;
+    st->json_dumps = PyObject_GetAttrString(json, "dumps");
+    Py_DECREF(json);
+    if (st->json_dumps == NULL) return NULL;
+  }
+  PyObject *text = PyObject_CallOneArg(st->json_dumps, data);
+  if (text == NULL) return NULL;
+  PyObject *r = do_reply(c, status, text, headers, "application/json");
+  Py_DECREF(text);
+  return r;
+}
+
+/* http_chunk(data): one chunk of a chunked reply; empty data ends it. */
+PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  Py_buffer view;
+  if (get_body(data, &view) < 0) return NULL;
+  (void)cm_http_chunk(c, view.buf, (size_t)view.len);
+  PyBuffer_Release(&view);
+  Py_RETURN_NONE;
+}
+
+/* http_sse(event_type, data): a Server-Sent Events record as one chunk. */
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "http_sse(event_type, data) takes two str");
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  Py_ssize_t el, dl;
+  const char *e = PyUnicode_AsUTF8AndSize(args[0], &el);
+  const char *d = e == NULL ? NULL : PyUnicode_AsUTF8AndSize(args[1], &dl);
+  if (d == NULL) return NULL;
+  if (memchr(e, '\n', (size_t)el) != NULL || memchr(e, '\r', (size_t)el) != NULL) {
+    PyErr_SetString(PyExc_ValueError, "event_type must not contain CR or LF");
+    return NULL;
+  }
+  (void)cm_http_sse(c, cm_str_n(e, (size_t)el), cm_str_n(d, (size_t)dl));
+  Py_RETURN_NONE;
+}
+
+static size_t base64(const unsigned char *in, size_t n, char *out) {
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+                 (i + 2 < n ? in[i + 2] : 0);
+    out[o++] = tbl[v >> 18 & 63];
+    out[o++] = tbl[v >> 12 & 63];
+    out[o++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+    out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+  }
+  return o;
+}
+
+/* http_basic_auth(user, password): writes an Authorization header line (a
+ * client writing its request head with send()). */
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "http_basic_auth(user, password) takes two str");
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  PyObject *cred = PyUnicode_FromFormat("%U:%U", args[0], args[1]);
+  if (cred == NULL) return NULL;
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(cred, &n);
+  char *line = s == NULL ? NULL : PyMem_Malloc((size_t)n / 3 * 4 + 64);
+  if (line == NULL) {
+    Py_DECREF(cred);
+    return s == NULL ? NULL : PyErr_NoMemory();
+  }
+  size_t len = 0;
+  memcpy(line, "Authorization: Basic ", 21);
+  len = 21 + base64((const unsigned char *)s, (size_t)n, line + 21);
+  memcpy(line + len, "\r\n", 2);
+  cm_send(c, line, len + 2);
+  PyMem_Free(line);
+  Py_DECREF(cred);
+  Py_RETURN_NONE;
+}

@@ -1,0 +1,183 @@
+"""SNTP client through the Python API: chronyd on 127.0.0.1 for real
+answers, a scripted 48-byte responder thread for the bad ones."""
+import errno
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import cymongoose as cm
+from core_helpers import EventLog, poll_for, poll_until
+
+NTP_UNIX_OFFSET = 2208988800
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def peer_env():
+    """The environment for a peer program: without the sanitizer runtime
+    that scripts/python-asan.sh preloads into this interpreter."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
+def udp_port_taken(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError as e:
+        return e.errno == errno.EADDRINUSE
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def chrony(tmp_path_factory):
+    exe = shutil.which("chronyd") or ("/usr/sbin/chronyd" if os.path.exists("/usr/sbin/chronyd") else None)
+    if exe is None:
+        pytest.skip("chronyd is not installed")
+    d = tmp_path_factory.mktemp("chrony")
+    port = free_udp_port()
+    conf = d / "chrony.conf"
+    conf.write_text(
+        "port %d\nbindaddress 127.0.0.1\ncmdport 0\nlocal stratum 8\nallow 127.0.0.1\n"
+        "pidfile %s/chronyd.pid\ndriftfile %s/drift\nuser root\n" % (port, d, d))
+    log = open(d / "chrony.log", "w")
+    # -x: never touch the system clock.
+    proc = subprocess.Popen([exe, "-d", "-x", "-f", str(conf)], stdout=log, stderr=log,
+                            env=peer_env())
+    try:
+        end = time.monotonic() + 5
+        while not udp_port_taken(port):
+            if proc.poll() is not None or time.monotonic() > end:
+                pytest.fail("chronyd did not start: " + (d / "chrony.log").read_text())
+            time.sleep(0.02)
+        yield "udp://127.0.0.1:%d" % port
+    finally:
+        proc.terminate()  # our own child, by its pid
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+class ScriptedNtp:
+    """Answers each request with a reply spoiled according to mode."""
+
+    SERVER_TIME = 1900000000.25  # 2030-03-17
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.requests = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.url = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def reply(self, request):
+        origin = request[40:48]
+        t = self.SERVER_TIME + NTP_UNIX_OFFSET
+        ts = struct.pack(">II", int(t), int((t % 1) * 2**32))
+        li, stratum, refid = 0, 2, b"GPS\0"
+        if self.mode == "kod":
+            stratum, refid = 0, b"RATE"
+        elif self.mode == "unsync":
+            li = 3
+        elif self.mode == "forged":
+            origin = bytes(8)
+        first = bytes([li << 6 | 4 << 3 | 4, stratum, 6, 0xE9])
+        return first + bytes(8) + refid + bytes(8) + origin + ts + ts
+
+    def run(self):
+        while not self.stop:
+            try:
+                data, peer = self.sock.recvfrom(1024)
+            except socket.timeout:
+                continue
+            if len(data) >= 48 and data[0] & 7 == 3:
+                self.requests += 1
+                self.sock.sendto(self.reply(data), peer)
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(mode):
+        s = ScriptedNtp(mode)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_chrony_time_and_another_request(chrony):
+    log = EventLog()
+    with cm.Manager(dns="udp://127.0.0.1:9") as mgr:
+        conn = mgr.sntp_connect(chrony, log)
+        assert conn.is_udp
+        assert poll_until(mgr, lambda: log.data(cm.MG_EV_SNTP_TIME) or conn.is_closing)
+        (ms,) = log.data(cm.MG_EV_SNTP_TIME)
+        assert isinstance(ms, int)
+        # chronyd serves this machine's clock.
+        assert abs(ms - time.time() * 1000) < 5000
+        assert conn.sntp_request() is True
+        assert poll_until(mgr, lambda: len(log.data(cm.MG_EV_SNTP_TIME)) == 2 or conn.is_closing)
+        assert not log.data(cm.MG_EV_ERROR)
+
+
+def test_scripted_good_reply(scripted):
+    server = scripted("good")
+    log = EventLog()
+    with cm.Manager() as mgr:
+        conn = mgr.sntp_connect(server.url, log)
+        assert poll_until(mgr, lambda: log.data(cm.MG_EV_SNTP_TIME) or conn.is_closing)
+        (ms,) = log.data(cm.MG_EV_SNTP_TIME)
+        assert 1900000000250 - 1 <= ms < 1900000000250 + 1000
+
+
+@pytest.mark.parametrize("mode,expect", [
+    ("kod", "RATE"),
+    ("unsync", "not synchronised"),
+    ("forged", "origin"),
+])
+def test_scripted_bad_replies(scripted, mode, expect):
+    server = scripted(mode)
+    log = EventLog()
+    with cm.Manager() as mgr:
+        conn = mgr.sntp_connect(server.url, log)
+        assert poll_until(mgr, lambda: cm.MG_EV_CLOSE in log.of(conn))
+        (msg,) = log.data(cm.MG_EV_ERROR)
+        assert "SNTP" in msg and expect in msg
+        assert not log.data(cm.MG_EV_SNTP_TIME)
+
+
+def test_sntp_request_elsewhere_is_false():
+    with cm.Manager() as mgr:
+        conn = mgr.listen("udp://127.0.0.1:0")
+        assert conn.sntp_request() is False
+        with pytest.raises(RuntimeError):
+            mgr.sntp_connect("udp://:123")
