@@ -663,3 +663,40 @@ def test_random_frames_never_hang_or_crash(fuzz_server, frames, tail, deflate):
     assert poll_until(server.mgr, drained), "the server never closed"
     s.close()
     assert poll_until(server.mgr, lambda: len(server.mgr.connections) == 1)
+
+
+# -------------------------------------------------------------------- wss
+
+def test_wss_our_server_with_websockets_and_our_client(tmp_path):
+    import ssl
+    subprocess.run(["/usr/bin/python3", "-m", "trustme", "-d", str(tmp_path), "-i", "127.0.0.1"],
+                   check=True, capture_output=True)
+    cert, key, ca = [(tmp_path / n).read_text() for n in ("server.pem", "server.key", "client.pem")]
+    server = EchoServer({"compress": True})
+    server.listener.tls_init(cm.TlsOpts(cert=cert, key=key))
+    url = "wss://127.0.0.1:%d/ws" % server.port
+    try:
+        async def peer():
+            ctx = ssl.create_default_context(cafile=str(tmp_path / "client.pem"))
+            async with websockets.connect(url, ssl=ctx, max_size=None) as ws:
+                data = os.urandom(300000)
+                await ws.send(data)
+                ok = await ws.recv() == data
+                await ws.close(4010, "tls bye")
+                return ok, ws.close_code
+
+        assert run_async(server.mgr, peer) == (True, 4010)
+        client = OurClient()
+        conn = server.mgr.ws_connect(url, client, compress=True)
+        conn.tls_init(cm.TlsOpts(ca=ca))
+        assert poll_until(server.mgr, lambda: client.of("open"))
+        assert conn.is_tls
+        conn.ws_send(b"over tls" * 1000, cm.WEBSOCKET_OP_BINARY)
+        assert poll_until(server.mgr, lambda: client.of("msg"))
+        assert client.of("msg") == [("msg", cm.WEBSOCKET_OP_BINARY, b"over tls" * 1000)]
+        conn.ws_close(1000, "done")
+        assert poll_until(server.mgr, lambda: client.of("close"))
+        assert not client.of("error")
+        assert poll_until(server.mgr, lambda: len(server.mgr.connections) == 1)
+    finally:
+        server.close()
