@@ -497,6 +497,31 @@ static void test_client_frames_are_masked(void **state) {
   assert_true(poll_until(&cli.msgs, 2));
 }
 
+static void test_timeouts(void **state) {
+  (void)state;
+  /* A server that never answers the handshake. */
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", NULL, NULL);
+  char url[64];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", l->loc.port);
+  struct cm_ws_opts o = {.handshake_timeout_ms = 50};
+  assert_non_null(cm_ws_connect_opts(&mgr, url, client_fn, NULL, NULL, &o));
+  assert_true(poll_until(&cli.closes, 1));
+  assert_non_null(strstr(cli.error, "timed out"));
+  /* A client that never answers our close: the server closes anyway. */
+  cm_mgr_free(&mgr);
+  cm_mgr_init(&mgr);
+  l = cm_http_listen(&mgr, "http://127.0.0.1:0", srv_close_on_msg, NULL, NULL);
+  port = l->loc.port;
+  srv_echo = false;
+  srv_opts.close_timeout_ms = 50;
+  int fd = raw_open();
+  uint8_t f[64];
+  raw_send(fd, f, frame(f, 0x81, "x", 1, true));
+  expect_close(fd, 1000); /* reads until the server's EOF */
+  assert_true(poll_until(&srv.closes, 1));
+  assert_int_equal(srv.ctls, 0);
+}
+
 static uint32_t rnd_state = 2463534242u;
 static uint32_t rnd(void) {
   rnd_state ^= rnd_state << 13;
@@ -567,6 +592,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_rejects_wrong_accept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_frames_are_masked, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_survives_random_server_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_not_websocket, setup, teardown),
   };
   return cmocka_run_group_tests_name("ws", tests, NULL, NULL);
