@@ -700,3 +700,71 @@ def test_wss_our_server_with_websockets_and_our_client(tmp_path):
         assert poll_until(server.mgr, lambda: len(server.mgr.connections) == 1)
     finally:
         server.close()
+
+
+# ------------------------------------------------------------------ leaks
+
+def c_heap_in_use():
+    """Bytes malloc()ed and not freed (glibc), C allocations included."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc mallinfo2")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_ws_churn_leaves_nothing_behind():
+    import gc
+    import sys
+
+    state = {"opened": 0, "closed": 0, "msgs": 0}
+
+    def srv(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data, {"X-Srv": "1"}, compress=True)
+        elif ev == cm.MG_EV_WS_MSG:
+            conn.ws_send(data.data, data.op)
+
+    def cli(conn, ev, data):
+        if ev == cm.MG_EV_WS_OPEN:
+            state["opened"] += 1
+            conn.ws_send("hello " * 50)
+        elif ev == cm.MG_EV_WS_MSG:
+            state["msgs"] += 1
+            conn.ws_close(1000, "bye")
+        elif ev == cm.MG_EV_CLOSE:
+            state["closed"] += 1
+
+    mgr = cm.Manager()
+    url = "ws://127.0.0.1:%d/" % mgr.listen("http://127.0.0.1:0", srv).local_addr[1]
+
+    def churn(n, batch=50):
+        for _ in range(n // batch):
+            target = state["closed"] + batch
+            for _ in range(batch):
+                mgr.ws_connect(url, cli, compress=True)
+            assert poll_until(mgr, lambda: state["closed"] == target and
+                              len(mgr.connections) == 1)
+
+    churn(100)  # warm-up
+    gc.collect()
+    refs, fds, heap = sys.getrefcount(cli), open_fds(), c_heap_in_use()
+    churn(500)
+    gc.collect()
+    assert state["msgs"] == state["opened"] == 600
+    assert sys.getrefcount(cli) == refs
+    assert open_fds() == fds
+    assert c_heap_in_use() - heap < 1024 * 1024
+    mgr.close()
