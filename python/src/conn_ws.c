@@ -203,8 +203,15 @@ PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t n
                     "a close payload is empty or a valid 2-byte code and a UTF-8 reason");
     return NULL;
   }
+  /* A compressed send that cannot be queued fails the connection (ERROR
+   * is raised from inside): bracket it like every call that may run
+   * callbacks. */
+  cm_py_manager *mo = cm_py_manager_of(c->mgr);
+  cm_py_core_enter(mo);
   size_t n = cm_ws_send(c, PyBytes_AS_STRING(b), len, (int)op);
+  cm_py_core_leave(mo);
   Py_DECREF(b);
+  if (cm_py_raise_pending(mo) < 0) return NULL;
   return PyLong_FromSize_t(n);
 }
 
