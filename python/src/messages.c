@@ -167,9 +167,14 @@ static PyObject *hm_repr(PyObject *op) {
   HttpMessageObject *self = (HttpMessageObject *)op;
   if (self->hm == NULL) return PyUnicode_FromString("<HttpMessage (expired)>");
   if (self->hm->status != 0) return PyUnicode_FromFormat("<HttpMessage %d>", self->hm->status);
-  return PyUnicode_FromFormat("<HttpMessage %.*s %.*s>", (int)self->hm->method.len,
-                              self->hm->method.buf ? self->hm->method.buf : "",
-                              (int)self->hm->uri.len, self->hm->uri.buf ? self->hm->uri.buf : "");
+  /* PyUnicode_FromFormat has no "%.*s" before Python 3.12: build the parts. */
+  PyObject *method = str_or_empty(self->hm->method), *uri = str_or_empty(self->hm->uri);
+  PyObject *r = method != NULL && uri != NULL
+                    ? PyUnicode_FromFormat("<HttpMessage %U %U>", method, uri)
+                    : NULL;
+  Py_XDECREF(method);
+  Py_XDECREF(uri);
+  return r;
 }
 
 static void hm_dealloc(PyObject *op) {
@@ -359,16 +364,6 @@ PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
       break;
   }
   Py_RETURN_NONE;
-}
-
-struct cm_http_msg *cm_py_http_message_get(PyObject *o) {
-  cm_py_state *st = cm_py_state_of_type(Py_TYPE(o));
-  if (st == NULL) {
-    PyErr_Clear();
-  } else if (Py_TYPE(o) == st->http_message_type) {
-    return ((HttpMessageObject *)o)->hm;
-  }
-  return NULL;
 }
 
 void cm_py_message_invalidate(PyObject *view) {
