@@ -28,7 +28,8 @@ struct cm__http_conn {
   bool close_after;        /* close once the reply to the last request is queued */
   bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
-  bool held;               /* waiting for a streamed file before reading on */
+  bool held;               /* waiting for a streamed file or a reply before reading on */
+  bool awaiting_reply;     /* HTTP_MSG delivered, its reply not complete yet */
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */
@@ -87,5 +88,9 @@ int64_t cm__http_date_parse(struct cm_str s);
 bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
                          bool *send_body);
 void cm__http_reply_end(struct cm_conn *c);
+
+/* The reply to the current request is complete (server.c): the next
+ * pipelined request may be parsed, at the next POLL if it was held. */
+void cm__http_reply_done(struct cm_conn *c);
 
 #endif

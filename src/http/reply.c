@@ -122,6 +122,7 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   cm_buf_free(&b);
   if (!ok) return false;
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
+  if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
   return true;
 }
@@ -141,6 +142,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
 
 void cm__http_reply_end(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
+  cm__http_reply_done(c);
   if (st != NULL && st->close_after) cm_drain(c);
 }
 
@@ -157,6 +159,7 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
   }
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
+    cm__http_reply_done(c);
     if (st->close_after) cm_drain(c);
   }
   return ok;

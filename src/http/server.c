@@ -122,12 +122,16 @@ static void make_room(struct cm_conn *c, size_t need) {
 }
 
 /*
- * While a file body is streaming (cm_send_file) the next pipelined request
- * waits, and nothing more is read: its reply would queue behind the file
- * anyway, and waiting bounds what one connection holds (one file, not one
- * per pipelined request).  Not reading also keeps a client's half-close
- * unseen until the requests sent before it have been answered.  The WRITE
- * event that finishes the file resumes (resume_held).
+ * While a reply is incomplete (a handler answers later, from a timer, a
+ * wakeup or a worker thread; or a chunked reply is still streaming) or a
+ * file body is streaming (cm_send_file), the next pipelined request waits,
+ * and nothing more is read: responses must leave in request order, and the
+ * next request's HEAD or "Connection: close" must not change how the
+ * current reply is written.  Waiting also bounds what one connection holds
+ * (one file, not one per pipelined request) and keeps a client's half-close
+ * unseen until the requests sent before it have been answered.  The POLL
+ * after the reply completes, or the WRITE that finishes the file, resumes
+ * (resume_held).
  */
 static void hold(struct cm_conn *c, struct cm__http_conn *st) {
   st->held = true;
@@ -147,7 +151,7 @@ static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
 static void process(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
-    if (c->files != NULL) {
+    if (c->files != NULL || st->awaiting_reply) {
       hold(c, st);
       return;
     }
@@ -219,10 +223,16 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
     st->head_started_ms = 0;
     cm_chunked_reset(st);
     c->recv_limit = st->base_recv_limit;
+    st->awaiting_reply = true;
     cm_call(c, CM_EV_HTTP_MSG, &hm);
     cm_recv_consume(c, head + body_len);
     if (cm__http_conn_of(c) != st) return; /* taken over (WebSocket) */
   }
+}
+
+void cm__http_reply_done(struct cm_conn *c) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL) st->awaiting_reply = false;
 }
 
 /* Header timeout (a head that trickles in forever) and idle timeout. */
@@ -272,10 +282,11 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
-      else if (st->held && c->files == NULL) resume_held(c, st);
+      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
       break;
     case CM_EV_POLL:
-      check_timers(c, st, *(uint64_t *) ev_data);
+      if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      else check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:
       free(st);
