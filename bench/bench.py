@@ -2,7 +2,7 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo http https)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https)
 """
 import argparse
 import os
@@ -226,8 +226,8 @@ def run_rows(specs, scheme, path, secs, body_len, extra=()):
 def machine_note():
     print("\nNote: wrk (-t1 -c50) and the server share this machine's %d cores; absolute"
           " numbers\nvary from run to run, the ratios between servers of one run are what"
-          " matters.\nEach figure is the best of %d alternating rounds of %s." %
-          (os.cpu_count() or 0, ROUNDS, "wrk"))
+          " matters.\nEach figure is the best of %d alternating rounds." %
+          (os.cpu_count() or 0, ROUNDS))
 
 
 def http_suite(secs):
@@ -253,8 +253,11 @@ def http_suite(secs):
         loc = "location = /file { default_type application/octet-stream; alias %s; }" % path
         rows = run_rows([
             ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, loc)),
-            ("cymongoose C (from memory)", lambda: ours_c("ours-c", "http", ["--file", path])),
+            ("cymongoose C serve_file", lambda: ours_c("ours-c", "http", ["--file", path])),
         ], "http", "/file", secs, STATIC_SIZE)
+        rows += run_rows([
+            ("cymongoose C from memory", lambda: ours_c("ours-c", "http", ["--file", path])),
+        ], "http", "/mem", secs, STATIC_SIZE)
         report("HTTP 64 KiB file, keep-alive (target: within 10% of nginx)",
                "requests/s", rows, "nginx 1 worker (peer)")
     finally:
@@ -289,7 +292,33 @@ def https_suite(secs):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-SUITES = {"echo": echo_suite, "http": http_suite, "https": https_suite}
+def ws_suite(secs):
+    load = os.path.join(BUILD, "bench", "ws_load")
+
+    def parse(out):
+        m = re.search(r"messages=(\d+) seconds=([\d.]+)", out)
+        return int(m.group(1)), float(m.group(2))
+
+    servers = [
+        ("websockets (peer)", [PY, "bench/ws_echo_websockets.py", "0"]),
+        ("cymongoose Python", [PY, "bench/ws_echo_ours.py", "0"]),
+        ("cymongoose C", [os.path.join(BUILD, "examples", "ws_echo_server"),
+                          "http://127.0.0.1:0"]),
+    ]
+    for size, label in ((64, "64-byte"), (16384, "16 KiB")):
+        rows = []
+        for name, argv in servers:
+            s = Server(name, argv, env={"PYTHONPATH": os.path.join(ROOT, "python")})
+            try:
+                rate, cpu = measure(s, [load, str(s.port), "50", str(size), str(secs)], parse)
+                rows.append((name, rate, cpu))
+            finally:
+                s.stop()
+        report("WebSocket echo, %s messages, 50 connections (target: Python >= 5x websockets "
+               "on 64-byte)" % label, "messages/s", rows, "websockets (peer)")
+
+
+SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite}
 
 
 def main():

@@ -1,5 +1,7 @@
-/* The C server of `make bench`: "/" answers "Hello, World!", "/file" the
- * bytes of a file loaded into memory at start (see usage).  Optional TLS.
+/* The C server of `make bench`: "/" answers "Hello, World!"; with --file,
+ * "/file" serves that file with cm_http_serve_file() (from disk, sendfile)
+ * and "/mem" the same bytes loaded into memory at start (cm_http_reply).
+ * Optional TLS.
  * Usage: http_bench URL [--file PATH] [--cert PEM --key PEM]
  * Prints "listening PORT" once it listens; stops on SIGTERM/SIGINT. */
 #include <signal.h>
@@ -12,6 +14,7 @@
 static volatile sig_atomic_t stop;
 static char *file_buf;
 static size_t file_len;
+static const char *file_path;
 
 static void on_signal(int sig) {
   (void) sig;
@@ -37,7 +40,9 @@ static char *slurp(const char *path, size_t *len) {
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
-  if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_buf != NULL) {
+  if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_path != NULL) {
+    cm_http_serve_file(c, hm, file_path, NULL);
+  } else if (hm->uri.len == 4 && memcmp(hm->uri.buf, "/mem", 4) == 0 && file_buf != NULL) {
     cm_http_reply(c, 200, "Content-Type: application/octet-stream\r\n", file_buf, file_len);
   } else {
     cm_http_reply(c, 200, NULL, "Hello, World!", 13);
@@ -51,7 +56,10 @@ int main(int argc, char **argv) {
   }
   const char *cert = NULL, *key = NULL;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--file") == 0) file_buf = slurp(argv[i + 1], &file_len);
+    if (strcmp(argv[i], "--file") == 0) {
+      file_path = argv[i + 1];
+      file_buf = slurp(file_path, &file_len);
+    }
     else if (strcmp(argv[i], "--cert") == 0) cert = argv[i + 1];
     else if (strcmp(argv[i], "--key") == 0) key = argv[i + 1];
   }

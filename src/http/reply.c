@@ -71,6 +71,10 @@ bool cm__http_scan_block(const char *h, struct cm__http_block *bi) {
   return true;
 }
 
+static bool append_str(struct cm_buf *b, const char *s) {
+  return cm_buf_append(b, s, strlen(s)) == 0;
+}
+
 /* A response head being assembled: on the stack unless the caller's header
  * lines are long, so that a reply costs no allocation of its own. */
 struct head {
@@ -135,6 +139,32 @@ static bool send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) 
   return ok;
 }
 
+/* Appends the status line and header block of a response to h: the caller's
+ * headers, then Content-Type, Content-Length (of len bytes) and Connection
+ * as needed.  h->ok turns false when memory runs out. */
+static void build_head(struct head *h, const struct cm__http_conn *st, int status, const char *headers,
+                       const struct cm__http_block *bi, uint64_t len) {
+  bool informational = status < 200;
+  bool no_body = informational || status == 204 || status == 304;
+  bool close_after = st != NULL && st->close_after && !informational;
+  head_add(h, "HTTP/1.1 ", 9);
+  head_num(h, (uint64_t) status, 10);
+  head_add(h, " ", 1);
+  head_str(h, cm_http_status_text(status));
+  head_add(h, "\r\n", 2);
+  if (headers != NULL) head_str(h, headers);
+  if (bi->needs_crlf) head_add(h, "\r\n", 2);
+  if (!bi->has_type && !no_body) head_str(h, "Content-Type: text/plain\r\n");
+  if (!bi->chunked && !bi->has_length && !no_body) {
+    head_str(h, "Content-Length: ");
+    head_num(h, len, 10);
+    head_add(h, "\r\n", 2);
+  }
+  if (close_after) head_str(h, "Connection: close\r\n");
+  if (st != NULL && st->keep_alive_10 && !informational) head_str(h, "Connection: keep-alive\r\n");
+  head_add(h, "\r\n", 2);
+}
+
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
   struct cm__http_block bi;
   if (status < 100 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
@@ -147,22 +177,7 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
 
   struct head h;
   head_init(&h);
-  head_add(&h, "HTTP/1.1 ", 9);
-  head_num(&h, (uint64_t) status, 10);
-  head_add(&h, " ", 1);
-  head_str(&h, cm_http_status_text(status));
-  head_add(&h, "\r\n", 2);
-  if (headers != NULL) head_str(&h, headers);
-  if (bi.needs_crlf) head_add(&h, "\r\n", 2);
-  if (!bi.has_type && !no_body) head_str(&h, "Content-Type: text/plain\r\n");
-  if (!bi.chunked && !bi.has_length && !no_body) {
-    head_str(&h, "Content-Length: ");
-    head_num(&h, len, 10);
-    head_add(&h, "\r\n", 2);
-  }
-  if (close_after) head_str(&h, "Connection: close\r\n");
-  if (st != NULL && st->keep_alive_10 && !informational) head_str(&h, "Connection: keep-alive\r\n");
-  head_add(&h, "\r\n", 2);
+  build_head(&h, st, status, headers, &bi, len);
   bool send_body = len > 0 && !no_body && !is_head;
   /* Head, body and chunk framing go into the send buffer in one copy each. */
   struct cm_str parts[3] = {{0}, {0}, {0}};
@@ -177,8 +192,30 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   head_free(&h);
   if (!ok) return false;
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
+  if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
   return true;
+}
+
+bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
+                         bool *send_body) {
+  struct cm__http_block bi;
+  if (status < 200 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
+  if (bi.chunked || bi.has_length) return false;
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  struct head h;
+  head_init(&h);
+  build_head(&h, st, status, headers, &bi, body_len);
+  bool ok = h.ok && cm_send(c, h.p, h.len);
+  head_free(&h);
+  *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
+  return ok;
+}
+
+void cm__http_reply_end(struct cm_conn *c) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  cm__http_reply_done(c);
+  if (st != NULL && st->close_after) cm_drain(c);
 }
 
 bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
@@ -195,13 +232,10 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
   }
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
+    cm__http_reply_done(c);
     if (st->close_after) cm_drain(c);
   }
   return ok;
-}
-
-static bool append_str(struct cm_buf *b, const char *s) {
-  return cm_buf_append(b, s, strlen(s)) == 0;
 }
 
 bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {

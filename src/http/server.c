@@ -121,10 +121,40 @@ static void make_room(struct cm_conn *c, size_t need) {
   }
 }
 
+/*
+ * While a reply is incomplete (a handler answers later, from a timer, a
+ * wakeup or a worker thread; or a chunked reply is still streaming) or a
+ * file body is streaming (cm_send_file), the next pipelined request waits,
+ * and nothing more is read: responses must leave in request order, and the
+ * next request's HEAD or "Connection: close" must not change how the
+ * current reply is written.  Waiting also bounds what one connection holds
+ * (one file, not one per pipelined request) and keeps a client's half-close
+ * unseen until the requests sent before it have been answered.  The POLL
+ * after the reply completes, or the WRITE that finishes the file, resumes
+ * (resume_held).
+ */
+static void hold(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = true;
+  c->recv_limit = 0; /* the next read attempt pauses reading (is_full) */
+}
+
+static void process(struct cm_conn *c, struct cm__http_conn *st);
+
+static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = false;
+  c->recv_limit = st->base_recv_limit;
+  cm_recv_consume(c, 0); /* resumes reading */
+  process(c, st);
+}
+
 /* Parses and delivers every complete request in c->recv. */
 static void process(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
+    if (c->files != NULL || st->awaiting_reply) {
+      hold(c, st);
+      return;
+    }
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
@@ -193,10 +223,16 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
     st->head_started_ms = 0;
     cm_chunked_reset(st);
     c->recv_limit = st->base_recv_limit;
+    st->awaiting_reply = true;
     cm_call(c, CM_EV_HTTP_MSG, &hm);
     cm_recv_consume(c, head + body_len);
     if (cm__http_conn_of(c) != st) return; /* taken over (WebSocket) */
   }
+}
+
+void cm__http_reply_done(struct cm_conn *c) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL) st->awaiting_reply = false;
 }
 
 /* Header timeout (a head that trickles in forever) and idle timeout. */
@@ -211,7 +247,7 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
     reject(c, st, 408, "request head not completed in time");
   } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
-  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 &&
+  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 && c->files == NULL &&
              now - c->last_io_ms > st->opts.idle_timeout_ms) {
     cm_close(c);
   }
@@ -246,9 +282,11 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
+      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
       break;
     case CM_EV_POLL:
-      check_timers(c, st, *(uint64_t *) ev_data);
+      if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      else check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:
       free(st);

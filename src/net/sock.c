@@ -375,6 +375,9 @@ int cm__sock_write(struct cm_conn *c) {
     if (send_buf(c, &c->send) < 0) return -1;
     total -= c->send.len;
   }
+  /* The one branch files cost the hot path (cm_send_file). */
+  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
+    return -1;
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
   /* Keep a buffer big enough for typical replies (reallocating it for every
    * 64 KiB response showed up as page faults), not a burst's. */

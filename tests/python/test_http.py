@@ -347,3 +347,38 @@ def raw_tls(port, ca_path):
                     break
                 out += chunk
             return out
+
+
+def test_deferred_replies_keep_pipelined_order_and_framing():
+    """A reply sent later (from a timer) answers its own request: the next
+    pipelined request (a HEAD asking to close) waits until it is complete."""
+    answered = []
+
+    def deferred(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            uri = data.uri
+            mgr.timer_add(5, lambda: (conn.reply(200, "body of " + uri), answered.append(uri)))
+
+    with cm.Manager(deferred) as mgr:
+        port = mgr.listen("http://127.0.0.1:0").local_addr[1]
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+
+        def client():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"HEAD /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return got
+                    got += chunk
+
+        fut = pool.submit(client)
+        assert poll_until(mgr, fut.done)
+        pool.shutdown()
+    got = fut.result()
+    first, second = got.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert first.endswith(b"\r\n\r\nbody of /a") and b"Connection: close" not in first
+    assert b"Connection: close" in second and second.endswith(b"\r\n\r\n")
+    assert answered == ["/a", "/b"]

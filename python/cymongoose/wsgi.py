@@ -1,0 +1,269 @@
+"""Serve a WSGI application (Flask, Django, ...) on the cymongoose event loop.
+
+The loop thread parses HTTP and writes responses; the application runs in a
+pool of worker threads, so a slow view never stalls other connections.  A
+worker hands its results back to the loop with ``Manager.wakeup`` (which
+carries payloads of any size), and the loop writes them: a body that is a
+list goes out as one response with Content-Length, any other iterable is
+streamed with chunked encoding as the worker produces it.  Responses leave in
+request order even when a client pipelines requests.
+
+    from cymongoose.wsgi import serve
+    serve(app, "http://127.0.0.1:8000", workers=8)
+"""
+import collections
+import concurrent.futures
+import io
+import itertools
+import sys
+import threading
+import traceback
+import urllib.parse
+
+from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager
+
+__all__ = ["WSGIServer", "serve"]
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+               "proxy-authenticate", "proxy-authorization"}
+
+
+def _latin1(s):
+    """A header or path string as WSGI wants it: bytes from the wire as latin-1."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+class _Response:
+    """What a worker produced for one request; filled by the worker thread,
+    written by the loop thread once it is this connection's turn."""
+
+    __slots__ = ("status", "headers", "parts", "streaming", "done")
+
+    def __init__(self):
+        self.status = 500
+        self.headers = []
+        self.parts = collections.deque()  # body pieces not yet written
+        self.streaming = False            # chunked: head written, parts follow
+        self.done = False                 # the worker has finished
+
+
+class WSGIServer:
+    """An HTTP server running app(environ, start_response) on worker threads.
+
+    workers: size of the thread pool.  error_handler: called with exceptions
+    of the application (else they are printed); the client gets a 500.
+    stream_timeout: seconds a worker may wait for the loop to take a streamed
+    chunk before it gives up on a client that stopped reading.
+    """
+
+    def __init__(self, app, workers=4, error_handler=None, stream_timeout=5.0):
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.app = app
+        self.error_handler = error_handler
+        self.stream_timeout = stream_timeout
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
+        self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler)
+        self._queues = {}  # connection id -> deque of _Response, in request order
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._url_scheme = "http"
+
+    @property
+    def manager(self):
+        return self._manager
+
+    def listen(self, url="http://127.0.0.1:8000"):
+        """Starts listening; returns the listening Connection."""
+        if url.lower().startswith("https://"):
+            self._url_scheme = "https"
+        return self._manager.listen(url, http=True)
+
+    def run(self, poll_ms=100):
+        """Serves until SIGINT/SIGTERM (Manager.run) or close() from another thread."""
+        try:
+            while not self._stop.is_set():
+                self._manager.poll(poll_ms)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+    def close(self):
+        """Stops serving and waits for the workers (idempotent)."""
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._manager.closed:
+            self._manager.close()
+
+    # ----------------------------------------------------------- loop thread
+    def _handle(self, conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            environ = self._environ(conn, data)
+            resp = _Response()
+            self._queues.setdefault(conn.id, collections.deque()).append(resp)
+            self._pool.submit(self._run_app, conn.id, environ, resp)
+        elif ev == MG_EV_WAKEUP:
+            self._write_ready(conn)
+        elif ev == MG_EV_CLOSE:
+            self._queues.pop(conn.id, None)
+
+    def _environ(self, conn, msg):
+        local, remote = conn.local_addr, conn.remote_addr
+        body = msg.body_bytes
+        env = {
+            "REQUEST_METHOD": msg.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": urllib.parse.unquote_to_bytes(msg.uri).decode("latin-1"),
+            "QUERY_STRING": _latin1(msg.query),
+            "SERVER_NAME": local[0] if local else "",
+            "SERVER_PORT": str(local[1]) if local else "",
+            "SERVER_PROTOCOL": msg.proto or "HTTP/1.1",
+            "REMOTE_ADDR": remote[0] if remote else "",
+            "REMOTE_PORT": str(remote[1]) if remote else "",
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": self._url_scheme,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in msg.headers():
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                if key == "CONTENT_TYPE":
+                    env[key] = _latin1(value)
+                continue
+            key = "HTTP_" + key
+            env[key] = env[key] + "," + _latin1(value) if key in env else _latin1(value)
+        return env
+
+    def _write_ready(self, conn):
+        """Writes what the responses at the head of conn's queue have ready."""
+        queue = self._queues.get(conn.id)
+        while queue:
+            resp = queue[0]
+            with self._lock:
+                parts = list(resp.parts)
+                resp.parts.clear()
+                done = resp.done
+            if not resp.streaming and not done:
+                return  # head not decided yet: this response is still being made
+            if not resp.streaming:  # a whole response: one write with Content-Length
+                conn.reply(resp.status, b"".join(parts), dict(resp.headers))
+            else:
+                if resp.status is not None:  # the head of a chunked response
+                    headers = dict(resp.headers)
+                    headers["Transfer-Encoding"] = "chunked"
+                    conn.reply(resp.status, b"", headers)
+                    resp.status = None
+                for p in parts:
+                    if p:
+                        conn.http_chunk(p)
+                if not done:
+                    return
+                conn.http_chunk(b"")
+            queue.popleft()
+
+    # --------------------------------------------------------- worker threads
+    def _run_app(self, conn_id, environ, resp):
+        started = []
+
+        def start_response(status, headers, exc_info=None):
+            if exc_info is not None and started:
+                raise exc_info[1].with_traceback(exc_info[2])
+            code = int(status.split(None, 1)[0])
+            kept = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and
+                    k.lower() != "content-length"]
+            started[:] = [(code, kept)]
+            return lambda data: self._push(conn_id, resp, data)  # legacy write()
+
+        result = None
+        try:
+            result = self.app(environ, start_response)
+            if isinstance(result, (list, tuple)) and not resp.streaming:
+                body = b"".join(result)
+                self._finish(conn_id, resp, started, [body])
+            else:
+                for piece in result:
+                    if not resp.streaming:
+                        self._begin_stream(conn_id, resp, started)
+                    self._push(conn_id, resp, piece)
+                if not resp.streaming:
+                    self._finish(conn_id, resp, started, [])
+                else:
+                    self._finish(conn_id, resp, None, [])
+        except Exception as exc:  # the application failed: 500, report it
+            self._report(exc)
+            if not resp.streaming:
+                self._finish(conn_id, resp, [(500, [("Content-Type", "text/plain")])],
+                             [b"Internal Server Error"])
+            else:
+                self._finish(conn_id, resp, None, [])
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    self._report(exc)
+
+    def _begin_stream(self, conn_id, resp, started):
+        if not started:
+            raise RuntimeError("the application produced a body before start_response()")
+        with self._lock:
+            resp.status, resp.headers = started[0]
+            resp.streaming = True
+
+    def _push(self, conn_id, resp, data):
+        if not data:
+            return
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("WSGI body pieces must be bytes, not %s" % type(data).__name__)
+        with self._lock:
+            resp.parts.append(bytes(data))
+        self._notify(conn_id)
+
+    def _finish(self, conn_id, resp, started, parts):
+        with self._lock:
+            if started is not None:
+                if not started:
+                    started = [(500, [("Content-Type", "text/plain")])]
+                    parts = [b"start_response() was never called"]
+                resp.status, resp.headers = started[0]
+            resp.parts.extend(p for p in parts if p)
+            resp.done = True
+        self._notify(conn_id)
+
+    def _notify(self, conn_id):
+        if not self._stop.is_set():
+            self._manager.wakeup(conn_id, b"")
+
+    def _report(self, exc):
+        if self.error_handler is not None:
+            try:
+                self.error_handler(exc)
+                return
+            except Exception:
+                pass
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,
+          stream_timeout=5.0, poll_ms=100):
+    """Serves app on url until SIGINT/SIGTERM."""
+    server = WSGIServer(app, workers=workers, error_handler=error_handler,
+                        stream_timeout=stream_timeout)
+    server.listen(url)
+    import signal
+    stop = threading.Event()
+    old = {s: signal.signal(s, lambda *a: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.is_set():
+            server.manager.poll(poll_ms)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        server.close()
