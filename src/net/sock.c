@@ -326,8 +326,12 @@ void cm__sock_read(struct cm_conn *c) {
  * the socket is full, 0 when buf was emptied, -1 when c failed. */
 static int send_buf(struct cm_conn *c, struct cm_buf *buf) {
   char err[128];
+  /* A file follows on a plain socket (a reply head before cm_send_file):
+   * MSG_MORE lets the head leave in the same segments as the file's first
+   * bytes, as nginx does with TCP_CORK; sendfile's last page pushes. */
+  int more = c->files != NULL && c->tls == NULL && buf == &c->send ? MSG_MORE : 0;
   while (buf->len > 0) {
-    ssize_t n = send(c->fd, cm_buf_data(buf), buf->len, MSG_NOSIGNAL);
+    ssize_t n = send(c->fd, cm_buf_data(buf), buf->len, MSG_NOSIGNAL | more);
     if (n > 0) {
       cm_buf_consume(buf, (size_t)n);
     } else if (n < 0 && errno == EINTR) {
