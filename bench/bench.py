@@ -206,21 +206,23 @@ ROUNDS = 3
 
 
 def run_rows(specs, scheme, path, secs, body_len, extra=()):
-    """specs: [(name, start)] where start() returns a Server.  The servers take
-    turns, ROUNDS times; each row keeps its best round (highest rate, lowest
-    CPU): other load on the machine only ever makes a round worse."""
+    """specs: [(name, start)] or [(name, start, path)], where start() returns a
+    Server.  The servers take turns, ROUNDS times; each row keeps its best
+    round (highest rate, lowest CPU): other load on the machine only ever
+    makes a round worse."""
     best = {}
     for _ in range(ROUNDS):
-        for name, start in specs:
+        for spec in specs:
+            name, start, where = spec if len(spec) == 3 else spec + (path,)
             s = start()
             try:
-                check_body(s, scheme, path, body_len)
-                rate, cpu = wrk(s, scheme, path, secs, extra)
+                check_body(s, scheme, where, body_len)
+                rate, cpu = wrk(s, scheme, where, secs, extra)
             finally:
                 s.stop()
             r0, c0 = best.get(name, (0.0, float("inf")))
             best[name] = (max(r0, rate), min(c0, cpu))
-    return [(name,) + best[name] for name, _ in specs]
+    return [(spec[0],) + best[spec[0]] for spec in specs]
 
 
 def machine_note():
@@ -254,10 +256,8 @@ def http_suite(secs):
         rows = run_rows([
             ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, loc)),
             ("cymongoose C serve_file", lambda: ours_c("ours-c", "http", ["--file", path])),
+            ("cymongoose C from memory", lambda: ours_c("ours-c", "http", ["--file", path]), "/mem"),
         ], "http", "/file", secs, STATIC_SIZE)
-        rows += run_rows([
-            ("cymongoose C from memory", lambda: ours_c("ours-c", "http", ["--file", path])),
-        ], "http", "/mem", secs, STATIC_SIZE)
         report("HTTP 64 KiB file, keep-alive (target: within 10% of nginx)",
                "requests/s", rows, "nginx 1 worker (peer)")
     finally:
