@@ -149,14 +149,15 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data) {
       } else {
         Py_DECREF(res);
       }
-      if (ev >= CM_EV_HTTP_HDRS && ev <= CM_EV_MQTT_MSG && /* message views */
-          data != Py_None) {
-        cm_py_message_invalidate(data);
-      }
       Py_DECREF(evo);
       Py_DECREF(co);
       Py_DECREF(h);
-      Py_DECREF(data);
+      if (ev >= CM_EV_HTTP_HDRS && ev <= CM_EV_MQTT_MSG && /* message views */
+          data != Py_None) {
+        cm_py_message_release(mo->st, data);
+      } else {
+        Py_DECREF(data);
+      }
     }
   }
   if (ev == CM_EV_CLOSE) cm_py_conn_detach(co);

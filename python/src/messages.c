@@ -225,7 +225,13 @@ static PyType_Spec hm_spec = {
 };
 
 static PyObject *http_message_new(cm_py_state *st, struct cm_http_msg *hm) {
-  HttpMessageObject *o = PyObject_New(HttpMessageObject, st->http_message_type);
+  HttpMessageObject *o = (HttpMessageObject *)st->spare_http_message;
+  if (o != NULL) {
+    st->spare_http_message = NULL; /* its reference is now the caller's */
+    o->hm = hm;
+    return (PyObject *)o;
+  }
+  o = PyObject_New(HttpMessageObject, st->http_message_type);
   if (o == NULL) return NULL;
   o->hm = hm;
   return (PyObject *)o;
@@ -376,4 +382,19 @@ void cm_py_message_invalidate(PyObject *view) {
   }
   if (tp == st->http_message_type) ((HttpMessageObject *)view)->hm = NULL;
   if (tp == st->ws_message_type) ((WsMessageObject *)view)->wm = NULL;
+}
+
+void cm_py_message_release(cm_py_state *st, PyObject *view) {
+  if (view == NULL) return;
+  if (Py_TYPE(view) == st->http_message_type) {
+    ((HttpMessageObject *)view)->hm = NULL;
+    /* Only our reference left: nobody can tell this object is reused. */
+    if (Py_REFCNT(view) == 1 && st->spare_http_message == NULL) {
+      st->spare_http_message = view;
+      return;
+    }
+  } else {
+    cm_py_message_invalidate(view);
+  }
+  Py_DECREF(view);
 }

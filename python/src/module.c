@@ -72,6 +72,7 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);
   Py_CLEAR(st->json_dumps);
+  Py_CLEAR(st->spare_http_message);
   return 0;
 }
 

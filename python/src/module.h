@@ -24,6 +24,8 @@ typedef struct {
   PyTypeObject *rpc_type;          /* rpc.c */
   PyTypeObject *rpc_req_type;      /* rpc.c */
   PyObject *json_dumps;            /* json.dumps, imported lazily */
+  PyObject *spare_http_message;    /* messages.c: an expired HttpMessage nobody
+                                      kept, reused for the next HTTP event */
 } cm_py_state;
 
 extern PyModuleDef cm_py_module_def;
@@ -52,6 +54,10 @@ int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
  */
 PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data);
 void cm_py_message_invalidate(PyObject *view);
+/* Invalidates view and drops the caller's reference to it.  A view that
+ * nobody else holds is kept for the next cm_py_message_new instead of being
+ * freed (two HTTP events per request made one allocation each). */
+void cm_py_message_release(cm_py_state *st, PyObject *view);
 /* The live struct cm_http_msg behind an HttpMessage view, or NULL when o is
  * not one or has expired (no exception set). */
 struct cm_http_msg *cm_py_http_message_get(PyObject *o);
