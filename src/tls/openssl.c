@@ -682,8 +682,9 @@ size_t cm__tls_output(struct cm_conn *c, size_t max) {
     }
     return 0;
   }
+  size_t done = 0;
   if (c->send.len > 0) {
-    size_t n = c->send.len < max ? c->send.len : max, done = 0;
+    size_t n = c->send.len < max ? c->send.len : max;
     clear_errors();
     if (SSL_write_ex(t->ssl, cm_buf_data(&c->send), n, &done) != 1) {
       char why[200];
@@ -692,14 +693,17 @@ size_t cm__tls_output(struct cm_conn *c, size_t max) {
       return 0;
     }
     cm_buf_consume(&c->send, done);
-    return done;
   }
-  if (c->is_draining && !t->notify_sent) {
+  /* close_notify only after the last byte: files queued with cm_send_file
+   * come through c->send one chunk at a time, so c->send running empty is
+   * not the end.  Queued right behind the last records, it leaves with them
+   * in the same send. */
+  if (c->send.len == 0 && c->files == NULL && c->is_draining && !t->notify_sent) {
     t->notify_sent = true;
     SSL_shutdown(t->ssl); /* queues close_notify; we do not wait for the peer's */
     ERR_clear_error();
   }
-  return 0;
+  return done;
 }
 
 bool cm__tls_has_output(const struct cm_conn *c) {
@@ -707,7 +711,7 @@ bool cm__tls_has_output(const struct cm_conn *c) {
   if (t->tx.len > 0) return true;
   if (t->ssl == NULL || t->failed) return false;
   if (!t->hs_done) return !t->is_server && !t->hs_started && c->fd >= 0 && !c->is_connecting;
-  return c->is_draining && !t->notify_sent;
+  return c->is_draining && !t->notify_sent && c->files == NULL;
 }
 
 void cm__tls_conn_free(struct cm_conn *c) {

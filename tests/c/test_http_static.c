@@ -823,6 +823,18 @@ static void over_tls(void **state) {
   assert_int_equal(n, (ssize_t) size);
   assert_memory_equal(got, data, size);
   if (max_send_cap > 256 * 1024) fail_msg("send buffer grew to %zu", max_send_cap);
+  /* Again with "Connection: close": close_notify must wait for the whole
+   * file, not go out the first time c->send runs empty between chunks. */
+  unlink(out);
+  const char *a1c[] = {"-k", "-H", "Connection: close", "-o", out, "https://127.0.0.1:%u/big", NULL};
+  curl(a1c, &st);
+  assert_int_equal(WEXITSTATUS(st), 0);
+  fd = open(out, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  n = read(fd, got, size + 1);
+  close(fd);
+  assert_int_equal(n, (ssize_t) size);
+  assert_memory_equal(got, data, size);
   /* ranges and directory files over TLS */
   const char *a2[] = {"-k", "-r", "7-11", "https://127.0.0.1:%u/hello.txt", NULL};
   assert_string_equal(curl(a2, &st), "world");
