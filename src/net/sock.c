@@ -390,7 +390,9 @@ int cm__sock_write(struct cm_conn *c) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);
   }
-  cm__conn_update_interest(c);
+  /* A drained connection is closed by the flush that follows (both callers
+   * see to it): changing its epoll interest first would be a wasted call. */
+  if (!c->is_draining || cm__conn_has_output(c)) cm__conn_update_interest(c);
   return 0;
 }
 
