@@ -27,7 +27,8 @@ import sys
 import traceback
 import urllib.parse
 
-from ._mongoose import (MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL, MG_EV_WS_MSG,
+from ._mongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL,
+                        MG_EV_WS_MSG,
                         WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT)
 from .aio import AsyncManager
 
@@ -104,7 +105,7 @@ class _HTTPChannel(_Channel):
         self.start = None      # the http.response.start message, until written
         self.started = False   # the head has been written
         self.complete = False  # the whole response has been written
-        self.chunked = False
+        self.discarding = False  # a 204/304 response: more body messages are dropped
 
     def disconnect_message(self):
         return {"type": "http.disconnect"}
@@ -133,19 +134,25 @@ class _HTTPChannel(_Channel):
         elif kind == "http.response.body":
             if self.start is None and not self.started:
                 raise RuntimeError("http.response.body before http.response.start")
-            if self.complete:
-                raise RuntimeError("http.response.body after the response was complete")
             body = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
+            if self.discarding:
+                self.discarding = more
+                return
+            if self.complete:
+                raise RuntimeError("http.response.body after the response was complete")
             conn = self.conn
             if not self.started:
                 status, headers = self.start
                 self.start, self.started = None, True
+                if status in (204, 304) or status < 200:  # never a body, never chunked
+                    self.complete, self.discarding = True, more
+                    conn.reply(status, b"", headers)
+                    return
                 if not more:
                     self.complete = True
                     conn.reply(status, body, headers)
                     return
-                self.chunked = True
                 conn.reply(status, b"", headers + [(b"Transfer-Encoding", b"chunked")])
             if body:
                 conn.http_chunk(body)
@@ -251,18 +258,20 @@ class ASGIServer:
     """Runs an ASGI 3.0 application on an AsyncManager.
 
     error_handler: called with exceptions of the application (else they are
-    printed).  lifespan: "auto" (tolerate apps without it), "on" (a failure
+    printed).  tls: a TlsOpts for "https://" listeners (TLS starts on every
+    accepted connection).  lifespan: "auto" (tolerate apps without it), "on" (a failure
     to start is an error) or "off".  stream_window: bytes queued for a
     client beyond which send() waits.  shutdown_timeout: seconds stop()
     lets running requests finish before cancelling them.
     """
 
-    def __init__(self, app, error_handler=None, *, lifespan="auto", stream_window=STREAM_WINDOW,
-                 shutdown_timeout=5.0, poll_interval=100):
+    def __init__(self, app, error_handler=None, *, tls=None, lifespan="auto",
+                 stream_window=STREAM_WINDOW, shutdown_timeout=5.0, poll_interval=100):
         if lifespan not in ("auto", "on", "off"):
             raise ValueError("lifespan must be 'auto', 'on' or 'off'")
         self.app = app
         self.error_handler = error_handler
+        self.tls = tls
         self.lifespan = lifespan
         self.stream_window = stream_window
         self.shutdown_timeout = shutdown_timeout
@@ -401,6 +410,9 @@ class ASGIServer:
             if ch is not None and data.op == WEBSOCKET_OP_CLOSE:
                 ch.close_code = data.close_code or 1005
                 ch.close_reason = data.close_reason
+        elif ev == MG_EV_ACCEPT:
+            if self.tls is not None:
+                conn.tls_init(self.tls)
         elif ev == MG_EV_WRITE:
             state = self._conns.get(conn.id)
             if state is not None:

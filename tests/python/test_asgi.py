@@ -1,6 +1,7 @@
 """cymongoose.asgi: ASGI 3.0 applications served by real clients
 (aiohttp, websockets, requests, raw sockets)."""
 import asyncio
+import contextlib
 import json
 import socket
 
@@ -483,9 +484,14 @@ async def test_starlette_app():
         await websocket.send_text(text.upper())
         await websocket.close()
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        started.append(True)
+        yield
+
     app = Starlette(routes=[Route("/hello", hello, methods=["GET", "POST"]),
                             Route("/stream", stream), WebSocketRoute("/ws", ws_echo)],
-                    on_startup=[lambda: started.append(True)])
+                    lifespan=lifespan)
     assert starlette.__version__
     async with Server(app) as srv, aiohttp.ClientSession() as http:
         assert started == [True]
@@ -499,3 +505,62 @@ async def test_starlette_app():
             await ws.send("shout")
             assert await asyncio.wait_for(ws.recv(), DEADLINE) == "SHOUT"
     assert srv.errors == []
+
+
+# ------------------------------------------- bodiless responses, HTTPS
+async def test_no_body_statuses_and_head_are_never_chunked():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError("no lifespan")
+        status = int(scope["path"][1:])
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"dropped", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async with Server(app) as srv:
+        got = await raw_exchange(
+            srv.port, b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"HEAD /200 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /304 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.count(b"HTTP/1.1 ") == 3
+    assert b"dropped" not in got
+    head, rest = got.split(b"HTTP/1.1 200", 1)[1].split(b"\r\n\r\n", 1)
+    assert rest.startswith(b"HTTP/1.1 304")  # HEAD: a head only, no chunk framing
+    assert srv.errors == []
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    import subprocess
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run(["/usr/bin/python3", "-m", "trustme", "-d", str(d), "-i", "127.0.0.1"],
+                   check=True, capture_output=True)
+    return d
+
+
+async def test_https_and_wss(certs):
+    import ssl
+
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": scope["scheme"]})
+            await send({"type": "websocket.close"})
+            return
+        if scope["type"] != "http":
+            raise ValueError("no lifespan")
+        await respond(send, 200, scope["scheme"].encode())
+
+    tls = cm.TlsOpts(cert=(certs / "server.pem").read_text(), key=(certs / "server.key").read_text())
+    ctx = ssl.create_default_context(cafile=str(certs / "client.pem"))
+    server = ASGIServer(app, tls=tls)
+    lst = await server.start("https://127.0.0.1:0")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url_of(lst, "https") + "/", ssl=ctx) as r:
+                assert await r.text() == "https"
+        async with websockets.connect("wss://127.0.0.1:%d/" % lst.local_addr[1], ssl=ctx) as ws:
+            assert await asyncio.wait_for(ws.recv(), DEADLINE) == "wss"
+    finally:
+        await server.stop()
