@@ -123,7 +123,7 @@ class _HTTPChannel(_Channel):
             if self.start is not None or self.started:
                 raise RuntimeError("http.response.start sent twice")
             status = message["status"]
-            if not isinstance(status, int) or not 100 <= status <= 999:
+            if not isinstance(status, int) or not 200 <= status <= 999:
                 raise ValueError("invalid status %r" % (status,))
             headers = []
             for name, value in message.get("headers", ()):
@@ -143,17 +143,20 @@ class _HTTPChannel(_Channel):
                 raise RuntimeError("http.response.body after the response was complete")
             conn = self.conn
             if not self.started:
+                # A head the C layer refuses (a bad header) raises before
+                # anything is sent: the app's error then still gets a 500.
                 status, headers = self.start
-                self.start, self.started = None, True
-                if status in (204, 304) or status < 200:  # never a body, never chunked
-                    self.complete, self.discarding = True, more
+                if status in (204, 304):  # never a body, never chunked
                     conn.reply(status, b"", headers)
-                    return
-                if not more:
-                    self.complete = True
+                    self.complete, self.discarding = True, more
+                elif not more:
                     conn.reply(status, body, headers)
+                    self.complete = True
+                else:
+                    conn.reply(status, b"", headers + [(b"Transfer-Encoding", b"chunked")])
+                self.start, self.started = None, True
+                if self.complete:
                     return
-                conn.reply(status, b"", headers + [(b"Transfer-Encoding", b"chunked")])
             if body:
                 conn.http_chunk(body)
             if not more:

@@ -564,3 +564,15 @@ async def test_https_and_wss(certs):
             assert await asyncio.wait_for(ws.recv(), DEADLINE) == "wss"
     finally:
         await server.stop()
+
+
+async def test_bad_response_headers_give_500_not_a_broken_response():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError("no lifespan")
+        await respond(send, 200, b"x", [(b"x-evil", b"a\r\nInjected: yes")])
+
+    async with Server(app) as srv:
+        got = await raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 500") and b"Injected" not in got
+    assert [type(e) for e in srv.errors] == [ValueError]
