@@ -576,3 +576,54 @@ async def test_bad_response_headers_give_500_not_a_broken_response():
         got = await raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 500") and b"Injected" not in got
     assert [type(e) for e in srv.errors] == [ValueError]
+
+
+SERVE_SCRIPT = r'''
+import sys
+from cymongoose.asgi import serve
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            print(m["type"], flush=True)
+            await send({"type": m["type"] + ".complete"})
+            if m["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"served"})
+
+serve(app, "http://127.0.0.1:%s" % sys.argv[1])
+'''
+
+
+async def test_serve_runs_until_sigterm(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    with socket.socket() as s:  # a free port (serve() takes a URL, not a listener)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "serve_app.py"
+    script.write_text(SERVE_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    proc = subprocess.Popen(["/usr/bin/python3", str(script), str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"lifespan.startup\n"
+        for _ in range(200):  # listening starts right after the startup
+            try:
+                r = await asyncio.to_thread(requests.get, "http://127.0.0.1:%d/" % port, timeout=5)
+                break
+            except requests.ConnectionError:
+                await asyncio.sleep(0.05)
+        assert r.text == "served"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == b"lifespan.shutdown\n"
