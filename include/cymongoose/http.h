@@ -332,6 +332,16 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
 bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
                      const void *body, size_t len);
 
+/*
+ * For requests written raw (cm_send, the Python send()): when data starts
+ * with a request line ("METHOD target HTTP/1.x\r\n"), records the request
+ * as cm_http_request() does, so that the response to a HEAD is read without
+ * a body.  Call it with each piece of output that may start a request; other
+ * bytes (header lines, bodies) are ignored.  Returns true when a request
+ * line was recognised.  Harmless on connections that are not HTTP clients.
+ */
+bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
