@@ -119,10 +119,33 @@ static bool is_request_line(const char *p, size_t n, bool *is_head) {
 
 bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len) {
   struct cm__http_client *st = client_of(c);
-  bool is_head = false;
-  if (st == NULL || data == NULL || !is_request_line(data, len, &is_head)) return false;
-  push_request(st, is_head);
-  return true;
+  if (st == NULL || data == NULL) return false;
+  const char *p = data;
+  bool found = false;
+  /* Skip the rest of a body announced by a request tracked earlier. */
+  size_t skip = st->out_body_left < len ? (size_t) st->out_body_left : len;
+  st->out_body_left -= skip;
+  /* Several requests may come in one piece (pipelining): walk them with
+   * the request parser, skipping Content-Length bodies; stop at anything
+   * else (a partial head, a chunked body, bytes that are no request). */
+  for (size_t o = skip; o < len;) {
+    bool is_head = false;
+    if (!is_request_line(p + o, len - o, &is_head)) break;
+    push_request(st, is_head);
+    found = true;
+    struct cm_http_msg hm;
+    struct cm_http_limits lim = {.max_body = UINT64_MAX};
+    int r = cm_http_parse_request(p + o, len - o, &hm, &lim);
+    if (r <= 0 || hm.framing == CM_HTTP_BODY_CHUNKED) break;
+    o += (size_t) r;
+    uint64_t body = hm.framing == CM_HTTP_BODY_LENGTH ? hm.content_length : 0;
+    if (body > len - o) {
+      st->out_body_left = body - (len - o);
+      break;
+    }
+    o += (size_t) body;
+  }
+  return found;
 }
 
 static void make_room(struct cm_conn *c, size_t need) {

@@ -49,6 +49,7 @@ struct cm__http_client {
   uint64_t head_bits;  /* FIFO of requests in flight sent by cm_http_request:
                           bit set for HEAD (its response has no body) */
   unsigned pending;    /* how many (at most 64 tracked) */
+  uint64_t out_body_left; /* cm_http_client_track: body bytes of a raw request still to come */
   bool hdrs_delivered;
   bool upgraded;       /* a 101 was delivered: the bytes are no longer HTTP */
   char host[264];      /* "host:port" for the Host header */
