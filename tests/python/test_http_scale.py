@@ -219,7 +219,7 @@ def test_100mb_download_in_bounded_memory():
         conn.request("GET", "/k")  # the connection carries on after the stream
         assert conn.getresponse().read() == b"ok"
         conn.close()
-        assert p.peak_rss() < 60 * MB, "server peak RSS %d" % p.peak_rss()
+        assert p.peak_rss() < 40 * MB, "server peak RSS %d" % p.peak_rss()
     finally:
         assert p.stop() == 0
 
@@ -255,7 +255,7 @@ def test_100mb_upload_in_bounded_memory():
         conn.request("GET", "/")  # back to HTTP on the same connection
         assert conn.getresponse().read() == b"POST a body to /upload\n"
         conn.close()
-        assert p.peak_rss() < 20 * MB, "server peak RSS %d" % p.peak_rss()
+        assert p.peak_rss() < 16 * MB, "server peak RSS %d" % p.peak_rss()
     finally:
         assert p.stop() == 0
 
