@@ -31,6 +31,10 @@ struct cm__http_conn {
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */
+  bool busy;               /* process() is running: cm_http_detach defers the free */
+  bool detached;           /* cm_http_detach ran during process(): free when it ends */
+  bool fresh;              /* attached to a live connection: parse what c->recv
+                              already holds at the next poll, not the next read */
 };
 
 static inline void cm_chunked_reset(struct cm__http_conn *st) {

@@ -132,9 +132,11 @@ static void raw_requests_tracked(void **state) {
   struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", http_server, NULL, NULL);
   assert_non_null(l);
   struct cm_conn *c = connect_to(l);
-  const char *pieces[] = {
+  static const char first[] =
       "GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"
-      "POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 29\r\n\r\n",
+      "POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 29\r\n\r\n";
+  const char *pieces[] = {
+      first,
       "HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n", /* the POST body, not a request */
       "HEAD /d HTTP/1.1\r\nHost: h\r\n\r\nGET /e HTTP/1.1\r\nHost: h\r\n\r\n",
   };

@@ -260,6 +260,27 @@ def test_100mb_upload_in_bounded_memory():
         assert p.stop() == 0
 
 
+@pytest.mark.skipif(not os.path.exists(UPLOAD_SERVER), reason="run `make examples` first")
+def test_streamed_upload_then_pipelined_requests():
+    """A small upload whole in the first write with requests after it: the
+    server returns to HTTP after the body and answers them."""
+    p = Proc([UPLOAD_SERVER, "http://127.0.0.1:0"])
+    try:
+        with socket.create_connection(("127.0.0.1", p.port)) as s:
+            s.settimeout(30)
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                      b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                      b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            f = __import__("io").BytesIO(read_all(s))
+        assert read_response(f) == (200, b"received 5 bytes, crc32 %08x\n" % zlib.crc32(b"hello"))
+        assert read_response(f) == (200, b"POST a body to /upload\n")
+        assert read_response(f) == (200, b"received 3 bytes, crc32 %08x\n" % zlib.crc32(b"abc"))
+        assert read_response(f) == (200, b"POST a body to /upload\n")
+    finally:
+        assert p.stop() == 0
+
+
 @pytest.mark.skipif(not shutil.which("curl") or not os.path.exists(UPLOAD_SERVER),
                     reason="needs curl and `make examples`")
 def test_curl_upload_with_expect_100_continue(tmp_path):
