@@ -447,6 +447,23 @@ def test_configured_limits_give_431_and_413():
         s.close()
 
 
+def test_timeout_options_take_effect():
+    s = Server.__new__(Server)
+    import concurrent.futures as cf
+    s.mgr = cm.Manager(lambda c, ev, d: c.reply(200, b"fine") if ev == cm.MG_EV_HTTP_MSG else None)
+    lst = s.mgr.listen("http://127.0.0.1:0", http_header_timeout_ms=200, http_idle_timeout_ms=300)
+    s.port = lst.local_addr[1]
+    s.pool = cf.ThreadPoolExecutor(1)
+    try:
+        # a head that never completes: 408, then the close
+        assert raw(s, b"GET / HTTP/1.1\r\nHost").startswith(b"HTTP/1.1 408 ")
+        # an idle keep-alive connection is closed after its reply
+        got = raw(s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"fine")
+    finally:
+        s.close()
+
+
 # ------------------------------------------------------------------ static files
 
 @pytest.mark.skipif(not hasattr(cm.Connection, "serve_dir"), reason="serve_dir has not landed yet")
