@@ -6,7 +6,7 @@ Serves http://127.0.0.1:8000 by default, with:
 
     /            this list of routes, as an HTML page
     /hello       a plain text greeting (?name=... to change who is greeted)
-    /api/echo    POST a JSON document, get it back (400 for invalid JSON)
+    /api/echo    POST a JSON document, get the same document back (400 for invalid JSON)
     /stream      a chunked response written piece by piece
     /sse         Server-Sent Events: the time, every second
     /static/     files from examples/python/demo_static/static/ (serve_dir)
@@ -54,7 +54,7 @@ def echo_json(conn, msg):
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         conn.reply_json({"error": "invalid JSON: %s" % e}, 400)
         return
-    conn.reply_json({"received": doc})
+    conn.reply_json(doc)
 
 
 def stream(conn):

@@ -68,7 +68,9 @@ def test_echo_json(demo):
     doc = {"a": [1, 2, {"b": None}], "s": "ünï"}
     r = requests.post(url(demo, "/api/echo"), json=doc, timeout=10)
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
-    assert r.json() == {"received": doc}
+    assert r.json() == doc
+    r = requests.post(url(demo, "/api/echo"), data=b"[1, 2.5, null, true]", timeout=10)
+    assert r.status_code == 200 and r.json() == [1, 2.5, None, True]
     r = requests.post(url(demo, "/api/echo"), data=b"{not json", timeout=10)
     assert r.status_code == 400 and "invalid JSON" in r.json()["error"]
     r = requests.post(url(demo, "/api/echo"), data=b"\xff\xfe", timeout=10)
