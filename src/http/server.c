@@ -209,9 +209,11 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
  * delivered: st then stays allocated until process_requests() is done with
  * it, so that a new state can never be mistaken for the old one. */
 static void process(struct cm_conn *c, struct cm__http_conn *st) {
+  bool nested = st->busy; /* the outermost call frees */
   st->busy = true;
   st->fresh = false;
   process_requests(c, st);
+  if (nested) return;
   if (st->detached) {
     free(st);
   } else {
