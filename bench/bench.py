@@ -2,7 +2,7 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [suite ...]   (suites: echo)
+Usage: bench.py [--seconds S] [suite ...]   (suites: echo, ws)
 """
 import argparse
 import os
@@ -96,7 +96,33 @@ def echo_suite(secs):
            "messages/s", rows, "asyncio Protocol (peer)")
 
 
-SUITES = {"echo": echo_suite}
+def ws_suite(secs):
+    load = os.path.join(BUILD, "bench", "ws_load")
+
+    def parse(out):
+        m = re.search(r"messages=(\d+) seconds=([\d.]+)", out)
+        return int(m.group(1)), float(m.group(2))
+
+    servers = [
+        ("websockets (peer)", [PY, "bench/ws_echo_websockets.py", "0"]),
+        ("cymongoose Python", [PY, "bench/ws_echo_ours.py", "0"]),
+        ("cymongoose C", [os.path.join(BUILD, "examples", "ws_echo_server"),
+                          "http://127.0.0.1:0"]),
+    ]
+    for size, label in ((64, "64-byte"), (16384, "16 KiB")):
+        rows = []
+        for name, argv in servers:
+            s = Server(name, argv, env={"PYTHONPATH": os.path.join(ROOT, "python")})
+            try:
+                rate, cpu = measure(s, [load, str(s.port), "50", str(size), str(secs)], parse)
+                rows.append((name, rate, cpu))
+            finally:
+                s.stop()
+        report("WebSocket echo, %s messages, 50 connections (target: Python >= 5x websockets "
+               "on 64-byte)" % label, "messages/s", rows, "websockets (peer)")
+
+
+SUITES = {"echo": echo_suite, "ws": ws_suite}
 
 
 def main():

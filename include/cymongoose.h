@@ -152,6 +152,7 @@ struct cm_conn;
 struct cm_mgr;
 /* An event handler.  c: the connection; ev: CM_EV_*; ev_data: see the enum. */
 typedef void (*cm_event_fn)(struct cm_conn *c, int ev, void *ev_data);
+struct cm__file_out; /* internal: a file queued by cm_send_file() */
 
 struct cm_conn {
   struct cm_conn *next, *prev; /* manager's list of live connections */
@@ -172,6 +173,7 @@ struct cm_conn {
   uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
   uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
   struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
+  struct cm__file_out *files;  /* internal: files queued by cm_send_file(), in order */
   unsigned epoll_events;       /* internal: interest registered with epoll */
   char *deferred_error;        /* internal: ERROR to deliver at the next flush */
   unsigned is_listening : 1;   /* a listening socket */
@@ -226,6 +228,22 @@ bool cm_send(struct cm_conn *c, const void *buf, size_t len);
 /* cm_send() of a printf-formatted string.  Returns the number of bytes queued, 0 on failure. */
 size_t cm_printf(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
+
+/*
+ * Queues bytes [offset, offset + len) of the open file fd to be sent after
+ * everything queued so far; bytes queued later with cm_send() go out after
+ * them, so a response head, a file body and the next response keep their
+ * order.  The file is streamed, never read into memory as a whole: plain
+ * sockets use sendfile(2) (zero-copy) whenever c->send is empty; TLS
+ * connections (and files sendfile refuses) read chunks of at most 64 KiB
+ * into c->send as the socket takes them.  Ownership of fd passes to the
+ * library in every case: it is closed once its bytes are sent, when c
+ * closes, or before this returns false.  A file that turns out shorter than
+ * offset + len closes c with an ERROR (the peer was promised len bytes).
+ * Returns false when c is closing, draining, a listener or UDP, or memory
+ * runs out.  len 0 queues nothing and returns true.
+ */
+bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
 
 /* Marks c for closing; it is closed (CLOSE delivered, memory freed) at the
  * end of the current or next poll.  Safe from any handler, idempotent. */
@@ -300,6 +318,9 @@ struct cm_mgr {
   struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
+  cm_hook_fn on_output;        /* called when a connection gets output or a close
+                                  queued while no poll runs (so a loop embedding
+                                  the manager knows to poll soon); may be NULL */
   void *hook_data;
   size_t recv_limit;           /* default c->recv_limit for new connections (1 MiB) */
   size_t send_limit;           /* cap on c->send.len; 0 means no cap (default) */

@@ -256,7 +256,9 @@ struct cm_http_serve_opts {
  * connection closes once cm_http_reply() or the last cm_http_chunk() has
  * been queued.  A handler that changes c->pfn during HTTP_MSG (a WebSocket
  * upgrade) takes the connection over: the request is consumed, parsing
- * stops, and the new protocol must first call cm_http_detach(c).
+ * stops, and the new protocol must first call cm_http_detach(c).  While a
+ * body queued with cm_send_file() (cm_http_serve_dir/file) is streaming,
+ * the next request is neither parsed nor read.
  */
 bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts);
 
@@ -299,6 +301,95 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
  * event is non-empty), one "data: " line per line of data, then a blank
  * line.  Returns false when the send buffer refuses the data. */
 bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
+
+
+/* --------------------------------------------------------- static files */
+
+/*
+ * One byte range of a representation, both ends inclusive
+ * (RFC 9110 section 14.1.1).
+ */
+struct cm_http_range {
+  uint64_t start;
+  uint64_t end;
+};
+
+/*
+ * Parses a Range header value (e.g. "bytes=0-99, -500") against a
+ * representation of size bytes, writing at most max ranges, resolved to
+ * absolute offsets, into ranges.  Pure codec: no I/O, no allocation.
+ * Returns the number of ranges (1..max); 0 when the header must be ignored
+ * and the whole representation sent (a unit other than bytes, a malformed
+ * value, more than max ranges, or ranges that overlap or are out of order,
+ * which a small request could use to multiply the reply); -1 when the value
+ * is valid but no range is satisfiable (answer 416).  Unsatisfiable ranges
+ * among satisfiable ones are dropped; ends past the size are clamped.
+ */
+int cm_http_parse_range(struct cm_str value, uint64_t size, struct cm_http_range *ranges, size_t max);
+
+/*
+ * The MIME type for the extension of path's last segment: looked up first
+ * in custom, a list like "ext1=type1,ext2=type2" (NULL for none; a leading
+ * dot on an extension is allowed; entries whose type contains control
+ * characters are ignored), then in a built-in table of common web types,
+ * else "application/octet-stream".  Extensions compare case-insensitively.
+ * Returns a view into custom or into a static string.
+ */
+struct cm_str cm_http_mime_type(struct cm_str path, const char *custom);
+
+/*
+ * Options of cm_http_serve_dir() and cm_http_serve_file().  Every pointer
+ * may be NULL and is read only during the call; numbers left 0 take their
+ * defaults.
+ */
+struct cm_http_serve_dir_opts {
+  const char *root_dir;      /* serve_dir: the directory served at "/" (required) */
+  const char *extra_headers; /* header lines for every reply: "Name: value\r\n"...;
+                                a malformed block, or one setting Content-Length or
+                                Transfer-Encoding, makes the reply a 500 */
+  const char *mime_types;    /* "ext=type,..." consulted before the built-in table */
+  const char *page404;       /* file sent with status 404 when the target is missing */
+  const char *index_file;    /* served for a directory; default "index.html" */
+  size_t max_ranges;         /* ranges served in one 206 reply; more get the whole
+                                file (200); default 16 */
+};
+
+/*
+ * Answers request hm on c with a file under opts->root_dir, the request
+ * path being percent-decoded and resolved below the root:
+ * - only GET and HEAD (others get 405 with Allow); a request path that is
+ *   not absolute or has a malformed escape gets 400;
+ * - nothing outside the root is ever served: ".." segments (also
+ *   percent-encoded), NUL, backslashes, and paths whose real path (symlinks
+ *   resolved) leaves the root get 403; missing files 404 (opts->page404
+ *   when set); non-regular files (FIFOs, devices) 403;
+ * - a directory is redirected (301) to its path with a trailing "/" and
+ *   then served by its index file; without one, 403 (no listings);
+ * - Content-Type from cm_http_mime_type(); ETag and Last-Modified, with
+ *   If-None-Match / If-Modified-Since answered 304; Accept-Ranges: bytes
+ *   and Range (with If-Range) answered 206 (one range, or several as
+ *   multipart/byteranges) or 416 (Content-Range: bytes *\/size);
+ * - when the client accepts gzip and "<file>.gz" exists beside the file
+ *   (inside the root), that is sent with Content-Encoding: gzip and the
+ *   original's type; "Vary: Accept-Encoding" whenever such a file exists;
+ * - the body is streamed with cm_send_file() (sendfile(2) on plain
+ *   connections), never read into memory.
+ * Keep-alive and "Connection: close" follow the request, as for
+ * cm_http_reply().  Returns the status code queued, or 0 when nothing could
+ * be queued (the connection is closing or the send buffer refused).
+ */
+int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm_http_serve_dir_opts *opts);
+
+/*
+ * Answers request hm with the file at path (any path the application
+ * chooses: no root applies), with everything cm_http_serve_dir() does for
+ * a file: MIME type, conditional requests, ranges, precompressed .gz,
+ * streaming.  A missing file gets 404 (opts->page404 when set), a
+ * directory or other non-regular file 403.  opts may be NULL (root_dir is
+ * ignored).  Returns the status code queued, or 0 when nothing was queued.
+ */
+int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *path,
+                       const struct cm_http_serve_dir_opts *opts);
 
 
 /* ------------------------------------------------------------- client */

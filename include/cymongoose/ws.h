@@ -22,7 +22,10 @@
 extern "C" {
 #endif
 
-struct cm_buf; /* cymongoose.h */
+struct cm_buf;  /* cymongoose.h */
+struct cm_conn;
+struct cm_mgr;
+struct cm_http_msg;
 
 /* ------------------------------------------------------------ constants */
 /* Opcodes (low 4 bits of the first byte of a frame). */
@@ -413,6 +416,126 @@ int cm_ws_deflate_compress(struct cm_ws_deflate *d, const uint8_t *in, size_t n,
  */
 int cm_ws_deflate_decompress(struct cm_ws_deflate *d, const uint8_t *in, size_t n, bool fin,
                              struct cm_buf *out, uint64_t max_message);
+
+
+/* ===================================================== protocol glue
+ * WebSocket connections on top of the event core and the HTTP server
+ * (src/ws/ws.c, upgrade.c, client.c).  Unlike the codec above these do
+ * I/O; they run in the poll thread like every handler.
+ *
+ * Events on a WebSocket connection (c->is_websocket is set):
+ *   CM_EV_WS_OPEN  handshake done; ev_data: struct cm_http_msg * (server:
+ *                  the upgrade request, raised from inside cm_ws_upgrade();
+ *                  client: the 101 response)
+ *   CM_EV_WS_MSG   a whole data message; ev_data: struct cm_ws_msg *
+ *   CM_EV_WS_CTL   a control frame (ping, pong, close); ev_data: struct
+ *                  cm_ws_msg * with its payload.  Pings are answered with a
+ *                  pong and closes are echoed automatically, after the
+ *                  handler ran (a handler may answer a close itself with
+ *                  cm_ws_close() to choose the code).
+ *   CM_EV_ERROR    the peer broke the protocol (the reason in text); the
+ *                  close frame with code 1002/1007/1009 is sent and the
+ *                  connection closes.
+ * The close handshake: whoever closes first sends a close frame, the other
+ * echoes it; the server then closes TCP (after writing, it half-closes and
+ * waits a bounded time for the client's FIN so no RST destroys the close
+ * frame), the client waits for that (bounded by close_timeout_ms).
+ */
+
+/* ev_data of CM_EV_WS_MSG and CM_EV_WS_CTL.  data is unmasked, inflated
+ * (permessage-deflate) and, for a fragmented message, reassembled; it is
+ * valid only during the handler call. */
+struct cm_ws_msg {
+  struct cm_str data;
+  uint8_t flags; /* the frame's first byte without RSV bits: FIN | opcode,
+                    e.g. 0x81 for text; a reassembled message gives
+                    FIN | the opcode of its first frame */
+};
+
+/* The opcode in cm_ws_msg.flags. */
+#define CM_WS_MSG_OP(flags) ((flags) & 0x0F)
+
+/* Options of a WebSocket connection; a field left 0 takes its default,
+ * and a NULL pointer means all defaults. */
+struct cm_ws_opts {
+  struct cm_ws_limits limits;        /* frame / message size limits (16 MiB
+                                        each by default); over them the
+                                        peer gets close 1009.  allowed_rsv
+                                        is set by negotiation, not here */
+  bool compress;                     /* permessage-deflate: the client
+                                        offers it, the server accepts an
+                                        offer; off by default */
+  struct cm_ws_deflate_opts deflate; /* its parameters (window bits,
+                                        no_context_takeover) */
+  int compress_level;                /* zlib level 1..9; 0: zlib's default */
+  uint64_t close_timeout_ms;         /* wait this long for the peer's side
+                                        of the close handshake: 5 s */
+  uint64_t handshake_timeout_ms;     /* client: the 101 must arrive within
+                                        this: 30 s */
+};
+
+/* Flag for cm_ws_send()'s op: "more frames of this message follow" (FIN
+ * clear).  Continue with op CM_WS_OP_CONTINUE; the last frame without it. */
+#define CM_WS_SEND_MORE 0x100
+
+/*
+ * Server handshake (RFC 6455 4.2): call from the CM_EV_HTTP_MSG handler of
+ * an HTTP server connection with the request.  Checks GET, HTTP/1.1,
+ * "Upgrade: websocket", "Connection: upgrade", Sec-WebSocket-Version 13 and
+ * the key; if they hold it queues the 101 response with Sec-WebSocket-Accept,
+ * the negotiated Sec-WebSocket-Extensions (when opts->compress) and the
+ * header lines in extra_headers ("Name: value\r\n" each, NULL for none; e.g.
+ * the chosen Sec-WebSocket-Protocol), detaches the HTTP protocol, makes c a
+ * WebSocket connection and raises CM_EV_WS_OPEN (with hm) before returning
+ * true.  A bad handshake is answered with 400 (426 with
+ * "Sec-WebSocket-Version: 13" for another version) and false is returned;
+ * the connection stays an HTTP connection.  Returns false, sending nothing,
+ * when extra_headers is not a well-formed header block or memory runs out.
+ * opts is copied (NULL: defaults).
+ */
+bool cm_ws_upgrade(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers);
+bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers,
+                        const struct cm_ws_opts *opts);
+
+/*
+ * Client: connects to url ("ws://host:port/path?query"; "wss://" when TLS
+ * is available) and performs the handshake: a GET with a random
+ * Sec-WebSocket-Key, Host, the permessage-deflate offer when
+ * opts->compress, and extra_headers (header lines as above, e.g.
+ * "Sec-WebSocket-Protocol: chat\r\n").  The response must be 101 with the
+ * right Sec-WebSocket-Accept and no extension or subprotocol we did not
+ * offer; then CM_EV_WS_OPEN.  A failed handshake gives CM_EV_ERROR and the
+ * connection closes.  Returns the connection (OPEN delivered), or NULL with
+ * errno set for a bad URL or header block, or when memory runs out.
+ */
+struct cm_conn *cm_ws_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                              const char *extra_headers);
+struct cm_conn *cm_ws_connect_opts(struct cm_mgr *mgr, const char *url, cm_event_fn fn,
+                                   void *fn_data, const char *extra_headers,
+                                   const struct cm_ws_opts *opts);
+
+/*
+ * Queues one message (or, with CM_WS_SEND_MORE, one fragment) of len bytes
+ * with opcode op (CM_WS_OP_TEXT, _BINARY, _PING, _PONG, _CONTINUE, _CLOSE).
+ * Clients mask every frame with a fresh key from RAND_bytes(); a whole data
+ * message is compressed when permessage-deflate was negotiated.  Text must
+ * be valid UTF-8 (not checked here).  op CM_WS_OP_CLOSE takes a close
+ * payload (empty, or a 2-byte code and a UTF-8 reason) and starts the close
+ * handshake like cm_ws_close().  Returns the bytes queued, 0 when nothing
+ * was: not a WebSocket connection (or handshake not done), a close already
+ * sent, a bad opcode, a control payload over 125 bytes or an invalid close
+ * payload, the send buffer refusing the data.
+ */
+size_t cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op);
+
+/*
+ * Starts the close handshake: sends a close frame with code (0: none) and
+ * reason (NUL-terminated, may be NULL; cut to fit 123 bytes on a UTF-8
+ * boundary).  Data can still arrive until the peer's close.  Returns false
+ * when c is not a WebSocket connection, a close was already sent, or code
+ * is not one an endpoint may send (cm_ws_close_code_valid()).
+ */
+bool cm_ws_close(struct cm_conn *c, unsigned code, const char *reason);
 
 #ifdef __cplusplus
 }

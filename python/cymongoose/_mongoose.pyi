@@ -5,6 +5,7 @@ Buffer = Union[bytes, bytearray, memoryview]
 BytesLike = Union[bytes, bytearray, memoryview, str]
 StrOrBytes = Union[str, bytes]
 Handler = Callable[["Connection", int, Any], Any]
+HeadersLike = Union[str, dict[str, str], list[tuple[str, str]]]
 ErrorHandler = Callable[[BaseException], Any]
 Address = tuple[str, int, bool]
 
@@ -74,13 +75,19 @@ class HttpMessage:
     def __bool__(self) -> bool: ...
 
 class WsMessage:
-    """A view of a WebSocket message, valid only during the handler call."""
+    """A view of a WebSocket message or control frame, valid only during the handler call."""
     @property
     def data(self) -> bytes: ...
     @property
     def text(self) -> str: ...
     @property
     def flags(self) -> int: ...
+    @property
+    def op(self) -> int: ...
+    @property
+    def close_code(self) -> Optional[int]: ...
+    @property
+    def close_reason(self) -> str: ...
     def __bool__(self) -> bool: ...
 
 class MqttMessage:
@@ -202,8 +209,16 @@ class Connection:
     def http_sse(self, event_type: str, data: str) -> None: ...
     def http_basic_auth(self, user: str, password: str) -> None: ...
     # WebSocket
-    def ws_upgrade(self, message: HttpMessage, extra_headers: Optional[str] = None) -> None: ...
-    def ws_send(self, data: BytesLike, op: int = ...) -> None: ...
+    def ws_upgrade(
+        self,
+        message: HttpMessage,
+        extra_headers: Optional[HeadersLike] = None,
+        *,
+        compress: bool = False,
+        max_message_size: Optional[int] = None,
+    ) -> bool: ...
+    def ws_send(self, data: BytesLike, op: int = ...) -> int: ...
+    def ws_close(self, code: int = 1000, reason: str = "") -> bool: ...
     # MQTT
     def mqtt_pub(
         self, topic: str, message: BytesLike, qos: int = 0, retain: bool = False
@@ -246,6 +261,8 @@ class Manager:
     recv_limit: int
     send_limit: int
     max_conns: int
+    output_hook: Optional[Callable[[], Any]]
+    def fileno(self) -> int: ...
     @property
     def connections(self) -> tuple[Connection, ...]: ...
     @property
@@ -275,7 +292,15 @@ class Manager:
         http_max_body: Optional[int] = None,
         http_max_head: Optional[int] = None,
     ) -> Connection: ...
-    def ws_connect(self, url: str, handler: Optional[Handler] = None) -> Connection: ...
+    def ws_connect(
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        compress: bool = False,
+        extra_headers: Optional[HeadersLike] = None,
+        max_message_size: Optional[int] = None,
+    ) -> Connection: ...
     def mqtt_connect(
         self,
         url: str,

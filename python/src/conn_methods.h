@@ -13,6 +13,10 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data);
 PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* conn_ws.c */
+PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds);
 /* conn_dns.c */
 PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url);
 PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused);
@@ -20,6 +24,9 @@ PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused);
 /* tls.c */
 PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *opts);
 PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
+/* conn_static.c */
+PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
@@ -38,6 +45,18 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 {"http_basic_auth", (PyCFunction)(void (*)(void))cm_py_conn_http_basic_auth, METH_FASTCALL,
  "http_basic_auth(user, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_ws.c */
+{"ws_upgrade", (PyCFunction)(void (*)(void))cm_py_conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
+ "ws_upgrade(message, extra_headers=None, *, compress=False, max_message_size=None) -> bool\n--\n\n"
+ "From an HTTP_MSG handler: completes the WebSocket handshake (101), WS_OPEN follows at once.  "
+ "extra_headers: dict, (name, value) pairs or header lines, e.g. Sec-WebSocket-Protocol.  "
+ "A bad handshake is answered 400 (426 for another version) and False is returned."},
+{"ws_send", (PyCFunction)(void (*)(void))cm_py_conn_ws_send, METH_FASTCALL | METH_KEYWORDS,
+ "ws_send(data, op=WEBSOCKET_OP_TEXT) -> int\n--\n\nSends one message (str is UTF-8).  "
+ "op WEBSOCKET_OP_CLOSE takes a close payload and starts the close handshake.  Returns the "
+ "bytes queued, 0 when nothing was (not open, closing, send buffer full)."},
+{"ws_close", (PyCFunction)(void (*)(void))cm_py_conn_ws_close, METH_VARARGS | METH_KEYWORDS,
+ "ws_close(code=1000, reason='') -> bool\n--\n\nStarts the close handshake with code and "
+ "reason; the connection closes once the peer answers (or after a timeout)."},
 /* conn_dns.c */
 {"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
  "resolve(url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
@@ -55,4 +74,16 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
  "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
+/* conn_static.c */
+{"serve_dir", (PyCFunction)(void (*)(void))cm_py_conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
+ "serve_dir(message, root_dir, extra_headers='', mime_types='', page404='')\n--\n\n"
+ "Answers the request with a file under root_dir (index.html for directories): MIME type\n"
+ "(mime_types like 'ext=type,ext2=type2' first), ETag/Last-Modified with 304s, Range\n"
+ "(206/416), precompressed '.gz' siblings, HEAD.  Nothing outside root_dir is served\n"
+ "(403); missing files get 404 (the page404 file when given).  Files are streamed.\n"
+ "ValueError when message has expired or extra_headers is not CRLF-separated lines."},
+{"serve_file", (PyCFunction)(void (*)(void))cm_py_conn_serve_file, METH_VARARGS | METH_KEYWORDS,
+ "serve_file(message, path, extra_headers='', mime_types='')\n--\n\n"
+ "Answers the request with the file at path, as serve_dir() does for one file; 404 when\n"
+ "missing.  ValueError when message has expired."},
 #endif

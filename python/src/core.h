@@ -27,6 +27,7 @@ typedef struct {
   cm_py_state *st;          /* module state; the type keeps the module alive */
   PyObject *handler;        /* default handler, or NULL */
   PyObject *error_handler;  /* called with exceptions from callbacks, or NULL */
+  PyObject *output_hook;    /* called when output is queued outside poll(), or NULL */
   PyObject *pending_exc;    /* a BaseException (KeyboardInterrupt, SystemExit)
                                raised by a callback; re-raised by the API call
                                that ran the callback */

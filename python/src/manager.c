@@ -33,6 +33,17 @@ static void hook_after_sleep(void *arg) {
   mo->tstate = NULL;
 }
 
+/* cm_mgr.on_output: output was queued outside poll(); tell the embedding
+ * loop (AsyncManager) so that it polls soon.  Runs with the GIL held: only
+ * Python code queues output outside poll(). */
+static void hook_on_output(void *arg) {
+  cm_py_manager *mo = arg;
+  if (mo->output_hook == NULL) return;
+  PyObject *res = PyObject_CallNoArgs(mo->output_hook);
+  if (res == NULL) cm_py_report(mo);
+  Py_XDECREF(res);
+}
+
 static int check_usable(cm_py_manager *mo) {
   if (!mo->ready || mo->closing || mo->close_requested) {
     PyErr_SetString(PyExc_RuntimeError, "Manager is closed");
@@ -102,6 +113,7 @@ static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   mo->mgr.hook_data = mo;
   mo->mgr.before_sleep = hook_before_sleep;
   mo->mgr.after_sleep = hook_after_sleep;
+  mo->mgr.on_output = hook_on_output;
   if (enable_wakeup && cm_wakeup_init(&mo->mgr) != 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     do_close(mo);
@@ -120,6 +132,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(mo));
   Py_VISIT(mo->handler);
   Py_VISIT(mo->error_handler);
+  Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
@@ -132,6 +145,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
 static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->handler);
   Py_CLEAR(mo->error_handler);
+  Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
   return 0;
 }
@@ -560,7 +574,29 @@ static int mgr_set_limit(cm_py_manager *mo, PyObject *v, void *closure) {
   return 0;
 }
 
+static PyObject *mgr_get_output_hook(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return Py_NewRef(mo->output_hook != NULL ? mo->output_hook : Py_None);
+}
+
+static int mgr_set_output_hook(cm_py_manager *mo, PyObject *v, void *closure) {
+  (void)closure;
+  if (v != NULL && check_handler(v, "output_hook") < 0) return -1;
+  Py_XSETREF(mo->output_hook, v == NULL || v == Py_None ? NULL : Py_NewRef(v));
+  return 0;
+}
+
+static PyObject *mgr_fileno(cm_py_manager *mo, PyObject *unused) {
+  (void)unused;
+  if (check_usable(mo) < 0) return NULL;
+  return PyLong_FromLong(mo->mgr.epfd);
+}
+
 static PyGetSetDef mgr_getset[] = {
+    {"output_hook", (getter)mgr_get_output_hook, (setter)mgr_set_output_hook,
+     "Callable (no arguments) run when a connection gets output or a close queued\n"
+     "outside poll(), or None.  Lets another event loop know it should poll soon.",
+     NULL},
     {"connections", (getter)mgr_get_connections, NULL,
      "Tuple of the live connections (oldest first), internal ones excluded.", NULL},
     {"wakeup_id", (getter)mgr_get_wakeup_id, NULL,
@@ -603,6 +639,9 @@ static PyMethodDef mgr_methods[] = {
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
      "to that connection in the loop thread.  False when wakeup is not enabled."},
+    {"fileno", (PyCFunction)mgr_fileno, METH_NOARGS,
+     "fileno() -> int\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
+     "socket work to do (for loop.add_reader).  Timers do not make it readable."},
     {"enable_wakeup", (PyCFunction)mgr_enable_wakeup, METH_NOARGS,
      "enable_wakeup()\n--\n\nTurns on wakeup() (idempotent)."},
     {"close", (PyCFunction)mgr_close, METH_NOARGS,

@@ -1,6 +1,6 @@
 /*
- * Message views handed to Python handlers: HttpMessage (more kinds join as
- * their protocols land).  A view points at the C message only while the
+ * Message views handed to Python handlers: HttpMessage, WsMessage (more
+ * kinds join as their protocols land).  A view points at the C message only while the
  * handler runs; cm_py_message_invalidate() cuts it loose afterwards, so a view
  * kept by the application reads as empty instead of touching freed memory.
  */
@@ -167,9 +167,14 @@ static PyObject *hm_repr(PyObject *op) {
   HttpMessageObject *self = (HttpMessageObject *)op;
   if (self->hm == NULL) return PyUnicode_FromString("<HttpMessage (expired)>");
   if (self->hm->status != 0) return PyUnicode_FromFormat("<HttpMessage %d>", self->hm->status);
-  return PyUnicode_FromFormat("<HttpMessage %.*s %.*s>", (int)self->hm->method.len,
-                              self->hm->method.buf ? self->hm->method.buf : "",
-                              (int)self->hm->uri.len, self->hm->uri.buf ? self->hm->uri.buf : "");
+  /* PyUnicode_FromFormat has no "%.*s" before Python 3.12: build the parts. */
+  PyObject *method = str_or_empty(self->hm->method), *uri = str_or_empty(self->hm->uri);
+  PyObject *r = method != NULL && uri != NULL
+                    ? PyUnicode_FromFormat("<HttpMessage %U %U>", method, uri)
+                    : NULL;
+  Py_XDECREF(method);
+  Py_XDECREF(uri);
+  return r;
 }
 
 static void hm_dealloc(PyObject *op) {
@@ -226,13 +231,122 @@ static PyObject *http_message_new(cm_py_state *st, struct cm_http_msg *hm) {
   return (PyObject *)o;
 }
 
+/* ----------------------------------------------------------- WsMessage */
+
+typedef struct {
+  PyObject_HEAD
+  struct cm_ws_msg *wm; /* NULL once invalidated */
+} WsMessageObject;
+
+static struct cm_ws_msg *ws_msg(PyObject *self) { return ((WsMessageObject *)self)->wm; }
+
+static PyObject *wm_data(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  return bytes_of(wm == NULL ? cm_str_n(NULL, 0) : wm->data);
+}
+
+static PyObject *wm_text(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  if (wm == NULL || wm->data.len == 0) return PyUnicode_FromStringAndSize("", 0);
+  /* Text messages were checked to be UTF-8; binary ones may not be. */
+  return PyUnicode_DecodeUTF8(wm->data.buf, (Py_ssize_t)wm->data.len, "replace");
+}
+
+static PyObject *wm_flags(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  return PyLong_FromLong(wm == NULL ? 0 : wm->flags);
+}
+
+static PyObject *wm_op(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  return PyLong_FromLong(wm == NULL ? 0 : CM_WS_MSG_OP(wm->flags));
+}
+
+/* A close frame's code (1005 when it carried none), else None. */
+static PyObject *wm_close_code(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  if (wm == NULL || CM_WS_MSG_OP(wm->flags) != CM_WS_OP_CLOSE) Py_RETURN_NONE;
+  if (wm->data.len < 2) return PyLong_FromLong(CM_WS_CLOSE_NO_STATUS);
+  const uint8_t *p = (const uint8_t *)wm->data.buf;
+  return PyLong_FromLong((long)p[0] << 8 | p[1]);
+}
+
+static PyObject *wm_close_reason(PyObject *self, void *closure) {
+  (void)closure;
+  struct cm_ws_msg *wm = ws_msg(self);
+  if (wm == NULL || CM_WS_MSG_OP(wm->flags) != CM_WS_OP_CLOSE || wm->data.len <= 2)
+    return PyUnicode_FromStringAndSize("", 0);
+  return PyUnicode_DecodeUTF8(wm->data.buf + 2, (Py_ssize_t)wm->data.len - 2, "replace");
+}
+
+static int wm_bool(PyObject *self) { return ws_msg(self) != NULL; }
+
+static PyObject *wm_repr(PyObject *self) {
+  struct cm_ws_msg *wm = ws_msg(self);
+  if (wm == NULL) return PyUnicode_FromString("<WsMessage (expired)>");
+  return PyUnicode_FromFormat("<WsMessage op=%d len=%zu>", CM_WS_MSG_OP(wm->flags), wm->data.len);
+}
+
+static PyGetSetDef wm_getset[] = {
+    {"data", wm_data, NULL, "Payload as bytes (unmasked, inflated, reassembled).", NULL},
+    {"text", wm_text, NULL, "Payload decoded as UTF-8 (invalid bytes replaced).", NULL},
+    {"flags", wm_flags, NULL,
+     "First byte of the frame: FIN | opcode, e.g. 0x81 for text (a reassembled message: "
+     "FIN | the opcode of its first frame).", NULL},
+    {"op", wm_op, NULL, "The opcode: WEBSOCKET_OP_TEXT, _BINARY, _PING, _PONG or _CLOSE.", NULL},
+    {"close_code", wm_close_code, NULL,
+     "For a close frame (WS_CTL): its status code, 1005 when it had none; else None.", NULL},
+    {"close_reason", wm_close_reason, NULL, "For a close frame: its reason, else ''.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot wm_slots[] = {
+    {Py_tp_dealloc, hm_dealloc},
+    {Py_tp_getset, wm_getset},
+    {Py_nb_bool, wm_bool},
+    {Py_tp_repr, wm_repr},
+    {Py_tp_doc, "A WebSocket message or control frame, valid only during the handler call."},
+    {0, NULL},
+};
+
+static PyType_Spec wm_spec = {
+    .name = "cymongoose._mongoose.WsMessage",
+    .basicsize = sizeof(WsMessageObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = wm_slots,
+};
+
+static PyObject *ws_message_new(cm_py_state *st, struct cm_ws_msg *wm) {
+  WsMessageObject *o = PyObject_New(WsMessageObject, st->ws_message_type);
+  if (o == NULL) return NULL;
+  o->wm = wm;
+  return (PyObject *)o;
+}
+
+struct cm_http_msg *cm_py_http_message_get(PyObject *o) {
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(o));
+  if (st == NULL) {
+    PyErr_Clear();
+  } else if (Py_TYPE(o) == st->http_message_type) {
+    return ((HttpMessageObject *)o)->hm;
+  }
+  return NULL;
+}
+
 /* ------------------------------------------------------------- module */
 
 int cm_py_messages_exec(PyObject *m) {
   cm_py_state *st = PyModule_GetState(m);
   st->http_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &hm_spec, NULL);
-  if (st->http_message_type == NULL) return -1;
-  return PyModule_AddType(m, st->http_message_type);
+  if (st->http_message_type == NULL || PyModule_AddType(m, st->http_message_type) < 0) return -1;
+  st->ws_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &wm_spec, NULL);
+  if (st->ws_message_type == NULL) return -1;
+  return PyModule_AddType(m, st->ws_message_type);
 }
 
 PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
@@ -241,6 +355,10 @@ PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
     case CM_EV_HTTP_MSG:
     case CM_EV_WS_OPEN:
       if (ev_data != NULL) return http_message_new(st, ev_data);
+      break;
+    case CM_EV_WS_MSG:
+    case CM_EV_WS_CTL:
+      if (ev_data != NULL) return ws_message_new(st, ev_data);
       break;
     default:
       break;
@@ -257,4 +375,5 @@ void cm_py_message_invalidate(PyObject *view) {
     return;
   }
   if (tp == st->http_message_type) ((HttpMessageObject *)view)->hm = NULL;
+  if (tp == st->ws_message_type) ((WsMessageObject *)view)->wm = NULL;
 }

@@ -52,6 +52,9 @@ int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
  */
 PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data);
 void cm_py_message_invalidate(PyObject *view);
+/* The live struct cm_http_msg behind an HttpMessage view, or NULL when o is
+ * not one or has expired (no exception set). */
+struct cm_http_msg *cm_py_http_message_get(PyObject *o);
 
 /*
  * Connection methods contributed by protocol files (conn_http.c, conn_ws.c,

@@ -39,15 +39,18 @@ void cm__conn_free(struct cm_conn *c) {
   if (c->tls != NULL) cm__tls_conn_free(c);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
+  if (c->files != NULL) cm__files_free(c);
   free(c->deferred_error);
   free(c);
 }
 
 void cm__conn_mark_dirty(struct cm_conn *c) {
+  struct cm_mgr *mgr = c->mgr;
   if (c->is_dirty) return;
   c->is_dirty = 1;
-  c->dirty_next = c->mgr->dirty;
-  c->mgr->dirty = c;
+  c->dirty_next = mgr->dirty;
+  mgr->dirty = c;
+  if (!mgr->polling && mgr->on_output != NULL) mgr->on_output(mgr->hook_data);
 }
 
 int cm__conn_update_interest(struct cm_conn *c) {
@@ -78,9 +81,11 @@ bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
   if (c->is_closing || c->is_draining || (c->is_listening && !c->is_udp)) return false;
   if (c->is_udp) return cm__sock_send_datagram(c, buf, len);
   struct cm_mgr *mgr = c->mgr;
-  if (mgr->send_limit != 0 && len > mgr->send_limit - (c->send.len < mgr->send_limit ? c->send.len : mgr->send_limit))
+  /* Behind a queued file, bytes wait in that file's tail to keep their order. */
+  struct cm_buf *out = c->files == NULL ? &c->send : cm__files_tail(c);
+  if (mgr->send_limit != 0 && len > mgr->send_limit - (out->len < mgr->send_limit ? out->len : mgr->send_limit))
     return false;
-  if (cm_buf_append(&c->send, buf, len) != 0) return false;
+  if (cm_buf_append(out, buf, len) != 0) return false;
   cm__conn_mark_dirty(c);
   return true;
 }

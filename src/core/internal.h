@@ -44,6 +44,17 @@ void cm__dns_free(struct cm_mgr *mgr);
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 
+/* Files queued behind c->send (file.c, cm_send_file). */
+/* Sends from the first queued file while c->send is empty and the socket
+ * takes bytes; when a file is done, what cm_send() queued behind it becomes
+ * c->send.  Adds the bytes sent to *total.  Returns -1 when c failed (it is
+ * then closing), else 0. */
+int cm__files_write(struct cm_conn *c, size_t *total);
+/* Where cm_send() appends while files are queued: behind the last one. */
+struct cm_buf *cm__files_tail(struct cm_conn *c);
+/* Closes the files and frees the queue (cm__conn_free). */
+void cm__files_free(struct cm_conn *c);
+
 /*
  * TLS transport hooks (src/tls/openssl.c).  The TLS layer never touches the
  * socket: sock.c moves ciphertext between the socket and the buffers below,
@@ -74,9 +85,10 @@ void cm__tls_auto_client(struct cm_conn *c, struct cm_str host);
 void cm__tls_conn_free(struct cm_conn *c);
 void cm__tls_mgr_free(struct cm_mgr *mgr);
 
-/* Output is waiting: plaintext in c->send or TLS records for the socket. */
+/* Output is waiting: plaintext in c->send, a queued file (cm_send_file),
+ * or TLS records for the socket. */
 static inline bool cm__conn_has_output(const struct cm_conn *c) {
-  return c->send.len > 0 || (c->tls != NULL && cm__tls_has_output(c));
+  return c->send.len > 0 || c->files != NULL || (c->tls != NULL && cm__tls_has_output(c));
 }
 
 /* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */

@@ -28,6 +28,7 @@ struct cm__http_conn {
   bool close_after;        /* close once the reply to the last request is queued */
   bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
+  bool held;               /* waiting for a streamed file before reading on */
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */
@@ -73,5 +74,23 @@ struct cm__http_block {
  * separated by CRLF and fills *bi.  False for anything that could end the
  * head early or smuggle a header in. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
+
+/* HTTP-date (date.c): IMF-fixdate of t (seconds since the epoch) into buf;
+ * and parsing of IMF-fixdate, rfc850-date and asctime-date, -1 if invalid. */
+void cm__http_date_fmt(int64_t t, char buf[32]);
+int64_t cm__http_date_parse(struct cm_str s);
+
+/*
+ * A reply whose body the caller queues itself (static files): the head as
+ * cm_http_reply() would write it, with Content-Length body_len; headers
+ * must not set Content-Length or Transfer-Encoding.  *send_body says
+ * whether the body may follow (not for HEAD requests, 204, 304).  Returns
+ * false, queueing nothing, for a bad status or header block, or when the
+ * send buffer refuses.  After queueing the body call cm__http_reply_end(),
+ * which closes the connection if the request asked for that.
+ */
+bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
+                         bool *send_body);
+void cm__http_reply_end(struct cm_conn *c);
 
 #endif

@@ -73,6 +73,31 @@ static bool append_str(struct cm_buf *b, const char *s) {
   return cm_buf_append(b, s, strlen(s)) == 0;
 }
 
+/* Appends the status line and header block of a response to b: the caller's
+ * headers, then Content-Type, Content-Length (of len bytes) and Connection
+ * as needed.  False when memory runs out. */
+static bool build_head(struct cm_buf *b, const struct cm__http_conn *st, int status, const char *headers,
+                       const struct cm__http_block *bi, uint64_t len) {
+  bool informational = status < 200;
+  bool no_body = informational || status == 204 || status == 304;
+  bool close_after = st != NULL && st->close_after && !informational;
+  char line[96];
+  snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, cm_http_status_text(status));
+  bool ok = append_str(b, line);
+  if (headers != NULL) ok = ok && append_str(b, headers);
+  if (bi->needs_crlf) ok = ok && append_str(b, "\r\n");
+  if (!bi->has_type && !no_body) ok = ok && append_str(b, "Content-Type: text/plain\r\n");
+  if (!bi->chunked && !bi->has_length && !no_body) {
+    snprintf(line, sizeof(line), "Content-Length: %llu\r\n", (unsigned long long) len);
+    ok = ok && append_str(b, line);
+  }
+  if (close_after) ok = ok && append_str(b, "Connection: close\r\n");
+  if (st != NULL && st->keep_alive_10 && !informational) {
+    ok = ok && append_str(b, "Connection: keep-alive\r\n");
+  }
+  return ok && append_str(b, "\r\n");
+}
+
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
   struct cm__http_block bi;
   if (status < 100 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
@@ -84,21 +109,8 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   bool close_after = st != NULL && st->close_after && !informational;
 
   struct cm_buf b = {0};
-  char line[96];
-  snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, cm_http_status_text(status));
-  bool ok = append_str(&b, line);
-  if (headers != NULL) ok = ok && append_str(&b, headers);
-  if (bi.needs_crlf) ok = ok && append_str(&b, "\r\n");
-  if (!bi.has_type && !no_body) ok = ok && append_str(&b, "Content-Type: text/plain\r\n");
-  if (!bi.chunked && !bi.has_length && !no_body) {
-    snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
-    ok = ok && append_str(&b, line);
-  }
-  if (close_after) ok = ok && append_str(&b, "Connection: close\r\n");
-  if (st != NULL && st->keep_alive_10 && !informational) {
-    ok = ok && append_str(&b, "Connection: keep-alive\r\n");
-  }
-  ok = ok && append_str(&b, "\r\n");
+  char line[32];
+  bool ok = build_head(&b, st, status, headers, &bi, len);
   bool send_body = len > 0 && !no_body && !is_head;
   if (ok && send_body && bi.chunked) {
     snprintf(line, sizeof(line), "%zx\r\n", len);
@@ -112,6 +124,24 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
   return true;
+}
+
+bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
+                         bool *send_body) {
+  struct cm__http_block bi;
+  if (status < 200 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
+  if (bi.chunked || bi.has_length) return false;
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  struct cm_buf b = {0};
+  bool ok = build_head(&b, st, status, headers, &bi, body_len) && cm_send(c, cm_buf_data(&b), b.len);
+  cm_buf_free(&b);
+  *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
+  return ok;
+}
+
+void cm__http_reply_end(struct cm_conn *c) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL && st->close_after) cm_drain(c);
 }
 
 bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {

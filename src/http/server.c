@@ -127,10 +127,36 @@ static void make_room(struct cm_conn *c, size_t need) {
   }
 }
 
+/*
+ * While a file body is streaming (cm_send_file) the next pipelined request
+ * waits, and nothing more is read: its reply would queue behind the file
+ * anyway, and waiting bounds what one connection holds (one file, not one
+ * per pipelined request).  Not reading also keeps a client's half-close
+ * unseen until the requests sent before it have been answered.  The WRITE
+ * event that finishes the file resumes (resume_held).
+ */
+static void hold(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = true;
+  c->recv_limit = 0; /* the next read attempt pauses reading (is_full) */
+}
+
+static void process(struct cm_conn *c, struct cm__http_conn *st);
+
+static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
+  st->held = false;
+  c->recv_limit = st->base_recv_limit;
+  cm_recv_consume(c, 0); /* resumes reading */
+  process(c, st);
+}
+
 /* Parses and delivers every complete request in c->recv. */
 static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
+    if (c->files != NULL) {
+      hold(c, st);
+      return;
+    }
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
@@ -233,7 +259,7 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
     reject(c, st, 408, "request head not completed in time");
   } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
-  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 &&
+  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 && c->files == NULL &&
              now - c->last_io_ms > st->opts.idle_timeout_ms) {
     cm_close(c);
   }
@@ -268,6 +294,7 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
+      else if (st->held && c->files == NULL) resume_held(c, st);
       break;
     case CM_EV_POLL:
       /* Attached after its bytes arrived (back from a handler that took

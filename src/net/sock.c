@@ -373,6 +373,9 @@ int cm__sock_write(struct cm_conn *c) {
     if (send_buf(c, &c->send) < 0) return -1;
     total -= c->send.len;
   }
+  /* The one branch files cost the hot path (cm_send_file). */
+  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
+    return -1;
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
   if (c->send.len == 0 && c->send.cap > 65536) cm_buf_free(&c->send); /* don't keep a burst's buffer */
   if (total > 0) {

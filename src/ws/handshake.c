@@ -7,13 +7,14 @@
 #include <openssl/sha.h>
 
 #include "cymongoose.h"
+#include "ws/internal.h"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding; out must hold 4 * ceil(n / 3) bytes.
- * Kept private: the handshake needs exactly one 20-byte encoding. */
-static size_t b64_encode(const uint8_t *in, size_t n, char *out) {
+ * Shared with the client handshake (its 16-byte key). */
+size_t cm__ws_b64_encode(const uint8_t *in, size_t n, char *out) {
   size_t o = 0;
   for (size_t i = 0; i < n; i += 3) {
     uint32_t v = (uint32_t)in[i] << 16;
@@ -38,7 +39,7 @@ int cm_ws_accept_key(const char *key, size_t len, char out[29]) {
   memcpy(buf, key, len);
   memcpy(buf + len, CM_WS_GUID, sizeof(CM_WS_GUID) - 1);
   SHA1((const unsigned char *)buf, len + sizeof(CM_WS_GUID) - 1, digest);
-  size_t n = b64_encode(digest, sizeof(digest), out);
+  size_t n = cm__ws_b64_encode(digest, sizeof(digest), out);
   out[n] = '\0';
   return 0;
 }

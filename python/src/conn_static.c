@@ -1,0 +1,138 @@
+/*
+ * Static files on the Python side: Connection.serve_dir() and
+ * Connection.serve_file() (listed in conn_methods.h), thin wrappers of
+ * cm_http_serve_dir() / cm_http_serve_file().  Files are streamed by the
+ * loop (sendfile on plain connections); nothing is read into Python.
+ */
+#include "core.h"
+
+#include <string.h>
+
+#include "conn_methods.h"
+#include "http/internal.h"
+
+/* The live request behind an HttpMessage argument: TypeError for other
+ * objects, ValueError once the view expired (its handler returned). */
+static struct cm_http_msg *request_of(PyObject *msg) {
+  struct cm_http_msg *hm = cm_py_http_message_get(msg);
+  if (hm != NULL) return hm;
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(msg));
+  if (st == NULL || Py_TYPE(msg) != st->http_message_type) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "expected an HttpMessage, not %.100s", Py_TYPE(msg)->tp_name);
+  } else {
+    PyErr_SetString(PyExc_ValueError,
+                    "the HttpMessage is no longer valid (messages expire when the handler returns)");
+  }
+  return NULL;
+}
+
+/* An optional str argument: NULL for "" or None; ValueError for NUL. */
+static int opt_str(PyObject *o, const char *what, const char **out) {
+  *out = NULL;
+  if (o == NULL || o == Py_None) return 0;
+  if (!PyUnicode_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+  if (s == NULL) return -1;
+  if ((size_t)n != strlen(s)) {
+    PyErr_Format(PyExc_ValueError, "%s contains NUL", what);
+    return -1;
+  }
+  *out = n > 0 ? s : NULL;
+  return 0;
+}
+
+/* A file system path (str, bytes or os.PathLike) as a new bytes object, or
+ * NULL for None / "" when optional. */
+static int opt_path(PyObject *o, const char *what, bool required, PyObject **out) {
+  *out = NULL;
+  if (o == NULL || o == Py_None) {
+    if (!required) return 0;
+    PyErr_Format(PyExc_TypeError, "%s is required", what);
+    return -1;
+  }
+  if (!PyUnicode_FSConverter(o, out)) return -1; /* ValueError for embedded NUL */
+  if (PyBytes_GET_SIZE(*out) == 0) {
+    Py_CLEAR(*out);
+    if (required) {
+      PyErr_Format(PyExc_ValueError, "%s must not be empty", what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* extra_headers must be "Name: value" lines joined by CRLF: anything else
+ * could end the head early or smuggle a header in.  The framing headers are
+ * the library's to write. */
+static int check_extra(const char *h) {
+  struct cm__http_block bi;
+  if (h == NULL) return 0;
+  if (!cm__http_scan_block(h, &bi)) {
+    PyErr_SetString(PyExc_ValueError,
+                    "extra_headers must be 'Name: value' lines separated by CRLF, without control "
+                    "characters");
+    return -1;
+  }
+  if (bi.has_length || bi.chunked) {
+    PyErr_SetString(PyExc_ValueError, "extra_headers must not set Content-Length or Transfer-Encoding");
+    return -1;
+  }
+  return 0;
+}
+
+PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", NULL};
+  PyObject *msg, *root_obj, *extra_obj = NULL, *mime_obj = NULL, *page_obj = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO:serve_dir", kwlist, &msg, &root_obj, &extra_obj,
+                                   &mime_obj, &page_obj)) {
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  struct cm_http_msg *hm = request_of(msg);
+  if (hm == NULL) return NULL;
+  PyObject *root = NULL, *page = NULL;
+  struct cm_http_serve_dir_opts opts = {0};
+  if (opt_path(root_obj, "root_dir", true, &root) < 0 || opt_path(page_obj, "page404", false, &page) < 0 ||
+      opt_str(extra_obj, "extra_headers", &opts.extra_headers) < 0 ||
+      opt_str(mime_obj, "mime_types", &opts.mime_types) < 0 || check_extra(opts.extra_headers) < 0) {
+    Py_XDECREF(root);
+    Py_XDECREF(page);
+    return NULL;
+  }
+  opts.root_dir = PyBytes_AS_STRING(root);
+  opts.page404 = page != NULL ? PyBytes_AS_STRING(page) : NULL;
+  /* No callback runs inside: the reply is only queued. */
+  cm_http_serve_dir(c, hm, &opts);
+  Py_DECREF(root);
+  Py_XDECREF(page);
+  Py_RETURN_NONE;
+}
+
+PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"message", "path", "extra_headers", "mime_types", NULL};
+  PyObject *msg, *path_obj, *extra_obj = NULL, *mime_obj = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OO:serve_file", kwlist, &msg, &path_obj, &extra_obj,
+                                   &mime_obj)) {
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  struct cm_http_msg *hm = request_of(msg);
+  if (hm == NULL) return NULL;
+  PyObject *path = NULL;
+  struct cm_http_serve_dir_opts opts = {0};
+  if (opt_path(path_obj, "path", true, &path) < 0 || opt_str(extra_obj, "extra_headers", &opts.extra_headers) < 0 ||
+      opt_str(mime_obj, "mime_types", &opts.mime_types) < 0 || check_extra(opts.extra_headers) < 0) {
+    Py_XDECREF(path);
+    return NULL;
+  }
+  cm_http_serve_file(c, hm, PyBytes_AS_STRING(path), &opts);
+  Py_DECREF(path);
+  Py_RETURN_NONE;
+}

@@ -1,0 +1,53 @@
+/* Internal state shared by the WebSocket protocol files (ws.c, upgrade.c,
+ * client.c).  Not installed. */
+#ifndef CM_WS_INTERNAL_H
+#define CM_WS_INTERNAL_H
+
+#include "cymongoose.h"
+
+#define CM__WS_KIND 0x57534331 /* "WSC1": pfn_data of a WebSocket connection */
+
+struct cm__ws {
+  int kind;                      /* CM__WS_KIND */
+  struct cm_ws_opts opts;        /* resolved: no zero fields left */
+  struct cm_ws_limits lim;       /* opts.limits with the negotiated allowed_rsv */
+  struct cm_ws_msg_state ms;     /* the message being received */
+  struct cm_buf msg;             /* its bytes when fragmented or compressed */
+  struct cm_ws_deflate *deflate; /* NULL unless permessage-deflate was agreed */
+  size_t base_recv_limit;        /* c->recv_limit between frames */
+  uint64_t deadline_ms;          /* handshake / close deadline; 0: none */
+  bool handshaking;              /* client: waiting for the 101 response */
+  bool offered_protocol;         /* client: the request had Sec-WebSocket-Protocol */
+  bool check_input;              /* bytes may sit in c->recv with no READ to come */
+  bool close_sent;               /* our close frame is queued */
+  bool close_received;           /* the peer's close frame arrived (or we failed) */
+  bool half_closed;              /* our side of the socket is shut down */
+  bool finishing;                /* both closes exchanged (or failed): ending TCP */
+  bool failed;                   /* we failed the connection (protocol error) */
+  char accept[29];               /* client: the Sec-WebSocket-Accept expected */
+  struct cm_buf request;         /* client: the handshake, sent on CONNECT */
+};
+
+/* Resolves defaults of opts (NULL: all defaults). */
+struct cm_ws_opts cm__ws_resolve_opts(const struct cm_ws_opts *opts);
+/* Allocates the state of a WebSocket connection with resolved options. */
+struct cm__ws *cm__ws_new(const struct cm_ws_opts *o);
+/* The WebSocket state of c, or NULL. */
+struct cm__ws *cm__ws_of(struct cm_conn *c);
+/* Installs st as c's protocol (pfn/pfn_data); c->is_websocket once open. */
+void cm__ws_install(struct cm_conn *c, struct cm__ws *st);
+/* Frees st (and its zlib state). */
+void cm__ws_free(struct cm__ws *st);
+/* Handshake done: frames from now on (processes bytes already received). */
+void cm__ws_opened(struct cm_conn *c, struct cm__ws *st);
+/* Parses and handles the whole frames in c->recv (ws.c). */
+void cm__ws_process(struct cm_conn *c, struct cm__ws *st);
+/* Client handler pieces (client.c), called by the protocol handler. */
+void cm__ws_client_connected(struct cm_conn *c, struct cm__ws *st);
+void cm__ws_client_read(struct cm_conn *c, struct cm__ws *st);
+
+/* Standard padded base64 of n bytes into out (4 * ceil(n / 3) chars, no
+ * NUL); returns the length (handshake.c). */
+size_t cm__ws_b64_encode(const uint8_t *in, size_t n, char *out);
+
+#endif
