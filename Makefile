@@ -74,6 +74,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 
 test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
