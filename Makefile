@@ -73,8 +73,8 @@ test: deps
 	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-asan
-	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
+	@$(MAKE) --no-print-directory test-python
 
 test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
