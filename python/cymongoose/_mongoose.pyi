@@ -277,10 +277,24 @@ class Manager:
     def run(self, poll_ms: int = 100) -> None: ...
     def close(self) -> None: ...
     def listen(
-        self, url: str, handler: Optional[Handler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        http: Optional[bool] = None,
+        http_max_body: Optional[int] = None,
+        http_max_head: Optional[int] = None,
+        http_header_timeout_ms: Optional[int] = None,
+        http_idle_timeout_ms: Optional[int] = None,
     ) -> Connection: ...
     def connect(
-        self, url: str, handler: Optional[Handler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        http: Optional[bool] = None,
+        http_max_body: Optional[int] = None,
+        http_max_head: Optional[int] = None,
     ) -> Connection: ...
     def ws_connect(
         self,

@@ -10,9 +10,9 @@
 
 #include "conn_methods.h"
 
-int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c) {
+int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
-  bool ok = c->is_listening ? cm_http_serve(c, NULL) : cm_http_client(c, NULL);
+  bool ok = c->is_listening ? cm_http_serve(c, opts) : cm_http_client(c, &opts->limits);
   if (!ok) {
     PyErr_NoMemory();
     return -1;

@@ -33,6 +33,10 @@ struct cm__http_conn {
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */
+  bool busy;               /* process() is running: cm_http_detach defers the free */
+  bool detached;           /* cm_http_detach ran during process(): free when it ends */
+  bool fresh;              /* attached to a live connection: parse what c->recv
+                              already holds at the next poll, not the next read */
 };
 
 static inline void cm_chunked_reset(struct cm__http_conn *st) {
@@ -51,6 +55,7 @@ struct cm__http_client {
   uint64_t head_bits;  /* FIFO of requests in flight sent by cm_http_request:
                           bit set for HEAD (its response has no body) */
   unsigned pending;    /* how many (at most 64 tracked) */
+  uint64_t out_body_left; /* cm_http_client_track: body bytes of a raw request still to come */
   bool hdrs_delivered;
   bool upgraded;       /* a 101 was delivered: the bytes are no longer HTTP */
   char host[264];      /* "host:port" for the Host header */

@@ -45,6 +45,7 @@ static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   if (c->recv_limit < o->limits.max_head + 1) c->recv_limit = o->limits.max_head + 1;
   st->base_recv_limit = c->recv_limit;
   cm_chunked_reset(st);
+  st->fresh = true;
   c->pfn = http_pfn;
   c->pfn_data = st;
   return true;
@@ -75,7 +76,12 @@ struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn 
 
 void cm_http_detach(struct cm_conn *c) {
   if (c->pfn != http_pfn) return;
-  free(c->pfn_data);
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL && st->busy) {
+    st->detached = true; /* called from a handler inside process(): it frees st */
+  } else {
+    free(c->pfn_data);
+  }
   c->pfn = NULL;
   c->pfn_data = NULL;
 }
@@ -148,7 +154,7 @@ static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
 }
 
 /* Parses and delivers every complete request in c->recv. */
-static void process(struct cm_conn *c, struct cm__http_conn *st) {
+static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
     if (c->files != NULL || st->awaiting_reply) {
@@ -235,6 +241,22 @@ void cm__http_reply_done(struct cm_conn *c) {
   if (st != NULL) st->awaiting_reply = false;
 }
 
+/* A handler may detach (and even attach HTTP anew) while its event is
+ * delivered: st then stays allocated until process_requests() is done with
+ * it, so that a new state can never be mistaken for the old one. */
+static void process(struct cm_conn *c, struct cm__http_conn *st) {
+  bool nested = st->busy; /* the outermost call frees */
+  st->busy = true;
+  st->fresh = false;
+  process_requests(c, st);
+  if (nested) return;
+  if (st->detached) {
+    free(st);
+  } else {
+    st->busy = false;
+  }
+}
+
 /* Header timeout (a head that trickles in forever) and idle timeout. */
 static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t now) {
   if (c->is_closing || c->is_draining) return;
@@ -285,8 +307,11 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
       break;
     case CM_EV_POLL:
-      if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
-      else check_timers(c, st, *(uint64_t *) ev_data);
+      /* Attached after its bytes arrived (back from a handler that took
+       * the connection over): no READ may come for them. */
+      if (st->fresh && c->recv.len > 0 && st->linger_until_ms == 0) process(c, st);
+      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      if (c->pfn_data == st) check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:
       free(st);
