@@ -297,10 +297,13 @@ class ASGIServer:
         return self._amgr
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self, url="http://127.0.0.1:8000"):
+    async def start(self, url="http://127.0.0.1:8000", **listen_kwargs):
         """Runs the lifespan startup, then listens on url.  Returns the
         listening Connection (its local_addr gives the port of ":0").
-        Raises RuntimeError when the app reports lifespan.startup.failed."""
+        listen_kwargs go to Manager.listen (http_max_body, http_max_head,
+        http_header_timeout_ms, http_idle_timeout_ms).  Raises RuntimeError
+        when the app reports lifespan.startup.failed, or listening fails
+        (the server is then stopped again if nothing else listens)."""
         if not self._running:
             await self._amgr.__aenter__()
             self._running = True
@@ -310,7 +313,12 @@ class ASGIServer:
                 await self._amgr.__aexit__(None, None, None)
                 self._running = False
                 raise
-        lst = self._amgr.listen(url, http=True)
+        try:
+            lst = self._amgr.listen(url, http=True, **listen_kwargs)
+        except BaseException:
+            if not self._listeners:
+                await self.stop()
+            raise
         self._listeners.append(lst)
         return lst
 

@@ -269,8 +269,10 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
     reject(c, st, 408, "request head not completed in time");
   } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
-  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 && c->files == NULL &&
-             now - c->last_io_ms > st->opts.idle_timeout_ms) {
+  } else if (st->opts.idle_timeout_ms != 0 && !st->awaiting_reply && c->recv.len == 0 &&
+             c->send.len == 0 && c->files == NULL && now - c->last_io_ms > st->opts.idle_timeout_ms) {
+    /* Not while a reply is pending: a handler that answers later (a
+     * worker thread, an asyncio task) is not an idle client. */
     cm_close(c);
   }
 }

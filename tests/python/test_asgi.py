@@ -627,3 +627,36 @@ async def test_serve_runs_until_sigterm(tmp_path):
             proc.wait()
     assert proc.returncode == 0, err
     assert out == b"lifespan.shutdown\n"
+
+
+async def test_listen_options_and_a_slow_app_under_an_idle_timeout():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError("no lifespan")
+        body = await body_of(receive)
+        await asyncio.sleep(0.6)  # longer than the idle timeout: a response is pending
+        await respond(send, 200, b"%d" % len(body))
+
+    server = ASGIServer(app)
+    lst = await server.start("http://127.0.0.1:0", http_max_body=1000, http_idle_timeout_ms=200)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url_of(lst) + "/", data=b"x" * 1000) as r:
+                assert (r.status, await r.text()) == (200, "1000")
+            async with http.post(url_of(lst) + "/", data=b"x" * 1001) as r:
+                assert r.status == 413
+    finally:
+        await server.stop()
+
+
+async def test_start_fails_cleanly_when_the_address_is_taken():
+    async def app(scope, receive, send):
+        raise ValueError("unused")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        server = ASGIServer(app)
+        with pytest.raises(RuntimeError):
+            await server.start("http://127.0.0.1:%d" % s.getsockname()[1])
+        assert server.manager is None
