@@ -227,13 +227,17 @@ class _WebSocketChannel(_Channel):
                 raise ValueError("websocket.send needs 'bytes' or 'text'")
             await self.wait_writable()
         elif kind == "websocket.close":
-            self.closed = True
             if not self.accepted:
+                self.closed = True
                 self.head = None
                 conn.reply(403, b"Forbidden\n")  # refused before the handshake
                 self.queue.put_nowait(self.disconnect_message())
             else:
-                conn.ws_close(int(message.get("code", 1000)), message.get("reason") or "")
+                code = int(message.get("code", 1000))
+                if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+                    raise ValueError("%d is not a close code an endpoint may send" % code)
+                self.closed = True
+                conn.ws_close(code, message.get("reason") or "")
         else:
             raise ValueError("unexpected ASGI message %r on a WebSocket" % (kind,))
 

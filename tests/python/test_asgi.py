@@ -660,3 +660,37 @@ async def test_start_fails_cleanly_when_the_address_is_taken():
         with pytest.raises(RuntimeError):
             await server.start("http://127.0.0.1:%d" % s.getsockname()[1])
         assert server.manager is None
+
+
+async def test_invalid_websocket_handshake_gets_400_and_a_disconnect():
+    got = asyncio.get_running_loop().create_future()
+
+    async def app(scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("no lifespan")
+        await receive()
+        await send({"type": "websocket.accept"})
+        got.set_result(await receive())
+
+    async with Server(app) as srv:
+        reply = await raw_exchange(  # no Sec-WebSocket-Key
+            srv.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: upgrade, close\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 400")
+        assert (await asyncio.wait_for(got, DEADLINE))["type"] == "websocket.disconnect"
+
+
+async def test_websocket_close_with_an_invalid_code_is_an_app_error():
+    async def app(scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("no lifespan")
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1005})
+
+    async with Server(app) as srv:
+        async with websockets.connect("ws://127.0.0.1:%d/" % srv.port) as ws:
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), DEADLINE)
+            assert ws.close_code == 1011
+    assert [type(e) for e in srv.errors] == [ValueError]
