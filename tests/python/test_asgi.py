@@ -694,3 +694,49 @@ async def test_websocket_close_with_an_invalid_code_is_an_app_error():
                 await asyncio.wait_for(ws.recv(), DEADLINE)
             assert ws.close_code == 1011
     assert [type(e) for e in srv.errors] == [ValueError]
+
+
+async def test_example_asgi_app(tmp_path):
+    """examples/python/asgi_app.py in its own process, until SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(root, "examples", "python",
+                                                              "asgi_app.py"), str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        assert proc.stdout.readline() == b"startup\n"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(base + "/") as r:
+                        assert await r.text() == "hello from ASGI"
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            async with http.post(base + "/echo", data=b"echo me") as r:
+                assert await r.read() == b"echo me"
+            async with http.get(base + "/stream") as r:
+                assert (await r.text()).splitlines() == ["line %d" % i for i in range(5)]
+        async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), DEADLINE) == "hi"
+            await ws.send(b"\x01")
+            assert await asyncio.wait_for(ws.recv(), DEADLINE) == b"\x01"
+            await ws.send("bye")
+            with pytest.raises(websockets.exceptions.ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), DEADLINE)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == b"shutdown\n"
