@@ -72,7 +72,7 @@ def _request_head(msg):
 
 
 class _Channel:
-    """One ASGI connection (HTTP request, WebSocket or lifespan): the queue
+    """One ASGI connection (an HTTP request or a WebSocket): the queue
     receive() reads and the state send() checks.  Lives in the loop thread."""
 
     def __init__(self, server, conn):

@@ -601,7 +601,6 @@ async def test_serve_runs_until_sigterm(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     with socket.socket() as s:  # a free port (serve() takes a URL, not a listener)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
