@@ -167,11 +167,11 @@ class WSGIServer:
                 conn.close()  # the client must not take a cut body for a whole one
                 return
             if not resp.streaming:  # a whole response: one write with Content-Length
-                conn.reply(resp.status, b"".join(parts), dict(resp.headers))
+                # a list, not a dict: a repeated name (Set-Cookie) stays repeated
+                conn.reply(resp.status, b"".join(parts), list(resp.headers))
             else:
                 if resp.status is not None:  # the head of a chunked response
-                    headers = dict(resp.headers)
-                    headers["Transfer-Encoding"] = "chunked"
+                    headers = list(resp.headers) + [("Transfer-Encoding", "chunked")]
                     conn.reply(resp.status, b"", headers)
                     resp.status = None
                 for p in parts:

@@ -34,6 +34,10 @@ def app(environ, start_response):
         time.sleep(0.3)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slow"]
+    if path == "/cookies":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"),
+                                  ("Set-Cookie", "b=2")])
+        return [b"two cookies"]
     if path == "/fail":
         raise RuntimeError("view failed")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -151,3 +155,10 @@ def test_streaming_is_paced_by_a_slow_client():
     finally:
         srv.close()
         t.join(10)
+
+
+
+def test_repeated_response_headers_are_kept(server):
+    r = requests.get(server.base + "/cookies", timeout=10)
+    assert r.text == "two cookies"
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
