@@ -23,10 +23,9 @@ WebSocket: the upgrade request is kept (its head) until the app answers
 """
 import asyncio
 import signal
-import sys
-import traceback
 import urllib.parse
 
+from ._report import report
 from ._mongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL,
                         MG_EV_WS_MSG,
                         WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT)
@@ -500,13 +499,7 @@ class ASGIServer:
             self._report(e)
 
     def _report(self, exc):
-        if self.error_handler is not None:
-            try:
-                self.error_handler(exc)
-                return
-            except Exception:
-                pass
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        report(self.error_handler, exc)
 
 
 class _LifespanChannel:

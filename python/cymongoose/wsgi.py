@@ -14,12 +14,11 @@ request order even when a client pipelines requests.
 import collections
 import concurrent.futures
 import io
-import itertools
 import sys
 import threading
-import traceback
 import urllib.parse
 
+from ._report import report
 from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, MG_EV_WRITE, Manager
 
 __all__ = ["WSGIServer", "serve"]
@@ -266,13 +265,7 @@ class WSGIServer:
             self._manager.wakeup(conn_id, b"")
 
     def _report(self, exc):
-        if self.error_handler is not None:
-            try:
-                self.error_handler(exc)
-                return
-            except Exception:
-                pass
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        report(self.error_handler, exc)
 
 
 def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,
