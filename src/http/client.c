@@ -148,12 +148,6 @@ bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len) {
   return found;
 }
 
-static void make_room(struct cm_conn *c, size_t need) {
-  if (c->recv_limit < need) {
-    c->recv_limit = need;
-    cm_recv_consume(c, 0);
-  }
-}
 
 /* The response to the oldest request in flight has been delivered. */
 static void pop_request(struct cm__http_client *st) {
@@ -206,24 +200,17 @@ static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
-        make_room(c, head + (size_t) hm.content_length);
+        cm__http_make_room(c, head + (size_t) hm.content_length);
         return;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm_http_chunked_decode(&st->chunked, buf + head, len - head, &st->lim);
-      if (st->chunked.in > st->chunked.out) {
-        cm_buf_delete(&c->recv, head + st->chunked.out, st->chunked.in - st->chunked.out);
-        st->chunked.in = st->chunked.out;
-      }
+      int d = cm__http_recv_chunked(c, head, &st->chunked, &st->lim);
       if (d < 0) {
         if (!at_close) cm_error(c, "invalid HTTP response: bad chunked body");
         return;
       }
-      if (d == 0) {
-        make_room(c, head + st->chunked.out + st->lim.max_chunk_line + st->lim.max_head + 64);
-        return;
-      }
+      if (d == 0) return;
       body_len = st->chunked.out;
     } else if (hm.framing == CM_HTTP_BODY_UNTIL_CLOSE) {
       if (len - head > st->lim.max_body) {
@@ -231,7 +218,7 @@ static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close
         return;
       }
       if (!at_close) {
-        make_room(c, head + (size_t) st->lim.max_body + 1);
+        cm__http_make_room(c, head + (size_t) st->lim.max_body + 1);
         return;
       }
       body_len = len - head;

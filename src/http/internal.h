@@ -76,6 +76,18 @@ struct cm__http_block {
  * head early or smuggle a header in. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
 
+/* Lets c->recv grow to at least need bytes (a body larger than the default
+ * receive limit but within max_body), resuming reading if it was paused. */
+void cm__http_make_room(struct cm_conn *c, size_t need);
+
+/* Runs the chunked decoder st over the body part of c->recv (after head
+ * bytes) and drops the framing decoded so far, so that c->recv holds the
+ * head, the body so far and only the undecoded tail; when more is needed,
+ * lets c->recv grow for it.  lim must be resolved (no zero fields).
+ * Returns as cm_http_chunked_decode(). */
+int cm__http_recv_chunked(struct cm_conn *c, size_t head, struct cm_http_chunked *st,
+                          const struct cm_http_limits *lim);
+
 /* HTTP-date (date.c): IMF-fixdate of t (seconds since the epoch) into buf;
  * and parsing of IMF-fixdate, rfc850-date and asctime-date, -1 if invalid. */
 void cm__http_date_fmt(int64_t t, char buf[32]);

@@ -118,14 +118,6 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
   if (c->send.len == 0) half_close(c, st);
 }
 
-/* Lets c->recv grow to at least need bytes (a body larger than the default
- * receive limit but within max_body), resuming reading if it was paused. */
-static void make_room(struct cm_conn *c, size_t need) {
-  if (c->recv_limit < need) {
-    c->recv_limit = need;
-    cm_recv_consume(c, 0);
-  }
-}
 
 /*
  * While a reply is incomplete (a handler answers later, from a timer, a
@@ -194,18 +186,13 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
-        make_room(c, head + (size_t) hm.content_length);
+        cm__http_make_room(c, head + (size_t) hm.content_length);
         return;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm_http_chunked_decode(&st->chunked, buf + head, len - head, lim);
-      /* Drop the framing already decoded so that the buffer holds the head,
-       * the body so far and only the undecoded tail. */
-      if (st->chunked.in > st->chunked.out) {
-        cm_buf_delete(&c->recv, head + st->chunked.out, st->chunked.in - st->chunked.out);
-        st->chunked.in = st->chunked.out;
-      }
+      int d = cm__http_recv_chunked(c, head, &st->chunked, lim);
+      buf = (char *) cm_buf_data(&c->recv);
       if (d < 0) {
         reject(c, st, cm_http_err_status(d),
                d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
@@ -213,10 +200,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
                                                  : "invalid chunked body");
         return;
       }
-      if (d == 0) {
-        make_room(c, head + st->chunked.out + lim->max_chunk_line + lim->max_head + 64);
-        return;
-      }
+      if (d == 0) return;
       body_len = st->chunked.out;
       hm.body = cm_str_n(buf + head, body_len);
       hm.message = cm_str_n(hm.head.buf, hm.head.len + body_len);
