@@ -79,6 +79,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python
 
 test-c: $(TEST_BINS) $(EXAMPLES)

@@ -4,8 +4,11 @@
  * in pieces, each followed by a READ event, as the socket layer would do.
  * Server: the application echoes bodies (plainly, chunked, or as SSE) so
  * replies, pipelining, chunked compaction and error replies all run.
+ * Server requests to "/T..." are taken over after their head and served
+ * again (cm_http_detach, cm_http_serve inside HTTP_HDRS).
  * Client: the input is a stream of responses to GET/HEAD requests, and the
- * peer closes at the end (bodies delimited by the close).
+ * peer closes at the end (bodies delimited by the close); it is also fed to
+ * cm_http_client_track as raw requests first.
  * First byte: bit 7 client mode, bits 0-5 piece size.
  */
 #include <stdlib.h>
@@ -13,7 +16,25 @@
 
 #include "core/internal.h"
 
+/* "/T..." requests are taken over after their head: HTTP detached, head
+ * and whatever body is there consumed, HTTP attached again - all inside the
+ * HDRS event, as a streaming upload handler may do. */
+static void take_over(struct cm_conn *c, struct cm_http_msg *hm) {
+  size_t head_end = (size_t) (hm->head.buf + hm->head.len - (const char *) cm_buf_data(&c->recv));
+  uint64_t body = hm->framing == CM_HTTP_BODY_LENGTH ? hm->content_length : 0;
+  cm_http_detach(c);
+  cm_recv_consume(c, head_end);
+  cm_recv_consume(c, c->recv.len < body ? c->recv.len : (size_t) body);
+  cm_http_reply(c, 200, NULL, "taken", 5);
+  cm_http_serve(c, NULL);
+}
+
 static void app(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_HTTP_HDRS) {
+    struct cm_http_msg *hm = ev_data;
+    if (hm->uri.len > 1 && hm->uri.buf[1] == 'T') take_over(c, hm);
+    return;
+  }
   if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
   unsigned pick = hm->uri.len > 1 ? (unsigned char) hm->uri.buf[1] % 4 : 0;
@@ -52,6 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       return 0;
     }
     for (size_t i = 0; i < 8; i++) cm_http_request(c, (step >> (i % 6)) & 1 ? "HEAD" : "GET", "/", NULL, NULL, 0);
+    /* The input also passes as raw requests "written" in pieces. */
+    for (size_t off = 0; off < size; off += step) {
+      cm_http_client_track(c, data + off, size - off < step ? size - off : step);
+    }
   } else {
     c->is_accepted = 1;
     c->fn = app;

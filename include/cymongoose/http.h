@@ -423,6 +423,18 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
 bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
                      const void *body, size_t len);
 
+/*
+ * For requests written raw (cm_send, the Python send()): records each
+ * request that data starts (a request line "METHOD target HTTP/1.x\r\n"),
+ * as cm_http_request() does, so that the response to a HEAD is read without
+ * a body.  Pass every piece of output in order.  Pipelined requests in one
+ * piece are found by parsing their heads and skipping Content-Length bodies
+ * (also across later pieces); tracking of a piece stops at a chunked body or
+ * a head that is not complete in it.  Returns true when a request line was
+ * recognised.  Harmless on connections that are not HTTP clients.
+ */
+bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

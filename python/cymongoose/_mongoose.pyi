@@ -1,11 +1,15 @@
 """Type stubs of cymongoose._mongoose, the C core of cymongoose (see API.md)."""
-from typing import Any, Callable, Optional, Union, overload
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, overload
 
 Buffer = Union[bytes, bytearray, memoryview]
 BytesLike = Union[bytes, bytearray, memoryview, str]
 StrOrBytes = Union[str, bytes]
 Handler = Callable[["Connection", int, Any], Any]
 HeadersLike = Union[str, dict[str, str], list[tuple[str, str]]]
+ReplyHeaders = Union[
+    Mapping[Union[str, bytes], Union[str, bytes]],
+    Sequence[tuple[Union[str, bytes], Union[str, bytes]]],
+]
 ErrorHandler = Callable[[BaseException], Any]
 Address = tuple[str, int, bool]
 
@@ -189,10 +193,10 @@ class Connection:
         self,
         status_code: int,
         body: BytesLike = b"",
-        headers: Optional[dict[str, str]] = None,
+        headers: Optional[ReplyHeaders] = None,
     ) -> None: ...
     def reply_json(
-        self, data: Any, status_code: int = 200, headers: Optional[dict[str, str]] = None
+        self, data: Any, status_code: int = 200, headers: Optional[ReplyHeaders] = None
     ) -> None: ...
     def serve_dir(
         self,
@@ -211,7 +215,7 @@ class Connection:
     # WebSocket
     def ws_upgrade(
         self,
-        message: HttpMessage,
+        message: Union[HttpMessage, bytes],
         extra_headers: Optional[HeadersLike] = None,
         *,
         compress: bool = False,
@@ -273,10 +277,24 @@ class Manager:
     def run(self, poll_ms: int = 100) -> None: ...
     def close(self) -> None: ...
     def listen(
-        self, url: str, handler: Optional[Handler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        http: Optional[bool] = None,
+        http_max_body: Optional[int] = None,
+        http_max_head: Optional[int] = None,
+        http_header_timeout_ms: Optional[int] = None,
+        http_idle_timeout_ms: Optional[int] = None,
     ) -> Connection: ...
     def connect(
-        self, url: str, handler: Optional[Handler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        http: Optional[bool] = None,
+        http_max_body: Optional[int] = None,
+        http_max_head: Optional[int] = None,
     ) -> Connection: ...
     def ws_connect(
         self,

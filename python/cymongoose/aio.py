@@ -15,9 +15,8 @@ use asyncio objects directly.
 """
 import asyncio
 import inspect
-import sys
-import traceback
 
+from ._report import report
 from ._mongoose import Manager
 
 __all__ = ["AsyncManager"]
@@ -112,13 +111,7 @@ class AsyncManager:
             self._tick_handle = self._loop.call_later(self._poll_interval / 1000, self._tick)
 
     def _report(self, exc):
-        if self._error_handler is not None:
-            try:
-                self._error_handler(exc)
-                return
-            except Exception:  # an error handler that fails: fall through to stderr
-                pass
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        report(self._error_handler, exc)
 
     def _require(self):
         if self._manager is None:

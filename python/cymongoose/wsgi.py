@@ -14,15 +14,19 @@ request order even when a client pipelines requests.
 import collections
 import concurrent.futures
 import io
-import itertools
 import sys
 import threading
-import traceback
 import urllib.parse
 
-from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, Manager
+from ._report import report
+from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, MG_EV_WRITE, Manager
 
 __all__ = ["WSGIServer", "serve"]
+
+# A streamed body is taken from the worker only while the connection has
+# less than this queued, and a worker waits while this much is buffered for
+# it: a client that reads slowly slows the application, memory stays bounded.
+STREAM_WINDOW = 1 << 20
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                "proxy-authenticate", "proxy-authorization"}
@@ -37,14 +41,16 @@ class _Response:
     """What a worker produced for one request; filled by the worker thread,
     written by the loop thread once it is this connection's turn."""
 
-    __slots__ = ("status", "headers", "parts", "streaming", "done")
+    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted")
 
     def __init__(self):
         self.status = 500
         self.headers = []
         self.parts = collections.deque()  # body pieces not yet written
+        self.buffered = 0                 # their total size
         self.streaming = False            # chunked: head written, parts follow
         self.done = False                 # the worker has finished
+        self.aborted = False              # a streamed body failed midway: close, don't end it
 
 
 class WSGIServer:
@@ -65,7 +71,7 @@ class WSGIServer:
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
         self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler)
         self._queues = {}  # connection id -> deque of _Response, in request order
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._stop = threading.Event()
         self._url_scheme = "http"
 
@@ -92,6 +98,8 @@ class WSGIServer:
     def close(self):
         """Stops serving and waits for the workers (idempotent)."""
         self._stop.set()
+        with self._lock:
+            self._lock.notify_all()  # workers waiting for a slow client give up
         self._pool.shutdown(wait=True, cancel_futures=True)
         if not self._manager.closed:
             self._manager.close()
@@ -103,7 +111,7 @@ class WSGIServer:
             resp = _Response()
             self._queues.setdefault(conn.id, collections.deque()).append(resp)
             self._pool.submit(self._run_app, conn.id, environ, resp)
-        elif ev == MG_EV_WAKEUP:
+        elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
             self._write_ready(conn)
         elif ev == MG_EV_CLOSE:
             self._queues.pop(conn.id, None)
@@ -146,17 +154,23 @@ class WSGIServer:
         while queue:
             resp = queue[0]
             with self._lock:
-                parts = list(resp.parts)
-                resp.parts.clear()
-                done = resp.done
-            if not resp.streaming and not done:
-                return  # head not decided yet: this response is still being made
+                if not resp.streaming and not resp.done:
+                    return  # head not decided yet: this response is still being made
+                parts = []
+                while resp.parts and (not resp.streaming or conn.send_len < STREAM_WINDOW):
+                    parts.append(resp.parts.popleft())
+                    resp.buffered -= len(parts[-1])
+                done = resp.done and not resp.parts
+                self._lock.notify_all()
+            if resp.aborted:
+                conn.close()  # the client must not take a cut body for a whole one
+                return
             if not resp.streaming:  # a whole response: one write with Content-Length
-                conn.reply(resp.status, b"".join(parts), dict(resp.headers))
+                # a list, not a dict: a repeated name (Set-Cookie) stays repeated
+                conn.reply(resp.status, b"".join(parts), list(resp.headers))
             else:
                 if resp.status is not None:  # the head of a chunked response
-                    headers = dict(resp.headers)
-                    headers["Transfer-Encoding"] = "chunked"
+                    headers = list(resp.headers) + [("Transfer-Encoding", "chunked")]
                     conn.reply(resp.status, b"", headers)
                     resp.status = None
                 for p in parts:
@@ -201,6 +215,7 @@ class WSGIServer:
                 self._finish(conn_id, resp, [(500, [("Content-Type", "text/plain")])],
                              [b"Internal Server Error"])
             else:
+                resp.aborted = True
                 self._finish(conn_id, resp, None, [])
         finally:
             close = getattr(result, "close", None)
@@ -224,6 +239,13 @@ class WSGIServer:
             raise TypeError("WSGI body pieces must be bytes, not %s" % type(data).__name__)
         with self._lock:
             resp.parts.append(bytes(data))
+            resp.buffered += len(data)
+            if resp.streaming and resp.buffered > STREAM_WINDOW:
+                self._notify(conn_id)
+                if not self._lock.wait_for(
+                        lambda: resp.buffered <= STREAM_WINDOW or self._stop.is_set(),
+                        self.stream_timeout):
+                    raise TimeoutError("the client stopped reading the response")
         self._notify(conn_id)
 
     def _finish(self, conn_id, resp, started, parts):
@@ -234,6 +256,7 @@ class WSGIServer:
                     parts = [b"start_response() was never called"]
                 resp.status, resp.headers = started[0]
             resp.parts.extend(p for p in parts if p)
+            resp.buffered += sum(len(p) for p in parts)
             resp.done = True
         self._notify(conn_id)
 
@@ -242,13 +265,7 @@ class WSGIServer:
             self._manager.wakeup(conn_id, b"")
 
     def _report(self, exc):
-        if self.error_handler is not None:
-            try:
-                self.error_handler(exc)
-                return
-            except Exception:
-                pass
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        report(self.error_handler, exc)
 
 
 def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,

@@ -7,12 +7,13 @@
 
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn_methods.h"
 
-int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c) {
+int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
-  bool ok = c->is_listening ? cm_http_serve(c, NULL) : cm_http_client(c, NULL);
+  bool ok = c->is_listening ? cm_http_serve(c, opts) : cm_http_client(c, &opts->limits);
   if (!ok) {
     PyErr_NoMemory();
     return -1;
@@ -31,16 +32,24 @@ static int get_body(PyObject *obj, Py_buffer *view) {
   return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
 }
 
+/* A header name or value: str (as UTF-8) or bytes (as they are, e.g. the
+ * latin-1 bytes an ASGI application gives). */
+static const char *header_part(PyObject *o, Py_ssize_t *n) {
+  if (PyUnicode_Check(o)) return PyUnicode_AsUTF8AndSize(o, n);
+  if (PyBytes_Check(o)) {
+    *n = PyBytes_GET_SIZE(o);
+    return PyBytes_AS_STRING(o);
+  }
+  PyErr_SetString(PyExc_TypeError, "header names and values must be str or bytes");
+  return NULL;
+}
+
 /* Appends "name: value\r\n" after checking both (ValueError for CR, LF, NUL
  * and other control characters, or a name that is not a token). */
 static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
-  if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
-    PyErr_SetString(PyExc_TypeError, "header names and values must be str");
-    return -1;
-  }
   Py_ssize_t nl, vl;
-  const char *n = PyUnicode_AsUTF8AndSize(name, &nl);
-  const char *v = n == NULL ? NULL : PyUnicode_AsUTF8AndSize(value, &vl);
+  const char *n = header_part(name, &nl);
+  const char *v = n == NULL ? NULL : header_part(value, &vl);
   if (v == NULL) return -1;
   if (!cm_http_header_ok(cm_str_n(n, (size_t)nl), cm_str_n(v, (size_t)vl))) {
     PyErr_Format(PyExc_ValueError, "invalid header %R: %R (control characters or a bad name)", name,
@@ -55,16 +64,36 @@ static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
   return 0;
 }
 
-/* Builds a NUL-terminated header block from a mapping (or None). */
+/* headers as a new list of (name, value) items: a mapping gives its items,
+ * a list or tuple of pairs is taken as it is (so a name may repeat, as
+ * Set-Cookie must).  NULL with an exception set. */
+static PyObject *header_items(PyObject *headers) {
+  if (PyList_Check(headers) || PyTuple_Check(headers)) return PySequence_List(headers);
+  return PyMapping_Items(headers);
+}
+
+/* One item of header_items() as name and value (borrowed), or -1. */
+static int header_pair(PyObject *kv, PyObject **name, PyObject **value) {
+  if ((PyTuple_Check(kv) && PyTuple_GET_SIZE(kv) == 2) ||
+      (PyList_Check(kv) && PyList_GET_SIZE(kv) == 2)) {
+    *name = PySequence_Fast_ITEMS(kv)[0];
+    *value = PySequence_Fast_ITEMS(kv)[1];
+    return 0;
+  }
+  PyErr_SetString(PyExc_TypeError,
+                  "headers must be a mapping or a sequence of (name, value) pairs");
+  return -1;
+}
+
+/* Builds a NUL-terminated header block from headers (or None). */
 static int header_block(PyObject *headers, struct cm_buf *b) {
   if (headers != NULL && headers != Py_None) {
-    PyObject *items = PyMapping_Items(headers);
+    PyObject *items = header_items(headers);
     if (items == NULL) return -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-      PyObject *kv = PyList_GET_ITEM(items, i);
-      if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2 ||
-          append_header(b, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "headers must map str to str");
+      PyObject *name, *value;
+      if (header_pair(PyList_GET_ITEM(items, i), &name, &value) < 0 ||
+          append_header(b, name, value) < 0) {
         Py_DECREF(items);
         return -1;
       }
@@ -78,21 +107,26 @@ static int header_block(PyObject *headers, struct cm_buf *b) {
   return 0;
 }
 
+/* True when headers name the header `name` (any case); bad input reads as
+ * absent here and is reported by header_block(). */
 static bool has_header(PyObject *headers, const char *name) {
   if (headers == NULL || headers == Py_None) return false;
-  PyObject *keys = PyMapping_Keys(headers);
-  if (keys == NULL) {
+  PyObject *items = header_items(headers);
+  if (items == NULL) {
     PyErr_Clear();
     return false;
   }
   bool found = false;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys) && !found; i++) {
-    PyObject *k = PyList_GET_ITEM(keys, i);
-    const char *s = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
-    if (s == NULL) PyErr_Clear();
-    found = s != NULL && strcasecmp(s, name) == 0;
+  size_t len = strlen(name);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && !found; i++) {
+    PyObject *k, *v;
+    if (header_pair(PyList_GET_ITEM(items, i), &k, &v) < 0) break;
+    Py_ssize_t n;
+    const char *s = header_part(k, &n);
+    found = s != NULL && (size_t)n == len && strncasecmp(s, name, len) == 0;
   }
-  Py_DECREF(keys);
+  PyErr_Clear();
+  Py_DECREF(items);
   return found;
 }
 

@@ -123,10 +123,28 @@ PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds) 
     return NULL;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  struct cm_http_msg *hm = cm_py_http_message_get(msg);
+  /* The request: the HttpMessage of the current HTTP_MSG event, or the
+   * bytes of a request head kept from it, to upgrade later (an ASGI
+   * application decides after the handler returned).  The head is parsed
+   * into a message that lives for this call, WS_OPEN included. */
+  struct cm_http_msg parsed;
+  struct cm_http_msg *hm;
+  if (PyBytes_Check(msg)) {
+    int r = cm_http_parse_request(PyBytes_AS_STRING(msg), (size_t)PyBytes_GET_SIZE(msg), &parsed,
+                                  NULL);
+    if (r <= 0 || (Py_ssize_t)r != PyBytes_GET_SIZE(msg)) {
+      PyErr_SetString(PyExc_ValueError,
+                      "ws_upgrade(): the bytes must be exactly one complete request head");
+      return NULL;
+    }
+    hm = &parsed;
+  } else {
+    hm = cm_py_http_message_get(msg);
+  }
   if (hm == NULL) {
     PyErr_SetString(PyExc_ValueError,
-                    "ws_upgrade() needs the HttpMessage of the current HTTP_MSG event");
+                    "ws_upgrade() needs the HttpMessage of the current HTTP_MSG event "
+                    "or the bytes of a request head");
     return NULL;
   }
   struct cm_ws_opts opts = {0};

@@ -138,6 +138,9 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   Py_buffer view;
   if (get_bytes(data, &view) < 0) return NULL;
   bool ok = cm_send(c, view.buf, (size_t)view.len);
+  /* An HTTP client writes its requests raw: note each request line so that
+   * the response to a HEAD is read without a body. */
+  if (ok && co->http && c->is_client) (void)cm_http_client_track(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
   return PyBool_FromLong(ok);
 }

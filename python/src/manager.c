@@ -357,15 +357,57 @@ static bool scheme_is_http(const char *url) {
 
 typedef struct cm_conn *(*open_fn)(struct cm_mgr *, const char *, cm_event_fn, void *);
 
-/* listen() and connect(): (url, handler=None, *, http=None). */
+/* An optional positive integer keyword (None or absent: 0, the default). */
+static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
+  if (obj == NULL || obj == Py_None) return 0;
+  unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+      PyErr_Format(PyExc_ValueError, "%s must be a positive integer", name);
+    }
+    return -1;
+  }
+  if (v == 0) {
+    PyErr_Format(PyExc_ValueError, "%s must be positive (None for the default)", name);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
+ * http_max_head=None, and for listen() http_header_timeout_ms=None,
+ * http_idle_timeout_ms=None). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
-  static char *kwlist[] = {"url", "handler", "http", NULL};
+  static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
+                           "http_header_timeout_ms", "http_idle_timeout_ms", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$O", kwlist, &url, &handler, &http_obj)) {
+  PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOO", kwlist, &url, &handler, &http_obj,
+                                   &max_body, &max_head, &hdr_timeout, &idle_timeout)) {
     return NULL;
   }
+  bool is_listen = fn == cm_listen;
+  if (!is_listen && ((hdr_timeout != NULL && hdr_timeout != Py_None) ||
+                     (idle_timeout != NULL && idle_timeout != Py_None))) {
+    PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts");
+    return NULL;
+  }
+  struct cm_http_serve_opts opts = {0};
+  uint64_t head = 0;
+  if (opt_u64(max_body, "http_max_body", &opts.limits.max_body) < 0 ||
+      opt_u64(max_head, "http_max_head", &head) < 0 ||
+      opt_u64(hdr_timeout, "http_header_timeout_ms", &opts.header_timeout_ms) < 0 ||
+      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0) {
+    return NULL;
+  }
+  if (head > SIZE_MAX / 2) {
+    PyErr_SetString(PyExc_ValueError, "http_max_head is too large");
+    return NULL;
+  }
+  opts.limits.max_head = (size_t)head;
   bool http = scheme_is_http(url);
   if (http_obj != Py_None) {
     int v = PyObject_IsTrue(http_obj);
@@ -377,7 +419,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   co->http = http;
   errno = 0;
   struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
-  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c) < 0) {
+  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
   }
@@ -581,9 +623,14 @@ static PyMethodDef mgr_methods[] = {
      "run(poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
-     "listen(url, handler=None, *, http=None) -> Connection"},
+     "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_header_timeout_ms=None, http_idle_timeout_ms=None) -> Connection\n--\n\n"
+     "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
+     "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, idle timeout off)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(url, handler=None, *, http=None) -> Connection"},
+     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None) "
+     "-> Connection\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
+     "responses read (defaults 16 MiB and 16 KiB)."},
 #define CM_PY_MGR_METHODS_TABLE
 #include "mgr_methods.h"
 #undef CM_PY_MGR_METHODS_TABLE

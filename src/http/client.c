@@ -57,6 +57,14 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
   return c;
 }
 
+/* A request went out: remember whether it was HEAD (the first 64 in flight
+ * are tracked; responses beyond are read as responses to GET). */
+static void push_request(struct cm__http_client *st, bool is_head) {
+  if (st->pending >= 64) return;
+  if (is_head) st->head_bits |= (uint64_t) 1 << st->pending;
+  st->pending++;
+}
+
 bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
                      const void *body, size_t len) {
   struct cm__http_block bi;
@@ -92,19 +100,54 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
   ok = ok && cm_buf_append(&b, "\r\n", 2) == 0 && (len == 0 || cm_buf_append(&b, body, len) == 0);
   ok = ok && cm_send(c, cm_buf_data(&b), b.len);
   cm_buf_free(&b);
-  if (ok && st != NULL && st->pending < 64) {
-    if (strcmp(method, "HEAD") == 0) st->head_bits |= (uint64_t) 1 << st->pending;
-    st->pending++;
-  }
+  if (ok && st != NULL) push_request(st, mlen == 4 && memcmp(method, "HEAD", 4) == 0);
   return ok;
 }
 
-static void make_room(struct cm_conn *c, size_t need) {
-  if (c->recv_limit < need) {
-    c->recv_limit = need;
-    cm_recv_consume(c, 0);
-  }
+/* "METHOD SP target SP HTTP/1.x CRLF" at the start of p[0..n), the line
+ * complete; sets *is_head. */
+static bool is_request_line(const char *p, size_t n, bool *is_head) {
+  size_t i = 0;
+  while (i < n && cm__http_is_tchar((unsigned char) p[i])) i++;
+  if (i == 0 || i >= n || p[i] != ' ') return false;
+  *is_head = i == 4 && memcmp(p, "HEAD", 4) == 0;
+  size_t target = ++i;
+  while (i < n && (unsigned char) p[i] > ' ' && p[i] != 0x7f) i++;
+  if (i == target || n - i < 11 || memcmp(p + i, " HTTP/1.", 8) != 0) return false;
+  return p[i + 8] >= '0' && p[i + 8] <= '9' && p[i + 9] == '\r' && p[i + 10] == '\n';
 }
+
+bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len) {
+  struct cm__http_client *st = client_of(c);
+  if (st == NULL || data == NULL) return false;
+  const char *p = data;
+  bool found = false;
+  /* Skip the rest of a body announced by a request tracked earlier. */
+  size_t skip = st->out_body_left < len ? (size_t) st->out_body_left : len;
+  st->out_body_left -= skip;
+  /* Several requests may come in one piece (pipelining): walk them with
+   * the request parser, skipping Content-Length bodies; stop at anything
+   * else (a partial head, a chunked body, bytes that are no request). */
+  for (size_t o = skip; o < len;) {
+    bool is_head = false;
+    if (!is_request_line(p + o, len - o, &is_head)) break;
+    push_request(st, is_head);
+    found = true;
+    struct cm_http_msg hm;
+    struct cm_http_limits lim = {.max_body = UINT64_MAX};
+    int r = cm_http_parse_request(p + o, len - o, &hm, &lim);
+    if (r <= 0 || hm.framing == CM_HTTP_BODY_CHUNKED) break;
+    o += (size_t) r;
+    uint64_t body = hm.framing == CM_HTTP_BODY_LENGTH ? hm.content_length : 0;
+    if (body > len - o) {
+      st->out_body_left = body - (len - o);
+      break;
+    }
+    o += (size_t) body;
+  }
+  return found;
+}
+
 
 /* The response to the oldest request in flight has been delivered. */
 static void pop_request(struct cm__http_client *st) {
@@ -157,24 +200,17 @@ static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
-        make_room(c, head + (size_t) hm.content_length);
+        cm__http_make_room(c, head + (size_t) hm.content_length);
         return;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm_http_chunked_decode(&st->chunked, buf + head, len - head, &st->lim);
-      if (st->chunked.in > st->chunked.out) {
-        cm_buf_delete(&c->recv, head + st->chunked.out, st->chunked.in - st->chunked.out);
-        st->chunked.in = st->chunked.out;
-      }
+      int d = cm__http_recv_chunked(c, head, &st->chunked, &st->lim);
       if (d < 0) {
         if (!at_close) cm_error(c, "invalid HTTP response: bad chunked body");
         return;
       }
-      if (d == 0) {
-        make_room(c, head + st->chunked.out + st->lim.max_chunk_line + st->lim.max_head + 64);
-        return;
-      }
+      if (d == 0) return;
       body_len = st->chunked.out;
     } else if (hm.framing == CM_HTTP_BODY_UNTIL_CLOSE) {
       if (len - head > st->lim.max_body) {
@@ -182,7 +218,7 @@ static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close
         return;
       }
       if (!at_close) {
-        make_room(c, head + (size_t) st->lim.max_body + 1);
+        cm__http_make_room(c, head + (size_t) st->lim.max_body + 1);
         return;
       }
       body_len = len - head;

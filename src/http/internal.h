@@ -33,6 +33,10 @@ struct cm__http_conn {
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
   bool half_closed;        /* our side of the socket is shut down */
+  bool busy;               /* process() is running: cm_http_detach defers the free */
+  bool detached;           /* cm_http_detach ran during process(): free when it ends */
+  bool fresh;              /* attached to a live connection: parse what c->recv
+                              already holds at the next poll, not the next read */
 };
 
 static inline void cm_chunked_reset(struct cm__http_conn *st) {
@@ -51,6 +55,7 @@ struct cm__http_client {
   uint64_t head_bits;  /* FIFO of requests in flight sent by cm_http_request:
                           bit set for HEAD (its response has no body) */
   unsigned pending;    /* how many (at most 64 tracked) */
+  uint64_t out_body_left; /* cm_http_client_track: body bytes of a raw request still to come */
   bool hdrs_delivered;
   bool upgraded;       /* a 101 was delivered: the bytes are no longer HTTP */
   char host[264];      /* "host:port" for the Host header */
@@ -70,6 +75,18 @@ struct cm__http_block {
  * separated by CRLF and fills *bi.  False for anything that could end the
  * head early or smuggle a header in. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi);
+
+/* Lets c->recv grow to at least need bytes (a body larger than the default
+ * receive limit but within max_body), resuming reading if it was paused. */
+void cm__http_make_room(struct cm_conn *c, size_t need);
+
+/* Runs the chunked decoder st over the body part of c->recv (after head
+ * bytes) and drops the framing decoded so far, so that c->recv holds the
+ * head, the body so far and only the undecoded tail; when more is needed,
+ * lets c->recv grow for it.  lim must be resolved (no zero fields).
+ * Returns as cm_http_chunked_decode(). */
+int cm__http_recv_chunked(struct cm_conn *c, size_t head, struct cm_http_chunked *st,
+                          const struct cm_http_limits *lim);
 
 /* HTTP-date (date.c): IMF-fixdate of t (seconds since the epoch) into buf;
  * and parsing of IMF-fixdate, rfc850-date and asctime-date, -1 if invalid. */

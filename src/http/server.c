@@ -45,6 +45,7 @@ static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   if (c->recv_limit < o->limits.max_head + 1) c->recv_limit = o->limits.max_head + 1;
   st->base_recv_limit = c->recv_limit;
   cm_chunked_reset(st);
+  st->fresh = true;
   c->pfn = http_pfn;
   c->pfn_data = st;
   return true;
@@ -75,7 +76,12 @@ struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn 
 
 void cm_http_detach(struct cm_conn *c) {
   if (c->pfn != http_pfn) return;
-  free(c->pfn_data);
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL && st->busy) {
+    st->detached = true; /* called from a handler inside process(): it frees st */
+  } else {
+    free(c->pfn_data);
+  }
   c->pfn = NULL;
   c->pfn_data = NULL;
 }
@@ -112,14 +118,6 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
   if (c->send.len == 0) half_close(c, st);
 }
 
-/* Lets c->recv grow to at least need bytes (a body larger than the default
- * receive limit but within max_body), resuming reading if it was paused. */
-static void make_room(struct cm_conn *c, size_t need) {
-  if (c->recv_limit < need) {
-    c->recv_limit = need;
-    cm_recv_consume(c, 0);
-  }
-}
 
 /*
  * While a reply is incomplete (a handler answers later, from a timer, a
@@ -148,7 +146,7 @@ static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
 }
 
 /* Parses and delivers every complete request in c->recv. */
-static void process(struct cm_conn *c, struct cm__http_conn *st) {
+static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
     if (c->files != NULL || st->awaiting_reply) {
@@ -188,18 +186,13 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
-        make_room(c, head + (size_t) hm.content_length);
+        cm__http_make_room(c, head + (size_t) hm.content_length);
         return;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm_http_chunked_decode(&st->chunked, buf + head, len - head, lim);
-      /* Drop the framing already decoded so that the buffer holds the head,
-       * the body so far and only the undecoded tail. */
-      if (st->chunked.in > st->chunked.out) {
-        cm_buf_delete(&c->recv, head + st->chunked.out, st->chunked.in - st->chunked.out);
-        st->chunked.in = st->chunked.out;
-      }
+      int d = cm__http_recv_chunked(c, head, &st->chunked, lim);
+      buf = (char *) cm_buf_data(&c->recv);
       if (d < 0) {
         reject(c, st, cm_http_err_status(d),
                d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
@@ -207,10 +200,7 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
                                                  : "invalid chunked body");
         return;
       }
-      if (d == 0) {
-        make_room(c, head + st->chunked.out + lim->max_chunk_line + lim->max_head + 64);
-        return;
-      }
+      if (d == 0) return;
       body_len = st->chunked.out;
       hm.body = cm_str_n(buf + head, body_len);
       hm.message = cm_str_n(hm.head.buf, hm.head.len + body_len);
@@ -235,6 +225,22 @@ void cm__http_reply_done(struct cm_conn *c) {
   if (st != NULL) st->awaiting_reply = false;
 }
 
+/* A handler may detach (and even attach HTTP anew) while its event is
+ * delivered: st then stays allocated until process_requests() is done with
+ * it, so that a new state can never be mistaken for the old one. */
+static void process(struct cm_conn *c, struct cm__http_conn *st) {
+  bool nested = st->busy; /* the outermost call frees */
+  st->busy = true;
+  st->fresh = false;
+  process_requests(c, st);
+  if (nested) return;
+  if (st->detached) {
+    free(st);
+  } else {
+    st->busy = false;
+  }
+}
+
 /* Header timeout (a head that trickles in forever) and idle timeout. */
 static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t now) {
   if (c->is_closing || c->is_draining) return;
@@ -247,8 +253,10 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
     reject(c, st, 408, "request head not completed in time");
   } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
     reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
-  } else if (st->opts.idle_timeout_ms != 0 && c->recv.len == 0 && c->send.len == 0 && c->files == NULL &&
-             now - c->last_io_ms > st->opts.idle_timeout_ms) {
+  } else if (st->opts.idle_timeout_ms != 0 && !st->awaiting_reply && c->recv.len == 0 &&
+             c->send.len == 0 && c->files == NULL && now - c->last_io_ms > st->opts.idle_timeout_ms) {
+    /* Not while a reply is pending: a handler that answers later (a
+     * worker thread, an asyncio task) is not an idle client. */
     cm_close(c);
   }
 }
@@ -285,8 +293,11 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
       break;
     case CM_EV_POLL:
-      if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
-      else check_timers(c, st, *(uint64_t *) ev_data);
+      /* Attached after its bytes arrived (back from a handler that took
+       * the connection over): no READ may come for them. */
+      if (st->fresh && c->recv.len > 0 && st->linger_until_ms == 0) process(c, st);
+      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      if (c->pfn_data == st) check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:
       free(st);

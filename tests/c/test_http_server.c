@@ -190,6 +190,60 @@ static void pipelined(void **state) {
   close(fd);
 }
 
+/* A handler that takes a request over after its head (a streaming upload):
+ * detaches HTTP, consumes head and body itself, replies, and attaches HTTP
+ * again - inline, while the HTTP layer is still inside its event, or later
+ * from READ.  Pipelined requests after the body are then served as usual. */
+static uint64_t takeover_left;
+
+static void takeover_handler(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_HTTP_HDRS) {
+    struct cm_http_msg *hm = ev_data;
+    if (hm->uri.len != 7 || memcmp(hm->uri.buf, "/upload", 7) != 0) return;
+    size_t head_end = (size_t) (hm->head.buf + hm->head.len - (const char *) cm_buf_data(&c->recv));
+    takeover_left = hm->content_length;
+    cm_http_detach(c);
+    cm_recv_consume(c, head_end);
+  } else if (ev == CM_EV_HTTP_MSG) {
+    handler(c, ev, ev_data);
+    return;
+  } else if (ev != CM_EV_READ || c->pfn != NULL) {
+    return;
+  }
+  if (c->pfn != NULL) return;
+  size_t n = c->recv.len < takeover_left ? c->recv.len : (size_t) takeover_left;
+  cm_recv_consume(c, n);
+  takeover_left -= n;
+  if (takeover_left > 0) return;
+  reply_str(c, 200, NULL, "taken");
+  assert_true(cm_http_serve(c, NULL));
+}
+
+static void take_over_after_hdrs(void **state) {
+  (void) state;
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", takeover_handler, NULL, NULL);
+  assert_non_null(l);
+  uint16_t saved = port;
+  port = l->loc.port;
+  int fd = client();
+  /* whole body with the head, and a request after it, in one write */
+  struct reply *r = roundtrip(fd,
+                              "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789"
+                              "GET /after1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "HTTP/1.1 200", 2);
+  assert_non_null(strstr(r->data, "taken"));
+  assert_non_null(strstr(r->data, "uri=/after1"));
+  /* the body in pieces, later */
+  r = roundtrip(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234", NULL, 0);
+  assert_int_equal(r->len, 0);
+  r = roundtrip(fd, "56789GET /after2 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", 2);
+  assert_non_null(strstr(r->data, "taken"));
+  assert_non_null(strstr(r->data, "uri=/after2"));
+  assert_false(r->eof);
+  close(fd);
+  port = saved;
+}
+
 static void bodies(void **state) {
   (void) state;
   int fd = client();
@@ -569,6 +623,7 @@ int main(void) {
       cmocka_unit_test(get_keep_alive),
       cmocka_unit_test(pipelined),
       cmocka_unit_test(bodies),
+      cmocka_unit_test(take_over_after_hdrs),
       cmocka_unit_test(random_pipelines),
       cmocka_unit_test(big_bodies),
       cmocka_unit_test(rejects),

@@ -34,6 +34,10 @@ def app(environ, start_response):
         time.sleep(0.3)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slow"]
+    if path == "/cookies":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"),
+                                  ("Set-Cookie", "b=2")])
+        return [b"two cookies"]
     if path == "/fail":
         raise RuntimeError("view failed")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -111,3 +115,50 @@ def test_http_client_keep_alive(server):
         conn.request("GET", "/hello?%d" % i)
         assert conn.getresponse().read() == b"hello %d" % i
     conn.close()
+
+
+def test_streaming_is_paced_by_a_slow_client():
+    """A worker streaming 64 MiB to a client that does not read waits (bounded
+    memory), and gives up after stream_timeout, closing the connection."""
+    produced = []
+
+    def big(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+        def gen():
+            for _ in range(1024):
+                produced.append(1)
+                yield b"x" * 65536
+        return gen()
+
+    errors = []
+    srv = WSGIServer(big, workers=1, error_handler=errors.append, stream_timeout=0.5)
+    port = srv.listen("http://127.0.0.1:0").local_addr[1]
+    t = threading.Thread(target=srv.run, kwargs={"poll_ms": 10})
+    t.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            deadline = time.monotonic() + 20
+            while not errors and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # The socket buffers and the window hold a few MiB, not 64.
+            assert len(produced) < 256
+            assert [type(e) for e in errors] == [TimeoutError]
+            got = b""
+            while True:  # what was sent, then the close: no final chunk
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            assert not got.endswith(b"0\r\n\r\n")
+    finally:
+        srv.close()
+        t.join(10)
+
+
+
+def test_repeated_response_headers_are_kept(server):
+    r = requests.get(server.base + "/cookies", timeout=10)
+    assert r.text == "two cookies"
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]

@@ -1,0 +1,543 @@
+"""Serve an ASGI 3.0 application (Starlette, FastAPI, ...) on cymongoose.
+
+The manager runs inside the asyncio loop (:class:`~cymongoose.aio.AsyncManager`),
+so the event handler and the application share one thread: a request's
+events go straight into its asyncio queue, and ``send()`` calls the
+connection's methods directly.  Each request, WebSocket and the lifespan
+protocol runs as an asyncio task.
+
+    from cymongoose.asgi import serve
+    serve(app, "http://127.0.0.1:8000")
+
+HTTP: the C server parses the request and delivers it whole, so the app gets
+the body as one ``http.request`` message (the server's body limit applies).
+A response whose first ``http.response.body`` has no ``more_body`` goes out
+as one write with Content-Length; otherwise it is streamed with chunked
+encoding, and ``send()`` waits while more than ``stream_window`` bytes are
+queued for the client, so a slow reader slows the app instead of filling
+memory.  Pipelined requests are answered in order: the C server hands over
+the next one only when the current response is complete.
+
+WebSocket: the upgrade request is kept (its head) until the app answers
+``websocket.connect``; ``websocket.accept`` performs the handshake then.
+"""
+import asyncio
+import signal
+import urllib.parse
+
+from ._report import report
+from ._mongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL,
+                        MG_EV_WS_MSG,
+                        WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT)
+from .aio import AsyncManager
+
+__all__ = ["ASGIServer", "ClientDisconnected", "serve"]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+
+# send() of a streamed body waits while more than this is queued.
+STREAM_WINDOW = 1 << 20
+
+# Hop-by-hop fields are the server's business; Content-Length is written
+# by the C server for whole responses and must be absent from chunked ones.
+_SERVER_FIELDS = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
+                  b"upgrade", b"content-length"}
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the client has gone (ASGI spec 2.4 behaviour):
+    an app that streams forever without calling receive() still stops."""
+
+
+def _wire(s):
+    """A str the C layer decoded with surrogateescape, back to its bytes."""
+    return s.encode("utf-8", "surrogateescape")
+
+
+def _addr(a):
+    return [a[0], a[1]] if a else None
+
+
+def _has_token(value, token):
+    return token in (t.strip().lower() for t in (value or "").split(","))
+
+
+def _request_head(msg):
+    """The request head rebuilt from an HttpMessage, for a later ws_upgrade()."""
+    target = msg.uri + ("?" + msg.query if msg.query else "")
+    lines = ["%s %s %s" % (msg.method, target, msg.proto or "HTTP/1.1")]
+    lines += ["%s: %s" % (n, v) for n, v in msg.headers()]
+    return _wire("\r\n".join(lines) + "\r\n\r\n")
+
+
+class _Channel:
+    """One ASGI connection (an HTTP request or a WebSocket): the queue
+    receive() reads and the state send() checks.  Lives in the loop thread."""
+
+    def __init__(self, server, conn):
+        self.server = server
+        self.conn = conn
+        self.queue = asyncio.Queue()
+        self.disconnected = False
+        self.task = None
+
+    def disconnect(self):
+        self.disconnected = True
+        self.queue.put_nowait(self.disconnect_message())
+
+    async def wait_writable(self):
+        """Backpressure: returns when the send buffer is below the window."""
+        state = self.server._conns.get(self.conn.id)
+        while (not self.disconnected and state is not None and
+               self.conn.send_len > self.server.stream_window):
+            state.writable.clear()
+            try:  # MG_EV_WRITE wakes us; the timeout is a safety net
+                await asyncio.wait_for(state.writable.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+
+
+class _HTTPChannel(_Channel):
+    def __init__(self, server, conn, body):
+        super().__init__(server, conn)
+        self.queue.put_nowait({"type": "http.request", "body": body, "more_body": False})
+        self.start = None      # the http.response.start message, until written
+        self.started = False   # the head has been written
+        self.complete = False  # the whole response has been written
+        self.discarding = False  # a 204/304 response: more body messages are dropped
+
+    def disconnect_message(self):
+        return {"type": "http.disconnect"}
+
+    async def receive(self):
+        if self.complete and self.queue.empty():
+            return {"type": "http.disconnect"}  # as uvicorn: nothing more will come
+        return await self.queue.get()
+
+    async def send(self, message):
+        kind = message.get("type")
+        if self.disconnected:
+            raise ClientDisconnected("the client has disconnected")
+        if kind == "http.response.start":
+            if self.start is not None or self.started:
+                raise RuntimeError("http.response.start sent twice")
+            status = message["status"]
+            if not isinstance(status, int) or not 200 <= status <= 999:
+                raise ValueError("invalid status %r" % (status,))
+            headers = []
+            for name, value in message.get("headers", ()):
+                name, value = bytes(name), bytes(value)
+                if name.lower() not in _SERVER_FIELDS:
+                    headers.append((name, value))
+            self.start = (status, headers)
+        elif kind == "http.response.body":
+            if self.start is None and not self.started:
+                raise RuntimeError("http.response.body before http.response.start")
+            body = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if self.discarding:
+                self.discarding = more
+                return
+            if self.complete:
+                raise RuntimeError("http.response.body after the response was complete")
+            conn = self.conn
+            if not self.started:
+                # A head the C layer refuses (a bad header) raises before
+                # anything is sent: the app's error then still gets a 500.
+                status, headers = self.start
+                if status in (204, 304):  # never a body, never chunked
+                    conn.reply(status, b"", headers)
+                    self.complete, self.discarding = True, more
+                elif not more:
+                    conn.reply(status, body, headers)
+                    self.complete = True
+                else:
+                    conn.reply(status, b"", headers + [(b"Transfer-Encoding", b"chunked")])
+                self.start, self.started = None, True
+                if self.complete:
+                    return
+            if body:
+                conn.http_chunk(body)
+            if not more:
+                self.complete = True
+                conn.http_chunk(b"")
+            else:
+                await self.wait_writable()
+        else:
+            raise ValueError("unexpected ASGI message %r on an HTTP connection" % (kind,))
+
+    def finish(self, exc):
+        """After the app returned (exc None) or failed."""
+        if self.complete or self.disconnected:
+            return
+        if not self.started:
+            self.complete = True
+            self.conn.reply(500, b"Internal Server Error\n", [("Content-Type", "text/plain")])
+        else:
+            self.conn.drain()  # what was sent, then close: a cut body never passes for a whole one
+
+
+class _WebSocketChannel(_Channel):
+    def __init__(self, server, conn, head):
+        super().__init__(server, conn)
+        self.head = head         # the upgrade request, until accepted
+        self.accepted = False
+        self.closed = False      # we sent websocket.close (or refused)
+        self.close_code = 1006   # the client's close code, once it sent one
+        self.close_reason = ""
+        self.queue.put_nowait({"type": "websocket.connect"})
+
+    def disconnect_message(self):
+        return {"type": "websocket.disconnect", "code": self.close_code,
+                "reason": self.close_reason}
+
+    async def receive(self):
+        return await self.queue.get()
+
+    async def send(self, message):
+        kind = message.get("type")
+        if self.disconnected:
+            raise ClientDisconnected("the client has disconnected")
+        if self.closed:
+            raise RuntimeError("%s after websocket.close" % kind)
+        conn = self.conn
+        if kind == "websocket.accept":
+            if self.accepted:
+                raise RuntimeError("websocket.accept sent twice")
+            extra = [(n.decode("latin-1"), v.decode("latin-1"))
+                     for n, v in message.get("headers", ())]
+            if message.get("subprotocol"):
+                extra.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
+            head, self.head = self.head, None
+            if not conn.ws_upgrade(head, extra or None):
+                # The handshake was invalid: the C layer answered 400.
+                self.closed = True
+                self.disconnect()
+                return
+            self.accepted = True
+        elif kind == "websocket.send":
+            if not self.accepted:
+                raise RuntimeError("websocket.send before websocket.accept")
+            if message.get("bytes") is not None:
+                conn.ws_send(bytes(message["bytes"]), WEBSOCKET_OP_BINARY)
+            elif message.get("text") is not None:
+                conn.ws_send(message["text"], WEBSOCKET_OP_TEXT)
+            else:
+                raise ValueError("websocket.send needs 'bytes' or 'text'")
+            await self.wait_writable()
+        elif kind == "websocket.close":
+            if not self.accepted:
+                self.closed = True
+                self.head = None
+                conn.reply(403, b"Forbidden\n")  # refused before the handshake
+                self.queue.put_nowait(self.disconnect_message())
+            else:
+                code = int(message.get("code", 1000))
+                if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+                    raise ValueError("%d is not a close code an endpoint may send" % code)
+                self.closed = True
+                conn.ws_close(code, message.get("reason") or "")
+        else:
+            raise ValueError("unexpected ASGI message %r on a WebSocket" % (kind,))
+
+    def finish(self, exc):
+        if self.disconnected or self.closed:
+            return
+        self.closed = True
+        if not self.accepted:
+            self.conn.reply(500 if exc is not None else 403, b"")
+        else:
+            self.conn.ws_close(1011 if exc is not None else 1000, "")
+
+
+class _ConnState:
+    """What the server keeps per TCP connection."""
+
+    __slots__ = ("channels", "writable")
+
+    def __init__(self):
+        self.channels = set()  # channels whose app task still runs
+        self.writable = asyncio.Event()
+
+
+class ASGIServer:
+    """Runs an ASGI 3.0 application on an AsyncManager.
+
+    error_handler: called with exceptions of the application (else they are
+    printed).  tls: a TlsOpts for "https://" listeners (TLS starts on every
+    accepted connection).  lifespan: "auto" (tolerate apps without it), "on" (a failure
+    to start is an error) or "off".  stream_window: bytes queued for a
+    client beyond which send() waits.  shutdown_timeout: seconds stop()
+    lets running requests finish before cancelling them.
+    """
+
+    def __init__(self, app, error_handler=None, *, tls=None, lifespan="auto",
+                 stream_window=STREAM_WINDOW, shutdown_timeout=5.0, poll_interval=100):
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError("lifespan must be 'auto', 'on' or 'off'")
+        self.app = app
+        self.error_handler = error_handler
+        self.tls = tls
+        self.lifespan = lifespan
+        self.stream_window = stream_window
+        self.shutdown_timeout = shutdown_timeout
+        self._amgr = AsyncManager(self._handle, poll_interval=poll_interval,
+                                  error_handler=error_handler)
+        self._listeners = []
+        self._conns = {}        # connection id -> _ConnState
+        self._tasks = set()
+        self._state = {}        # lifespan state, copied into every scope
+        self._lifespan = None   # the lifespan channel while the app supports it
+        self._running = False
+
+    @property
+    def manager(self):
+        """The underlying Manager (None when not started)."""
+        return self._amgr.manager
+
+    @property
+    def async_manager(self):
+        return self._amgr
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self, url="http://127.0.0.1:8000", **listen_kwargs):
+        """Runs the lifespan startup, then listens on url.  Returns the
+        listening Connection (its local_addr gives the port of ":0").
+        listen_kwargs go to Manager.listen (http_max_body, http_max_head,
+        http_header_timeout_ms, http_idle_timeout_ms).  Raises RuntimeError
+        when the app reports lifespan.startup.failed, or listening fails
+        (the server is then stopped again if nothing else listens)."""
+        if not self._running:
+            await self._amgr.__aenter__()
+            self._running = True
+            try:
+                await self._startup()
+            except BaseException:
+                await self._amgr.__aexit__(None, None, None)
+                self._running = False
+                raise
+        try:
+            lst = self._amgr.listen(url, http=True, **listen_kwargs)
+        except BaseException:
+            if not self._listeners:
+                await self.stop()
+            raise
+        self._listeners.append(lst)
+        return lst
+
+    async def stop(self):
+        """Stops listening, lets running requests finish (up to
+        shutdown_timeout, then cancels them), closes WebSockets with 1001,
+        runs the lifespan shutdown and closes the manager."""
+        if not self._running:
+            return
+        for lst in self._listeners:
+            lst.close()
+        self._listeners = []
+        for state in self._conns.values():
+            for ch in list(state.channels):
+                if isinstance(ch, _WebSocketChannel) and ch.accepted and not ch.closed:
+                    ch.closed = True
+                    ch.conn.ws_close(1001, "server shutdown")
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        try:
+            await self._shutdown()
+        finally:
+            for conn in list(self.manager.connections):
+                conn.close()
+            await self._amgr.__aexit__(None, None, None)
+            self._running = False
+            self._conns.clear()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+        return False
+
+    # ------------------------------------------------------------ lifespan
+    async def _startup(self):
+        if self.lifespan == "off":
+            return
+        ch = _LifespanChannel()
+        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": self._state}
+        ch.task = asyncio.ensure_future(self._run_lifespan(scope, ch))
+        ch.inbox.put_nowait({"type": "lifespan.startup"})
+        reply = await ch.reply()
+        if reply is None:  # the app returned or raised: no lifespan support
+            if self.lifespan == "on":
+                raise RuntimeError("the application does not support the lifespan protocol")
+            return
+        if reply["type"] == "lifespan.startup.failed":
+            await asyncio.gather(ch.task, return_exceptions=True)
+            raise RuntimeError("lifespan startup failed: %s" % reply.get("message", ""))
+        if reply["type"] != "lifespan.startup.complete":
+            raise RuntimeError("unexpected lifespan message %r" % (reply["type"],))
+        self._lifespan = ch
+
+    async def _shutdown(self):
+        ch, self._lifespan = self._lifespan, None
+        if ch is None:
+            return
+        ch.inbox.put_nowait({"type": "lifespan.shutdown"})
+        try:
+            reply = await asyncio.wait_for(ch.reply(), self.shutdown_timeout)
+        except asyncio.TimeoutError:
+            reply = None
+        if reply is not None and reply["type"] == "lifespan.shutdown.failed":
+            self._report(RuntimeError("lifespan shutdown failed: %s" % reply.get("message", "")))
+        try:
+            await asyncio.wait_for(ch.task, self.shutdown_timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+
+    async def _run_lifespan(self, scope, ch):
+        try:
+            await self.app(scope, ch.inbox.get, ch.send)
+        except BaseException as exc:
+            if ch.spoke or self.lifespan == "on":  # a real failure, not "unsupported"
+                if not isinstance(exc, asyncio.CancelledError):
+                    self._report(exc)
+        finally:
+            ch.outbox.put_nowait(None)  # wakes a start()/stop() still waiting
+
+    # ------------------------------------------------------- loop handler
+    def _handle(self, conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            self._begin(conn, data)
+        elif ev == MG_EV_WS_MSG:
+            ch = self._websocket_of(conn)
+            if ch is not None:
+                if data.op == WEBSOCKET_OP_BINARY:
+                    ch.queue.put_nowait({"type": "websocket.receive", "bytes": data.data})
+                else:
+                    ch.queue.put_nowait({"type": "websocket.receive", "text": data.text})
+        elif ev == MG_EV_WS_CTL:
+            ch = self._websocket_of(conn)
+            if ch is not None and data.op == WEBSOCKET_OP_CLOSE:
+                ch.close_code = data.close_code or 1005
+                ch.close_reason = data.close_reason
+        elif ev == MG_EV_ACCEPT:
+            if self.tls is not None:
+                conn.tls_init(self.tls)
+        elif ev == MG_EV_WRITE:
+            state = self._conns.get(conn.id)
+            if state is not None:
+                state.writable.set()
+        elif ev == MG_EV_CLOSE:
+            state = self._conns.pop(conn.id, None)
+            if state is not None:
+                state.writable.set()
+                for ch in state.channels:
+                    ch.disconnect()
+
+    def _websocket_of(self, conn):
+        state = self._conns.get(conn.id)
+        for ch in state.channels if state is not None else ():
+            if isinstance(ch, _WebSocketChannel):
+                return ch
+        return None
+
+    def _begin(self, conn, msg):
+        local, remote = conn.local_addr, conn.remote_addr
+        tls = conn.is_tls
+        websocket = msg.method == "GET" and _has_token(msg.header("Upgrade"), "websocket")
+        raw_path = _wire(msg.uri)
+        scope = {
+            "type": "websocket" if websocket else "http",
+            "asgi": dict(ASGI_VERSION),
+            "http_version": (msg.proto or "HTTP/1.1")[5:] or "1.1",
+            "scheme": ("wss" if tls else "ws") if websocket else ("https" if tls else "http"),
+            "path": urllib.parse.unquote_to_bytes(raw_path).decode("utf-8", "replace"),
+            "raw_path": raw_path,
+            "query_string": _wire(msg.query),
+            "root_path": "",
+            "headers": [[_wire(n).lower(), _wire(v)] for n, v in msg.headers()],
+            "client": _addr(remote),
+            "server": _addr(local),
+            "state": dict(self._state),
+        }
+        if websocket:
+            scope["subprotocols"] = [p.strip() for p in
+                                     (msg.header("Sec-WebSocket-Protocol") or "").split(",")
+                                     if p.strip()]
+            ch = _WebSocketChannel(self, conn, _request_head(msg))
+        else:
+            scope["method"] = msg.method
+            ch = _HTTPChannel(self, conn, msg.body_bytes)
+        state = self._conns.get(conn.id)
+        if state is None:
+            state = self._conns[conn.id] = _ConnState()
+        state.channels.add(ch)
+        ch.task = asyncio.ensure_future(self._run(scope, ch, state))
+        self._tasks.add(ch.task)
+        ch.task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, scope, ch, state):
+        exc = None
+        try:
+            await self.app(scope, ch.receive, ch.send)
+        except ClientDisconnected:
+            pass  # send() after the client left: the app just stops
+        except asyncio.CancelledError:
+            exc = RuntimeError("cancelled at shutdown")
+        except Exception as e:
+            exc = e
+            self._report(e)
+        finally:
+            state.channels.discard(ch)
+        try:
+            ch.finish(exc)
+        except Exception as e:  # the connection may be gone
+            self._report(e)
+
+    def _report(self, exc):
+        report(self.error_handler, exc)
+
+
+class _LifespanChannel:
+    """The lifespan conversation: inbox is what the app receives, outbox
+    what it sends (None once the app has returned)."""
+
+    def __init__(self):
+        self.inbox = asyncio.Queue()
+        self.outbox = asyncio.Queue()
+        self.spoke = False
+        self.task = None
+
+    async def send(self, message):
+        if message.get("type") not in ("lifespan.startup.complete", "lifespan.startup.failed",
+                                       "lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            raise ValueError("unexpected lifespan message %r" % (message.get("type"),))
+        self.spoke = True
+        self.outbox.put_nowait(message)
+
+    async def reply(self):
+        return await self.outbox.get()
+
+
+def serve(app, url="http://127.0.0.1:8000", **kwargs):
+    """Serves app on url until SIGINT/SIGTERM.  kwargs go to ASGIServer."""
+
+    async def main():
+        server = ASGIServer(app, **kwargs)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(s, stop.set)
+        try:
+            await server.start(url)
+            await stop.wait()
+        finally:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(s)
+            await server.stop()
+
+    asyncio.run(main())
