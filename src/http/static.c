@@ -87,9 +87,11 @@ static bool within(const char *root, const char *path) {
 }
 
 /* Opens a regular file for reading; -1 with errno (EISDIR/EACCES for
- * other kinds of files) otherwise.  *st describes what was opened. */
-static int open_regular(const char *path, struct stat *st) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+ * other kinds of files) otherwise.  *st describes what was opened.  Under a
+ * root the path is already resolved and checked, so a symlink found at the
+ * last component now was swapped in since: follow is false there. */
+static int open_regular(const char *path, struct stat *st, bool follow) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) return -1;
   if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
     int err = S_ISDIR(st->st_mode) ? EISDIR : EACCES;
@@ -223,7 +225,7 @@ static int send_body(struct ctx *x, int status, struct cm_buf *b, int fd, uint64
 static int not_found(struct ctx *x) {
   const char *page = x->opts->page404;
   struct stat st;
-  int fd = page != NULL && *page != '\0' ? open_regular(page, &st) : -1;
+  int fd = page != NULL && *page != '\0' ? open_regular(page, &st, false) : -1;
   if (fd < 0) return reply_text(x, 404, NULL, "Not Found\n");
   struct cm_buf b = {0};
   struct cm_str type = cm_http_mime_type(cm_str_c(page), x->opts->mime_types);
@@ -362,7 +364,7 @@ static int serve_path(struct ctx *x, const char *path) {
   struct file f;
   memset(&f, 0, sizeof(f));
   struct stat st;
-  f.fd = open_regular(path, &st);
+  f.fd = open_regular(path, &st, x->root == NULL);
   if (f.fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return not_found(x);
     return reply_text(x, 403, NULL, "Forbidden\n");
@@ -376,7 +378,7 @@ static int serve_path(struct ctx *x, const char *path) {
   if (snprintf(gz, sizeof(gz), "%s.gz", path) < (int) sizeof(gz) && stat(gz, &gst) == 0 &&
       S_ISREG(gst.st_mode) && (x->root == NULL || (realpath(gz, gz_real) != NULL && within(x->root, gz_real)))) {
     f.has_gzip = true;
-    if (accepts_gzip(x->hm)) gfd = open_regular(x->root == NULL ? gz : gz_real, &gst);
+    if (accepts_gzip(x->hm)) gfd = open_regular(x->root == NULL ? gz : gz_real, &gst, x->root == NULL);
   }
   if (gfd >= 0) {
     close(f.fd);
@@ -421,12 +423,10 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
   struct ctx x;
   int rc = 0;
   if (!start(&x, c, hm, opts, &rc)) return rc;
-  char real[PATH_MAX];
-  if (path == NULL || *path == '\0' || realpath(path, real) == NULL) {
-    if (path == NULL || *path == '\0' || errno == ENOENT || errno == ENOTDIR) return not_found(&x);
-    return reply_text(&x, 403, NULL, "Forbidden\n");
-  }
-  return serve_path(&x, real);
+  /* The application chose the path: no root to stay under, so it is opened
+   * as given (symlinks followed) without resolving it first. */
+  if (path == NULL || *path == '\0') return not_found(&x);
+  return serve_path(&x, path);
 }
 
 /*
