@@ -4,18 +4,14 @@ Every Manager here is pointed at a server this file runs on 127.0.0.1:
 dnsmasq for real answers, or a small dnslib responder thread for SERVFAIL
 and silence.  No query may reach the servers of /etc/resolv.conf.
 """
-import errno
-import os
-import shutil
 import socket
-import subprocess
 import threading
-import time
 
 import pytest
 
 import cymongoose as cm
 from core_helpers import EventLog, poll_for, poll_until
+from peers import find_exe, udp_peer
 
 dnslib = pytest.importorskip("dnslib")
 
@@ -43,26 +39,9 @@ def free_port():
     raise RuntimeError("no free port")
 
 
-def peer_env():
-    """The environment for a peer program: without the sanitizer runtime
-    that scripts/python-asan.sh preloads into this interpreter."""
-    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-
-
-def udp_port_taken(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return False
-    except OSError as e:
-        return e.errno == errno.EADDRINUSE
-    finally:
-        s.close()
-
-
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory):
-    exe = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None)
+    exe = find_exe("dnsmasq")
     if exe is None:
         pytest.skip("dnsmasq is not installed")
     d = tmp_path_factory.mktemp("dnsmasq")
@@ -72,24 +51,8 @@ def dnsmasq(tmp_path_factory):
         "no-resolv\nno-hosts\nport=%d\nlisten-address=127.0.0.1\nbind-interfaces\n"
         "local=/test/\nhost-record=host.test,127.0.0.5,::5\nhost-record=v6.test,::1\n"
         "cname=alias.test,host.test\nuser=root\npid-file=\n" % port)
-    log = open(d / "dnsmasq.log", "w")
-    proc = subprocess.Popen([exe, "--keep-in-foreground", "-C", str(conf)], stdout=log, stderr=log,
-                            env=peer_env())
-    try:
-        end = time.monotonic() + 5
-        while not udp_port_taken(port):
-            if proc.poll() is not None or time.monotonic() > end:
-                pytest.fail("dnsmasq did not start: " + (d / "dnsmasq.log").read_text())
-            time.sleep(0.02)
+    with udp_peer("dnsmasq", [exe, "--keep-in-foreground", "-C", str(conf)], port, d):
         yield "udp://127.0.0.1:%d" % port
-    finally:
-        proc.terminate()  # our own child, by its pid
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class ScriptedDns:

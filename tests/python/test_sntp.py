@@ -1,18 +1,15 @@
 """SNTP client through the Python API: chronyd on 127.0.0.1 for real
 answers, a scripted 48-byte responder thread for the bad ones."""
-import errno
-import os
-import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
 import cymongoose as cm
-from core_helpers import EventLog, poll_for, poll_until
+from core_helpers import EventLog, poll_until
+from peers import find_exe, udp_peer
 
 NTP_UNIX_OFFSET = 2208988800
 
@@ -25,26 +22,9 @@ def free_udp_port():
     return port
 
 
-def peer_env():
-    """The environment for a peer program: without the sanitizer runtime
-    that scripts/python-asan.sh preloads into this interpreter."""
-    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-
-
-def udp_port_taken(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return False
-    except OSError as e:
-        return e.errno == errno.EADDRINUSE
-    finally:
-        s.close()
-
-
 @pytest.fixture(scope="module")
 def chrony(tmp_path_factory):
-    exe = shutil.which("chronyd") or ("/usr/sbin/chronyd" if os.path.exists("/usr/sbin/chronyd") else None)
+    exe = find_exe("chronyd")
     if exe is None:
         pytest.skip("chronyd is not installed")
     d = tmp_path_factory.mktemp("chrony")
@@ -53,25 +33,9 @@ def chrony(tmp_path_factory):
     conf.write_text(
         "port %d\nbindaddress 127.0.0.1\ncmdport 0\nlocal stratum 8\nallow 127.0.0.1\n"
         "pidfile %s/chronyd.pid\ndriftfile %s/drift\nuser root\n" % (port, d, d))
-    log = open(d / "chrony.log", "w")
     # -x: never touch the system clock.
-    proc = subprocess.Popen([exe, "-d", "-x", "-f", str(conf)], stdout=log, stderr=log,
-                            env=peer_env())
-    try:
-        end = time.monotonic() + 5
-        while not udp_port_taken(port):
-            if proc.poll() is not None or time.monotonic() > end:
-                pytest.fail("chronyd did not start: " + (d / "chrony.log").read_text())
-            time.sleep(0.02)
+    with udp_peer("chronyd", [exe, "-d", "-x", "-f", str(conf)], port, d):
         yield "udp://127.0.0.1:%d" % port
-    finally:
-        proc.terminate()  # our own child, by its pid
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class ScriptedNtp:
