@@ -70,7 +70,7 @@ $(BUILD)/cymongoose.pc: cymongoose.pc.in FORCE
 
 FORCE:
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/testutil.h $(BUILD)/libcymongoose.a
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "peerproc.h"
 #include "certgen.h"
 
 /* Internal (src/http/date.c), linked from the static library. */
@@ -723,10 +724,7 @@ static void big_file(void **state) {
 
 /* ------------------------------------------------------ curl, a real peer */
 
-extern char **environ;
-
 static const char *curl(const char *const *args, int *status) {
-  static char out[1 << 16];
   static char url[256];
   const char *argv[32];
   int n = 0;
@@ -741,27 +739,7 @@ static const char *curl(const char *const *args, int *status) {
     }
   }
   argv[n] = NULL;
-  int fds[2];
-  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  pid_t pid;
-  assert_int_equal(posix_spawnp(&pid, "curl", &fa, NULL, (char *const *) argv, environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  size_t len = 0;
-  for (int i = 0; i < 2000; i++) {
-    cm_mgr_poll(&mgr, 5);
-    ssize_t r = read(fds[0], out + len, sizeof(out) - 1 - len);
-    if (r > 0) len += (size_t) r;
-    if (r == 0) break;
-  }
-  out[len] = '\0';
-  close(fds[0]);
-  waitpid(pid, status, 0);
-  return out;
+  return peer_run_polling(&mgr, argv, status);
 }
 
 static void with_curl(void **state) {
