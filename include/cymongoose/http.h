@@ -224,6 +224,15 @@ struct cm_http_part {
  */
 size_t cm_http_parse_multipart(struct cm_str body, size_t offset, struct cm_http_part *part);
 
+/*
+ * Basic credentials of a request (RFC 7617): decodes the Authorization
+ * header and writes the user id and password, NUL-terminated, into the
+ * caller's buffers.  Returns false when there is no Basic Authorization
+ * header, it is not valid base64 of "user:password", either part contains
+ * control characters, or a part does not fit its buffer.
+ */
+bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *pass, size_t plen);
+
 
 /* ------------------------------------------------------------- server */
 

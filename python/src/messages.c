@@ -161,6 +161,28 @@ static PyObject *hm_header_var(PyObject *op, PyObject *const *args, Py_ssize_t n
   return str_or_empty(r);
 }
 
+/* RFC 7617 leaves the charset to the client: browsers send UTF-8, others
+ * (python-requests, curl with a latin-1 locale) ISO-8859-1.  UTF-8 when the
+ * bytes are valid UTF-8, else Latin-1, which decodes any bytes. */
+static PyObject *credential_str(const char *s) {
+  Py_ssize_t n = (Py_ssize_t)strlen(s);
+  PyObject *r = PyUnicode_DecodeUTF8(s, n, "strict");
+  if (r == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+    PyErr_Clear();
+    r = PyUnicode_DecodeLatin1(s, n, "strict");
+  }
+  return r;
+}
+
+static PyObject *hm_basic_auth(PyObject *op, PyObject *unused) {
+  (void)unused;
+  HttpMessageObject *self = (HttpMessageObject *)op;
+  char user[256], pass[256];
+  if (self->hm == NULL || !cm_http_basic_creds(self->hm, user, sizeof(user), pass, sizeof(pass)))
+    Py_RETURN_NONE;
+  return Py_BuildValue("(NN)", credential_str(user), credential_str(pass));
+}
+
 static int hm_bool(PyObject *op) { return ((HttpMessageObject *)op)->hm != NULL; }
 
 static PyObject *hm_repr(PyObject *op) {
@@ -202,6 +224,8 @@ static PyMethodDef hm_methods[] = {
     {"headers", hm_headers, METH_NOARGS, "headers(): list of (name, value) in order."},
     {"query_var", hm_query_var, METH_O, "query_var(name): decoded query variable or None."},
     {"status", hm_status, METH_NOARGS, "status(): response status code, or None for requests."},
+    {"basic_auth", hm_basic_auth, METH_NOARGS,
+     "basic_auth(): (user, password) from a Basic Authorization header, or None."},
     {"header_var", (PyCFunction)(void (*)(void))hm_header_var, METH_FASTCALL,
      "header_var(header, var): parameter of a header value, e.g. charset, or None."},
     {NULL, NULL, 0, NULL},
