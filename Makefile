@@ -24,7 +24,7 @@ EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
-.PHONY: all lib examples deps run test test-c test-install test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
 
 all: lib examples
 
@@ -80,6 +80,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-install
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
+	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
 
 test-c: $(TEST_BINS) $(EXAMPLES)
@@ -96,6 +97,10 @@ python: python/cymongoose/.built
 python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
 	@touch $@
+
+# The pytest suite against an ASan+UBSan build of the extension (scratch tree).
+test-python-asan:
+	@PY=$(PY) bash scripts/python-asan.sh
 
 test-python: python
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
