@@ -1,45 +1,8 @@
 /* Unit tests of the chunked decoder and the multipart parser. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include "testutil.h"
-
-#define assert_str(s, lit)                                   \
-  do {                                                       \
-    struct cm_str s_ = (s);                                  \
-    size_t n_ = strlen(lit);                                 \
-    assert_int_equal(s_.len, n_);                            \
-    if (n_ > 0) assert_memory_equal(s_.buf, (lit), n_);      \
-  } while (0)
-
-/* Bytes placed right before a PROT_NONE page (see test_http_parse.c). */
-static char *guard_base;
-static size_t guard_room;
-
-static int guard_setup(void **state) {
-  (void) state;
-  size_t page = (size_t) sysconf(_SC_PAGESIZE);
-  guard_room = 16 * page;
-  char *p = mmap(NULL, guard_room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED || mprotect(p + guard_room, page, PROT_NONE) != 0) return -1;
-  guard_base = p;
-  return 0;
-}
-
-static int guard_teardown(void **state) {
-  (void) state;
-  munmap(guard_base, guard_room + (size_t) sysconf(_SC_PAGESIZE));
-  return 0;
-}
-
-static char *guarded(const void *data, size_t n) {
-  assert_true(n <= guard_room);
-  char *dst = guard_base + guard_room - n;
-  memmove(dst, data, n);
-  return dst;
-}
+#include "guard.h"
 
 /* One call over the whole input (a writable copy). */
 static int decode_all(const char *s, size_t len, struct cm_http_chunked *st, char *work,

@@ -1,49 +1,9 @@
 /* Unit tests of the HTTP/1.1 head parser (requests and responses). */
 #include <stdio.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include "testutil.h"
+#include "guard.h"
 
 /* ------------------------------------------------------------ helpers */
-
-#define assert_str(s, lit)                                   \
-  do {                                                       \
-    struct cm_str s_ = (s);                                  \
-    size_t n_ = strlen(lit);                                 \
-    assert_int_equal(s_.len, n_);                            \
-    if (n_ > 0) assert_memory_equal(s_.buf, (lit), n_);      \
-  } while (0)
-
-/* Input placed so that its last byte sits right before a PROT_NONE page: a
- * read past the end faults instead of passing silently. */
-static char *guard_base;
-static size_t guard_room;
-
-static int guard_setup(void **state) {
-  (void) state;
-  size_t page = (size_t) sysconf(_SC_PAGESIZE);
-  guard_room = 64 * 1024;
-  guard_room = (guard_room + page - 1) / page * page;
-  char *p = mmap(NULL, guard_room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return -1;
-  if (mprotect(p + guard_room, page, PROT_NONE) != 0) return -1;
-  guard_base = p;
-  return 0;
-}
-
-static int guard_teardown(void **state) {
-  (void) state;
-  munmap(guard_base, guard_room + (size_t) sysconf(_SC_PAGESIZE));
-  return 0;
-}
-
-static char *guarded(const void *data, size_t n) {
-  assert_true(n <= guard_room);
-  char *dst = guard_base + guard_room - n;
-  memcpy(dst, data, n);
-  return dst;
-}
 
 static int req(const char *s, struct cm_http_msg *hm) {
   size_t n = strlen(s);
