@@ -55,3 +55,53 @@ def udp_peer(name, argv, port, logdir):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class ScriptedUdpPeer:
+    """A UDP responder thread on 127.0.0.1 for the bad cases real servers
+    will not produce: subclasses answer each datagram in handle(data, peer)."""
+
+    def __init__(self, mode):
+        import socket
+        import threading
+        self.mode = mode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.url = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def handle(self, data, peer):
+        raise NotImplementedError
+
+    def run(self):
+        import socket
+        while not self.stop:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            self.handle(data, peer)
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+def scripted_fixture(cls):
+    """A pytest fixture giving make(mode) -> cls(mode), all closed afterwards."""
+    @pytest.fixture
+    def scripted():
+        servers = []
+
+        def make(mode):
+            servers.append(cls(mode))
+            return servers[-1]
+
+        yield make
+        for s in servers:
+            s.close()
+    return scripted

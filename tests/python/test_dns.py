@@ -5,13 +5,12 @@ dnsmasq for real answers, or a small dnslib responder thread for SERVFAIL
 and silence.  No query may reach the servers of /etc/resolv.conf.
 """
 import socket
-import threading
 
 import pytest
 
 import cymongoose as cm
 from core_helpers import EventLog, poll_for, poll_until
-from peers import find_exe, udp_peer
+from peers import ScriptedUdpPeer, find_exe, scripted_fixture, udp_peer
 
 dnslib = pytest.importorskip("dnslib")
 
@@ -55,51 +54,21 @@ def dnsmasq(tmp_path_factory):
         yield "udp://127.0.0.1:%d" % port
 
 
-class ScriptedDns:
-    """A UDP DNS responder thread: 'servfail' answers SERVFAIL, 'silent' never answers."""
+class ScriptedDns(ScriptedUdpPeer):
+    """A DNS responder: 'servfail' answers SERVFAIL, 'silent' never answers."""
 
-    def __init__(self, mode):
-        self.mode = mode
-        self.queries = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.url = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+    queries = 0
 
-    def run(self):
-        while not self.stop:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            self.queries += 1
-            if self.mode == "silent":
-                continue
-            reply = dnslib.DNSRecord.parse(data).reply()
-            reply.header.rcode = dnslib.RCODE.SERVFAIL
-            self.sock.sendto(reply.pack(), peer)
-
-    def close(self):
-        self.stop = True
-        self.thread.join()
-        self.sock.close()
+    def handle(self, data, peer):
+        self.queries += 1
+        if self.mode == "silent":
+            return
+        reply = dnslib.DNSRecord.parse(data).reply()
+        reply.header.rcode = dnslib.RCODE.SERVFAIL
+        self.sock.sendto(reply.pack(), peer)
 
 
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def make(mode):
-        s = ScriptedDns(mode)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
+scripted = scripted_fixture(ScriptedDns)
 
 
 def noop(conn, ev, data):

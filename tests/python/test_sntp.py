@@ -2,14 +2,13 @@
 answers, a scripted 48-byte responder thread for the bad ones."""
 import socket
 import struct
-import threading
 import time
 
 import pytest
 
 import cymongoose as cm
 from core_helpers import EventLog, poll_until
-from peers import find_exe, udp_peer
+from peers import ScriptedUdpPeer, find_exe, scripted_fixture, udp_peer
 
 NTP_UNIX_OFFSET = 2208988800
 
@@ -38,21 +37,11 @@ def chrony(tmp_path_factory):
         yield "udp://127.0.0.1:%d" % port
 
 
-class ScriptedNtp:
+class ScriptedNtp(ScriptedUdpPeer):
     """Answers each request with a reply spoiled according to mode."""
 
     SERVER_TIME = 1900000000.25  # 2030-03-17
-
-    def __init__(self, mode):
-        self.mode = mode
-        self.requests = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.url = "udp://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+    requests = 0
 
     def reply(self, request):
         origin = request[40:48]
@@ -68,34 +57,13 @@ class ScriptedNtp:
         first = bytes([li << 6 | 4 << 3 | 4, stratum, 6, 0xE9])
         return first + bytes(8) + refid + bytes(8) + origin + ts + ts
 
-    def run(self):
-        while not self.stop:
-            try:
-                data, peer = self.sock.recvfrom(1024)
-            except socket.timeout:
-                continue
-            if len(data) >= 48 and data[0] & 7 == 3:
-                self.requests += 1
-                self.sock.sendto(self.reply(data), peer)
-
-    def close(self):
-        self.stop = True
-        self.thread.join()
-        self.sock.close()
+    def handle(self, data, peer):
+        if len(data) >= 48 and data[0] & 7 == 3:
+            self.requests += 1
+            self.sock.sendto(self.reply(data), peer)
 
 
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def make(mode):
-        s = ScriptedNtp(mode)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
+scripted = scripted_fixture(ScriptedNtp)
 
 
 def test_chrony_time_and_another_request(chrony):
