@@ -35,7 +35,7 @@ $(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 # Load generators are plain C, independent of the library under test.
-$(BUILD)/bench/%: bench/%.c
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror $< -o $@
 

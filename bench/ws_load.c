@@ -5,27 +5,7 @@
  * server's work (unmasking) is the same, the generator's is less.
  * Usage: ws_load PORT [connections=50] [size=64] [seconds=5]
  * Prints: messages=<count> seconds=<elapsed> */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-struct conn {
-  int fd;
-  size_t got;
-};
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "pingpong.h"
 
 static size_t header_len(size_t n, int masked) {
   return (n < 126 ? 2 : n < 65536 ? 4 : 10) + (masked ? 4 : 0);
@@ -75,59 +55,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s PORT [conns] [size] [seconds]\n", argv[0]);
     return 2;
   }
-  int port = atoi(argv[1]);
   int nconns = argc > 2 ? atoi(argv[2]) : 50;
   size_t size = argc > 3 ? (size_t)atoi(argv[3]) : 64;
   double secs = argc > 4 ? atof(argv[4]) : 5.0;
-  size_t flen, want = header_len(size, 0) + size;
+  size_t flen, want = header_len(size, 0) + size; /* the echo comes unmasked */
   unsigned char *msg = make_frame(size, &flen);
-  char *buf = malloc(want);
-  int ep = epoll_create1(0);
-  struct conn *cs = calloc((size_t)nconns, sizeof(*cs));
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (int i = 0; i < nconns; i++) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-      perror("connect");
-      return 1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (handshake(fd) != 0) {
-      fprintf(stderr, "handshake failed\n");
-      return 1;
-    }
-    cs[i].fd = fd;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-  }
-  for (int i = 0; i < nconns; i++)
-    if (write(cs[i].fd, msg, flen) != (ssize_t)flen) return 1;
-  long messages = 0;
-  double start = now_s(), end = start + secs;
-  struct epoll_event evs[256];
-  while (now_s() < end) {
-    int n = epoll_wait(ep, evs, 256, 100);
-    for (int i = 0; i < n; i++) {
-      struct conn *c = evs[i].data.ptr;
-      ssize_t r = read(c->fd, buf, want - c->got);
-      if (r <= 0) {
-        fprintf(stderr, "server closed a connection\n");
-        return 1;
-      }
-      c->got += (size_t)r;
-      if (c->got == want) {
-        c->got = 0;
-        messages++;
-        /* Large frames may not fit the socket buffer at once: loop. */
-        for (size_t off = 0; off < flen;) {
-          ssize_t w = write(c->fd, msg + off, flen - off);
-          if (w <= 0) return 1;
-          off += (size_t)w;
-        }
-      }
-    }
-  }
-  printf("messages=%ld seconds=%.3f\n", messages, now_s() - start);
-  return 0;
+  return pingpong(atoi(argv[1]), nconns, msg, flen, want, secs, handshake);
 }
