@@ -6,14 +6,9 @@
 #include "pingpong.h"
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: %s PORT [conns] [size] [seconds]\n", argv[0]);
-    return 2;
-  }
-  int nconns = argc > 2 ? atoi(argv[2]) : 50;
-  size_t size = argc > 3 ? (size_t)atoi(argv[3]) : 64;
-  double secs = argc > 4 ? atof(argv[4]) : 5.0;
-  char *msg = malloc(size);
-  memset(msg, 'm', size);
-  return pingpong(atoi(argv[1]), nconns, msg, size, size, secs, NULL);
+  struct pingpong_args a;
+  if (pingpong_parse(argc, argv, &a) != 0) return 2;
+  char *msg = malloc(a.size);
+  memset(msg, 'm', a.size);
+  return pingpong(a.port, a.nconns, msg, a.size, a.size, a.secs, NULL);
 }

@@ -28,6 +28,25 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Command line of the load generators: PORT [conns=50] [size=64] [seconds=5]. */
+struct pingpong_args {
+  int port, nconns;
+  size_t size;
+  double secs;
+};
+
+static int pingpong_parse(int argc, char **argv, struct pingpong_args *a) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s PORT [conns] [size] [seconds]\n", argv[0]);
+    return -1;
+  }
+  a->port = atoi(argv[1]);
+  a->nconns = argc > 2 ? atoi(argv[2]) : 50;
+  a->size = argc > 3 ? (size_t)atoi(argv[3]) : 64;
+  a->secs = argc > 4 ? atof(argv[4]) : 5.0;
+  return 0;
+}
+
 /* Writes all of msg (large messages may not fit the socket buffer at once). */
 static int write_all(int fd, const void *msg, size_t len) {
   for (size_t off = 0; off < len;) {

@@ -51,14 +51,9 @@ static int handshake(int fd) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: %s PORT [conns] [size] [seconds]\n", argv[0]);
-    return 2;
-  }
-  int nconns = argc > 2 ? atoi(argv[2]) : 50;
-  size_t size = argc > 3 ? (size_t)atoi(argv[3]) : 64;
-  double secs = argc > 4 ? atof(argv[4]) : 5.0;
-  size_t flen, want = header_len(size, 0) + size; /* the echo comes unmasked */
-  unsigned char *msg = make_frame(size, &flen);
-  return pingpong(atoi(argv[1]), nconns, msg, flen, want, secs, handshake);
+  struct pingpong_args a;
+  if (pingpong_parse(argc, argv, &a) != 0) return 2;
+  size_t flen, want = header_len(a.size, 0) + a.size; /* the echo comes unmasked */
+  unsigned char *msg = make_frame(a.size, &flen);
+  return pingpong(a.port, a.nconns, msg, flen, want, a.secs, handshake);
 }
