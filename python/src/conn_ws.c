@@ -113,6 +113,18 @@ static int parse_limit(PyObject *o, uint64_t *out) {
   return 0;
 }
 
+/* The options shared by ws_upgrade() and ws_connect(): compress=,
+ * max_message_size= and extra headers.  Returns the header block (a new
+ * reference keeping *hdrs alive; Py_None when there are none), or NULL with
+ * an exception set. */
+static PyObject *ws_call_opts(int compress, PyObject *limit, PyObject *extra,
+                              struct cm_ws_opts *opts, const char **hdrs) {
+  memset(opts, 0, sizeof(*opts));
+  opts->compress = compress != 0;
+  if (parse_limit(limit, &opts->limits.max_message_size) < 0) return NULL;
+  return headers_block(extra, hdrs);
+}
+
 /* ----------------------------------------------------------- Connection */
 
 PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -147,11 +159,9 @@ PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds) 
                     "or the bytes of a request head");
     return NULL;
   }
-  struct cm_ws_opts opts = {0};
-  opts.compress = compress != 0;
-  if (parse_limit(limit, &opts.limits.max_message_size) < 0) return NULL;
+  struct cm_ws_opts opts;
   const char *hdrs;
-  PyObject *block = headers_block(extra, &hdrs);
+  PyObject *block = ws_call_opts(compress, limit, extra, &opts, &hdrs);
   if (block == NULL) return NULL;
   cm_py_manager *mo = cm_py_manager_of(c->mgr);
   cm_py_core_enter(mo); /* WS_OPEN is raised from inside */
@@ -259,11 +269,9 @@ PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds) {
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$pOO", kwlist, &url, &handler, &compress,
                                    &extra, &limit))
     return NULL;
-  struct cm_ws_opts opts = {0};
-  opts.compress = compress != 0;
-  if (parse_limit(limit, &opts.limits.max_message_size) < 0) return NULL;
+  struct cm_ws_opts opts;
   const char *hdrs;
-  PyObject *block = headers_block(extra, &hdrs);
+  PyObject *block = ws_call_opts(compress, limit, extra, &opts, &hdrs);
   if (block == NULL) return NULL;
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);
   if (co == NULL) {
