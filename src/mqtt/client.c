@@ -94,7 +94,8 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     }
   } else if (sess->client_id[0] == '\0') {
     char rnd[17];
-    cm_random_str(rnd, sizeof(rnd));
+    cm_random_str(rnd, 16); /* no NUL written */
+    rnd[16] = '\0';
     snprintf(sess->client_id, sizeof(sess->client_id), "cm-%s", rnd);
   }
   struct cm_mqtt_limits lim = o.limits;
