@@ -329,6 +329,7 @@ bool cm_mqtt_list_next(const struct cm_mqtt_packet *m, size_t *pos, struct cm_st
   if (code == NULL) code = &dummy_c;
   *filter = cm_str_n("", 0);
   *code = 0;
+  if (m->cmd < CM_MQTT_CMD_SUBSCRIBE || m->cmd > CM_MQTT_CMD_UNSUBACK) return false;
   if (*pos >= m->payload.len) return false;
   const uint8_t *p = (const uint8_t *)m->payload.buf + *pos;
   size_t n = m->payload.len - *pos;
