@@ -473,6 +473,7 @@ struct script {
   size_t got_len;
   bool replied;
   bool peer_closed;
+  struct cm_conn *conn; /* the server side, once it has read */
 };
 
 static void script_fn(struct cm_conn *c, int ev, void *ev_data) {
@@ -485,6 +486,7 @@ static void script_fn(struct cm_conn *c, int ev, void *ev_data) {
     memcpy(s->got + s->got_len, cm_buf_data(&c->recv), n);
     s->got_len += n;
     cm_recv_consume(c, c->recv.len);
+    s->conn = c;
     if (!s->replied) {
       s->replied = true;
       cm_send(c, s->reply, s->reply_len);
@@ -653,6 +655,95 @@ static void resend_with_dup_on_resumed_session(void **state) {
   cm_mqtt_session_free(sess);
   rec_free(&r1);
   rec_free(&r2);
+}
+
+/* Packets of a type in what a scripted peer received. */
+static int count_sent(const struct script *s, uint8_t version, int cmd, uint8_t first_byte) {
+  size_t pos = 0;
+  int n = 0;
+  while (pos < s->got_len) {
+    struct cm_mqtt_packet m;
+    int r = cm_mqtt_parse(s->got + pos, s->got_len - pos, version, 0, &m);
+    if (r <= 0) break;
+    if (m.cmd == cmd && (first_byte == 0 || s->got[pos] == first_byte)) n++;
+    pos += (size_t)r;
+  }
+  return n;
+}
+
+static void poll_a_while(struct cm_mgr *mgr) {
+  for (int i = 0; i < 30; i++) cm_mgr_poll(mgr, 5);
+}
+
+/* The broker's Receive Maximum bounds what is in flight; the rest waits
+ * and goes out, in order, as acks free slots. */
+static void inflight_window_follows_receive_maximum(void **state) {
+  (void)state;
+  static const uint8_t connack_rm2[] = {0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x02};
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct script s = {.reply = connack_rm2, .reply_len = sizeof(connack_rm2)};
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", script_fn, &s);
+  char url[64];
+  snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
+  struct rec r = {0};
+  struct cm_mqtt_opts o = {.version = 5, .clean = true};
+  o.limits.max_queued = 3;
+  r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+  int ids[5];
+  for (int i = 0; i < 5; i++) ids[i] = cm_mqtt_pub(r.c, cm_str_c("w/x"), cm_str_c("m"), 1, false);
+  /* Before CONNACK all wait: 3 queued, then the queue is full. */
+  assert_true(ids[0] > 0 && ids[1] > 0 && ids[2] > 0);
+  assert_int_equal(ids[3], -1);
+  assert_true(wait_for(&mgr, &r.opened, 5000));
+  poll_a_while(&mgr);
+  assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_PUBLISH, 0), 2);
+  ids[3] = cm_mqtt_pub(r.c, cm_str_c("w/x"), cm_str_c("m"), 1, false);
+  assert_true(ids[3] > 0);
+  uint8_t puback[] = {0x40, 0x02, 0x00, (uint8_t)ids[0]};
+  cm_send(s.conn, puback, sizeof(puback));
+  poll_a_while(&mgr);
+  assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_PUBLISH, 0), 3);
+  puback[3] = (uint8_t)ids[1];
+  cm_send(s.conn, puback, sizeof(puback));
+  poll_a_while(&mgr);
+  assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_PUBLISH, 0), 4);
+  assert_int_equal(r.nerrors, 0);
+  cm_mgr_free(&mgr);
+  rec_free(&r);
+}
+
+/* A QoS 2 message sent again before PUBREL is acknowledged but delivered
+ * once; after PUBREL the same id is a new message. */
+static void qos2_duplicates_are_suppressed(void **state) {
+  (void)state;
+  static const uint8_t script[] = {
+      0x20, 0x02, 0x00, 0x00,                               /* CONNACK */
+      0x34, 0x06, 0x00, 0x01, 'q', 0x00, 0x05, '1',        /* PUBLISH QoS 2 id 5 */
+      0x3C, 0x06, 0x00, 0x01, 'q', 0x00, 0x05, '1',        /* again, DUP */
+      0x62, 0x02, 0x00, 0x05,                               /* PUBREL 5 */
+      0x34, 0x06, 0x00, 0x01, 'q', 0x00, 0x05, '2',        /* a new message, id 5 */
+  };
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct script s = {.reply = script, .reply_len = sizeof(script)};
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", script_fn, &s);
+  char url[64];
+  snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
+  struct rec r = {0};
+  struct cm_mqtt_opts o = {.clean = true};
+  r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+  assert_true(wait_for(&mgr, &r.opened, 5000));
+  poll_a_while(&mgr);
+  assert_int_equal(r.nmsgs, 2);
+  assert_memory_equal(r.msgs[0].data, "1", 1);
+  assert_memory_equal(r.msgs[1].data, "2", 1);
+  assert_int_equal(r.cmds[CM_MQTT_CMD_PUBLISH], 3);
+  assert_int_equal(count_sent(&s, 4, CM_MQTT_CMD_PUBREC, 0), 3);
+  assert_int_equal(count_sent(&s, 4, CM_MQTT_CMD_PUBCOMP, 0), 1);
+  assert_int_equal(r.nerrors, 0);
+  cm_mgr_free(&mgr);
+  rec_free(&r);
 }
 
 /* --------------------------------------------------- our own server side */
@@ -853,6 +944,8 @@ int main(void) {
       cmocka_unit_test(malformed_input_gives_error_and_close),
       cmocka_unit_test(refusal_is_a_readable_error),
       cmocka_unit_test(resend_with_dup_on_resumed_session),
+      cmocka_unit_test(inflight_window_follows_receive_maximum),
+      cmocka_unit_test(qos2_duplicates_are_suppressed),
       cmocka_unit_test(listener_round_trip),
       cmocka_unit_test(websocket_round_trip),
       cmocka_unit_test(server_refuses_malformed),
