@@ -562,7 +562,8 @@ struct cm_mqtt_pub_opts {
  * The message is copied.  Returns the packet id (0 for QoS 0), or -1: not
  * an MQTT connection, closing, invalid topic (empty or with a wildcard) or
  * QoS, queue full (max_queued), larger than the peer's Maximum Packet
- * Size, or out of memory.
+ * Size, a QoS above its Maximum QoS or retain when it has none (5.0
+ * CONNACK), or out of memory.
  */
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *opts);
 /* cm_mqtt_publish() without properties. */

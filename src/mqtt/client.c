@@ -163,6 +163,12 @@ void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m
         case CM_MQTT_PROP_MAXIMUM_PACKET_SIZE:
           st->peer_max_packet = p.iv;
           break;
+        case CM_MQTT_PROP_MAXIMUM_QOS:
+          st->peer_max_qos = (uint8_t)p.iv;
+          break;
+        case CM_MQTT_PROP_RETAIN_AVAILABLE:
+          st->peer_no_retain = p.iv == 0;
+          break;
         case CM_MQTT_PROP_SERVER_KEEP_ALIVE:
           st->keepalive_ms = (uint64_t)p.iv * 1000;
           break;
