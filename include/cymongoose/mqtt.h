@@ -426,8 +426,9 @@ struct cm_mqtt_limits {
                                DISCONNECT 0x93, ERROR, close
                                (CM_MQTT_DEFAULT_MAX_INCOMING) */
   uint64_t connect_timeout_ms; /* client: CONNACK must arrive within this
-                                  after the transport is up; server: CONNECT
-                                  within this after accept
+                                  after cm_mqtt_connect() (DNS, TCP, TLS and
+                                  WebSocket handshakes included); server:
+                                  CONNECT within this after accept
                                   (CM_MQTT_DEFAULT_CONNECT_TIMEOUT_MS) */
 };
 
