@@ -7,13 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "certgen.h"
 #include "peerproc.h"
 #include "testutil.h"
 
-static unsigned broker_port;
+static unsigned broker_port, tls_port;
 static pid_t broker_pid;
 static char scratch[64];
-static const char *const scratch_files[] = {"mosquitto.conf", "mosquitto.log"};
+static const char *const scratch_files[] = {"mosquitto.conf", "mosquitto.log", "ca.pem",
+                                            "server.pem", "server.key"};
+static struct test_cert ca, leaf;
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char path[300];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (f != NULL) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
 
 static bool tcp_accepts(unsigned port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -33,13 +46,27 @@ static int start_broker(void **state) {
   }
   snprintf(scratch, sizeof(scratch), "/tmp/cm-test-mqtt-XXXXXX");
   if (mkdtemp(scratch) == NULL) return -1;
-  unsigned port = peer_free_port();
+  unsigned port = peer_free_port(), tport = peer_free_port();
   char conf[300], log[300];
   snprintf(conf, sizeof(conf), "%s/mosquitto.conf", scratch);
   snprintf(log, sizeof(log), "%s/mosquitto.log", scratch);
+  const long day = 86400;
+  ca = certgen(true, "MQTT Test CA", NULL, true, -day, day);
+  leaf = certgen(true, "localhost", &ca, false, -day, day);
+  write_file(scratch, "ca.pem", ca.cert_pem);
+  char *chain = certgen_concat(leaf.cert_pem, ca.cert_pem); /* the whole chain */
+  write_file(scratch, "server.pem", chain);
+  free(chain);
+  write_file(scratch, "server.key", leaf.key_pem);
   FILE *f = fopen(conf, "w");
-  if (f == NULL || port == 0) return -1;
-  fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\npersistence false\n", port);
+  if (f == NULL || port == 0 || tport == 0 || tport == port) return -1;
+  fprintf(f,
+          /* user root: as root, mosquitto would otherwise switch to its own
+           * user, which cannot read the key in our 0700 scratch directory. */
+          "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n"
+          "listener %u 127.0.0.1\n"
+          "listener %u 127.0.0.1\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n",
+          port, tport, scratch, scratch, scratch);
   fclose(f);
   char *argv[] = {exe, "-c", conf, NULL};
   broker_pid = peer_spawn(argv, log);
@@ -52,14 +79,21 @@ static int start_broker(void **state) {
     peer_stop(broker_pid);
     return -1;
   }
+  for (int i = 0; i < 250 && !tcp_accepts(tport); i++) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   broker_port = port;
+  tls_port = tport;
   return 0;
 }
 
 static int stop_broker(void **state) {
   (void)state;
   peer_stop(broker_pid);
-  if (scratch[0] != '\0') peer_rm_dir(scratch, scratch_files, 2);
+  if (scratch[0] != '\0') peer_rm_dir(scratch, scratch_files, 5);
+  certgen_free(&leaf);
+  certgen_free(&ca);
   return 0;
 }
 
@@ -194,6 +228,38 @@ static void connects_v4_and_v5(void **state) {
     cm_mgr_free(&mgr);
     rec_free(&r);
   }
+}
+
+/* mqtts:// against mosquitto's TLS listener: our CA trusted, the host name
+ * checked; a client that does not trust the CA gets a TLS ERROR. */
+static void tls_round_trip(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  struct rec r = {0}, bad = {0};
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  char url[64];
+  snprintf(url, sizeof(url), "mqtts://localhost:%u", tls_port);
+  struct cm_tls_opts tls = {.ca = cm_str_c(ca.cert_pem)};
+  struct cm_mqtt_opts o = {.clean = true, .version = 5, .tls = &tls};
+  r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+  assert_non_null(r.c);
+  assert_true(wait_for(&mgr, &r.opened, 5000));
+  assert_true(r.c->is_tls);
+  char topic[64];
+  unique_topic(topic, sizeof(topic), "tls");
+  assert_true(cm_mqtt_sub(r.c, cm_str_c(topic), 1) > 0);
+  assert_true(cm_mqtt_pub(r.c, cm_str_c(topic), cm_str_c("secret"), 1, false) > 0);
+  assert_true(wait_count(&mgr, &r.nmsgs, 1, 5000));
+  assert_int_equal(r.msgs[0].len, 6);
+  assert_memory_equal(r.msgs[0].data, "secret", 6);
+  struct cm_mqtt_opts o2 = {.clean = true}; /* system CA store: untrusted */
+  bad.c = cm_mqtt_connect(&mgr, url, &o2, handler, &bad);
+  if (!wait_for(&mgr, &bad.closed, 5000)) fail_msg("errors %d: %s", bad.nerrors, bad.error);
+  assert_false(bad.opened);
+  assert_true(bad.nerrors >= 1);
+  cm_mgr_free(&mgr);
+  rec_free(&r);
+  rec_free(&bad);
 }
 
 /* One client subscribes to its own topic and publishes binary payloads
@@ -545,9 +611,9 @@ static void malformed_input_gives_error_and_close(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     for (uint8_t v = 4; v <= 5; v++) {
       uint8_t reply[80];
-      const uint8_t *ca = v == 5 ? connack_v5 : connack_v4;
+      const uint8_t *ack = v == 5 ? connack_v5 : connack_v4;
       size_t cl = v == 5 ? sizeof(connack_v5) : sizeof(connack_v4);
-      memcpy(reply, ca, cl);
+      memcpy(reply, ack, cl);
       memcpy(reply + cl, cases[i].bytes, cases[i].len);
       struct rec r = {0};
       struct script s;
@@ -935,6 +1001,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(connects_v4_and_v5),
       cmocka_unit_test(qos_round_trips),
+      cmocka_unit_test(tls_round_trip),
       cmocka_unit_test(retained_message_on_subscribe),
       cmocka_unit_test(will_on_dropped_connection),
       cmocka_unit_test(keepalive_pings_when_idle),
