@@ -16,7 +16,12 @@ warn=(-Wall -Wextra -Werror -pedantic)
 rm -rf "$stage"
 make --no-print-directory -s install DESTDIR="$stage" PREFIX=/usr/local BUILD="$build"
 
-# Exports: the public API only.
+# Exports: the public API, all of it (every public header marks its
+# declarations for export) and nothing else.
+for h in include/cymongoose.h include/cymongoose/*.h; do
+  grep -q '^#pragma GCC visibility push(default)' "$h" \
+    || { echo "test-install: $h does not mark its declarations for export" >&2; exit 1; }
+done
 extra=$(nm -D --defined-only "$lib/libcymongoose.so" | awk '{print $3}' | grep -v '^cm_' \
         | grep -v -E '^(_init|_fini)$' || true)
 internal=$(nm -D --defined-only "$lib/libcymongoose.so" | awk '{print $3}' | grep '^cm__' || true)
