@@ -28,6 +28,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 struct cm_buf; /* cymongoose.h */
 struct cm_conn;
 struct cm_mgr;
@@ -634,6 +636,8 @@ bool cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason);
 /* Sends any packet (cm_mqtt_encode of m, with the connection's version
  * when m->version is 0).  No state is kept for it. */
 bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *m);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
