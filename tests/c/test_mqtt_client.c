@@ -812,6 +812,35 @@ static void qos2_duplicates_are_suppressed(void **state) {
   rec_free(&r);
 }
 
+/* A server that accepts but never answers PINGREQ: ERROR after the
+ * keepalive period; one that never sends CONNACK: ERROR at the deadline. */
+static void silent_peers_time_out(void **state) {
+  (void)state;
+  for (int which = 0; which < 2; which++) {
+    struct cm_mgr mgr;
+    assert_int_equal(cm_mgr_init(&mgr), 0);
+    struct script s = {.reply = connack_v4, .reply_len = which == 0 ? sizeof(connack_v4) : 0};
+    struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", script_fn, &s);
+    char url[64];
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
+    struct rec r = {0};
+    struct cm_mqtt_opts o = {.clean = true, .keepalive = 1};
+    o.limits.connect_timeout_ms = 300;
+    r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+    assert_true(wait_for(&mgr, &r.closed, 5000));
+    if (which == 0) {
+      assert_true(r.opened);
+      assert_non_null(strstr(r.error, "no PINGRESP"));
+      assert_true(count_sent(&s, 4, CM_MQTT_CMD_PINGREQ, 0) >= 1);
+    } else {
+      assert_false(r.opened);
+      assert_string_equal(r.error, "MQTT: no CONNACK in time");
+    }
+    cm_mgr_free(&mgr);
+    rec_free(&r);
+  }
+}
+
 /* --------------------------------------------------- our own server side */
 
 /* A tiny broker on cm_mqtt_listen, the original's low-level pattern:
@@ -896,6 +925,53 @@ static void server_round_trip(const char *scheme, uint8_t v) {
   free(big);
   cm_mgr_free(&mgr);
   rec_free(&r);
+  rec_free(&srv);
+}
+
+/* A raw WebSocket client talks MQTT to our server in odd framing: the
+ * CONNECT split over three messages, then SUBSCRIBE and PINGREQ in one. */
+struct raw_ws {
+  struct script s;
+  bool open;
+};
+
+static void raw_ws_fn(struct cm_conn *c, int ev, void *ev_data) {
+  struct raw_ws *w = c->fn_data;
+  if (ev == CM_EV_WS_OPEN) {
+    static const uint8_t connect[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
+                                      0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
+    static const uint8_t sub_ping[] = {0x82, 0x06, 0x00, 0x07, 0x00, 0x01, 'a', 0x01, 0xC0, 0x00};
+    cm_ws_send(c, connect, 1, CM_WS_OP_BINARY);
+    cm_ws_send(c, connect + 1, 5, CM_WS_OP_BINARY);
+    cm_ws_send(c, connect + 6, sizeof(connect) - 6, CM_WS_OP_BINARY);
+    cm_ws_send(c, sub_ping, sizeof(sub_ping), CM_WS_OP_BINARY);
+    w->open = true;
+  } else if (ev == CM_EV_WS_MSG) {
+    struct cm_ws_msg *m = ev_data;
+    memcpy(w->s.got + w->s.got_len, m->data.buf, m->data.len);
+    w->s.got_len += m->data.len;
+  }
+}
+
+static void websocket_framing_is_free(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct rec srv = {0};
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", ws_front, &srv, NULL);
+  char url[80];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/mqtt", l->loc.port);
+  struct raw_ws w = {0};
+  assert_non_null(cm_ws_connect(&mgr, url, raw_ws_fn, &w, "Sec-WebSocket-Protocol: mqtt\r\n"));
+  assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PINGREQ], 1, 5000));
+  poll_a_while(&mgr);
+  assert_int_equal(srv.cmds[CM_MQTT_CMD_CONNECT], 1);
+  assert_int_equal(srv.cmds[CM_MQTT_CMD_SUBSCRIBE], 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_CONNACK, 0), 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_SUBACK, 0), 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_PINGRESP, 0), 1);
+  assert_int_equal(srv.nerrors, 0);
+  cm_mgr_free(&mgr);
   rec_free(&srv);
 }
 
@@ -1013,8 +1089,10 @@ int main(void) {
       cmocka_unit_test(resend_with_dup_on_resumed_session),
       cmocka_unit_test(inflight_window_follows_receive_maximum),
       cmocka_unit_test(qos2_duplicates_are_suppressed),
+      cmocka_unit_test(silent_peers_time_out),
       cmocka_unit_test(listener_round_trip),
       cmocka_unit_test(websocket_round_trip),
+      cmocka_unit_test(websocket_framing_is_free),
       cmocka_unit_test(server_refuses_malformed),
       cmocka_unit_test(api_misuse_is_refused),
   };
