@@ -383,16 +383,27 @@ static void tick(void *arg) {
   }
 }
 
-/* (Re)starts the timer at a period that suits the keepalive. */
+/*
+ * (Re)starts the timer at the pace the connection needs: until CONNECT or
+ * CONNACK, a fraction of the deadline (at most 1 s); afterwards a quarter
+ * of the keepalive, and no timer at all without keepalive, so that idle
+ * connections cost (almost) nothing.
+ */
 static void start_timer(struct cm__mqtt *st) {
-  uint64_t period = MAX_TICK_MS;
-  if (st->keepalive_ms > 0 && st->keepalive_ms / 4 < period) period = st->keepalive_ms / 4;
-  if (period < MIN_TICK_MS) period = MIN_TICK_MS;
+  uint64_t period = 0;
+  if (!st->connected) {
+    period = st->lim.connect_timeout_ms / 8;
+    if (period > MAX_TICK_MS) period = MAX_TICK_MS;
+  } else if (st->keepalive_ms > 0) {
+    period = st->keepalive_ms / 4;
+  }
+  if (period != 0 && period < MIN_TICK_MS) period = MIN_TICK_MS;
   if (st->timer != NULL) {
     if (st->timer->period_ms == period) return;
     cm_timer_cancel(st->c->mgr, st->timer);
+    st->timer = NULL;
   }
-  st->timer = cm_timer_add(st->c->mgr, period, CM_TIMER_REPEAT, tick, st);
+  if (period != 0) st->timer = cm_timer_add(st->c->mgr, period, CM_TIMER_REPEAT, tick, st);
 }
 
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms) {
@@ -425,7 +436,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   st->last_rx_ms = st->last_tx_ms = cm_millis();
   st->deadline_ms = st->last_rx_ms + st->lim.connect_timeout_ms;
   start_timer(st);
-  if (st->timer == NULL) {
+  if (st->timer == NULL) { /* out of memory */
     cm__mqtt_free(st);
     return NULL;
   }
