@@ -485,7 +485,9 @@ struct cm_mqtt_opts {
   const struct cm_mqtt_prop *props;      /* v5 CONNECT properties: session
                                             expiry, receive maximum, maximum
                                             packet size, topic alias maximum,
-                                            user properties, ... */
+                                            user properties, ...  What they
+                                            announce is enforced (aliases
+                                            accepted, limits lowered) */
   size_t num_props;
   struct cm_mqtt_limits limits;
   struct cm_mqtt_session *session;       /* persistent state (see above) or
@@ -617,9 +619,10 @@ bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct c
                                size_t num_props);
 
 /* Server side: sends CONNACK with return/reason code code (v5: and
- * properties) and, on success, sets the connection up for the version of
- * the CONNECT it received.  A refusal (code != 0) closes the connection
- * once written. */
+ * properties).  What the v5 properties announce is enforced on the
+ * connection: Topic Alias Maximum (aliases the client may use), Maximum
+ * Packet Size and Receive Maximum (lower the limits), Server Keep Alive.
+ * A refusal (code != 0) closes the connection once written. */
 bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
                           const struct cm_mqtt_prop *props, size_t num_props);
 /* Server side: SUBACK for packet id with n codes (granted QoS or v5 reason

@@ -171,7 +171,7 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
   if (mm->qos == 2) {
     if (cm__mqtt_id_test(s->ids_in, mm->id)) {
       deliver = false; /* a duplicate of one not yet released */
-    } else if (s->nin >= s->lim.max_incoming) {
+    } else if (s->nin >= st->lim.max_incoming) {
       fail(st, CM_MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
       return;
     } else if (!cm__mqtt_id_set(&s->ids_in, mm->id, true)) {

@@ -106,6 +106,7 @@ struct got_msg {
   size_t len;
   uint8_t qos;
   bool retain, dup;
+  bool by_alias; /* the packet carried no topic name, only an alias */
   uint16_t id;
 };
 
@@ -156,6 +157,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
         g->retain = mm->retain;
         g->dup = mm->dup;
         g->id = mm->id;
+        g->by_alias = mm->pkt->topic.len == 0;
       }
       r->nmsgs++;
       break;
@@ -849,7 +851,10 @@ static void silent_peers_time_out(void **state) {
 static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_MQTT_CMD) {
     struct cm_mqtt_msg *mm = ev_data;
-    if (mm->cmd == CM_MQTT_CMD_CONNECT) cm_mqtt_send_connack(c, 0, false, NULL, 0);
+    if (mm->cmd == CM_MQTT_CMD_CONNECT) {
+      struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 5};
+      cm_mqtt_send_connack(c, 0, false, &am, 1);
+    }
     if (mm->cmd == CM_MQTT_CMD_SUBSCRIBE) {
       uint8_t codes[8];
       size_t n = 0, pos = 0;
@@ -860,7 +865,10 @@ static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
     if (mm->cmd == CM_MQTT_CMD_PINGREQ) cm_mqtt_pong(c);
   } else if (ev == CM_EV_MQTT_MSG) {
     struct cm_mqtt_msg *mm = ev_data;
-    cm_mqtt_pub(c, mm->topic, mm->data, mm->qos, false);
+    /* Topic aliases towards the client where it allows them (QoS 0). */
+    struct cm_mqtt_pub_opts po = {.topic = mm->topic, .message = mm->data, .qos = mm->qos,
+                                  .topic_alias = true};
+    cm_mqtt_publish(c, &po);
   }
   struct rec *r = c->fn_data;
   if (r != NULL && !c->is_listening) handler(c, ev, ev_data);
@@ -891,7 +899,9 @@ static void server_round_trip(const char *scheme, uint8_t v) {
     snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
   }
   struct rec r = {0};
-  struct cm_mqtt_opts o = {.version = v, .clean = true, .keepalive = 1};
+  struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 5};
+  struct cm_mqtt_opts o = {.version = v, .clean = true, .keepalive = 1, .props = &am,
+                           .num_props = v == 5 ? 1 : 0};
   r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
   assert_non_null(r.c);
   assert_true(wait_for(&mgr, &r.opened, 5000));
@@ -911,6 +921,20 @@ static void server_round_trip(const char *scheme, uint8_t v) {
   assert_int_equal(r.msgs[2].len, 70000);
   assert_memory_equal(r.msgs[2].data, big, 70000);
   assert_int_equal(r.msgs[2].qos, 2);
+  /* Topic aliases both ways (5.0): the name goes once, then the alias;
+   * both handlers see the name every time. */
+  struct cm_mqtt_pub_opts po = {.topic = cm_str_c("echo/alias"), .message = cm_str_c("x"),
+                                .topic_alias = true};
+  assert_int_equal(cm_mqtt_publish(r.c, &po), 0);
+  assert_int_equal(cm_mqtt_publish(r.c, &po), 0);
+  assert_true(wait_count(&mgr, &r.nmsgs, 5, 5000));
+  assert_string_equal(r.msgs[3].topic, "echo/alias");
+  assert_string_equal(r.msgs[4].topic, "echo/alias");
+  assert_string_equal(srv.msgs[4].topic, "echo/alias");
+  assert_false(r.msgs[3].by_alias);
+  assert_false(srv.msgs[3].by_alias);
+  assert_int_equal(r.msgs[4].by_alias, v == 5);
+  assert_int_equal(srv.msgs[4].by_alias, v == 5);
   /* Both sides' flows complete. */
   assert_true(wait_count(&mgr, &r.cmds[CM_MQTT_CMD_PUBCOMP], 1, 5000));
   assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PUBCOMP], 1, 5000));
