@@ -166,7 +166,9 @@ struct cm_conn {
   size_t recv_limit;           /* reading pauses (is_full) while recv.len >= this */
   size_t send_hwm;             /* high-water mark of queued output: reading (and the
                                   protocols' processing of input) pauses while
-                                  cm_conn_send_full(); default mgr->send_hwm; 0: never */
+                                  cm_conn_send_full(); 0: never.  Accepted connections
+                                  start with mgr->send_hwm, others with 0 (see
+                                  cm_conn_send_full) */
   cm_event_fn fn;              /* user handler, may be NULL */
   void *fn_data;               /* for the user handler; not owned */
   cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
@@ -254,15 +256,21 @@ size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
 bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
 
 /*
- * True while c's queued output (c->send and bytes queued behind files) is at
- * or above its pause mark: c->send_hwm, or half of mgr->send_limit when that
- * is lower (so that, once a protocol waits for the queue to go below the
- * mark, the next reply of up to half the limit always fits).  While true
- * the manager reads nothing more from c (except during a TLS handshake),
- * and the HTTP server and WebSocket layers stop processing input already
- * received; all resume once writes bring the queue below the mark (a WRITE
- * event).  This bounds what one peer that sends but never reads can make
- * the process hold.
+ * True while c->send_hwm is set and c's queued output (c->send and bytes
+ * queued behind files) is at or above its pause mark: c->send_hwm, or half
+ * of mgr->send_limit when that is lower (so that, once a protocol waits for
+ * the queue to go below the mark, the next reply of up to half the limit
+ * always fits).  While true the manager reads nothing more from c (except
+ * during a TLS handshake), and the HTTP server and WebSocket layers stop
+ * processing input already received; all resume once writes bring the
+ * queue below the mark (a WRITE event).  This bounds what one peer that
+ * sends but never reads can make a server hold (pipelined requests, pings).
+ *
+ * Only accepted connections get a mark by default (mgr->send_hwm): if both
+ * ends of a stream stopped reading while their own output is high, a
+ * client streaming to an echoing server would deadlock with it.  Set
+ * c->send_hwm on an outbound connection whose peer is not trusted to read
+ * (a WebSocket client that a server may flood with pings).
  */
 bool cm_conn_send_full(const struct cm_conn *c);
 /* Bytes c holds queued for output: c->send plus what waits behind queued
@@ -351,7 +359,7 @@ struct cm_mgr {
                                   (cm_conn_send_queued): cm_send() beyond it fails;
                                   0 means no cap (default).  Reading pauses at
                                   half of it (cm_conn_send_full) */
-  size_t send_hwm;             /* default c->send_hwm for new connections (1 MiB) */
+  size_t send_hwm;             /* c->send_hwm of accepted connections (1 MiB) */
   size_t max_conns;            /* accept() pauses at this many connections; 0: no cap */
   size_t wakeup_max_bytes;     /* cm_wakeup() refuses while the queue holds this much
                                   (payloads plus ~32 bytes each; CM_WAKEUP_MAX_BYTES);

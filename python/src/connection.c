@@ -396,7 +396,8 @@ static PyGetSetDef conn_getset[] = {
     {"send_hwm", (getter)conn_prop, (setter)conn_set_send_hwm,
      "High-water mark of queued output: while send_len (plus bytes queued behind files)\n"
      "is at or above it, or above half of Manager.send_limit, reading and HTTP/WebSocket\n"
-     "processing pause (is_send_full); default Manager.send_hwm; 0: never.",
+     "processing pause (is_send_full); 0: never.  Accepted connections start with\n"
+     "Manager.send_hwm, outbound ones with 0.",
      (void *)(intptr_t)P_SEND_HWM},
     PROP("is_send_full", P_IS_SEND_FULL,
          "Queued output is at its high-water mark (send_hwm): reading is paused until the "

@@ -618,7 +618,7 @@ static PyGetSetDef mgr_getset[] = {
     {"max_conns", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "Accepting pauses at this many connections; 0: no cap.", (void *)2},
     {"send_hwm", (getter)mgr_get_limit, (setter)mgr_set_limit,
-     "Default send_hwm of new connections (bytes; 1 MiB): while a connection's queued\n"
+     "send_hwm of accepted connections (bytes; 1 MiB): while a connection's queued\n"
      "output is at or above it, reading from it and HTTP/WebSocket processing pause.\n"
      "0: never.",
      (void *)3},

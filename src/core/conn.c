@@ -16,7 +16,6 @@ struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {
   c->fd = fd;
   c->id = mgr->next_id++;
   c->recv_limit = mgr->recv_limit;
-  c->send_hwm = mgr->send_hwm;
   c->last_io_ms = mgr->now_ms;
   c->next = mgr->conns;
   if (mgr->conns != NULL) mgr->conns->prev = c;
@@ -60,11 +59,9 @@ size_t cm_conn_send_queued(const struct cm_conn *c) {
 
 bool cm_conn_send_full(const struct cm_conn *c) {
   size_t mark = c->send_hwm, limit = c->mgr->send_limit;
-  if (limit != 0) {
-    size_t half = limit / 2 > 0 ? limit / 2 : 1;
-    if (mark == 0 || half < mark) mark = half;
-  }
-  return mark != 0 && cm_conn_send_queued(c) >= mark;
+  if (mark == 0) return false;
+  if (limit != 0 && limit / 2 < mark) mark = limit / 2 > 0 ? limit / 2 : 1;
+  return cm_conn_send_queued(c) >= mark;
 }
 
 /* Reading continues through a TLS handshake whatever is queued: the

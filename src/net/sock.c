@@ -265,6 +265,7 @@ void cm__sock_accept(struct cm_conn *l) {
     from_sockaddr(&ss, &c->rem);
     read_local_addr(c);
     c->is_accepted = 1;
+    c->send_hwm = mgr->send_hwm; /* see struct cm_conn: inbound connections only */
     c->fn = l->fn;
     c->fn_data = l->fn_data;
     c->pfn = l->pfn;
