@@ -390,7 +390,7 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 
 /* -------------------------------------------------------------- wakeup */
 /* Default bound of the wakeup queue (mgr->wakeup_max_bytes / _msgs). */
-#define CM_WAKEUP_MAX_BYTES (16u << 20)
+#define CM_WAKEUP_MAX_BYTES (64u << 20)
 #define CM_WAKEUP_MAX_MSGS 100000u
 /* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
  * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */

@@ -624,7 +624,7 @@ static PyGetSetDef mgr_getset[] = {
      (void *)3},
     {"wakeup_max_bytes", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "wakeup() returns False while the queue holds this many bytes (payloads plus\n"
-     "~32 bytes each; 16 MiB); 0: no cap.",
+     "~32 bytes each; 64 MiB); 0: no cap.",
      (void *)4},
     {"wakeup_max_msgs", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "wakeup() returns False while the queue holds this many messages (100000); 0: no cap.",

@@ -271,7 +271,7 @@ def test_reply_too_big_for_send_limit_fails_the_connection():
 def test_wakeup_queue_is_bounded():
     mgr = cm.Manager(enable_wakeup=True)
     try:
-        assert mgr.wakeup_max_bytes == 16 << 20
+        assert mgr.wakeup_max_bytes == 64 << 20
         assert mgr.wakeup_max_msgs == 100000
         assert mgr.send_hwm == 1 << 20
         got = []
@@ -295,9 +295,11 @@ def test_connection_send_hwm_and_is_send_full():
         lst = mgr.listen("tcp://127.0.0.1:0")
         c = mgr.connect("tcp://127.0.0.1:%d" % lst.local_addr[1])
         assert c.send_hwm == 0  # outbound: no pause unless asked for
-        accepted = []
-        assert poll_until(mgr, lambda: accepted.extend(x for x in mgr.connections if x.is_accepted) or accepted)
-        assert accepted[0].send_hwm == 1000
+        def accepted():
+            return [x for x in mgr.connections if x is not c and not x.is_listening]
+
+        assert poll_until(mgr, accepted)
+        assert accepted()[0].send_hwm == 1000
         assert not c.is_send_full
         c.send_hwm = 10
         assert c.send(b"x" * 20)  # queued before the connect completes
