@@ -68,6 +68,7 @@ static bool pull(int fd, struct cm_buf *b) {
 
 static size_t count_str(const struct cm_buf *b, const char *s) {
   size_t n = 0, k = strlen(s);
+  if (b->len == 0) return 0;
   const char *p = (const char *)cm_buf_data(b), *end = p + b->len;
   while (p != NULL && p + k <= end) {
     p = memmem(p, (size_t)(end - p), s, k);
