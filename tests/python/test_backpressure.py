@@ -49,6 +49,10 @@ class Server:
 
     def __init__(self):
         env = dict(os.environ, PYTHONPATH=os.path.abspath(PYTHON_DIR))
+        # Under scripts/python-asan.sh freed memory would sit in ASan's
+        # quarantine and read as growth: measure what is held, not churn.
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].lstrip(":")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
