@@ -312,3 +312,32 @@ def test_connection_send_hwm_and_is_send_full():
         assert not c.is_send_full
     finally:
         mgr.close()
+
+
+def test_wakeup_from_eight_threads_stops_at_the_bound():
+    import threading
+
+    mgr = cm.Manager(enable_wakeup=True)
+    try:
+        mgr.wakeup_max_bytes = 8 << 20
+        lst = mgr.listen("tcp://127.0.0.1:0")
+        payload = b"p" * (256 << 10)
+        accepted = [0] * 8
+        refused = [0] * 8
+
+        def flood(i):
+            for _ in range(100):  # 200 MiB offered in all, loop not polling
+                if mgr.wakeup(lst.id, payload):
+                    accepted[i] += 1
+                else:
+                    refused[i] += 1
+
+        threads = [threading.Thread(target=flood, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(refused) > 0
+        assert sum(accepted) * len(payload) <= 8 << 20
+    finally:
+        mgr.close()
