@@ -268,14 +268,13 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   mm.pkt = m;
   if (m->cmd == CM_MQTT_CMD_CONNECT) {
     mm.topic = mm.data = cm_str_n("", 0); /* no message in a CONNECT */
-    st->version = m->version;
+    /* Set up first: the handler answers with CONNACK in this version, and
+     * what its properties announce (Server Keep Alive...) wins. */
+    cm__mqtt_server_connect(st, m);
   }
   cm_call(c, CM_EV_MQTT_CMD, &mm);
   if (c->is_closing) return;
   switch (m->cmd) {
-    case CM_MQTT_CMD_CONNECT:
-      cm__mqtt_server_connect(st, m);
-      break;
     case CM_MQTT_CMD_CONNACK:
       cm__mqtt_client_connack(st, m);
       break;

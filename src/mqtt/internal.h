@@ -125,7 +125,7 @@ void cm__mqtt_pump(struct cm__mqtt *st);
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
 void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
-/* server.c: CONNECT arrived (after MQTT_CMD). */
+/* server.c: CONNECT arrived (before MQTT_CMD, so the answer uses its version). */
 void cm__mqtt_server_connect(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
 /* server.c: events of a listener (and of its children before they get
  * their own state). */

@@ -1031,6 +1031,8 @@ static void server_refuses_malformed(void **state) {
   (void)state;
   static const uint8_t connect_v5[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
                                        0x02, 0x00, 0x3c, 0x00, 0x00, 0x01, 'x'};
+  static const uint8_t connect_v5_ka1[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
+                                           0x02, 0x00, 0x01, 0x00, 0x00, 0x01, 'x'};
   static const uint8_t connect_v9[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09,
                                        0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
   struct {
@@ -1044,6 +1046,8 @@ static void server_refuses_malformed(void **state) {
       {connect_v5, sizeof(connect_v5), {0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, 6, "(0x81)"},
       {NULL, 0, {0x30, 0x03, 0x00, 0x01, 'a'}, 5, "(0x82)"}, /* before CONNECT */
       {connect_v9, sizeof(connect_v9), {0}, 0, "(0x84)"},
+      /* keepalive 1 s, then silence: dropped after 1.5 s */
+      {connect_v5_ka1, sizeof(connect_v5_ka1), {0}, 0, "keep alive timeout (0x8d)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     struct cm_mgr mgr;
@@ -1063,6 +1067,11 @@ static void server_refuses_malformed(void **state) {
     if (i == 3) {
       /* Unknown level: CONNACK 0x01 before closing (3.1.2.2). */
       assert_true(s.got_len == 4 && s.got[0] == 0x20 && s.got[3] == 0x01);
+    }
+    if (i == 4) {
+      /* CONNACK, then DISCONNECT 0x8D. */
+      assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_CONNACK, 0), 1);
+      assert_true(s.got_len >= 3 && s.got[s.got_len - 3] == 0xE0 && s.got[s.got_len - 1] == 0x8D);
     }
     assert_false(l->is_closing);
     cm_mgr_free(&mgr);
