@@ -246,7 +246,9 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
     return;
   }
   bool first = st->is_server ? m->cmd == CM_MQTT_CMD_CONNECT : m->cmd == CM_MQTT_CMD_CONNACK;
-  if (first == st->connected) {
+  /* 4.12: enhanced authentication exchanges AUTH before the CONNACK. */
+  bool early_auth = m->cmd == CM_MQTT_CMD_AUTH && !st->is_server;
+  if (first == st->connected && !early_auth) {
     fail(st, CM_MQTT_RC_PROTOCOL_ERROR,
          first ? "a second CONNECT or CONNACK" : "packet before CONNECT/CONNACK");
     return;
