@@ -300,12 +300,20 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   }
 }
 
-/* Parses and handles every whole packet in the input. */
+/* Parses and handles every whole packet in the input, until the queued
+ * output reaches its mark (cm_conn_send_full): a peer that floods
+ * PUBLISHes or pings and never reads the acks must not grow our send
+ * buffer without bound.  The WRITE that brings it below the mark goes on. */
 static void process(struct cm__mqtt *st) {
   struct cm_conn *c = st->c;
+  st->held = false;
   while (!c->is_closing && !c->is_draining && !st->failed) {
     struct cm_buf *in = st->over_ws ? &st->rx : &c->recv;
     if (in->len == 0) break;
+    if (cm_conn_send_full(c)) {
+      st->held = true;
+      break;
+    }
     struct cm_mqtt_packet m;
     const uint8_t *buf = cm_buf_data(in);
     uint8_t version = st->version == 5 ? 5 : 4;
@@ -501,6 +509,9 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   switch (ev) {
     case CM_EV_READ:
       if (!st->over_ws) process(st);
+      break;
+    case CM_EV_WRITE:
+      if (st->held && !cm_conn_send_full(c)) process(st);
       break;
     case CM_EV_WS_OPEN:
       st->ws_open = true;

@@ -87,6 +87,7 @@ struct cm__mqtt {
   bool connected;             /* client: CONNACK accepted; server: CONNECT seen */
   bool failed;                /* we failed the connection: read nothing more */
   bool ping_out;              /* PINGREQ sent, no PINGRESP yet */
+  bool held;                  /* input left unparsed while the output is full */
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */
   uint32_t peer_max_packet;   /* peer's Maximum Packet Size, 0: none */
