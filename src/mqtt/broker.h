@@ -100,7 +100,7 @@ struct bclient {
   char *username;
   const char *why;                    /* why it ends (static) */
   int reason;                         /* reason code it ends with */
-  char err[160];                      /* the glue's ERROR text */
+  char *err;                          /* the glue's ERROR text (allocated) */
   uint8_t version;
   bool normal_disconnect;             /* DISCONNECT without will */
   bool slow;                          /* waits for its queue to drain */

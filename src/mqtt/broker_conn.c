@@ -11,6 +11,9 @@
 
 #include "mqtt/broker.h"
 
+/* Reads and writes below this many bytes leave no buffer behind. */
+#define SMALL_IO 512
+
 void cm__bc_info(const struct bclient *cl, struct cm_mqtt_client_info *who) {
   memset(who, 0, sizeof(*who));
   if (cl->sess != NULL) who->client_id = cm_str_n(cl->sess->id, cl->sess->id_len);
@@ -484,7 +487,7 @@ static int reason_of(const char *err) {
 static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   struct cm_conn *c = cl->c;
   if (cl->why == NULL) {
-    if (cl->err[0] != '\0') {
+    if (cl->err != NULL) {
       cl->why = cl->err;
       cl->reason = reason_of(cl->err);
     } else {
@@ -514,6 +517,7 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
+  free(cl->err);
   free(cl->username);
   free(cl);
 }
@@ -529,9 +533,19 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_READ:
       b->st.bytes_received += *(const size_t *)ev_data;
+      /* Idle clients are most clients, and their last packets are small
+       * (CONNECT, SUBSCRIBE, PINGREQ): after a small read or write nothing
+       * stays allocated; busy connections (large reads and writes) keep
+       * their buffers. */
+      if (c->recv.len == 0 && *(const size_t *)ev_data < SMALL_IO) cm_buf_free(&c->recv);
       break;
     case CM_EV_WRITE:
       b->st.bytes_sent += *(const size_t *)ev_data;
+      if (c->send.len == 0 && *(const size_t *)ev_data < SMALL_IO) {
+        struct cm__mqtt *st = cm__mqtt_of(c);
+        cm_buf_free(&c->send);
+        if (st != NULL) cm_buf_free(&st->scratch);
+      }
       if (cl != NULL && cl->slow && !cm_conn_send_full(c)) {
         struct cm__mqtt *st = cm__mqtt_of(c);
         cl->slow = false;
@@ -539,7 +553,7 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
       }
       break;
     case CM_EV_ERROR:
-      if (cl != NULL) snprintf(cl->err, sizeof(cl->err), "%s", (const char *)ev_data);
+      if (cl != NULL && cl->err == NULL) cl->err = strdup((const char *)ev_data);
       else CM_DEBUG("MQTT broker: conn %lu: %s", c->id, (const char *)ev_data);
       break;
     case CM_EV_MQTT_CMD: {
