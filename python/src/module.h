@@ -62,6 +62,12 @@ void cm_py_message_release(cm_py_state *st, PyObject *view);
  * not one or has expired (no exception set). */
 struct cm_http_msg *cm_py_http_message_get(PyObject *o);
 
+/* mqtt_message.c: the MqttMessage type (created by cm_py_messages_exec),
+ * a new view over mm, and cutting a view loose from its message. */
+int cm_py_mqtt_message_exec(PyObject *m, cm_py_state *st);
+PyObject *cm_py_mqtt_message_new(cm_py_state *st, const struct cm_mqtt_msg *mm);
+void cm_py_mqtt_message_invalidate(PyObject *view);
+
 /*
  * Connection methods contributed by protocol files (conn_http.c, conn_ws.c,
  * ...) are listed in conn_methods.h and spliced into the Connection type's
