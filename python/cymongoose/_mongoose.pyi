@@ -12,6 +12,9 @@ ReplyHeaders = Union[
 ]
 ErrorHandler = Callable[[BaseException], Any]
 Address = tuple[str, int, bool]
+# MQTT 5 properties: {name or id: value}, or (key, value) pairs, or the
+# dicts MqttMessage.properties() returns (see docs/mqtt.md).
+MqttProperties = Union[Mapping[Union[str, int], Any], Sequence[Any]]
 
 # ----------------------------------------------------------------- constants
 MG_EV_ERROR: int
@@ -111,7 +114,21 @@ class MqttMessage:
     def qos(self) -> int: ...
     @property
     def ack(self) -> int: ...
+    @property
+    def reason_code(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def session_present(self) -> bool: ...
+    @property
+    def client_id(self) -> str: ...
     def properties(self) -> list[dict[str, Any]]: ...
+    def topics(self) -> list[tuple[str, int]]: ...
+    def codes(self) -> list[int]: ...
     def __bool__(self) -> bool: ...
 
 class TlsOpts:
@@ -226,13 +243,34 @@ class Connection:
     def ws_close(self, code: int = 1000, reason: str = "") -> bool: ...
     # MQTT
     def mqtt_pub(
-        self, topic: str, message: BytesLike, qos: int = 0, retain: bool = False
+        self,
+        topic: StrOrBytes,
+        message: BytesLike,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[MqttProperties] = None,
+        topic_alias: bool = False,
     ) -> int: ...
-    def mqtt_sub(self, topic: str, qos: int = 0) -> None: ...
-    def mqtt_unsub(self, topic: str) -> None: ...
+    def mqtt_sub(
+        self,
+        topic: StrOrBytes,
+        qos: int = 0,
+        *,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_id: int = 0,
+        properties: Optional[MqttProperties] = None,
+    ) -> int: ...
+    def mqtt_unsub(
+        self, topic: StrOrBytes, *, properties: Optional[MqttProperties] = None
+    ) -> int: ...
     def mqtt_ping(self) -> None: ...
     def mqtt_pong(self) -> None: ...
-    def mqtt_disconnect(self) -> None: ...
+    def mqtt_disconnect(
+        self, reason_code: int = 0, *, properties: Optional[MqttProperties] = None
+    ) -> None: ...
     # DNS, SNTP, TLS
     def resolve(self, url: str) -> None: ...
     def resolve_cancel(self) -> None: ...
@@ -315,9 +353,28 @@ class Manager:
         password: str = "",
         clean_session: bool = True,
         keepalive: int = 60,
-        **extras: Any,
+        *,
+        version: int = 4,
+        will_topic: Optional[str] = None,
+        will_message: Optional[BytesLike] = None,
+        will_qos: int = 0,
+        will_retain: bool = False,
+        will_properties: Optional[MqttProperties] = None,
+        properties: Optional[MqttProperties] = None,
+        tls: Optional[TlsOpts] = None,
+        max_packet_size: int = 0,
+        max_inflight: int = 0,
+        max_queued: int = 0,
+        connect_timeout_ms: int = 0,
     ) -> Connection: ...
-    def mqtt_listen(self, url: str, handler: Optional[Handler] = None) -> Connection: ...
+    def mqtt_listen(
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        max_packet_size: int = 0,
+        connect_timeout_ms: int = 0,
+    ) -> Connection: ...
     def sntp_connect(self, url: str, handler: Optional[Handler] = None) -> Connection: ...
     def timer_add(
         self, ms: int, callback: Callable[[], Any], *, repeat: bool = False, run_now: bool = False
