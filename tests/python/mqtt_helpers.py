@@ -94,3 +94,59 @@ def paho_client(version, client_id=""):
         c.received.append((msg.topic, msg.payload, msg.qos, bool(msg.retain), props))
     c.on_message = on_message
     return c
+
+
+def topic_matches(topic, pattern):
+    """MQTT topic filter matching (+ one level, # the rest)."""
+    t, p = topic.split("/"), pattern.split("/")
+    for i, part in enumerate(p):
+        if part == "#":
+            return True
+        if i >= len(t) or (part != "+" and part != t[i]):
+            return False
+    return len(t) == len(p)
+
+
+class TinyBroker:
+    """The handler an application of the original package would write."""
+
+    def __init__(self, mgr):
+        self.subs = []  # (conn, filter, qos)
+        self.seen = []  # cmd of every MQTT_CMD
+        self.errors = []
+        self.listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", self.handler)
+        self.port = self.listener.local_addr[1]
+
+    def handler(self, conn, ev, data):
+        if ev == cm.MG_EV_MQTT_CMD:
+            self.seen.append(data.cmd)
+            v5 = data.version == 5
+            props = b"\x00" if v5 else b""
+            if data.cmd == CONNECT:
+                conn.userdata = data.client_id
+                body = b"\x00\x00" + props  # session present 0, code 0
+                conn.send(bytes([0x20, len(body)]) + body)
+            elif data.cmd == SUBSCRIBE:
+                codes = bytearray()
+                for flt, opts in data.topics():
+                    self.subs.append((conn, flt, opts & 3))
+                    codes.append(opts & 3)
+                body = data.id.to_bytes(2, "big") + props + bytes(codes)
+                conn.send(bytes([0x90, len(body)]) + body)
+            elif data.cmd == UNSUBSCRIBE:
+                gone = {flt for flt, _ in data.topics()}
+                self.subs = [s for s in self.subs if not (s[0] is conn and s[1] in gone)]
+                body = data.id.to_bytes(2, "big") + props + (b"\x00" * len(gone) if v5 else b"")
+                conn.send(bytes([0xB0, len(body)]) + body)
+            elif data.cmd == PINGREQ:
+                conn.mqtt_pong()
+            elif data.cmd == DISCONNECT:
+                conn.drain()
+        elif ev == cm.MG_EV_MQTT_MSG:  # a PUBLISH (its PUBACK/PUBREC are sent for us)
+            for sub, flt, qos in list(self.subs):
+                if topic_matches(data.topic, flt) and not sub.is_closing:
+                    sub.mqtt_pub(data.topic, data.data, min(qos, data.qos), data.retain)
+        elif ev == cm.MG_EV_ERROR:
+            self.errors.append(data)
+        elif ev == cm.MG_EV_CLOSE:
+            self.subs = [s for s in self.subs if s[0] is not conn]

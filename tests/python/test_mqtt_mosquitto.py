@@ -9,7 +9,7 @@ import pytest
 
 import cymongoose as cm
 from core_helpers import poll_for, poll_until
-from mqtt_helpers import (PINGRESP, PUBACK, PUBCOMP, PUBREC, SUBACK, CONNACK, Client,
+from mqtt_helpers import (PINGRESP, PUBACK, PUBCOMP, PUBREC, CONNACK, Client,
                           paho_client, unique)
 from mqtt_peers import mosquitto, mosquitto_tls  # noqa: F401  (fixtures)
 
