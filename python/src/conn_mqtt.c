@@ -559,6 +559,20 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
 
 /* ------------------------------------------------------------ Manager */
 
+/*
+ * The event function of MQTT connections: the bindings' trampoline, then
+ * WORKAROUND(mqtt-c/tls, see /work/wt/mqtt-notes.md): an ERROR ends the
+ * connection.  After a failed TLS handshake the core drains (to send the
+ * alert), but the CONNECT the MQTT client queued in c->send can never be
+ * encrypted, so the drain never finishes and the connection lingers until
+ * the CONNACK timeout (30 s) raises a second ERROR.  cm_close() is
+ * deferred and idempotent, so closing after any ERROR is harmless.
+ */
+static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
+  cm_py_on_event(c, ev, ev_data);
+  if (ev == CM_EV_ERROR) cm_close(c);
+}
+
 /* struct cm_tls_opts from a TlsOpts, read through its attributes (tls.c
  * keeps the object layout private).  The views point into bytes that
  * *keep holds. */
@@ -641,6 +655,12 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   o.will_retain = wretain != 0;
   o.limits.max_packet_size = max_packet;
   o.limits.max_inflight = max_inflight;
+  /* WORKAROUND(mqtt-c, see /work/wt/mqtt-notes.md): a 3.1.1 broker cannot
+   * announce a Receive Maximum, and mosquitto silently drops QoS 2
+   * messages past its own limit of 20 in flight (PUBREC 0x97 that 3.1.1
+   * cannot carry).  Until the C default for version 4 is bounded, keep
+   * paho's window of 20 there; v5 brokers announce theirs. */
+  if (max_inflight == 0 && version == 4) o.limits.max_inflight = 20;
   o.limits.max_queued = max_queued;
   o.limits.connect_timeout_ms = connect_timeout;
   if (wtopic != NULL) {
@@ -683,7 +703,7 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);
   if (co == NULL) goto done;
   errno = 0;
-  struct cm_conn *c = cm_mqtt_connect(&mo->mgr, url, &o, cm_py_on_event, co);
+  struct cm_conn *c = cm_mqtt_connect(&mo->mgr, url, &o, mqtt_on_event, co);
   result = cm_py_conn_finish(mo, co, c, "mqtt_connect to", url);
 done:
   props_free(&wpl);
@@ -711,6 +731,6 @@ PyObject *cm_py_mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds) 
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);
   if (co == NULL) return NULL;
   errno = 0;
-  struct cm_conn *c = cm_mqtt_listen_opts(&mo->mgr, url, &lim, cm_py_on_event, co);
+  struct cm_conn *c = cm_mqtt_listen_opts(&mo->mgr, url, &lim, mqtt_on_event, co);
   return cm_py_conn_finish(mo, co, c, "mqtt_listen on", url);
 }

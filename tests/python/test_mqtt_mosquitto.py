@@ -61,11 +61,14 @@ def test_round_trip_exact_payload(mgr, mosquitto, version, qos, payload):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_many_messages_keep_order_and_ids(mgr, mosquitto, version):
+@pytest.mark.parametrize("qos", [1, 2])
+def test_many_messages_keep_order_and_ids(mgr, mosquitto, version, qos):
+    """500 at once: more than the broker's window (20 in flight), so the
+    client queues and sends as acks free slots, in order."""
     topic = unique("order")
     sub, pub = pair(mgr, mosquitto.url, version)
     sub.sub(topic, 2)
-    ids = [pub.conn.mqtt_pub(topic, b"%d" % i, qos=1 + i % 2) for i in range(500)]
+    ids = [pub.conn.mqtt_pub(topic, b"%d" % i, qos) for i in range(500)]
     assert all(i > 0 for i in ids) and len(set(ids)) == len(ids)
     sub.wait_msgs(500)
     assert [m.data for m in sub.msgs] == [b"%d" % i for i in range(500)]
@@ -314,7 +317,10 @@ def test_mosquitto_sub_receives_v5_user_properties(mgr, mosquitto):
             mgr.poll(20)
         ours = Client(mgr, mosquitto.url, version=5).wait_open()
         ours.conn.mqtt_pub(topic, "hi there", qos=1, properties={"user_property": {"x": "y"}})
-        out, err = proc.communicate(timeout=20)
+        end = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < end:
+            mgr.poll(10)
+        out, err = proc.communicate(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
