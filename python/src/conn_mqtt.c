@@ -561,16 +561,18 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
 
 /*
  * The event function of MQTT connections: the bindings' trampoline, then
- * WORKAROUND(mqtt-c/tls, see /work/wt/mqtt-notes.md): an ERROR ends the
- * connection.  After a failed TLS handshake the core drains (to send the
- * alert), but the CONNECT the MQTT client queued in c->send can never be
- * encrypted, so the drain never finishes and the connection lingers until
- * the CONNACK timeout (30 s) raises a second ERROR.  cm_close() is
- * deferred and idempotent, so closing after any ERROR is harmless.
+ * WORKAROUND(mqtt-c/tls, see /work/wt/mqtt-notes.md): a TLS failure ends
+ * the connection.  After a failed TLS handshake the core drains (to send
+ * the alert), but the CONNECT the MQTT client queued in c->send can never
+ * be encrypted, so the drain never finishes and the connection lingers
+ * until the CONNACK timeout (30 s) raises a second ERROR.  Only TLS errors:
+ * after MQTT protocol errors the glue drains a DISCONNECT that must leave.
  */
 static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
   cm_py_on_event(c, ev, ev_data);
-  if (ev == CM_EV_ERROR) cm_close(c);
+  if (ev == CM_EV_ERROR && c->is_tls && ev_data != NULL &&
+      strncmp((const char *)ev_data, "TLS", 3) == 0)
+    cm_close(c);
 }
 
 /* struct cm_tls_opts from a TlsOpts, read through its attributes (tls.c
