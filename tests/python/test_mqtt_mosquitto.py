@@ -326,3 +326,37 @@ def test_mosquitto_sub_receives_v5_user_properties(mgr, mosquitto):
             proc.kill()
             proc.wait()
     assert out.decode().strip() == "%s|hi there|x:y" % topic, err
+
+
+# ------------------------------------------------------------------ AsyncManager
+
+async def test_async_manager_mqtt_client_and_listener(mosquitto):
+    import asyncio
+    from cymongoose import AsyncManager
+    loop = asyncio.get_running_loop()
+    got, served = loop.create_future(), []
+    topic = unique("aio")
+
+    def client(conn, ev, data):
+        if ev == cm.MG_EV_MQTT_OPEN:
+            conn.mqtt_sub(topic, 1)
+        elif ev == cm.MG_EV_MQTT_CMD and data.cmd == 9:  # SUBACK
+            conn.mqtt_pub(topic, b"through asyncio", 1)
+        elif ev == cm.MG_EV_MQTT_MSG and not got.done():
+            got.set_result(data.data)
+
+    def server(conn, ev, data):
+        if ev == cm.MG_EV_MQTT_CMD and data.cmd == 1:
+            served.append(data.client_id)
+            conn.send(b"\x20\x02\x00\x00")
+
+    async with AsyncManager(None) as am:
+        am.mqtt_connect(mosquitto.url, client, version=5)
+        assert await asyncio.wait_for(got, 20) == b"through asyncio"
+        port = am.mqtt_listen("mqtt://127.0.0.1:0", server).local_addr[1]
+        opened = loop.create_future()
+        am.mqtt_connect("mqtt://127.0.0.1:%d" % port, client_id="to-our-listener",
+                        handler=lambda c, ev, d: opened.set_result(d)
+                        if ev == cm.MG_EV_MQTT_OPEN else None)
+        assert await asyncio.wait_for(opened, 20) == 0
+        assert served == ["to-our-listener"]
