@@ -5,6 +5,7 @@ mqtt_pub to the matching subscribers.  Real clients: paho-mqtt (3.1.1 and
 5), mosquitto_pub/mosquitto_sub, MQTT.js."""
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -13,6 +14,7 @@ import cymongoose as cm
 from core_helpers import poll_until
 from mqtt_helpers import (DISCONNECT, UNSUBSCRIBE, TinyBroker, paho_client, topic_matches,
                           unique)
+from mqtt_peers import mosquitto  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -104,3 +106,41 @@ def test_ping_answered_by_the_application(broker):
             pass
     s.close()
     assert got == b"\x20\x02\x00\x00\xd0\x00"  # CONNACK then PINGRESP
+
+
+# ------------------------------------------------------------------ the examples
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python")
+
+
+def run_example(name, *args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(EXAMPLES, "..", "..", "python"))
+    return subprocess.Popen([sys.executable, os.path.join(EXAMPLES, name), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("v5", [False, True])
+def test_monitor_example_through_the_tiny_broker_example(v5):
+    broker = run_example("mqtt_tiny_broker.py", "mqtt://127.0.0.1:0")
+    try:
+        line = broker.stdout.readline()
+        assert line.startswith("listening on port"), broker.stderr.read()
+        port = int(line.split()[-1])
+        monitor = run_example("mqtt_monitor.py", "mqtt://127.0.0.1:%d" % port, "--count", "5",
+                              *(["--v5"] if v5 else []))
+        out, err = monitor.communicate(timeout=60)
+        assert monitor.returncode == 0, err
+        lines = out.splitlines()
+        assert lines[0].startswith("connected to")
+        readings = [ln for ln in lines[1:] if ln.endswith(" C")]
+        assert len(readings) == 5 and err == ""
+    finally:
+        broker.terminate()  # our own child, by its pid
+        broker.communicate(timeout=10)
+
+
+def test_monitor_example_against_mosquitto(mosquitto):
+    monitor = run_example("mqtt_monitor.py", mosquitto.url, "--count", "20", "--v5")
+    out, err = monitor.communicate(timeout=60)
+    assert monitor.returncode == 0, err
+    assert len([ln for ln in out.splitlines() if ln.endswith(" C")]) == 20
