@@ -426,8 +426,9 @@ struct cm_mqtt_limits {
                                DISCONNECT 0x93, ERROR, close
                                (CM_MQTT_DEFAULT_MAX_INCOMING) */
   uint64_t connect_timeout_ms; /* client: CONNACK must arrive within this
-                                  after the transport is up; server: CONNECT
-                                  within this after accept
+                                  after cm_mqtt_connect() (DNS, TCP, TLS and
+                                  WebSocket handshakes included); server:
+                                  CONNECT within this after accept
                                   (CM_MQTT_DEFAULT_CONNECT_TIMEOUT_MS) */
 };
 
@@ -562,7 +563,8 @@ struct cm_mqtt_pub_opts {
  * The message is copied.  Returns the packet id (0 for QoS 0), or -1: not
  * an MQTT connection, closing, invalid topic (empty or with a wildcard) or
  * QoS, queue full (max_queued), larger than the peer's Maximum Packet
- * Size, or out of memory.
+ * Size, a QoS above its Maximum QoS or retain when it has none (5.0
+ * CONNACK), or out of memory.
  */
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *opts);
 /* cm_mqtt_publish() without properties. */

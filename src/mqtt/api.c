@@ -44,6 +44,8 @@ static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first)
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm__mqtt *st = sendable(c);
   if (st == NULL || o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return -1;
+  /* 3.2.2.3.4, 3.2.2.3.5: what the server said it does not take. */
+  if (o->qos > st->peer_max_qos || (o->retain && st->peer_no_retain)) return -1;
   struct cm_mqtt_session *s = st->sess;
   if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535)) return -1;
   struct cm_mqtt_packet m = {0};

@@ -94,7 +94,8 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     }
   } else if (sess->client_id[0] == '\0') {
     char rnd[17];
-    cm_random_str(rnd, sizeof(rnd));
+    cm_random_str(rnd, 16); /* no NUL written */
+    rnd[16] = '\0';
     snprintf(sess->client_id, sizeof(sess->client_id), "cm-%s", rnd);
   }
   struct cm_mqtt_limits lim = o.limits;
@@ -161,6 +162,12 @@ void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m
           break;
         case CM_MQTT_PROP_MAXIMUM_PACKET_SIZE:
           st->peer_max_packet = p.iv;
+          break;
+        case CM_MQTT_PROP_MAXIMUM_QOS:
+          st->peer_max_qos = (uint8_t)p.iv;
+          break;
+        case CM_MQTT_PROP_RETAIN_AVAILABLE:
+          st->peer_no_retain = p.iv == 0;
           break;
         case CM_MQTT_PROP_SERVER_KEEP_ALIVE:
           st->keepalive_ms = (uint64_t)p.iv * 1000;

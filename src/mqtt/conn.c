@@ -421,6 +421,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   sess->in_use = true;
   st->sess = sess;
   st->window = (uint16_t)st->lim.max_inflight;
+  st->peer_max_qos = 2;
   st->last_rx_ms = st->last_tx_ms = cm_millis();
   st->deadline_ms = st->last_rx_ms + st->lim.connect_timeout_ms;
   start_timer(st);

@@ -90,6 +90,8 @@ struct cm__mqtt {
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */
   uint32_t peer_max_packet;   /* peer's Maximum Packet Size, 0: none */
+  uint8_t peer_max_qos;       /* peer's Maximum QoS (2 unless it said less) */
+  bool peer_no_retain;        /* peer said Retain Available 0 */
   uint16_t peer_alias_max;    /* aliases we may send (peer's Topic Alias Maximum) */
   uint16_t our_alias_max;     /* aliases we accept (our Topic Alias Maximum) */
   char **alias_in;            /* [our_alias_max + 1]: topics by alias, lazily */

@@ -11,7 +11,9 @@
 #define MALFORMED(r, why) cm__mqtt_rd_fail(r, -CM_MQTT_RC_MALFORMED, why)
 #define PROTOCOL(r, why) cm__mqtt_rd_fail(r, -CM_MQTT_RC_PROTOCOL_ERROR, why)
 
-static size_t left(const struct cm__mqtt_rd *r) { return (size_t)(r->end - r->p); }
+static size_t left(const struct cm__mqtt_rd *r) {
+  return (size_t)(r->end - r->p);
+}
 
 static uint8_t rd_u8(struct cm__mqtt_rd *r) {
   if (left(r) < 1) {
@@ -46,7 +48,8 @@ static struct cm_str rd_bin(struct cm__mqtt_rd *r) {
 /* A UTF-8 string (section 1.5.4). */
 static struct cm_str rd_str(struct cm__mqtt_rd *r) {
   struct cm_str s = rd_bin(r);
-  if (r->err == 0 && !cm_mqtt_str_valid(s)) MALFORMED(r, "string is not valid UTF-8 or holds U+0000");
+  if (r->err == 0 && !cm_mqtt_str_valid(s))
+    MALFORMED(r, "string is not valid UTF-8 or holds U+0000");
   return s;
 }
 
@@ -110,8 +113,7 @@ static void parse_connect(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
     MALFORMED(r, "will QoS or retain without a will");
     return;
   }
-  if (level != 5 && m->has_password && !m->has_username)
-    {
+  if (level != 5 && m->has_password && !m->has_username) {
     MALFORMED(r, "password without a user name");
     return;
   }
@@ -146,10 +148,9 @@ static void parse_publish(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
   if (r->err) return;
   struct cm_mqtt_prop alias;
   bool has_alias = m->version == 5 && cm_mqtt_prop_find(m->props, CM_MQTT_PROP_TOPIC_ALIAS, &alias);
-  if (m->topic.len == 0 ? !has_alias : !cm_mqtt_topic_valid(m->topic))
-    {
+  if (m->topic.len == 0 ? !has_alias : !cm_mqtt_topic_valid(m->topic)) {
     cm__mqtt_rd_fail(r, -CM_MQTT_RC_TOPIC_NAME_INVALID,
-                            m->topic.len == 0 ? "empty topic name" : "wildcard in a topic name");
+                     m->topic.len == 0 ? "empty topic name" : "wildcard in a topic name");
     return;
   }
   m->payload = cm_str_n(left(r) > 0 ? (const char *)r->p : "", left(r));
@@ -181,54 +182,50 @@ static void parse_filters(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
     uint8_t o = rd_u8(r);
     if (r->err) return;
     if ((o & 3) == 3) {
-    MALFORMED(r, "subscription QoS 3");
-    return;
-  }
+      MALFORMED(r, "subscription QoS 3");
+      return;
+    }
     if (m->version != 5 && (o & 0xFC)) {
-    MALFORMED(r, "reserved subscription option bits set");
-    return;
-  }
-    if (m->version == 5 && ((o & 0xC0) || (o >> 4 & 3) == 3))
-      {
-    MALFORMED(r, "reserved subscription option bits set");
-    return;
-  }
+      MALFORMED(r, "reserved subscription option bits set");
+      return;
+    }
+    if (m->version == 5 && ((o & 0xC0) || (o >> 4 & 3) == 3)) {
+      MALFORMED(r, "reserved subscription option bits set");
+      return;
+    }
   }
 }
 
 static void parse_body(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
   bool v5 = m->version == 5;
   switch (m->cmd) {
-    case CM_MQTT_CMD_CONNECT:
-      {
-    parse_connect(r, m);
-    return;
-  }
+    case CM_MQTT_CMD_CONNECT: {
+      parse_connect(r, m);
+      return;
+    }
     case CM_MQTT_CMD_CONNACK: {
       uint8_t f = rd_u8(r);
       m->reason = rd_u8(r);
       if (r->err) return;
       if (f & 0xFE) {
-    MALFORMED(r, "CONNACK reserved flags set");
-    return;
-  }
+        MALFORMED(r, "CONNACK reserved flags set");
+        return;
+      }
       m->session_present = f & 1;
       if (v5 && left(r) > 0) m->props = rd_props(r, m->cmd);
       return;
     }
-    case CM_MQTT_CMD_PUBLISH:
-      {
-    parse_publish(r, m);
-    return;
-  }
+    case CM_MQTT_CMD_PUBLISH: {
+      parse_publish(r, m);
+      return;
+    }
     case CM_MQTT_CMD_PUBACK:
     case CM_MQTT_CMD_PUBREC:
     case CM_MQTT_CMD_PUBREL:
-    case CM_MQTT_CMD_PUBCOMP:
-      {
-    parse_ack(r, m);
-    return;
-  }
+    case CM_MQTT_CMD_PUBCOMP: {
+      parse_ack(r, m);
+      return;
+    }
     case CM_MQTT_CMD_SUBSCRIBE:
     case CM_MQTT_CMD_UNSUBSCRIBE:
       m->id = rd_id(r);
@@ -242,9 +239,9 @@ static void parse_body(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
       if (v5) m->props = rd_props(r, m->cmd);
       if (r->err) return;
       if (left(r) == 0) {
-    PROTOCOL(r, "no reason codes");
-    return;
-  }
+        PROTOCOL(r, "no reason codes");
+        return;
+      }
       m->payload = cm_str_n((const char *)r->p, left(r));
       m->reason = r->p[0];
       r->p = r->end;
@@ -261,11 +258,10 @@ static void parse_body(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
       if (left(r) > 0) m->reason = rd_u8(r);
       if (left(r) > 0) m->props = rd_props(r, m->cmd);
       return;
-    default:
-      {
-    MALFORMED(r, "reserved packet type 0");
-    return;
-  }
+    default: {
+      MALFORMED(r, "reserved packet type 0");
+      return;
+    }
   }
 }
 
@@ -273,7 +269,8 @@ static void parse_body(struct cm__mqtt_rd *r, struct cm_mqtt_packet *m) {
  * (PUBLISH's are its own). */
 static bool flags_ok(uint8_t cmd, uint8_t flags) {
   if (cmd == CM_MQTT_CMD_PUBLISH) return true;
-  bool two = cmd == CM_MQTT_CMD_PUBREL || cmd == CM_MQTT_CMD_SUBSCRIBE || cmd == CM_MQTT_CMD_UNSUBSCRIBE;
+  bool two =
+      cmd == CM_MQTT_CMD_PUBREL || cmd == CM_MQTT_CMD_SUBSCRIBE || cmd == CM_MQTT_CMD_UNSUBSCRIBE;
   return flags == (two ? 2 : 0);
 }
 
@@ -329,6 +326,7 @@ bool cm_mqtt_list_next(const struct cm_mqtt_packet *m, size_t *pos, struct cm_st
   if (code == NULL) code = &dummy_c;
   *filter = cm_str_n("", 0);
   *code = 0;
+  if (m->cmd < CM_MQTT_CMD_SUBSCRIBE || m->cmd > CM_MQTT_CMD_UNSUBACK) return false;
   if (*pos >= m->payload.len) return false;
   const uint8_t *p = (const uint8_t *)m->payload.buf + *pos;
   size_t n = m->payload.len - *pos;

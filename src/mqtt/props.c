@@ -161,6 +161,7 @@ static const char *value_error(const struct cm_mqtt_prop *p) {
 }
 
 int cm_mqtt_props_check(struct cm_str block, int cmd, const char **why) {
+  if (block.len == 0) return 0;
   const uint8_t *q = (const uint8_t *)block.buf, *end = q + block.len;
   uint16_t bit = (uint16_t)(cmd >= 1 && cmd <= 15 ? CM__MQTT_BIT(cmd) : WILL);
   uint64_t seen = 0;
