@@ -22,5 +22,6 @@ cp -r tests/python "$work/tree/tests/python"
 cp -r Makefile cymongoose.pc.in include src scripts bench "$work/tree/"
 cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export NPM_PEERS_DIR="${NPM_PEERS_DIR:-$root/build/npm}"  # the npm peers stay where they are
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 "$py" -m pytest -q -p no:cacheprovider "$@"
