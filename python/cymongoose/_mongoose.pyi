@@ -131,6 +131,14 @@ class MqttMessage:
     def codes(self) -> list[int]: ...
     def __bool__(self) -> bool: ...
 
+class MqttSession:
+    """Persistent MQTT session state kept across connections (mqtt_connect(session=...))."""
+    def __init__(self, *, max_inflight: int = 0, max_queued: int = 0) -> None: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def in_use(self) -> bool: ...
+
 class TlsOpts:
     ca: bytes
     cert: bytes
@@ -366,6 +374,7 @@ class Manager:
         max_inflight: int = 0,
         max_queued: int = 0,
         connect_timeout_ms: int = 0,
+        session: Optional[MqttSession] = None,
     ) -> Connection: ...
     def mqtt_listen(
         self,

@@ -570,6 +570,11 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  */
 static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
   cm_py_on_event(c, ev, ev_data);
+  if (ev == CM_EV_CLOSE) {
+    cm_py_state *st = cm_py_manager_of(c->mgr)->st;
+    if (st->mqtt_sessions != NULL && PyList_GET_SIZE(st->mqtt_sessions) > 0)
+      cm_py_mqtt_session_closed(st, c);
+  }
   if (ev == CM_EV_ERROR && c->is_tls && ev_data != NULL &&
       strncmp((const char *)ev_data, "TLS", 3) == 0)
     cm_close(c);
@@ -619,19 +624,23 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
                            "will_message", "will_qos",       "will_retain",
                            "will_properties", "properties",  "tls",
                            "max_packet_size", "max_inflight", "max_queued",
-                           "connect_timeout_ms", NULL};
+                           "connect_timeout_ms", "session", NULL};
   cm_py_manager *mo = (cm_py_manager *)self;
   const char *url, *cid = "", *user = "", *pass = "", *wtopic = NULL;
   Py_ssize_t cid_n = 0, user_n = 0, pass_n = 0, wtopic_n = 0;
   PyObject *handler = Py_None, *wmsg = NULL, *wprops = Py_None, *props = Py_None, *tls = Py_None;
+  PyObject *session = Py_None;
   int clean = 1, keepalive = 60, version = 4, wqos = 0, wretain = 0;
   unsigned int max_packet = 0, max_inflight = 0, max_queued = 0;
   unsigned long long connect_timeout = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|Os#s#s#pi$iz#OipOOOIIIK:mqtt_connect", kwlist,
+  struct cm_mqtt_session *session_c = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|Os#s#s#pi$iz#OipOOOIIIKO:mqtt_connect", kwlist,
                                    &url, &handler, &cid, &cid_n, &user, &user_n, &pass, &pass_n,
                                    &clean, &keepalive, &version, &wtopic, &wtopic_n, &wmsg, &wqos,
                                    &wretain, &wprops, &props, &tls, &max_packet, &max_inflight,
-                                   &max_queued, &connect_timeout))
+                                   &max_queued, &connect_timeout, &session))
+    return NULL;
+  if (session != Py_None && (session_c = cm_py_mqtt_session_claim(mo->st, session)) == NULL)
     return NULL;
   if (keepalive < 0 || keepalive > 65535) {
     PyErr_SetString(PyExc_ValueError, "keepalive must be 0..65535 seconds");
@@ -647,6 +656,7 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   }
   struct cm_mqtt_opts o;
   memset(&o, 0, sizeof(o));
+  o.session = session_c;
   o.client_id = cm_str_n(cid, (size_t)cid_n);
   o.user = cm_str_n(user, (size_t)user_n);
   o.pass = cm_str_n(pass, (size_t)pass_n);
@@ -706,6 +716,11 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   if (co == NULL) goto done;
   errno = 0;
   struct cm_conn *c = cm_mqtt_connect(&mo->mgr, url, &o, mqtt_on_event, co);
+  /* Before finish: a manager closed meanwhile delivers CLOSE there. */
+  if (c != NULL && o.session != NULL && cm_py_mqtt_session_bind(mo->st, session, c) < 0) {
+    cm_close(c);
+    PyErr_Clear();
+  }
   result = cm_py_conn_finish(mo, co, c, "mqtt_connect to", url);
 done:
   props_free(&wpl);

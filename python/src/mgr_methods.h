@@ -28,7 +28,7 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
  "mqtt_connect($self, url, handler=None, client_id='', username='', password='', "
  "clean_session=True, keepalive=60, *, version=4, will_topic=None, will_message=None, "
  "will_qos=0, will_retain=False, will_properties=None, properties=None, tls=None, "
- "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0)\n--\n\n"
+ "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0, session=None)\n--\n\n"
  "MQTT client over mqtt://, mqtts://, ws:// or wss:// (subprotocol mqtt).  MQTT_OPEN follows "
  "the CONNACK (data: its code); a refusal is an ERROR.  version 5 takes properties and "
  "will_properties (dicts).  keepalive: PINGREQ when idle, ERROR without PINGRESP.  "

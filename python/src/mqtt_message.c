@@ -242,8 +242,8 @@ static PyType_Spec mq_spec = {
 
 int cm_py_mqtt_message_exec(PyObject *m, cm_py_state *st) {
   st->mqtt_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &mq_spec, NULL);
-  if (st->mqtt_message_type == NULL) return -1;
-  return PyModule_AddType(m, st->mqtt_message_type);
+  if (st->mqtt_message_type == NULL || PyModule_AddType(m, st->mqtt_message_type) < 0) return -1;
+  return cm_py_mqtt_session_exec(m, st); /* the other MQTT type */
 }
 
 PyObject *cm_py_mqtt_message_new(cm_py_state *st, const struct cm_mqtt_msg *mm) {

@@ -117,3 +117,28 @@ def test_views_kept_after_the_handler_read_empty(mosquitto):
                 v.dup, v.version, v.client_id) == ("", b"", "", 0, 0, 0, 0, 0, False, False, 0, "")
         assert v.properties() == [] and v.topics() == [] and v.codes() == []
         assert "expired" in repr(v)
+
+
+def test_session_is_kept_while_in_use_and_released_after_close(mosquitto):
+    with cm.Manager() as mgr:
+        session = cm.MqttSession(max_inflight=5)
+        refs = sys.getrefcount(session)
+        closed = []
+        conn = mgr.mqtt_connect(mosquitto.url, lambda c, ev, d: closed.append(ev)
+                                if ev == cm.MG_EV_CLOSE else None, session=session,
+                                clean_session=False, client_id=unique("sess"))
+        assert sys.getrefcount(session) == refs + 1 and session.in_use
+        conn.mqtt_pub("t/" + unique("s"), b"x", 1)
+        conn.close()
+        assert poll_until(mgr, lambda: closed)
+        assert sys.getrefcount(session) == refs and not session.in_use
+        # Dropped by the application while a connection still uses it: freed after CLOSE.
+        mgr.mqtt_connect(mosquitto.url, session=session, clean_session=False,
+                         client_id=unique("sess"))
+        del session
+        gc.collect()
+    heap = c_heap_in_use()
+    for _ in range(200):
+        s = cm.MqttSession()
+        del s
+    assert c_heap_in_use() - heap < 64 * 1024

@@ -360,3 +360,36 @@ async def test_async_manager_mqtt_client_and_listener(mosquitto):
                         if ev == cm.MG_EV_MQTT_OPEN else None)
         assert await asyncio.wait_for(opened, 20) == 0
         assert served == ["to-our-listener"]
+
+
+# ------------------------------------------------------------------ MqttSession: resend with DUP
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_session_resends_unacknowledged_messages_with_dup(mgr, mosquitto, version):
+    topic, cid = unique("resend"), unique("resender")
+    extra = {"properties": {"session_expiry_interval": 300}} if version == 5 else {}
+    watcher = Client(mgr, mosquitto.url, version=version).wait_open()
+    watcher.sub(topic, 1)
+    session = cm.MqttSession()
+    first = Client(mgr, mosquitto.url, version=version, client_id=cid, clean_session=False,
+                   session=session, **extra).wait_open()
+    assert session.in_use
+    with pytest.raises(RuntimeError, match="in use"):
+        mgr.mqtt_connect(mosquitto.url, session=session)
+    ids = [first.conn.mqtt_pub(topic, b"in flight %d" % i, qos=1 + i % 2) for i in range(3)]
+    first.conn.close()  # dropped before the broker saw (or acknowledged) them
+    first.wait_closed()
+    assert session.pending == 3 and not session.in_use
+    assert watcher.msgs == []
+    second = Client(mgr, mosquitto.url, version=version, client_id=cid, clean_session=False,
+                    session=session, **extra).wait_open()
+    watcher.wait_msgs(3)
+    assert sorted(m.data for m in watcher.msgs) == [b"in flight %d" % i for i in range(3)]
+    assert poll_until(mgr, lambda: session.pending == 0)
+    log = mosquitto.log_text()
+    # Sent again with DUP set (the dropped connection never sent them at all).
+    assert log.count("Received PUBLISH from %s (d1," % cid) == 3, log[-2000:]
+    assert len(set(ids)) == 3
+    second.conn.mqtt_disconnect()
+    second.wait_closed()
+    del session  # freed once no connection uses it
