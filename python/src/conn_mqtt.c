@@ -21,7 +21,10 @@
 #include "conn_methods.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------ properties */
 
@@ -570,6 +573,15 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  */
 static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
   cm_py_on_event(c, ev, ev_data);
+  /* WORKAROUND(mqtt-c, see /work/wt/mqtt-notes.md item 3): re-arm quick ACKs
+   * after each read of a client connection.  A broker with Nagle on (the
+   * mosquitto default) holds the PUBLISH it forwards right after a PUBACK
+   * until that PUBACK is acknowledged; with delayed ACKs every QoS 1 round
+   * trip would stall ~40 ms. */
+  if (ev == CM_EV_READ && c->is_client && c->fd >= 0) {
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+  }
   if (ev == CM_EV_CLOSE) {
     cm_py_state *st = cm_py_manager_of(c->mgr)->st;
     if (st->mqtt_sessions != NULL && PyList_GET_SIZE(st->mqtt_sessions) > 0)
