@@ -28,6 +28,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 struct cm_buf; /* cymongoose.h */
 struct cm_conn;
 struct cm_mgr;
@@ -483,7 +485,9 @@ struct cm_mqtt_opts {
   const struct cm_mqtt_prop *props;      /* v5 CONNECT properties: session
                                             expiry, receive maximum, maximum
                                             packet size, topic alias maximum,
-                                            user properties, ... */
+                                            user properties, ...  What they
+                                            announce is enforced (aliases
+                                            accepted, limits lowered) */
   size_t num_props;
   struct cm_mqtt_limits limits;
   struct cm_mqtt_session *session;       /* persistent state (see above) or
@@ -615,9 +619,10 @@ bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct c
                                size_t num_props);
 
 /* Server side: sends CONNACK with return/reason code code (v5: and
- * properties) and, on success, sets the connection up for the version of
- * the CONNECT it received.  A refusal (code != 0) closes the connection
- * once written. */
+ * properties).  What the v5 properties announce is enforced on the
+ * connection: Topic Alias Maximum (aliases the client may use), Maximum
+ * Packet Size and Receive Maximum (lower the limits), Server Keep Alive.
+ * A refusal (code != 0) closes the connection once written. */
 bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
                           const struct cm_mqtt_prop *props, size_t num_props);
 /* Server side: SUBACK for packet id with n codes (granted QoS or v5 reason
@@ -634,6 +639,8 @@ bool cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason);
 /* Sends any packet (cm_mqtt_encode of m, with the connection's version
  * when m->version is 0).  No state is kept for it. */
 bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *m);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

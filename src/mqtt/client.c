@@ -100,6 +100,14 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
   }
   struct cm_mqtt_limits lim = o.limits;
   cm__mqtt_limits_resolve(&lim);
+  /* What we announce in CONNECT is what we enforce. */
+  for (size_t i = 0; i < o.num_props; i++) {
+    const struct cm_mqtt_prop *p = &o.props[i];
+    if (p->id == CM_MQTT_PROP_MAXIMUM_PACKET_SIZE && p->iv != 0 && p->iv < lim.max_packet_size)
+      lim.max_packet_size = p->iv;
+    if (p->id == CM_MQTT_PROP_RECEIVE_MAXIMUM && p->iv != 0 && p->iv < lim.max_incoming)
+      lim.max_incoming = p->iv;
+  }
   struct cm_buf connect = {0};
   if (build_connect(&o, sess, version, &connect, lim.max_packet_size) != 0) {
     if (own) cm_mqtt_session_free(sess);

@@ -171,7 +171,7 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
   if (mm->qos == 2) {
     if (cm__mqtt_id_test(s->ids_in, mm->id)) {
       deliver = false; /* a duplicate of one not yet released */
-    } else if (s->nin >= s->lim.max_incoming) {
+    } else if (s->nin >= st->lim.max_incoming) {
       fail(st, CM_MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
       return;
     } else if (!cm__mqtt_id_set(&s->ids_in, mm->id, true)) {
@@ -246,7 +246,9 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
     return;
   }
   bool first = st->is_server ? m->cmd == CM_MQTT_CMD_CONNECT : m->cmd == CM_MQTT_CMD_CONNACK;
-  if (first == st->connected) {
+  /* 4.12: enhanced authentication exchanges AUTH before the CONNACK. */
+  bool early_auth = m->cmd == CM_MQTT_CMD_AUTH && !st->is_server;
+  if (first == st->connected && !early_auth) {
     fail(st, CM_MQTT_RC_PROTOCOL_ERROR,
          first ? "a second CONNECT or CONNACK" : "packet before CONNECT/CONNACK");
     return;
@@ -268,14 +270,13 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   mm.pkt = m;
   if (m->cmd == CM_MQTT_CMD_CONNECT) {
     mm.topic = mm.data = cm_str_n("", 0); /* no message in a CONNECT */
-    st->version = m->version;
+    /* Set up first: the handler answers with CONNACK in this version, and
+     * what its properties announce (Server Keep Alive...) wins. */
+    cm__mqtt_server_connect(st, m);
   }
   cm_call(c, CM_EV_MQTT_CMD, &mm);
   if (c->is_closing) return;
   switch (m->cmd) {
-    case CM_MQTT_CMD_CONNECT:
-      cm__mqtt_server_connect(st, m);
-      break;
     case CM_MQTT_CMD_CONNACK:
       cm__mqtt_client_connack(st, m);
       break;
@@ -299,12 +300,20 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   }
 }
 
-/* Parses and handles every whole packet in the input. */
+/* Parses and handles every whole packet in the input, until the queued
+ * output reaches its mark (cm_conn_send_full): a peer that floods
+ * PUBLISHes or pings and never reads the acks must not grow our send
+ * buffer without bound.  The WRITE that brings it below the mark goes on. */
 static void process(struct cm__mqtt *st) {
   struct cm_conn *c = st->c;
+  st->held = false;
   while (!c->is_closing && !c->is_draining && !st->failed) {
     struct cm_buf *in = st->over_ws ? &st->rx : &c->recv;
     if (in->len == 0) break;
+    if (cm_conn_send_full(c)) {
+      st->held = true;
+      break;
+    }
     struct cm_mqtt_packet m;
     const uint8_t *buf = cm_buf_data(in);
     uint8_t version = st->version == 5 ? 5 : 4;
@@ -383,16 +392,27 @@ static void tick(void *arg) {
   }
 }
 
-/* (Re)starts the timer at a period that suits the keepalive. */
+/*
+ * (Re)starts the timer at the pace the connection needs: until CONNECT or
+ * CONNACK, a fraction of the deadline (at most 1 s); afterwards a quarter
+ * of the keepalive, and no timer at all without keepalive, so that idle
+ * connections cost (almost) nothing.
+ */
 static void start_timer(struct cm__mqtt *st) {
-  uint64_t period = MAX_TICK_MS;
-  if (st->keepalive_ms > 0 && st->keepalive_ms / 4 < period) period = st->keepalive_ms / 4;
-  if (period < MIN_TICK_MS) period = MIN_TICK_MS;
+  uint64_t period = 0;
+  if (!st->connected) {
+    period = st->lim.connect_timeout_ms / 8;
+    if (period > MAX_TICK_MS) period = MAX_TICK_MS;
+  } else if (st->keepalive_ms > 0) {
+    period = st->keepalive_ms / 4;
+  }
+  if (period != 0 && period < MIN_TICK_MS) period = MIN_TICK_MS;
   if (st->timer != NULL) {
     if (st->timer->period_ms == period) return;
     cm_timer_cancel(st->c->mgr, st->timer);
+    st->timer = NULL;
   }
-  st->timer = cm_timer_add(st->c->mgr, period, CM_TIMER_REPEAT, tick, st);
+  if (period != 0) st->timer = cm_timer_add(st->c->mgr, period, CM_TIMER_REPEAT, tick, st);
 }
 
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms) {
@@ -425,7 +445,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   st->last_rx_ms = st->last_tx_ms = cm_millis();
   st->deadline_ms = st->last_rx_ms + st->lim.connect_timeout_ms;
   start_timer(st);
-  if (st->timer == NULL) {
+  if (st->timer == NULL) { /* out of memory */
     cm__mqtt_free(st);
     return NULL;
   }
@@ -489,6 +509,9 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   switch (ev) {
     case CM_EV_READ:
       if (!st->over_ws) process(st);
+      break;
+    case CM_EV_WRITE:
+      if (st->held && !cm_conn_send_full(c)) process(st);
       break;
     case CM_EV_WS_OPEN:
       st->ws_open = true;

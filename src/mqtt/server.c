@@ -104,6 +104,22 @@ bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
   m.cmd = CM_MQTT_CMD_CONNACK;
   m.reason = code;
   m.session_present = session_present && code == 0;
+  struct cm__mqtt *st = cm__mqtt_of(c);
+  if (st != NULL && st->version == 5) {
+    /* What the server announces is what it enforces. */
+    for (size_t i = 0; i < num_props; i++) {
+      const struct cm_mqtt_prop *p = &props[i];
+      if (p->id == CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM && st->alias_in == NULL)
+        st->our_alias_max = (uint16_t)p->iv;
+      if (p->id == CM_MQTT_PROP_MAXIMUM_PACKET_SIZE && p->iv != 0 &&
+          p->iv < st->lim.max_packet_size)
+        st->lim.max_packet_size = p->iv;
+      if (p->id == CM_MQTT_PROP_RECEIVE_MAXIMUM && p->iv != 0 && p->iv < st->lim.max_incoming)
+        st->lim.max_incoming = p->iv;
+      if (p->id == CM_MQTT_PROP_SERVER_KEEP_ALIVE)
+        cm__mqtt_set_keepalive(st, (uint64_t)(uint16_t)p->iv * 1000);
+    }
+  }
   bool ok = send_props(c, &m, props, num_props);
   if (ok && code != 0) cm_drain(c);
   return ok;

@@ -7,13 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "certgen.h"
 #include "peerproc.h"
 #include "testutil.h"
 
-static unsigned broker_port;
+static unsigned broker_port, tls_port;
 static pid_t broker_pid;
 static char scratch[64];
-static const char *const scratch_files[] = {"mosquitto.conf", "mosquitto.log"};
+static const char *const scratch_files[] = {"mosquitto.conf", "mosquitto.log", "ca.pem",
+                                            "server.pem", "server.key"};
+static struct test_cert ca, leaf;
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char path[300];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (f != NULL) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
 
 static bool tcp_accepts(unsigned port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -33,13 +46,27 @@ static int start_broker(void **state) {
   }
   snprintf(scratch, sizeof(scratch), "/tmp/cm-test-mqtt-XXXXXX");
   if (mkdtemp(scratch) == NULL) return -1;
-  unsigned port = peer_free_port();
+  unsigned port = peer_free_port(), tport = peer_free_port();
   char conf[300], log[300];
   snprintf(conf, sizeof(conf), "%s/mosquitto.conf", scratch);
   snprintf(log, sizeof(log), "%s/mosquitto.log", scratch);
+  const long day = 86400;
+  ca = certgen(true, "MQTT Test CA", NULL, true, -day, day);
+  leaf = certgen(true, "localhost", &ca, false, -day, day);
+  write_file(scratch, "ca.pem", ca.cert_pem);
+  char *chain = certgen_concat(leaf.cert_pem, ca.cert_pem); /* the whole chain */
+  write_file(scratch, "server.pem", chain);
+  free(chain);
+  write_file(scratch, "server.key", leaf.key_pem);
   FILE *f = fopen(conf, "w");
-  if (f == NULL || port == 0) return -1;
-  fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\npersistence false\n", port);
+  if (f == NULL || port == 0 || tport == 0 || tport == port) return -1;
+  fprintf(f,
+          /* user root: as root, mosquitto would otherwise switch to its own
+           * user, which cannot read the key in our 0700 scratch directory. */
+          "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n"
+          "listener %u 127.0.0.1\n"
+          "listener %u 127.0.0.1\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n",
+          port, tport, scratch, scratch, scratch);
   fclose(f);
   char *argv[] = {exe, "-c", conf, NULL};
   broker_pid = peer_spawn(argv, log);
@@ -52,14 +79,21 @@ static int start_broker(void **state) {
     peer_stop(broker_pid);
     return -1;
   }
+  for (int i = 0; i < 250 && !tcp_accepts(tport); i++) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   broker_port = port;
+  tls_port = tport;
   return 0;
 }
 
 static int stop_broker(void **state) {
   (void)state;
   peer_stop(broker_pid);
-  if (scratch[0] != '\0') peer_rm_dir(scratch, scratch_files, 2);
+  if (scratch[0] != '\0') peer_rm_dir(scratch, scratch_files, 5);
+  certgen_free(&leaf);
+  certgen_free(&ca);
   return 0;
 }
 
@@ -72,6 +106,7 @@ struct got_msg {
   size_t len;
   uint8_t qos;
   bool retain, dup;
+  bool by_alias; /* the packet carried no topic name, only an alias */
   uint16_t id;
 };
 
@@ -122,6 +157,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
         g->retain = mm->retain;
         g->dup = mm->dup;
         g->id = mm->id;
+        g->by_alias = mm->pkt->topic.len == 0;
       }
       r->nmsgs++;
       break;
@@ -194,6 +230,38 @@ static void connects_v4_and_v5(void **state) {
     cm_mgr_free(&mgr);
     rec_free(&r);
   }
+}
+
+/* mqtts:// against mosquitto's TLS listener: our CA trusted, the host name
+ * checked; a client that does not trust the CA gets a TLS ERROR. */
+static void tls_round_trip(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  struct rec r = {0}, bad = {0};
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  char url[64];
+  snprintf(url, sizeof(url), "mqtts://localhost:%u", tls_port);
+  struct cm_tls_opts tls = {.ca = cm_str_c(ca.cert_pem)};
+  struct cm_mqtt_opts o = {.clean = true, .version = 5, .tls = &tls};
+  r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+  assert_non_null(r.c);
+  assert_true(wait_for(&mgr, &r.opened, 5000));
+  assert_true(r.c->is_tls);
+  char topic[64];
+  unique_topic(topic, sizeof(topic), "tls");
+  assert_true(cm_mqtt_sub(r.c, cm_str_c(topic), 1) > 0);
+  assert_true(cm_mqtt_pub(r.c, cm_str_c(topic), cm_str_c("secret"), 1, false) > 0);
+  assert_true(wait_count(&mgr, &r.nmsgs, 1, 5000));
+  assert_int_equal(r.msgs[0].len, 6);
+  assert_memory_equal(r.msgs[0].data, "secret", 6);
+  struct cm_mqtt_opts o2 = {.clean = true}; /* system CA store: untrusted */
+  bad.c = cm_mqtt_connect(&mgr, url, &o2, handler, &bad);
+  if (!wait_for(&mgr, &bad.closed, 5000)) fail_msg("errors %d: %s", bad.nerrors, bad.error);
+  assert_false(bad.opened);
+  assert_true(bad.nerrors >= 1);
+  cm_mgr_free(&mgr);
+  rec_free(&r);
+  rec_free(&bad);
 }
 
 /* One client subscribes to its own topic and publishes binary payloads
@@ -545,9 +613,9 @@ static void malformed_input_gives_error_and_close(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     for (uint8_t v = 4; v <= 5; v++) {
       uint8_t reply[80];
-      const uint8_t *ca = v == 5 ? connack_v5 : connack_v4;
+      const uint8_t *ack = v == 5 ? connack_v5 : connack_v4;
       size_t cl = v == 5 ? sizeof(connack_v5) : sizeof(connack_v4);
-      memcpy(reply, ca, cl);
+      memcpy(reply, ack, cl);
       memcpy(reply + cl, cases[i].bytes, cases[i].len);
       struct rec r = {0};
       struct script s;
@@ -746,6 +814,35 @@ static void qos2_duplicates_are_suppressed(void **state) {
   rec_free(&r);
 }
 
+/* A server that accepts but never answers PINGREQ: ERROR after the
+ * keepalive period; one that never sends CONNACK: ERROR at the deadline. */
+static void silent_peers_time_out(void **state) {
+  (void)state;
+  for (int which = 0; which < 2; which++) {
+    struct cm_mgr mgr;
+    assert_int_equal(cm_mgr_init(&mgr), 0);
+    struct script s = {.reply = connack_v4, .reply_len = which == 0 ? sizeof(connack_v4) : 0};
+    struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", script_fn, &s);
+    char url[64];
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
+    struct rec r = {0};
+    struct cm_mqtt_opts o = {.clean = true, .keepalive = 1};
+    o.limits.connect_timeout_ms = 300;
+    r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
+    assert_true(wait_for(&mgr, &r.closed, 5000));
+    if (which == 0) {
+      assert_true(r.opened);
+      assert_non_null(strstr(r.error, "no PINGRESP"));
+      assert_true(count_sent(&s, 4, CM_MQTT_CMD_PINGREQ, 0) >= 1);
+    } else {
+      assert_false(r.opened);
+      assert_string_equal(r.error, "MQTT: no CONNACK in time");
+    }
+    cm_mgr_free(&mgr);
+    rec_free(&r);
+  }
+}
+
 /* --------------------------------------------------- our own server side */
 
 /* A tiny broker on cm_mqtt_listen, the original's low-level pattern:
@@ -754,7 +851,10 @@ static void qos2_duplicates_are_suppressed(void **state) {
 static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_MQTT_CMD) {
     struct cm_mqtt_msg *mm = ev_data;
-    if (mm->cmd == CM_MQTT_CMD_CONNECT) cm_mqtt_send_connack(c, 0, false, NULL, 0);
+    if (mm->cmd == CM_MQTT_CMD_CONNECT) {
+      struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 5};
+      cm_mqtt_send_connack(c, 0, false, &am, 1);
+    }
     if (mm->cmd == CM_MQTT_CMD_SUBSCRIBE) {
       uint8_t codes[8];
       size_t n = 0, pos = 0;
@@ -765,7 +865,10 @@ static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
     if (mm->cmd == CM_MQTT_CMD_PINGREQ) cm_mqtt_pong(c);
   } else if (ev == CM_EV_MQTT_MSG) {
     struct cm_mqtt_msg *mm = ev_data;
-    cm_mqtt_pub(c, mm->topic, mm->data, mm->qos, false);
+    /* Topic aliases towards the client where it allows them (QoS 0). */
+    struct cm_mqtt_pub_opts po = {.topic = mm->topic, .message = mm->data, .qos = mm->qos,
+                                  .topic_alias = true};
+    cm_mqtt_publish(c, &po);
   }
   struct rec *r = c->fn_data;
   if (r != NULL && !c->is_listening) handler(c, ev, ev_data);
@@ -796,7 +899,9 @@ static void server_round_trip(const char *scheme, uint8_t v) {
     snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", l->loc.port);
   }
   struct rec r = {0};
-  struct cm_mqtt_opts o = {.version = v, .clean = true, .keepalive = 1};
+  struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 5};
+  struct cm_mqtt_opts o = {.version = v, .clean = true, .keepalive = 1, .props = &am,
+                           .num_props = v == 5 ? 1 : 0};
   r.c = cm_mqtt_connect(&mgr, url, &o, handler, &r);
   assert_non_null(r.c);
   assert_true(wait_for(&mgr, &r.opened, 5000));
@@ -816,6 +921,20 @@ static void server_round_trip(const char *scheme, uint8_t v) {
   assert_int_equal(r.msgs[2].len, 70000);
   assert_memory_equal(r.msgs[2].data, big, 70000);
   assert_int_equal(r.msgs[2].qos, 2);
+  /* Topic aliases both ways (5.0): the name goes once, then the alias;
+   * both handlers see the name every time. */
+  struct cm_mqtt_pub_opts po = {.topic = cm_str_c("echo/alias"), .message = cm_str_c("x"),
+                                .topic_alias = true};
+  assert_int_equal(cm_mqtt_publish(r.c, &po), 0);
+  assert_int_equal(cm_mqtt_publish(r.c, &po), 0);
+  assert_true(wait_count(&mgr, &r.nmsgs, 5, 5000));
+  assert_string_equal(r.msgs[3].topic, "echo/alias");
+  assert_string_equal(r.msgs[4].topic, "echo/alias");
+  assert_string_equal(srv.msgs[4].topic, "echo/alias");
+  assert_false(r.msgs[3].by_alias);
+  assert_false(srv.msgs[3].by_alias);
+  assert_int_equal(r.msgs[4].by_alias, v == 5);
+  assert_int_equal(srv.msgs[4].by_alias, v == 5);
   /* Both sides' flows complete. */
   assert_true(wait_count(&mgr, &r.cmds[CM_MQTT_CMD_PUBCOMP], 1, 5000));
   assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PUBCOMP], 1, 5000));
@@ -830,6 +949,53 @@ static void server_round_trip(const char *scheme, uint8_t v) {
   free(big);
   cm_mgr_free(&mgr);
   rec_free(&r);
+  rec_free(&srv);
+}
+
+/* A raw WebSocket client talks MQTT to our server in odd framing: the
+ * CONNECT split over three messages, then SUBSCRIBE and PINGREQ in one. */
+struct raw_ws {
+  struct script s;
+  bool open;
+};
+
+static void raw_ws_fn(struct cm_conn *c, int ev, void *ev_data) {
+  struct raw_ws *w = c->fn_data;
+  if (ev == CM_EV_WS_OPEN) {
+    static const uint8_t connect[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
+                                      0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
+    static const uint8_t sub_ping[] = {0x82, 0x06, 0x00, 0x07, 0x00, 0x01, 'a', 0x01, 0xC0, 0x00};
+    cm_ws_send(c, connect, 1, CM_WS_OP_BINARY);
+    cm_ws_send(c, connect + 1, 5, CM_WS_OP_BINARY);
+    cm_ws_send(c, connect + 6, sizeof(connect) - 6, CM_WS_OP_BINARY);
+    cm_ws_send(c, sub_ping, sizeof(sub_ping), CM_WS_OP_BINARY);
+    w->open = true;
+  } else if (ev == CM_EV_WS_MSG) {
+    struct cm_ws_msg *m = ev_data;
+    memcpy(w->s.got + w->s.got_len, m->data.buf, m->data.len);
+    w->s.got_len += m->data.len;
+  }
+}
+
+static void websocket_framing_is_free(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct rec srv = {0};
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", ws_front, &srv, NULL);
+  char url[80];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/mqtt", l->loc.port);
+  struct raw_ws w = {0};
+  assert_non_null(cm_ws_connect(&mgr, url, raw_ws_fn, &w, "Sec-WebSocket-Protocol: mqtt\r\n"));
+  assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PINGREQ], 1, 5000));
+  poll_a_while(&mgr);
+  assert_int_equal(srv.cmds[CM_MQTT_CMD_CONNECT], 1);
+  assert_int_equal(srv.cmds[CM_MQTT_CMD_SUBSCRIBE], 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_CONNACK, 0), 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_SUBACK, 0), 1);
+  assert_int_equal(count_sent(&w.s, 4, CM_MQTT_CMD_PINGRESP, 0), 1);
+  assert_int_equal(srv.nerrors, 0);
+  cm_mgr_free(&mgr);
   rec_free(&srv);
 }
 
@@ -865,6 +1031,8 @@ static void server_refuses_malformed(void **state) {
   (void)state;
   static const uint8_t connect_v5[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
                                        0x02, 0x00, 0x3c, 0x00, 0x00, 0x01, 'x'};
+  static const uint8_t connect_v5_ka1[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
+                                           0x02, 0x00, 0x01, 0x00, 0x00, 0x01, 'x'};
   static const uint8_t connect_v9[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09,
                                        0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
   struct {
@@ -878,6 +1046,8 @@ static void server_refuses_malformed(void **state) {
       {connect_v5, sizeof(connect_v5), {0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, 6, "(0x81)"},
       {NULL, 0, {0x30, 0x03, 0x00, 0x01, 'a'}, 5, "(0x82)"}, /* before CONNECT */
       {connect_v9, sizeof(connect_v9), {0}, 0, "(0x84)"},
+      /* keepalive 1 s, then silence: dropped after 1.5 s */
+      {connect_v5_ka1, sizeof(connect_v5_ka1), {0}, 0, "keep alive timeout (0x8d)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     struct cm_mgr mgr;
@@ -897,6 +1067,11 @@ static void server_refuses_malformed(void **state) {
     if (i == 3) {
       /* Unknown level: CONNACK 0x01 before closing (3.1.2.2). */
       assert_true(s.got_len == 4 && s.got[0] == 0x20 && s.got[3] == 0x01);
+    }
+    if (i == 4) {
+      /* CONNACK, then DISCONNECT 0x8D. */
+      assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_CONNACK, 0), 1);
+      assert_true(s.got_len >= 3 && s.got[s.got_len - 3] == 0xE0 && s.got[s.got_len - 1] == 0x8D);
     }
     assert_false(l->is_closing);
     cm_mgr_free(&mgr);
@@ -935,6 +1110,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(connects_v4_and_v5),
       cmocka_unit_test(qos_round_trips),
+      cmocka_unit_test(tls_round_trip),
       cmocka_unit_test(retained_message_on_subscribe),
       cmocka_unit_test(will_on_dropped_connection),
       cmocka_unit_test(keepalive_pings_when_idle),
@@ -946,8 +1122,10 @@ int main(void) {
       cmocka_unit_test(resend_with_dup_on_resumed_session),
       cmocka_unit_test(inflight_window_follows_receive_maximum),
       cmocka_unit_test(qos2_duplicates_are_suppressed),
+      cmocka_unit_test(silent_peers_time_out),
       cmocka_unit_test(listener_round_trip),
       cmocka_unit_test(websocket_round_trip),
+      cmocka_unit_test(websocket_framing_is_free),
       cmocka_unit_test(server_refuses_malformed),
       cmocka_unit_test(api_misuse_is_refused),
   };
