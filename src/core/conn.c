@@ -53,6 +53,11 @@ void cm__conn_mark_dirty(struct cm_conn *c) {
   if (!mgr->polling && mgr->on_output != NULL) mgr->on_output(mgr->hook_data);
 }
 
+void cm__conn_want_poll(struct cm_conn *c) {
+  c->is_poll_wanted = 1;
+  cm__conn_mark_dirty(c);
+}
+
 int cm__conn_update_interest(struct cm_conn *c) {
   if (c->fd < 0) return 0;
   unsigned want = 0;
