@@ -59,7 +59,10 @@ static void on_deadline(void *arg) {
     cm__timer_schedule(c->mgr, &st->deadline, due);
     return;
   }
-  cm_error(c, connecting ? "connect timed out" : "response timed out");
+  /* Deferred to the flush step after the timers: the handler runs outside
+   * this timer's callback, so nothing it does can free the timer under it. */
+  cm__conn_defer_error(c, connecting ? "connect timed out" : "response timed out");
+  if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
 }
 
 static void state_free(struct cm_conn *c, struct cm__http_client *st) {

@@ -350,12 +350,20 @@ static void hs_unlist(struct cm_tls *t) {
   if (t->conn != NULL) cm__timer_unschedule(t->conn->mgr, &t->hs_timer);
 }
 
+/* The ERROR is deferred to the flush step that follows the timers: a
+ * handler may free t (cm_tls_free), and t holds the timer being run. */
 static void hs_expired(void *arg) {
   struct cm_tls *t = arg;
-  if (t->hs_done || t->conn->is_closing) return;
-  char ms[32];
-  snprintf(ms, sizeof(ms), "%llu", (unsigned long long)t->hs_timeout_ms);
-  fail(t->conn, t, "TLS handshake timed out after %s ms", ms);
+  struct cm_conn *c = t->conn;
+  if (t->hs_done || t->failed || c->is_closing) return;
+  char msg[80];
+  snprintf(msg, sizeof(msg), "TLS handshake timed out after %llu ms",
+           (unsigned long long)t->hs_timeout_ms);
+  t->failed = true;
+  c->is_tls_hs = 0;
+  CM_ERROR("conn %lu: %s", c->id, msg);
+  cm__conn_defer_error(c, msg);
+  if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
 }
 
 /* Starts t's handshake clock (the TCP connection is up): one timer in the

@@ -98,7 +98,10 @@ static void on_deadline(void *arg) {
   if (c->mgr->now_ms < st->deadline_ms) {
     cm__timer_schedule(c->mgr, &st->deadline, st->deadline_ms);
   } else if (st->handshaking) {
-    cm_error(c, "WebSocket handshake timed out");
+    /* Deferred to the flush after the timers: the handler runs outside this
+     * timer's callback. */
+    cm__conn_defer_error(c, "WebSocket handshake timed out");
+    if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
   } else {
     cm_close(c);
   }
