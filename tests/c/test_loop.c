@@ -37,6 +37,7 @@ static void server(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
+/* Both ends of NIDLE connections live in this process. */
 static void raise_nofile(void) {
   struct rlimit rl;
   assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -44,7 +45,11 @@ static void raise_nofile(void) {
     rl.rlim_cur = rl.rlim_max;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
   }
-  assert_true(rl.rlim_cur >= 2 * NIDLE + 100);
+  if (rl.rlim_cur < 2 * NIDLE + 100) {
+    fprintf(stderr, "RLIMIT_NOFILE hard limit %llu is too low for %d connections\n",
+            (unsigned long long) rl.rlim_max, NIDLE);
+    skip();
+  }
 }
 
 static int tcp_client(uint16_t port) {
