@@ -101,7 +101,6 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
 /* conn_mqtt.c */
 {"mqtt_pub", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_pub, METH_FASTCALL | METH_KEYWORDS,
  "mqtt_pub($self, topic, message, qos=0, retain=False, *, properties=None, topic_alias=False)\n--\n\n"
- "Returns the packet id (0 for QoS 0).  "
  "Publishes message (str is UTF-8) on topic; returns the packet id (0 for QoS 0).  QoS 1/2 are\n"
  "held until acknowledged and resent as the protocol requires.  v5: properties (dict, see\n"
  "docs/mqtt.md), topic_alias=True to send the topic name only once.  ValueError for a bad\n"

@@ -3,10 +3,10 @@
  * manager.c includes this file twice: once for the declarations, once
  * inside its PyMethodDef table (with CM_PY_MGR_METHODS_TABLE defined).
  *
- * manager.c defines weak stubs raising NotImplementedError for the
- * functions marked "weak" below (a strong definition elsewhere wins at link
- * time); the others are defined by their protocol file and linked
- * explicitly.  Open the connection with cm_py_conn_prepare() and
+ * manager.c keeps weak stubs raising NotImplementedError for ws_connect and
+ * sntp_connect (a strong definition elsewhere wins at link time); the MQTT
+ * ones have no stub: conn_mqtt.c defines them and a missing definition is a
+ * link error.  Open the connection with cm_py_conn_prepare() and
  * cm_py_conn_finish() from core.h.
  */
 #ifndef CM_PY_MGR_METHODS_DECLS
