@@ -12,6 +12,9 @@ ReplyHeaders = Union[
 ]
 ErrorHandler = Callable[[BaseException], Any]
 Address = tuple[str, int, bool]
+# MQTT 5 properties: {name or id: value}, or (key, value) pairs, or the
+# dicts MqttMessage.properties() returns (see docs/mqtt.md).
+MqttProperties = Union[Mapping[Union[str, int], Any], Sequence[Any]]
 
 # ----------------------------------------------------------------- constants
 MG_EV_ERROR: int
@@ -111,8 +114,30 @@ class MqttMessage:
     def qos(self) -> int: ...
     @property
     def ack(self) -> int: ...
+    @property
+    def reason_code(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def session_present(self) -> bool: ...
+    @property
+    def client_id(self) -> str: ...
     def properties(self) -> list[dict[str, Any]]: ...
+    def topics(self) -> list[tuple[str, int]]: ...
+    def codes(self) -> list[int]: ...
     def __bool__(self) -> bool: ...
+
+class MqttSession:
+    """Persistent MQTT session state kept across connections (mqtt_connect(session=...))."""
+    def __init__(self, *, max_inflight: int = 0, max_queued: int = 0) -> None: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def in_use(self) -> bool: ...
 
 class TlsOpts:
     ca: bytes
@@ -229,13 +254,34 @@ class Connection:
     def ws_close(self, code: int = 1000, reason: str = "") -> bool: ...
     # MQTT
     def mqtt_pub(
-        self, topic: str, message: BytesLike, qos: int = 0, retain: bool = False
+        self,
+        topic: StrOrBytes,
+        message: BytesLike,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[MqttProperties] = None,
+        topic_alias: bool = False,
     ) -> int: ...
-    def mqtt_sub(self, topic: str, qos: int = 0) -> None: ...
-    def mqtt_unsub(self, topic: str) -> None: ...
+    def mqtt_sub(
+        self,
+        topic: StrOrBytes,
+        qos: int = 0,
+        *,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_id: int = 0,
+        properties: Optional[MqttProperties] = None,
+    ) -> int: ...
+    def mqtt_unsub(
+        self, topic: StrOrBytes, *, properties: Optional[MqttProperties] = None
+    ) -> int: ...
     def mqtt_ping(self) -> None: ...
     def mqtt_pong(self) -> None: ...
-    def mqtt_disconnect(self) -> None: ...
+    def mqtt_disconnect(
+        self, reason_code: int = 0, *, properties: Optional[MqttProperties] = None
+    ) -> None: ...
     # DNS, SNTP, TLS
     def resolve(self, url: str) -> None: ...
     def resolve_cancel(self) -> None: ...
@@ -261,6 +307,8 @@ class Manager:
         *,
         dns: Optional[str] = None,
         dns_timeout_ms: int = 0,
+        poll_events: bool = True,
+        poll_interval_ms: int = 100,
     ) -> None: ...
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
@@ -272,6 +320,8 @@ class Manager:
     wakeup_max_bytes: int
     wakeup_max_msgs: int
     max_conns: int
+    poll_events: bool
+    poll_interval_ms: int
     output_hook: Optional[Callable[[], Any]]
     def fileno(self) -> int: ...
     @property
@@ -293,6 +343,8 @@ class Manager:
         http_max_head: Optional[int] = None,
         http_header_timeout_ms: Optional[int] = None,
         http_idle_timeout_ms: Optional[int] = None,
+        http_body_timeout_ms: Optional[int] = None,
+        http_body_min_rate: Optional[int] = None,
     ) -> Connection: ...
     def connect(
         self,
@@ -302,6 +354,8 @@ class Manager:
         http: Optional[bool] = None,
         http_max_body: Optional[int] = None,
         http_max_head: Optional[int] = None,
+        http_connect_timeout_ms: Optional[int] = None,
+        http_response_timeout_ms: Optional[int] = None,
     ) -> Connection: ...
     def ws_connect(
         self,
@@ -321,9 +375,29 @@ class Manager:
         password: str = "",
         clean_session: bool = True,
         keepalive: int = 60,
-        **extras: Any,
+        *,
+        version: int = 4,
+        will_topic: Optional[str] = None,
+        will_message: Optional[BytesLike] = None,
+        will_qos: int = 0,
+        will_retain: bool = False,
+        will_properties: Optional[MqttProperties] = None,
+        properties: Optional[MqttProperties] = None,
+        tls: Optional[TlsOpts] = None,
+        max_packet_size: int = 0,
+        max_inflight: int = 0,
+        max_queued: int = 0,
+        connect_timeout_ms: int = 0,
+        session: Optional[MqttSession] = None,
     ) -> Connection: ...
-    def mqtt_listen(self, url: str, handler: Optional[Handler] = None) -> Connection: ...
+    def mqtt_listen(
+        self,
+        url: str,
+        handler: Optional[Handler] = None,
+        *,
+        max_packet_size: int = 0,
+        connect_timeout_ms: int = 0,
+    ) -> Connection: ...
     def sntp_connect(self, url: str, handler: Optional[Handler] = None) -> Connection: ...
     def timer_add(
         self, ms: int, callback: Callable[[], Any], *, repeat: bool = False, run_now: bool = False
