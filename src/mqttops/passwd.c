@@ -99,7 +99,6 @@ struct cm_passwd *cm_passwd_parse(struct cm_str text, const char *name, char *er
     cm_ops_err(err, err_len, "%s: out of memory", name);
     return NULL;
   }
-  p->dummy_iterations = CM_PASSWD_DEFAULT_ITERATIONS;
   size_t pos = 0, cap = 0;
   unsigned lineno = 0;
   struct cm_str line;
@@ -131,6 +130,7 @@ struct cm_passwd *cm_passwd_parse(struct cm_str text, const char *name, char *er
     }
     if (u->iterations > p->dummy_iterations) p->dummy_iterations = u->iterations;
   }
+  if (p->dummy_iterations == 0) p->dummy_iterations = CM_PASSWD_DEFAULT_ITERATIONS;
   return p;
 fail:
   cm_passwd_free(p);
