@@ -181,10 +181,18 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
       s->nin++;
     }
   }
+  st->pub_reason = 0;
   if (deliver) cm_call(c, CM_EV_MQTT_MSG, mm);
+  uint8_t rc = st->pub_reason; /* the handler's verdict (a broker's ACL) */
+  st->pub_reason = 0;
   if (c->is_closing) return;
-  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, 0);
-  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, 0);
+  if (mm->qos == 2 && deliver && rc >= 0x80) {
+    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3). */
+    cm__mqtt_id_set(&s->ids_in, mm->id, false);
+    s->nin--;
+  }
+  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, rc);
+  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, rc);
 }
 
 /* Acks of our own messages, and PUBREL of the peer's. */
@@ -268,14 +276,13 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   mm.pkt = m;
   if (m->cmd == CM_MQTT_CMD_CONNECT) {
     mm.topic = mm.data = cm_str_n("", 0); /* no message in a CONNECT */
-    st->version = m->version;
+    /* Before the application sees it, so what its CONNACK announces
+     * (Server Keep Alive...) overrides what the CONNECT asked for. */
+    cm__mqtt_server_connect(st, m);
   }
   cm_call(c, CM_EV_MQTT_CMD, &mm);
   if (c->is_closing) return;
   switch (m->cmd) {
-    case CM_MQTT_CMD_CONNECT:
-      cm__mqtt_server_connect(st, m);
-      break;
     case CM_MQTT_CMD_CONNACK:
       cm__mqtt_client_connack(st, m);
       break;
