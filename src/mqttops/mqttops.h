@@ -247,4 +247,39 @@ size_t cm_persist_count_retained(const struct cm_persist *p);
 size_t cm_persist_count_sessions(const struct cm_persist *p);
 size_t cm_persist_count_held(const struct cm_persist *p, struct cm_str client);
 
+/* --------------------------------------------------------------- bridge */
+/*
+ * A bridge to an upstream broker over our MQTT client (cm_mqtt_connect):
+ *   out: messages routed by the local broker whose topic is LOCAL_PREFIX +
+ *        a topic matching PATTERN are published upstream as REMOTE_PREFIX +
+ *        that topic, at min(their QoS, the line's QoS);
+ *   in:  the bridge subscribes upstream to REMOTE_PREFIX + PATTERN and
+ *        injects what arrives locally (cm_mqtt_broker_publish) as
+ *        LOCAL_PREFIX + the rest.
+ * Loops: messages the bridge injected carry it as origin and are never sent
+ * back out; on a v5 upstream its subscriptions set no-local, so the
+ * upstream does not echo our own publishes back.  While the upstream is
+ * unreachable the bridge reconnects with exponential backoff (1 s doubling
+ * up to 60 s) and drops outgoing messages (counted in dropped).
+ */
+struct cm_bridge;
+/* Starts a bridge on mgr for broker b (conf copied as needed). */
+struct cm_bridge *cm_bridge_new(struct cm_mgr *mgr, struct cm_mqtt_broker *b,
+                                const struct cm_conf_bridge *conf);
+/* Feed of the broker's on_message observer. */
+void cm_bridge_on_message(struct cm_bridge *br, const struct cm_mqtt_broker_msg *m,
+                          const void *origin);
+/* Disconnects and frees; call before cm_mgr_free(). */
+void cm_bridge_free(struct cm_bridge *br);
+/* Counters for logs and tests. */
+uint64_t cm_bridge_dropped(const struct cm_bridge *br);
+bool cm_bridge_connected(const struct cm_bridge *br);
+/*
+ * Topic mapping of one topic line, pure: dir 2 (out) maps a local topic to
+ * the remote one, dir 1 (in) a remote topic to the local one.  Appends the
+ * result to out and returns true when topic falls under the line.
+ */
+bool cm_bridge_map(const struct cm_conf_topic *t, int dir, struct cm_str topic,
+                   struct cm_buf *out);
+
 #endif
