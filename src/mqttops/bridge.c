@@ -7,6 +7,18 @@
 
 #define BACKOFF_MIN_MS 1000u
 #define BACKOFF_MAX_MS 60000u
+/* 3.1.1 upstreams have no no-local: what we publish upstream on a topic we
+ * also subscribe to comes back.  The bridge remembers what it sent recently
+ * (hash of remote topic and payload) and drops one matching echo each.  A
+ * genuinely identical message from another upstream client within the
+ * window is dropped too (documented). */
+#define ECHO_SLOTS 1024u
+#define ECHO_WINDOW_MS 30000u
+
+struct echo {
+  uint64_t hash;
+  uint64_t at_ms; /* 0: free */
+};
 
 struct cm_bridge {
   struct cm_mgr *mgr;
@@ -19,7 +31,35 @@ struct cm_bridge {
   bool open;                         /* CONNACK accepted */
   uint32_t backoff_ms;
   uint64_t dropped;
+  struct echo echoes[ECHO_SLOTS];
+  size_t echo_next;
 };
+
+static uint64_t echo_hash(struct cm_str topic, struct cm_str payload) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < topic.len; i++) h = (h ^ (uint8_t)topic.buf[i]) * 1099511628211ull;
+  h = (h ^ 0xFF) * 1099511628211ull;
+  for (size_t i = 0; i < payload.len; i++) h = (h ^ (uint8_t)payload.buf[i]) * 1099511628211ull;
+  return h | 1;
+}
+
+static void echo_remember(struct cm_bridge *br, struct cm_str topic, struct cm_str payload) {
+  br->echoes[br->echo_next] = (struct echo){echo_hash(topic, payload), cm_millis()};
+  br->echo_next = (br->echo_next + 1) % ECHO_SLOTS;
+}
+
+/* True (and forgets it) when topic/payload is the echo of one we sent. */
+static bool echo_take(struct cm_bridge *br, struct cm_str topic, struct cm_str payload) {
+  uint64_t h = echo_hash(topic, payload), now = cm_millis();
+  for (size_t i = 0; i < ECHO_SLOTS; i++) {
+    struct echo *e = &br->echoes[i];
+    if (e->at_ms != 0 && e->hash == h && now - e->at_ms <= ECHO_WINDOW_MS) {
+      e->at_ms = 0;
+      return true;
+    }
+  }
+  return false;
+}
 
 bool cm_bridge_map(const struct cm_conf_topic *t, int dir, struct cm_str topic,
                    struct cm_buf *out) {
@@ -76,6 +116,7 @@ static void subscribe_in(struct cm_bridge *br) {
 }
 
 static void on_upstream_msg(struct cm_bridge *br, const struct cm_mqtt_msg *mm) {
+  if (br->conf->version != 5 && echo_take(br, mm->topic, mm->data)) return;
   for (size_t i = 0; i < br->conf->ntopics; i++) {
     const struct cm_conf_topic *t = &br->conf->topics[i];
     struct cm_buf local = {0};
@@ -169,7 +210,11 @@ void cm_bridge_on_message(struct cm_bridge *br, const struct cm_mqtt_broker_msg 
         .message = m->payload,
         .qos = m->qos < t->qos ? m->qos : t->qos,
         .retain = m->retain};
-    if (br->c == NULL || cm_mqtt_publish(br->c, &po) < 0) br->dropped++;
+    if (br->c == NULL || cm_mqtt_publish(br->c, &po) < 0) {
+      br->dropped++;
+    } else if (br->conf->version != 5) {
+      echo_remember(br, po.topic, po.message);
+    }
     cm_buf_free(&remote);
     return;
   }
