@@ -134,7 +134,7 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 test-python-asan:
 	@PY=$(PY) bash scripts/python-asan.sh
 
-test-python: python
+test-python: python programs
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
 # ----------------------------------------------------------------- demo

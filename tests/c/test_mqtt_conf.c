@@ -154,11 +154,44 @@ static void errors(void **state) {
   cm_conf_free(&c);
 }
 
+/* The bridge's topic mapping (pure part of src/mqttops/bridge.c). */
+static void bridge_mapping(void **state) {
+  (void)state;
+  struct cm_conf_topic t = {"sensors/#", 3, 1, "site1/", "edge/"};
+  struct {
+    int dir;
+    const char *in, *out; /* out NULL: not mapped */
+  } cases[] = {
+      {2, "site1/sensors/a", "edge/sensors/a"}, {2, "site1/sensors", "edge/sensors"},
+      {2, "sensors/a", NULL},                   {2, "site1/other", NULL},
+      {2, "site1/", NULL},                      {1, "edge/sensors/x/y", "site1/sensors/x/y"},
+      {1, "site1/sensors/x", NULL},             {1, "edge/cmd", NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct cm_buf out = {0};
+    bool ok = cm_bridge_map(&t, cases[i].dir, cm_str_c(cases[i].in), &out);
+    if (ok != (cases[i].out != NULL)) fail_msg("%s: mapped %d", cases[i].in, ok);
+    if (ok) {
+      assert_int_equal(out.len, strlen(cases[i].out));
+      assert_memory_equal(cm_buf_data(&out), cases[i].out, out.len);
+    }
+    cm_buf_free(&out);
+  }
+  /* direction "out" only: nothing comes in */
+  struct cm_conf_topic o = {"a/+", 2, 0, "", ""};
+  struct cm_buf out = {0};
+  assert_false(cm_bridge_map(&o, 1, cm_str_c("a/b"), &out));
+  assert_true(cm_bridge_map(&o, 2, cm_str_c("a/b"), &out));
+  assert_false(cm_bridge_map(&o, 2, cm_str_c("a/b/c"), &out));
+  cm_buf_free(&out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(full_file),
       cmocka_unit_test(defaults),
       cmocka_unit_test(errors),
+      cmocka_unit_test(bridge_mapping),
   };
   return cmocka_run_group_tests_name("mqtt_conf", tests, NULL, NULL);
 }
