@@ -95,6 +95,18 @@ void cm_tls_free(struct cm_conn *c);
 int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
                        size_t err_len);
 
+/*
+ * The verified client (or server) certificate of a TLS connection whose
+ * handshake completed: its subject's commonName as UTF-8
+ * (cm_tls_peer_cn) or its whole subject in RFC 2253 form
+ * (cm_tls_peer_subject), NUL-terminated into buf (len bytes).  Returns the
+ * length, or 0 with buf "" when there is none (plain connection, handshake
+ * not done, no certificate presented or not verified, no CN, a CN holding a
+ * NUL byte, or buf too small).
+ */
+size_t cm_tls_peer_cn(const struct cm_conn *c, char *buf, size_t len);
+size_t cm_tls_peer_subject(const struct cm_conn *c, char *buf, size_t len);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus
