@@ -110,11 +110,11 @@ def topic_matches(topic, pattern):
 class TinyBroker:
     """The handler an application of the original package would write."""
 
-    def __init__(self, mgr):
+    def __init__(self, mgr, url="mqtt://127.0.0.1:0"):
         self.subs = []  # (conn, filter, qos)
         self.seen = []  # cmd of every MQTT_CMD
         self.errors = []
-        self.listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", self.handler)
+        self.listener = mgr.mqtt_listen(url, self.handler)
         self.port = self.listener.local_addr[1]
 
     def handler(self, conn, ev, data):

@@ -113,12 +113,17 @@ def npm_modules():
 
 
 class Aedes:
-    def __init__(self, port):
+    def __init__(self, port, ca=None):
         self.port = port
+        self.ca = ca  # the PEM to trust for wss://, None for ws://
 
     @property
     def ws_url(self):
         return "ws://127.0.0.1:%d/mqtt" % self.port
+
+    @property
+    def wss_url(self):
+        return "wss://localhost:%d/mqtt" % self.port
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +135,19 @@ def aedes_ws(tmp_path_factory):
     argv = ["node", str(NODE_DIR / "aedes_broker.mjs"), str(modules), str(port)]
     with tcp_peer("aedes", argv, port, workdir):
         yield Aedes(port)
+
+
+@pytest.fixture(scope="module")
+def aedes_wss(tmp_path_factory):
+    """The same broker behind a TLS WebSocket listener (trustme certificate)."""
+    modules = npm_modules()
+    port = free_tcp_port()
+    workdir = tmp_path_factory.mktemp("aedes-wss")
+    certs = trustme_certs(workdir / "certs")
+    argv = ["node", str(NODE_DIR / "aedes_broker.mjs"), str(modules), str(port),
+            str(certs / "server.pem"), str(certs / "server.key")]
+    with tcp_peer("aedes", argv, port, workdir):
+        yield Aedes(port, (certs / "client.pem").read_bytes())
 
 
 class MqttJs:

@@ -9,7 +9,7 @@ import pytest
 import cymongoose as cm
 from core_helpers import poll_until
 from mqtt_helpers import Client, TinyBroker, unique
-from mqtt_peers import MqttJs, aedes_ws, mosquitto  # noqa: F401  (fixtures)
+from mqtt_peers import MqttJs, aedes_ws, aedes_wss, mosquitto  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -111,3 +111,37 @@ def test_mqttjs_against_our_lowlevel_broker(mgr):
     finally:
         js.stop()
     assert broker.errors == []
+
+
+def test_wss_round_trip_through_aedes(mgr, aedes_wss):
+    tls = cm.TlsOpts(ca=aedes_wss.ca)
+    topic = unique("wss")
+    sub = Client(mgr, aedes_wss.wss_url, tls=tls).wait_open()
+    pub = Client(mgr, aedes_wss.wss_url, tls=tls).wait_open()
+    assert sub.conn.is_tls and pub.conn.is_tls
+    sub.sub(topic, 1)
+    data = os.urandom(100_000)
+    pub.conn.mqtt_pub(topic, data, 1)
+    [m] = sub.wait_msgs(1)
+    assert m.data == data
+    # Without the CA the certificate is refused.
+    bad = Client(mgr, aedes_wss.wss_url)
+    bad.wait_closed()
+    assert bad.opened is None and "certificate" in bad.errors[0].lower()
+
+
+def test_lowlevel_broker_over_tls(mgr, tmp_path):
+    from mqtt_peers import trustme_certs
+    certs = trustme_certs(tmp_path / "certs")
+    broker = TinyBroker(mgr, "mqtts://127.0.0.1:0")
+    broker.listener.tls_init(cm.TlsOpts(cert=(certs / "server.pem").read_bytes(),
+                                        key=(certs / "server.key").read_bytes()))
+    url = "mqtts://localhost:%d" % broker.port
+    tls = cm.TlsOpts(ca=(certs / "client.pem").read_bytes())
+    topic = unique("ll-tls")
+    sub = Client(mgr, url, tls=tls, version=5).wait_open()
+    sub.sub(topic, 1)
+    pub = Client(mgr, url, tls=tls).wait_open()
+    pub.conn.mqtt_pub(topic, b"secret", 1)
+    [m] = sub.wait_msgs(1)
+    assert m.data == b"secret" and broker.errors == []
