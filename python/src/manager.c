@@ -71,6 +71,7 @@ static void do_close(cm_py_manager *mo) {
     sched_yield();
     Py_END_ALLOW_THREADS
   }
+  cm_py_mqtt_brokers_close(mo); /* before the C manager they use goes */
   cm_mgr_free(&mo->mgr);
   mo->ready = false;
   mo->closing = false;
@@ -143,6 +144,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->brokers);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
       if (c->ext != NULL) Py_VISIT((PyObject *)c->ext);
@@ -156,6 +158,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  Py_CLEAR(mo->brokers);
   return 0;
 }
 
