@@ -46,6 +46,7 @@ typedef struct broker_obj {
   PyObject *on_message;
   PyObject *authenticate;
   PyObject *clients;              /* dict: client id -> info dict */
+  PyObject *listeners;            /* list of (url, port) */
   PyObject *weakreflist;
   struct cm_passwd *passwd;       /* password_file, or NULL */
   struct cm_acl *acl;             /* acl_file, or NULL */
@@ -458,6 +459,7 @@ static void broker_dealloc(broker_obj *o) {
   cm_conf_free(&o->conf);
   broker_clear(o);
   Py_CLEAR(o->clients);
+  Py_CLEAR(o->listeners);
   Py_CLEAR(o->identities);
   tp->tp_free((PyObject *)o);
   Py_DECREF(tp);
@@ -480,6 +482,12 @@ static long add_listener(broker_obj *o, const char *url, const struct cm_tls_opt
                    strerror(err != 0 ? err : EINVAL));
     return -1;
   }
+  PyObject *item = Py_BuildValue("(si)", url, (int)c->loc.port);
+  if (item == NULL || PyList_Append(o->listeners, item) < 0) {
+    Py_XDECREF(item);
+    return -1; /* the listener stays (closed with the broker) */
+  }
+  Py_DECREF(item);
   return (long)c->loc.port;
 }
 
@@ -709,7 +717,8 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
   broker_obj *o = (broker_obj *)tp->tp_alloc(tp, 0);
   if (o == NULL) return NULL;
   o->mgr = (cm_py_manager *)Py_NewRef(self);
-  if ((o->clients = PyDict_New()) == NULL) return Py_DECREF(o), NULL;
+  if ((o->clients = PyDict_New()) == NULL || (o->listeners = PyList_New(0)) == NULL)
+    return Py_DECREF(o), NULL;
   struct cm_mqtt_broker_opts opts = {0};
   struct cm_tls_opts tls = {0};
   PyObject *tls_keep = NULL, *persist_path = NULL;
@@ -945,6 +954,11 @@ static PyObject *broker_get_clients(broker_obj *o, void *closure) {
   return d;
 }
 
+static PyObject *broker_get_listeners(broker_obj *o, void *closure) {
+  (void)closure;
+  return PyList_GetSlice(o->listeners, 0, PY_SSIZE_T_MAX);
+}
+
 static PyObject *broker_get_closed(broker_obj *o, void *closure) {
   (void)closure;
   return PyBool_FromLong(o->mgr == NULL);
@@ -992,6 +1006,8 @@ static PyGetSetDef broker_getset[] = {
     {"clients", (getter)broker_get_clients, NULL,
      "The connected clients (dict): client id -> {'version', 'username', 'address',\n"
      "'conn_id'}.", NULL},
+    {"listeners", (getter)broker_get_listeners, NULL,
+     "The listeners added (list of (url, port)), port as bound (useful with port 0).", NULL},
     {"closed", (getter)broker_get_closed, NULL, "True once close() ran.", NULL},
     {"manager", (getter)broker_get_manager, NULL, "The Manager, None once closed.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
