@@ -142,6 +142,11 @@ test-python-asan: npm-peers
 test-python: python npm-peers programs
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
+# The MQTT broker soak at full length (make test-python runs it for 10 s).
+.PHONY: soak
+soak: python
+	cd tests/python && CM_SOAK_SECONDS=$${CM_SOAK_SECONDS:-60} PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider test_mqtt_broker_soak.py
+
 # ----------------------------------------------------------------- demo
 run: deps python
 	PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py
