@@ -92,13 +92,17 @@ static struct cm_mqtt_prop *props_add(prop_list *pl) {
   return p;
 }
 
-/* A view of o's bytes (str as UTF-8, bytes-like copied into bytes), kept
- * alive by pl->keep.  string: must be a valid MQTT string. */
+/* A view of o's bytes (str as UTF-8, surrogate-escaped for binary data;
+ * bytes-like copied into bytes), kept alive by pl->keep.  string: must be a
+ * valid MQTT string. */
 static int view_of(prop_list *pl, PyObject *o, bool string, const char *what,
                    struct cm_str *out) {
   PyObject *b;
   if (PyUnicode_Check(o)) {
-    b = PyUnicode_AsUTF8String(o);
+    /* Binary data read back from MqttMessage.properties() is a
+     * surrogate-escaped str: give the original bytes back. */
+    b = string ? PyUnicode_AsUTF8String(o)
+               : PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
   } else if (PyBytes_Check(o)) {
     b = Py_NewRef(o);
   } else if (PyObject_CheckBuffer(o)) {
