@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "args.h"
 #include "conn_methods.h"
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
@@ -52,8 +53,10 @@ static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
   const char *v = n == NULL ? NULL : header_part(value, &vl);
   if (v == NULL) return -1;
   if (!cm_http_header_ok(cm_str_n(n, (size_t)nl), cm_str_n(v, (size_t)vl))) {
-    PyErr_Format(PyExc_ValueError, "invalid header %R: %R (control characters or a bad name)", name,
-                 value);
+    PyErr_Format(PyExc_ValueError,
+                 "header %R: %R: name or value contain an illegal character (CR, LF, NUL, "
+                 "other control characters, or a name that is not a token)",
+                 name, value);
     return -1;
   }
   if (cm_buf_append(b, n, (size_t)nl) != 0 || cm_buf_append(b, ": ", 2) != 0 ||
@@ -165,44 +168,6 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   Py_RETURN_NONE;
 }
 
-/*
- * Vectorcall argument parsing for the hot reply methods (the generic
- * tuple-and-dict parser showed up in profiles): fills out[0..n) from
- * positionals, then keywords, leaving NULL what was not given.
- */
-static int parse_fast(const char *fname, const char *const *names, Py_ssize_t n, Py_ssize_t required,
-                      PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out) {
-  if (nargs > n) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd arguments (%zd given)", fname, n, nargs);
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) out[i] = i < nargs ? args[i] : NULL;
-  Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-  for (Py_ssize_t k = 0; k < nkw; k++) {
-    PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-    Py_ssize_t i = 0;
-    while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) i++;
-    if (i == n) {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
-      return -1;
-    }
-    if (out[i] != NULL) {
-      PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position (%zd)",
-                   fname, names[i], i + 1);
-      return -1;
-    }
-    out[i] = args[nargs + k];
-  }
-  for (Py_ssize_t i = 0; i < required; i++) {
-    if (out[i] == NULL) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zd)", fname, names[i],
-                   i + 1);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 /* An int argument, as the "i" format converts it. */
 static int int_arg(PyObject *o, int *v) {
   long x = PyLong_AsLong(o);
@@ -217,10 +182,10 @@ static int int_arg(PyObject *o, int *v) {
 
 /* reply(status_code, body=b"", headers=None) */
 PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-  static const char *const names[] = {"status_code", "body", "headers"};
+  static const char *const names[] = {"status_code", "body", "headers", NULL};
   PyObject *a[3];
   int status;
-  if (parse_fast("reply", names, 3, 1, args, nargs, kwnames, a) < 0 || int_arg(a[0], &status) < 0)
+  if (cm_py_bind("reply", args, nargs, kwnames, names, 3, 1, a) < 0 || int_arg(a[0], &status) < 0)
     return NULL;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
@@ -230,10 +195,10 @@ PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nar
 /* reply_json(data, status_code=200, headers=None) */
 PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames) {
-  static const char *const names[] = {"data", "status_code", "headers"};
+  static const char *const names[] = {"data", "status_code", "headers", NULL};
   PyObject *a[3];
   int status = 200;
-  if (parse_fast("reply_json", names, 3, 1, args, nargs, kwnames, a) < 0) return NULL;
+  if (cm_py_bind("reply_json", args, nargs, kwnames, names, 3, 1, a) < 0) return NULL;
   if (a[1] != NULL && int_arg(a[1], &status) < 0) return NULL;
   PyObject *data = a[0], *headers = a[2];
   struct cm_conn *c = cm_py_conn_get(self);
@@ -266,8 +231,12 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
 }
 
 /* http_sse(event_type, data): a Server-Sent Events record as one chunk. */
-PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t nargs,
+                              PyObject *kwnames) {
+  static const char *const names[] = {"event_type", "data", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("http_sse", argv, nargs, kwnames, names, 2, 2, args) < 0) return NULL;
+  if (!PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
     PyErr_SetString(PyExc_TypeError, "http_sse(event_type, data) takes two str");
     return NULL;
   }
@@ -299,11 +268,15 @@ static size_t base64(const unsigned char *in, size_t n, char *out) {
   return o;
 }
 
-/* http_basic_auth(user, password): writes an Authorization header line (a
- * client writing its request head with send()). */
-PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
-    PyErr_SetString(PyExc_TypeError, "http_basic_auth(user, password) takes two str");
+/* http_basic_auth(username, password): writes an Authorization header line
+ * (a client writing its request head with send()). */
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_ssize_t nargs,
+                                     PyObject *kwnames) {
+  static const char *const names[] = {"username", "password", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("http_basic_auth", argv, nargs, kwnames, names, 2, 2, args) < 0) return NULL;
+  if (!PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "http_basic_auth(username, password) takes two str");
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);

@@ -49,6 +49,11 @@ typedef struct {
   PyObject *handler;       /* own or inherited handler; NULL: the manager's */
   PyObject *userdata;      /* NULL reads as None */
   PyObject *weakreflist;
+  struct {                 /* c's identity, saved when detached */
+    unsigned long id;
+    struct cm_addr loc, rem;
+    bool is_client, is_listening, is_udp, is_tls, is_websocket;
+  } last;
   bool http;               /* HTTP parsing was asked for */
 } cm_py_conn;
 

@@ -617,35 +617,37 @@ static PyGetSetDef mgr_getset[] = {
 
 static PyMethodDef mgr_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))mgr_poll, METH_FASTCALL | METH_KEYWORDS,
-     "poll(timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
+     "poll($self, /, timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
      "(without the GIL), delivers events, runs due timers."},
     {"run", (PyCFunction)(void (*)(void))mgr_run, METH_VARARGS | METH_KEYWORDS,
-     "run(poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
+     "run($self, /, poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
-     "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
-     "http_header_timeout_ms=None, http_idle_timeout_ms=None) -> Connection\n--\n\n"
+     "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_header_timeout_ms=None, http_idle_timeout_ms=None)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, idle timeout off)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None) "
-     "-> Connection\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
+     "connect($self, /, url, handler=None, *, http=None, http_max_body=None, "
+     "http_max_head=None)\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
      "responses read (defaults 16 MiB and 16 KiB)."},
 #define CM_PY_MGR_METHODS_TABLE
 #include "mgr_methods.h"
 #undef CM_PY_MGR_METHODS_TABLE
     {"timer_add", (PyCFunction)(void (*)(void))mgr_timer_add, METH_FASTCALL | METH_KEYWORDS,
-     "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
+     "timer_add($self, /, milliseconds, callback, *, repeat=False, run_now=False)\n--\n\n"
+     "Calls callback() after milliseconds (every milliseconds with repeat; at once too with "
+     "run_now) and returns its Timer.  A 0 ms timer fires on the next poll."},
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
-     "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
+     "wakeup($self, /, connection_id, data=b'')\n--\n\nThread-safe: delivers WAKEUP with data "
      "to that connection in the loop thread.  False when wakeup is not enabled."},
     {"fileno", (PyCFunction)mgr_fileno, METH_NOARGS,
-     "fileno() -> int\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
+     "fileno($self)\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
      "socket work to do (for loop.add_reader).  Timers do not make it readable."},
     {"enable_wakeup", (PyCFunction)mgr_enable_wakeup, METH_NOARGS,
-     "enable_wakeup()\n--\n\nTurns on wakeup() (idempotent)."},
+     "enable_wakeup($self)\n--\n\nTurns on wakeup() (idempotent)."},
     {"close", (PyCFunction)mgr_close, METH_NOARGS,
-     "close()\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
+     "close($self)\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
      "the manager.  Idempotent; deferred to the end of poll() when called during it."},
     {"__enter__", (PyCFunction)mgr_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)mgr_exit, METH_VARARGS, NULL},
@@ -658,7 +660,8 @@ static PyMemberDef mgr_members[] = {
 };
 
 static PyType_Slot mgr_slots[] = {
-    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n--\n\n"
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None, *, dns=None, "
+                "dns_timeout_ms=0)\n--\n\n"
                 "An event loop owning connections and timers."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, mgr_init},
