@@ -24,7 +24,7 @@ EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
-.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
 all: lib examples
 
@@ -82,6 +82,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-stubs
 
 test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -104,6 +105,11 @@ test-python-asan:
 
 test-python: python
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
+
+# The .pyi stubs match the runtime exactly: signatures (text signatures of
+# the C functions), names, __all__; no allowlist.
+test-stubs: python
+	MYPY_CACHE_DIR=$(CURDIR)/$(BUILD)/mypy-cache PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # ----------------------------------------------------------------- demo
 run: deps python

@@ -46,7 +46,7 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 {"http_sse", CM_PY_FASTCALL_KW(cm_py_conn_http_sse),
  "http_sse($self, /, event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
 {"http_basic_auth", CM_PY_FASTCALL_KW(cm_py_conn_http_basic_auth),
- "http_basic_auth($self, /, user, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
+ "http_basic_auth($self, /, username, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_ws.c */
 {"ws_upgrade", (PyCFunction)(void (*)(void))cm_py_conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
  "ws_upgrade($self, /, message, extra_headers=None, *, compress=False, max_message_size=None)\n--\n\n"

@@ -189,8 +189,8 @@ PyMethodDef cm_py_codec_methods[] = {
     {"crc32", CM_PY_FASTCALL_KW(py_crc32),
      "crc32(data, initial=0)\n--\n\nCRC-32 of data continuing from initial, as zlib.crc32."},
     {"random_bytes", CM_PY_FASTCALL_KW(py_random_bytes_kw),
-     "random_bytes(n)\n--\n\nn bytes from OpenSSL's CSPRNG."},
+     "random_bytes(length)\n--\n\nlength bytes from OpenSSL's CSPRNG."},
     {"random_str", CM_PY_FASTCALL_KW(py_random_str_kw),
-     "random_str(n)\n--\n\nn characters drawn uniformly from A-Z a-z 0-9 (OpenSSL's CSPRNG)."},
+     "random_str(length)\n--\n\nlength characters drawn uniformly from A-Z a-z 0-9 (OpenSSL's CSPRNG)."},
     {NULL, NULL, 0, NULL},
 };

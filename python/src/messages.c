@@ -230,7 +230,7 @@ static PyMethodDef hm_methods[] = {
     {"basic_auth", hm_basic_auth, METH_NOARGS,
      "basic_auth($self)\n--\n\n(user, password) from a Basic Authorization header, or None."},
     {"header_var", CM_PY_FASTCALL_KW(hm_header_var),
-     "header_var($self, /, header, var)\n--\n\nParameter of a header value, e.g. charset, or None."},
+     "header_var($self, /, header_name, var_name)\n--\n\nThe parameter var_name of header header_name, e.g. charset of Content-Type, or None."},
     {NULL, NULL, 0, NULL},
 };
 
