@@ -55,5 +55,5 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
   if (co == NULL) return NULL;
   errno = 0;
   struct cm_conn *c = cm_sntp_connect(&mo->mgr, url, cm_py_on_event, co);
-  return cm_py_conn_finish(mo, co, c, "sntp_connect to", url);
+  return cm_py_conn_finish(mo, co, c, "connect to", url);
 }

@@ -281,5 +281,5 @@ PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds) {
   errno = 0;
   struct cm_conn *c = cm_ws_connect_opts(&mo->mgr, url, cm_py_on_event, co, hdrs, &opts);
   Py_DECREF(block);
-  return cm_py_conn_finish(mo, co, c, "ws_connect to", url);
+  return cm_py_conn_finish(mo, co, c, "connect to", url);
 }

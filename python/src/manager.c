@@ -197,7 +197,7 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   if (timeout < 0) timeout = 0;
   if (timeout > INT_MAX) timeout = INT_MAX;
   if (mo->polling) {
-    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not re-entrant");
+    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not reentrant: it was called from a callback of this manager");
     return NULL;
   }
   if (check_usable(mo) < 0) return NULL;
@@ -330,7 +330,7 @@ PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c
     int err = errno;
     Py_DECREF(co);
     cm_py_core_leave(mo);
-    PyErr_Format(PyExc_RuntimeError, "%s %s failed: %s", what, url,
+    PyErr_Format(PyExc_RuntimeError, "Failed to %s %s: %s", what, url,
                  err != 0 ? strerror(err) : "unknown error");
     return NULL;
   }
