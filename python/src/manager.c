@@ -390,6 +390,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     return NULL;
   }
   bool is_listen = fn == cm_listen;
+  if (cm_py_check_url(url, !is_listen) < 0) return NULL;
   if (!is_listen && ((hdr_timeout != NULL && hdr_timeout != Py_None) ||
                      (idle_timeout != NULL && idle_timeout != Py_None))) {
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts");
