@@ -67,11 +67,53 @@ static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
   return 0;
 }
 
+/* The original's C-style header block, "Name: value\r\n" lines (str or
+ * bytes), as a new list of (name, value) pairs of the same type; blank lines
+ * are skipped.  NULL with ValueError for a line without ':'. */
+static PyObject *header_lines(PyObject *block) {
+  Py_ssize_t n;
+  const char *s = header_part(block, &n);
+  if (s == NULL) return NULL;
+  bool is_str = PyUnicode_Check(block);
+  PyObject *list = PyList_New(0);
+  const char *p = s, *end = s + n;
+  while (list != NULL && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl != NULL ? nl : end;
+    if (le > p && le[-1] == '\r') le--;
+    if (le > p) {
+      const char *colon = memchr(p, ':', (size_t)(le - p));
+      if (colon == NULL) {
+        PyErr_Format(PyExc_ValueError, "header line without ':' in %R", block);
+        Py_CLEAR(list);
+        break;
+      }
+      const char *v = colon + 1;
+      while (v < le && (*v == ' ' || *v == '\t')) v++;
+      PyObject *pair = is_str ? Py_BuildValue("(s#s#)", p, (Py_ssize_t)(colon - p), v, (Py_ssize_t)(le - v))
+                              : Py_BuildValue("(y#y#)", p, (Py_ssize_t)(colon - p), v, (Py_ssize_t)(le - v));
+      if (pair == NULL || PyList_Append(list, pair) < 0) Py_CLEAR(list);
+      Py_XDECREF(pair);
+    }
+    p = nl != NULL ? nl + 1 : end;
+  }
+  return list;
+}
+
 /* headers as a new list of (name, value) items: a mapping gives its items,
  * a list or tuple of pairs is taken as it is (so a name may repeat, as
- * Set-Cookie must).  NULL with an exception set. */
+ * Set-Cookie must), a str or bytes is read as "Name: value\r\n" lines.
+ * NULL with an exception set. */
 static PyObject *header_items(PyObject *headers) {
   if (PyList_Check(headers) || PyTuple_Check(headers)) return PySequence_List(headers);
+  if (PyUnicode_Check(headers) || PyBytes_Check(headers)) return header_lines(headers);
+  if (!PyMapping_Check(headers)) {
+    PyErr_Format(PyExc_TypeError,
+                 "headers must be a dict, a list of (name, value) pairs or a str of "
+                 "'Name: value\\r\\n' lines, not %.100s",
+                 Py_TYPE(headers)->tp_name);
+    return NULL;
+  }
   return PyMapping_Items(headers);
 }
 
@@ -110,9 +152,10 @@ static int header_block(PyObject *headers, struct cm_buf *b) {
   return 0;
 }
 
-/* True when headers name the header `name` (any case); bad input reads as
+/* True when headers name the header `name` (any case) with a value that
+ * starts with value_prefix (any case; NULL: any value); bad input reads as
  * absent here and is reported by header_block(). */
-static bool has_header(PyObject *headers, const char *name) {
+static bool has_header(PyObject *headers, const char *name, const char *value_prefix) {
   if (headers == NULL || headers == Py_None) return false;
   PyObject *items = header_items(headers);
   if (items == NULL) {
@@ -127,6 +170,11 @@ static bool has_header(PyObject *headers, const char *name) {
     Py_ssize_t n;
     const char *s = header_part(k, &n);
     found = s != NULL && (size_t)n == len && strncasecmp(s, name, len) == 0;
+    if (found && value_prefix != NULL) {
+      size_t plen = strlen(value_prefix);
+      s = header_part(v, &n);
+      found = s != NULL && (size_t)n >= plen && strncasecmp(s, value_prefix, plen) == 0;
+    }
   }
   PyErr_Clear();
   Py_DECREF(items);
@@ -141,7 +189,7 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   }
   bool no_headers = default_type == NULL && (headers == NULL || headers == Py_None);
   struct cm_buf b = {0};
-  if (default_type != NULL && !has_header(headers, "Content-Type")) {
+  if (default_type != NULL && !has_header(headers, "Content-Type", NULL)) {
     if (cm_buf_append(&b, "Content-Type: ", 14) != 0 ||
         cm_buf_append(&b, default_type, strlen(default_type)) != 0 ||
         cm_buf_append(&b, "\r\n", 2) != 0) {
@@ -149,6 +197,19 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
       return PyErr_NoMemory();
     }
   }
+  /* The original's SSE pattern: reply(200, "", {"Content-Type":
+   * "text/event-stream"}) then http_sse() calls.  An empty event-stream
+   * reply without a length starts a chunked stream, so that the events
+   * reach the client instead of following a complete response. */
+  if (!no_headers && (body == NULL || PyObject_Length(body) == 0) &&
+      has_header(headers, "Content-Type", "text/event-stream") &&
+      !has_header(headers, "Content-Length", NULL) &&
+      !has_header(headers, "Transfer-Encoding", NULL) &&
+      cm_buf_append(&b, "Transfer-Encoding: chunked\r\n", 28) != 0) {
+    cm_buf_free(&b);
+    return PyErr_NoMemory();
+  }
+  PyErr_Clear(); /* PyObject_Length of a body that has none: get_body() reports it */
   /* Without headers there is no block to build (and nothing to allocate). */
   if (!no_headers && header_block(headers, &b) < 0) {
     cm_buf_free(&b);
