@@ -74,7 +74,9 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 {"tls_init", CM_PY_FASTCALL_KW(cm_py_conn_tls_init_kw),
  "tls_init($self, /, opts)\n--\n\nStarts TLS with opts (on ACCEPT for servers; on OPEN or\n"
  "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
- "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
+ "options (unreadable or mismatched certificate or key, bad CA) never raise: a\n"
+ "RuntimeWarning names the reason, and each connection they fail gets an ERROR\n"
+ "event with it; a listener stays open.  RuntimeError once the handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free($self)\n--\n\nDrops the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */

@@ -142,7 +142,9 @@ static PyObject *hm_query_var(PyObject *op, PyObject *name) {
 static PyObject *hm_status(PyObject *op, PyObject *unused) {
   (void)unused;
   HttpMessageObject *self = (HttpMessageObject *)op;
-  if (self->hm == NULL || self->hm->status == 0) Py_RETURN_NONE;
+  /* As the original (mg_http_status): the status of a response, 0 for a
+   * request; None only once the view has expired. */
+  if (self->hm == NULL) Py_RETURN_NONE;
   return PyLong_FromLong(self->hm->status);
 }
 
@@ -226,7 +228,7 @@ static PyMethodDef hm_methods[] = {
      "header($self, /, name, default=None)\n--\n\nValue of a header (case-insensitive)."},
     {"headers", hm_headers, METH_NOARGS, "headers($self)\n--\n\nList of (name, value) in order."},
     {"query_var", CM_PY_FASTCALL_KW(hm_query_var_kw), "query_var($self, /, name)\n--\n\nDecoded query variable or None."},
-    {"status", hm_status, METH_NOARGS, "status($self)\n--\n\nResponse status code, or None for requests."},
+    {"status", hm_status, METH_NOARGS, "status($self)\n--\n\nThe status code of a response, 0 for a request (as the original); None once expired."},
     {"basic_auth", hm_basic_auth, METH_NOARGS,
      "basic_auth($self)\n--\n\n(user, password) from a Basic Authorization header, or None."},
     {"header_var", CM_PY_FASTCALL_KW(hm_header_var),
