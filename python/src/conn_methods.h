@@ -30,6 +30,8 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 /* conn_static.c */
 PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
@@ -91,4 +93,9 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
  "serve_file($self, /, message, path, extra_headers='', mime_types='')\n--\n\n"
  "Answers the request with the file at path, as serve_dir() does for one file; 404 when\n"
  "missing.  ValueError when message has expired."},
+{"_reply_file", CM_PY_FASTCALL_KW(cm_py_conn_reply_file),
+ "_reply_file($self, /, status_code, headers, fd, offset, length)\n--\n\n"
+ "Private (cymongoose.wsgi's file_wrapper): a response whose body is bytes [offset,\n"
+ "offset + length) of the open file fd, sent with sendfile.  headers: 'Name: value\\r\\n'\n"
+ "lines without Content-Length.  False when nothing could be queued."},
 #endif
