@@ -96,7 +96,7 @@ test-asan:
 python: python/cymongoose/.built
 
 python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
-	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
+	CFLAGS="-Werror" $(PY) setup.py -q build_ext --inplace -j $(JOBS)
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
