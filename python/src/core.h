@@ -131,8 +131,9 @@ PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c
 /* ---- url_check.c */
 /*
  * Checks url before it reaches the core: not empty, a known scheme when it
- * has one, a port in 0..65535 when it has one, and a host when need_host
- * (connect; a listener without a host listens on every interface).
+ * has one, a port in 0..65535 when it has one, and a host and a port (or a
+ * scheme with a default port) when need_host (connect; a listener without
+ * a host listens on every interface).
  * Returns 0, or -1 with ValueError naming the problem.
  */
 int cm_py_check_url(const char *url, bool need_host);

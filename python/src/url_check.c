@@ -2,7 +2,7 @@
  * Validation of the URLs given to Manager.listen()/connect() and the
  * protocol connects, before the core sees them: a typo must not become a
  * raw TCP listener (unknown scheme), a wrapped port number, or a bare
- * "Invalid argument".
+ * "Invalid argument" (no host, no port).
  */
 #include "core.h"
 
@@ -64,6 +64,10 @@ int cm_py_check_url(const char *url, bool need_host) {
   }
   if (need_host && host_end == host) {
     PyErr_Format(PyExc_ValueError, "URL has no host: '%s'", url);
+    return -1;
+  }
+  if (colon == NULL && need_host && cm_url_port(url) == 0) {
+    PyErr_Format(PyExc_ValueError, "URL has no port (and its scheme no default port): '%s'", url);
     return -1;
   }
   if (colon != NULL) {
