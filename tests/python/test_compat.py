@@ -607,3 +607,30 @@ def test_declared_python_versions_are_the_ones_the_c_api_needs():
     assert sys.version_info >= (3, 11)
     with open(os.path.join(ROOT, "setup.py")) as f:
         assert "-Werror" not in f.read().split("ext = Extension")[1]
+
+
+def test_guide_tcp_and_udp_echo_patterns():
+    """The original's network guide: a TCP (then UDP) server echoing what
+    it reads, a client sending on CONNECT and closing on READ."""
+    from cymongoose import MG_EV_READ
+    for scheme in ("tcp", "udp"):
+        received = []
+
+        def server(conn, ev, data):
+            if ev == MG_EV_READ:
+                data = conn.recv_data()
+                conn.send(data)
+                conn.recv_consume(len(data))  # ours: consume what was handled
+
+        def client(conn, ev, data):
+            if ev == MG_EV_CONNECT:
+                conn.send(b"Hello, Server!")
+            elif ev == MG_EV_READ:
+                received.append(conn.recv_data())
+                conn.close()
+        with Manager(server) as mgr:
+            port = mgr.listen("%s://127.0.0.1:0" % scheme).local_addr[1]
+            c = mgr.connect("%s://localhost:%d" % (scheme, port), client)
+            assert poll_until(mgr, lambda: received)
+            assert received == [b"Hello, Server!"], scheme
+            assert poll_until(mgr, lambda: c not in mgr.connections)
