@@ -5,7 +5,7 @@
  * argument can be given by keyword under its documented name, as in the
  * original package (a Cython def API), while calls stay on the fast path.
  *
- * Use:
+ * Use (CM_PY_KW1 below does it for a one-argument METH_O function):
  *   static PyObject *conn_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
  *                              PyObject *kwnames) {
  *     static const char *const names[] = {"data", NULL};
@@ -59,7 +59,7 @@ static inline int cm_py_bind1(const char *fname, const char *name, PyObject *con
                            PyObject *kwnames) {                                        \
     PyObject *arg_;                                                                    \
     if (cm_py_bind1(fname, argname, args, nargs, kwnames, &arg_) < 0) return NULL;     \
-    return fn((void *)self, arg_);                                                           \
+    return fn((void *)self, arg_);                                                     \
   }
 
 #endif
