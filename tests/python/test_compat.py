@@ -634,3 +634,17 @@ def test_guide_tcp_and_udp_echo_patterns():
             assert poll_until(mgr, lambda: received)
             assert received == [b"Hello, Server!"], scheme
             assert poll_until(mgr, lambda: c not in mgr.connections)
+
+
+async def test_adapters_print_both_tracebacks_when_error_handler_raises(capfd):
+    def error_handler(exc):
+        raise KeyError("from the error handler")
+
+    def fails():
+        raise ValueError("from the callable")
+    async with AsyncManager(None, error_handler=error_handler) as amgr:
+        amgr.schedule(fails)
+        await asyncio.sleep(0.05)
+    err = capfd.readouterr().err
+    assert "ValueError: from the callable" in err and "KeyError: 'from the error handler'" in err
+    assert err.count("Traceback (most recent call last)") == 2
