@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "conn_methods.h"
+#include "http/internal.h"
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
@@ -280,10 +281,26 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
   return r;
 }
 
+/* On an HTTP server connection whose response is already complete (a reply
+ * with Content-Length, or a chunked one that ended), a chunk would follow a
+ * whole response and the client would drop it: RuntimeError instead of a
+ * silent loss.  A head the application wrote itself with send() (no reply
+ * yet) is left alone.  0, or -1 with the exception set. */
+static int check_streaming(struct cm_conn *c, const char *what) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st == NULL || st->chunked_reply || st->awaiting_reply) return 0;
+  PyErr_Format(PyExc_RuntimeError,
+               "%s(): no chunked response is in progress (the response is complete, so the "
+               "client would drop this); start one with reply(200, '', {'Transfer-Encoding': "
+               "'chunked'}), or for SSE reply(200, '', {'Content-Type': 'text/event-stream'})",
+               what);
+  return -1;
+}
+
 /* http_chunk(data): one chunk of a chunked reply; empty data ends it. */
 PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
+  if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
   if (get_body(data, &view) < 0) return NULL;
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
@@ -302,7 +319,7 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t 
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
+  if (c == NULL || check_streaming(c, "http_sse") < 0) return NULL;
   Py_ssize_t el, dl;
   const char *e = PyUnicode_AsUTF8AndSize(args[0], &el);
   const char *d = e == NULL ? NULL : PyUnicode_AsUTF8AndSize(args[1], &dl);

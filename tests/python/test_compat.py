@@ -648,3 +648,22 @@ async def test_adapters_print_both_tracebacks_when_error_handler_raises(capfd):
     err = capfd.readouterr().err
     assert "ValueError: from the callable" in err and "KeyError: 'from the error handler'" in err
     assert err.count("Traceback (most recent call last)") == 2
+
+
+def test_sse_after_a_complete_response_raises_instead_of_dropping_events():
+    errors = []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.reply(200, b"whole")  # Content-Length: 5, complete
+            for call in (lambda: conn.http_sse("update", "lost?"), lambda: conn.http_chunk("x")):
+                try:
+                    call()
+                except RuntimeError as e:
+                    errors.append(str(e))
+    loop, port = serve_in_thread(handler)
+    try:
+        assert http_get(port).endswith(b"\r\n\r\nwhole")
+    finally:
+        loop.close()
+    assert len(errors) == 2 and all("no chunked response is in progress" in e for e in errors)
