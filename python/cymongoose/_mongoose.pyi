@@ -151,6 +151,8 @@ class Connection:
     @property
     def is_full(self) -> bool: ...
     @property
+    def is_send_full(self) -> bool: ...
+    @property
     def is_draining(self) -> bool: ...
     @property
     def recv_len(self) -> int: ...
@@ -161,6 +163,7 @@ class Connection:
     @property
     def send_size(self) -> int: ...
     recv_limit: int
+    send_hwm: int
     @property
     def local_addr(self) -> Optional[_Address]: ...
     @property
@@ -236,6 +239,8 @@ class Manager:
         *,
         dns: Optional[str] = None,
         dns_timeout_ms: int = 0,
+        poll_events: bool = True,
+        poll_interval_ms: int = 100,
     ) -> None: ...
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
@@ -243,7 +248,12 @@ class Manager:
     error_handler: Optional[_ErrorHandler]
     recv_limit: int
     send_limit: int
+    send_hwm: int
+    wakeup_max_bytes: int
+    wakeup_max_msgs: int
     max_conns: int
+    poll_events: bool
+    poll_interval_ms: int
     output_hook: Optional[Callable[[], Any]]
     def fileno(self) -> int: ...
     @property
@@ -265,6 +275,8 @@ class Manager:
         http_max_head: Optional[int] = None,
         http_header_timeout_ms: Optional[int] = None,
         http_idle_timeout_ms: Optional[int] = None,
+        http_body_timeout_ms: Optional[int] = None,
+        http_body_min_rate: Optional[int] = None,
     ) -> Connection: ...
     def connect(
         self,
@@ -274,6 +286,8 @@ class Manager:
         http: Optional[bool] = None,
         http_max_body: Optional[int] = None,
         http_max_head: Optional[int] = None,
+        http_connect_timeout_ms: Optional[int] = None,
+        http_response_timeout_ms: Optional[int] = None,
     ) -> Connection: ...
     def ws_connect(
         self,
