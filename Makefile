@@ -129,7 +129,8 @@ test-python: python
 # The .pyi stubs match the runtime exactly: signatures (text signatures of
 # the C functions), names, __all__; no allowlist.
 test-stubs: python
-	MYPY_CACHE_DIR=$(CURDIR)/$(BUILD)/mypy-cache PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
+	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
+	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # ----------------------------------------------------------------- demo
 run: deps python
