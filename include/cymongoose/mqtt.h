@@ -493,7 +493,9 @@ struct cm_mqtt_opts {
   struct cm_mqtt_session *session;       /* persistent state (see above) or
                                             NULL; not owned */
   const struct cm_tls_opts *tls;         /* mqtts:// and wss://: TLS options
-                                            (NULL: the automatic defaults) */
+                                            (NULL: the automatic defaults);
+                                            copied, applied when TCP connects
+                                            (bad options: an ERROR then) */
 };
 
 /*

@@ -465,6 +465,7 @@ void cm__mqtt_free(struct cm__mqtt *st) {
   cm_buf_free(&st->rx);
   cm_buf_free(&st->pending);
   cm_buf_free(&st->scratch);
+  free(st->tls);
   free(st);
 }
 
@@ -509,6 +510,16 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   switch (ev) {
     case CM_EV_READ:
       if (!st->over_ws) process(st);
+      break;
+    case CM_EV_CONNECT:
+      if (st->tls != NULL) {
+        /* Here, not inside cm_mqtt_connect(): bad options give an ERROR,
+         * which a public call must not deliver synchronously. */
+        struct cm_tls_opts *t = st->tls;
+        st->tls = NULL;
+        cm_tls_init(c, t);
+        free(t);
+      }
       break;
     case CM_EV_WRITE:
       if (st->held && !cm_conn_send_full(c)) process(st);

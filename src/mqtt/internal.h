@@ -105,6 +105,8 @@ struct cm__mqtt {
   struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
   struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
   struct cm_buf scratch;      /* encoding space, reused */
+  struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
+                                 copy, views into the same allocation), or NULL */
 };
 
 /* conn.c */
