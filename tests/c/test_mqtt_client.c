@@ -259,9 +259,19 @@ static void tls_round_trip(void **state) {
   if (!wait_for(&mgr, &bad.closed, 5000)) fail_msg("errors %d: %s", bad.nerrors, bad.error);
   assert_false(bad.opened);
   assert_true(bad.nerrors >= 1);
+  /* Bad options: the ERROR comes from the loop, not from inside the call. */
+  struct rec pem = {0};
+  struct cm_tls_opts junk = {.ca = cm_str_c("not a certificate")};
+  struct cm_mqtt_opts o3 = {.clean = true, .tls = &junk};
+  pem.c = cm_mqtt_connect(&mgr, url, &o3, handler, &pem);
+  assert_non_null(pem.c);
+  assert_int_equal(pem.nerrors, 0);
+  assert_true(wait_for(&mgr, &pem.closed, 5000));
+  assert_true(pem.nerrors >= 1);
   cm_mgr_free(&mgr);
   rec_free(&r);
   rec_free(&bad);
+  rec_free(&pem);
 }
 
 /* One client subscribes to its own topic and publishes binary payloads
@@ -1079,6 +1089,36 @@ static void server_refuses_malformed(void **state) {
   }
 }
 
+/* A client that sends many packets at once to a server whose output mark
+ * is tiny: parsing pauses whenever the replies reach the mark and goes on
+ * as they are written; every ping is answered, none is lost or stalls. */
+static void server_output_mark_pauses_and_resumes(void **state) {
+  (void)state;
+  enum { PINGS = 1000 };
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  mgr.send_hwm = 16;
+  struct rec srv = {0};
+  struct cm_conn *l = cm_mqtt_listen(&mgr, "mqtt://127.0.0.1:0", tiny_broker, &srv);
+  char url[64];
+  snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", l->loc.port);
+  static const uint8_t connect[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
+                                    0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
+  static uint8_t pings[2 * PINGS];
+  for (int i = 0; i < PINGS; i++) pings[2 * i] = 0xC0, pings[2 * i + 1] = 0x00;
+  struct script s = {0};
+  struct cm_conn *c = cm_connect(&mgr, url, raw_fn, &s);
+  cm_send(c, connect, sizeof(connect));
+  cm_send(c, pings, sizeof(pings));
+  assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PINGREQ], PINGS, 5000));
+  uint64_t end = cm_millis() + 5000;
+  while (s.got_len < 4 + 2 * PINGS && cm_millis() < end) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(count_sent(&s, 4, CM_MQTT_CMD_PINGRESP, 0), PINGS);
+  assert_int_equal(srv.nerrors, 0);
+  cm_mgr_free(&mgr);
+  rec_free(&srv);
+}
+
 static void api_misuse_is_refused(void **state) {
   (void)state;
   struct cm_mgr mgr;
@@ -1127,6 +1167,7 @@ int main(void) {
       cmocka_unit_test(websocket_round_trip),
       cmocka_unit_test(websocket_framing_is_free),
       cmocka_unit_test(server_refuses_malformed),
+      cmocka_unit_test(server_output_mark_pauses_and_resumes),
       cmocka_unit_test(api_misuse_is_refused),
   };
   return cmocka_run_group_tests_name("mqtt_client", tests, start_broker, stop_broker);
