@@ -558,9 +558,11 @@ struct cm_mqtt_pub_opts {
                                        topic alias is managed by the library
                                        (see topic_alias); do not pass one */
   size_t num_props;
-  bool topic_alias;  /* v5: use a topic alias for this topic when the peer
-                        allows them (its Topic Alias Maximum), sending the
-                        name only the first time */
+  bool topic_alias;  /* v5, QoS 0: use a topic alias for this topic when
+                        the peer allows them (its Topic Alias Maximum),
+                        sending the name only the first time.  Ignored for
+                        QoS 1 and 2: held messages may be resent on a new
+                        connection, where this one's aliases mean nothing */
 };
 
 /*
