@@ -451,9 +451,9 @@ struct cm_mqtt_limits {
  */
 struct cm_mqtt_session;
 
-/* Creates an empty session; NULL when memory runs out.  lim: the
- * max_inflight/max_queued bounds for messages held in it (NULL:
- * defaults). */
+/* Creates an empty session; NULL when memory runs out.  lim may be NULL:
+ * the bounds that apply (max_inflight, max_queued, max_incoming) are those
+ * of the connection using the session (cm_mqtt_opts.limits). */
 struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
 /* Frees s and the messages it holds; NULL is ignored.  No connection may
  * be using it. */
