@@ -431,6 +431,9 @@ struct cm_http_serve_dir_opts {
   const char *index_file;    /* served for a directory; default "index.html" */
   size_t max_ranges;         /* ranges served in one 206 reply; more get the whole
                                 file (200); default 16 */
+  bool allow_hidden;         /* serve_dir: serve hidden files and directories
+                                (a path segment starting with '.', such as
+                                ".env" or ".git/"); default false: 404 */
 };
 
 /*
@@ -442,6 +445,10 @@ struct cm_http_serve_dir_opts {
  *   percent-encoded), NUL, backslashes, and paths whose real path (symlinks
  *   resolved) leaves the root get 403; missing files 404 (opts->page404
  *   when set); non-regular files (FIFOs, devices) 403;
+ * - hidden files and directories (a segment starting with '.' in the
+ *   request path or in the real path below the root: ".env", ".git/")
+ *   get 404 unless opts->allow_hidden;
+ * - a file named with a trailing slash ("/file.txt/") gets 404;
  * - a directory is redirected (301) to its path with a trailing "/" and
  *   then served by its index file; without one, 403 (no listings);
  * - Content-Type from cm_http_mime_type(); ETag and Last-Modified, with
