@@ -4,12 +4,13 @@
 set -euo pipefail
 
 packages=(
-  build-essential pkg-config clang libclang-rt-14-dev
+  build-essential pkg-config cmake clang libclang-rt-14-dev
   libssl-dev libc-ares-dev zlib1g-dev libcmocka-dev openssl
   python3 python3-dev python3-setuptools python3-pip
   python3-pytest python3-pytest-timeout python3-pytest-asyncio python3-hypothesis
   python3-requests python3-websocket python3-websockets python3-aiohttp
   python3-paho-mqtt python3-trustme python3-dnslib python3-ntplib python3-starlette
+  python3-mypy
   mosquitto mosquitto-clients dnsmasq-base chrony
   curl wrk nginx-light nodejs node-ws
 )

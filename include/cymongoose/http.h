@@ -17,10 +17,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
 
 /* Room for header lines in struct cm_http_msg (compile-time ceiling; the
  * runtime limit is cm_http_limits.max_headers). */
@@ -217,8 +220,7 @@ struct cm_http_chunked {
 };
 
 static inline void cm_http_chunked_init(struct cm_http_chunked *st) {
-  struct cm_http_chunked zero = {0};
-  *st = zero;
+  memset(st, 0, sizeof(*st));
 }
 
 /*
@@ -303,14 +305,31 @@ bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *
 
 /* ------------------------------------------------------------- server */
 
-/* Options of an HTTP server; a field left 0 takes its default. */
+/* A timeout field set to this is off (0 means "the default"). */
+#define CM_HTTP_TIMEOUT_OFF UINT64_MAX
+
+/*
+ * Options of an HTTP server; a field left 0 takes its default.  The
+ * deadlines live in the manager's timer heap (one timer per connection,
+ * moved only when a deadline comes earlier), so they cost nothing per turn.
+ */
 struct cm_http_serve_opts {
   struct cm_http_limits limits; /* codec limits (see above) */
-  uint64_t header_timeout_ms;   /* a started head must complete within this,
-                                   and a pending body must not stall (no byte)
-                                   this long: 30 s, then 408 and close */
-  uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
-                                   long with nothing pending; 0: never */
+  uint64_t header_timeout_ms;   /* a started head must complete within this:
+                                   30 s, then 408 and close */
+  uint64_t body_timeout_ms;     /* a pending body must not stall (no byte)
+                                   this long, and must arrive within this
+                                   plus 1 s per body_min_rate bytes received:
+                                   60 s (nginx's client_body_timeout), then
+                                   408 and close */
+  uint64_t body_min_rate;       /* bytes/s that extend the body deadline by
+                                   1 s each: 500 (a client trickling a byte
+                                   every few seconds cannot hold the connection
+                                   longer than body_timeout_ms) */
+  uint64_t idle_timeout_ms;     /* close connections idle this long with no
+                                   request under way and nothing pending: 75 s
+                                   (nginx's keepalive_timeout); never while a
+                                   reply is pending */
 };
 
 /*
@@ -360,17 +379,40 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * started instead (body, if any, goes out as the first chunk; continue with
  * cm_http_chunk()).  On a connection that must close after this response,
  * "Connection: close" is added and the connection drains.
- * Returns false, queueing nothing, when headers is not a well-formed block of
- * header lines (header injection), gives a Content-Length that differs from
- * len, the status is outside 100..999, or the send buffer refuses the data.
+ * Returns false, queueing nothing, when:
+ * - the arguments are refused (cm_http_reply_check() says why; errno
+ *   EINVAL): the request still awaits a reply, which the caller must send;
+ * - the connection is closing or draining (errno EPIPE): CLOSE follows;
+ * - the send buffer refuses the data (mgr->send_limit, errno ENOBUFS) or
+ *   memory runs out (ENOMEM): the request could never be answered, so the
+ *   connection gets an ERROR (at the next flush, not inside this call) and
+ *   closes.  Either way no request is left waiting forever.
  * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
  * HEAD/close rules of the latest request read on c.
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 
+/*
+ * Queues a response whose body is bytes [offset, offset + len) of the open
+ * file fd, streamed with cm_send_file() (sendfile(2) on plain connections):
+ * status line, headers as for cm_http_reply() (they must not hold
+ * Content-Length or Transfer-Encoding), Content-Length: len.  Takes fd in
+ * every case (closed once sent, or at once when no body goes out: HEAD,
+ * 204, 304, or failure).  Returns false when nothing could be queued.
+ */
+bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                        uint64_t len);
+
+/* Why cm_http_reply() would refuse these arguments ("status must be in
+ * 100..999", "malformed header block", "Content-Length ... disagrees with
+ * the body"...), or NULL when they are acceptable.  Static strings. */
+const char *cm_http_reply_check(int status, const char *headers, size_t len);
+
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
  * (and closes the connection if the request asked for it).  Returns false
- * when the send buffer refuses the data. */
+ * when the send buffer refuses the data; as for cm_http_reply(), a live
+ * connection then gets an ERROR and closes (a truncated chunked body must
+ * not look complete, nor leave the client waiting). */
 bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
 
 /* Queues a Server-Sent Events record as one chunk: "event: <event>\n" (when
@@ -491,6 +533,22 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
  */
 bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
 
+/* Defaults of cm_http_client_set_timeouts(). */
+#define CM_HTTP_CONNECT_TIMEOUT_MS 30000
+#define CM_HTTP_RESPONSE_TIMEOUT_MS 60000
+
+/*
+ * Timeouts of the HTTP client connection c (0: the default,
+ * CM_HTTP_TIMEOUT_OFF: none).  connect_ms bounds the time from
+ * cm_http_client() to CONNECT (name lookup included); response_ms is how
+ * long the connection may stay silent (no byte either way) while a response
+ * is awaited (a request in flight or a response partly received).  On
+ * expiry c gets ERROR "connect timed out" or "response timed out" and
+ * closes.  Both live in the manager's timer heap.  Returns false when c is
+ * not an HTTP client connection.
+ */
+bool cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms);
+
 /* cm_connect() followed by cm_http_client().  The URL's host and port are
  * kept for the Host header of cm_http_request().  NULL with errno set on
  * failure. */
@@ -520,6 +578,8 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
  * recognised.  Harmless on connections that are not HTTP clients.
  */
 bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
