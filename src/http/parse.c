@@ -6,8 +6,9 @@
  * out the answer is "need more" (0), or 431 when the caller already holds
  * more than max_head bytes.  Every error depends only on the bytes before the
  * point where it is detected, so feeding a message in pieces gives the same
- * answer as feeding it whole; the cost is a rescan of at most max_head bytes
- * per call, which is cheap next to the read that brought the bytes.
+ * answer as feeding it whole.  A one-shot call rescans what it was given;
+ * callers that receive a head in pieces use cm_http_scan_request/_response_to
+ * (end of this file), which keep their place between calls.
  */
 #include <string.h>
 
