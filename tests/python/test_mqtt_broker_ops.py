@@ -67,8 +67,11 @@ class Broker:
         return rc
 
     def stop(self):
+        """SIGTERM: a clean stop (exit 0, "stopped" logged, no sanitizer report)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            assert self.kill(signal.SIGTERM) == 0, self.text()
+            assert "stopped" in self.text()
+        assert "Sanitizer" not in self.text() and "runtime error" not in self.text(), self.text()
 
     def text(self):
         with open(self.log) as f:
