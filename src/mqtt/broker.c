@@ -208,6 +208,7 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
       free(cl->err);
+      free(cl->cert);
       free(cl->username);
       free(cl);
     } else if (c->fn_data != b) {

@@ -98,6 +98,8 @@ struct bclient {
   struct bsess *sess;                 /* NULL once taken over */
   struct bwill *will;
   char *username;
+  char *cert;                         /* "subject\0cn" of a verified client
+                                         certificate, or NULL */
   const char *why;                    /* why it ends (static) */
   int reason;                         /* reason code it ends with */
   char *err;                          /* the glue's ERROR text (allocated) */
