@@ -207,6 +207,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
     if (kind == CM__BCLIENT_KIND) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
+      free(cl->err);
+      free(cl->cert);
       free(cl->username);
       free(cl);
     } else if (c->fn_data != b) {

@@ -98,9 +98,11 @@ struct bclient {
   struct bsess *sess;                 /* NULL once taken over */
   struct bwill *will;
   char *username;
+  char *cert;                         /* "subject\0cn" of a verified client
+                                         certificate, or NULL */
   const char *why;                    /* why it ends (static) */
   int reason;                         /* reason code it ends with */
-  char err[160];                      /* the glue's ERROR text */
+  char *err;                          /* the glue's ERROR text (allocated) */
   uint8_t version;
   bool normal_disconnect;             /* DISCONNECT without will */
   bool slow;                          /* waits for its queue to drain */

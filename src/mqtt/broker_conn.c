@@ -11,10 +11,17 @@
 
 #include "mqtt/broker.h"
 
+/* Reads and writes below this many bytes leave no buffer behind. */
+#define SMALL_IO 512
+
 void cm__bc_info(const struct bclient *cl, struct cm_mqtt_client_info *who) {
   memset(who, 0, sizeof(*who));
   if (cl->sess != NULL) who->client_id = cm_str_n(cl->sess->id, cl->sess->id_len);
   if (cl->username != NULL) who->username = cm_str_c(cl->username);
+  if (cl->cert != NULL) {
+    who->cert_subject = cm_str_c(cl->cert);
+    who->cert_cn = cm_str_c(cl->cert + who->cert_subject.len + 1);
+  }
   who->version = cl->version;
   who->conn_id = cl->c->id;
   who->addr = &cl->c->rem;
@@ -148,13 +155,23 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     memcpy(cl->username, m->username.buf, m->username.len);
     cl->username[m->username.len] = '\0';
   }
-  /* Authentication: anonymous clients only when allowed; the others by
-   * the hook (or, without one, as anonymous ones). */
+  char subject[256], cn[128];
+  if (c->is_tls && cm_tls_peer_cert(c, subject, sizeof(subject), cn, sizeof(cn))) {
+    size_t sl = strlen(subject), nl = strlen(cn);
+    cl->cert = malloc(sl + nl + 2);
+    if (cl->cert != NULL) {
+      memcpy(cl->cert, subject, sl + 1);
+      memcpy(cl->cert + sl + 1, cn, nl + 1);
+    }
+  }
+  /* Authentication: anonymous clients (no user name, no verified client
+   * certificate) only when allowed; the others by the hook (or, without
+   * one, as anonymous ones). */
   struct cm_mqtt_client_info who;
   cm__bc_info(cl, &who);
   who.client_id = id;
   int rc = CM_MQTT_RC_SUCCESS;
-  if (!m->has_username || o->authenticate == NULL) {
+  if ((!m->has_username && cl->cert == NULL) || o->authenticate == NULL) {
     if (!o->allow_anonymous) rc = CM_MQTT_RC_NOT_AUTHORIZED;
   } else {
     rc = o->authenticate(o->auth_arg, &who, m->password, m->has_password);
@@ -166,12 +183,14 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
       memcmp(m->will_topic.buf, "$SYS", 4) == 0)
     rc = CM_MQTT_RC_NOT_AUTHORIZED;
   if (rc != CM_MQTT_RC_SUCCESS) {
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, rc, rc == CM_MQTT_RC_NOT_AUTHORIZED ? "not authorized" : "authentication failed");
     return;
   }
   if (m->has_will && (cl->will = make_will(b, m)) == NULL) {
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -205,6 +224,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   bool present = s != NULL;
   if (s == NULL && (s = cm__bs_new(b, id)) == NULL) {
     cm__bs_will_free(cl->will);
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -484,7 +504,7 @@ static int reason_of(const char *err) {
 static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   struct cm_conn *c = cl->c;
   if (cl->why == NULL) {
-    if (cl->err[0] != '\0') {
+    if (cl->err != NULL) {
       cl->why = cl->err;
       cl->reason = reason_of(cl->err);
     } else {
@@ -514,6 +534,8 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
+  free(cl->err);
+  free(cl->cert);
   free(cl->username);
   free(cl);
 }
@@ -529,9 +551,19 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_READ:
       b->st.bytes_received += *(const size_t *)ev_data;
+      /* Idle clients are most clients, and their last packets are small
+       * (CONNECT, SUBSCRIBE, PINGREQ): after a small read or write nothing
+       * stays allocated; busy connections (large reads and writes) keep
+       * their buffers. */
+      if (c->recv.len == 0 && *(const size_t *)ev_data < SMALL_IO) cm_buf_free(&c->recv);
       break;
     case CM_EV_WRITE:
       b->st.bytes_sent += *(const size_t *)ev_data;
+      if (c->send.len == 0 && *(const size_t *)ev_data < SMALL_IO) {
+        struct cm__mqtt *st = cm__mqtt_of(c);
+        cm_buf_free(&c->send);
+        if (st != NULL) cm_buf_free(&st->scratch);
+      }
       if (cl != NULL && cl->slow && !cm_conn_send_full(c)) {
         struct cm__mqtt *st = cm__mqtt_of(c);
         cl->slow = false;
@@ -539,7 +571,7 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
       }
       break;
     case CM_EV_ERROR:
-      if (cl != NULL) snprintf(cl->err, sizeof(cl->err), "%s", (const char *)ev_data);
+      if (cl != NULL && cl->err == NULL) cl->err = strdup((const char *)ev_data);
       else CM_DEBUG("MQTT broker: conn %lu: %s", c->id, (const char *)ev_data);
       break;
     case CM_EV_MQTT_CMD: {

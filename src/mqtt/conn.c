@@ -254,7 +254,9 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
     return;
   }
   bool first = st->is_server ? m->cmd == CM_MQTT_CMD_CONNECT : m->cmd == CM_MQTT_CMD_CONNACK;
-  if (first == st->connected) {
+  /* 4.12: enhanced authentication exchanges AUTH before the CONNACK. */
+  bool early_auth = m->cmd == CM_MQTT_CMD_AUTH && !st->is_server;
+  if (first == st->connected && !early_auth) {
     fail(st, CM_MQTT_RC_PROTOCOL_ERROR,
          first ? "a second CONNECT or CONNACK" : "packet before CONNECT/CONNACK");
     return;
@@ -276,8 +278,8 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   mm.pkt = m;
   if (m->cmd == CM_MQTT_CMD_CONNECT) {
     mm.topic = mm.data = cm_str_n("", 0); /* no message in a CONNECT */
-    /* Before the application sees it, so what its CONNACK announces
-     * (Server Keep Alive...) overrides what the CONNECT asked for. */
+    /* Set up first: the handler answers with CONNACK in this version, and
+     * what its properties announce (Server Keep Alive...) wins. */
     cm__mqtt_server_connect(st, m);
   }
   cm_call(c, CM_EV_MQTT_CMD, &mm);
@@ -306,12 +308,20 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
   }
 }
 
-/* Parses and handles every whole packet in the input. */
+/* Parses and handles every whole packet in the input, until the queued
+ * output reaches its mark (cm_conn_send_full): a peer that floods
+ * PUBLISHes or pings and never reads the acks must not grow our send
+ * buffer without bound.  The WRITE that brings it below the mark goes on. */
 static void process(struct cm__mqtt *st) {
   struct cm_conn *c = st->c;
+  st->held = false;
   while (!c->is_closing && !c->is_draining && !st->failed) {
     struct cm_buf *in = st->over_ws ? &st->rx : &c->recv;
     if (in->len == 0) break;
+    if (cm_conn_send_full(c)) {
+      st->held = true;
+      break;
+    }
     struct cm_mqtt_packet m;
     const uint8_t *buf = cm_buf_data(in);
     uint8_t version = st->version == 5 ? 5 : 4;
@@ -507,6 +517,9 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   switch (ev) {
     case CM_EV_READ:
       if (!st->over_ws) process(st);
+      break;
+    case CM_EV_WRITE:
+      if (st->held && !cm_conn_send_full(c)) process(st);
       break;
     case CM_EV_WS_OPEN:
       st->ws_open = true;

@@ -91,6 +91,7 @@ struct cm__mqtt {
   uint8_t pub_reason;         /* reason code of the PUBACK/PUBREC answering the
                                  PUBLISH being delivered: an MQTT_MSG handler
                                  may set it (>= 0x80 refuses; a broker's ACL) */
+  bool held;                  /* input left unparsed while the output is full */
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */
   uint32_t peer_max_packet;   /* peer's Maximum Packet Size, 0: none */
@@ -129,7 +130,7 @@ void cm__mqtt_pump(struct cm__mqtt *st);
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
 void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
-/* server.c: CONNECT arrived (after MQTT_CMD). */
+/* server.c: CONNECT arrived (before MQTT_CMD, so the answer uses its version). */
 void cm__mqtt_server_connect(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
 /* server.c: events of a listener (and of its children before they get
  * their own state). */

@@ -731,46 +731,29 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   mgr->tls = NULL;
 }
 
-/* The verified peer certificate of c, or NULL (not TLS, handshake not
- * done, no certificate, or verification did not succeed). */
-static X509 *verified_peer(const struct cm_conn *c) {
-  const struct cm_tls *t = c->tls;
-  if (t == NULL || t->ssl == NULL || c->is_tls_hs) return NULL;
-  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return NULL;
-  return SSL_get0_peer_certificate(t->ssl);
-}
-
-size_t cm_tls_peer_cn(const struct cm_conn *c, char *buf, size_t len) {
-  X509 *cert = verified_peer(c);
-  if (len > 0) buf[0] = '\0';
-  if (cert == NULL) return 0;
-  X509_NAME *subj = X509_get_subject_name(cert);
-  int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-  if (idx < 0) return 0;
-  ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-  unsigned char *utf8 = NULL;
-  int n = ASN1_STRING_to_UTF8(&utf8, data);
-  if (n <= 0) return 0;
-  size_t got = (size_t)n;
-  /* A CN with a NUL inside cannot be a name: refuse it whole. */
-  if (memchr(utf8, '\0', got) != NULL || got >= len) got = 0;
-  if (got > 0) memcpy(buf, utf8, got), buf[got] = '\0';
-  OPENSSL_free(utf8);
-  return got;
-}
-
-size_t cm_tls_peer_subject(const struct cm_conn *c, char *buf, size_t len) {
-  X509 *cert = verified_peer(c);
-  if (len > 0) buf[0] = '\0';
-  if (cert == NULL) return 0;
-  BIO *bio = BIO_new(BIO_s_mem());
-  if (bio == NULL) return 0;
-  size_t got = 0;
-  if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-    char *p;
-    long n = BIO_get_mem_data(bio, &p);
-    if (n > 0 && (size_t)n < len) memcpy(buf, p, (size_t)n), buf[n] = '\0', got = (size_t)n;
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len) {
+  if (subject_len > 0) subject[0] = '\0';
+  if (cn_len > 0) cn[0] = '\0';
+  const struct cm_tls *t = c != NULL ? c->tls : NULL;
+  if (t == NULL || t->ssl == NULL || !t->hs_done) return false;
+  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return false;
+  X509 *x = SSL_get1_peer_certificate(t->ssl);
+  if (x == NULL) return false;
+  X509_NAME *name = X509_get_subject_name(x);
+  if (subject_len > 0) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL) {
+      X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+      int n = BIO_read(bio, subject, (int)(subject_len - 1));
+      subject[n > 0 ? n : 0] = '\0';
+      BIO_free(bio);
+    }
   }
-  BIO_free(bio);
-  return got;
+  if (cn_len > 0) {
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, (int)cn_len);
+    if (n < 0) cn[0] = '\0';
+  }
+  X509_free(x);
+  return true;
 }

@@ -1031,6 +1031,8 @@ static void server_refuses_malformed(void **state) {
   (void)state;
   static const uint8_t connect_v5[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
                                        0x02, 0x00, 0x3c, 0x00, 0x00, 0x01, 'x'};
+  static const uint8_t connect_v5_ka1[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
+                                           0x02, 0x00, 0x01, 0x00, 0x00, 0x01, 'x'};
   static const uint8_t connect_v9[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09,
                                        0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
   struct {
@@ -1044,6 +1046,8 @@ static void server_refuses_malformed(void **state) {
       {connect_v5, sizeof(connect_v5), {0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, 6, "(0x81)"},
       {NULL, 0, {0x30, 0x03, 0x00, 0x01, 'a'}, 5, "(0x82)"}, /* before CONNECT */
       {connect_v9, sizeof(connect_v9), {0}, 0, "(0x84)"},
+      /* keepalive 1 s, then silence: dropped after 1.5 s */
+      {connect_v5_ka1, sizeof(connect_v5_ka1), {0}, 0, "keep alive timeout (0x8d)"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     struct cm_mgr mgr;
@@ -1064,10 +1068,45 @@ static void server_refuses_malformed(void **state) {
       /* Unknown level: CONNACK 0x01 before closing (3.1.2.2). */
       assert_true(s.got_len == 4 && s.got[0] == 0x20 && s.got[3] == 0x01);
     }
+    if (i == 4) {
+      /* CONNACK, then DISCONNECT 0x8D. */
+      assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_CONNACK, 0), 1);
+      assert_true(s.got_len >= 3 && s.got[s.got_len - 3] == 0xE0 && s.got[s.got_len - 1] == 0x8D);
+    }
     assert_false(l->is_closing);
     cm_mgr_free(&mgr);
     rec_free(&srv);
   }
+}
+
+/* A client that sends many packets at once to a server whose output mark
+ * is tiny: parsing pauses whenever the replies reach the mark and goes on
+ * as they are written; every ping is answered, none is lost or stalls. */
+static void server_output_mark_pauses_and_resumes(void **state) {
+  (void)state;
+  enum { PINGS = 1000 };
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  mgr.send_hwm = 16;
+  struct rec srv = {0};
+  struct cm_conn *l = cm_mqtt_listen(&mgr, "mqtt://127.0.0.1:0", tiny_broker, &srv);
+  char url[64];
+  snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", l->loc.port);
+  static const uint8_t connect[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
+                                    0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
+  static uint8_t pings[2 * PINGS];
+  for (int i = 0; i < PINGS; i++) pings[2 * i] = 0xC0, pings[2 * i + 1] = 0x00;
+  struct script s = {0};
+  struct cm_conn *c = cm_connect(&mgr, url, raw_fn, &s);
+  cm_send(c, connect, sizeof(connect));
+  cm_send(c, pings, sizeof(pings));
+  assert_true(wait_count(&mgr, &srv.cmds[CM_MQTT_CMD_PINGREQ], PINGS, 5000));
+  uint64_t end = cm_millis() + 5000;
+  while (s.got_len < 4 + 2 * PINGS && cm_millis() < end) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(count_sent(&s, 4, CM_MQTT_CMD_PINGRESP, 0), PINGS);
+  assert_int_equal(srv.nerrors, 0);
+  cm_mgr_free(&mgr);
+  rec_free(&srv);
 }
 
 static void api_misuse_is_refused(void **state) {
@@ -1118,6 +1157,7 @@ int main(void) {
       cmocka_unit_test(websocket_round_trip),
       cmocka_unit_test(websocket_framing_is_free),
       cmocka_unit_test(server_refuses_malformed),
+      cmocka_unit_test(server_output_mark_pauses_and_resumes),
       cmocka_unit_test(api_misuse_is_refused),
   };
   return cmocka_run_group_tests_name("mqtt_client", tests, start_broker, stop_broker);
