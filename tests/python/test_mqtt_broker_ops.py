@@ -436,3 +436,46 @@ def test_bad_config_names_the_line(tmp_path):
     r = subprocess.run([BROKER, "--config", str(conf)], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "bad.conf:2: max_inflight: expected a number" in r.stderr
+
+
+def test_tls_client_certificate_identity(brokers, tmp_path):
+    """mqtts:// with require_certificate and use_identity_as_username: the
+    certificate's CN is the user name the ACL sees; no certificate, no
+    connection."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    alice = ca.issue_cert("alice@example.test", common_name="alice")
+    files = {}
+    for name, blob in (("ca.pem", ca.cert_pem), ("server.pem", server.cert_chain_pems[0]),
+                       ("server.key", server.private_key_pem), ("alice.pem", alice.cert_chain_pems[0]),
+                       ("alice.key", alice.private_key_pem)):
+        files[name] = str(tmp_path / name)
+        blob.write_to_path(files[name])
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic readwrite alice/#\n")
+    tport = free_port()
+    b = brokers(["allow_anonymous true",  # for the plain listener only: TLS needs a certificate
+                 "acl_file %s" % acl,
+                 "listener mqtts://127.0.0.1:%d" % tport,
+                 "certfile " + files["server.pem"], "keyfile " + files["server.key"],
+                 "cafile " + files["ca.pem"], "require_certificate true",
+                 "use_identity_as_username true"])
+    wait_port(tport, b.proc)
+    tls = ["-p", str(tport), "-h", "127.0.0.1", "--cafile", files["ca.pem"], "--cert",
+           files["alice.pem"], "--key", files["alice.key"], "-V", "mqttv5"]
+    sub = subprocess.Popen(["mosquitto_sub"] + tls + ["-t", "alice/#", "-C", "1", "-W", "10",
+                                                       "-v"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    subprocess.run(["mosquitto_pub"] + tls + ["-t", "alice/x", "-m", "by-cert", "-q", "1"],
+                   check=True, timeout=10)
+    assert sub.communicate(timeout=15)[0].strip() == "alice/x by-cert"
+    # the ACL applies to the CN: another topic is refused
+    r = subprocess.run(["mosquitto_sub"] + tls + ["-t", "bob/#", "-C", "1", "-W", "2"],
+                       capture_output=True, text=True, timeout=10)
+    assert "All subscription requests were denied" in r.stderr
+    # without a client certificate the TLS handshake fails
+    r = subprocess.run(["mosquitto_pub", "-p", str(tport), "-h", "127.0.0.1", "--cafile",
+                        files["ca.pem"], "-t", "alice/x", "-m", "x"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
