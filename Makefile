@@ -33,7 +33,7 @@ BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.
 # Programs installed into PREFIX/bin (cymongoose-broker, cymongoose-passwd).
 PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 
-.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
 all: lib examples programs
 
@@ -114,6 +114,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-stubs
 
 test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -127,7 +128,7 @@ test-asan:
 python: python/cymongoose/.built
 
 python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
-	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
+	CFLAGS="-Werror" $(PY) setup.py -q build_ext --inplace -j $(JOBS)
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
@@ -136,6 +137,12 @@ test-python-asan:
 
 test-python: python programs
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
+
+# The .pyi stubs match the runtime exactly: signatures (text signatures of
+# the C functions), names, __all__; no allowlist.
+test-stubs: python
+	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
+	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # ----------------------------------------------------------------- demo
 run: deps python
