@@ -184,8 +184,11 @@ class Raw:
             return None
         while True:
             f, b = self.read()
-            if f == 0x40 and struct.unpack("!H", b[:2])[0] == pid:
-                return b[2] if len(b) > 2 else 0
+            if f in (0x40, 0x50) and struct.unpack("!H", b[:2])[0] == pid:
+                code = b[2] if len(b) > 2 else 0
+                if f == 0x50 and code < 0x80:
+                    self.send(0x62, b[:2])  # PUBREL; its PUBCOMP is read and ignored later
+                return code
             self.handle(f, b)
 
     messages = None
@@ -199,13 +202,15 @@ class Raw:
             if qos:
                 pid = rest[:2]
                 rest = rest[2:]
-                self.send(0x40, pid)
+                self.send(0x40 if qos == 1 else 0x50, pid)
             if self.v == 5:
                 pl = rest[0]  # property length < 128 in these tests
                 rest = rest[1 + pl:]
             if self.messages is None:
                 self.messages = []
             self.messages.append((topic, rest))
+        elif first == 0x62:
+            self.send(0x70, body[:2])  # PUBREL -> PUBCOMP
 
     def collect(self, until_count, timeout=10):
         self.s.settimeout(timeout)
@@ -290,12 +295,13 @@ def test_acl(brokers, tmp_path):
     admin.close()
 
 
-def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path):
+@pytest.mark.parametrize("qos", [1, 2])
+def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path, qos):
     b = brokers(["allow_anonymous true", "persistence_file %s" % (tmp_path / "state.db"),
                  "fsync always", "max_queued_messages 100000"])
     sub = Raw(b.port, "durable-sub", 4, clean=False)
     assert sub.connack_code() == 0
-    assert sub.subscribe("load/#", 1) == b"\x01"
+    assert sub.subscribe("load/#", qos) == bytes([qos])
     sub.close()
     pub = Raw(b.port, "publisher", 4)
     acked = []
@@ -304,7 +310,7 @@ def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path):
     try:
         for i in range(100000):
             pid = i % 65535 + 1
-            if pub.publish("load/%d" % i, b"%d" % i, 1, pid=pid) != 0:
+            if pub.publish("load/%d" % i, b"%d" % i, qos, pid=pid) != 0:
                 break
             acked.append(i)
     except (ConnectionError, OSError):
