@@ -451,9 +451,9 @@ struct cm_mqtt_limits {
  */
 struct cm_mqtt_session;
 
-/* Creates an empty session; NULL when memory runs out.  lim: the
- * max_inflight/max_queued bounds for messages held in it (NULL:
- * defaults). */
+/* Creates an empty session; NULL when memory runs out.  lim may be NULL:
+ * the bounds that apply (max_inflight, max_queued, max_incoming) are those
+ * of the connection using the session (cm_mqtt_opts.limits). */
 struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
 /* Frees s and the messages it holds; NULL is ignored.  No connection may
  * be using it. */
@@ -493,7 +493,9 @@ struct cm_mqtt_opts {
   struct cm_mqtt_session *session;       /* persistent state (see above) or
                                             NULL; not owned */
   const struct cm_tls_opts *tls;         /* mqtts:// and wss://: TLS options
-                                            (NULL: the automatic defaults) */
+                                            (NULL: the automatic defaults);
+                                            copied, applied when TCP connects
+                                            (bad options: an ERROR then) */
 };
 
 /*
@@ -506,8 +508,10 @@ struct cm_mqtt_opts {
  * Publishing, subscribing etc. may start right away: what is sent before
  * the CONNACK is queued behind CONNECT.  opts NULL: defaults (version 4, no
  * keepalive, clean false, random id).  Returns the connection (OPEN
- * delivered), or NULL with errno set for a bad URL or options, or when
- * memory runs out.  Other failures arrive as CM_EV_ERROR.
+ * delivered), or NULL with errno set: EINVAL for a bad URL or options
+ * (version not 4 or 5, invalid client id or user name, will topic, a
+ * session another connection still uses), ENOMEM.  Other failures arrive
+ * as CM_EV_ERROR from the loop, never from inside this call.
  */
 struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struct cm_mqtt_opts *opts,
                                 cm_event_fn fn, void *fn_data);
@@ -554,9 +558,11 @@ struct cm_mqtt_pub_opts {
                                        topic alias is managed by the library
                                        (see topic_alias); do not pass one */
   size_t num_props;
-  bool topic_alias;  /* v5: use a topic alias for this topic when the peer
-                        allows them (its Topic Alias Maximum), sending the
-                        name only the first time */
+  bool topic_alias;  /* v5, QoS 0: use a topic alias for this topic when
+                        the peer allows them (its Topic Alias Maximum),
+                        sending the name only the first time.  Ignored for
+                        QoS 1 and 2: held messages may be resent on a new
+                        connection, where this one's aliases mean nothing */
 };
 
 /*
