@@ -493,7 +493,9 @@ struct cm_mqtt_opts {
   struct cm_mqtt_session *session;       /* persistent state (see above) or
                                             NULL; not owned */
   const struct cm_tls_opts *tls;         /* mqtts:// and wss://: TLS options
-                                            (NULL: the automatic defaults) */
+                                            (NULL: the automatic defaults);
+                                            copied, applied when TCP connects
+                                            (bad options: an ERROR then) */
 };
 
 /*
@@ -506,8 +508,10 @@ struct cm_mqtt_opts {
  * Publishing, subscribing etc. may start right away: what is sent before
  * the CONNACK is queued behind CONNECT.  opts NULL: defaults (version 4, no
  * keepalive, clean false, random id).  Returns the connection (OPEN
- * delivered), or NULL with errno set for a bad URL or options, or when
- * memory runs out.  Other failures arrive as CM_EV_ERROR.
+ * delivered), or NULL with errno set: EINVAL for a bad URL or options
+ * (version not 4 or 5, invalid client id or user name, will topic, a
+ * session another connection still uses), ENOMEM.  Other failures arrive
+ * as CM_EV_ERROR from the loop, never from inside this call.
  */
 struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struct cm_mqtt_opts *opts,
                                 cm_event_fn fn, void *fn_data);
