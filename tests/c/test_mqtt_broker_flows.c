@@ -527,12 +527,47 @@ static void tls_client_certificates(void **state) {
   free(chain);
 }
 
+/* Sessions expire: v5 after their interval, 3.1.1 clean_session=0 ones
+ * after the configured cap; the store hears of it. */
+static int deleted;
+static void s_delete(void *arg, struct cm_str id) {
+  (void)arg;
+  (void)id;
+  deleted++;
+}
+
+static void session_expiry(void **state) {
+  (void)state;
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .max_session_expiry_s = 1};
+  o.store.session_delete = s_delete;
+  bk_start(&k, &o);
+  struct cli c;
+  struct cm_mqtt_prop exp = {.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 3600};
+  struct cm_mqtt_opts mo = {.client_id = cm_str_c("v5s"), .version = 5, .clean = true,
+                            .props = &exp, .num_props = 1};
+  cli_connect_opts(&k, &c, &mo); /* capped to 1 s */
+  cli_drop(&k, &c);
+  cli_connect(&k, &c, "v3s", 4, false);
+  cli_drop(&k, &c);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 2);
+  poll_ms(&k, 1500);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 0);
+  assert_int_equal(deleted, 2);
+  mo.clean = false;
+  cli_connect_opts(&k, &c, &mo);
+  assert_false(c.session_present);
+  cli_drop(&k, &c);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(persistence_hooks),     cmocka_unit_test(message_expiry),
       cmocka_unit_test(topic_aliases),         cmocka_unit_test(window_size_and_resend),
       cmocka_unit_test(qos2_duplicates),       cmocka_unit_test(inject_and_observe),
       cmocka_unit_test(paho_clients),          cmocka_unit_test(tls_client_certificates),
+      cmocka_unit_test(session_expiry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
