@@ -451,9 +451,9 @@ struct cm_mqtt_limits {
  */
 struct cm_mqtt_session;
 
-/* Creates an empty session; NULL when memory runs out.  lim: the
- * max_inflight/max_queued bounds for messages held in it (NULL:
- * defaults). */
+/* Creates an empty session; NULL when memory runs out.  lim may be NULL:
+ * the bounds that apply (max_inflight, max_queued, max_incoming) are those
+ * of the connection using the session (cm_mqtt_opts.limits). */
 struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
 /* Frees s and the messages it holds; NULL is ignored.  No connection may
  * be using it. */
@@ -558,9 +558,11 @@ struct cm_mqtt_pub_opts {
                                        topic alias is managed by the library
                                        (see topic_alias); do not pass one */
   size_t num_props;
-  bool topic_alias;  /* v5: use a topic alias for this topic when the peer
-                        allows them (its Topic Alias Maximum), sending the
-                        name only the first time */
+  bool topic_alias;  /* v5, QoS 0: use a topic alias for this topic when
+                        the peer allows them (its Topic Alias Maximum),
+                        sending the name only the first time.  Ignored for
+                        QoS 1 and 2: held messages may be resent on a new
+                        connection, where this one's aliases mean nothing */
 };
 
 /*
