@@ -490,7 +490,7 @@ static void on_publish(struct cm_mqtt_broker *b, struct bclient *cl, const struc
     store->incoming(store->arg, cm_str_n(s->id, s->id_len), mm->id, true);
   if (m.retain) cm__br_retain(b, &m, true);
   if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
-  int n = cm__bd_route(b, &m, s, false);
+  int n = cm__bd_route(b, &m, s);
   if (n == 0 && m.qos > 0 && cl->version == 5) st->pub_reason = CM_MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }
 

@@ -527,12 +527,78 @@ static void tls_client_certificates(void **state) {
   free(chain);
 }
 
+/* Sessions expire: v5 after their interval, 3.1.1 clean_session=0 ones
+ * after the configured cap; the store hears of it. */
+static int deleted;
+static void s_delete(void *arg, struct cm_str id) {
+  (void)arg;
+  (void)id;
+  deleted++;
+}
+
+static void session_expiry(void **state) {
+  (void)state;
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .max_session_expiry_s = 1};
+  o.store.session_delete = s_delete;
+  bk_start(&k, &o);
+  struct cli c;
+  struct cm_mqtt_prop exp = {.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 3600};
+  struct cm_mqtt_opts mo = {.client_id = cm_str_c("v5s"), .version = 5, .clean = true,
+                            .props = &exp, .num_props = 1};
+  cli_connect_opts(&k, &c, &mo); /* capped to 1 s */
+  cli_drop(&k, &c);
+  cli_connect(&k, &c, "v3s", 4, false);
+  cli_drop(&k, &c);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 2);
+  poll_ms(&k, 1500);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 0);
+  assert_int_equal(deleted, 2);
+  mo.clean = false;
+  cli_connect_opts(&k, &c, &mo);
+  assert_false(c.session_present);
+  cli_drop(&k, &c);
+  bk_stop(&k);
+}
+
+/* Retained and queued messages stay within their configured bounds. */
+static void storage_bounds(void **state) {
+  (void)state;
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .no_sys = true, .max_retained = 2,
+                                  .max_queued = 3};
+  bk_start(&k, &o);
+  const char *t[] = {"r/1", "r/2", "r/3"};
+  for (int i = 0; i < 3; i++) {
+    struct cm_mqtt_broker_msg m = {.topic = cm_str_c(t[i]), .payload = cm_str_c("v"), .retain = true};
+    assert_int_equal(cm_mqtt_broker_publish(k.b, &m, NULL), 0);
+  }
+  assert_int_equal(bk_stats(&k).retained, 2);
+  struct cli c;
+  cli_connect(&k, &c, "slowpoke", 4, false);
+  cli_sub(&k, &c, "q", 1, 0);
+  cli_drop(&k, &c);
+  for (int i = 0; i < 5; i++) {
+    struct cm_mqtt_broker_msg m = {.topic = cm_str_c("q"), .payload = cm_str_c("x"), .qos = 1};
+    cm_mqtt_broker_publish(k.b, &m, NULL);
+  }
+  assert_int_equal(bk_stats(&k).queued, 3);
+  assert_int_equal(bk_stats(&k).msgs_dropped, 2);
+  cli_connect(&k, &c, "slowpoke", 4, false);
+  assert_true(cli_wait(&k, &c, 3));
+  poll_ms(&k, 100);
+  assert_int_equal(c.n, 3);
+  cli_drop(&k, &c);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(persistence_hooks),     cmocka_unit_test(message_expiry),
       cmocka_unit_test(topic_aliases),         cmocka_unit_test(window_size_and_resend),
       cmocka_unit_test(qos2_duplicates),       cmocka_unit_test(inject_and_observe),
       cmocka_unit_test(paho_clients),          cmocka_unit_test(tls_client_certificates),
+      cmocka_unit_test(session_expiry),        cmocka_unit_test(storage_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
