@@ -105,7 +105,6 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 
 # Tests that run the programs.
 $(BUILD)/tests/test_mqtt_passwd: $(BUILD)/cymongoose-passwd
-$(BUILD)/tests/test_mqtt_broker_ops: $(BUILD)/cymongoose-broker $(BUILD)/cymongoose-passwd
 
 # Header dependencies recorded by the compiler (-MMD): a changed header
 # rebuilds exactly the objects and programs that include it.
