@@ -38,7 +38,7 @@ PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 npm-peers:
 	@bash scripts/npm-peers.sh
 
-.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python test-stubs soak python fuzz bench install clean
 
 all: lib examples programs
 
@@ -105,7 +105,6 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 
 # Tests that run the programs.
 $(BUILD)/tests/test_mqtt_passwd: $(BUILD)/cymongoose-passwd
-$(BUILD)/tests/test_mqtt_broker_ops: $(BUILD)/cymongoose-broker $(BUILD)/cymongoose-passwd
 
 # Header dependencies recorded by the compiler (-MMD): a changed header
 # rebuilds exactly the objects and programs that include it.
@@ -119,6 +118,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-stubs
 
 test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -132,15 +132,21 @@ test-asan:
 python: python/cymongoose/.built
 
 python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
-	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
+	CFLAGS="-Werror" $(PY) setup.py -q build_ext --inplace -j $(JOBS)
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
 test-python-asan: npm-peers
 	@PY=$(PY) bash scripts/python-asan.sh
 
-test-python: python npm-peers programs
+test-python: python programs npm-peers
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
+
+# The .pyi stubs match the runtime exactly: signatures (text signatures of
+# the C functions), names, __all__; no allowlist.
+test-stubs: python
+	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
+	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # The MQTT broker soak at full length (make test-python runs it for 10 s).
 .PHONY: soak

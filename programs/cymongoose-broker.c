@@ -85,17 +85,16 @@ static bool uses_identity(const struct app *a, const struct cm_conn *c) {
 static int authenticate(void *arg, const struct cm_mqtt_client_info *who, struct cm_str password,
                         bool has_password) {
   struct app *a = arg;
-  struct cm_conn *c = who->conn_id != 0 ? cm_conn_by_id(&a->mgr, who->conn_id) : NULL;
+  /* (cm_conn_by_id walks the connections: only when some listener needs it) */
+  struct cm_conn *c = who->conn_id != 0 && a->nidentity_ports > 0
+                          ? cm_conn_by_id(&a->mgr, who->conn_id)
+                          : NULL;
   if (c != NULL && uses_identity(a, c)) {
     /* The certificate's CN is the user name (the TLS layer verified it). */
-    char cn[256];
-    size_t n = who->cert_cn.len > 0 && who->cert_cn.len < sizeof(cn)
-                   ? (memcpy(cn, who->cert_cn.buf, who->cert_cn.len), cn[who->cert_cn.len] = '\0',
-                      who->cert_cn.len)
-                   : cm_tls_peer_cn(c, cn, sizeof(cn));
-    if (n == 0) return CM_MQTT_RC_NOT_AUTHORIZED;
+    if (who->cert_cn.len == 0) return CM_MQTT_RC_NOT_AUTHORIZED;
     struct identity *i = calloc(1, sizeof(*i));
-    if (i == NULL || (i->name = strdup(cn)) == NULL) return free(i), CM_MQTT_RC_SERVER_UNAVAILABLE;
+    if (i == NULL || (i->name = strndup(who->cert_cn.buf, who->cert_cn.len)) == NULL)
+      return free(i), CM_MQTT_RC_SERVER_UNAVAILABLE;
     identity_drop(a, who->conn_id);
     i->conn_id = who->conn_id;
     i->next = a->identities;

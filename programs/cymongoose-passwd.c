@@ -73,7 +73,18 @@ int main(int argc, char **argv) {
       case 'c': create = true; break;
       case 'b': batch = true; break;
       case 'D': del = true; break;
-      case 'i': iterations = (uint32_t)strtoul(optarg, NULL, 10); break;
+      case 'i': {
+        char *end;
+        unsigned long v = strtoul(optarg, &end, 10);
+        if (*optarg == '\0' || *end != '\0' || v < CM_PASSWD_MIN_ITERATIONS ||
+            v > CM_PASSWD_MAX_ITERATIONS) {
+          fprintf(stderr, "cymongoose-passwd: -i: %u to %u iterations\n",
+                  CM_PASSWD_MIN_ITERATIONS, CM_PASSWD_MAX_ITERATIONS);
+          return 2;
+        }
+        iterations = (uint32_t)v;
+        break;
+      }
       default: usage();
     }
   }

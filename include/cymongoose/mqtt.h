@@ -179,6 +179,10 @@ int cm_mqtt_prop_type(int id);
 /* Defaults of the limits below (a field left 0 takes them). */
 #define CM_MQTT_DEFAULT_MAX_PACKET (16u * 1024 * 1024) /* bytes, whole packet */
 #define CM_MQTT_DEFAULT_MAX_INFLIGHT 65535u  /* our QoS>0 sends awaiting acks */
+/* The same for a 3.1.1 client: its broker cannot announce a Receive Maximum,
+ * and brokers drop what they cannot hold (mosquitto: 20 in flight, silently
+ * for QoS 2), so the window stays where paho and MQTT.js keep theirs. */
+#define CM_MQTT_V4_DEFAULT_MAX_INFLIGHT 20u
 #define CM_MQTT_DEFAULT_MAX_QUEUED 10000u    /* QoS>0 sends waiting for a window slot */
 #define CM_MQTT_DEFAULT_MAX_INCOMING 65535u  /* peer's QoS 2 ids awaiting PUBREL */
 #define CM_MQTT_DEFAULT_CONNECT_TIMEOUT_MS 30000u /* CONNACK (client) / CONNECT (server) deadline */
@@ -420,7 +424,9 @@ struct cm_mqtt_limits {
   uint32_t max_inflight;    /* our QoS>0 publishes awaiting their final ack
                                at a time; further ones wait in the queue.
                                The effective window is min(this, the peer's
-                               Receive Maximum) (CM_MQTT_DEFAULT_MAX_INFLIGHT) */
+                               Receive Maximum) (CM_MQTT_DEFAULT_MAX_INFLIGHT;
+                               CM_MQTT_V4_DEFAULT_MAX_INFLIGHT for a 3.1.1
+                               client) */
   uint32_t max_queued;      /* QoS>0 publishes waiting for a window slot; past
                                it cm_mqtt_pub() fails (CM_MQTT_DEFAULT_MAX_QUEUED) */
   uint32_t max_incoming;    /* peer's QoS 2 ids held for duplicate
@@ -451,9 +457,9 @@ struct cm_mqtt_limits {
  */
 struct cm_mqtt_session;
 
-/* Creates an empty session; NULL when memory runs out.  lim: the
- * max_inflight/max_queued bounds for messages held in it (NULL:
- * defaults). */
+/* Creates an empty session; NULL when memory runs out.  lim may be NULL:
+ * the bounds that apply (max_inflight, max_queued, max_incoming) are those
+ * of the connection using the session (cm_mqtt_opts.limits). */
 struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
 /* Frees s and the messages it holds; NULL is ignored.  No connection may
  * be using it. */
@@ -493,7 +499,9 @@ struct cm_mqtt_opts {
   struct cm_mqtt_session *session;       /* persistent state (see above) or
                                             NULL; not owned */
   const struct cm_tls_opts *tls;         /* mqtts:// and wss://: TLS options
-                                            (NULL: the automatic defaults) */
+                                            (NULL: the automatic defaults);
+                                            copied, applied when TCP connects
+                                            (bad options: an ERROR then) */
 };
 
 /*
@@ -506,8 +514,10 @@ struct cm_mqtt_opts {
  * Publishing, subscribing etc. may start right away: what is sent before
  * the CONNACK is queued behind CONNECT.  opts NULL: defaults (version 4, no
  * keepalive, clean false, random id).  Returns the connection (OPEN
- * delivered), or NULL with errno set for a bad URL or options, or when
- * memory runs out.  Other failures arrive as CM_EV_ERROR.
+ * delivered), or NULL with errno set: EINVAL for a bad URL or options
+ * (version not 4 or 5, invalid client id or user name, will topic, a
+ * session another connection still uses), ENOMEM.  Other failures arrive
+ * as CM_EV_ERROR from the loop, never from inside this call.
  */
 struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struct cm_mqtt_opts *opts,
                                 cm_event_fn fn, void *fn_data);
@@ -554,9 +564,11 @@ struct cm_mqtt_pub_opts {
                                        topic alias is managed by the library
                                        (see topic_alias); do not pass one */
   size_t num_props;
-  bool topic_alias;  /* v5: use a topic alias for this topic when the peer
-                        allows them (its Topic Alias Maximum), sending the
-                        name only the first time */
+  bool topic_alias;  /* v5, QoS 0: use a topic alias for this topic when
+                        the peer allows them (its Topic Alias Maximum),
+                        sending the name only the first time.  Ignored for
+                        QoS 1 and 2: held messages may be resent on a new
+                        connection, where this one's aliases mean nothing */
 };
 
 /*

@@ -131,7 +131,10 @@ struct cm_mqtt_broker_store {
                   uint32_t sub_id);
   void (*sub_del)(void *arg, struct cm_str client_id, struct cm_str filter);
   /* A QoS 1/2 message is now held for the client under packet id (state
-   * CM_MQTT_HELD_*) / changed state / was acknowledged or dropped. */
+   * CM_MQTT_HELD_QUEUED) / changed state (CM_MQTT_HELD_RELEASED when the
+   * client's PUBREC arrived; the move to SENT is not reported, so a
+   * restored QUEUED message may go out a second time, as QoS 1/2 allow) /
+   * was acknowledged (PUBACK, PUBCOMP), refused, expired or dropped. */
   void (*msg_held)(void *arg, struct cm_str client_id, uint16_t id, int state,
                    const struct cm_mqtt_broker_msg *m);
   void (*msg_state)(void *arg, struct cm_str client_id, uint16_t id, int state);
@@ -179,15 +182,18 @@ struct cm_mqtt_broker_opts {
   uint16_t server_keepalive;  /* v5 Server Keep Alive: when non-zero,
                                  replaces larger (or zero) client keepalives;
                                  3.1.1 clients keep theirs */
-  float keepalive_factor;     /* silence allowed: keepalive x this (1.5) */
+  float keepalive_factor;     /* silence allowed: keepalive x this (1.5,
+                                 at least 1); then v5 DISCONNECT 0x8D */
   uint64_t connect_timeout_ms;/* CONNECT must arrive within this (10 s) */
   size_t send_hwm;            /* slow-subscriber mark on each client's
                                  output queue (CM_MQTT_BROKER_DEFAULT_SEND_HWM) */
   int slow_policy;            /* CM_MQTT_SLOW_* */
   /* ---- features */
-  bool allow_anonymous;       /* without an authenticate hook: accept clients
-                                 without a user name (false: refuse them,
-                                 and everyone when no hook is set) */
+  bool allow_anonymous;       /* accept anonymous clients (no user name and
+                                 no verified client certificate), and
+                                 everyone when there is no authenticate
+                                 hook.  false (default): anonymous clients
+                                 get "not authorized" (v5 0x87, 3.1.1 5) */
   bool no_assign_ids;         /* refuse empty client ids (0x85) instead of
                                  assigning "cm-..." ids (v5: Assigned Client
                                  Identifier; 3.1.1: only with clean session) */
@@ -197,8 +203,10 @@ struct cm_mqtt_broker_opts {
   bool no_sys;
   /* ---- hooks (all optional) */
   /*
-   * Decides whether a client may connect: called on every CONNECT, with
-   * the password as binary (has_password false when absent).  Returns
+   * Decides whether a client may connect: called on every CONNECT that
+   * carries a user name or comes with a verified TLS client certificate
+   * (who->cert_subject, who->cert_cn), with the password as binary
+   * (has_password false when absent).  Returns
    * CM_MQTT_RC_SUCCESS, or the v5 reason code to refuse with
    * (CM_MQTT_RC_BAD_USERNAME_OR_PASSWORD, CM_MQTT_RC_NOT_AUTHORIZED,
    * CM_MQTT_RC_BANNED, ...; mapped to the 3.1.1 return code for older
@@ -321,11 +329,13 @@ struct cm_mqtt_broker_stats {
   uint32_t retained;             /* retained messages held */
   uint64_t retained_bytes;
   uint64_t msgs_received;        /* PUBLISH packets from clients */
-  uint64_t msgs_sent;            /* PUBLISH packets to clients (resends too) */
+  uint64_t msgs_sent;            /* QoS 0 PUBLISHes queued to clients plus
+                                    QoS 1/2 ones they acknowledged */
   uint64_t msgs_dropped;         /* not delivered: queue full, slow
                                     subscriber, too large for the client,
                                     expired */
-  uint64_t bytes_received;       /* MQTT bytes, all packets */
+  uint64_t bytes_received;       /* bytes read and written on client
+                                    connections (TLS and WebSocket included) */
   uint64_t bytes_sent;
   uint64_t queued;               /* QoS 1/2 held across sessions */
   uint64_t connections_refused;  /* CONNACK failures and limits */

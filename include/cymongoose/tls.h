@@ -89,23 +89,34 @@ void cm_tls_free(struct cm_conn *c);
  * on ACCEPT to use other options.  The options are validated (and the
  * context built) now: returns 0, or -1 with errno EINVAL when they are bad
  * or l is not a TCP listener; then the reason is written to err (err_len
- * bytes, NUL-terminated; err may be NULL) and l keeps its previous options.
+ * bytes, NUL-terminated; err may be NULL).  Bad options (an unreadable or
+ * mismatched certificate or key, a bad CA) leave l listening but refusing
+ * TLS: every connection it accepts then gets CM_EV_ERROR with that reason
+ * and closes, and nothing is ever served in the clear.
  * l->is_tls tells whether l has options.
  */
 int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
                        size_t err_len);
 
 /*
- * The verified client (or server) certificate of a TLS connection whose
- * handshake completed: its subject's commonName as UTF-8
- * (cm_tls_peer_cn) or its whole subject in RFC 2253 form
- * (cm_tls_peer_subject), NUL-terminated into buf (len bytes).  Returns the
- * length, or 0 with buf "" when there is none (plain connection, handshake
- * not done, no certificate presented or not verified, no CN, a CN holding a
- * NUL byte, or buf too small).
+ * The certificate the peer of c presented, when the handshake is done and
+ * it was verified (a server with ca set in its options, or a client):
+ * writes its subject in RFC 2253 form ("CN=alice,O=Example") to subject
+ * and its commonName to cn (each NUL-terminated, cut to the given size; a
+ * size 0 skips it) and returns true.  Returns false (both empty) when c
+ * has no TLS, no verified peer certificate, or the handshake is not done.
  */
-size_t cm_tls_peer_cn(const struct cm_conn *c, char *buf, size_t len);
-size_t cm_tls_peer_subject(const struct cm_conn *c, char *buf, size_t len);
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len);
+
+/*
+ * Checks opts as cm_tls_init() (server: as for an accepted connection or a
+ * listener) would use them, building (and caching) the context, with no
+ * connection involved.  Returns 0, or -1 with the reason in err (err_len
+ * bytes, NUL-terminated).  Lets bindings report bad options at the call.
+ */
+int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
+                      size_t err_len);
 
 #pragma GCC visibility pop
 

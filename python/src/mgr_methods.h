@@ -24,11 +24,12 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
 
 #ifdef CM_PY_MGR_METHODS_TABLE
 {"ws_connect", (PyCFunction)(void (*)(void))cm_py_mgr_ws_connect, METH_VARARGS | METH_KEYWORDS,
- "ws_connect(url, handler=None) -> Connection\n--\n\nConnects and performs the WebSocket "
+ "ws_connect($self, /, url, handler=None, *, compress=False, extra_headers=None, "
+ "max_message_size=None)\n--\n\nConnects and performs the WebSocket "
  "handshake; WS_OPEN then WS_MSG follow."},
 {"mqtt_connect", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_connect,
  METH_VARARGS | METH_KEYWORDS,
- "mqtt_connect($self, url, handler=None, client_id='', username='', password='', "
+ "mqtt_connect($self, /, url, handler=None, client_id='', username='', password='', "
  "clean_session=True, keepalive=60, *, version=4, will_topic=None, will_message=None, "
  "will_qos=0, will_retain=False, will_properties=None, properties=None, tls=None, "
  "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0, session=None)\n--\n\n"
@@ -37,7 +38,7 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
  "will_properties (dicts).  keepalive: PINGREQ when idle, ERROR without PINGRESP.  "
  "close() without mqtt_disconnect() makes the broker publish the will."},
 {"mqtt_listen", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_listen, METH_VARARGS | METH_KEYWORDS,
- "mqtt_listen($self, url, handler=None, *, max_packet_size=0, connect_timeout_ms=0)\n--\n\n"
+ "mqtt_listen($self, /, url, handler=None, *, max_packet_size=0, connect_timeout_ms=0)\n--\n\n"
  "Low-level MQTT server: every packet of an accepted connection reaches the handler as "
  "MQTT_CMD (PUBLISH also as MQTT_MSG, with the QoS acks sent for you); the application "
  "answers the rest (CONNACK, SUBACK, PINGRESP...)."},
@@ -58,5 +59,5 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
  "clients are refused unless allow_anonymous=True."},
 {"sntp_connect", (PyCFunction)(void (*)(void))cm_py_mgr_sntp_connect,
  METH_VARARGS | METH_KEYWORDS,
- "sntp_connect(url, handler=None) -> Connection\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},
+ "sntp_connect($self, /, url, handler=None)\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},
 #endif

@@ -211,14 +211,14 @@ static PyGetSetDef mq_getset[] = {
 
 static PyMethodDef mq_methods[] = {
     {"properties", mq_properties, METH_NOARGS,
-     "properties() -> list of dict\n--\n\nMQTT 5 properties in order, each "
+     "properties($self, /)\n--\n\nReturns a list of dicts: the MQTT 5 properties in order, each "
      "{'id': int, 'iv': int, 'key': str, 'val': str}: iv for integer types, val for strings "
      "and binary data (surrogate-escaped), key and val for user properties."},
     {"topics", mq_topics, METH_NOARGS,
-     "topics() -> list of (str, int)\n--\n\nSUBSCRIBE: (filter, options byte: QoS in the low "
+     "topics($self, /)\n--\n\nSUBSCRIBE: (filter, options byte: QoS in the low "
      "2 bits) per subscription; UNSUBSCRIBE: (filter, 0); else []."},
     {"codes", mq_codes, METH_NOARGS,
-     "codes() -> list of int\n--\n\nSUBACK/UNSUBACK: one reason code per filter (granted QoS, "
+     "codes($self, /)\n--\n\nSUBACK/UNSUBACK: one reason code per filter (granted QoS, "
      ">= 0x80 refused); else []."},
     {NULL, NULL, 0, NULL},
 };

@@ -208,6 +208,7 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
       free(cl->err);
+      free(cl->cert);
       free(cl->username);
       free(cl);
     } else if (c->fn_data != b) {
@@ -240,7 +241,7 @@ int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker
   if (b == NULL || !msg_valid(m)) return -1;
   if (m->retain) cm__br_retain(b, m, true);
   if (b->o.on_message != NULL) b->o.on_message(b->o.msg_arg, m, NULL, origin);
-  return cm__bd_route(b, m, NULL, false);
+  return cm__bd_route(b, m, NULL);
 }
 
 bool cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m) {

@@ -98,6 +98,8 @@ struct bclient {
   struct bsess *sess;                 /* NULL once taken over */
   struct bwill *will;
   char *username;
+  char *cert;                         /* "subject\0cn" of a verified client
+                                         certificate, or NULL */
   const char *why;                    /* why it ends (static) */
   int reason;                         /* reason code it ends with */
   char *err;                          /* the glue's ERROR text (allocated) */
@@ -174,7 +176,7 @@ void cm__bs_will_fire(struct cm_mqtt_broker *b, struct bwill *w);
 /* Routes a message; from: the publishing session (no local) or NULL.
  * Returns the recipients count, -1 on error. */
 int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
-                 const struct bsess *from, bool sys);
+                 const struct bsess *from);
 /* Sends one message to one session (online or queued). */
 void cm__bd_deliver_one(struct cm_mqtt_broker *b, struct bsess *s, const struct cm_mqtt_broker_msg *m,
                         uint8_t qos, bool retain, const uint32_t *ids, uint32_t nids);

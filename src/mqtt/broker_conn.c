@@ -18,6 +18,10 @@ void cm__bc_info(const struct bclient *cl, struct cm_mqtt_client_info *who) {
   memset(who, 0, sizeof(*who));
   if (cl->sess != NULL) who->client_id = cm_str_n(cl->sess->id, cl->sess->id_len);
   if (cl->username != NULL) who->username = cm_str_c(cl->username);
+  if (cl->cert != NULL) {
+    who->cert_subject = cm_str_c(cl->cert);
+    who->cert_cn = cm_str_c(cl->cert + who->cert_subject.len + 1);
+  }
   who->version = cl->version;
   who->conn_id = cl->c->id;
   who->addr = &cl->c->rem;
@@ -151,13 +155,23 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     memcpy(cl->username, m->username.buf, m->username.len);
     cl->username[m->username.len] = '\0';
   }
-  /* Authentication: anonymous clients only when allowed; the others by
-   * the hook (or, without one, as anonymous ones). */
+  char subject[256], cn[128];
+  if (c->is_tls && cm_tls_peer_cert(c, subject, sizeof(subject), cn, sizeof(cn))) {
+    size_t sl = strlen(subject), nl = strlen(cn);
+    cl->cert = malloc(sl + nl + 2);
+    if (cl->cert != NULL) {
+      memcpy(cl->cert, subject, sl + 1);
+      memcpy(cl->cert + sl + 1, cn, nl + 1);
+    }
+  }
+  /* Authentication: anonymous clients (no user name, no verified client
+   * certificate) only when allowed; the others by the hook (or, without
+   * one, as anonymous ones). */
   struct cm_mqtt_client_info who;
   cm__bc_info(cl, &who);
   who.client_id = id;
   int rc = CM_MQTT_RC_SUCCESS;
-  if (!m->has_username || o->authenticate == NULL) {
+  if ((!m->has_username && cl->cert == NULL) || o->authenticate == NULL) {
     if (!o->allow_anonymous) rc = CM_MQTT_RC_NOT_AUTHORIZED;
   } else {
     rc = o->authenticate(o->auth_arg, &who, m->password, m->has_password);
@@ -169,12 +183,14 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
       memcmp(m->will_topic.buf, "$SYS", 4) == 0)
     rc = CM_MQTT_RC_NOT_AUTHORIZED;
   if (rc != CM_MQTT_RC_SUCCESS) {
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, rc, rc == CM_MQTT_RC_NOT_AUTHORIZED ? "not authorized" : "authentication failed");
     return;
   }
   if (m->has_will && (cl->will = make_will(b, m)) == NULL) {
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -208,6 +224,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   bool present = s != NULL;
   if (s == NULL && (s = cm__bs_new(b, id)) == NULL) {
     cm__bs_will_free(cl->will);
+    free(cl->cert);
     free(cl->username);
     free(cl);
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -473,7 +490,7 @@ static void on_publish(struct cm_mqtt_broker *b, struct bclient *cl, const struc
     store->incoming(store->arg, cm_str_n(s->id, s->id_len), mm->id, true);
   if (m.retain) cm__br_retain(b, &m, true);
   if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
-  int n = cm__bd_route(b, &m, s, false);
+  int n = cm__bd_route(b, &m, s);
   if (n == 0 && m.qos > 0 && cl->version == 5) st->pub_reason = CM_MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }
 
@@ -518,6 +535,7 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
   free(cl->err);
+  free(cl->cert);
   free(cl->username);
   free(cl);
 }

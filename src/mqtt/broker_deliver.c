@@ -104,7 +104,8 @@ static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pk
     return;
   }
   if (qos == 0) {
-    if (st == NULL || full) {
+    if (st == NULL) return; /* QoS 0 is not queued for offline clients */
+    if (full) {
       b->st.msgs_dropped++;
       return;
     }
@@ -163,8 +164,7 @@ static bool acl_read(struct cm_mqtt_broker *b, struct bsess *s, struct cm_str to
 }
 
 int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
-                 const struct bsess *from, bool sys) {
-  (void)sys;
+                 const struct bsess *from) {
   cm__bt_match(b, m->topic, from);
   /* Templates by [qos][v5][retain], valid for this message only. */
   struct cm_buf *tpl[3][2][2] = {{{NULL}}};

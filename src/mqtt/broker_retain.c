@@ -87,14 +87,11 @@ static void send_one(struct cm_mqtt_broker *b, struct bclient *cl, struct bnode 
   cm__bd_deliver_one(b, cl->sess, &m, q, true, sub_id != 0 ? &sub_id : NULL, sub_id != 0);
 }
 
+/* n's retained message and everything below it. */
 static void walk_all(struct cm_mqtt_broker *b, struct bclient *cl, struct bnode *n, uint8_t qos,
-                     uint32_t sub_id, uint64_t now, bool skip_dollar) {
+                     uint32_t sub_id, uint64_t now) {
   send_one(b, cl, n, qos, sub_id, now);
-  for (uint32_t i = 0; i < n->nkids; i++) {
-    struct bnode *k = n->kids[i];
-    if (skip_dollar && k->len > 0 && k->name[0] == '$') continue;
-    walk_all(b, cl, k, qos, sub_id, now, false);
-  }
+  for (uint32_t i = 0; i < n->nkids; i++) walk_all(b, cl, n->kids[i], qos, sub_id, now);
 }
 
 static void walk(struct cm_mqtt_broker *b, struct bclient *cl, struct bnode *n, struct cm_str f,
@@ -115,7 +112,7 @@ static void walk(struct cm_mqtt_broker *b, struct bclient *cl, struct bnode *n, 
     for (uint32_t i = 0; i < n->nkids; i++) {
       struct bnode *k = n->kids[i];
       if (first && k->len > 0 && k->name[0] == '$') continue;
-      walk_all(b, cl, k, qos, sub_id, now, false);
+      walk_all(b, cl, k, qos, sub_id, now);
     }
     return;
   }

@@ -77,7 +77,7 @@ void cm__bs_will_fire(struct cm_mqtt_broker *b, struct bwill *w) {
   w->timer = NULL; /* fired or about to be freed: never cancel it again */
   if (w->m.retain) cm__br_retain(b, &w->m, true);
   if (b->o.on_message != NULL) b->o.on_message(b->o.msg_arg, &w->m, NULL, NULL);
-  cm__bd_route(b, &w->m, NULL, false);
+  cm__bd_route(b, &w->m, NULL);
   free(w);
 }
 

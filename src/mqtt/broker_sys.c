@@ -16,7 +16,7 @@ static void put(struct cm_mqtt_broker *b, const char *topic, const char *fmt, ui
   m.payload = cm_str_n(val, n > 0 ? (size_t)n : 0);
   m.retain = true;
   cm__br_retain(b, &m, false); /* never persisted */
-  cm__bd_route(b, &m, NULL, true);
+  cm__bd_route(b, &m, NULL);
 }
 
 static void publish_sys(void *arg) {

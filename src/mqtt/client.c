@@ -66,6 +66,25 @@ done:
   return rc;
 }
 
+/* A copy of opts in one allocation (the views point into it), applied at
+ * CONNECT; NULL when memory runs out (the automatic defaults then apply). */
+static struct cm_tls_opts *copy_tls(const struct cm_tls_opts *in) {
+  const struct cm_str *parts[] = {&in->ca, &in->cert, &in->key, &in->name};
+  size_t total = sizeof(struct cm_tls_opts);
+  for (size_t i = 0; i < 4; i++) total += parts[i]->len;
+  struct cm_tls_opts *t = malloc(total);
+  if (t == NULL) return NULL;
+  *t = *in;
+  char *p = (char *)(t + 1);
+  struct cm_str *out[] = {&t->ca, &t->cert, &t->key, &t->name};
+  for (size_t i = 0; i < 4; i++) {
+    if (parts[i]->len > 0) memcpy(p, parts[i]->buf, parts[i]->len);
+    *out[i] = cm_str_n(p, parts[i]->len);
+    p += parts[i]->len;
+  }
+  return t;
+}
+
 struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struct cm_mqtt_opts *opts,
                                 cm_event_fn fn, void *fn_data) {
   struct cm_mqtt_opts o = {0};
@@ -99,6 +118,7 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     snprintf(sess->client_id, sizeof(sess->client_id), "cm-%s", rnd);
   }
   struct cm_mqtt_limits lim = o.limits;
+  if (version == 4 && lim.max_inflight == 0) lim.max_inflight = CM_MQTT_V4_DEFAULT_MAX_INFLIGHT;
   cm__mqtt_limits_resolve(&lim);
   /* What we announce in CONNECT is what we enforce. */
   for (size_t i = 0; i < o.num_props; i++) {
@@ -139,7 +159,7 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     cm__conn_defer_error(c, "MQTT: cannot attach to the connection");
     return c;
   }
-  if (o.tls != NULL && cm_url_is_ssl(url)) cm_tls_init(c, o.tls);
+  if (o.tls != NULL && cm_url_is_ssl(url)) st->tls = copy_tls(o.tls);
   if (!cm__mqtt_tx(st, cm_buf_data(&connect), connect.len))
     cm__conn_defer_error(c, "MQTT: cannot queue CONNECT");
   cm_buf_free(&connect);

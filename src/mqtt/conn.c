@@ -3,10 +3,13 @@
  * the bytes received (from c->recv, or from WebSocket binary messages) into
  * MQTT_CMD / MQTT_MSG events, runs the QoS flows on both sides, keeps the
  * in-flight window, resolves topic aliases, and runs keepalive and
- * deadlines on one timer per connection.  The peer breaking the protocol
+ * deadlines on one timer per connection, embedded in its state and armed
+ * lazily (no per-turn walk, no periodic tick).  The peer breaking the protocol
  * gets a v5 DISCONNECT with the reason code (when one can be sent), the
  * application an ERROR, and the connection closes.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +17,6 @@
 #include "mqtt/internal.h"
 #include "ws/internal.h"
 
-/* Fastest timer tick; deadlines are checked at this resolution at most. */
-#define MIN_TICK_MS 50
-#define MAX_TICK_MS 1000
 
 struct cm__mqtt *cm__mqtt_of(const struct cm_conn *c) {
   if (c == NULL) return NULL;
@@ -363,69 +363,77 @@ static void process(struct cm__mqtt *st) {
 
 /* --------------------------------------------------------------- timer */
 
-static void tick(void *arg) {
+/* The next moment something is due: the CONNECT/CONNACK deadline, the
+ * PINGREQ (client: a keepalive after the last packet sent), the PINGRESP
+ * deadline, or (server) 1.5 keepalives after the last packet received
+ * (3.1.2.10).  0: nothing. */
+static uint64_t next_deadline(const struct cm__mqtt *st) {
+  if (!st->connected) return st->deadline_ms;
+  if (st->keepalive_ms == 0) return 0;
+  if (st->is_server) return st->last_rx_ms + st->keepalive_ms + st->keepalive_ms / 2;
+  if (st->ping_out) return st->ping_ms + st->keepalive_ms;
+  return st->last_tx_ms + st->keepalive_ms;
+}
+
+/* Schedules the timer for the next deadline when that is earlier than the
+ * one scheduled.  Traffic only moves deadlines later, so it never needs to
+ * touch the timer: one that fires early schedules itself again. */
+static void arm(struct cm__mqtt *st) {
+  struct cm_mgr *mgr = st->c->mgr;
+  uint64_t d = next_deadline(st);
+  if (d == 0) {
+    cm__timer_unschedule(mgr, &st->timer);
+  } else if (!cm__timer_scheduled(mgr, &st->timer) || d < st->timer.expire_ms) {
+    cm__timer_schedule(mgr, &st->timer, d);
+  }
+}
+
+static void on_timer(void *arg) {
   struct cm__mqtt *st = arg;
   struct cm_conn *c = st->c;
   if (c->is_closing || st->failed) return;
-  uint64_t now = cm_millis();
-  if (st->deadline_ms != 0 && now >= st->deadline_ms) {
-    st->deadline_ms = 0;
+  uint64_t d = next_deadline(st);
+  if (d == 0) return;
+  if (cm_millis() < d) {
+    cm__timer_schedule(c->mgr, &st->timer, d);
+    return;
+  }
+  /* Act in the flush step (POLL to the protocol handler), outside this
+   * timer's callback: handlers run there, and this state holds the timer. */
+  st->timer_due = true;
+  cm__conn_want_poll(c);
+}
+
+/* A deadline passed (from POLL): ping, or fail the connection. */
+static void deadline_passed(struct cm__mqtt *st) {
+  struct cm_conn *c = st->c;
+  st->timer_due = false;
+  if (c->is_closing || st->failed) return;
+  uint64_t now = cm_millis(), d = next_deadline(st);
+  if (d == 0) return;
+  if (now < d) {
+    arm(st);
+  } else if (!st->connected) {
     st->failed = true;
     cm_error(c, st->is_server ? "MQTT: no CONNECT in time" : "MQTT: no CONNACK in time");
-    return;
-  }
-  if (st->keepalive_ms == 0 || !st->connected) return;
-  if (st->is_server) {
-    /* 3.1.2.10: one and a half keepalive periods of silence end it. */
-    if (now - st->last_rx_ms >= st->keepalive_ms + st->keepalive_ms / 2)
-      fail(st, CM_MQTT_RC_KEEP_ALIVE_TIMEOUT, "nothing received within 1.5 keepalive periods");
-    return;
-  }
-  if (st->ping_out) {
-    if (now - st->ping_ms >= st->keepalive_ms) {
-      st->failed = true;
-      cm_error(c, "MQTT: no PINGRESP within the keepalive period (%llu ms)",
-               (unsigned long long)st->keepalive_ms);
-    }
-    return;
-  }
-  /* Ping a little before the keepalive runs out since the last packet
-   * sent, so the server hears from us within the period. */
-  uint64_t tick_ms = st->timer != NULL ? st->timer->period_ms : MIN_TICK_MS;
-  if (now - st->last_tx_ms + tick_ms >= st->keepalive_ms) {
+  } else if (st->is_server) {
+    fail(st, CM_MQTT_RC_KEEP_ALIVE_TIMEOUT, "nothing received within 1.5 keepalive periods");
+  } else if (st->ping_out) {
+    st->failed = true;
+    cm_error(c, "MQTT: no PINGRESP within the keepalive period (%llu ms)",
+             (unsigned long long)st->keepalive_ms);
+  } else {
     if (cm_mqtt_ping(c)) {
       st->ping_out = true;
       st->ping_ms = now;
     }
+    arm(st);
   }
-}
-
-/*
- * (Re)starts the timer at the pace the connection needs: until CONNECT or
- * CONNACK, a fraction of the deadline (at most 1 s); afterwards a quarter
- * of the keepalive, and no timer at all without keepalive, so that idle
- * connections cost (almost) nothing.
- */
-static void start_timer(struct cm__mqtt *st) {
-  uint64_t period = 0;
-  if (!st->connected) {
-    period = st->lim.connect_timeout_ms / 8;
-    if (period > MAX_TICK_MS) period = MAX_TICK_MS;
-  } else if (st->keepalive_ms > 0) {
-    period = st->keepalive_ms / 4;
-  }
-  if (period != 0 && period < MIN_TICK_MS) period = MIN_TICK_MS;
-  if (st->timer != NULL) {
-    if (st->timer->period_ms == period) return;
-    cm_timer_cancel(st->c->mgr, st->timer);
-    st->timer = NULL;
-  }
-  if (period != 0) st->timer = cm_timer_add(st->c->mgr, period, CM_TIMER_REPEAT, tick, st);
 }
 
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms) {
   st->keepalive_ms = ms;
-  start_timer(st);
+  arm(st);
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -452,8 +460,8 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   st->peer_max_qos = 2;
   st->last_rx_ms = st->last_tx_ms = cm_millis();
   st->deadline_ms = st->last_rx_ms + st->lim.connect_timeout_ms;
-  start_timer(st);
-  if (st->timer == NULL) { /* out of memory */
+  cm__timer_init(&st->timer, on_timer, st);
+  if (!cm__timer_schedule(c->mgr, &st->timer, st->deadline_ms)) { /* out of memory */
     cm__mqtt_free(st);
     return NULL;
   }
@@ -462,8 +470,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
 
 void cm__mqtt_free(struct cm__mqtt *st) {
   if (st == NULL) return;
-  /* The manager owns the timer: once cancelled it never calls tick. */
-  if (st->timer != NULL) cm_timer_cancel(st->c->mgr, st->timer);
+  cm__timer_unschedule(st->c->mgr, &st->timer);
   if (st->own_session) cm_mqtt_session_free(st->sess);
   else st->sess->in_use = false;
   for (size_t i = 0; st->alias_in != NULL && i <= st->our_alias_max; i++) free(st->alias_in[i]);
@@ -473,6 +480,7 @@ void cm__mqtt_free(struct cm__mqtt *st) {
   cm_buf_free(&st->rx);
   cm_buf_free(&st->pending);
   cm_buf_free(&st->scratch);
+  free(st->tls);
   free(st);
 }
 
@@ -516,10 +524,32 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   }
   switch (ev) {
     case CM_EV_READ:
+      /* A client waits for answers: acknowledge what arrived at once.  A
+       * broker with Nagle on (mosquitto's default) holds the PUBLISH it
+       * forwards behind a PUBACK until that PUBACK is acknowledged, so a
+       * delayed ACK would stall every QoS 1 round trip by ~40 ms.  Linux
+       * clears TCP_QUICKACK by itself, hence after every read. */
+      if (c->is_client && c->fd >= 0) {
+        int one = 1;
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+      }
       if (!st->over_ws) process(st);
+      break;
+    case CM_EV_CONNECT:
+      if (st->tls != NULL) {
+        /* Here, not inside cm_mqtt_connect(): bad options give an ERROR,
+         * which a public call must not deliver synchronously. */
+        struct cm_tls_opts *t = st->tls;
+        st->tls = NULL;
+        cm_tls_init(c, t);
+        free(t);
+      }
       break;
     case CM_EV_WRITE:
       if (st->held && !cm_conn_send_full(c)) process(st);
+      break;
+    case CM_EV_POLL:
+      if (st->timer_due) deadline_passed(st);
       break;
     case CM_EV_WS_OPEN:
       st->ws_open = true;

@@ -2,6 +2,7 @@
 #ifndef CM_MQTT_INTERNAL_H
 #define CM_MQTT_INTERNAL_H
 
+#include "core/internal.h"
 #include "cymongoose.h"
 
 /* Bit of a packet type in the masks below; bit 0 stands for will properties. */
@@ -105,16 +106,19 @@ struct cm__mqtt {
   uint64_t last_tx_ms, last_rx_ms, ping_ms;
   uint64_t deadline_ms;       /* CONNACK / CONNECT deadline, 0: none */
   size_t base_recv_limit;
-  struct cm_timer *timer;     /* keepalive and deadlines (owned by the manager) */
+  struct cm_timer timer;      /* keepalive and deadlines (cm__timer_*, armed lazily) */
+  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
   struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
   struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
   struct cm_buf scratch;      /* encoding space, reused */
+  struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
+                                 copy, views into the same allocation), or NULL */
 };
 
 /* conn.c */
 void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data);
 struct cm__mqtt *cm__mqtt_of(const struct cm_conn *c);
-/* Allocates the state for c (not attached) and starts its timer. */
+/* Allocates the state for c (not attached) and schedules its deadline. */
 struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *lim,
                               struct cm_mqtt_session *sess);
 /* Attaches st as c's protocol: directly, or over c's WebSocket. */
@@ -126,7 +130,7 @@ bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m);
 /* Sends as many queued messages as the window allows. */
 void cm__mqtt_pump(struct cm__mqtt *st);
-/* Sets the keepalive period (0: none) and the timer's pace. */
+/* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
 void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);

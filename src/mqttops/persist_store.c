@@ -422,9 +422,9 @@ bool cm_persist_compact(struct cm_persist *p) {
 static bool load(struct cm_persist *p, char *err, size_t err_len) {
   size_t len;
   char rerr[CM_OPS_ERR_LEN];
+  if (access(p->path, F_OK) != 0 && errno == ENOENT) return true; /* a first start */
   char *data = cm_ops_read_file(p->path, &len, rerr, sizeof(rerr));
   if (data == NULL) {
-    if (errno == ENOENT) return true;
     cm_ops_err(err, err_len, "%s", rerr);
     return false;
   }

@@ -41,6 +41,7 @@ struct cm_tls {
   struct cm_buf rx;          /* ciphertext from the socket */
   struct cm_buf tx;          /* ciphertext for the socket */
   char *name;                /* client: SNI and name to verify; NULL: peer's IP */
+  char *refused;             /* listener with bad options: why its children fail */
   uint64_t hs_timeout_ms;    /* 0: none */
   struct cm_timer hs_timer;  /* the handshake deadline, in the manager's timer heap */
   bool hs_armed;             /* hs_timer was scheduled once (the clock runs) */
@@ -388,6 +389,7 @@ static void tls_state_free(struct cm_tls *t) {
   cm_buf_free(&t->rx);
   cm_buf_free(&t->tx);
   free(t->name);
+  free(t->refused);
   free(t);
 }
 
@@ -501,9 +503,19 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
   }
   static const struct cm_tls_opts none;
   SSL_CTX *ctx = ctx_get(l->mgr, true, opts != NULL ? opts : &none, why, sizeof(why));
-  struct cm_tls *t = ctx != NULL ? calloc(1, sizeof(*t)) : NULL;
-  if (t == NULL) {
+  struct cm_tls *t = calloc(1, sizeof(*t));
+  if (t == NULL || ctx == NULL) {
     if (err != NULL && err_len > 0) snprintf(err, err_len, "%s", ctx != NULL ? "out of memory" : why);
+    if (t != NULL) {
+      /* Bad options: the listener refuses TLS rather than serve in the
+       * clear; cm__tls_accepted() fails each child with the reason. */
+      t->refused = strdup(why);
+      t->conn = l;
+      t->is_server = true;
+      cm_tls_free(l);
+      l->tls = t;
+      l->is_tls = 1;
+    }
     errno = EINVAL;
     return -1;
   }
@@ -529,9 +541,19 @@ struct cm_buf *cm__tls_tx(struct cm_conn *c) {
   return &((struct cm_tls *)c->tls)->tx;
 }
 
+int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
+                      size_t err_len) {
+  static const struct cm_tls_opts none;
+  return ctx_get(mgr, server, opts != NULL ? opts : &none, err, err_len) != NULL ? 0 : -1;
+}
+
 void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c) {
   struct cm_tls *lt = l->tls;
   char err[300];
+  if (lt->ctx == NULL) { /* the listener's options were refused */
+    cm__conn_defer_error(c, lt->refused != NULL ? lt->refused : "TLS: bad listener options");
+    return;
+  }
   struct cm_tls *t = tls_state_new(c, lt->ctx, true, NULL, lt->hs_timeout_ms, err, sizeof(err));
   if (t == NULL) {
     cm__conn_defer_error(c, err);
@@ -708,46 +730,29 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   mgr->tls = NULL;
 }
 
-/* The verified peer certificate of c, or NULL (not TLS, handshake not
- * done, no certificate, or verification did not succeed). */
-static X509 *verified_peer(const struct cm_conn *c) {
-  const struct cm_tls *t = c->tls;
-  if (t == NULL || t->ssl == NULL || c->is_tls_hs) return NULL;
-  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return NULL;
-  return SSL_get0_peer_certificate(t->ssl);
-}
-
-size_t cm_tls_peer_cn(const struct cm_conn *c, char *buf, size_t len) {
-  X509 *cert = verified_peer(c);
-  if (len > 0) buf[0] = '\0';
-  if (cert == NULL) return 0;
-  X509_NAME *subj = X509_get_subject_name(cert);
-  int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-  if (idx < 0) return 0;
-  ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-  unsigned char *utf8 = NULL;
-  int n = ASN1_STRING_to_UTF8(&utf8, data);
-  if (n <= 0) return 0;
-  size_t got = (size_t)n;
-  /* A CN with a NUL inside cannot be a name: refuse it whole. */
-  if (memchr(utf8, '\0', got) != NULL || got >= len) got = 0;
-  if (got > 0) memcpy(buf, utf8, got), buf[got] = '\0';
-  OPENSSL_free(utf8);
-  return got;
-}
-
-size_t cm_tls_peer_subject(const struct cm_conn *c, char *buf, size_t len) {
-  X509 *cert = verified_peer(c);
-  if (len > 0) buf[0] = '\0';
-  if (cert == NULL) return 0;
-  BIO *bio = BIO_new(BIO_s_mem());
-  if (bio == NULL) return 0;
-  size_t got = 0;
-  if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-    char *p;
-    long n = BIO_get_mem_data(bio, &p);
-    if (n > 0 && (size_t)n < len) memcpy(buf, p, (size_t)n), buf[n] = '\0', got = (size_t)n;
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len) {
+  if (subject_len > 0) subject[0] = '\0';
+  if (cn_len > 0) cn[0] = '\0';
+  const struct cm_tls *t = c != NULL ? c->tls : NULL;
+  if (t == NULL || t->ssl == NULL || !t->hs_done) return false;
+  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return false;
+  X509 *x = SSL_get1_peer_certificate(t->ssl);
+  if (x == NULL) return false;
+  X509_NAME *name = X509_get_subject_name(x);
+  if (subject_len > 0) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL) {
+      X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+      int n = BIO_read(bio, subject, (int)(subject_len - 1));
+      subject[n > 0 ? n : 0] = '\0';
+      BIO_free(bio);
+    }
   }
-  BIO_free(bio);
-  return got;
+  if (cn_len > 0) {
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, (int)cn_len);
+    if (n < 0) cn[0] = '\0';
+  }
+  X509_free(x);
+  return true;
 }

@@ -3,6 +3,7 @@
  * size and receive maximum, QoS 2 duplicate suppression, resend with DUP,
  * injected messages and the observer, and paho-mqtt clients (3.1.1, 5.0). */
 #include "broker_harness.h"
+#include "certgen.h"
 
 /* ------------------------------------------------------ an in-memory store */
 #define NREC 64
@@ -459,12 +460,145 @@ static void paho_clients(void **state) {
   bk_stop(&k);
 }
 
+/* mqtts:// and wss:// with client certificates: the verified certificate
+ * reaches authenticate, which admits the client without a user name. */
+static char seen_cn[64];
+static int cert_auth(void *arg, const struct cm_mqtt_client_info *who, struct cm_str pw, bool has) {
+  (void)arg;
+  (void)pw;
+  (void)has;
+  cpy(seen_cn, sizeof(seen_cn), who->cert_cn);
+  return who->cert_cn.len == 8 && memcmp(who->cert_cn.buf, "device-1", 8) == 0
+             ? 0
+             : CM_MQTT_RC_NOT_AUTHORIZED;
+}
+
+static void tls_client_certificates(void **state) {
+  (void)state;
+  const long day = 86400;
+  struct test_cert ca = certgen(true, "Broker CA", NULL, true, -day, day);
+  struct test_cert srv = certgen(true, "127.0.0.1", &ca, false, -day, day);
+  char *chain = certgen_concat(srv.cert_pem, ca.cert_pem);
+  struct test_cert dev = certgen(true, "device-1", &ca, false, -day, day);
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.authenticate = cert_auth};
+  bk_start(&k, &o);
+  struct cm_tls_opts so = {.ca = cm_str_c(ca.cert_pem), .cert = cm_str_c(chain),
+                           .key = cm_str_c(srv.key_pem)};
+  struct cm_conn *l1 = cm_mqtt_broker_listen(k.b, "mqtts://127.0.0.1:0", &so);
+  struct cm_conn *l2 = cm_mqtt_broker_listen(k.b, "wss://127.0.0.1:0/mqtt", &so);
+  assert_non_null(l1);
+  assert_non_null(l2);
+  assert_null(cm_mqtt_broker_listen(k.b, "mqtts://127.0.0.1:0", NULL)); /* TLS needs options */
+  struct cm_tls_opts co = {.ca = cm_str_c(ca.cert_pem), .cert = cm_str_c(dev.cert_pem),
+                           .key = cm_str_c(dev.key_pem), .name = cm_str_c("127.0.0.1")};
+  char url[2][80];
+  snprintf(url[0], sizeof(url[0]), "mqtts://127.0.0.1:%u", l1->loc.port);
+  snprintf(url[1], sizeof(url[1]), "wss://127.0.0.1:%u/mqtt", l2->loc.port);
+  struct cli c[2];
+  for (int i = 0; i < 2; i++) {
+    memset(&c[i], 0, sizeof(c[i]));
+    struct cm_mqtt_opts mo = {.client_id = cm_str_c(i == 0 ? "tls" : "wss"), .version = 5,
+                              .clean = true, .tls = &co};
+    c[i].c = cm_mqtt_connect(&k.mgr, url[i], &mo, cli_fn, &c[i]);
+    assert_non_null(c[i].c);
+    assert_true(poll_for(&k, &c[i].open));
+  }
+  assert_string_equal(seen_cn, "device-1");
+  cli_sub(&k, &c[1], "secure", 1, 0);
+  cli_pub(&c[0], "secure", "over tls", 1, false);
+  assert_true(cli_wait(&k, &c[1], 1));
+  assert_string_equal(c[1].m[0].payload, "over tls");
+  /* Without a certificate (and without a user name): anonymous, refused. */
+  struct cli anon;
+  memset(&anon, 0, sizeof(anon));
+  struct cm_tls_opts no_cert = {.ca = cm_str_c(ca.cert_pem), .name = cm_str_c("127.0.0.1")};
+  struct cm_mqtt_opts mo = {.client_id = cm_str_c("anon"), .version = 5, .clean = true,
+                            .tls = &no_cert};
+  anon.c = cm_mqtt_connect(&k.mgr, url[0], &mo, cli_fn, &anon);
+  poll_for(&k, &anon.closed);
+  assert_false(anon.open);
+  cli_drop(&k, &c[0]);
+  cli_drop(&k, &c[1]);
+  bk_stop(&k);
+  certgen_free(&dev);
+  certgen_free(&srv);
+  certgen_free(&ca);
+  free(chain);
+}
+
+/* Sessions expire: v5 after their interval, 3.1.1 clean_session=0 ones
+ * after the configured cap; the store hears of it. */
+static int deleted;
+static void s_delete(void *arg, struct cm_str id) {
+  (void)arg;
+  (void)id;
+  deleted++;
+}
+
+static void session_expiry(void **state) {
+  (void)state;
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .max_session_expiry_s = 1};
+  o.store.session_delete = s_delete;
+  bk_start(&k, &o);
+  struct cli c;
+  struct cm_mqtt_prop exp = {.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 3600};
+  struct cm_mqtt_opts mo = {.client_id = cm_str_c("v5s"), .version = 5, .clean = true,
+                            .props = &exp, .num_props = 1};
+  cli_connect_opts(&k, &c, &mo); /* capped to 1 s */
+  cli_drop(&k, &c);
+  cli_connect(&k, &c, "v3s", 4, false);
+  cli_drop(&k, &c);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 2);
+  poll_ms(&k, 1500);
+  assert_int_equal(bk_stats(&k).clients_disconnected, 0);
+  assert_int_equal(deleted, 2);
+  mo.clean = false;
+  cli_connect_opts(&k, &c, &mo);
+  assert_false(c.session_present);
+  cli_drop(&k, &c);
+  bk_stop(&k);
+}
+
+/* Retained and queued messages stay within their configured bounds. */
+static void storage_bounds(void **state) {
+  (void)state;
+  struct bk k;
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .no_sys = true, .max_retained = 2,
+                                  .max_queued = 3};
+  bk_start(&k, &o);
+  const char *t[] = {"r/1", "r/2", "r/3"};
+  for (int i = 0; i < 3; i++) {
+    struct cm_mqtt_broker_msg m = {.topic = cm_str_c(t[i]), .payload = cm_str_c("v"), .retain = true};
+    assert_int_equal(cm_mqtt_broker_publish(k.b, &m, NULL), 0);
+  }
+  assert_int_equal(bk_stats(&k).retained, 2);
+  struct cli c;
+  cli_connect(&k, &c, "slowpoke", 4, false);
+  cli_sub(&k, &c, "q", 1, 0);
+  cli_drop(&k, &c);
+  for (int i = 0; i < 5; i++) {
+    struct cm_mqtt_broker_msg m = {.topic = cm_str_c("q"), .payload = cm_str_c("x"), .qos = 1};
+    cm_mqtt_broker_publish(k.b, &m, NULL);
+  }
+  assert_int_equal(bk_stats(&k).queued, 3);
+  assert_int_equal(bk_stats(&k).msgs_dropped, 2);
+  cli_connect(&k, &c, "slowpoke", 4, false);
+  assert_true(cli_wait(&k, &c, 3));
+  poll_ms(&k, 100);
+  assert_int_equal(c.n, 3);
+  cli_drop(&k, &c);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(persistence_hooks),     cmocka_unit_test(message_expiry),
       cmocka_unit_test(topic_aliases),         cmocka_unit_test(window_size_and_resend),
       cmocka_unit_test(qos2_duplicates),       cmocka_unit_test(inject_and_observe),
-      cmocka_unit_test(paho_clients),
+      cmocka_unit_test(paho_clients),          cmocka_unit_test(tls_client_certificates),
+      cmocka_unit_test(session_expiry),        cmocka_unit_test(storage_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,9 +259,19 @@ static void tls_round_trip(void **state) {
   if (!wait_for(&mgr, &bad.closed, 5000)) fail_msg("errors %d: %s", bad.nerrors, bad.error);
   assert_false(bad.opened);
   assert_true(bad.nerrors >= 1);
+  /* Bad options: the ERROR comes from the loop, not from inside the call. */
+  struct rec pem = {0};
+  struct cm_tls_opts junk = {.ca = cm_str_c("not a certificate")};
+  struct cm_mqtt_opts o3 = {.clean = true, .tls = &junk};
+  pem.c = cm_mqtt_connect(&mgr, url, &o3, handler, &pem);
+  assert_non_null(pem.c);
+  assert_int_equal(pem.nerrors, 0);
+  assert_true(wait_for(&mgr, &pem.closed, 5000));
+  assert_true(pem.nerrors >= 1);
   cm_mgr_free(&mgr);
   rec_free(&r);
   rec_free(&bad);
+  rec_free(&pem);
 }
 
 /* One client subscribes to its own topic and publishes binary payloads

@@ -67,8 +67,11 @@ class Broker:
         return rc
 
     def stop(self):
+        """SIGTERM: a clean stop (exit 0, "stopped" logged, no sanitizer report)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            assert self.kill(signal.SIGTERM) == 0, self.text()
+            assert "stopped" in self.text()
+        assert "Sanitizer" not in self.text() and "runtime error" not in self.text(), self.text()
 
     def text(self):
         with open(self.log) as f:
@@ -181,8 +184,11 @@ class Raw:
             return None
         while True:
             f, b = self.read()
-            if f == 0x40 and struct.unpack("!H", b[:2])[0] == pid:
-                return b[2] if len(b) > 2 else 0
+            if f in (0x40, 0x50) and struct.unpack("!H", b[:2])[0] == pid:
+                code = b[2] if len(b) > 2 else 0
+                if f == 0x50 and code < 0x80:
+                    self.send(0x62, b[:2])  # PUBREL; its PUBCOMP is read and ignored later
+                return code
             self.handle(f, b)
 
     messages = None
@@ -196,13 +202,15 @@ class Raw:
             if qos:
                 pid = rest[:2]
                 rest = rest[2:]
-                self.send(0x40, pid)
+                self.send(0x40 if qos == 1 else 0x50, pid)
             if self.v == 5:
                 pl = rest[0]  # property length < 128 in these tests
                 rest = rest[1 + pl:]
             if self.messages is None:
                 self.messages = []
             self.messages.append((topic, rest))
+        elif first == 0x62:
+            self.send(0x70, body[:2])  # PUBREL -> PUBCOMP
 
     def collect(self, until_count, timeout=10):
         self.s.settimeout(timeout)
@@ -287,12 +295,13 @@ def test_acl(brokers, tmp_path):
     admin.close()
 
 
-def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path):
+@pytest.mark.parametrize("qos", [1, 2])
+def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path, qos):
     b = brokers(["allow_anonymous true", "persistence_file %s" % (tmp_path / "state.db"),
                  "fsync always", "max_queued_messages 100000"])
     sub = Raw(b.port, "durable-sub", 4, clean=False)
     assert sub.connack_code() == 0
-    assert sub.subscribe("load/#", 1) == b"\x01"
+    assert sub.subscribe("load/#", qos) == bytes([qos])
     sub.close()
     pub = Raw(b.port, "publisher", 4)
     acked = []
@@ -301,7 +310,7 @@ def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path):
     try:
         for i in range(100000):
             pid = i % 65535 + 1
-            if pub.publish("load/%d" % i, b"%d" % i, 1, pid=pid) != 0:
+            if pub.publish("load/%d" % i, b"%d" % i, qos, pid=pid) != 0:
                 break
             acked.append(i)
     except (ConnectionError, OSError):
@@ -433,3 +442,46 @@ def test_bad_config_names_the_line(tmp_path):
     r = subprocess.run([BROKER, "--config", str(conf)], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "bad.conf:2: max_inflight: expected a number" in r.stderr
+
+
+def test_tls_client_certificate_identity(brokers, tmp_path):
+    """mqtts:// with require_certificate and use_identity_as_username: the
+    certificate's CN is the user name the ACL sees; no certificate, no
+    connection."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    alice = ca.issue_cert("alice@example.test", common_name="alice")
+    files = {}
+    for name, blob in (("ca.pem", ca.cert_pem), ("server.pem", server.cert_chain_pems[0]),
+                       ("server.key", server.private_key_pem), ("alice.pem", alice.cert_chain_pems[0]),
+                       ("alice.key", alice.private_key_pem)):
+        files[name] = str(tmp_path / name)
+        blob.write_to_path(files[name])
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic readwrite alice/#\n")
+    tport = free_port()
+    b = brokers(["allow_anonymous true",  # for the plain listener only: TLS needs a certificate
+                 "acl_file %s" % acl,
+                 "listener mqtts://127.0.0.1:%d" % tport,
+                 "certfile " + files["server.pem"], "keyfile " + files["server.key"],
+                 "cafile " + files["ca.pem"], "require_certificate true",
+                 "use_identity_as_username true"])
+    wait_port(tport, b.proc)
+    tls = ["-p", str(tport), "-h", "127.0.0.1", "--cafile", files["ca.pem"], "--cert",
+           files["alice.pem"], "--key", files["alice.key"], "-V", "mqttv5"]
+    sub = subprocess.Popen(["mosquitto_sub"] + tls + ["-t", "alice/#", "-C", "1", "-W", "10",
+                                                       "-v"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    subprocess.run(["mosquitto_pub"] + tls + ["-t", "alice/x", "-m", "by-cert", "-q", "1"],
+                   check=True, timeout=10)
+    assert sub.communicate(timeout=15)[0].strip() == "alice/x by-cert"
+    # the ACL applies to the CN: another topic is refused
+    r = subprocess.run(["mosquitto_sub"] + tls + ["-t", "bob/#", "-C", "1", "-W", "2"],
+                       capture_output=True, text=True, timeout=10)
+    assert "All subscription requests were denied" in r.stderr
+    # without a client certificate the TLS handshake fails
+    r = subprocess.run(["mosquitto_pub", "-p", str(tport), "-h", "127.0.0.1", "--cafile",
+                        files["ca.pem"], "-t", "alice/x", "-m", "x"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0

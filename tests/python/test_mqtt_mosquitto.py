@@ -393,3 +393,46 @@ def test_session_resends_unacknowledged_messages_with_dup(mgr, mosquitto, versio
     second.conn.mqtt_disconnect()
     second.wait_closed()
     del session  # freed once no connection uses it
+
+
+# ------------------------------------------------------------------ MQTT 5 options
+
+def test_v5_subscription_options_and_identifiers(mgr, mosquitto):
+    topic = unique("v5opts")
+    c = Client(mgr, mosquitto.url, version=5).wait_open()
+    retained = Client(mgr, mosquitto.url, version=5).wait_open()
+    pid = retained.conn.mqtt_pub(topic + "/r", b"old", 1, retain=True)
+    assert poll_until(mgr, lambda: retained.cmd(PUBACK, pid))
+    assert c.sub(topic + "/r", 1, retain_handling=2) == [1]     # no retained message
+    assert c.sub(topic + "/mine", 1, no_local=True) == [1]      # not our own messages
+    assert c.sub(topic + "/id", 1, subscription_id=77) == [1]
+    c.conn.mqtt_pub(topic + "/mine", b"echo?", 1)
+    c.conn.mqtt_pub(topic + "/id", b"tagged", 1, topic_alias=True)
+    c.conn.mqtt_pub(topic + "/id", b"tagged again", 1, topic_alias=True)
+    c.wait_msgs(2)
+    poll_for(mgr, 0.2)
+    assert [(m.topic, m.data) for m in c.msgs] == [(topic + "/id", b"tagged"),
+                                                   (topic + "/id", b"tagged again")]
+    for m in c.msgs:
+        assert {"id": 0x0B, "iv": 77, "key": "", "val": ""} in m.properties
+    retained.conn.mqtt_pub(topic + "/r", b"", 1, retain=True)
+
+
+def test_v5_request_response_properties_pass_through(mgr, mosquitto):
+    topic = unique("rpc")
+    server = Client(mgr, mosquitto.url, version=5).wait_open()
+    server.sub(topic + "/req", 1)
+    client = Client(mgr, mosquitto.url, version=5).wait_open()
+    client.sub(topic + "/reply", 1)
+    client.conn.mqtt_pub(topic + "/req", b"2+2", 1, properties={
+        "response_topic": topic + "/reply", "correlation_data": b"\x00\xffid",
+        "message_expiry_interval": 60, "payload_format_indicator": 1})
+    [req] = server.wait_msgs(1)
+    props = {p["id"]: p for p in req.properties}
+    assert props[0x08]["val"] == topic + "/reply" and props[0x01]["iv"] == 1
+    assert 0 < props[0x02]["iv"] <= 60
+    # Answer with the request's correlation data, passed on as received.
+    server.conn.mqtt_pub(props[0x08]["val"], b"4", 1, properties=[props[0x09]])
+    [reply] = client.wait_msgs(1)
+    corr = [p["val"] for p in reply.properties if p["id"] == 0x09]
+    assert [v.encode("utf-8", "surrogateescape") for v in corr] == [b"\x00\xffid"]
