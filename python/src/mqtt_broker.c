@@ -467,6 +467,16 @@ static void broker_dealloc(broker_obj *o) {
 
 /* Adds a listener; returns its port or -1 with an exception set. */
 static long add_listener(broker_obj *o, const char *url, const struct cm_tls_opts *tls) {
+  static const char *const schemes[] = {"mqtt://", "tcp://", "mqtts://", "ws://", "wss://"};
+  bool known = false;
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+    if (strncmp(url, schemes[i], strlen(schemes[i])) == 0) known = true;
+  if (!known) {
+    PyErr_Format(PyExc_ValueError, "cannot listen on %s: an MQTT broker listens on mqtt://, "
+                 "mqtts://, ws:// or wss://", url);
+    return -1;
+  }
+  if (cm_py_check_url(url, false) < 0) return -1;
   cm_py_core_enter(o->mgr);
   errno = 0;
   struct cm_conn *c = cm_mqtt_broker_listen(o->b, url, tls);
