@@ -183,7 +183,7 @@ static int auth_identity(broker_obj *o, const struct cm_mqtt_client_info *who) {
     cn[n] = '\0';
   } else {
     struct cm_conn *c = cm_conn_by_id(&o->mgr->mgr, who->conn_id);
-    if (c != NULL) n = cm_tls_peer_cn(c, cn, sizeof(cn));
+    if (c != NULL && cm_tls_peer_cert(c, NULL, 0, cn, sizeof(cn))) n = strlen(cn);
   }
   if (n == 0) return CM_MQTT_RC_NOT_AUTHORIZED;
   if (o->identities == NULL && (o->identities = PyDict_New()) == NULL) goto fail;
