@@ -175,6 +175,7 @@ class MqttBroker:
     @property
     def manager(self) -> Optional["Manager"]: ...
 
+@final
 class TlsOpts:
     ca: bytes
     cert: bytes

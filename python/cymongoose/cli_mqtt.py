@@ -6,7 +6,7 @@
     python3 -m cymongoose sub mqtt://127.0.0.1:1883 -t FILTER [-t ...] [-q QOS] [-C COUNT]
 
 Each subcommand is an object with add_parser(subparsers) and run(args) -> exit
-status, the convention of the cymongoose.cli package; SUBCOMMANDS lists them
+status, the convention of the cm.cli package; SUBCOMMANDS lists them
 and add_subcommands(subparsers) adds them all to an argparse parser.  The
 broker takes the configuration file of the C program cymongoose-broker
 (docs/mqtt-broker.md); errors a user can fix end in one line on stderr.
@@ -14,6 +14,8 @@ broker takes the configuration file of the C program cymongoose-broker
 import argparse
 import os
 import sys
+
+from . import _mongoose as cm
 
 __all__ = ["SUBCOMMANDS", "add_subcommands", "main"]
 
@@ -38,8 +40,7 @@ def _read(path):
 
 
 def _log_level(verbose):
-    import cymongoose
-    return {0: cymongoose.MG_LL_INFO, 1: cymongoose.MG_LL_DEBUG}.get(verbose, cymongoose.MG_LL_VERBOSE)
+    return {0: cm.MG_LL_INFO, 1: cm.MG_LL_DEBUG}.get(verbose, cm.MG_LL_VERBOSE)
 
 
 # ------------------------------------------------------------------ broker
@@ -86,17 +87,16 @@ class _Broker(_Command):
         return p
 
     def _run(self, args):
-        import cymongoose
         verbose = getattr(args, "verbose", 0) or 0
-        cymongoose.log_set(_log_level(verbose))
+        cm.log_set(_log_level(verbose))
         tls = None
         if args.certfile or args.keyfile or args.cafile:
-            tls = cymongoose.TlsOpts(cert=_read(args.certfile) if args.certfile else None,
+            tls = cm.TlsOpts(cert=_read(args.certfile) if args.certfile else None,
                                      key=_read(args.keyfile) if args.keyfile else None,
                                      ca=_read(args.cafile) if args.cafile else None)
         if args.config is not None and not os.path.exists(args.config):
             raise MqttCliError("%s: no such file" % args.config)
-        mgr = cymongoose.Manager()
+        mgr = cm.Manager()
         try:
             try:
                 broker = mgr.mqtt_broker(None, config=args.config, tls=tls,
@@ -134,10 +134,8 @@ class _Session:
     """One client connection driven until done: records what the handler saw."""
 
     def __init__(self, args, command):
-        import cymongoose
-        self.cm = cymongoose
         self.command = command
-        self.mgr = cymongoose.Manager()
+        self.mgr = cm.Manager()
         self.opened = False
         self.error = None
         self.closed = False
@@ -146,7 +144,7 @@ class _Session:
         self.messages = []
         kw = {}
         if args.cafile:
-            kw["tls"] = cymongoose.TlsOpts(ca=_read(args.cafile))
+            kw["tls"] = cm.TlsOpts(ca=_read(args.cafile))
         elif args.url.startswith(("mqtts://", "wss://")):
             raise MqttCliError("%s needs --cafile to verify the broker" % args.url)
         self.conn = self.mgr.mqtt_connect(
@@ -155,7 +153,6 @@ class _Session:
             version=args.version, **kw)
 
     def handler(self, conn, ev, data):
-        cm = self.cm
         if ev == cm.MG_EV_MQTT_OPEN:
             self.opened = True
         elif ev == cm.MG_EV_MQTT_CMD:
@@ -177,11 +174,11 @@ class _Session:
     def wait(self, cond, timeout):
         """Polls until cond() (True), an error or the connection's end (False),
         or timeout seconds (None: forever)."""
-        deadline = None if timeout is None else self.cm.millis() + int(timeout * 1000)
+        deadline = None if timeout is None else cm.millis() + int(timeout * 1000)
         while not cond():
             if self.error is not None or self.closed:
                 return False
-            if deadline is not None and self.cm.millis() >= deadline:
+            if deadline is not None and cm.millis() >= deadline:
                 self.error = self.error or "timed out"
                 return False
             self.mgr.poll(50)
@@ -259,9 +256,9 @@ class _Sub(_Command):
                 raise MqttCliError("%s: %s" % (args.url, s.error or "connection closed"))
             for f in args.topic:
                 s.conn.mqtt_sub(f, args.qos)
-            deadline = None if args.wait is None else s.cm.millis() + int(args.wait * 1000)
+            deadline = None if args.wait is None else cm.millis() + int(args.wait * 1000)
             while args.count == 0 or printed < args.count:
-                left = None if deadline is None else max(0.0, (deadline - s.cm.millis()) / 1000)
+                left = None if deadline is None else max(0.0, (deadline - cm.millis()) / 1000)
                 got = s.wait(lambda: len(s.messages) > printed, left)
                 for topic, payload in s.messages[printed:]:
                     if args.count and printed >= args.count:
@@ -290,7 +287,7 @@ def add_subcommands(subparsers):
 
 def main(argv=None):
     """A parser with only the MQTT subcommands (used by __main__ until the
-    full command line of cymongoose.cli takes them in)."""
+    full command line of cm.cli takes them in)."""
     p = argparse.ArgumentParser(prog="python3 -m cymongoose")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
