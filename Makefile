@@ -1,5 +1,6 @@
 # cymongoose: build, test, fuzz, bench, install.
-# `make run` and `make test` install what is missing first (scripts/deps.sh).
+# `make run`, `make test` and `make bench` install what they miss first
+# (scripts/deps.sh run|test|bench: the demo needs far less than the tests).
 
 PY      ?= /usr/bin/python3
 CC      ?= cc
@@ -24,7 +25,7 @@ EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
-.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps deps-run deps-bench docs test-docs run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
 
 all: lib examples
 
@@ -45,7 +46,13 @@ $(BUILD)/bench/c/%: bench/c/%.c $(BUILD)/libcymongoose.a
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh test
+
+deps-run:
+	@bash scripts/deps.sh run
+
+deps-bench:
+	@bash scripts/deps.sh bench
 
 lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc
 
@@ -82,6 +89,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-docs
 
 test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -106,8 +114,18 @@ test-python: python
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
 # ----------------------------------------------------------------- demo
-run: deps python
-	PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py
+PORT ?= 8000
+run: deps-run python
+	@PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py --port $(PORT)
+
+# ----------------------------------------------------------------- docs
+# An HTML site from docs/ (mkdocs.yml); --strict turns a broken internal link into an error.
+docs:
+	@bash scripts/deps.sh test
+	mkdocs build --strict --quiet --site-dir $(BUILD)/site
+
+test-docs:
+	@mkdocs build --strict --quiet --site-dir $(BUILD)/site && echo "docs: site built, no broken internal links"
 
 # ---------------------------------------------------------------- fuzz
 # Each harness runs FUZZ_TIME seconds with ASan and UBSan.
@@ -115,7 +133,7 @@ fuzz: deps
 	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
 
 # ---------------------------------------------------------------- bench
-bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
+bench: deps-bench lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install
