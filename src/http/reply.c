@@ -191,6 +191,7 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   bool ok = h.ok && send_parts(c, parts, 3);
   head_free(&h);
   if (!ok) return false;
+  cm__http_access_reply(st, status, send_body ? len : 0);
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
@@ -209,6 +210,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
   bool ok = h.ok && cm_send(c, h.p, h.len);
   head_free(&h);
   *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
+  if (ok) cm__http_access_reply(st, status, *send_body ? body_len : 0);
   return ok;
 }
 
@@ -230,6 +232,7 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
     ok = h.ok && send_parts(c, parts, 3);
     head_free(&h);
   }
+  if (ok && st != NULL && !st->is_head) cm__http_access_reply(st, 200, len);
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
     cm__http_reply_done(c);

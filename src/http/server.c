@@ -80,6 +80,7 @@ void cm_http_detach(struct cm_conn *c) {
   if (st != NULL && st->busy) {
     st->detached = true; /* called from a handler inside process(): it frees st */
   } else {
+    if (st != NULL) cm__http_access_free(st);
     free(c->pfn_data);
   }
   c->pfn = NULL;
@@ -214,6 +215,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     cm_chunked_reset(st);
     c->recv_limit = st->base_recv_limit;
     st->awaiting_reply = true;
+    cm__http_access_begin(c, st, &hm);
     cm_call(c, CM_EV_HTTP_MSG, &hm);
     cm_recv_consume(c, head + body_len);
     if (cm__http_conn_of(c) != st) return; /* taken over (WebSocket) */
@@ -222,6 +224,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
 
 void cm__http_reply_done(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st != NULL && st->access != NULL) cm__http_access_end(c, st);
   if (st != NULL) st->awaiting_reply = false;
 }
 
@@ -235,6 +238,7 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
   process_requests(c, st);
   if (nested) return;
   if (st->detached) {
+    cm__http_access_free(st);
     free(st);
   } else {
     st->busy = false;
@@ -257,6 +261,7 @@ static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t n
              c->send.len == 0 && c->files == NULL && now - c->last_io_ms > st->opts.idle_timeout_ms) {
     /* Not while a reply is pending: a handler that answers later (a
      * worker thread, an asyncio task) is not an idle client. */
+    CM_DEBUG("conn %lu: idle for %llu ms, closing", c->id, (unsigned long long) st->opts.idle_timeout_ms);
     cm_close(c);
   }
 }
@@ -300,6 +305,7 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       if (c->pfn_data == st) check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:
+      cm__http_access_free(st);
       free(st);
       c->pfn_data = NULL;
       break;
