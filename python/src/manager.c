@@ -72,6 +72,7 @@ static void do_close(cm_py_manager *mo) {
     Py_END_ALLOW_THREADS
   }
   cm_mgr_free(&mo->mgr);
+  Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
   mo->closing = false;
   mo->close_requested = false;
@@ -134,6 +135,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
       if (c->ext != NULL) Py_VISIT((PyObject *)c->ext);
@@ -147,6 +149,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }
 
@@ -377,22 +380,26 @@ static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
 
 /* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
  * http_max_head=None, and for listen() http_header_timeout_ms=None,
- * http_idle_timeout_ms=None). */
+ * http_idle_timeout_ms=None, access_log=None, access_log_format=None). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
   static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
-                           "http_header_timeout_ms", "http_idle_timeout_ms", NULL};
+                           "http_header_timeout_ms", "http_idle_timeout_ms", "access_log",
+                           "access_log_format", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOO", kwlist, &url, &handler, &http_obj,
-                                   &max_body, &max_head, &hdr_timeout, &idle_timeout)) {
+  PyObject *access_log = NULL, *access_log_format = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOO", kwlist, &url, &handler, &http_obj,
+                                   &max_body, &max_head, &hdr_timeout, &idle_timeout, &access_log,
+                                   &access_log_format)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
   if (!is_listen && ((hdr_timeout != NULL && hdr_timeout != Py_None) ||
-                     (idle_timeout != NULL && idle_timeout != Py_None))) {
-    PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts");
+                     (idle_timeout != NULL && idle_timeout != Py_None) ||
+                     (access_log != NULL && access_log != Py_None))) {
+    PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
     return NULL;
   }
   struct cm_http_serve_opts opts = {0};
@@ -408,6 +415,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     return NULL;
   }
   opts.limits.max_head = (size_t)head;
+  if (is_listen && cm_py_access_log_opts(mo, access_log, access_log_format, &opts) < 0) return NULL;
   bool http = scheme_is_http(url);
   if (http_obj != Py_None) {
     int v = PyObject_IsTrue(http_obj);
@@ -624,7 +632,8 @@ static PyMethodDef mgr_methods[] = {
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
      "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
-     "http_header_timeout_ms=None, http_idle_timeout_ms=None) -> Connection\n--\n\n"
+     "http_header_timeout_ms=None, http_idle_timeout_ms=None, access_log=None, "
+     "access_log_format=None) -> Connection\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, idle timeout off)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,

@@ -201,7 +201,7 @@ def run(args):
     log_file = open_access_log(args)
     kwargs = {}
     if log_file is not None:
-        kwargs.update(access_log=log_file.write, access_log_format=args.log_format)
+        kwargs.update(access_log=log_file, access_log_format=args.log_format)
     with cm.Manager() as mgr:
         lst = listen(mgr, args.listen, server.handler, **kwargs)
         if tls is not None:
