@@ -35,7 +35,9 @@ def main(argv=None):
     if args.verbose:
         import logging
         import cymongoose
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+        py_level = {1: logging.INFO, 2: logging.DEBUG}.get(args.verbose, 5)
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(filename)s:%(lineno)d %(message)s",
+                            stream=sys.stderr, level=py_level)
         cymongoose.log_to_logging(min(cymongoose.MG_LL_ERROR + args.verbose, cymongoose.MG_LL_VERBOSE))
     try:
         return args.run(args)

@@ -20,8 +20,10 @@ def stream_echo(conn, ev, data):
 
 def ws_echo(conn, ev, data):
     if ev == cm.MG_EV_HTTP_MSG:
-        if not conn.ws_upgrade(data, compress=True):
+        if (data.header("Upgrade") or "").lower() != "websocket":
             conn.reply(400, "This is a WebSocket echo server: connect with a WebSocket client.\n")
+        else:
+            conn.ws_upgrade(data, compress=True)  # answers 400 itself to a malformed upgrade
     elif ev == cm.MG_EV_WS_MSG:
         conn.ws_send(data.data, data.op if data.op else cm.WEBSOCKET_OP_BINARY)
 

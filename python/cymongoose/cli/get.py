@@ -75,8 +75,8 @@ class Fetch:
     def handler(self, conn, ev, data):
         if ev == cm.MG_EV_OPEN and self.tls is not None:
             conn.tls_init(self.tls)
-        elif ev == cm.MG_EV_CONNECT:
-            conn.send(self.request)
+        elif (ev == cm.MG_EV_CONNECT and self.tls is None) or ev == cm.MG_EV_TLS_HS:
+            conn.send(self.request)  # over TLS, only once the handshake has succeeded
         elif ev == cm.MG_EV_HTTP_HDRS:
             length = data.header("Content-Length")
             self.expected = int(length) if length and length.isdigit() else None
@@ -89,6 +89,7 @@ class Fetch:
             conn.close()
         elif ev == cm.MG_EV_ERROR:
             self.error = data
+            conn.close()
         elif ev == cm.MG_EV_CLOSE:
             self.closed = True
 

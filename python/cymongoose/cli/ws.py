@@ -16,15 +16,22 @@ def add_parser(sub):
     p.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     p.add_argument("--dns", help="DNS server for names, e.g. udp://127.0.0.1:53")
     p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (default: never)")
+    p.add_argument("--linger", type=float, default=1.0,
+                   help="after the end of input, wait this long for the server to fall quiet "
+                        "before closing (default 1 s)")
     return p
 
 
 class Session:
     EOF_MARK = b"\x00eof"  # wakeup payload meaning stdin has ended
 
-    def __init__(self, mgr, insecure):
+    def __init__(self, mgr, insecure, linger):
         self.mgr = mgr
         self.insecure = insecure
+        self.linger_ms = int(linger * 1000)
+        self.last_activity = 0  # cm.millis() of the last message or the end of input
+        self.input_ended = False
+        self.close_sent = False
         self.conn = None
         self.closed = False
         self.error = None
@@ -38,17 +45,26 @@ class Session:
             status("connected; type lines to send them, Ctrl+D to close")
             threading.Thread(target=self.read_stdin, daemon=True).start()
         elif ev == cm.MG_EV_WS_MSG:
+            self.last_activity = cm.millis()
             text = data.data.decode("utf-8", "replace") if data.op == cm.WEBSOCKET_OP_TEXT else repr(data.data)
             print(text, flush=True)
         elif ev == cm.MG_EV_WAKEUP:
             if data == self.EOF_MARK:
-                conn.ws_close(1000, "bye")
+                # Answers to the last lines may still be on their way: close
+                # once the server has been quiet for the linger time.
+                self.input_ended = True
+                self.last_activity = cm.millis()
+                self.mgr.timer_add(50, lambda: self.close_when_quiet(conn), repeat=True)
             else:
                 conn.ws_send(data, cm.WEBSOCKET_OP_TEXT)
         elif ev == cm.MG_EV_ERROR:
             self.error = data
         elif ev == cm.MG_EV_CLOSE:
             self.closed = True
+
+    def close_when_quiet(self, conn):
+        if not self.closed and not self.close_sent and cm.millis() - self.last_activity >= self.linger_ms:
+            self.close_sent = conn.ws_close(1000, "bye")
 
     def read_stdin(self):
         for line in sys.stdin.buffer:
@@ -60,7 +76,7 @@ def run(args):
     if not args.url.startswith(("ws://", "wss://")):
         raise CliError("expected a ws:// or wss:// URL, not %s" % args.url)
     with manager(args, enable_wakeup=True) as mgr:
-        session = Session(mgr, args.insecure)
+        session = Session(mgr, args.insecure, args.linger)
         session.conn = mgr.ws_connect(args.url, session.handler)
         poll_until(mgr, lambda: session.closed, args.timeout, args.url)
     if not session.opened:
