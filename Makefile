@@ -119,13 +119,16 @@ run: deps-run python
 	@PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py --port $(PORT)
 
 # ----------------------------------------------------------------- docs
-# An HTML site from docs/ (mkdocs.yml); --strict turns a broken internal link into an error.
+# An HTML site from docs/ (mkdocs.yml) in $(BUILD)/site.  --strict turns a
+# link to a missing page into an error; check-site-links.py also checks anchors.
 docs:
 	@bash scripts/deps.sh test
-	mkdocs build --strict --quiet --site-dir $(BUILD)/site
+	@$(MAKE) --no-print-directory test-docs
 
 test-docs:
-	@mkdocs build --strict --quiet --site-dir $(BUILD)/site && echo "docs: site built, no broken internal links"
+	@mkdocs build --strict --quiet --site-dir $(BUILD)/site
+	@$(PY) scripts/check-site-links.py $(BUILD)/site
+	@echo "docs: $(BUILD)/site/index.html built, no broken internal link"
 
 # ---------------------------------------------------------------- fuzz
 # Each harness runs FUZZ_TIME seconds with ASan and UBSan.
