@@ -64,6 +64,7 @@ def site(tmp_path_factory):
     (d / "index.html").write_text("<h1>home</h1>\n")
     (d / "app.js").write_text("console.log('app');\n" * 200)
     (d / "data.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    (d / "big.bin").write_bytes(os.urandom(8 << 20))
     (d / "docs").mkdir()
     (d / "docs" / "a.txt").write_text("alpha\n")
     (d / "docs" / "b <&>.txt").write_text("beta\n")
@@ -345,3 +346,26 @@ def test_resolve_with_dnsmasq(dnsmasq):  # noqa: F811
     assert code == 1 and "NXDOMAIN" in err and len(err.strip().splitlines()) == 1
     code, out, err = cli("resolve", "localhost", "--dns", dnsmasq)  # /etc/hosts, no query
     assert code == 0 and out in (b"localhost 127.0.0.1\n", b"localhost ::1\n")
+
+
+def test_get_progress_on_a_terminal_only(served, site):
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "cymongoose", "get", served.url + "/big.bin"],
+                         env=ENV, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out = p.stdout.read()
+    p.wait(30)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert out == (site / "big.bin").read_bytes()
+    assert b"%  " in err and b" of 8388608 bytes" in err and b"done: 8388608 bytes" in err
+    # not a terminal: nothing on stderr (test_get_against_our_server)

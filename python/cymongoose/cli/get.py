@@ -94,14 +94,17 @@ class Fetch:
             self.closed = True
 
     def progress(self, have):
+        """One line on the terminal, rewritten in place (have counts the head too: close enough)."""
         if have - self.last_shown < 256 * 1024 or (self.expected or have) < PROGRESS_MIN:
             return
         self.last_shown = have
         if self.expected:
-            status("\r%5.1f%%  %d of %d bytes" % (100.0 * min(have, self.expected) / self.expected,
-                                                  have, self.expected))
+            have = min(have, self.expected)
+            line = "\r%5.1f%%  %d of %d bytes" % (100.0 * have / self.expected, have, self.expected)
         else:
-            status("\r%d bytes" % have)
+            line = "\r%d bytes" % have
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def run(args):
@@ -126,7 +129,7 @@ def run(args):
         mgr.connect("tcp://%s:%d" % (host, port), fetch.handler, http=True, http_max_body=args.max_size)
         poll_until(mgr, lambda: fetch.closed, args.timeout, args.url)
     if fetch.show_progress and fetch.last_shown:
-        status("")
+        status("\rdone: %d bytes%s" % (len(fetch.response[2]) if fetch.response else 0, " " * 20))
     if fetch.response is None:
         raise CliError(fetch.error or "the connection closed before a response arrived")
     line, headers, body = fetch.response
