@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 
 import cymongoose as cm
 
@@ -99,8 +100,7 @@ class Demo:
         self.reply_json(conn, doc)
 
     def upload(self, conn, msg):
-        name = cm.url_decode(msg.header("X-Filename") or "") if hasattr(cm, "url_decode") else \
-            (msg.header("X-Filename") or "")
+        name = urllib.parse.unquote(msg.header("X-Filename") or "")[:200]
         self.digest(conn, msg, {"name": name or "(unnamed)"})
 
     def info(self, conn):

@@ -255,14 +255,15 @@ void cm_http_access_log_fd(const char *line, size_t len, void *arg);
 
 struct cm_http_serve_opts {
   struct cm_http_limits limits; /* codec limits (see above) */
-  cm_http_access_log_fn access_log; /* NULL (default): no access log */
-  void *access_log_arg;             /* passed to access_log; must outlive the listener */
-  int access_log_format;            /* CM_HTTP_LOG_COMMON or CM_HTTP_LOG_COMBINED */
   uint64_t header_timeout_ms;   /* a started head must complete within this,
                                    and a pending body must not stall (no byte)
                                    this long: 30 s, then 408 and close */
   uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
                                    long with nothing pending; 0: never */
+  cm_http_access_log_fn access_log; /* NULL (default): no access log */
+  void *access_log_arg;             /* passed to access_log; must outlive every
+                                       connection of the listener */
+  int access_log_format;            /* CM_HTTP_LOG_COMMON or CM_HTTP_LOG_COMBINED */
 };
 
 /*

@@ -77,8 +77,9 @@ def test_websocket_chat_between_two_clients(demo):
 
 def test_hash_and_upload(demo):
     data = os.urandom(300000)
-    r = requests.post(url(demo, "/api/upload"), data=data, headers={"X-Filename": "x.bin"}, timeout=10)
-    assert r.status_code == 200
+    r = requests.post(url(demo, "/api/upload"), data=data, headers={"X-Filename": "%C3%A9t%C3%A9.bin"},
+                      timeout=10)
+    assert r.status_code == 200 and r.json()["name"] == "été.bin"
     assert r.json()["bytes"] == len(data) and r.json()["sha256"] == hashlib.sha256(data).hexdigest()
     r = requests.post(url(demo, "/api/hash"), data=b"abc", timeout=10).json()
     assert r["md5"] == hashlib.md5(b"abc").hexdigest() and r["crc32"] == "352441c2"
