@@ -25,6 +25,10 @@
 extern "C" {
 #endif
 
+/* Everything declared here is the library's public ABI; the rest is built
+ * with hidden visibility (see the Makefile), so only these are exported. */
+#pragma GCC visibility push(default)
+
 #define CM_VERSION "0.1.0"
 
 /* ---------------------------------------------------------------- events */
@@ -367,6 +371,8 @@ int cm_wakeup_init(struct cm_mgr *mgr);
  * exists are dropped.
  */
 bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,7 @@ run=(
   python3 python3-dev python3-setuptools
 )
 test=(
-  clang libclang-rt-14-dev libcmocka-dev openssl python3-pip
+  cmake clang libclang-rt-14-dev libcmocka-dev openssl python3-pip
   python3-pytest python3-pytest-timeout python3-pytest-asyncio python3-hypothesis
   python3-requests python3-websocket python3-websockets python3-aiohttp
   python3-paho-mqtt python3-trustme python3-dnslib python3-ntplib python3-starlette
