@@ -238,9 +238,11 @@ def main(argv=None):
         try:
             listener = mgr.listen("http://%s:%d" % (args.host, args.port), http_max_body=MAX_UPLOAD)
         except RuntimeError as e:
-            print("demo: cannot listen on %s:%d (%s); is another server using it? "
-                  "Pick another port: make run PORT=8080, or --port 8080"
-                  % (args.host, args.port, e), file=sys.stderr)
+            if "in use" in str(e):
+                print("demo: port %d on %s is already in use; pick another: make run PORT=8080, "
+                      "or --port 8080" % (args.port, args.host), file=sys.stderr)
+            else:
+                print("demo: cannot listen on %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
             return 1
         port = listener.local_addr[1]  # the real port when 0 was asked for
         mqtt_port = args.mqtt_port if args.mqtt_port is not None else (port + 1 if args.port else 0)

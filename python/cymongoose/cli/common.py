@@ -14,10 +14,10 @@ def listen(mgr, url, handler, **kwargs):
     try:
         return mgr.listen(url, handler, **kwargs)
     except (RuntimeError, ValueError) as e:
-        hint = ""
         if "in use" in str(e):
-            hint = "; another program has this port: pick another with --listen (port 0 picks a free one)"
-        raise CliError("cannot listen on %s: %s%s" % (url, e, hint)) from None
+            raise CliError("cannot listen on %s: the port is already in use; pick another with "
+                           "--listen (port 0: any free port)" % url) from None
+        raise CliError(str(e)) from None
 
 
 def bound_url(url, listener):
