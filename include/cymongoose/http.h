@@ -247,7 +247,8 @@ bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *
  * which happens in the polling thread once the reply is complete (after the
  * last chunk of a chunked reply, once a file is queued).  The byte count is
  * the body sent ("-" when none).  Requests refused before they were parsed
- * (400, 431, 408...) are not logged.
+ * (400, 431, 408...) are not logged, nor those whose connection is taken
+ * over (cm_http_detach: a WebSocket upgrade, a streamed upload).
  */
 enum { CM_HTTP_LOG_COMMON = 0, CM_HTTP_LOG_COMBINED = 1 };
 typedef void (*cm_http_access_log_fn)(const char *line, size_t len, void *arg);
