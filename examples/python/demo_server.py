@@ -1,6 +1,6 @@
 """The `make run` demo: one page whose panels all talk live to this process.
 
-    python3 examples/python/demo_server.py [--port PORT] [--host HOST]
+    python3 examples/python/demo_server.py [--port PORT] [--host HOST] [--mqtt-url ws://...]
     (or a bare PORT argument, or DEMO_PORT=PORT; 8000 by default)
 
 Routes:
@@ -204,8 +204,11 @@ class Demo:
             conn.http_sse("stats", stats)
 
 
-def start_mqtt_broker(mgr, host, port):
-    """The broker issue adds Manager.mqtt_broker; until then the page says it is not built."""
+def start_mqtt_broker(mgr, host, port, external_url=None):
+    """The broker issue adds Manager.mqtt_broker; until then the page says it is not built
+    (or uses the broker at external_url: --mqtt-url)."""
+    if external_url:
+        return {"mqtt_url": external_url, "mqtt_note": ""}
     if not hasattr(mgr, "mqtt_broker"):
         return {"mqtt_url": None,
                 "mqtt_note": "The MQTT broker is not built yet: once Manager.mqtt_broker exists, "
@@ -226,6 +229,8 @@ def parse_args(argv):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--mqtt-port", type=int, default=None,
                    help="port of the MQTT-over-WebSocket broker (default: the HTTP port + 1)")
+    p.add_argument("--mqtt-url", default=None,
+                   help="use this MQTT-over-WebSocket broker (ws://HOST:PORT/PATH) instead of the built-in one")
     args = p.parse_args(argv)
     port = args.port if args.port is not None else args.port_arg
     args.port = port if port is not None else int(os.environ.get("DEMO_PORT", "8000"))
@@ -246,7 +251,7 @@ def main(argv=None):
             return 1
         port = listener.local_addr[1]  # the real port when 0 was asked for
         mqtt_port = args.mqtt_port if args.mqtt_port is not None else (port + 1 if args.port else 0)
-        demo = Demo(start_mqtt_broker(mgr, args.host, mqtt_port))
+        demo = Demo(start_mqtt_broker(mgr, args.host, mqtt_port, args.mqtt_url))
         listener.set_handler(demo.handler)
         mgr.timer_add(1000, lambda: demo.tick(mgr), repeat=True)
         print("cymongoose demo on http://%s:%d/" % (args.host, port))

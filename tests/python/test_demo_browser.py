@@ -4,6 +4,7 @@ Each panel is exercised as a user would; the page must log no console error,
 and a screenshot is written to build/demo.png for a human to look at."""
 import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -124,3 +125,56 @@ def test_zz_no_console_errors_and_a_screenshot(browser):
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 1280, "height": height, "deviceScaleFactor": 1, "mobile": False})
     assert browser.save_screenshot(SCREENSHOT)
+
+
+# ------------------------------------------------- the MQTT client of the page
+@pytest.fixture(scope="module")
+def aedes_broker():
+    """aedes (npm) with a WebSocket listener on /mqtt: a real broker for the page's MQTT client."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (scripts/deps.sh test installs nodejs)")
+    try:
+        modules = subprocess.run(["bash", os.path.join(ROOT, "scripts", "npm-peers.sh"),
+                                  os.path.join(ROOT, "build", "npm")],
+                                 capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        pytest.skip("npm could not install aedes: %s" % getattr(e, "stderr", e))
+    env = dict(os.environ, NODE_PATH=modules + ":/usr/share/nodejs")
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.Popen([node, os.path.join(os.path.dirname(__file__), "aedes_ws_broker.js"), "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("listening "):
+        proc.kill()
+        pytest.fail("aedes did not start: %s" % proc.stderr.read())
+    yield "ws://127.0.0.1:%d/mqtt" % int(line.split()[1])
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_mqtt_panel_publishes_and_receives_through_a_broker(aedes_broker):
+    paho = pytest.importorskip("paho.mqtt.client")
+    with demo_process("--mqtt-url", aedes_broker) as d, tempfile.TemporaryDirectory() as profile:
+        driver = new_browser(profile)
+        try:
+            driver.get("http://127.0.0.1:%d/" % d[1])
+            wait_for(driver, lambda dr: text_of(dr, "mqtt-state") == "connected")
+            # The page's own message comes back through its subscription to demo/#.
+            driver.find_element(By.ID, "mqtt-send").click()
+            wait_for(driver, lambda dr: "demo/chathello over MQTT" in text_of(dr, "mqtt-log"))
+            # A message from another client (paho over WebSocket) reaches the page.
+            other = paho.Client(client_id="from-paho", transport="websockets")
+            other.ws_set_options(path="/mqtt")
+            port = int(aedes_broker.rsplit(":", 1)[1].split("/")[0])
+            other.connect("127.0.0.1", port)
+            other.loop_start()
+            try:
+                other.publish("demo/paho", "hello from paho", qos=1).wait_for_publish(10)
+            finally:
+                other.loop_stop()
+                other.disconnect()
+            wait_for(driver, lambda dr: "demo/pahohello from paho" in text_of(dr, "mqtt-log"))
+            assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        finally:
+            driver.quit()
