@@ -54,9 +54,15 @@ static void header_or_dash(char *out, const struct cm_http_msg *hm, const char *
 
 void cm__http_access_begin(struct cm_conn *c, struct cm__http_conn *st, const struct cm_http_msg *hm) {
   if (cm_log_get() >= CM_LL_DEBUG) {
-    CM_DEBUG("conn %lu: %.*s %.*s %.*s, body %zu bytes", c->id, (int) hm->method.len, hm->method.buf,
+    char body[48] = "";
+    if (hm->framing == CM_HTTP_BODY_LENGTH) {
+      snprintf(body, sizeof(body), ", body %llu bytes", (unsigned long long) hm->content_length);
+    } else if (hm->framing == CM_HTTP_BODY_CHUNKED) {
+      snprintf(body, sizeof(body), ", chunked body");
+    }
+    CM_DEBUG("conn %lu: %.*s %.*s %.*s%s", c->id, (int) hm->method.len, hm->method.buf,
              (int) (hm->uri.len + (hm->query.len ? hm->query.len + 1 : 0)), hm->uri.buf,
-             (int) hm->proto.len, hm->proto.buf, hm->body.len);
+             (int) hm->proto.len, hm->proto.buf, body);
   }
   if (st->opts.access_log == NULL) return;
   if (st->access == NULL && (st->access = calloc(1, sizeof(*st->access))) == NULL) return;

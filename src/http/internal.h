@@ -42,8 +42,9 @@ struct cm__http_conn {
 
 /* Access log and debug log of requests (access_log.c). */
 struct cm__http_access;
-/* A request is about to be delivered (HTTP_MSG): logs it at debug level and,
- * when the access log is on, remembers what its line needs. */
+/* A request's head is about to be delivered (HTTP_HDRS; its reply may come
+ * from then on): logs it at debug level and, when the access log is on,
+ * remembers what its line needs. */
 void cm__http_access_begin(struct cm_conn *c, struct cm__http_conn *st, const struct cm_http_msg *hm);
 /* The reply's status and body bytes (added up over chunks). */
 void cm__http_access_reply(struct cm__http_conn *st, int status, uint64_t body_bytes);

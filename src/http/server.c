@@ -176,6 +176,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
       size_t queued = c->send.len;
+      cm__http_access_begin(c, st, &hm); /* a reply may come from HTTP_HDRS already */
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if (c->is_closing || cm__http_conn_of(c) != st) return;
       /* Invite the body unless the handler already answered (a final
@@ -215,7 +216,6 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     cm_chunked_reset(st);
     c->recv_limit = st->base_recv_limit;
     st->awaiting_reply = true;
-    cm__http_access_begin(c, st, &hm);
     cm_call(c, CM_EV_HTTP_MSG, &hm);
     cm_recv_consume(c, head + body_len);
     if (cm__http_conn_of(c) != st) return; /* taken over (WebSocket) */

@@ -23,7 +23,11 @@ static bool uri_is(const struct cm_http_msg *hm, const char *s) {
 
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   struct cm_http_msg *hm = ev_data;
-  if (ev != CM_EV_HTTP_MSG) return;
+  if (ev == CM_EV_HTTP_HDRS && uri_is(hm, "/deny")) {
+    assert_true(cm_http_reply(c, 401, NULL, "no", 2)); /* before the body */
+    return;
+  }
+  if (ev != CM_EV_HTTP_MSG || uri_is(hm, "/deny")) return;
   if (uri_is(hm, "/chunked")) {
     assert_true(cm_http_reply(c, 200, "Transfer-Encoding: chunked\r\n", "abc", 3));
     assert_true(cm_http_chunk(c, "defg", 4));
@@ -74,12 +78,14 @@ static void common_format(void **state) {
   curl("/missing", "-e", "http://ref/");
   curl("/empty", NULL, NULL);
   curl("/a", "-I", NULL); /* HEAD: no body */
-  assert_int_equal(nlines, 5);
+  curl("/deny", "-d", "body");
+  assert_int_equal(nlines, 6);
   assert_line(lines[0], "\"GET /a?x=1 HTTP/1.1\" 200 5");
   assert_line(lines[1], "\"GET /chunked HTTP/1.1\" 200 7");
   assert_line(lines[2], "\"GET /missing HTTP/1.1\" 404 5");
   assert_line(lines[3], "\"GET /empty HTTP/1.1\" 204 -");
   assert_line(lines[4], "\"HEAD /a HTTP/1.1\" 200 -");
+  assert_line(lines[5], "\"POST /deny HTTP/1.1\" 401 2"); /* answered from HTTP_HDRS */
   cm_mgr_free(&mgr);
 }
 
