@@ -369,3 +369,9 @@ def test_get_progress_on_a_terminal_only(served, site):
     assert out == (site / "big.bin").read_bytes()
     assert b"%  " in err and b" of 8388608 bytes" in err and b"done: 8388608 bytes" in err
     # not a terminal: nothing on stderr (test_get_against_our_server)
+
+
+def test_verbose_flag_tells_the_story(served):
+    code, out, err = cli("-vv", "get", served.url + "/docs/a.txt")
+    assert code == 0 and out == b"alpha\n"
+    assert "DEBUG" in err and "conn 1: closed (" in err
