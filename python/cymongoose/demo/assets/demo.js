@@ -70,16 +70,25 @@ function wsConnect() {
 
 // ---------------------------------------------------- SSE: clock and stats
 let ticks = 0;
+
+// Keeps the last few events as they looked on the wire.
+function rawEvent(type, data) {
+  const log = $("sse-log");
+  addLine("sse-log", null, "event: " + type + " | data: " + data);
+  while (log.childElementCount > 6) log.removeChild(log.firstChild);
+}
 function sseConnect() {
   const es = new EventSource("/sse");
   es.onopen = () => badge("sse-state", "streaming", "ok");
   es.onerror = () => badge("sse-state", "reconnecting", "warn");
   es.addEventListener("time", (ev) => {
     ticks++;
+    rawEvent("time", ev.data);
     $("sse-clock").textContent = new Date(ev.data).toLocaleTimeString([], { hour12: false });
     $("sse-ticks").textContent = ticks;
   });
   es.addEventListener("stats", (ev) => {
+    rawEvent("stats", ev.data);
     const s = JSON.parse(ev.data);
     badge("stats-state", "live", "ok");
     $("st-conns").textContent = s.connections;
