@@ -261,6 +261,8 @@ class Manager:
         *,
         dns: Optional[str] = None,
         dns_timeout_ms: int = 0,
+        poll_events: bool = True,
+        poll_interval_ms: int = 100,
     ) -> None: ...
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
@@ -272,6 +274,8 @@ class Manager:
     wakeup_max_bytes: int
     wakeup_max_msgs: int
     max_conns: int
+    poll_events: bool
+    poll_interval_ms: int
     output_hook: Optional[Callable[[], Any]]
     def fileno(self) -> int: ...
     @property
@@ -293,6 +297,8 @@ class Manager:
         http_max_head: Optional[int] = None,
         http_header_timeout_ms: Optional[int] = None,
         http_idle_timeout_ms: Optional[int] = None,
+        http_body_timeout_ms: Optional[int] = None,
+        http_body_min_rate: Optional[int] = None,
         access_log: Union[int, Any, Callable[[str], Any], None] = None,
         access_log_format: Optional[str] = None,
     ) -> Connection: ...
@@ -304,6 +310,8 @@ class Manager:
         http: Optional[bool] = None,
         http_max_body: Optional[int] = None,
         http_max_head: Optional[int] = None,
+        http_connect_timeout_ms: Optional[int] = None,
+        http_response_timeout_ms: Optional[int] = None,
     ) -> Connection: ...
     def ws_connect(
         self,

@@ -69,7 +69,10 @@ class WSGIServer:
         self.error_handler = error_handler
         self.stream_timeout = stream_timeout
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
-        self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler)
+        # The server's handler has no use for MG_EV_POLL: an idle
+        # keep-alive connection then costs nothing per poll.
+        self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler,
+                                poll_events=False)
         self._queues = {}  # connection id -> deque of _Response, in request order
         self._lock = threading.Condition()
         self._stop = threading.Event()

@@ -4,7 +4,7 @@
  *
  * Every event of a connection reaches Python through the same Connection
  * object, made on the connection's first event and kept in c->ext until its
- * CLOSE has been delivered.  POLL reaches every connection on every poll, so
+ * CLOSE has been delivered.  POLL reaches every connection periodically, so
  * the common path allocates nothing: small ints are cached by CPython and
  * data is None.
  */

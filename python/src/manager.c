@@ -86,13 +86,20 @@ void cm_py_core_leave(cm_py_manager *mo) {
 
 static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "dns",
-                           "dns_timeout_ms", NULL};
+                           "dns_timeout_ms", "poll_events", "poll_interval_ms", NULL};
   PyObject *handler = Py_None, *error_handler = Py_None;
   int enable_wakeup = 0;
   const char *dns = NULL;          /* DNS servers, "udp://IP:PORT,..." */
   unsigned int dns_timeout_ms = 0; /* 0: the default */
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO$zI:Manager", kwlist, &handler,
-                                   &enable_wakeup, &error_handler, &dns, &dns_timeout_ms)) {
+  int poll_events = 1;
+  long long poll_interval_ms = CM_POLL_INTERVAL_MS;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO$zIpL:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &dns, &dns_timeout_ms,
+                                   &poll_events, &poll_interval_ms)) {
+    return -1;
+  }
+  if (poll_interval_ms < 0) {
+    PyErr_SetString(PyExc_ValueError, "poll_interval_ms must be >= 0");
     return -1;
   }
   if (check_handler(handler, "handler") < 0) return -1;
@@ -115,6 +122,8 @@ static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   mo->mgr.before_sleep = hook_before_sleep;
   mo->mgr.after_sleep = hook_after_sleep;
   mo->mgr.on_output = hook_on_output;
+  mo->mgr.poll_off = !poll_events;
+  mo->mgr.poll_interval_ms = (uint64_t)poll_interval_ms;
   if (enable_wakeup && cm_wakeup_init(&mo->mgr) != 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     do_close(mo);
@@ -378,36 +387,51 @@ static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
   return 0;
 }
 
+static bool given(PyObject *o) { return o != NULL && o != Py_None; }
+
 /* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
- * http_max_head=None, and for listen() http_header_timeout_ms=None,
- * http_idle_timeout_ms=None, access_log=None, access_log_format=None). */
+ * http_max_head=None; for listen() http_header_timeout_ms, http_body_timeout_ms,
+ * http_body_min_rate, http_idle_timeout_ms; for connect()
+ * http_connect_timeout_ms, http_response_timeout_ms; all None by default; for
+ * listen() also access_log=None, access_log_format=None). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
   static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
-                           "http_header_timeout_ms", "http_idle_timeout_ms", "access_log",
+                           "http_header_timeout_ms", "http_idle_timeout_ms",
+                           "http_body_timeout_ms", "http_body_min_rate",
+                           "http_connect_timeout_ms", "http_response_timeout_ms", "access_log",
                            "access_log_format", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
+  PyObject *body_timeout = NULL, *body_rate = NULL, *conn_timeout = NULL, *resp_timeout = NULL;
   PyObject *access_log = NULL, *access_log_format = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOO", kwlist, &url, &handler, &http_obj,
-                                   &max_body, &max_head, &hdr_timeout, &idle_timeout, &access_log,
-                                   &access_log_format)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOO", kwlist, &url, &handler,
+                                   &http_obj, &max_body, &max_head, &hdr_timeout, &idle_timeout,
+                                   &body_timeout, &body_rate, &conn_timeout, &resp_timeout,
+                                   &access_log, &access_log_format)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
-  if (!is_listen && ((hdr_timeout != NULL && hdr_timeout != Py_None) ||
-                     (idle_timeout != NULL && idle_timeout != Py_None) ||
-                     (access_log != NULL && access_log != Py_None))) {
+  if (!is_listen && (given(hdr_timeout) || given(idle_timeout) || given(body_timeout) ||
+                     given(body_rate) || given(access_log) || given(access_log_format))) {
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
     return NULL;
   }
+  if (is_listen && (given(conn_timeout) || given(resp_timeout))) {
+    PyErr_SetString(PyExc_TypeError, "listen() takes no client timeouts");
+    return NULL;
+  }
   struct cm_http_serve_opts opts = {0};
-  uint64_t head = 0;
+  uint64_t head = 0, connect_ms = 0, response_ms = 0;
   if (opt_u64(max_body, "http_max_body", &opts.limits.max_body) < 0 ||
       opt_u64(max_head, "http_max_head", &head) < 0 ||
       opt_u64(hdr_timeout, "http_header_timeout_ms", &opts.header_timeout_ms) < 0 ||
-      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0) {
+      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0 ||
+      opt_u64(body_timeout, "http_body_timeout_ms", &opts.body_timeout_ms) < 0 ||
+      opt_u64(body_rate, "http_body_min_rate", &opts.body_min_rate) < 0 ||
+      opt_u64(conn_timeout, "http_connect_timeout_ms", &connect_ms) < 0 ||
+      opt_u64(resp_timeout, "http_response_timeout_ms", &response_ms) < 0) {
     return NULL;
   }
   if (head > SIZE_MAX / 2) {
@@ -430,6 +454,8 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
+  } else if (c != NULL && http && !is_listen) {
+    (void)cm_http_client_set_timeouts(c, connect_ms, response_ms);
   }
   return cm_py_conn_finish(mo, co, c, what, url);
 }
@@ -587,6 +613,42 @@ static int mgr_set_limit(cm_py_manager *mo, PyObject *v, void *closure) {
   return 0;
 }
 
+static PyObject *mgr_get_poll_events(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(mo->ready && !mo->mgr.poll_off);
+}
+
+static int mgr_set_poll_events(cm_py_manager *mo, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete poll_events");
+    return -1;
+  }
+  if (check_usable(mo) < 0) return -1;
+  int on = PyObject_IsTrue(v);
+  if (on < 0) return -1;
+  mo->mgr.poll_off = !on;
+  return 0;
+}
+
+static PyObject *mgr_get_poll_interval(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLongLong(mo->ready ? mo->mgr.poll_interval_ms : 0);
+}
+
+static int mgr_set_poll_interval(cm_py_manager *mo, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete poll_interval_ms");
+    return -1;
+  }
+  if (check_usable(mo) < 0) return -1;
+  unsigned long long ms = PyLong_AsUnsignedLongLong(v);
+  if (ms == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+  mo->mgr.poll_interval_ms = ms;
+  return 0;
+}
+
 static PyObject *mgr_get_output_hook(cm_py_manager *mo, void *closure) {
   (void)closure;
   return Py_NewRef(mo->output_hook != NULL ? mo->output_hook : Py_None);
@@ -637,6 +699,13 @@ static PyGetSetDef mgr_getset[] = {
     {"wakeup_max_msgs", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "wakeup() returns False while the queue holds this many messages (100000); 0: no cap.",
      (void *)5},
+    {"poll_events", (getter)mgr_get_poll_events, (setter)mgr_set_poll_events,
+     "True (default): handlers get MG_EV_POLL (see poll_interval_ms).  False: no POLL at\n"
+     "all, so an idle connection costs nothing per poll.", NULL},
+    {"poll_interval_ms", (getter)mgr_get_poll_interval, (setter)mgr_set_poll_interval,
+     "MG_EV_POLL reaches every connection at the end of a poll() that waited its whole\n"
+     "timeout with nothing to do, and otherwise at most once per this many ms (100);\n"
+     "0: on every poll().", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -649,14 +718,19 @@ static PyMethodDef mgr_methods[] = {
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
      "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
-     "http_header_timeout_ms=None, http_idle_timeout_ms=None, access_log=None, "
-     "access_log_format=None) -> Connection\n--\n\n"
+     "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
+     "http_body_min_rate=None, access_log=None, access_log_format=None) -> Connection\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
-     "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, idle timeout off)."},
+     "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
+     "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None) "
+     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_connect_timeout_ms=None, http_response_timeout_ms=None) "
      "-> Connection\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
-     "responses read (defaults 16 MiB and 16 KiB)."},
+     "responses read (defaults 16 MiB and 16 KiB).  HTTP connections get MG_EV_ERROR "
+     "'connect timed out' when not connected within http_connect_timeout_ms (30 s) and "
+     "'response timed out' when silent for http_response_timeout_ms (60 s) while a "
+     "response is awaited."},
 #define CM_PY_MGR_METHODS_TABLE
 #include "mgr_methods.h"
 #undef CM_PY_MGR_METHODS_TABLE

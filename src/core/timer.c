@@ -147,6 +147,8 @@ void cm__timers_run(struct cm_mgr *mgr, uint64_t now) {
       continue;
     }
     t->fn(t->arg);
+    /* Re-armed by its own callback (cm__timer_schedule): it stays. */
+    if (t->heap_index != NOT_IN_HEAP) continue;
     if ((t->flags & CM_TIMER_REPEAT) && !is_cancelled(t)) {
       /* Missed periods are skipped, not replayed in a burst; at least 1 ms
        * so that a 0 ms repeating timer fires once per poll, not forever. */
@@ -173,4 +175,46 @@ void cm__timers_free(struct cm_mgr *mgr) {
   free(mgr->timers);
   mgr->timers = NULL;
   mgr->timers_cap = 0;
+}
+
+/* ------------------------------------------- deadlines of protocol state
+ * Loop-thread helpers for timers embedded in a connection's protocol state
+ * (HTTP, WebSocket, TLS deadlines).  Kept apart from the public timer API:
+ * they move a timer inside the heap instead of cancelling and re-adding it,
+ * so a deadline that moves earlier costs one O(log n) sift, and removing
+ * one when its connection closes costs the same (no sweep of the heap). */
+
+void cm__timer_init(struct cm_timer *t, cm_timer_fn fn, void *arg) {
+  *t = (struct cm_timer){.fn = fn, .arg = arg, .heap_index = NOT_IN_HEAP};
+}
+
+bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t) {
+  return t->heap_index < mgr->ntimers && mgr->timers[t->heap_index] == t;
+}
+
+bool cm__timer_schedule(struct cm_mgr *mgr, struct cm_timer *t, uint64_t expire_ms) {
+  if (cm__timer_scheduled(mgr, t)) {
+    uint64_t old = t->expire_ms;
+    t->expire_ms = expire_ms;
+    if (expire_ms < old) sift_up(mgr, t->heap_index);
+    else if (expire_ms > old) sift_down(mgr, t->heap_index);
+    return true;
+  }
+  t->expire_ms = expire_ms;
+  t->flags = CM_TIMER_ONCE;
+  t->cancelled = 0;
+  if (heap_push(mgr, t) == 0) return true;
+  t->heap_index = NOT_IN_HEAP;
+  return false;
+}
+
+void cm__timer_unschedule(struct cm_mgr *mgr, struct cm_timer *t) {
+  if (!cm__timer_scheduled(mgr, t)) return;
+  size_t i = t->heap_index;
+  t->heap_index = NOT_IN_HEAP;
+  struct cm_timer *last = mgr->timers[--mgr->ntimers];
+  if (last == t) return;
+  heap_set(mgr, i, last);
+  sift_up(mgr, i);
+  sift_down(mgr, last->heap_index);
 }
