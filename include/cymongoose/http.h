@@ -346,6 +346,17 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 
+/*
+ * Queues a response whose body is bytes [offset, offset + len) of the open
+ * file fd, streamed with cm_send_file() (sendfile(2) on plain connections):
+ * status line, headers as for cm_http_reply() (they must not hold
+ * Content-Length or Transfer-Encoding), Content-Length: len.  Takes fd in
+ * every case (closed once sent, or at once when no body goes out: HEAD,
+ * 204, 304, or failure).  Returns false when nothing could be queued.
+ */
+bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                        uint64_t len);
+
 /* Why cm_http_reply() would refuse these arguments ("status must be in
  * 100..999", "malformed header block", "Content-Length ... disagrees with
  * the body"...), or NULL when they are acceptable.  Static strings. */

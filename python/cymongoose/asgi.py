@@ -295,7 +295,7 @@ class ASGIServer:
     @property
     def manager(self):
         """The underlying Manager (None when not started)."""
-        return self._amgr.manager
+        return self._amgr._manager
 
     @property
     def async_manager(self):

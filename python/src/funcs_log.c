@@ -52,7 +52,7 @@ static PyObject *py_log_set_sink(PyObject *m, PyObject *fn) {
 
 PyMethodDef cm_py_log_methods[] = {
     {"_log_set_sink", py_log_set_sink, METH_O,
-     "_log_set_sink(fn)\n\nSends C log lines to fn(level, file, line, message); None: back to stderr.\n"
+     "_log_set_sink(fn, /)\n--\n\nSends C log lines to fn(level, file, line, message); None: back to stderr.\n"
      "Use cymongoose.log_to_logging() rather than this."},
     {NULL, NULL, 0, NULL},
 };

@@ -209,7 +209,7 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   if (timeout < 0) timeout = 0;
   if (timeout > INT_MAX) timeout = INT_MAX;
   if (mo->polling) {
-    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not re-entrant");
+    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not reentrant: it was called from a callback of this manager");
     return NULL;
   }
   if (check_usable(mo) < 0) return NULL;
@@ -342,7 +342,7 @@ PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c
     int err = errno;
     Py_DECREF(co);
     cm_py_core_leave(mo);
-    PyErr_Format(PyExc_RuntimeError, "%s %s failed: %s", what, url,
+    PyErr_Format(PyExc_RuntimeError, "Failed to %s %s: %s", what, url,
                  err != 0 ? strerror(err) : "unknown error");
     return NULL;
   }
@@ -413,6 +413,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     return NULL;
   }
   bool is_listen = fn == cm_listen;
+  if (cm_py_check_url(url, !is_listen) < 0) return NULL;
   if (!is_listen && (given(hdr_timeout) || given(idle_timeout) || given(body_timeout) ||
                      given(body_rate) || given(access_log) || given(access_log_format))) {
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
@@ -711,22 +712,22 @@ static PyGetSetDef mgr_getset[] = {
 
 static PyMethodDef mgr_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))mgr_poll, METH_FASTCALL | METH_KEYWORDS,
-     "poll(timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
+     "poll($self, /, timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
      "(without the GIL), delivers events, runs due timers."},
     {"run", (PyCFunction)(void (*)(void))mgr_run, METH_VARARGS | METH_KEYWORDS,
-     "run(poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
+     "run($self, /, poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
-     "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
-     "http_body_min_rate=None, access_log=None, access_log_format=None) -> Connection\n--\n\n"
+     "http_body_min_rate=None, access_log=None, access_log_format=None)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
      "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
-     "http_connect_timeout_ms=None, http_response_timeout_ms=None) "
-     "-> Connection\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
+     "connect($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_connect_timeout_ms=None, http_response_timeout_ms=None)"
+     "\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
      "responses read (defaults 16 MiB and 16 KiB).  HTTP connections get MG_EV_ERROR "
      "'connect timed out' when not connected within http_connect_timeout_ms (30 s) and "
      "'response timed out' when silent for http_response_timeout_ms (60 s) while a "
@@ -735,18 +736,20 @@ static PyMethodDef mgr_methods[] = {
 #include "mgr_methods.h"
 #undef CM_PY_MGR_METHODS_TABLE
     {"timer_add", (PyCFunction)(void (*)(void))mgr_timer_add, METH_FASTCALL | METH_KEYWORDS,
-     "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
+     "timer_add($self, /, milliseconds, callback, *, repeat=False, run_now=False)\n--\n\n"
+     "Calls callback() after milliseconds (every milliseconds with repeat; at once too with "
+     "run_now) and returns its Timer.  A 0 ms timer fires on the next poll."},
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
-     "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
+     "wakeup($self, /, connection_id, data=b'')\n--\n\nThread-safe: delivers WAKEUP with data "
      "to that connection in the loop thread.  False when wakeup is not enabled or the "
      "queue is full (wakeup_max_bytes, wakeup_max_msgs)."},
     {"fileno", (PyCFunction)mgr_fileno, METH_NOARGS,
-     "fileno() -> int\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
+     "fileno($self)\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
      "socket work to do (for loop.add_reader).  Timers do not make it readable."},
     {"enable_wakeup", (PyCFunction)mgr_enable_wakeup, METH_NOARGS,
-     "enable_wakeup()\n--\n\nTurns on wakeup() (idempotent)."},
+     "enable_wakeup($self)\n--\n\nTurns on wakeup() (idempotent)."},
     {"close", (PyCFunction)mgr_close, METH_NOARGS,
-     "close()\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
+     "close($self)\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
      "the manager.  Idempotent; deferred to the end of poll() when called during it."},
     {"__enter__", (PyCFunction)mgr_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)mgr_exit, METH_VARARGS, NULL},
@@ -759,7 +762,8 @@ static PyMemberDef mgr_members[] = {
 };
 
 static PyType_Slot mgr_slots[] = {
-    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n--\n\n"
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None, *, dns=None, "
+                "dns_timeout_ms=0)\n--\n\n"
                 "An event loop owning connections and timers."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, mgr_init},

@@ -150,17 +150,24 @@ PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *arg) {
                              .name = view(o->name),
                              .skip_verification = o->skip_verification != 0,
                              .hs_timeout_ms = o->handshake_timeout_ms};
+  /* As in the original, bad options never raise and never close a
+   * listener; but they are not silent: a RuntimeWarning names the reason
+   * now, and each connection they then fail gets an ERROR event with it. */
+  char why[300];
+  if (cm_tls_check_opts(c->mgr, c->is_listening || c->is_accepted, &opts, why, sizeof(why)) != 0 &&
+      PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "tls_init(): %s", why) < 0)
+    return NULL;
   Py_INCREF(self); /* an ERROR handler may close and detach self */
   if (c->is_listening) {
-    /* On a listener: every connection it accepts gets TLS with these. */
-    char err[300];
-    if (cm_tls_listen_opts(c, &opts, err, sizeof(err)) != 0) cm_error(c, "%s", err);
+    /* On a listener: every connection it accepts gets TLS with these (or,
+     * when they are bad, an ERROR with the reason). */
+    (void)cm_tls_listen_opts(c, &opts, NULL, 0);
   } else if (cm_tls_init(c, &opts) != 0 && errno == EALREADY) {
     Py_DECREF(self);
     PyErr_SetString(PyExc_RuntimeError, "TLS handshake already started on this connection");
     return NULL;
   }
-  /* Bad options were reported as an ERROR event (the connection closes). */
+  /* Bad options on a connection: ERROR with the reason (it closes). */
   Py_DECREF(self);
   if (PyErr_Occurred()) return NULL;
   Py_RETURN_NONE;

@@ -41,6 +41,7 @@ struct cm_tls {
   struct cm_buf rx;          /* ciphertext from the socket */
   struct cm_buf tx;          /* ciphertext for the socket */
   char *name;                /* client: SNI and name to verify; NULL: peer's IP */
+  char *refused;             /* listener with bad options: why its children fail */
   uint64_t hs_timeout_ms;    /* 0: none */
   struct cm_timer hs_timer;  /* the handshake deadline, in the manager's timer heap */
   bool hs_armed;             /* hs_timer was scheduled once (the clock runs) */
@@ -384,6 +385,7 @@ static void tls_state_free(struct cm_tls *t) {
   cm_buf_free(&t->rx);
   cm_buf_free(&t->tx);
   free(t->name);
+  free(t->refused);
   free(t);
 }
 
@@ -497,9 +499,19 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
   }
   static const struct cm_tls_opts none;
   SSL_CTX *ctx = ctx_get(l->mgr, true, opts != NULL ? opts : &none, why, sizeof(why));
-  struct cm_tls *t = ctx != NULL ? calloc(1, sizeof(*t)) : NULL;
-  if (t == NULL) {
+  struct cm_tls *t = calloc(1, sizeof(*t));
+  if (t == NULL || ctx == NULL) {
     if (err != NULL && err_len > 0) snprintf(err, err_len, "%s", ctx != NULL ? "out of memory" : why);
+    if (t != NULL) {
+      /* Bad options: the listener refuses TLS rather than serve in the
+       * clear; cm__tls_accepted() fails each child with the reason. */
+      t->refused = strdup(why);
+      t->conn = l;
+      t->is_server = true;
+      cm_tls_free(l);
+      l->tls = t;
+      l->is_tls = 1;
+    }
     errno = EINVAL;
     return -1;
   }
@@ -525,9 +537,19 @@ struct cm_buf *cm__tls_tx(struct cm_conn *c) {
   return &((struct cm_tls *)c->tls)->tx;
 }
 
+int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
+                      size_t err_len) {
+  static const struct cm_tls_opts none;
+  return ctx_get(mgr, server, opts != NULL ? opts : &none, err, err_len) != NULL ? 0 : -1;
+}
+
 void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c) {
   struct cm_tls *lt = l->tls;
   char err[300];
+  if (lt->ctx == NULL) { /* the listener's options were refused */
+    cm__conn_defer_error(c, lt->refused != NULL ? lt->refused : "TLS: bad listener options");
+    return;
+  }
   struct cm_tls *t = tls_state_new(c, lt->ctx, true, NULL, lt->hs_timeout_ms, err, sizeof(err));
   if (t == NULL) {
     cm__conn_defer_error(c, err);
