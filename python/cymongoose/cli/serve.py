@@ -89,15 +89,15 @@ class StaticServer:
         rows = []
         try:
             entries = sorted(os.scandir(path), key=lambda e: (not e.is_dir(), e.name.lower()))
-        except OSError as e:
-            conn.reply(403, "Cannot list this directory: %s\n" % e.strerror)
+        except OSError as err:
+            conn.reply(403, "Cannot list this directory: %s\n" % err.strerror)
             return
-        for e in entries:
-            if e.name.startswith("."):
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            name = e.name + ("/" if e.is_dir() else "")
+            name = entry.name + ("/" if entry.is_dir() else "")
             try:
-                size = "" if e.is_dir() else human(e.stat().st_size)
+                size = "" if entry.is_dir() else human(entry.stat().st_size)
             except OSError:
                 size = "?"
             rows.append('<tr><td><a href="%s">%s</a></td><td class="s">%s</td></tr>'
