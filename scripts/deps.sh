@@ -31,6 +31,9 @@ case "$group" in
   bench) packages=("${run[@]}" "${test[@]}" "${bench[@]}") ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
+# npm (for the npm peers of the tests, scripts/npm-peers.sh): Debian's
+# package, unless the installed node already bundles it (NodeSource builds do).
+if [[ "$group" != run ]] && ! command -v npm >/dev/null; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,12 +4,12 @@ Each panel is exercised as a user would; the page must log no console error,
 and a screenshot is written to build/demo.png for a human to look at."""
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
 from demo_process import ROOT, demo_process
+from mqtt_peers import aedes_ws  # noqa: F401  (fixture)
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
@@ -128,34 +128,11 @@ def test_zz_no_console_errors_and_a_screenshot(browser):
 
 
 # ------------------------------------------------- the MQTT client of the page
-@pytest.fixture(scope="module")
-def aedes_broker():
-    """aedes (npm) with a WebSocket listener on /mqtt: a real broker for the page's MQTT client."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (scripts/deps.sh test installs nodejs)")
-    try:
-        modules = subprocess.run(["bash", os.path.join(ROOT, "scripts", "npm-peers.sh"),
-                                  os.path.join(ROOT, "build", "npm")],
-                                 capture_output=True, text=True, check=True, timeout=300).stdout.strip()
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        pytest.skip("npm could not install aedes: %s" % getattr(e, "stderr", e))
-    env = dict(os.environ, NODE_PATH=modules + ":/usr/share/nodejs")
-    env.pop("LD_PRELOAD", None)
-    proc = subprocess.Popen([node, os.path.join(os.path.dirname(__file__), "aedes_ws_broker.js"), "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening "):
-        proc.kill()
-        pytest.fail("aedes did not start: %s" % proc.stderr.read())
-    yield "ws://127.0.0.1:%d/mqtt" % int(line.split()[1])
-    proc.terminate()
-    proc.wait(10)
-
-
-def test_mqtt_panel_publishes_and_receives_through_a_broker(aedes_broker):
+def test_mqtt_panel_publishes_and_receives_through_a_broker(aedes_ws):  # noqa: F811
+    """The page's hand-written MQTT 3.1.1 client against aedes (npm), with
+    paho as a second client: what the panel does once our broker exists."""
     paho = pytest.importorskip("paho.mqtt.client")
-    with demo_process("--mqtt-url", aedes_broker) as d, tempfile.TemporaryDirectory() as profile:
+    with demo_process("--mqtt-url", aedes_ws.ws_url) as d, tempfile.TemporaryDirectory() as profile:
         driver = new_browser(profile)
         try:
             driver.get("http://127.0.0.1:%d/" % d[1])
@@ -166,8 +143,7 @@ def test_mqtt_panel_publishes_and_receives_through_a_broker(aedes_broker):
             # A message from another client (paho over WebSocket) reaches the page.
             other = paho.Client(client_id="from-paho", transport="websockets")
             other.ws_set_options(path="/mqtt")
-            port = int(aedes_broker.rsplit(":", 1)[1].split("/")[0])
-            other.connect("127.0.0.1", port)
+            other.connect("127.0.0.1", aedes_ws.port)
             other.loop_start()
             try:
                 other.publish("demo/paho", "hello from paho", qos=1).wait_for_publish(10)
