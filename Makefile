@@ -144,7 +144,7 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
-test-python-asan: npm-peers
+test-python-asan: npm-peers programs
 	@PY=$(PY) bash scripts/python-asan.sh
 
 test-python: python programs npm-peers

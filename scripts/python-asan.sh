@@ -25,5 +25,6 @@ cp -r Makefile cymongoose.pc.in include src scripts bench setup.py pyproject.tom
 cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export NPM_PEERS_DIR="${NPM_PEERS_DIR:-$root/build/npm}"  # the npm peers stay where they are
+export CM_BUILD="${CM_BUILD:-$root/build}"  # the C programs (cymongoose-broker, -passwd) too
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 "$py" -m pytest -q -p no:cacheprovider "$@"
