@@ -255,6 +255,11 @@ void cm_close(struct cm_conn *c);
 void cm_drain(struct cm_conn *c);
 /* Delivers CM_EV_ERROR with the formatted message to c, then marks it closing. */
 void cm_error(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like cm_error(), but the ERROR (then the close) comes at the next flush of
+ * cm_mgr_poll(), after the caller returned: for code outside handlers, and
+ * for failures found inside a public call (which never delivers ERROR
+ * synchronously).  Only the first deferred error of a connection is kept. */
+void cm_error_defer(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Delivers ev to c's protocol handler, then to its user handler. */
 void cm_call(struct cm_conn *c, int ev, void *ev_data);
 /* Consumes n received bytes; resumes reading if the connection was full. */
@@ -395,6 +400,14 @@ int cm_wakeup_init(struct cm_mgr *mgr);
  * exists are dropped.
  */
 bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
+/*
+ * Thread-safe: makes a cm_mgr_poll() blocked in its wait return at once,
+ * delivering nothing, so that it takes into account what another thread
+ * changed under the application's own lock (e.g. a timer started while the
+ * loop slept, which the loop's wait does not know about).  Returns false when
+ * wakeup was not enabled (cm_wakeup_init()).
+ */
+bool cm_mgr_wake(struct cm_mgr *mgr);
 
 #ifdef __cplusplus
 }

@@ -72,7 +72,8 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 {"tls_init", (PyCFunction)cm_py_conn_tls_init, METH_O,
  "tls_init(opts: TlsOpts): start TLS with opts (on ACCEPT for servers; on OPEN or\n"
  "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
- "options arrive as an ERROR event.  RuntimeError once the handshake has begun."},
+ "options arrive as an ERROR event from the next poll (then the connection\n"
+ "closes).  RuntimeError once the handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */

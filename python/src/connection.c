@@ -53,6 +53,20 @@ struct cm_conn *cm_py_conn_get(PyObject *conn) {
   return c;
 }
 
+cm_py_manager *cm_py_conn_enter(struct cm_conn *c) {
+  cm_py_manager *mo = cm_py_manager_of(c->mgr);
+  Py_INCREF(mo); /* a callback may drop the last other reference */
+  cm_py_core_enter(mo);
+  return mo;
+}
+
+PyObject *cm_py_conn_leave(cm_py_manager *mo, PyObject *result) {
+  cm_py_core_leave(mo);
+  if (cm_py_raise_pending(mo) < 0) Py_CLEAR(result);
+  Py_DECREF(mo);
+  return result;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static int conn_traverse(cm_py_conn *co, visitproc visit, void *arg) {

@@ -260,6 +260,43 @@ def test_bad_pem_is_an_error_event_not_an_exception(certs):
         assert len(cli.data(MG_EV_ERROR)) == 1 and "TLS handshake failed" in cli.data(MG_EV_ERROR)[0]
 
 
+@pytest.mark.parametrize("where", ["outside", "open", "listener"])
+def test_bad_options_error_comes_later_and_may_close_the_manager(certs, where):
+    # The ERROR of bad options used to be delivered from inside tls_init(),
+    # outside the bracket of the Python layer: a handler closing the manager
+    # there freed the connection the core then touched (ASan:
+    # heap-use-after-free in cm_close).  Now it comes from the next poll.
+    seen = []
+    in_call = []
+    errors_in_call = []
+    mgr = Manager()
+
+    def handler(conn, ev, data):
+        seen.append(ev)
+        if ev == MG_EV_OPEN and where == "open" and conn.is_client:
+            in_call.append(True)
+            conn.tls_init(TlsOpts(ca="not a PEM"))
+            in_call.pop()
+        if ev == MG_EV_ERROR:
+            errors_in_call.append(bool(in_call))
+            mgr.close()
+
+    listener = mgr.listen("tcp://127.0.0.1:0", handler)
+    if where == "listener":
+        target = listener
+        listener.tls_init(TlsOpts(cert="not a PEM"))
+    else:
+        target = mgr.connect(f"tcp://127.0.0.1:{listener.local_addr[1]}", handler)
+        if where == "outside":
+            target.tls_init(TlsOpts(ca="not a PEM"))
+    assert MG_EV_ERROR not in seen  # not from inside the call
+    assert not mgr.closed
+    assert poll_until(mgr, lambda: mgr.closed)
+    assert errors_in_call == [False]  # one ERROR, from the poll
+    assert seen[-1] == MG_EV_CLOSE
+    assert target.is_closing  # detached by the close
+
+
 def test_listener_options_and_is_tls(certs):
     log = EventLog()
     with Manager() as mgr:
@@ -289,11 +326,13 @@ def test_listener_options_and_is_tls(certs):
         assert got == [b"via listener"]
         child = log.conns(MG_EV_ACCEPT)[0]
         assert child.is_tls
-        # A bad option set on a listener is an ERROR event on it.
+        # A bad option set on a listener is an ERROR event on it, at the
+        # next poll (never from inside the call).
         bad = mgr.listen("tcp://127.0.0.1:0", log)
         bad.tls_init(TlsOpts(cert="nope"))
+        assert not any("bad certificate PEM" in e for e in log.data(MG_EV_ERROR))
+        assert poll_until(mgr, lambda: MG_EV_CLOSE in log.of(bad))
         assert any("bad certificate PEM" in e for e in log.data(MG_EV_ERROR))
-        assert bad.is_closing
 
 
 def test_tls_init_after_handshake_raises_and_tls_free(certs):
