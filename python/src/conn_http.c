@@ -158,10 +158,12 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   }
   /* False here means the connection is closing or the send buffer is at
    * its limit: nothing was queued, as after a close; not an exception. */
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_reply(c, status, no_headers ? NULL : (const char *)cm_buf_data(&b), view.buf,
                       (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);
   cm_buf_free(&b);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -260,8 +262,10 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   if (c == NULL) return NULL;
   Py_buffer view;
   if (get_body(data, &view) < 0) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -281,7 +285,9 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t 
     PyErr_SetString(PyExc_ValueError, "event_type must not contain CR or LF");
     return NULL;
   }
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_sse(c, cm_str_n(e, (size_t)el), cm_str_n(d, (size_t)dl));
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -321,8 +327,10 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_s
   memcpy(line, "Authorization: Basic ", 21);
   len = 21 + base64((const unsigned char *)s, (size_t)n, line + 21);
   memcpy(line + len, "\r\n", 2);
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_send(c, line, len + 2);
   PyMem_Free(line);
   Py_DECREF(cred);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }

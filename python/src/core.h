@@ -110,14 +110,15 @@ void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c);
 /* Unbinds co from its connection and drops c->ext's reference. */
 void cm_py_conn_detach(cm_py_conn *co);
 /*
- * The bracket of a Connection method around its calls into the core on c:
+ * The bracket of a Connection method around its calls into the core on c
+ * (which may run Python code: the output hook, events):
  * cm_py_conn_enter() references and enters c's manager and returns it;
- * cm_py_conn_leave() leaves it (performing a close() requested meanwhile:
- * c may be gone afterwards), raises a BaseException a callback left pending
- * (dropping result, then NULL is returned) and returns result.
+ * cm_py_conn_leave() leaves it, performing a close() requested meanwhile (c
+ * may be gone afterwards), and returns 0, or -1 with the BaseException a
+ * callback left pending raised.
  */
 cm_py_manager *cm_py_conn_enter(struct cm_conn *c);
-PyObject *cm_py_conn_leave(cm_py_manager *mo, PyObject *result);
+int cm_py_conn_leave(cm_py_manager *mo);
 
 /* ---- manager.c */
 /*

@@ -161,13 +161,12 @@ PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *arg) {
   } else if (cm_tls_init(c, &opts) != 0 && errno == EALREADY) {
     already = true;
   }
-  PyObject *r = cm_py_conn_leave(mo, Py_NewRef(Py_None));
-  if (r != NULL && already) {
-    Py_DECREF(r);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (already) {
     PyErr_SetString(PyExc_RuntimeError, "TLS handshake already started on this connection");
     return NULL;
   }
-  return r;
+  Py_RETURN_NONE;
 }
 
 PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused) {
@@ -176,5 +175,6 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused) {
   if (c == NULL) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
   cm_tls_free(c);
-  return cm_py_conn_leave(mo, Py_NewRef(Py_None));
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  Py_RETURN_NONE;
 }

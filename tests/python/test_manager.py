@@ -385,3 +385,36 @@ def test_http_flag_is_keyword_only():
         with pytest.raises(TypeError):
             mgr.listen()
 
+
+
+@pytest.mark.parametrize("call", ["send", "reply", "close", "ws_close", "http_chunk"])
+def test_output_hook_may_close_the_manager_inside_a_call(call):
+    # The output hook runs from inside the core (a connection got output
+    # while no poll runs).  Closing the manager there used to free the
+    # connection under the call still using it (ASan: heap-use-after-free);
+    # every entry point is bracketed, so the close waits for the call.
+    with cm.Manager() as mgr:
+        port = mgr.listen("tcp://127.0.0.1:0", http=True).local_addr[1]
+        conn = mgr.connect("http://127.0.0.1:%d" % port)
+        closes = []
+
+        def hook():
+            closes.append(mgr.closed)
+            mgr.close()
+        mgr.output_hook = hook
+        if call == "send":
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        elif call == "reply":
+            conn.reply(200, b"x")
+        elif call == "close":
+            conn.close()
+        elif call == "ws_close":
+            conn.ws_close()  # not a WebSocket: nothing queued, no hook
+        else:
+            conn.http_chunk(b"x")
+        if call == "ws_close":
+            assert closes == [] and not mgr.closed
+        else:
+            assert closes == [False]  # the hook ran once, from inside the call
+            assert mgr.closed  # and the close happened as the call returned
+            assert conn.is_closing and conn.id == 0  # detached
