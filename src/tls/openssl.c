@@ -377,7 +377,7 @@ static void hs_check(void *arg) {
     t = m->hs_head; /* handlers may have changed the list */
   }
   if (m->hs_head == NULL && m->hs_timer != NULL) {
-    cm_timer_cancel(mgr, m->hs_timer);
+    cm_timer_stop(mgr, m->hs_timer); /* its own callback: released once back */
     m->hs_timer = NULL;
   }
 }
