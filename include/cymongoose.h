@@ -5,7 +5,8 @@
  * Every connection (struct cm_conn) belongs to one manager; events are
  * delivered to the connection's protocol handler first, then to its user
  * handler, always in the thread that calls cm_mgr_poll().  The only functions
- * that may be called from another thread are cm_wakeup() and cm_timer_cancel().
+ * that may be called from another thread are cm_wakeup(), cm_mgr_wake() and
+ * cm_timer_cancel().
  * A public call never delivers ERROR or CLOSE synchronously: failures found
  * inside it reach the handler at the next flush of cm_mgr_poll()
  * (docs/c-core.md lists the events some calls do deliver at once).

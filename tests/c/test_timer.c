@@ -4,7 +4,9 @@
  * a far deadline under an infinite poll timeout.  Run under ASan by
  * `make test-asan`: the use-after-free cases show there. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "testutil.h"
@@ -215,6 +217,70 @@ static void far_deadline_does_not_overflow_the_wait(void **state) {
   cm_mgr_free(&mgr);
 }
 
+/* ---- other threads: hand timer requests over through the wakeup path */
+#define HANDOFF_THREADS 4
+#define HANDOFF_EACH 500
+static int handoff_fired;
+static void handoff_fire(void *arg) {
+  (void)arg;
+  handoff_fired++;
+}
+static void handoff_fn(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev != CM_EV_WAKEUP) return;
+  const struct cm_str *ms = ev_data; /* the delay, as text */
+  uint64_t delay = (uint64_t)strtoull(ms->buf, NULL, 10);
+  assert_non_null(cm_timer_add(c->mgr, delay, CM_TIMER_ONCE, handoff_fire, NULL));
+}
+struct handoff_args {
+  struct cm_mgr *mgr;
+  unsigned long id;
+};
+static void *handoff_thread(void *arg) {
+  struct handoff_args *a = arg;
+  for (int i = 0; i < HANDOFF_EACH; i++) assert_true(cm_wakeup(a->mgr, a->id, i % 2 ? "0" : "1", 2));
+  return NULL;
+}
+
+static void timers_from_other_threads_through_wakeup(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  assert_int_equal(cm_wakeup_init(&mgr), 0);
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", handoff_fn, NULL);
+  assert_non_null(l);
+  pthread_t th[HANDOFF_THREADS];
+  struct handoff_args a = {&mgr, l->id};
+  for (int i = 0; i < HANDOFF_THREADS; i++) pthread_create(&th[i], NULL, handoff_thread, &a);
+  for (int i = 0; i < 2000 && handoff_fired < HANDOFF_THREADS * HANDOFF_EACH; i++) cm_mgr_poll(&mgr, 5);
+  for (int i = 0; i < HANDOFF_THREADS; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 200 && handoff_fired < HANDOFF_THREADS * HANDOFF_EACH; i++) cm_mgr_poll(&mgr, 5);
+  assert_int_equal(handoff_fired, HANDOFF_THREADS * HANDOFF_EACH);
+  cm_mgr_free(&mgr);
+}
+
+/* cm_mgr_wake(): a poll blocked for a minute returns at once. */
+static void *wake_later(void *arg) {
+  usleep(100 * 1000);
+  assert_true(cm_mgr_wake(arg));
+  return NULL;
+}
+
+static void mgr_wake_interrupts_a_sleeping_poll(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  assert_false(cm_mgr_wake(&mgr)); /* needs cm_wakeup_init() */
+  assert_int_equal(cm_wakeup_init(&mgr), 0);
+  pthread_t th;
+  pthread_create(&th, NULL, wake_later, &mgr);
+  uint64_t start = cm_millis();
+  assert_int_equal(cm_mgr_poll(&mgr, 60000), 0);
+  /* Liveness, not speed: without the wake this waits the whole minute. */
+  assert_true(cm_millis() - start < 30000);
+  pthread_join(th, NULL);
+  cm_mgr_free(&mgr);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(release_may_free_the_timer),
@@ -224,6 +290,8 @@ int main(void) {
       cmocka_unit_test(equal_deadlines_fire_in_start_order),
       cmocka_unit_test(stop_removes_at_once_and_keeps_the_heap),
       cmocka_unit_test(far_deadline_does_not_overflow_the_wait),
+      cmocka_unit_test(timers_from_other_threads_through_wakeup),
+      cmocka_unit_test(mgr_wake_interrupts_a_sleeping_poll),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
