@@ -8,10 +8,17 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_TIME ?= 20
 
+DEPFLAGS = -MMD -MP -MF $(basename $@).d
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -Iinclude -Isrc $(WARN) $(CFLAGS)
 LIBS    := -lssl -lcrypto -lcares -lz -lpthread
+
+VERSION := $(shell sed -n 's/^\#define CM_VERSION "\(.*\)"/\1/p' include/cymongoose.h)
+SOVERSION := 0
+SHLIB   := libcymongoose.so.$(VERSION)
+SONAME  := libcymongoose.so.$(SOVERSION)
 
 SRCS    := $(sort $(wildcard src/*/*.c))
 HDRS    := $(wildcard include/*.h include/*/*.h src/*/*.h)
@@ -32,7 +39,7 @@ examples: $(EXAMPLES)
 
 $(BUILD)/examples/%: examples/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 # Load generators are plain C, independent of the library under test.
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h)
@@ -42,25 +49,30 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h)
 # Servers under test in C, built on the library.
 $(BUILD)/bench/c/%: bench/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 deps:
 	@bash scripts/deps.sh
 
-lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc
+lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc \
+     $(BUILD)/cymongooseConfig.cmake $(BUILD)/cymongooseConfigVersion.cmake
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+# The library's own objects hide every symbol that the public headers do not
+# declare (they wrap their declarations in visibility push(default)).
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/libcymongoose.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libcymongoose.so: $(OBJS)
-	$(CC) -shared -o $@ $^ $(LIBS)
+$(BUILD)/$(SHLIB): $(OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIBS)
 
-VERSION := $(shell sed -n 's/^\#define CM_VERSION "\(.*\)"/\1/p' include/cymongoose.h)
+$(BUILD)/libcymongoose.so: $(BUILD)/$(SHLIB)
+	ln -sf $(SHLIB) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 # Regenerated every time: it depends on PREFIX, which make cannot track.
 $(BUILD)/cymongoose.pc: cymongoose.pc.in FORCE
@@ -68,11 +80,19 @@ $(BUILD)/cymongoose.pc: cymongoose.pc.in FORCE
 	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
+$(BUILD)/%.cmake: cmake/%.cmake.in include/cymongoose.h
+	@mkdir -p $(BUILD)
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@SOVERSION@|$(SOVERSION)|' $< > $@
+
 FORCE:
 
-$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(BUILD)/libcymongoose.a
+$(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
+
+# Header dependencies recorded by the compiler (-MMD): a changed header
+# rebuilds exactly the objects and programs that include it.
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d)
 
 # ---------------------------------------------------------------- tests
 test: deps
@@ -119,22 +139,27 @@ bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install
+# The versioned shared library with its soname and development links, the
+# static library, headers, pkg-config file and CMake package config.  A real
+# install (no DESTDIR) refreshes the loader cache so programs run at once.
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose
-	install -m 644 $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(DESTDIR)$(PREFIX)/lib/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose \
+	  $(DESTDIR)$(PREFIX)/lib/cmake/cymongoose
+	install -m 644 $(BUILD)/libcymongoose.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/$(SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SHLIB) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libcymongoose.so
 	install -m 644 $(BUILD)/cymongoose.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 $(BUILD)/cymongooseConfig.cmake $(BUILD)/cymongooseConfigVersion.cmake \
+	  $(DESTDIR)$(PREFIX)/lib/cmake/cymongoose/
 	install -m 644 include/cymongoose.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/cymongoose/*.h $(DESTDIR)$(PREFIX)/include/cymongoose/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
-# Installs into a scratch DESTDIR and builds an example against it with pkg-config.
-test-install:
-	@rm -rf $(BUILD)/stage
-	@$(MAKE) --no-print-directory -s install DESTDIR=$(CURDIR)/$(BUILD)/stage PREFIX=/usr/local
-	@PKG_CONFIG_SYSROOT_DIR=$(CURDIR)/$(BUILD)/stage \
-	  PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/usr/local/lib/pkgconfig \
-	  $(CC) examples/c/echo_server.c -o $(BUILD)/stage/echo_server \
-	  $$(PKG_CONFIG_SYSROOT_DIR=$(CURDIR)/$(BUILD)/stage PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/usr/local/lib/pkgconfig pkg-config --cflags --libs --static cymongoose)
-	@echo "install: headers, static and shared library and cymongoose.pc build a program"
+# Installs into a scratch DESTDIR; programs build against it with pkg-config
+# and CMake (shared, static, C++), and only cm_ symbols are exported.
+test-install: lib
+	@bash scripts/test-install.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan build-fuzz python/build python/cymongoose/*.so python/cymongoose/.built

@@ -29,6 +29,10 @@
 extern "C" {
 #endif
 
+/* Everything declared here is the library's public ABI; the rest is built
+ * with hidden visibility (see the Makefile), so only these are exported. */
+#pragma GCC visibility push(default)
+
 #define CM_VERSION "0.1.0"
 
 /* ---------------------------------------------------------------- events */
@@ -409,6 +413,8 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
  * wakeup was not enabled (cm_wakeup_init()).
  */
 bool cm_mgr_wake(struct cm_mgr *mgr);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

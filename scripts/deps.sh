@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential pkg-config clang libclang-rt-14-dev
+  build-essential pkg-config cmake clang libclang-rt-14-dev
   libssl-dev libc-ares-dev zlib1g-dev libcmocka-dev openssl
   python3 python3-dev python3-setuptools python3-pip
   python3-pytest python3-pytest-timeout python3-pytest-asyncio python3-hypothesis

@@ -15,6 +15,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 struct cm_conn;
 struct cm_mgr;
 
@@ -58,6 +60,8 @@ bool cm_resolve(struct cm_conn *c, const char *url);
  * resolving cancels its lookup the same way.
  */
 void cm_resolve_cancel(struct cm_conn *c);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

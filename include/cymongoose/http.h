@@ -17,10 +17,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
 
 /* Room for header lines in struct cm_http_msg (compile-time ceiling; the
  * runtime limit is cm_http_limits.max_headers). */
@@ -150,8 +153,7 @@ struct cm_http_chunked {
 };
 
 static inline void cm_http_chunked_init(struct cm_http_chunked *st) {
-  struct cm_http_chunked zero = {0};
-  *st = zero;
+  memset(st, 0, sizeof(*st));
 }
 
 /*
@@ -443,6 +445,8 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
  * recognised.  Harmless on connections that are not HTTP clients.
  */
 bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -13,9 +13,10 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 struct cm_conn;
 struct cm_mgr;
-typedef void (*cm_event_fn)(struct cm_conn *c, int ev, void *ev_data);
 
 /* ------------------------------------------------------------- client */
 
@@ -96,6 +97,8 @@ int64_t cm_sntp_to_unix_ms(uint64_t ntp_ts);
 
 /* A static English message for a CM_SNTP_ERR_* code. */
 const char *cm_sntp_strerror(int err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

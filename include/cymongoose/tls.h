@@ -25,6 +25,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 /* Default for cm_mgr.tls_hs_timeout_ms. */
 #define CM_TLS_HS_TIMEOUT_MS 10000
 
@@ -93,6 +95,8 @@ void cm_tls_free(struct cm_conn *c);
  */
 int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
                        size_t err_len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

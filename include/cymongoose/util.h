@@ -21,6 +21,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 /* ------------------------------------------------------------------ JSON */
 /*
  * Paths: "$" is the whole document; ".name" selects a member of an object,
@@ -247,6 +249,8 @@ int cm_rpc_ok(struct cm_rpc_req *req, struct cm_str result);
 /* Answers req with an error object {code, message}; message is escaped.
  * Returns 0, -1 when req was already answered, -3 on ENOMEM. */
 int cm_rpc_err(struct cm_rpc_req *req, int code, const char *message);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
+
 struct cm_buf;  /* cymongoose.h */
 struct cm_conn;
 struct cm_mgr;
@@ -536,6 +538,8 @@ size_t cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op);
  * is not one an endpoint may send (cm_ws_close_code_valid()).
  */
 bool cm_ws_close(struct cm_conn *c, unsigned code, const char *reason);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
