@@ -37,6 +37,7 @@ cp -r tests/python "$work/tree/tests/python"
 [ -d examples ] && cp -r examples "$work/tree/examples"
 # Some tests build the plain C library (ctypes, examples): give them the sources.
 cp -r Makefile cymongoose.pc.in include src scripts bench "$work/tree/"
+[ -d cmake ] && cp -r cmake "$work/tree/" # the lib target makes CMake package files
 cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export PYTHONMALLOC=malloc
