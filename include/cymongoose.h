@@ -172,6 +172,11 @@ struct cm_conn {
   struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
   struct cm_buf send;          /* bytes queued, not yet written to the socket */
   size_t recv_limit;           /* reading pauses (is_full) while recv.len >= this */
+  size_t send_hwm;             /* high-water mark of queued output: reading (and the
+                                  protocols' processing of input) pauses while
+                                  cm_conn_send_full(); 0: never.  Accepted connections
+                                  start with mgr->send_hwm, others with 0 (see
+                                  cm_conn_send_full) */
   cm_event_fn fn;              /* user handler, may be NULL */
   void *fn_data;               /* for the user handler; not owned */
   cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
@@ -205,6 +210,9 @@ struct cm_conn {
   unsigned is_dirty : 1;       /* internal: queued for flushing */
   unsigned is_eof : 1;         /* internal: the peer closed its side */
   unsigned is_write_blocked : 1; /* internal: the socket refused the last write */
+  unsigned is_accept_paused : 1; /* internal: a listener out of descriptors (EMFILE)
+                                    waits for a retry timer before accepting again */
+  unsigned is_accept_failing : 1; /* internal: the EMFILE episode was logged */
 };
 
 /*
@@ -229,8 +237,10 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
 
 /*
  * Queues len bytes from buf for sending (copied).  The manager writes them
- * during cm_mgr_poll().  Returns false when the connection is closing, or
- * the queue would exceed mgr->send_limit, or memory runs out.
+ * during cm_mgr_poll().  Returns false, queueing nothing, when the
+ * connection is closing, or the queue would exceed mgr->send_limit, or
+ * memory runs out.  Producers that may queue a lot should pace themselves
+ * with cm_conn_send_full() and CM_EV_WRITE.
  */
 bool cm_send(struct cm_conn *c, const void *buf, size_t len);
 /* cm_send() of a printf-formatted string.  Returns the number of bytes queued, 0 on failure. */
@@ -252,6 +262,28 @@ size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
  * runs out.  len 0 queues nothing and returns true.
  */
 bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
+
+/*
+ * True while c->send_hwm is set and c's queued output (c->send and bytes
+ * queued behind files) is at or above its pause mark: c->send_hwm, or half
+ * of mgr->send_limit when that is lower (so that, once a protocol waits for
+ * the queue to go below the mark, the next reply of up to half the limit
+ * always fits).  While true the manager reads nothing more from c (except
+ * during a TLS handshake), and the HTTP server and WebSocket layers stop
+ * processing input already received; all resume once writes bring the
+ * queue below the mark (a WRITE event).  This bounds what one peer that
+ * sends but never reads can make a server hold (pipelined requests, pings).
+ *
+ * Only accepted connections get a mark by default (mgr->send_hwm): if both
+ * ends of a stream stopped reading while their own output is high, a
+ * client streaming to an echoing server would deadlock with it.  Set
+ * c->send_hwm on an outbound connection whose peer is not trusted to read
+ * (a WebSocket client that a server may flood with pings).
+ */
+bool cm_conn_send_full(const struct cm_conn *c);
+/* Bytes c holds queued for output: c->send plus what waits behind queued
+ * files (not the files themselves). */
+size_t cm_conn_send_queued(const struct cm_conn *c);
 
 /* Marks c for closing; it is closed (CLOSE delivered, memory freed) at the
  * end of the current or next poll.  Safe from any handler, idempotent. */
@@ -371,11 +403,21 @@ struct cm_mgr {
                                   the manager knows to poll soon); may be NULL */
   void *hook_data;
   size_t recv_limit;           /* default c->recv_limit for new connections (1 MiB) */
-  size_t send_limit;           /* cap on c->send.len; 0 means no cap (default) */
+  size_t send_limit;           /* hard cap on a connection's queued output
+                                  (cm_conn_send_queued): cm_send() beyond it fails;
+                                  0 means no cap (default).  Reading pauses at
+                                  half of it (cm_conn_send_full) */
+  size_t send_hwm;             /* c->send_hwm of accepted connections (1 MiB) */
   size_t max_conns;            /* accept() pauses at this many connections; 0: no cap */
+  size_t wakeup_max_bytes;     /* cm_wakeup() refuses while the queue holds this much
+                                  (payloads plus ~32 bytes each; CM_WAKEUP_MAX_BYTES);
+                                  0: no cap */
+  size_t wakeup_max_msgs;      /* ... or this many messages (CM_WAKEUP_MAX_MSGS); 0: no cap */
   uint64_t now_ms;             /* cm_millis() at the start of the current poll */
   void *userdata;              /* for the application; not touched */
   int polling;                 /* internal: inside cm_mgr_poll() */
+  int accept_retry_armed;      /* internal: a listener's accept retry timer is pending */
+  int wait_errno;              /* internal: the last epoll_wait error logged, 0 for none */
   uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
   void *tls;                   /* internal: TLS context cache and handshakes under way */
 };
@@ -389,20 +431,28 @@ void cm_mgr_free(struct cm_mgr *mgr);
  * One turn of the loop: flushes queued output, waits up to timeout_ms for
  * socket activity (less if a timer is due), dispatches events, runs due
  * timers, delivers POLL to every connection, and closes what was marked.
- * Returns 0, or -1 with errno EINTR when a signal interrupted the wait.
+ * Returns 0, or -1 with errno EINTR when a signal interrupted the wait, or
+ * -1 with epoll_wait's errno when the wait itself failed (logged once).
  */
 int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 
 /* -------------------------------------------------------------- wakeup */
+/* Default bound of the wakeup queue (mgr->wakeup_max_bytes / _msgs). */
+#define CM_WAKEUP_MAX_BYTES (64u << 20)
+#define CM_WAKEUP_MAX_MSGS 100000u
 /* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
  * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */
 int cm_wakeup_init(struct cm_mgr *mgr);
 /*
  * Thread-safe: queues a copy of len bytes at buf for connection conn_id; the
  * poll thread delivers CM_EV_WAKEUP with a struct cm_str of them, in the
- * order sent.  Payloads of any size.  Returns false when wakeup was not
- * enabled or memory runs out.  Payloads for a connection that no longer
- * exists are dropped.
+ * order sent.  Returns false, queueing nothing, when wakeup was not
+ * enabled, memory runs out, or the queue is full: it already holds
+ * mgr->wakeup_max_msgs messages or would exceed mgr->wakeup_max_bytes (the
+ * poll thread is not keeping up; the caller decides whether to drop, retry
+ * later or slow down).  The poll thread takes the whole queue at once, so
+ * up to twice the bound may be in memory while a batch is delivered.
+ * Payloads for a connection that no longer exists are dropped.
  */
 bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
 /*

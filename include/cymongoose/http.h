@@ -295,17 +295,29 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * started instead (body, if any, goes out as the first chunk; continue with
  * cm_http_chunk()).  On a connection that must close after this response,
  * "Connection: close" is added and the connection drains.
- * Returns false, queueing nothing, when headers is not a well-formed block of
- * header lines (header injection), gives a Content-Length that differs from
- * len, the status is outside 100..999, or the send buffer refuses the data.
+ * Returns false, queueing nothing, when:
+ * - the arguments are refused (cm_http_reply_check() says why; errno
+ *   EINVAL): the request still awaits a reply, which the caller must send;
+ * - the connection is closing or draining (errno EPIPE): CLOSE follows;
+ * - the send buffer refuses the data (mgr->send_limit, errno ENOBUFS) or
+ *   memory runs out (ENOMEM): the request could never be answered, so the
+ *   connection gets an ERROR (at the next flush, not inside this call) and
+ *   closes.  Either way no request is left waiting forever.
  * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
  * HEAD/close rules of the latest request read on c.
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 
+/* Why cm_http_reply() would refuse these arguments ("status must be in
+ * 100..999", "malformed header block", "Content-Length ... disagrees with
+ * the body"...), or NULL when they are acceptable.  Static strings. */
+const char *cm_http_reply_check(int status, const char *headers, size_t len);
+
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
  * (and closes the connection if the request asked for it).  Returns false
- * when the send buffer refuses the data. */
+ * when the send buffer refuses the data; as for cm_http_reply(), a live
+ * connection then gets an ERROR and closes (a truncated chunked body must
+ * not look complete, nor leave the client waiting). */
 bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
 
 /* Queues a Server-Sent Events record as one chunk: "event: <event>\n" (when

@@ -166,6 +166,8 @@ class Connection:
     @property
     def is_full(self) -> bool: ...
     @property
+    def is_send_full(self) -> bool: ...
+    @property
     def is_draining(self) -> bool: ...
     @property
     def recv_len(self) -> int: ...
@@ -176,6 +178,7 @@ class Connection:
     @property
     def send_size(self) -> int: ...
     recv_limit: int
+    send_hwm: int
     @property
     def local_addr(self) -> Optional[Address]: ...
     @property
@@ -265,6 +268,9 @@ class Manager:
     error_handler: Optional[ErrorHandler]
     recv_limit: int
     send_limit: int
+    send_hwm: int
+    wakeup_max_bytes: int
+    wakeup_max_msgs: int
     max_conns: int
     output_hook: Optional[Callable[[], Any]]
     def fileno(self) -> int: ...

@@ -156,14 +156,21 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
     cm_buf_free(&b);
     return NULL;
   }
-  /* False here means the connection is closing or the send buffer is at
-   * its limit: nothing was queued, as after a close; not an exception. */
-  cm_py_manager *mo = cm_py_conn_enter(c);
-  (void)cm_http_reply(c, status, no_headers ? NULL : (const char *)cm_buf_data(&b), view.buf,
-                      (size_t)view.len);
+  const char *hdrs = no_headers ? NULL : (const char *)cm_buf_data(&b);
+  /* Refused arguments raise: the request still awaits a reply, and an
+   * application that never hears of it would leave the client hanging.
+   * Any other refusal (connection closing, send_limit, no memory) has
+   * already been reported on the connection (ERROR, then CLOSE). */
+  const char *why = cm_http_reply_check(status, hdrs, (size_t)view.len);
+  cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
+  if (why == NULL) (void)cm_http_reply(c, status, hdrs, view.buf, (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);
   cm_buf_free(&b);
   if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (why != NULL) {
+    PyErr_Format(PyExc_ValueError, "reply refused: %s", why);
+    return NULL;
+  }
   Py_RETURN_NONE;
 }
 

@@ -280,6 +280,8 @@ enum {
   P_RECV_SIZE,
   P_SEND_SIZE,
   P_RECV_LIMIT,
+  P_SEND_HWM,
+  P_IS_SEND_FULL,
   P_LOCAL_ADDR,
   P_REMOTE_ADDR,
 };
@@ -295,6 +297,7 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
       case P_RECV_SIZE:
       case P_SEND_SIZE:
       case P_RECV_LIMIT:
+      case P_SEND_HWM:
         return PyLong_FromLong(0);
       case P_IS_CLOSING:
         Py_RETURN_TRUE;
@@ -322,6 +325,8 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
     case P_RECV_SIZE: return PyLong_FromSize_t(c->recv.cap);
     case P_SEND_SIZE: return PyLong_FromSize_t(c->send.cap);
     case P_RECV_LIMIT: return PyLong_FromSize_t(c->recv_limit);
+    case P_SEND_HWM: return PyLong_FromSize_t(c->send_hwm);
+    case P_IS_SEND_FULL: return PyBool_FromLong(cm_conn_send_full(c));
     case P_LOCAL_ADDR: return addr_tuple(&c->loc);
     case P_REMOTE_ADDR: return addr_tuple(&c->rem);
     default: Py_RETURN_NONE;
@@ -343,6 +348,20 @@ static int conn_set_recv_limit(cm_py_conn *co, PyObject *v, void *closure) {
     return -1;
   }
   c->recv_limit = n;
+  return 0;
+}
+
+static int conn_set_send_hwm(cm_py_conn *co, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete send_hwm");
+    return -1;
+  }
+  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
+  if (c == NULL) return -1;
+  size_t n = PyLong_AsSize_t(v);
+  if (n == (size_t)-1 && PyErr_Occurred()) return -1;
+  c->send_hwm = n;
   return 0;
 }
 
@@ -391,6 +410,15 @@ static PyGetSetDef conn_getset[] = {
     {"recv_limit", (getter)conn_prop, (setter)conn_set_recv_limit,
      "Reading pauses (is_full) while recv_len >= recv_limit; default Manager.recv_limit.",
      (void *)(intptr_t)P_RECV_LIMIT},
+    {"send_hwm", (getter)conn_prop, (setter)conn_set_send_hwm,
+     "High-water mark of queued output: while send_len (plus bytes queued behind files)\n"
+     "is at or above it, or above half of Manager.send_limit, reading and HTTP/WebSocket\n"
+     "processing pause (is_send_full); 0: never.  Accepted connections start with\n"
+     "Manager.send_hwm, outbound ones with 0.",
+     (void *)(intptr_t)P_SEND_HWM},
+    PROP("is_send_full", P_IS_SEND_FULL,
+         "Queued output is at its high-water mark (send_hwm): reading is paused until the "
+         "peer takes some."),
     {"handler", (getter)conn_get_handler, (setter)conn_set_handler_prop,
      "This connection's handler, None when it uses the manager's default.", NULL},
     {"userdata", (getter)conn_get_userdata, (setter)conn_set_userdata,

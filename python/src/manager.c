@@ -546,11 +546,15 @@ static int mgr_set_handler(cm_py_manager *mo, PyObject *v, void *closure) {
   return 0;
 }
 
-/* Numeric limits of the C manager: recv_limit, send_limit, max_conns. */
+/* Numeric limits of the C manager: recv_limit, send_limit, max_conns,
+ * send_hwm, wakeup_max_bytes, wakeup_max_msgs. */
 static size_t *limit_field(cm_py_manager *mo, void *closure) {
   switch ((int)(intptr_t)closure) {
     case 0: return &mo->mgr.recv_limit;
     case 1: return &mo->mgr.send_limit;
+    case 3: return &mo->mgr.send_hwm;
+    case 4: return &mo->mgr.wakeup_max_bytes;
+    case 5: return &mo->mgr.wakeup_max_msgs;
     default: return &mo->mgr.max_conns;
   }
 }
@@ -572,7 +576,8 @@ static int mgr_set_limit(cm_py_manager *mo, PyObject *v, void *closure) {
     PyErr_SetString(PyExc_ValueError, "recv_limit must be positive");
     return -1;
   }
-  *limit_field(mo, closure) = n;
+  /* Atomic: wakeup() reads its bounds from other threads. */
+  __atomic_store_n(limit_field(mo, closure), n, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -614,6 +619,18 @@ static PyGetSetDef mgr_getset[] = {
      "Cap on a connection's queued output in bytes; 0: no cap.", (void *)1},
     {"max_conns", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "Accepting pauses at this many connections; 0: no cap.", (void *)2},
+    {"send_hwm", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "send_hwm of accepted connections (bytes; 1 MiB): while a connection's queued\n"
+     "output is at or above it, reading from it and HTTP/WebSocket processing pause.\n"
+     "0: never.",
+     (void *)3},
+    {"wakeup_max_bytes", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "wakeup() returns False while the queue holds this many bytes (payloads plus\n"
+     "~32 bytes each; 64 MiB); 0: no cap.",
+     (void *)4},
+    {"wakeup_max_msgs", (getter)mgr_get_limit, (setter)mgr_set_limit,
+     "wakeup() returns False while the queue holds this many messages (100000); 0: no cap.",
+     (void *)5},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -640,7 +657,8 @@ static PyMethodDef mgr_methods[] = {
      "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
-     "to that connection in the loop thread.  False when wakeup is not enabled."},
+     "to that connection in the loop thread.  False when wakeup is not enabled or the "
+     "queue is full (wakeup_max_bytes, wakeup_max_msgs)."},
     {"fileno", (PyCFunction)mgr_fileno, METH_NOARGS,
      "fileno() -> int\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
      "socket work to do (for loop.add_reader).  Timers do not make it readable."},

@@ -53,21 +53,46 @@ void cm__conn_mark_dirty(struct cm_conn *c) {
   if (!mgr->polling && mgr->on_output != NULL) mgr->on_output(mgr->hook_data);
 }
 
+size_t cm_conn_send_queued(const struct cm_conn *c) {
+  return c->files == NULL ? c->send.len : c->send.len + cm__files_queued(c);
+}
+
+bool cm_conn_send_full(const struct cm_conn *c) {
+  size_t mark = c->send_hwm, limit = c->mgr->send_limit;
+  if (mark == 0) return false;
+  if (limit != 0 && limit / 2 < mark) mark = limit / 2 > 0 ? limit / 2 : 1;
+  return cm_conn_send_queued(c) >= mark;
+}
+
+/* Reading continues through a TLS handshake whatever is queued: the
+ * handshake must finish before anything queued can leave. */
+bool cm__conn_reads_paused(const struct cm_conn *c) {
+  return c->is_full || (!c->is_tls_hs && cm_conn_send_full(c));
+}
+
 int cm__conn_update_interest(struct cm_conn *c) {
   if (c->fd < 0) return 0;
   unsigned want = 0;
   if (c->is_connecting) {
     want = EPOLLOUT;
   } else if (c->is_listening) {
-    want = (c->mgr->max_conns == 0 || c->mgr->nconns < c->mgr->max_conns) ? EPOLLIN : 0;
+    bool below_cap = c->mgr->max_conns == 0 || c->mgr->nconns < c->mgr->max_conns;
+    want = below_cap && !c->is_accept_paused ? EPOLLIN : 0;
   } else {
-    if (!c->is_full && !c->is_draining && !c->is_closing) want |= EPOLLIN;
+    if (!c->is_draining && !c->is_closing && !cm__conn_reads_paused(c)) want |= EPOLLIN;
     /* Writability is asked for only while a write has been refused. */
     if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
   }
   if (want == c->epoll_events) return 0;
   struct epoll_event ev = {.events = want, .data.ptr = c};
-  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) return -1;
+  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+    /* The connection would stall unseen (no readiness would ever come for
+     * what it waits for): fail it, at the next flush. */
+    char err[128], msg[160];
+    snprintf(msg, sizeof(msg), "epoll_ctl: %s", cm__errstr(errno, err, sizeof(err)));
+    cm__conn_defer_error(c, msg);
+    return -1;
+  }
   c->epoll_events = want;
   return 0;
 }
@@ -87,8 +112,10 @@ bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
   struct cm_mgr *mgr = c->mgr;
   /* Behind a queued file, bytes wait in that file's tail to keep their order. */
   struct cm_buf *out = c->files == NULL ? &c->send : cm__files_tail(c);
-  if (mgr->send_limit != 0 && len > mgr->send_limit - (out->len < mgr->send_limit ? out->len : mgr->send_limit))
-    return false;
+  if (mgr->send_limit != 0) {
+    size_t queued = cm_conn_send_queued(c);
+    if (queued > mgr->send_limit || len > mgr->send_limit - queued) return false;
+  }
   /* One reservation, then each part copied once, straight into place. */
   if (cm_buf_reserve(out, len) != 0) return false;
   for (size_t i = 0; i < n; i++) {

@@ -37,32 +37,50 @@ struct cm__file_out {
   uint64_t off;        /* next byte to send */
   uint64_t left;       /* bytes still to send */
   bool use_read;       /* sendfile refused this file: copy through c->send */
+  bool owns_fd;        /* close fd when done (false: a later range of the same fd does) */
   struct cm_buf after; /* bytes cm_send() queued behind this file */
 };
 
-bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+/* Queues a range of fd; closes fd when owns_fd and the range cannot be
+ * queued (or is empty), as cm_send_file promises. */
+static bool queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
   if (fd < 0) return false;
   if (c->is_closing || c->is_draining || c->is_listening || c->is_udp) {
-    close(fd);
+    if (owns_fd) close(fd);
     return false;
   }
   if (len == 0) {
-    close(fd);
+    if (owns_fd) close(fd);
     return true;
   }
   struct cm__file_out *f = calloc(1, sizeof(*f));
   if (f == NULL) {
-    close(fd);
+    if (owns_fd) close(fd);
     return false;
   }
   f->fd = fd;
   f->off = offset;
   f->left = len;
+  f->owns_fd = owns_fd;
   struct cm__file_out **tail = &c->files;
   while (*tail != NULL) tail = &(*tail)->next;
   *tail = f;
   cm__conn_mark_dirty(c);
   return true;
+}
+
+bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+  return queue_range(c, fd, offset, len, true);
+}
+
+bool cm__send_file_shared(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+  return queue_range(c, fd, offset, len, false);
+}
+
+size_t cm__files_queued(const struct cm_conn *c) {
+  size_t n = 0;
+  for (const struct cm__file_out *f = c->files; f != NULL; f = f->next) n += f->after.len;
+  return n;
 }
 
 struct cm_buf *cm__files_tail(struct cm_conn *c) {
@@ -75,7 +93,7 @@ void cm__files_free(struct cm_conn *c) {
   while (c->files != NULL) {
     struct cm__file_out *f = c->files;
     c->files = f->next;
-    close(f->fd);
+    if (f->owns_fd) close(f->fd);
     cm_buf_free(&f->after);
     free(f);
   }
@@ -86,7 +104,7 @@ void cm__files_free(struct cm_conn *c) {
 static int pop_file(struct cm_conn *c) {
   struct cm__file_out *f = c->files;
   c->files = f->next;
-  close(f->fd);
+  if (f->owns_fd) close(f->fd);
   int rc = 0;
   if (c->send.len == 0) {
     cm_buf_free(&c->send);

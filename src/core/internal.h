@@ -12,8 +12,13 @@ void cm__conn_free(struct cm_conn *c);
 /* Queues c for the flush step of the current or next poll. */
 void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output
- * waiting, connecting...).  Returns 0 or -1 with errno. */
+ * waiting, connecting...).  Returns 0, or -1 with errno when epoll_ctl
+ * failed: c then gets an ERROR at the next flush (deferred), as a
+ * connection whose interest is wrong would stall without a word. */
 int cm__conn_update_interest(struct cm_conn *c);
+/* Reading from c is paused: recv is full (is_full) or the queued output
+ * is above its mark (cm_conn_send_full), outside a TLS handshake. */
+bool cm__conn_reads_paused(const struct cm_conn *c);
 /* cm_send() of the n parts one after another, copied once into c->send
  * (TCP only): all of them are queued, or nothing (false, as cm_send). */
 bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
@@ -53,6 +58,15 @@ void cm__wakeup_free(struct cm_mgr *mgr);
  * c->send.  Adds the bytes sent to *total.  Returns -1 when c failed (it is
  * then closing), else 0. */
 int cm__files_write(struct cm_conn *c, size_t *total);
+/* cm_send_file() of a range of fd that does not take fd: a range queued
+ * later on c by cm_send_file() with the same fd closes it, so the ranges
+ * of one file (multipart/byteranges) share one descriptor.  Until that
+ * call the caller keeps fd open; if it fails, the caller must close c at
+ * once (nothing is written from a closing connection).  Returns as
+ * cm_send_file. */
+bool cm__send_file_shared(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
+/* Bytes waiting behind queued files (their "after" buffers). */
+size_t cm__files_queued(const struct cm_conn *c);
 /* Where cm_send() appends while files are queued: behind the last one. */
 struct cm_buf *cm__files_tail(struct cm_conn *c);
 /* Closes the files and frees the queue (cm__conn_free). */

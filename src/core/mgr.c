@@ -19,6 +19,9 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   if (mgr->epfd < 0) return -1;
   mgr->next_id = 1;
   mgr->recv_limit = 1024 * 1024;
+  mgr->send_hwm = 1024 * 1024;
+  mgr->wakeup_max_bytes = CM_WAKEUP_MAX_BYTES;
+  mgr->wakeup_max_msgs = CM_WAKEUP_MAX_MSGS;
   mgr->tls_hs_timeout_ms = CM_TLS_HS_TIMEOUT_MS;
   mgr->now_ms = cm_millis();
   return 0;
@@ -122,10 +125,19 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   }
   flush(mgr);
   mgr->polling = 0;
-  if (n < 0 && err == EINTR) {
-    errno = EINTR;
+  if (n < 0) {
+    /* Anything but a signal means the manager cannot wait (a descriptor
+     * that is no epoll set, EFAULT...): the caller must hear of it, and the
+     * log says it once, not once per turn of a loop that keeps trying. */
+    if (err != EINTR && err != mgr->wait_errno) {
+      char buf[128];
+      CM_ERROR("epoll_wait: %s", cm__errstr(err, buf, sizeof(buf)));
+    }
+    mgr->wait_errno = err == EINTR ? mgr->wait_errno : err;
+    errno = err;
     return -1;
   }
+  mgr->wait_errno = 0;
   return 0;
 }
 

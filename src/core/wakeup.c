@@ -20,6 +20,7 @@ struct wakeup_msg {
 struct cm_wakeup_q {
   pthread_mutex_t lock;
   struct wakeup_msg *head, *tail;
+  size_t bytes, msgs; /* what the queue holds (bytes count each message's overhead) */
   int efd;
 };
 
@@ -63,11 +64,23 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
   m->conn_id = conn_id;
   m->len = len;
   if (len > 0) memcpy(m->data, buf, len);
+  size_t cost = sizeof(*m) + len;
   pthread_mutex_lock(&q->lock);
+  /* The bounds may be changed by the poll thread meanwhile: atomic reads. */
+  size_t max_bytes = __atomic_load_n(&mgr->wakeup_max_bytes, __ATOMIC_RELAXED);
+  size_t max_msgs = __atomic_load_n(&mgr->wakeup_max_msgs, __ATOMIC_RELAXED);
+  if ((max_msgs != 0 && q->msgs >= max_msgs) ||
+      (max_bytes != 0 && (q->bytes > max_bytes || cost > max_bytes - q->bytes))) {
+    pthread_mutex_unlock(&q->lock);
+    free(m);
+    return false; /* full: the loop is not keeping up; the caller decides */
+  }
   bool was_empty = q->head == NULL;
   if (q->tail != NULL) q->tail->next = m;
   else q->head = m;
   q->tail = m;
+  q->bytes += cost;
+  q->msgs++;
   pthread_mutex_unlock(&q->lock);
   /* Only the first message of a batch needs to wake the loop: the loop
    * takes the whole queue after reading the eventfd. */
@@ -91,6 +104,7 @@ static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data) {
   pthread_mutex_lock(&q->lock);
   struct wakeup_msg *m = q->head;
   q->head = q->tail = NULL;
+  q->bytes = q->msgs = 0;
   pthread_mutex_unlock(&q->lock);
   while (m != NULL) {
     struct wakeup_msg *next = m->next;

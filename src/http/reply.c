@@ -1,4 +1,5 @@
 /* Writing HTTP responses: whole replies, chunks, Server-Sent Events. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,10 +166,38 @@ static void build_head(struct head *h, const struct cm__http_conn *st, int statu
   head_add(h, "\r\n", 2);
 }
 
+const char *cm_http_reply_check(int status, const char *headers, size_t len) {
+  struct cm__http_block bi;
+  if (status < 100 || status > 999) return "status must be in 100..999";
+  if (!cm__http_scan_block(headers, &bi)) {
+    return "malformed header block (each line \"Name: value\", CRLF between lines; "
+           "one Content-Length of digits)";
+  }
+  if (bi.has_length && bi.chunked) return "Content-Length together with Transfer-Encoding: chunked";
+  if (bi.has_length && bi.length != len) return "the Content-Length header disagrees with the body's length";
+  return NULL;
+}
+
+/* Output for a request could not be queued on a live connection: the
+ * client would wait forever for the rest, so the connection fails (ERROR
+ * deferred to the flush: a public call delivers no event itself). */
+static void output_refused(struct cm_conn *c) {
+  if (c->is_closing || c->is_draining || c->is_udp) {
+    errno = EPIPE;
+    return;
+  }
+  bool limit = c->mgr->send_limit != 0;
+  cm__conn_defer_error(c, limit ? "HTTP response refused: send_limit reached (or out of memory)"
+                                : "HTTP response refused: out of memory");
+  errno = limit ? ENOBUFS : ENOMEM;
+}
+
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
   struct cm__http_block bi;
-  if (status < 100 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
-  if (bi.has_length && (bi.chunked || bi.length != len)) return false;
+  if (cm_http_reply_check(status, headers, len) != NULL || !cm__http_scan_block(headers, &bi)) {
+    errno = EINVAL;
+    return false;
+  }
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool informational = status < 200;
   bool no_body = informational || status == 204 || status == 304;
@@ -190,7 +219,10 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   parts[0] = cm_str_n(h.p, h.len);
   bool ok = h.ok && send_parts(c, parts, 3);
   head_free(&h);
-  if (!ok) return false;
+  if (!ok) {
+    output_refused(c);
+    return false;
+  }
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
@@ -208,6 +240,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
   build_head(&h, st, status, headers, &bi, body_len);
   bool ok = h.ok && cm_send(c, h.p, h.len);
   head_free(&h);
+  if (!ok) output_refused(c);
   *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
   return ok;
 }
@@ -229,6 +262,7 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
     struct cm_str parts[3] = {cm_str_n(h.p, h.len), cm_str_n(data, len), cm_str_n("\r\n", 2)};
     ok = h.ok && send_parts(c, parts, 3);
     head_free(&h);
+    if (!ok) output_refused(c);
   }
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;

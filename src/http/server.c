@@ -129,7 +129,10 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
  * (one file, not one per pipelined request) and keeps a client's half-close
  * unseen until the requests sent before it have been answered.  The POLL
  * after the reply completes, or the WRITE that finishes the file, resumes
- * (resume_held).
+ * (resume_held).  The same wait happens while the queued output is above its
+ * mark (cm_conn_send_full): a client that pipelines requests but never reads
+ * the answers holds at most that much of our memory, not one reply per
+ * request it managed to send.
  */
 static void hold(struct cm_conn *c, struct cm__http_conn *st) {
   st->held = true;
@@ -137,6 +140,12 @@ static void hold(struct cm_conn *c, struct cm__http_conn *st) {
 }
 
 static void process(struct cm_conn *c, struct cm__http_conn *st);
+
+/* A held connection may read on: nothing of the last request is pending
+ * and the client has taken enough of the output. */
+static bool may_resume(struct cm_conn *c, const struct cm__http_conn *st) {
+  return st->held && c->files == NULL && !st->awaiting_reply && !cm_conn_send_full(c);
+}
 
 static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
   st->held = false;
@@ -149,7 +158,7 @@ static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
 static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
   while (!c->is_closing && !c->is_draining && !st->stopped && c->recv.len > 0) {
-    if (c->files != NULL || st->awaiting_reply) {
+    if (c->files != NULL || st->awaiting_reply || cm_conn_send_full(c)) {
       hold(c, st);
       return;
     }
@@ -290,13 +299,13 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
-      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      else if (may_resume(c, st)) resume_held(c, st);
       break;
     case CM_EV_POLL:
       /* Attached after its bytes arrived (back from a handler that took
        * the connection over): no READ may come for them. */
       if (st->fresh && c->recv.len > 0 && st->linger_until_ms == 0) process(c, st);
-      else if (st->held && c->files == NULL && !st->awaiting_reply) resume_held(c, st);
+      else if (may_resume(c, st)) resume_held(c, st);
       if (c->pfn_data == st) check_timers(c, st, *(uint64_t *) ev_data);
       break;
     case CM_EV_CLOSE:

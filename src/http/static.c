@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cymongoose.h"
+#include "core/internal.h"
 #include "http/chars.h"
 #include "http/internal.h"
 
@@ -277,15 +278,26 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
   int rc = 0;
   if (h != NULL && cm__http_reply_head(x->c, 206, h, total, &body)) {
     rc = 206;
+    /* All parts come from the one descriptor at their offsets; the last
+     * range owns it (closes it once sent). */
+    bool fd_taken = false;
     for (int i = 0; body && i < nparts; i++) {
-      int fd = dup(f->fd);
-      if (!cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len) ||
-          !cm_send_file(x->c, fd, r[i].start, r[i].end - r[i].start + 1)) {
+      bool last = i == nparts - 1;
+      uint64_t len = r[i].end - r[i].start + 1;
+      bool queued = cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len);
+      if (queued && last) {
+        fd_taken = true;
+        queued = cm_send_file(x->c, f->fd, r[i].start, len);
+      } else if (queued) {
+        queued = cm__send_file_shared(x->c, f->fd, r[i].start, len);
+      }
+      if (!queued) {
         cm_close(x->c);
         rc = 0;
         break;
       }
     }
+    if (fd_taken) f->fd = -1;
     if (rc != 0 && body && !cm_send(x->c, tail, strlen(tail))) {
       cm_close(x->c);
       rc = 0;
@@ -294,7 +306,7 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
   }
   for (int i = 0; i < nparts; i++) cm_buf_free(&parts[i]);
   cm_buf_free(&b);
-  close(f->fd);
+  if (f->fd >= 0) close(f->fd);
   return rc;
 }
 

@@ -163,6 +163,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   if (s != NULL) {
     struct epoll_event ev = {.events = want, .data.ptr = s->conn};
     if (epoll_ctl(mgr->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) s->conn->epoll_events = want;
+    else CM_ERROR("resolver: epoll_ctl: %s; the query will time out", strerror(errno));
     return;
   }
   if (dns->nsocks == dns->socks_cap) {
@@ -176,6 +177,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   if (c == NULL) return;
   struct epoll_event ev = {.events = want, .data.ptr = c};
   if (epoll_ctl(mgr->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    CM_ERROR("resolver: epoll_ctl: %s; the query will time out", strerror(errno));
     c->fd = -1;
     cm__conn_free(c);
     return;

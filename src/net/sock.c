@@ -18,6 +18,8 @@
 #define CM_UDP_MAX 65536
 /* Accepts per readiness event, so that a flood cannot starve the others. */
 #define CM_ACCEPT_BATCH 64
+/* A listener out of descriptors retries accepting after this long. */
+#define CM_ACCEPT_RETRY_MS 100
 /* TLS: plaintext encrypted per step before the records go to the socket,
  * so that a large c->send is not doubled into ciphertext all at once. */
 #define CM_TLS_WRITE_BATCH 65536
@@ -191,6 +193,44 @@ void cm__sock_connected(struct cm_conn *c) {
   if (c->tls != NULL && !c->is_closing) cm__tls_connected(c);
 }
 
+/* The retry timer of paused listeners (arg: the manager; a listener may
+ * have closed since the timer was armed, so they are looked up). */
+static void resume_accepting(void *arg) {
+  struct cm_mgr *mgr = arg;
+  for (struct cm_conn *l = mgr->conns; l != NULL; l = l->next) {
+    if (!l->is_accept_paused) continue;
+    l->is_accept_paused = 0;
+    cm__conn_update_interest(l);
+  }
+  mgr->accept_retry_armed = 0;
+}
+
+/*
+ * Out of descriptors (or kernel memory): the pending connection stays in
+ * the backlog and the level-triggered listener would report it again at
+ * once, so the loop would spin on failing accepts.  Stop listening for a
+ * while instead, as nginx does, and try again from a timer; say so once
+ * per episode, not once per attempt.
+ */
+static void pause_accepting(struct cm_conn *l, int err) {
+  struct cm_mgr *mgr = l->mgr;
+  if (!l->is_accept_failing) {
+    CM_ERROR("conn %lu: accept: %s; accepting paused, retrying every %d ms", l->id, strerror(err),
+             CM_ACCEPT_RETRY_MS);
+  }
+  l->is_accept_failing = 1;
+  l->is_accept_paused = 1;
+  cm__conn_update_interest(l);
+  if (!mgr->accept_retry_armed) {
+    if (cm_timer_add(mgr, CM_ACCEPT_RETRY_MS, CM_TIMER_ONCE, resume_accepting, mgr) != NULL) {
+      mgr->accept_retry_armed = 1;
+    } else {
+      l->is_accept_paused = 0; /* no timer: keep trying rather than stop for good */
+      cm__conn_update_interest(l);
+    }
+  }
+}
+
 void cm__sock_accept(struct cm_conn *l) {
   struct cm_mgr *mgr = l->mgr;
   for (int i = 0; i < CM_ACCEPT_BATCH; i++) {
@@ -203,11 +243,20 @@ void cm__sock_accept(struct cm_conn *l) {
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == ECONNABORTED || errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) CM_ERROR("accept: %s", strerror(errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        pause_accepting(l, errno);
+        return;
+      }
+      CM_ERROR("conn %lu: accept: %s", l->id, strerror(errno));
       return;
     }
+    l->is_accept_failing = 0;
     struct cm_conn *c = cm__conn_new(mgr, fd);
     if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
+      char err[128];
+      CM_ERROR("conn %lu: accepted connection dropped: %s", l->id,
+               c == NULL ? "out of memory" : cm__errstr(errno, err, sizeof(err)));
       if (c != NULL) cm__conn_free(c);
       else close(fd);
       continue;
@@ -216,6 +265,7 @@ void cm__sock_accept(struct cm_conn *l) {
     from_sockaddr(&ss, &c->rem);
     read_local_addr(c);
     c->is_accepted = 1;
+    c->send_hwm = mgr->send_hwm; /* see struct cm_conn: inbound connections only */
     c->fn = l->fn;
     c->fn_data = l->fn_data;
     c->pfn = l->pfn;
@@ -291,6 +341,10 @@ static void read_tls(struct cm_conn *c) {
 void cm__sock_read(struct cm_conn *c) {
   if (c->is_udp) {
     read_datagram(c);
+    return;
+  }
+  if (!c->is_tls_hs && cm_conn_send_full(c)) {
+    cm__conn_update_interest(c); /* the peer must read before we read on */
     return;
   }
   if (c->tls != NULL) {

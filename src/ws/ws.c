@@ -95,8 +95,8 @@ static size_t send_frame(struct cm_conn *c, int first_byte, const void *p, size_
     mask = key;
   }
   size_t hlen = cm_ws_encode_header(hdr, first_byte, n, mask);
-  size_t limit = c->mgr->send_limit;
-  if (limit != 0 && (c->send.len > limit || hlen + n > limit - c->send.len)) return 0;
+  size_t limit = c->mgr->send_limit, queued = cm_conn_send_queued(c);
+  if (limit != 0 && (queued > limit || hlen + n > limit - queued)) return 0;
   /* Reserving first makes the two appends below unable to fail, so a
    * header is never queued without its payload. */
   if (cm_buf_reserve(&c->send, hlen + n) != 0) return 0;
@@ -292,10 +292,18 @@ static void make_room(struct cm_conn *c, size_t need) {
   }
 }
 
-/* Parses and handles every whole frame in c->recv. */
+/* Parses and handles every whole frame in c->recv, until the queued output
+ * reaches its mark (cm_conn_send_full): a peer that floods pings (or
+ * messages the application answers) and never reads the replies must not
+ * grow our send buffer without bound.  The WRITE that brings the queue
+ * below the mark goes on (check_input). */
 static void process(struct cm_conn *c, struct cm__ws *st) {
   st->check_input = false;
   while (c->recv.len > 0 && !c->is_closing && !c->is_draining) {
+    if (cm_conn_send_full(c) && !st->close_received) {
+      st->check_input = true;
+      return;
+    }
     if (st->close_received) {
       cm_recv_consume(c, c->recv.len); /* nothing after a close counts */
       return;
@@ -357,6 +365,7 @@ static void ws_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       if (st->finishing && !c->is_client && c->send.len == 0) half_close(c, st);
+      else if (st->check_input && !st->handshaking && !cm_conn_send_full(c)) process(c, st);
       break;
     case CM_EV_POLL: {
       uint64_t now = *(uint64_t *)ev_data;
