@@ -31,7 +31,7 @@ EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
-.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python python fuzz bench install clean
+.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
 all: lib examples
 
@@ -102,6 +102,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-stubs
 
 test-c: $(TEST_BINS) $(EXAMPLES)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -115,7 +116,7 @@ test-asan:
 python: python/cymongoose/.built
 
 python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
-	$(PY) setup.py -q build_ext --inplace -j $(JOBS)
+	CFLAGS="-Werror" $(PY) setup.py -q build_ext --inplace -j $(JOBS)
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
@@ -124,6 +125,12 @@ test-python-asan:
 
 test-python: python
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
+
+# The .pyi stubs match the runtime exactly: signatures (text signatures of
+# the C functions), names, __all__; no allowlist.
+test-stubs: python
+	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
+	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # ----------------------------------------------------------------- demo
 run: deps python

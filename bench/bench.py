@@ -2,11 +2,13 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle)
 """
 import argparse
 import os
 import re
+import resource
+import selectors
 import shutil
 import socket
 import subprocess
@@ -167,11 +169,12 @@ class Nginx(Server):
         conf = os.path.join(scratch, "nginx-%d.conf" % port)
         with open(conf, "w") as f:
             f.write("""worker_processes 1;
+worker_rlimit_nofile 20000;
 daemon off;
 master_process off;
 pid %(d)s/nginx.pid;
 error_log %(d)s/error.log error;
-events { worker_connections 1024; }
+events { worker_connections 16384; }
 http {
   access_log off;
   client_body_temp_path %(d)s/body;
@@ -318,7 +321,106 @@ def ws_suite(secs):
                "on 64-byte)" % label, "messages/s", rows, "websockets (peer)")
 
 
-SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite}
+# ------------------------------------------------- idle connections beside the load
+
+IDLE_CONNS = 8000
+
+
+def raise_nofile(need):
+    """Lets this process and the servers it starts (they inherit it) hold need descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= need
+
+
+def open_idle(port, n):
+    """Opens n keep-alive connections to port, makes one request on each (so
+    each is a used keep-alive connection, as a browser leaves them), reads the
+    answers and returns the sockets, open and idle."""
+    socks, sel = [], selectors.DefaultSelector()
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    waiting = 0
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), 10)
+        s.sendall(req)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        socks.append(s)
+        waiting += 1
+        while waiting > 256 or (i == n - 1 and waiting > 0):  # bounded backlog of answers
+            events = sel.select(10)
+            if not events:
+                raise RuntimeError("no answer on an idle connection")
+            for key, _ in events:
+                data = key.fileobj.recv(4096)
+                if not data.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError("bad answer on an idle connection: %r" % data[:40])
+                sel.unregister(key.fileobj)
+                waiting -= 1
+    sel.close()
+    return socks
+
+
+def idle_suite(secs):
+    """Hello keep-alive with wrk's 50 busy connections, without and then with
+    IDLE_CONNS idle keep-alive connections open beside them, same server
+    process, same run.  A server whose turn walks every connection slows
+    down with the idle ones; one that only touches ready ones does not."""
+    machine_note()
+    if not raise_nofile(2 * IDLE_CONNS + 500):
+        print("\n== idle: skipped, RLIMIT_NOFILE cannot reach %d" % (2 * IDLE_CONNS + 500))
+        return
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    specs = [
+        ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+        ("cymongoose C", lambda: ours_c("ours-c", "http")),
+        ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+    ]
+    best = {}
+    try:
+        for _ in range(ROUNDS):
+            for name, start in specs:
+                s = start()
+                idle = []
+                try:
+                    check_body(s, "http", "/", len(HELLO))
+                    without, cpu0 = wrk(s, "http", "/", secs)
+                    idle = open_idle(s.port, IDLE_CONNS)
+                    with_idle, cpu1 = wrk(s, "http", "/", secs)
+                    check_body(s, "http", "/", len(HELLO))
+                finally:
+                    for sock in idle:
+                        sock.close()
+                    s.stop()
+                b = best.get(name, (0.0, 0.0, float("inf"), float("inf")))
+                best[name] = (max(b[0], without), max(b[1], with_idle), min(b[2], cpu0),
+                              min(b[3], cpu1))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n== HTTP hello keep-alive, 50 busy connections, then with %d idle keep-alive "
+          "connections beside them (target: with/without within 10%%, as nginx)" % IDLE_CONNS)
+    print("%-24s %13s %13s %9s %12s %12s %9s" % (
+        "server", "req/s without", "req/s with", "x rate", "CPU µs/req", "CPU µs/req", "x CPU"))
+    print("%-24s %13s %13s %9s %12s %12s %9s" % ("", "", "", "with/w-o", "without", "with",
+                                                 "w-o/with"))
+    for name, _ in specs:
+        w0, w1, c0, c1 = best[name]
+        print("%-24s %13.0f %13.0f %9.2f %12.2f %12.2f %9.2f" % (
+            name, w0, w1, w1 / w0 if w0 else float("nan"), c0, c1, c0 / c1 if c1 else float("nan")))
+    ref = best.get("nginx 1 worker (peer)")
+    if ref:
+        print("with the idle connections, against nginx: " + ", ".join(
+            "%s x%.2f rate" % (name, best[name][1] / ref[1]) for name, _ in specs[1:] if ref[1]))
+    print("(x rate: throughput with the idle connections over without, one server process;"
+          " x CPU: server CPU per request without over with, 1.00 = idle ones cost nothing;"
+          " best of %d rounds)" % ROUNDS)
+
+
+SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
+          "idle": idle_suite}
 
 
 def main():

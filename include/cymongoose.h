@@ -40,7 +40,8 @@ extern "C" {
 enum {
   CM_EV_ERROR = 0,      /* ev_data: const char *message */
   CM_EV_OPEN = 1,       /* connection created; ev_data NULL */
-  CM_EV_POLL = 2,       /* every poll, every connection; ev_data: uint64_t *now_ms */
+  CM_EV_POLL = 2,       /* periodic, every connection (see cm_mgr.poll_interval_ms);
+                           ev_data: uint64_t *now_ms */
   CM_EV_RESOLVE = 3,    /* host name resolved; ev_data NULL */
   CM_EV_CONNECT = 4,    /* outbound connection established; ev_data NULL */
   CM_EV_ACCEPT = 5,     /* inbound connection accepted; ev_data NULL */
@@ -213,6 +214,7 @@ struct cm_conn {
   unsigned is_accept_paused : 1; /* internal: a listener out of descriptors (EMFILE)
                                     waits for a retry timer before accepting again */
   unsigned is_accept_failing : 1; /* internal: the EMFILE episode was logged */
+  unsigned is_poll_wanted : 1; /* internal: pfn asked for a POLL at the next flush */
 };
 
 /*
@@ -419,8 +421,19 @@ struct cm_mgr {
   int accept_retry_armed;      /* internal: a listener's accept retry timer is pending */
   int wait_errno;              /* internal: the last epoll_wait error logged, 0 for none */
   uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
+  /* CM_EV_POLL to every connection: at the end of a poll call that waited
+   * its whole timeout with nothing to do (an idle call), and otherwise at
+   * most once per poll_interval_ms (default CM_POLL_INTERVAL_MS), however
+   * many turns the loop makes.  0: every turn (costs O(connections) per
+   * turn).  poll_off: no POLL at all.  Protocol deadlines never need it. */
+  uint64_t poll_interval_ms;
+  bool poll_off;
+  uint64_t last_poll_ms;       /* internal: when POLL last went to every connection */
   void *tls;                   /* internal: TLS context cache and handshakes under way */
 };
+
+/* Default of cm_mgr.poll_interval_ms. */
+#define CM_POLL_INTERVAL_MS 100
 
 /* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
 int cm_mgr_init(struct cm_mgr *mgr);
@@ -430,7 +443,10 @@ void cm_mgr_free(struct cm_mgr *mgr);
 /*
  * One turn of the loop: flushes queued output, waits up to timeout_ms for
  * socket activity (less if a timer is due), dispatches events, runs due
- * timers, delivers POLL to every connection, and closes what was marked.
+ * timers (protocol deadlines among them), delivers POLL to every connection
+ * when it is due (see poll_interval_ms), and closes what was marked.  A
+ * turn costs O(ready connections + due timers), plus O(connections) on the
+ * turns that deliver POLL.
  * Returns 0, or -1 with errno EINTR when a signal interrupted the wait, or
  * -1 with epoll_wait's errno when the wait itself failed (logged once).
  */

@@ -35,9 +35,10 @@ rm -f "$work/tree/python/cymongoose/"*.so
 cp "$work/lib/cymongoose/"*.so "$work/tree/python/cymongoose/"
 cp -r tests/python "$work/tree/tests/python"
 [ -d examples ] && cp -r examples "$work/tree/examples"
-# Some tests build the plain C library (ctypes, examples): give them the sources.
-cp -r Makefile cymongoose.pc.in include src scripts bench "$work/tree/"
-[ -d cmake ] && cp -r cmake "$work/tree/" # the lib target makes CMake package files
+# Some tests build the plain C library (ctypes, examples) or run setup.py:
+# give them the sources.
+cp -r Makefile cymongoose.pc.in include src scripts bench setup.py pyproject.toml README.md "$work/tree/"
+[ -d cmake ] && cp -r cmake "$work/tree/"  # the CMake package files make lib writes
 cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export PYTHONMALLOC=malloc

@@ -238,14 +238,31 @@ bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *
 
 /* ------------------------------------------------------------- server */
 
-/* Options of an HTTP server; a field left 0 takes its default. */
+/* A timeout field set to this is off (0 means "the default"). */
+#define CM_HTTP_TIMEOUT_OFF UINT64_MAX
+
+/*
+ * Options of an HTTP server; a field left 0 takes its default.  The
+ * deadlines live in the manager's timer heap (one timer per connection,
+ * moved only when a deadline comes earlier), so they cost nothing per turn.
+ */
 struct cm_http_serve_opts {
   struct cm_http_limits limits; /* codec limits (see above) */
-  uint64_t header_timeout_ms;   /* a started head must complete within this,
-                                   and a pending body must not stall (no byte)
-                                   this long: 30 s, then 408 and close */
-  uint64_t idle_timeout_ms;     /* close keep-alive connections idle this
-                                   long with nothing pending; 0: never */
+  uint64_t header_timeout_ms;   /* a started head must complete within this:
+                                   30 s, then 408 and close */
+  uint64_t body_timeout_ms;     /* a pending body must not stall (no byte)
+                                   this long, and must arrive within this
+                                   plus 1 s per body_min_rate bytes received:
+                                   60 s (nginx's client_body_timeout), then
+                                   408 and close */
+  uint64_t body_min_rate;       /* bytes/s that extend the body deadline by
+                                   1 s each: 500 (a client trickling a byte
+                                   every few seconds cannot hold the connection
+                                   longer than body_timeout_ms) */
+  uint64_t idle_timeout_ms;     /* close connections idle this long with no
+                                   request under way and nothing pending: 75 s
+                                   (nginx's keepalive_timeout); never while a
+                                   reply is pending */
 };
 
 /*
@@ -307,6 +324,17 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * HEAD/close rules of the latest request read on c.
  */
 bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
+
+/*
+ * Queues a response whose body is bytes [offset, offset + len) of the open
+ * file fd, streamed with cm_send_file() (sendfile(2) on plain connections):
+ * status line, headers as for cm_http_reply() (they must not hold
+ * Content-Length or Transfer-Encoding), Content-Length: len.  Takes fd in
+ * every case (closed once sent, or at once when no body goes out: HEAD,
+ * 204, 304, or failure).  Returns false when nothing could be queued.
+ */
+bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                        uint64_t len);
 
 /* Why cm_http_reply() would refuse these arguments ("status must be in
  * 100..999", "malformed header block", "Content-Length ... disagrees with
@@ -427,6 +455,22 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
  * Returns false when memory runs out.
  */
 bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
+
+/* Defaults of cm_http_client_set_timeouts(). */
+#define CM_HTTP_CONNECT_TIMEOUT_MS 30000
+#define CM_HTTP_RESPONSE_TIMEOUT_MS 60000
+
+/*
+ * Timeouts of the HTTP client connection c (0: the default,
+ * CM_HTTP_TIMEOUT_OFF: none).  connect_ms bounds the time from
+ * cm_http_client() to CONNECT (name lookup included); response_ms is how
+ * long the connection may stay silent (no byte either way) while a response
+ * is awaited (a request in flight or a response partly received).  On
+ * expiry c gets ERROR "connect timed out" or "response timed out" and
+ * closes.  Both live in the manager's timer heap.  Returns false when c is
+ * not an HTTP client connection.
+ */
+bool cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms);
 
 /* cm_connect() followed by cm_http_client().  The URL's host and port are
  * kept for the Host header of cm_http_request().  NULL with errno set on

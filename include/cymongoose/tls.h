@@ -90,11 +90,23 @@ void cm_tls_free(struct cm_conn *c);
  * on ACCEPT to use other options.  The options are validated (and the
  * context built) now: returns 0, or -1 with errno EINVAL when they are bad
  * or l is not a TCP listener; then the reason is written to err (err_len
- * bytes, NUL-terminated; err may be NULL) and l keeps its previous options.
+ * bytes, NUL-terminated; err may be NULL).  Bad options (an unreadable or
+ * mismatched certificate or key, a bad CA) leave l listening but refusing
+ * TLS: every connection it accepts then gets CM_EV_ERROR with that reason
+ * and closes, and nothing is ever served in the clear.
  * l->is_tls tells whether l has options.
  */
 int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
                        size_t err_len);
+
+/*
+ * Checks opts as cm_tls_init() (server: as for an accepted connection or a
+ * listener) would use them, building (and caching) the context, with no
+ * connection involved.  Returns 0, or -1 with the reason in err (err_len
+ * bytes, NUL-terminated).  Lets bindings report bad options at the call.
+ */
+int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
+                      size_t err_len);
 
 #pragma GCC visibility pop
 

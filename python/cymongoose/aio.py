@@ -28,10 +28,16 @@ class AsyncManager:
     handler, error_handler: as for Manager.  poll_interval: milliseconds
     between timer ticks.  shutdown_timeout: seconds to wait for coroutines
     started with schedule() when the context exits, before cancelling them.
+    enable_wakeup: accepted for programs written for Manager's arguments;
+    wakeup() is always on here.  Other keywords (dns=...) go to Manager.
+
+    Before ``async with`` and after it, the methods and the ``manager``
+    property raise RuntimeError("AsyncManager is not started"), as in the
+    original package.
     """
 
     def __init__(self, handler=None, poll_interval=100, error_handler=None,
-                 shutdown_timeout=30, **manager_kwargs):
+                 shutdown_timeout=30, *, enable_wakeup=True, **manager_kwargs):
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         self._handler = handler
@@ -82,8 +88,8 @@ class AsyncManager:
 
     @property
     def manager(self):
-        """The underlying Manager (None outside the context)."""
-        return self._manager
+        """The underlying Manager; RuntimeError outside the context."""
+        return self._require()
 
     @property
     def running(self):
@@ -115,7 +121,7 @@ class AsyncManager:
 
     def _require(self):
         if self._manager is None:
-            raise RuntimeError("AsyncManager is not running (use 'async with')")
+            raise RuntimeError("AsyncManager is not started (use 'async with')")
         return self._manager
 
     # ----------------------------------------------------- manager methods
@@ -151,9 +157,11 @@ class AsyncManager:
         return timer
 
     def wakeup(self, connection_id, data=b""):
-        """Thread-safe, like Manager.wakeup()."""
+        """Thread-safe, like Manager.wakeup(); RuntimeError outside the context."""
         mgr = self._manager
-        return mgr.wakeup(connection_id, data) if mgr is not None else False
+        if mgr is None:
+            raise RuntimeError("AsyncManager is not started (use 'async with')")
+        return mgr.wakeup(connection_id, data)
 
     def schedule(self, coro_or_callable):
         """Runs a coroutine as a task of this manager (awaited on exit, up to

@@ -281,8 +281,10 @@ class ASGIServer:
         self.lifespan = lifespan
         self.stream_window = stream_window
         self.shutdown_timeout = shutdown_timeout
+        # The server's handler has no use for MG_EV_POLL: an idle
+        # keep-alive connection then costs nothing per poll.
         self._amgr = AsyncManager(self._handle, poll_interval=poll_interval,
-                                  error_handler=error_handler)
+                                  error_handler=error_handler, poll_events=False)
         self._listeners = []
         self._conns = {}        # connection id -> _ConnState
         self._tasks = set()
@@ -293,7 +295,7 @@ class ASGIServer:
     @property
     def manager(self):
         """The underlying Manager (None when not started)."""
-        return self._amgr.manager
+        return self._amgr._manager
 
     @property
     def async_manager(self):

@@ -14,6 +14,8 @@ request order even when a client pipelines requests.
 import collections
 import concurrent.futures
 import io
+import os
+import stat
 import sys
 import threading
 import urllib.parse
@@ -21,7 +23,7 @@ import urllib.parse
 from ._report import report
 from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, MG_EV_WRITE, Manager
 
-__all__ = ["WSGIServer", "serve"]
+__all__ = ["FileWrapper", "WSGIServer", "serve"]
 
 # A streamed body is taken from the worker only while the connection has
 # less than this queued, and a worker waits while this much is buffered for
@@ -37,11 +39,49 @@ def _latin1(s):
     return s.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
+class FileWrapper:
+    """``environ["wsgi.file_wrapper"]`` (PEP 3333): wraps a file-like object
+    as the response body.  Iterating reads blksize blocks; but when the
+    object is a real file (a regular file with fileno()), WSGIServer sends
+    it from its current position with sendfile(2) instead, never reading it
+    into Python."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+
+def _real_file(result):
+    """(fd, offset, length) of a FileWrapper over a regular file, the fd a
+    duplicate owned by the caller; None for anything else."""
+    if not isinstance(result, FileWrapper):
+        return None
+    try:
+        fd = result.filelike.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        offset = result.filelike.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return os.dup(fd), offset, max(0, st.st_size - offset)
+
+
 class _Response:
     """What a worker produced for one request; filled by the worker thread,
     written by the loop thread once it is this connection's turn."""
 
-    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted")
+    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted", "file")
 
     def __init__(self):
         self.status = 500
@@ -51,6 +91,7 @@ class _Response:
         self.streaming = False            # chunked: head written, parts follow
         self.done = False                 # the worker has finished
         self.aborted = False              # a streamed body failed midway: close, don't end it
+        self.file = None                  # (fd, offset, length): a body sent with sendfile
 
 
 class WSGIServer:
@@ -69,7 +110,10 @@ class WSGIServer:
         self.error_handler = error_handler
         self.stream_timeout = stream_timeout
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
-        self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler)
+        # The server's handler has no use for MG_EV_POLL: an idle
+        # keep-alive connection then costs nothing per poll.
+        self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler,
+                                poll_events=False)
         self._queues = {}  # connection id -> deque of _Response, in request order
         self._lock = threading.Condition()
         self._stop = threading.Event()
@@ -114,7 +158,11 @@ class WSGIServer:
         elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
             self._write_ready(conn)
         elif ev == MG_EV_CLOSE:
-            self._queues.pop(conn.id, None)
+            for resp in self._queues.pop(conn.id, ()):
+                with self._lock:
+                    if resp.file is not None:
+                        os.close(resp.file[0])
+                        resp.file = None
 
     def _environ(self, conn, msg):
         local, remote = conn.local_addr, conn.remote_addr
@@ -137,6 +185,7 @@ class WSGIServer:
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
         }
         for name, value in msg.headers():
             key = name.upper().replace("-", "_")
@@ -165,7 +214,15 @@ class WSGIServer:
             if resp.aborted:
                 conn.close()  # the client must not take a cut body for a whole one
                 return
-            if not resp.streaming:  # a whole response: one write with Content-Length
+            if resp.file is not None:  # a real file: its bytes go out with sendfile
+                fd, offset, length = resp.file
+                resp.file = None
+                try:
+                    block = "".join("%s: %s\r\n" % kv for kv in resp.headers)
+                    conn._reply_file(resp.status, block, fd, offset, length)
+                finally:
+                    os.close(fd)
+            elif not resp.streaming:  # a whole response: one write with Content-Length
                 # a list, not a dict: a repeated name (Set-Cookie) stays repeated
                 conn.reply(resp.status, b"".join(parts), list(resp.headers))
             else:
@@ -197,7 +254,12 @@ class WSGIServer:
         result = None
         try:
             result = self.app(environ, start_response)
-            if isinstance(result, (list, tuple)) and not resp.streaming:
+            real = _real_file(result) if started and not resp.streaming else None
+            if real is not None:
+                with self._lock:
+                    resp.file = real
+                self._finish(conn_id, resp, started, [])
+            elif isinstance(result, (list, tuple)) and not resp.streaming:
                 body = b"".join(result)
                 self._finish(conn_id, resp, started, [body])
             else:

@@ -60,9 +60,10 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
   PyObject *handler = Py_None;
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O:sntp_connect", kwlist, &url, &handler))
     return NULL;
+  if (cm_py_check_url(url, true) < 0) return NULL;
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);
   if (co == NULL) return NULL;
   errno = 0;
   struct cm_conn *c = cm_sntp_connect(&mo->mgr, url, cm_py_on_event, co);
-  return cm_py_conn_finish(mo, co, c, "sntp_connect to", url);
+  return cm_py_conn_finish(mo, co, c, "connect to", url);
 }

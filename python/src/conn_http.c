@@ -9,7 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "args.h"
 #include "conn_methods.h"
+#include "http/internal.h"
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
@@ -52,8 +54,10 @@ static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
   const char *v = n == NULL ? NULL : header_part(value, &vl);
   if (v == NULL) return -1;
   if (!cm_http_header_ok(cm_str_n(n, (size_t)nl), cm_str_n(v, (size_t)vl))) {
-    PyErr_Format(PyExc_ValueError, "invalid header %R: %R (control characters or a bad name)", name,
-                 value);
+    PyErr_Format(PyExc_ValueError,
+                 "header %R: %R: name or value contain an illegal character (CR, LF, NUL, "
+                 "other control characters, or a name that is not a token)",
+                 name, value);
     return -1;
   }
   if (cm_buf_append(b, n, (size_t)nl) != 0 || cm_buf_append(b, ": ", 2) != 0 ||
@@ -64,11 +68,53 @@ static int append_header(struct cm_buf *b, PyObject *name, PyObject *value) {
   return 0;
 }
 
+/* The original's C-style header block, "Name: value\r\n" lines (str or
+ * bytes), as a new list of (name, value) pairs of the same type; blank lines
+ * are skipped.  NULL with ValueError for a line without ':'. */
+static PyObject *header_lines(PyObject *block) {
+  Py_ssize_t n;
+  const char *s = header_part(block, &n);
+  if (s == NULL) return NULL;
+  bool is_str = PyUnicode_Check(block);
+  PyObject *list = PyList_New(0);
+  const char *p = s, *end = s + n;
+  while (list != NULL && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl != NULL ? nl : end;
+    if (le > p && le[-1] == '\r') le--;
+    if (le > p) {
+      const char *colon = memchr(p, ':', (size_t)(le - p));
+      if (colon == NULL) {
+        PyErr_Format(PyExc_ValueError, "header line without ':' in %R", block);
+        Py_CLEAR(list);
+        break;
+      }
+      const char *v = colon + 1;
+      while (v < le && (*v == ' ' || *v == '\t')) v++;
+      PyObject *pair = is_str ? Py_BuildValue("(s#s#)", p, (Py_ssize_t)(colon - p), v, (Py_ssize_t)(le - v))
+                              : Py_BuildValue("(y#y#)", p, (Py_ssize_t)(colon - p), v, (Py_ssize_t)(le - v));
+      if (pair == NULL || PyList_Append(list, pair) < 0) Py_CLEAR(list);
+      Py_XDECREF(pair);
+    }
+    p = nl != NULL ? nl + 1 : end;
+  }
+  return list;
+}
+
 /* headers as a new list of (name, value) items: a mapping gives its items,
  * a list or tuple of pairs is taken as it is (so a name may repeat, as
- * Set-Cookie must).  NULL with an exception set. */
+ * Set-Cookie must), a str or bytes is read as "Name: value\r\n" lines.
+ * NULL with an exception set. */
 static PyObject *header_items(PyObject *headers) {
   if (PyList_Check(headers) || PyTuple_Check(headers)) return PySequence_List(headers);
+  if (PyUnicode_Check(headers) || PyBytes_Check(headers)) return header_lines(headers);
+  if (!PyMapping_Check(headers)) {
+    PyErr_Format(PyExc_TypeError,
+                 "headers must be a dict, a list of (name, value) pairs or a str of "
+                 "'Name: value\\r\\n' lines, not %.100s",
+                 Py_TYPE(headers)->tp_name);
+    return NULL;
+  }
   return PyMapping_Items(headers);
 }
 
@@ -107,9 +153,10 @@ static int header_block(PyObject *headers, struct cm_buf *b) {
   return 0;
 }
 
-/* True when headers name the header `name` (any case); bad input reads as
+/* True when headers name the header `name` (any case) with a value that
+ * starts with value_prefix (any case; NULL: any value); bad input reads as
  * absent here and is reported by header_block(). */
-static bool has_header(PyObject *headers, const char *name) {
+static bool has_header(PyObject *headers, const char *name, const char *value_prefix) {
   if (headers == NULL || headers == Py_None) return false;
   PyObject *items = header_items(headers);
   if (items == NULL) {
@@ -124,6 +171,11 @@ static bool has_header(PyObject *headers, const char *name) {
     Py_ssize_t n;
     const char *s = header_part(k, &n);
     found = s != NULL && (size_t)n == len && strncasecmp(s, name, len) == 0;
+    if (found && value_prefix != NULL) {
+      size_t plen = strlen(value_prefix);
+      s = header_part(v, &n);
+      found = s != NULL && (size_t)n >= plen && strncasecmp(s, value_prefix, plen) == 0;
+    }
   }
   PyErr_Clear();
   Py_DECREF(items);
@@ -138,7 +190,7 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   }
   bool no_headers = default_type == NULL && (headers == NULL || headers == Py_None);
   struct cm_buf b = {0};
-  if (default_type != NULL && !has_header(headers, "Content-Type")) {
+  if (default_type != NULL && !has_header(headers, "Content-Type", NULL)) {
     if (cm_buf_append(&b, "Content-Type: ", 14) != 0 ||
         cm_buf_append(&b, default_type, strlen(default_type)) != 0 ||
         cm_buf_append(&b, "\r\n", 2) != 0) {
@@ -146,6 +198,19 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
       return PyErr_NoMemory();
     }
   }
+  /* The original's SSE pattern: reply(200, "", {"Content-Type":
+   * "text/event-stream"}) then http_sse() calls.  An empty event-stream
+   * reply without a length starts a chunked stream, so that the events
+   * reach the client instead of following a complete response. */
+  if (!no_headers && (body == NULL || PyObject_Length(body) == 0) &&
+      has_header(headers, "Content-Type", "text/event-stream") &&
+      !has_header(headers, "Content-Length", NULL) &&
+      !has_header(headers, "Transfer-Encoding", NULL) &&
+      cm_buf_append(&b, "Transfer-Encoding: chunked\r\n", 28) != 0) {
+    cm_buf_free(&b);
+    return PyErr_NoMemory();
+  }
+  PyErr_Clear(); /* PyObject_Length of a body that has none: get_body() reports it */
   /* Without headers there is no block to build (and nothing to allocate). */
   if (!no_headers && header_block(headers, &b) < 0) {
     cm_buf_free(&b);
@@ -174,44 +239,6 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   Py_RETURN_NONE;
 }
 
-/*
- * Vectorcall argument parsing for the hot reply methods (the generic
- * tuple-and-dict parser showed up in profiles): fills out[0..n) from
- * positionals, then keywords, leaving NULL what was not given.
- */
-static int parse_fast(const char *fname, const char *const *names, Py_ssize_t n, Py_ssize_t required,
-                      PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out) {
-  if (nargs > n) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd arguments (%zd given)", fname, n, nargs);
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) out[i] = i < nargs ? args[i] : NULL;
-  Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-  for (Py_ssize_t k = 0; k < nkw; k++) {
-    PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-    Py_ssize_t i = 0;
-    while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) i++;
-    if (i == n) {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
-      return -1;
-    }
-    if (out[i] != NULL) {
-      PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position (%zd)",
-                   fname, names[i], i + 1);
-      return -1;
-    }
-    out[i] = args[nargs + k];
-  }
-  for (Py_ssize_t i = 0; i < required; i++) {
-    if (out[i] == NULL) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zd)", fname, names[i],
-                   i + 1);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 /* An int argument, as the "i" format converts it. */
 static int int_arg(PyObject *o, int *v) {
   long x = PyLong_AsLong(o);
@@ -226,10 +253,10 @@ static int int_arg(PyObject *o, int *v) {
 
 /* reply(status_code, body=b"", headers=None) */
 PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-  static const char *const names[] = {"status_code", "body", "headers"};
+  static const char *const names[] = {"status_code", "body", "headers", NULL};
   PyObject *a[3];
   int status;
-  if (parse_fast("reply", names, 3, 1, args, nargs, kwnames, a) < 0 || int_arg(a[0], &status) < 0)
+  if (cm_py_bind("reply", args, nargs, kwnames, names, 3, 1, a) < 0 || int_arg(a[0], &status) < 0)
     return NULL;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
@@ -239,10 +266,10 @@ PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nar
 /* reply_json(data, status_code=200, headers=None) */
 PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames) {
-  static const char *const names[] = {"data", "status_code", "headers"};
+  static const char *const names[] = {"data", "status_code", "headers", NULL};
   PyObject *a[3];
   int status = 200;
-  if (parse_fast("reply_json", names, 3, 1, args, nargs, kwnames, a) < 0) return NULL;
+  if (cm_py_bind("reply_json", args, nargs, kwnames, names, 3, 1, a) < 0) return NULL;
   if (a[1] != NULL && int_arg(a[1], &status) < 0) return NULL;
   PyObject *data = a[0], *headers = a[2];
   struct cm_conn *c = cm_py_conn_get(self);
@@ -263,10 +290,26 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
   return r;
 }
 
+/* On an HTTP server connection whose response is already complete (a reply
+ * with Content-Length, or a chunked one that ended), a chunk would follow a
+ * whole response and the client would drop it: RuntimeError instead of a
+ * silent loss.  A head the application wrote itself with send() (no reply
+ * yet) is left alone.  0, or -1 with the exception set. */
+static int check_streaming(struct cm_conn *c, const char *what) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st == NULL || st->chunked_reply || st->awaiting_reply) return 0;
+  PyErr_Format(PyExc_RuntimeError,
+               "%s(): no chunked response is in progress (the response is complete, so the "
+               "client would drop this); start one with reply(200, '', {'Transfer-Encoding': "
+               "'chunked'}), or for SSE reply(200, '', {'Content-Type': 'text/event-stream'})",
+               what);
+  return -1;
+}
+
 /* http_chunk(data): one chunk of a chunked reply; empty data ends it. */
 PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
+  if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
   if (get_body(data, &view) < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
@@ -277,13 +320,17 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
 }
 
 /* http_sse(event_type, data): a Server-Sent Events record as one chunk. */
-PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t nargs,
+                              PyObject *kwnames) {
+  static const char *const names[] = {"event_type", "data", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("http_sse", argv, nargs, kwnames, names, 2, 2, args) < 0) return NULL;
+  if (!PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
     PyErr_SetString(PyExc_TypeError, "http_sse(event_type, data) takes two str");
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
+  if (c == NULL || check_streaming(c, "http_sse") < 0) return NULL;
   Py_ssize_t el, dl;
   const char *e = PyUnicode_AsUTF8AndSize(args[0], &el);
   const char *d = e == NULL ? NULL : PyUnicode_AsUTF8AndSize(args[1], &dl);
@@ -312,11 +359,15 @@ static size_t base64(const unsigned char *in, size_t n, char *out) {
   return o;
 }
 
-/* http_basic_auth(user, password): writes an Authorization header line (a
- * client writing its request head with send()). */
-PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
-    PyErr_SetString(PyExc_TypeError, "http_basic_auth(user, password) takes two str");
+/* http_basic_auth(username, password): writes an Authorization header line
+ * (a client writing its request head with send()). */
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_ssize_t nargs,
+                                     PyObject *kwnames) {
+  static const char *const names[] = {"username", "password", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("http_basic_auth", argv, nargs, kwnames, names, 2, 2, args) < 0) return NULL;
+  if (!PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "http_basic_auth(username, password) takes two str");
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);

@@ -11,8 +11,10 @@ PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nar
 PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames);
 PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data);
-PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
-PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames);
 /* conn_ws.c */
 PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -28,64 +30,73 @@ PyObject *cm_py_conn_tls_free(PyObject *self, PyObject *unused);
 /* conn_static.c */
 PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
 /* conn_http.c */
 {"reply", (PyCFunction)(void (*)(void))cm_py_conn_reply, METH_FASTCALL | METH_KEYWORDS,
- "reply(status_code, body=b'', headers=None)\n--\n\nQueues a full HTTP response with "
+ "reply($self, /, status_code, body=b'', headers=None)\n--\n\nQueues a full HTTP response with "
  "Content-Length (Content-Type: text/plain unless given).  With Transfer-Encoding: chunked in "
  "headers it starts a chunked response instead.  ValueError for CR/LF/NUL in headers."},
 {"reply_json", (PyCFunction)(void (*)(void))cm_py_conn_reply_json, METH_FASTCALL | METH_KEYWORDS,
- "reply_json(data, status_code=200, headers=None)\n--\n\nreply() with json.dumps(data) "
+ "reply_json($self, /, data, status_code=200, headers=None)\n--\n\nreply() with json.dumps(data) "
  "and Content-Type: application/json."},
-{"http_chunk", (PyCFunction)cm_py_conn_http_chunk, METH_O,
- "http_chunk(data)\n--\n\nSends one chunk of a chunked response; empty data ends it."},
-{"http_sse", (PyCFunction)(void (*)(void))cm_py_conn_http_sse, METH_FASTCALL,
- "http_sse(event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
-{"http_basic_auth", (PyCFunction)(void (*)(void))cm_py_conn_http_basic_auth, METH_FASTCALL,
- "http_basic_auth(user, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
+{"http_chunk", CM_PY_FASTCALL_KW(cm_py_conn_http_chunk_kw),
+ "http_chunk($self, /, data)\n--\n\nSends one chunk of a chunked response; empty data ends it."},
+{"http_sse", CM_PY_FASTCALL_KW(cm_py_conn_http_sse),
+ "http_sse($self, /, event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
+{"http_basic_auth", CM_PY_FASTCALL_KW(cm_py_conn_http_basic_auth),
+ "http_basic_auth($self, /, username, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_ws.c */
 {"ws_upgrade", (PyCFunction)(void (*)(void))cm_py_conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
- "ws_upgrade(message, extra_headers=None, *, compress=False, max_message_size=None) -> bool\n--\n\n"
+ "ws_upgrade($self, /, message, extra_headers=None, *, compress=False, max_message_size=None)\n--\n\n"
  "From an HTTP_MSG handler: completes the WebSocket handshake (101), WS_OPEN follows at once.  "
  "extra_headers: dict, (name, value) pairs or header lines, e.g. Sec-WebSocket-Protocol.  "
  "A bad handshake is answered 400 (426 for another version) and False is returned."},
 {"ws_send", (PyCFunction)(void (*)(void))cm_py_conn_ws_send, METH_FASTCALL | METH_KEYWORDS,
- "ws_send(data, op=WEBSOCKET_OP_TEXT) -> int\n--\n\nSends one message (str is UTF-8).  "
+ "ws_send($self, /, data, op=1)\n--\n\nSends one message (str is UTF-8); op defaults to WEBSOCKET_OP_TEXT.  "
  "op WEBSOCKET_OP_CLOSE takes a close payload and starts the close handshake.  Returns the "
  "bytes queued, 0 when nothing was (not open, closing, send buffer full)."},
 {"ws_close", (PyCFunction)(void (*)(void))cm_py_conn_ws_close, METH_VARARGS | METH_KEYWORDS,
- "ws_close(code=1000, reason='') -> bool\n--\n\nStarts the close handshake with code and "
+ "ws_close($self, /, code=1000, reason='')\n--\n\nStarts the close handshake with code and "
  "reason; the connection closes once the peer answers (or after a timeout)."},
 /* conn_dns.c */
-{"resolve", (PyCFunction)cm_py_conn_resolve, METH_O,
- "resolve(url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
+{"resolve", CM_PY_FASTCALL_KW(cm_py_conn_resolve_kw),
+ "resolve($self, /, url)\n--\n\nLooks up the host of url without blocking; RESOLVE follows (remote_addr "
  "then holds the address and the url's port), or ERROR naming the reason.  Uses the "
  "manager's DNS servers (Manager(dns=...)).  ValueError when url has no host."},
 {"resolve_cancel", (PyCFunction)cm_py_conn_resolve_cancel, METH_NOARGS,
- "resolve_cancel()\n--\n\nForgets the lookup in progress: no RESOLVE or ERROR comes from it."},
+ "resolve_cancel($self)\n--\n\nForgets the lookup in progress: no RESOLVE or ERROR comes from it."},
 {"sntp_request", (PyCFunction)cm_py_conn_sntp_request, METH_NOARGS,
- "sntp_request() -> bool\n--\n\nSends another SNTP request on a connection made by "
+ "sntp_request($self)\n--\n\nSends another SNTP request on a connection made by "
  "Manager.sntp_connect(); SNTP_TIME follows.  False on other connections."},
 /* tls.c */
-{"tls_init", (PyCFunction)cm_py_conn_tls_init, METH_O,
- "tls_init(opts: TlsOpts): start TLS with opts (on ACCEPT for servers; on OPEN or\n"
+{"tls_init", CM_PY_FASTCALL_KW(cm_py_conn_tls_init_kw),
+ "tls_init($self, /, opts)\n--\n\nStarts TLS with opts (on ACCEPT for servers; on OPEN or\n"
  "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
- "options arrive as an ERROR event from the next poll (then the connection\n"
- "closes).  RuntimeError once the handshake has begun."},
+ "options (unreadable or mismatched certificate or key, bad CA) never raise: a\n"
+ "RuntimeWarning names the reason, and each connection they fail gets an ERROR\n"
+ "event with it from the next poll; a listener stays open.  RuntimeError once the\n"
+ "handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
- "tls_free(): drop the TLS state (e.g. the automatic TLS of an https:// client)."},
+ "tls_free($self)\n--\n\nDrops the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */
 {"serve_dir", (PyCFunction)(void (*)(void))cm_py_conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
- "serve_dir(message, root_dir, extra_headers='', mime_types='', page404='')\n--\n\n"
+ "serve_dir($self, /, message, root_dir, extra_headers='', mime_types='', page404='')\n--\n\n"
  "Answers the request with a file under root_dir (index.html for directories): MIME type\n"
  "(mime_types like 'ext=type,ext2=type2' first), ETag/Last-Modified with 304s, Range\n"
  "(206/416), precompressed '.gz' siblings, HEAD.  Nothing outside root_dir is served\n"
  "(403); missing files get 404 (the page404 file when given).  Files are streamed.\n"
  "ValueError when message has expired or extra_headers is not CRLF-separated lines."},
 {"serve_file", (PyCFunction)(void (*)(void))cm_py_conn_serve_file, METH_VARARGS | METH_KEYWORDS,
- "serve_file(message, path, extra_headers='', mime_types='')\n--\n\n"
+ "serve_file($self, /, message, path, extra_headers='', mime_types='')\n--\n\n"
  "Answers the request with the file at path, as serve_dir() does for one file; 404 when\n"
  "missing.  ValueError when message has expired."},
+{"_reply_file", CM_PY_FASTCALL_KW(cm_py_conn_reply_file),
+ "_reply_file($self, /, status_code, headers, fd, offset, length)\n--\n\n"
+ "Private (cymongoose.wsgi's file_wrapper): a response whose body is bytes [offset,\n"
+ "offset + length) of the open file fd, sent with sendfile.  headers: 'Name: value\\r\\n'\n"
+ "lines without Content-Length.  False when nothing could be queued."},
 #endif

@@ -6,8 +6,10 @@
  */
 #include "core.h"
 
+#include <fcntl.h>
 #include <string.h>
 
+#include "funcs.h"
 #include "conn_methods.h"
 #include "http/internal.h"
 
@@ -140,4 +142,42 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds) 
   Py_DECREF(path);
   if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
+}
+
+/* _reply_file(status_code, headers, fd, offset, length) -> bool: private,
+ * for cymongoose.wsgi's wsgi.file_wrapper.  Queues a response whose body is
+ * bytes [offset, offset + length) of the open file fd (which stays the
+ * caller's: the loop sends a duplicate with sendfile), with headers a
+ * block of "Name: value\r\n" lines without Content-Length or
+ * Transfer-Encoding.  ValueError for a malformed block; False when nothing
+ * could be queued (the connection is closing). */
+PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
+  static const char *const names[] = {"status_code", "headers", "fd", "offset", "length", NULL};
+  PyObject *a[5];
+  if (cm_py_bind("_reply_file", args, nargs, kwnames, names, 5, 5, a) < 0) return NULL;
+  long status = PyLong_AsLong(a[0]);
+  int fd = PyObject_AsFileDescriptor(a[2]);
+  unsigned long long off = PyLong_AsUnsignedLongLong(a[3]);
+  unsigned long long len = off == (unsigned long long)-1 ? 0 : PyLong_AsUnsignedLongLong(a[4]);
+  if (PyErr_Occurred()) return NULL;
+  const char *headers;
+  Py_ssize_t hlen;
+  if (cm_py_cstr(a[1], &headers, &hlen, "headers") < 0) return NULL;
+  if (status < 200 || status > 999) {
+    PyErr_Format(PyExc_ValueError, "status_code must be in 200..999, not %ld", status);
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) return NULL;
+  struct cm__http_block bi;
+  if (!cm__http_scan_block(headers, &bi) || bi.has_length || bi.chunked) {
+    PyErr_SetString(PyExc_ValueError,
+                    "headers must be 'Name: value\\r\\n' lines without Content-Length or "
+                    "Transfer-Encoding (a name or value contain an illegal character?)");
+    return NULL;
+  }
+  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  return PyBool_FromLong(cm_http_reply_file(c, (int)status, headers, dup_fd, off, len));
 }

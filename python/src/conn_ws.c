@@ -266,6 +266,7 @@ PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds) {
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$pOO", kwlist, &url, &handler, &compress,
                                    &extra, &limit))
     return NULL;
+  if (cm_py_check_url(url, true) < 0) return NULL;
   struct cm_ws_opts opts;
   const char *hdrs;
   PyObject *block = ws_call_opts(compress, limit, extra, &opts, &hdrs);
@@ -278,5 +279,5 @@ PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds) {
   errno = 0;
   struct cm_conn *c = cm_ws_connect_opts(&mo->mgr, url, cm_py_on_event, co, hdrs, &opts);
   Py_DECREF(block);
-  return cm_py_conn_finish(mo, co, c, "ws_connect to", url);
+  return cm_py_conn_finish(mo, co, c, "connect to", url);
 }

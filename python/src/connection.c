@@ -4,8 +4,11 @@
  * Made by the event trampoline (dispatch.c) or by Manager.listen()/connect();
  * never by user code.  While attached, c points at the live connection and
  * c->ext holds a strong reference to this object; after CLOSE it is
- * detached: methods raise RuntimeError("Connection has been closed") and
- * properties read as defaults (id 0, is_closing True, addresses None).
+ * detached, as in the original package: close() and drain() do nothing,
+ * recv_data()/send_data() return b"", recv_len/send_len read 0, is_closing
+ * True; id, is_client, is_listening, is_udp, the addresses and userdata keep
+ * their last values; sending raises RuntimeError("Connection has been
+ * closed").
  *
  * Received bytes of a raw TCP/UDP connection stay in the receive buffer
  * until the application consumes them with recv_consume(); recv_data()
@@ -19,6 +22,7 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include "args.h"
 #include "conn_methods.h"
 #include "structmember.h"
 
@@ -40,6 +44,15 @@ void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c) {
 void cm_py_conn_detach(cm_py_conn *co) {
   struct cm_conn *c = co->c;
   if (c == NULL) return;
+  /* What a closed connection keeps reading (as in the original). */
+  co->last.id = c->id;
+  co->last.loc = c->loc;
+  co->last.rem = c->rem;
+  co->last.is_client = c->is_client;
+  co->last.is_listening = c->is_listening;
+  co->last.is_udp = c->is_udp;
+  co->last.is_tls = c->is_tls;
+  co->last.is_websocket = c->is_websocket;
   co->c = NULL;
   if (c->ext == co) {
     c->ext = NULL;
@@ -93,7 +106,7 @@ static void conn_dealloc(cm_py_conn *co) {
 }
 
 static PyObject *conn_repr(cm_py_conn *co) {
-  if (co->c == NULL) return PyUnicode_FromString("<Connection closed>");
+  if (co->c == NULL) return PyUnicode_FromFormat("<Connection id=%lu closed>", co->last.id);
   return PyUnicode_FromFormat("<Connection id=%lu%s%s>", co->c->id,
                               co->c->is_listening ? " listening" : "",
                               co->c->is_udp ? " udp" : "");
@@ -117,15 +130,16 @@ static int get_bytes(PyObject *obj, Py_buffer *view) {
   return 0;
 }
 
-/* Optional integer argument number i of a FASTCALL method (default -1). */
-static int opt_ssize(PyObject *const *args, Py_ssize_t nargs, const char *fname, Py_ssize_t *out) {
+/* The optional integer argument `name` (default -1, None reads as -1) of a
+ * FASTCALL method. */
+static int opt_ssize(const char *fname, const char *name, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames, Py_ssize_t *out) {
+  const char *names[2] = {name, NULL};
+  PyObject *a[1];
   *out = -1;
-  if (nargs > 1) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument (%zd given)", fname, nargs);
-    return -1;
-  }
-  if (nargs == 1 && args[0] != Py_None) {
-    *out = PyLong_AsSsize_t(args[0]);
+  if (cm_py_bind(fname, args, nargs, kwnames, names, 1, 0, a) < 0) return -1;
+  if (a[0] != NULL && a[0] != Py_None) {
+    *out = PyLong_AsSsize_t(a[0]);
     if (*out == -1 && PyErr_Occurred()) return -1;
   }
   return 0;
@@ -161,23 +175,25 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   return PyBool_FromLong(ok);
 }
 
+/* close() and drain() on a closed connection do nothing, as in the
+ * original: closing twice is not an error. */
 static PyObject *conn_close(cm_py_conn *co, PyObject *unused) {
   (void)unused;
-  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
-  if (c == NULL) return NULL;
-  cm_py_manager *mo = cm_py_conn_enter(c);
-  cm_close(c);
-  if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (co->c != NULL) {
+    cm_py_manager *mo = cm_py_conn_enter(co->c); /* the output hook may run */
+    cm_close(co->c);
+    if (cm_py_conn_leave(mo) < 0) return NULL;
+  }
   Py_RETURN_NONE;
 }
 
 static PyObject *conn_drain(cm_py_conn *co, PyObject *unused) {
   (void)unused;
-  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
-  if (c == NULL) return NULL;
-  cm_py_manager *mo = cm_py_conn_enter(c);
-  cm_drain(c);
-  if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (co->c != NULL) {
+    cm_py_manager *mo = cm_py_conn_enter(co->c); /* the output hook may run */
+    cm_drain(co->c);
+    if (cm_py_conn_leave(mo) < 0) return NULL;
+  }
   Py_RETURN_NONE;
 }
 
@@ -192,23 +208,26 @@ static PyObject *conn_error(cm_py_conn *co, PyObject *message) {
   Py_RETURN_NONE;
 }
 
-static PyObject *conn_recv_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *conn_recv_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
   Py_ssize_t length;
-  if (opt_ssize(args, nargs, "recv_data", &length) < 0) return NULL;
-  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
-  return c == NULL ? NULL : buf_copy(&c->recv, length);
+  if (opt_ssize("recv_data", "length", args, nargs, kwnames, &length) < 0) return NULL;
+  /* A closed connection has nothing buffered (b"", as in the original). */
+  return co->c == NULL ? PyBytes_FromStringAndSize("", 0) : buf_copy(&co->c->recv, length);
 }
 
-static PyObject *conn_send_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *conn_send_data(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
   Py_ssize_t length;
-  if (opt_ssize(args, nargs, "send_data", &length) < 0) return NULL;
-  struct cm_conn *c = cm_py_conn_get((PyObject *)co);
-  return c == NULL ? NULL : buf_copy(&c->send, length);
+  if (opt_ssize("send_data", "length", args, nargs, kwnames, &length) < 0) return NULL;
+  /* A closed connection has nothing buffered (b"", as in the original). */
+  return co->c == NULL ? PyBytes_FromStringAndSize("", 0) : buf_copy(&co->c->send, length);
 }
 
-static PyObject *conn_recv_consume(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *conn_recv_consume(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames) {
   Py_ssize_t n;
-  if (opt_ssize(args, nargs, "recv_consume", &n) < 0) return NULL;
+  if (opt_ssize("recv_consume", "n", args, nargs, kwnames, &n) < 0) return NULL;
   struct cm_conn *c = cm_py_conn_get((PyObject *)co);
   if (c == NULL) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
@@ -231,28 +250,35 @@ static PyObject *conn_set_handler(cm_py_conn *co, PyObject *h) {
   Py_RETURN_NONE;
 }
 
+CM_PY_KW1(conn_send, "send", "data")
+CM_PY_KW1(conn_error, "error", "message")
+CM_PY_KW1(conn_set_handler, "set_handler", "handler")
+CM_PY_KW1(cm_py_conn_http_chunk, "http_chunk", "data")
+CM_PY_KW1(cm_py_conn_resolve, "resolve", "url")
+CM_PY_KW1(cm_py_conn_tls_init, "tls_init", "opts")
+
 static PyMethodDef conn_methods[] = {
-    {"send", (PyCFunction)conn_send, METH_O,
-     "send(data) -> bool\n--\n\nQueues bytes (str is UTF-8 encoded) for sending; the loop "
+    {"send", CM_PY_FASTCALL_KW(conn_send_kw),
+     "send($self, /, data)\n--\n\nQueues bytes (str is UTF-8 encoded) for sending; the loop "
      "writes them.  False when the connection is closing or the send limit is reached."},
     {"close", (PyCFunction)conn_close, METH_NOARGS,
-     "close()\n--\n\nCloses the connection at the end of this poll (CLOSE follows)."},
+     "close($self)\n--\n\nCloses the connection at the end of this poll (CLOSE follows)."},
     {"drain", (PyCFunction)conn_drain, METH_NOARGS,
-     "drain()\n--\n\nStops reading, sends what is queued, then closes."},
-    {"error", (PyCFunction)conn_error, METH_O,
-     "error(message)\n--\n\nDelivers ERROR with message to the handler now, then closes."},
-    {"recv_data", (PyCFunction)(void (*)(void))conn_recv_data, METH_FASTCALL,
-     "recv_data(length=-1) -> bytes\n--\n\nA copy of the first length received bytes "
+     "drain($self)\n--\n\nStops reading, sends what is queued, then closes."},
+    {"error", CM_PY_FASTCALL_KW(conn_error_kw),
+     "error($self, /, message)\n--\n\nDelivers ERROR with message to the handler now, then closes."},
+    {"recv_data", CM_PY_FASTCALL_KW(conn_recv_data),
+     "recv_data($self, /, length=-1)\n--\n\nA copy of the first length received bytes "
      "(all when -1); nothing is consumed."},
-    {"send_data", (PyCFunction)(void (*)(void))conn_send_data, METH_FASTCALL,
-     "send_data(length=-1) -> bytes\n--\n\nA copy of the first length queued bytes "
+    {"send_data", CM_PY_FASTCALL_KW(conn_send_data),
+     "send_data($self, /, length=-1)\n--\n\nA copy of the first length queued bytes "
      "(all when -1)."},
-    {"recv_consume", (PyCFunction)(void (*)(void))conn_recv_consume, METH_FASTCALL,
-     "recv_consume(n=-1)\n--\n\nDrops the first n received bytes (all when -1).  On raw "
+    {"recv_consume", CM_PY_FASTCALL_KW(conn_recv_consume),
+     "recv_consume($self, /, n=-1)\n--\n\nDrops the first n received bytes (all when -1).  On raw "
      "TCP/UDP connections received bytes stay buffered until consumed; reading pauses "
      "(is_full) while recv_len >= recv_limit."},
-    {"set_handler", (PyCFunction)conn_set_handler, METH_O,
-     "set_handler(handler)\n--\n\nSets this connection's handler (None: the manager's "
+    {"set_handler", CM_PY_FASTCALL_KW(conn_set_handler_kw),
+     "set_handler($self, /, handler)\n--\n\nSets this connection's handler (None: the manager's "
      "default).  On a listener it is also what new connections inherit."},
 #define CM_PY_CONN_METHODS_TABLE
 #include "conn_methods.h"
@@ -290,8 +316,17 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
   int which = (int)(intptr_t)closure;
   const struct cm_conn *c = co->c;
   if (c == NULL) {
+    /* Detached: identity and addresses keep their last values, buffers and
+     * readiness read as empty. */
     switch (which) {
-      case P_ID:
+      case P_ID: return PyLong_FromUnsignedLong(co->last.id);
+      case P_IS_LISTENING: return PyBool_FromLong(co->last.is_listening);
+      case P_IS_CLIENT: return PyBool_FromLong(co->last.is_client);
+      case P_IS_UDP: return PyBool_FromLong(co->last.is_udp);
+      case P_IS_TLS: return PyBool_FromLong(co->last.is_tls);
+      case P_IS_WEBSOCKET: return PyBool_FromLong(co->last.is_websocket);
+      case P_LOCAL_ADDR: return co->last.id == 0 ? Py_NewRef(Py_None) : addr_tuple(&co->last.loc);
+      case P_REMOTE_ADDR: return co->last.id == 0 ? Py_NewRef(Py_None) : addr_tuple(&co->last.rem);
       case P_RECV_LEN:
       case P_SEND_LEN:
       case P_RECV_SIZE:
@@ -301,9 +336,6 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
         return PyLong_FromLong(0);
       case P_IS_CLOSING:
         Py_RETURN_TRUE;
-      case P_LOCAL_ADDR:
-      case P_REMOTE_ADDR:
-        Py_RETURN_NONE;
       default:
         Py_RETURN_FALSE;
     }
@@ -390,7 +422,7 @@ static int conn_set_userdata(cm_py_conn *co, PyObject *v, void *closure) {
   {name, (getter)conn_prop, NULL, doc, (void *)(intptr_t)(which)}
 
 static PyGetSetDef conn_getset[] = {
-    PROP("id", P_ID, "Unique id within the manager (0 once closed)."),
+    PROP("id", P_ID, "Unique id within the manager (kept once closed)."),
     PROP("is_listening", P_IS_LISTENING, "A listening socket."),
     PROP("is_closing", P_IS_CLOSING, "Marked for closing (True once closed)."),
     PROP("is_client", P_IS_CLIENT, "Made by connect()."),
@@ -405,8 +437,8 @@ static PyGetSetDef conn_getset[] = {
     PROP("send_len", P_SEND_LEN, "Queued bytes not yet written."),
     PROP("recv_size", P_RECV_SIZE, "Allocated size of the receive buffer."),
     PROP("send_size", P_SEND_SIZE, "Allocated size of the send buffer."),
-    PROP("local_addr", P_LOCAL_ADDR, "(ip, port, is_ipv6) of this end, None once closed."),
-    PROP("remote_addr", P_REMOTE_ADDR, "(ip, port, is_ipv6) of the peer, None once closed."),
+    PROP("local_addr", P_LOCAL_ADDR, "(ip, port, is_ipv6) of this end (kept once closed)."),
+    PROP("remote_addr", P_REMOTE_ADDR, "(ip, port, is_ipv6) of the peer (kept once closed)."),
     {"recv_limit", (getter)conn_prop, (setter)conn_set_recv_limit,
      "Reading pauses (is_full) while recv_len >= recv_limit; default Manager.recv_limit.",
      (void *)(intptr_t)P_RECV_LIMIT},

@@ -51,6 +51,11 @@ typedef struct {
   PyObject *handler;       /* own or inherited handler; NULL: the manager's */
   PyObject *userdata;      /* NULL reads as None */
   PyObject *weakreflist;
+  struct {                 /* c's identity, saved when detached */
+    unsigned long id;
+    struct cm_addr loc, rem;
+    bool is_client, is_listening, is_udp, is_tls, is_websocket;
+  } last;
   bool http;               /* HTTP parsing was asked for */
 } cm_py_conn;
 
@@ -135,6 +140,16 @@ int cm_py_conn_leave(cm_py_manager *mo);
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
                             const char *what, const char *url);
+
+/* ---- url_check.c */
+/*
+ * Checks url before it reaches the core: not empty, a known scheme when it
+ * has one, a port in 0..65535 when it has one, and a host and a port (or a
+ * scheme with a default port) when need_host (connect; a listener without
+ * a host listens on every interface).
+ * Returns 0, or -1 with ValueError naming the problem.
+ */
+int cm_py_check_url(const char *url, bool need_host);
 
 /* ---- timer.c */
 /* Visits the Timers mo keeps alive (for mo's tp_traverse). */

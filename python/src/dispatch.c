@@ -4,7 +4,7 @@
  *
  * Every event of a connection reaches Python through the same Connection
  * object, made on the connection's first event and kept in c->ext until its
- * CLOSE has been delivered.  POLL reaches every connection on every poll, so
+ * CLOSE has been delivered.  POLL reaches every connection periodically, so
  * the common path allocates nothing: small ints are cached by CPython and
  * data is None.
  */
@@ -40,7 +40,17 @@ void cm_py_report(cm_py_manager *mo) {
     PyObject *res = PyObject_CallOneArg(eh, value);
     if (res == NULL) {
       if (PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_WriteUnraisable(eh);
+        /* error_handler itself failed: print both tracebacks on stderr, as
+         * the original does (the callback's as the context of the
+         * handler's: "During handling of the above exception..."). */
+        PyObject *t2, *v2, *tb2;
+        PyErr_Fetch(&t2, &v2, &tb2);
+        PyErr_NormalizeException(&t2, &v2, &tb2);
+        if (tb2 != NULL && v2 != NULL) PyException_SetTraceback(v2, tb2);
+        if (v2 != NULL && value != NULL && v2 != value)
+          PyException_SetContext(v2, Py_NewRef(value));
+        PyErr_Restore(t2, v2, tb2);
+        PyErr_PrintEx(0);
       } else {
         cm_py_report(mo); /* a KeyboardInterrupt inside error_handler */
       }

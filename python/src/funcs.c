@@ -4,42 +4,6 @@
 
 #include "funcs.h"
 
-int cm_py_bind(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-               const char *const *names, int npos, int nreq, PyObject **out) {
-  int nnames = 0;
-  while (names[nnames] != NULL) out[nnames++] = NULL;
-  if (nargs > npos) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional arguments (%zd given)", fname,
-                 npos, nargs);
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
-  Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-  for (Py_ssize_t k = 0; k < nkw; k++) {
-    const char *kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-    if (kw == NULL) return -1;
-    int slot = -1;
-    for (int j = 0; j < nnames; j++)
-      if (strcmp(kw, names[j]) == 0) slot = j;
-    if (slot < 0) {
-      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'", fname, kw);
-      return -1;
-    }
-    if (out[slot] != NULL) {
-      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, kw);
-      return -1;
-    }
-    out[slot] = args[nargs + k];
-  }
-  for (int j = 0; j < nreq; j++) {
-    if (out[j] == NULL) {
-      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[j]);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 int cm_py_bytes_get(PyObject *o, cm_py_bytes *b, const char *what) {
   b->has_view = 0;
   if (PyUnicode_Check(o)) {
@@ -123,14 +87,17 @@ static PyObject *py_event_name(PyObject *m, PyObject *arg) {
   return PyUnicode_FromFormat("MG_EV_UNKNOWN(%lld)", ev);
 }
 
+CM_PY_KW1(py_log_set, "log_set", "level")
+CM_PY_KW1(py_event_name, "event_name", "ev")
+
 static PyMethodDef misc_methods[] = {
     {"millis", py_millis, METH_NOARGS,
-     "millis() -> int\n\nMonotonic milliseconds since an arbitrary point (never goes back)."},
-    {"log_set", py_log_set, METH_O,
-     "log_set(level)\n\nSets the C library's log level (MG_LL_NONE..MG_LL_VERBOSE); logs go to stderr."},
-    {"log_get", py_log_get, METH_NOARGS, "log_get() -> int\n\nThe C library's log level."},
-    {"event_name", py_event_name, METH_O,
-     "event_name(ev) -> str\n\n\"MG_EV_HTTP_MSG\" for 11, \"MG_EV_USER+N\" for MG_EV_USER + N,\n"
+     "millis()\n--\n\nMonotonic milliseconds since an arbitrary point (never goes back)."},
+    {"log_set", CM_PY_FASTCALL_KW(py_log_set_kw),
+     "log_set(level)\n--\n\nSets the C library's log level (MG_LL_NONE..MG_LL_VERBOSE); logs go to stderr."},
+    {"log_get", py_log_get, METH_NOARGS, "log_get()\n--\n\nThe C library's log level."},
+    {"event_name", CM_PY_FASTCALL_KW(py_event_name_kw),
+     "event_name(ev)\n--\n\n\"MG_EV_HTTP_MSG\" for 11, \"MG_EV_USER+N\" for MG_EV_USER + N,\n"
      "\"MG_EV_UNKNOWN(N)\" for anything else."},
     {NULL, NULL, 0, NULL},
 };

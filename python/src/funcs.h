@@ -5,16 +5,8 @@
 #ifndef CM_PY_FUNCS_H
 #define CM_PY_FUNCS_H
 
+#include "args.h"
 #include "module.h"
-
-/*
- * Binds METH_FASTCALL|METH_KEYWORDS arguments to the named slots out[0..]
- * (NULL-terminated names).  The first npos names may be given by position,
- * the rest only by keyword; the first nreq are required.  Slots not given
- * stay NULL.  Returns 0, or -1 with TypeError set.  References are borrowed.
- */
-int cm_py_bind(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-               const char *const *names, int npos, int nreq, PyObject **out);
 
 /* Bytes of a str (UTF-8) or of any buffer (bytes, bytearray, memoryview). */
 typedef struct {
@@ -37,7 +29,5 @@ extern PyMethodDef cm_py_json_methods[];  /* funcs_json.c */
 extern PyMethodDef cm_py_url_methods[];   /* funcs_url.c */
 extern PyMethodDef cm_py_codec_methods[]; /* funcs_codec.c */
 extern PyMethodDef cm_py_http_methods[];  /* funcs_http.c */
-
-#define CM_PY_FASTCALL_KW(fn) (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS
 
 #endif

@@ -161,22 +161,36 @@ static PyObject *py_random_str(PyObject *m, PyObject *arg) {
   return r;
 }
 
+CM_PY_KW1(py_md5, "md5", "data")
+
+CM_PY_KW1(py_sha1, "sha1", "data")
+
+CM_PY_KW1(py_sha256, "sha256", "data")
+
+CM_PY_KW1(py_base64_encode, "base64_encode", "data")
+
+CM_PY_KW1(py_base64_decode, "base64_decode", "data")
+
+CM_PY_KW1(py_random_bytes, "random_bytes", "length")
+
+CM_PY_KW1(py_random_str, "random_str", "length")
+
 PyMethodDef cm_py_codec_methods[] = {
-    {"md5", py_md5, METH_O, "md5(data) -> bytes\n\nThe 16-byte MD5 digest of data (str as UTF-8)."},
-    {"sha1", py_sha1, METH_O, "sha1(data) -> bytes\n\nThe 20-byte SHA-1 digest of data."},
-    {"sha256", py_sha256, METH_O, "sha256(data) -> bytes\n\nThe 32-byte SHA-256 digest of data."},
+    {"md5", CM_PY_FASTCALL_KW(py_md5_kw), "md5(data)\n--\n\nThe 16-byte MD5 digest of data (str as UTF-8)."},
+    {"sha1", CM_PY_FASTCALL_KW(py_sha1_kw), "sha1(data)\n--\n\nThe 20-byte SHA-1 digest of data."},
+    {"sha256", CM_PY_FASTCALL_KW(py_sha256_kw), "sha256(data)\n--\n\nThe 32-byte SHA-256 digest of data."},
     {"hmac_sha256", CM_PY_FASTCALL_KW(py_hmac_sha256),
-     "hmac_sha256(key, data) -> bytes\n\nThe 32-byte HMAC-SHA256 of data under key."},
-    {"base64_encode", py_base64_encode, METH_O,
-     "base64_encode(data) -> str\n\nStandard base64 with '=' padding."},
-    {"base64_decode", py_base64_decode, METH_O,
-     "base64_decode(data) -> bytes\n\nDecodes standard base64 (padding optional but checked when "
+     "hmac_sha256(key, data)\n--\n\nThe 32-byte HMAC-SHA256 of data under key."},
+    {"base64_encode", CM_PY_FASTCALL_KW(py_base64_encode_kw),
+     "base64_encode(data)\n--\n\nStandard base64 with '=' padding."},
+    {"base64_decode", CM_PY_FASTCALL_KW(py_base64_decode_kw),
+     "base64_decode(data)\n--\n\nDecodes standard base64 (padding optional but checked when "
      "present).\nValueError for anything else, whitespace included."},
     {"crc32", CM_PY_FASTCALL_KW(py_crc32),
-     "crc32(data, initial=0) -> int\n\nCRC-32 of data continuing from initial, as zlib.crc32."},
-    {"random_bytes", py_random_bytes, METH_O,
-     "random_bytes(n) -> bytes\n\nn bytes from OpenSSL's CSPRNG."},
-    {"random_str", py_random_str, METH_O,
-     "random_str(n) -> str\n\nn characters drawn uniformly from A-Z a-z 0-9 (OpenSSL's CSPRNG)."},
+     "crc32(data, initial=0)\n--\n\nCRC-32 of data continuing from initial, as zlib.crc32."},
+    {"random_bytes", CM_PY_FASTCALL_KW(py_random_bytes_kw),
+     "random_bytes(length)\n--\n\nlength bytes from OpenSSL's CSPRNG."},
+    {"random_str", CM_PY_FASTCALL_KW(py_random_str_kw),
+     "random_str(length)\n--\n\nlength characters drawn uniformly from A-Z a-z 0-9 (OpenSSL's CSPRNG)."},
     {NULL, NULL, 0, NULL},
 };

@@ -40,7 +40,7 @@ static PyObject *py_http_parse_multipart(PyObject *m, PyObject *const *args, Py_
 
 PyMethodDef cm_py_http_methods[] = {
     {"http_parse_multipart", CM_PY_FASTCALL_KW(py_http_parse_multipart),
-     "http_parse_multipart(body, offset=0) -> (next_offset, part)\n\n"
+     "http_parse_multipart(body, offset=0)\n--\n\n"
      "Parses the multipart/form-data part of body that starts at offset (0 for the\n"
      "first): part is {\"name\": str, \"filename\": str, \"body\": bytes}.  Pass\n"
      "next_offset to the next call; (0, None) when there are no more parts."},

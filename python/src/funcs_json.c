@@ -161,22 +161,22 @@ static PyObject *py_json_get_str(PyObject *m, PyObject *const *args, Py_ssize_t 
 #define JSON_DOC_ARGS "data: str or bytes, path: \"$\", \"$.a.b\", \"$.a[3].b\" or \"$[0]\""
 PyMethodDef cm_py_json_methods[] = {
     {"json_get", CM_PY_FASTCALL_KW(py_json_get),
-     "json_get(data, path, *, max_depth=128) -> str | None\n\n"
+     "json_get(data, path, *, max_depth=128)\n--\n\n"
      "The raw JSON text of the value at path (a string keeps its quotes), or None\n"
      "when the document is malformed or nothing is there.  " JSON_DOC_ARGS ".\n"
      "ValueError for a malformed path."},
     {"json_get_num", CM_PY_FASTCALL_KW(py_json_get_num),
-     "json_get_num(data, path, default=None, *, max_depth=128) -> float | default\n\n"
+     "json_get_num(data, path, default=None, *, max_depth=128)\n--\n\n"
      "The number at path as a float, else default."},
     {"json_get_bool", CM_PY_FASTCALL_KW(py_json_get_bool),
-     "json_get_bool(data, path, default=None, *, max_depth=128) -> bool | default\n\n"
+     "json_get_bool(data, path, default=None, *, max_depth=128)\n--\n\n"
      "true/false at path, else default."},
     {"json_get_long", CM_PY_FASTCALL_KW(py_json_get_long),
-     "json_get_long(data, path, default=0, *, max_depth=128) -> int | default\n\n"
+     "json_get_long(data, path, default=0, *, max_depth=128)\n--\n\n"
      "The number at path as an int (exact for integers of any size, truncated\n"
      "toward zero for fractions), else default."},
     {"json_get_str", CM_PY_FASTCALL_KW(py_json_get_str),
-     "json_get_str(data, path, *, max_depth=128) -> str | None\n\n"
+     "json_get_str(data, path, *, max_depth=128)\n--\n\n"
      "The string at path with every escape decoded (\\uXXXX, surrogate pairs), or\n"
      "None when the value is missing, not a string, or the document is malformed."},
     {NULL, NULL, 0, NULL},

@@ -143,27 +143,41 @@ static PyObject *py_http_var(PyObject *m, PyObject *const *args, Py_ssize_t narg
   return r;
 }
 
+CM_PY_KW1(py_url_encode, "url_encode", "data")
+
+CM_PY_KW1(py_url_port, "url_port", "url")
+
+CM_PY_KW1(py_url_host, "url_host", "url")
+
+CM_PY_KW1(py_url_user, "url_user", "url")
+
+CM_PY_KW1(py_url_pass, "url_pass", "url")
+
+CM_PY_KW1(py_url_uri, "url_uri", "url")
+
+CM_PY_KW1(py_url_is_ssl, "url_is_ssl", "url")
+
 PyMethodDef cm_py_url_methods[] = {
-    {"url_encode", py_url_encode, METH_O,
-     "url_encode(data) -> str\n\nPercent-encodes every byte of data (str as UTF-8) except\n"
+    {"url_encode", CM_PY_FASTCALL_KW(py_url_encode_kw),
+     "url_encode(data)\n--\n\nPercent-encodes every byte of data (str as UTF-8) except\n"
      "A-Z a-z 0-9 - . _ ~, like urllib.parse.quote(data, safe=\"\")."},
-    {"url_port", py_url_port, METH_O,
-     "url_port(url) -> int\n\nThe explicit port, else the scheme's default (http/ws 80,\n"
+    {"url_port", CM_PY_FASTCALL_KW(py_url_port_kw),
+     "url_port(url)\n--\n\nThe explicit port, else the scheme's default (http/ws 80,\n"
      "https/wss 443, mqtt 1883, mqtts 8883), else 0."},
-    {"url_host", py_url_host, METH_O,
-     "url_host(url) -> str\n\nThe host; an IPv6 literal keeps its brackets (\"[::1]\")."},
-    {"url_user", py_url_user, METH_O, "url_user(url) -> str\n\nThe user name, or \"\"."},
-    {"url_pass", py_url_pass, METH_O, "url_pass(url) -> str\n\nThe password, or \"\"."},
-    {"url_uri", py_url_uri, METH_O,
-     "url_uri(url) -> str\n\nEverything after the host (path, query, fragment); \"/\" when empty."},
-    {"url_is_ssl", py_url_is_ssl, METH_O,
-     "url_is_ssl(url) -> bool\n\nTrue for https, wss, mqtts, tls and ssl URLs."},
+    {"url_host", CM_PY_FASTCALL_KW(py_url_host_kw),
+     "url_host(url)\n--\n\nThe host; an IPv6 literal keeps its brackets (\"[::1]\")."},
+    {"url_user", CM_PY_FASTCALL_KW(py_url_user_kw), "url_user(url)\n--\n\nThe user name, or \"\"."},
+    {"url_pass", CM_PY_FASTCALL_KW(py_url_pass_kw), "url_pass(url)\n--\n\nThe password, or \"\"."},
+    {"url_uri", CM_PY_FASTCALL_KW(py_url_uri_kw),
+     "url_uri(url)\n--\n\nEverything after the host (path, query, fragment); \"/\" when empty."},
+    {"url_is_ssl", CM_PY_FASTCALL_KW(py_url_is_ssl_kw),
+     "url_is_ssl(url)\n--\n\nTrue for https, wss, mqtts, tls and ssl URLs."},
     {"match", CM_PY_FASTCALL_KW(py_match),
-     "match(s, pattern) -> (bool, list)\n\nGlob match of all of s: '?' one byte, '*' a run "
+     "match(s, pattern)\n--\n\nGlob match of all of s: '?' one byte, '*' a run "
      "without '/',\n'#' any run.  The captures (one per wildcard, in order) come back\n"
      "when it matches: str for str input, bytes for bytes."},
     {"http_var", CM_PY_FASTCALL_KW(py_http_var),
-     "http_var(buf, name) -> str | None\n\nThe decoded value of form variable name in an "
+     "http_var(buf, name)\n--\n\nThe decoded value of form variable name in an "
      "\"a=1&b=2\" buffer\n(query string or urlencoded body); first occurrence; None when absent."},
     {NULL, NULL, 0, NULL},
 };

@@ -87,13 +87,20 @@ void cm_py_core_leave(cm_py_manager *mo) {
 
 static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "dns",
-                           "dns_timeout_ms", NULL};
+                           "dns_timeout_ms", "poll_events", "poll_interval_ms", NULL};
   PyObject *handler = Py_None, *error_handler = Py_None;
   int enable_wakeup = 0;
   const char *dns = NULL;          /* DNS servers, "udp://IP:PORT,..." */
   unsigned int dns_timeout_ms = 0; /* 0: the default */
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO$zI:Manager", kwlist, &handler,
-                                   &enable_wakeup, &error_handler, &dns, &dns_timeout_ms)) {
+  int poll_events = 1;
+  long long poll_interval_ms = CM_POLL_INTERVAL_MS;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OpO$zIpL:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &dns, &dns_timeout_ms,
+                                   &poll_events, &poll_interval_ms)) {
+    return -1;
+  }
+  if (poll_interval_ms < 0) {
+    PyErr_SetString(PyExc_ValueError, "poll_interval_ms must be >= 0");
     return -1;
   }
   if (check_handler(handler, "handler") < 0) return -1;
@@ -116,6 +123,8 @@ static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   mo->mgr.before_sleep = hook_before_sleep;
   mo->mgr.after_sleep = hook_after_sleep;
   mo->mgr.on_output = hook_on_output;
+  mo->mgr.poll_off = !poll_events;
+  mo->mgr.poll_interval_ms = (uint64_t)poll_interval_ms;
   if (enable_wakeup && cm_wakeup_init(&mo->mgr) != 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     do_close(mo);
@@ -199,7 +208,7 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   if (timeout < 0) timeout = 0;
   if (timeout > INT_MAX) timeout = INT_MAX;
   if (mo->polling) {
-    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not re-entrant");
+    PyErr_SetString(PyExc_RuntimeError, "Manager.poll() is not reentrant: it was called from a callback of this manager");
     return NULL;
   }
   if (check_usable(mo) < 0) return NULL;
@@ -332,7 +341,7 @@ PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c
     int err = errno;
     Py_DECREF(co);
     cm_py_core_leave(mo);
-    PyErr_Format(PyExc_RuntimeError, "%s %s failed: %s", what, url,
+    PyErr_Format(PyExc_RuntimeError, "Failed to %s %s: %s", what, url,
                  err != 0 ? strerror(err) : "unknown error");
     return NULL;
   }
@@ -377,32 +386,48 @@ static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
   return 0;
 }
 
+static bool given(PyObject *o) { return o != NULL && o != Py_None; }
+
 /* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
- * http_max_head=None, and for listen() http_header_timeout_ms=None,
- * http_idle_timeout_ms=None). */
+ * http_max_head=None; for listen() http_header_timeout_ms, http_body_timeout_ms,
+ * http_body_min_rate, http_idle_timeout_ms; for connect()
+ * http_connect_timeout_ms, http_response_timeout_ms; all None by default). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
   static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
-                           "http_header_timeout_ms", "http_idle_timeout_ms", NULL};
+                           "http_header_timeout_ms", "http_idle_timeout_ms",
+                           "http_body_timeout_ms", "http_body_min_rate",
+                           "http_connect_timeout_ms", "http_response_timeout_ms", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOO", kwlist, &url, &handler, &http_obj,
-                                   &max_body, &max_head, &hdr_timeout, &idle_timeout)) {
+  PyObject *body_timeout = NULL, *body_rate = NULL, *conn_timeout = NULL, *resp_timeout = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOO", kwlist, &url, &handler,
+                                   &http_obj, &max_body, &max_head, &hdr_timeout, &idle_timeout,
+                                   &body_timeout, &body_rate, &conn_timeout, &resp_timeout)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
-  if (!is_listen && ((hdr_timeout != NULL && hdr_timeout != Py_None) ||
-                     (idle_timeout != NULL && idle_timeout != Py_None))) {
+  if (cm_py_check_url(url, !is_listen) < 0) return NULL;
+  if (!is_listen && (given(hdr_timeout) || given(idle_timeout) || given(body_timeout) ||
+                     given(body_rate))) {
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts");
     return NULL;
   }
+  if (is_listen && (given(conn_timeout) || given(resp_timeout))) {
+    PyErr_SetString(PyExc_TypeError, "listen() takes no client timeouts");
+    return NULL;
+  }
   struct cm_http_serve_opts opts = {0};
-  uint64_t head = 0;
+  uint64_t head = 0, connect_ms = 0, response_ms = 0;
   if (opt_u64(max_body, "http_max_body", &opts.limits.max_body) < 0 ||
       opt_u64(max_head, "http_max_head", &head) < 0 ||
       opt_u64(hdr_timeout, "http_header_timeout_ms", &opts.header_timeout_ms) < 0 ||
-      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0) {
+      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0 ||
+      opt_u64(body_timeout, "http_body_timeout_ms", &opts.body_timeout_ms) < 0 ||
+      opt_u64(body_rate, "http_body_min_rate", &opts.body_min_rate) < 0 ||
+      opt_u64(conn_timeout, "http_connect_timeout_ms", &connect_ms) < 0 ||
+      opt_u64(resp_timeout, "http_response_timeout_ms", &response_ms) < 0) {
     return NULL;
   }
   if (head > SIZE_MAX / 2) {
@@ -424,6 +449,8 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
+  } else if (c != NULL && http && !is_listen) {
+    (void)cm_http_client_set_timeouts(c, connect_ms, response_ms);
   }
   return cm_py_conn_finish(mo, co, c, what, url);
 }
@@ -581,6 +608,42 @@ static int mgr_set_limit(cm_py_manager *mo, PyObject *v, void *closure) {
   return 0;
 }
 
+static PyObject *mgr_get_poll_events(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(mo->ready && !mo->mgr.poll_off);
+}
+
+static int mgr_set_poll_events(cm_py_manager *mo, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete poll_events");
+    return -1;
+  }
+  if (check_usable(mo) < 0) return -1;
+  int on = PyObject_IsTrue(v);
+  if (on < 0) return -1;
+  mo->mgr.poll_off = !on;
+  return 0;
+}
+
+static PyObject *mgr_get_poll_interval(cm_py_manager *mo, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLongLong(mo->ready ? mo->mgr.poll_interval_ms : 0);
+}
+
+static int mgr_set_poll_interval(cm_py_manager *mo, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete poll_interval_ms");
+    return -1;
+  }
+  if (check_usable(mo) < 0) return -1;
+  unsigned long long ms = PyLong_AsUnsignedLongLong(v);
+  if (ms == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+  mo->mgr.poll_interval_ms = ms;
+  return 0;
+}
+
 static PyObject *mgr_get_output_hook(cm_py_manager *mo, void *closure) {
   (void)closure;
   return Py_NewRef(mo->output_hook != NULL ? mo->output_hook : Py_None);
@@ -631,41 +694,56 @@ static PyGetSetDef mgr_getset[] = {
     {"wakeup_max_msgs", (getter)mgr_get_limit, (setter)mgr_set_limit,
      "wakeup() returns False while the queue holds this many messages (100000); 0: no cap.",
      (void *)5},
+    {"poll_events", (getter)mgr_get_poll_events, (setter)mgr_set_poll_events,
+     "True (default): handlers get MG_EV_POLL (see poll_interval_ms).  False: no POLL at\n"
+     "all, so an idle connection costs nothing per poll.", NULL},
+    {"poll_interval_ms", (getter)mgr_get_poll_interval, (setter)mgr_set_poll_interval,
+     "MG_EV_POLL reaches every connection at the end of a poll() that waited its whole\n"
+     "timeout with nothing to do, and otherwise at most once per this many ms (100);\n"
+     "0: on every poll().", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef mgr_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))mgr_poll, METH_FASTCALL | METH_KEYWORDS,
-     "poll(timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
+     "poll($self, /, timeout_ms=0)\n--\n\nOne turn of the loop: waits up to timeout_ms for activity "
      "(without the GIL), delivers events, runs due timers."},
     {"run", (PyCFunction)(void (*)(void))mgr_run, METH_VARARGS | METH_KEYWORDS,
-     "run(poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
+     "run($self, /, poll_ms=100)\n--\n\nPolls until SIGINT or SIGTERM arrives (or close() is called), "
      "restores the previous signal handlers, then closes."},
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
-     "listen(url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
-     "http_header_timeout_ms=None, http_idle_timeout_ms=None) -> Connection\n--\n\n"
+     "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
+     "http_body_min_rate=None)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
-     "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, idle timeout off)."},
+     "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
+     "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close)."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(url, handler=None, *, http=None, http_max_body=None, http_max_head=None) "
-     "-> Connection\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
-     "responses read (defaults 16 MiB and 16 KiB)."},
+     "connect($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
+     "http_connect_timeout_ms=None, http_response_timeout_ms=None)"
+     "\n--\n\nConnects to url.  http_max_body and http_max_head limit the "
+     "responses read (defaults 16 MiB and 16 KiB).  HTTP connections get MG_EV_ERROR "
+     "'connect timed out' when not connected within http_connect_timeout_ms (30 s) and "
+     "'response timed out' when silent for http_response_timeout_ms (60 s) while a "
+     "response is awaited."},
 #define CM_PY_MGR_METHODS_TABLE
 #include "mgr_methods.h"
 #undef CM_PY_MGR_METHODS_TABLE
     {"timer_add", (PyCFunction)(void (*)(void))mgr_timer_add, METH_FASTCALL | METH_KEYWORDS,
-     "timer_add(ms, callback, *, repeat=False, run_now=False) -> Timer"},
+     "timer_add($self, /, milliseconds, callback, *, repeat=False, run_now=False)\n--\n\n"
+     "Calls callback() after milliseconds (every milliseconds with repeat; at once too with "
+     "run_now) and returns its Timer.  A 0 ms timer fires on the next poll."},
     {"wakeup", (PyCFunction)(void (*)(void))mgr_wakeup, METH_VARARGS | METH_KEYWORDS,
-     "wakeup(connection_id, data=b'') -> bool\n--\n\nThread-safe: delivers WAKEUP with data "
+     "wakeup($self, /, connection_id, data=b'')\n--\n\nThread-safe: delivers WAKEUP with data "
      "to that connection in the loop thread.  False when wakeup is not enabled or the "
      "queue is full (wakeup_max_bytes, wakeup_max_msgs)."},
     {"fileno", (PyCFunction)mgr_fileno, METH_NOARGS,
-     "fileno() -> int\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
+     "fileno($self)\n--\n\nThe manager's epoll descriptor: it becomes readable when poll() has\n"
      "socket work to do (for loop.add_reader).  Timers do not make it readable."},
     {"enable_wakeup", (PyCFunction)mgr_enable_wakeup, METH_NOARGS,
-     "enable_wakeup()\n--\n\nTurns on wakeup() (idempotent)."},
+     "enable_wakeup($self)\n--\n\nTurns on wakeup() (idempotent)."},
     {"close", (PyCFunction)mgr_close, METH_NOARGS,
-     "close()\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
+     "close($self)\n--\n\nCloses every connection (CLOSE delivered), drops every timer and frees "
      "the manager.  Idempotent; deferred to the end of poll() when called during it."},
     {"__enter__", (PyCFunction)mgr_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)mgr_exit, METH_VARARGS, NULL},
@@ -678,7 +756,8 @@ static PyMemberDef mgr_members[] = {
 };
 
 static PyType_Slot mgr_slots[] = {
-    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n--\n\n"
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None, *, dns=None, "
+                "dns_timeout_ms=0)\n--\n\n"
                 "An event loop owning connections and timers."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, mgr_init},

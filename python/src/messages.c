@@ -6,6 +6,7 @@
  */
 #include <strings.h>
 
+#include "args.h"
 #include "module.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -72,13 +73,13 @@ static struct cm_str *find_header(struct cm_http_msg *hm, const char *name, Py_s
   return NULL;
 }
 
-static PyObject *hm_header(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *hm_header(PyObject *op, PyObject *const *argv, Py_ssize_t nargs,
+                           PyObject *kwnames) {
   HttpMessageObject *self = (HttpMessageObject *)op;
-  if (nargs < 1 || nargs > 2) {
-    PyErr_SetString(PyExc_TypeError, "header(name, default=None)");
-    return NULL;
-  }
-  PyObject *dflt = nargs == 2 ? args[1] : Py_None;
+  static const char *const names[] = {"name", "default", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("header", argv, nargs, kwnames, names, 2, 1, args) < 0) return NULL;
+  PyObject *dflt = args[1] != NULL ? args[1] : Py_None;
   const char *name;
   Py_ssize_t n;
   if (arg_bytes(args[0], &name, &n) < 0) return NULL;
@@ -141,16 +142,18 @@ static PyObject *hm_query_var(PyObject *op, PyObject *name) {
 static PyObject *hm_status(PyObject *op, PyObject *unused) {
   (void)unused;
   HttpMessageObject *self = (HttpMessageObject *)op;
-  if (self->hm == NULL || self->hm->status == 0) Py_RETURN_NONE;
+  /* As the original (mg_http_status): the status of a response, 0 for a
+   * request; None only once the view has expired. */
+  if (self->hm == NULL) Py_RETURN_NONE;
   return PyLong_FromLong(self->hm->status);
 }
 
-static PyObject *hm_header_var(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *hm_header_var(PyObject *op, PyObject *const *argv, Py_ssize_t nargs,
+                               PyObject *kwnames) {
   HttpMessageObject *self = (HttpMessageObject *)op;
-  if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "header_var(header, var)");
-    return NULL;
-  }
+  static const char *const names[] = {"header_name", "var_name", NULL};
+  PyObject *args[2];
+  if (cm_py_bind("header_var", argv, nargs, kwnames, names, 2, 2, args) < 0) return NULL;
   const char *hname, *var;
   Py_ssize_t hn, vn;
   if (arg_bytes(args[0], &hname, &hn) < 0 || arg_bytes(args[1], &var, &vn) < 0) return NULL;
@@ -218,16 +221,18 @@ static PyGetSetDef hm_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+CM_PY_KW1(hm_query_var, "query_var", "name")
+
 static PyMethodDef hm_methods[] = {
-    {"header", (PyCFunction)(void (*)(void))hm_header, METH_FASTCALL,
-     "header(name, default=None): value of a header (case-insensitive)."},
-    {"headers", hm_headers, METH_NOARGS, "headers(): list of (name, value) in order."},
-    {"query_var", hm_query_var, METH_O, "query_var(name): decoded query variable or None."},
-    {"status", hm_status, METH_NOARGS, "status(): response status code, or None for requests."},
+    {"header", CM_PY_FASTCALL_KW(hm_header),
+     "header($self, /, name, default=None)\n--\n\nValue of a header (case-insensitive)."},
+    {"headers", hm_headers, METH_NOARGS, "headers($self)\n--\n\nList of (name, value) in order."},
+    {"query_var", CM_PY_FASTCALL_KW(hm_query_var_kw), "query_var($self, /, name)\n--\n\nDecoded query variable or None."},
+    {"status", hm_status, METH_NOARGS, "status($self)\n--\n\nThe status code of a response, 0 for a request (as the original); None once expired."},
     {"basic_auth", hm_basic_auth, METH_NOARGS,
-     "basic_auth(): (user, password) from a Basic Authorization header, or None."},
-    {"header_var", (PyCFunction)(void (*)(void))hm_header_var, METH_FASTCALL,
-     "header_var(header, var): parameter of a header value, e.g. charset, or None."},
+     "basic_auth($self)\n--\n\n(user, password) from a Basic Authorization header, or None."},
+    {"header_var", CM_PY_FASTCALL_KW(hm_header_var),
+     "header_var($self, /, header_name, var_name)\n--\n\nThe parameter var_name of header header_name, e.g. charset of Content-Type, or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,15 +21,16 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
 
 #ifdef CM_PY_MGR_METHODS_TABLE
 {"ws_connect", (PyCFunction)(void (*)(void))cm_py_mgr_ws_connect, METH_VARARGS | METH_KEYWORDS,
- "ws_connect(url, handler=None) -> Connection\n--\n\nConnects and performs the WebSocket "
+ "ws_connect($self, /, url, handler=None, *, compress=False, extra_headers=None, "
+ "max_message_size=None)\n--\n\nConnects and performs the WebSocket "
  "handshake; WS_OPEN then WS_MSG follow."},
 {"mqtt_connect", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_connect,
  METH_VARARGS | METH_KEYWORDS,
- "mqtt_connect(url, handler=None, client_id='', username='', password='', "
- "clean_session=True, keepalive=60) -> Connection"},
+ "mqtt_connect($self, /, url, handler=None, client_id='', username='', password='', "
+ "clean_session=True, keepalive=60)\n--\n\nMQTT client; MQTT_OPEN follows on CONNACK."},
 {"mqtt_listen", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_listen, METH_VARARGS | METH_KEYWORDS,
- "mqtt_listen(url, handler=None) -> Connection"},
+ "mqtt_listen($self, /, url, handler=None)\n--\n\nMQTT server side: each packet arrives as MQTT_CMD."},
 {"sntp_connect", (PyCFunction)(void (*)(void))cm_py_mgr_sntp_connect,
  METH_VARARGS | METH_KEYWORDS,
- "sntp_connect(url, handler=None) -> Connection\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},
+ "sntp_connect($self, /, url, handler=None)\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},
 #endif

@@ -148,13 +148,15 @@ static PyGetSetDef req_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+CM_PY_KW1(req_ok, "ok", "result_json")
+
 static PyMethodDef req_methods[] = {
-    {"ok", (PyCFunction)req_ok, METH_O,
-     "ok(result_json)\n\nAnswers with a result: result_json is raw JSON text (json.dumps(x)).\n"
+    {"ok", CM_PY_FASTCALL_KW(req_ok_kw),
+     "ok($self, /, result_json)\n--\n\nAnswers with a result: result_json is raw JSON text (json.dumps(x)).\n"
      "ValueError when it is not one JSON value; RuntimeError when already answered\n"
      "or after the handler returned."},
     {"err", CM_PY_FASTCALL_KW(req_err),
-     "err(code, message)\n\nAnswers with an error object; RuntimeError when already answered."},
+     "err($self, /, code, message)\n--\n\nAnswers with an error object; RuntimeError when already answered."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -312,13 +314,15 @@ static PyObject *rpc_methods_get(RpcObject *self, void *closure) {
   return self->handlers == NULL ? PyList_New(0) : PyDict_Keys(self->handlers);
 }
 
+CM_PY_KW1(rpc_process, "process", "frame")
+
 static PyMethodDef rpc_methods[] = {
     {"add", CM_PY_FASTCALL_KW(rpc_add),
-     "add(method, handler)\n\nRegisters handler(req) for method, a name or a match() pattern\n"
+     "add($self, /, method, handler)\n--\n\nRegisters handler(req) for method, a name or a match() pattern\n"
      "('*', '#', '?').  Adding the same method again replaces its handler; among\n"
      "patterns the one added first wins."},
-    {"process", (PyCFunction)rpc_process, METH_O,
-     "process(frame) -> str\n\nHandles one JSON-RPC 2.0 frame (request, notification or batch)\n"
+    {"process", CM_PY_FASTCALL_KW(rpc_process_kw),
+     "process($self, /, frame)\n--\n\nHandles one JSON-RPC 2.0 frame (request, notification or batch)\n"
      "and returns the response JSON, \"\" when there is nothing to send."},
     {NULL, NULL, 0, NULL},
 };
@@ -335,7 +339,7 @@ static PyType_Slot rpc_slots[] = {
     {Py_tp_clear, rpc_clear},
     {Py_tp_methods, rpc_methods},
     {Py_tp_getset, rpc_getset},
-    {Py_tp_doc, "Rpc(*, max_depth=128)\n\nJSON-RPC 2.0 dispatcher: add() methods, process() frames."},
+    {Py_tp_doc, "Rpc(*, max_depth=128)\n--\n\nJSON-RPC 2.0 dispatcher: add() methods, process() frames."},
     {0, NULL},
 };
 

@@ -55,7 +55,7 @@ int cm_py_timers_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
 
 PyObject *cm_py_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t nargs,
                           PyObject *kwnames) {
-  static const char *const kwlist[] = {"ms", "callback", "repeat", "run_now", NULL};
+  static const char *const kwlist[] = {"milliseconds", "callback", "repeat", "run_now", NULL};
   PyObject *ms_obj, *callback, *repeat_obj = Py_False, *run_now_obj = Py_False;
   /* Keyword-only repeat/run_now: parse positionals strictly first. */
   Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
@@ -89,7 +89,7 @@ PyObject *cm_py_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   long long ms = PyLong_AsLongLong(ms_obj);
   if (ms == -1 && PyErr_Occurred()) return NULL;
   if (ms < 0) {
-    PyErr_SetString(PyExc_ValueError, "timer_add(): ms must be >= 0");
+    PyErr_SetString(PyExc_ValueError, "timer_add(): milliseconds must be >= 0");
     return NULL;
   }
   if (!PyCallable_Check(callback)) {
@@ -176,7 +176,7 @@ static PyObject *timer_repr(cm_py_timer *t) {
 
 static PyMethodDef timer_methods[] = {
     {"cancel", (PyCFunction)timer_cancel, METH_NOARGS,
-     "cancel()\n--\n\nStops the timer; the callback is not called again.  Thread-safe; "
+     "cancel($self)\n--\n\nStops the timer; the callback is not called again.  Thread-safe; "
      "harmless when already inactive."},
     {NULL, NULL, 0, NULL},
 };

@@ -150,18 +150,25 @@ PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *arg) {
                              .name = view(o->name),
                              .skip_verification = o->skip_verification != 0,
                              .hs_timeout_ms = o->handshake_timeout_ms};
-  /* Bad options come as an ERROR at the next poll (the core never delivers
-   * it from inside the call); bracketed all the same, like every entry. */
+  /* As in the original, bad options never raise and never close a
+   * listener; but they are not silent: a RuntimeWarning names the reason
+   * now, and each connection they then fail gets an ERROR event with it,
+   * from the next poll (the core never delivers it from inside the call).
+   * Bracketed from before the warning, whose hooks may run any code. */
   cm_py_manager *mo = cm_py_conn_enter(c);
-  bool already = false;
-  if (c->is_listening) {
-    /* On a listener: every connection it accepts gets TLS with these. */
-    char err[300];
-    if (cm_tls_listen_opts(c, &opts, err, sizeof(err)) != 0) cm_error_defer(c, "%s", err);
+  char why[300];
+  bool already = false, warned_raised = false;
+  if (cm_tls_check_opts(c->mgr, c->is_listening || c->is_accepted, &opts, why, sizeof(why)) != 0 &&
+      PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "tls_init(): %s", why) < 0) {
+    warned_raised = true;
+  } else if (c->is_listening) {
+    /* On a listener: every connection it accepts gets TLS with these (or,
+     * when they are bad, an ERROR with the reason). */
+    (void)cm_tls_listen_opts(c, &opts, NULL, 0);
   } else if (cm_tls_init(c, &opts) != 0 && errno == EALREADY) {
     already = true;
   }
-  if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (cm_py_conn_leave(mo) < 0 || warned_raised) return NULL;
   if (already) {
     PyErr_SetString(PyExc_RuntimeError, "TLS handshake already started on this connection");
     return NULL;

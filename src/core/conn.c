@@ -70,6 +70,11 @@ bool cm__conn_reads_paused(const struct cm_conn *c) {
   return c->is_full || (!c->is_tls_hs && cm_conn_send_full(c));
 }
 
+void cm__conn_want_poll(struct cm_conn *c) {
+  c->is_poll_wanted = 1;
+  cm__conn_mark_dirty(c);
+}
+
 int cm__conn_update_interest(struct cm_conn *c) {
   if (c->fd < 0) return 0;
   unsigned want = 0;

@@ -45,6 +45,27 @@ void cm__timers_run(struct cm_mgr *mgr, uint64_t now);
 int cm__timers_wait_ms(struct cm_mgr *mgr, uint64_t now, int max_ms);
 void cm__timers_free(struct cm_mgr *mgr);
 
+/* Deadlines embedded in protocol state (timer.c), loop thread only.
+ * cm__timer_init prepares t (not scheduled) to call fn(arg) when it fires;
+ * the owner must cm__timer_unschedule it before freeing its storage.
+ * cm__timer_schedule makes t fire at expire_ms (cm_millis() clock),
+ * moving it if it is already scheduled: O(log n), no allocation except
+ * when the heap grows (false then: the deadline could not be set).  The
+ * callback may schedule t again.  Protocols arm them lazily: they store
+ * the true deadline in their state and move the timer only when that
+ * deadline is earlier than the one scheduled; a timer that fires early
+ * just schedules itself for the later deadline. */
+void cm__timer_init(struct cm_timer *t, cm_timer_fn fn, void *arg);
+bool cm__timer_schedule(struct cm_mgr *mgr, struct cm_timer *t, uint64_t expire_ms);
+void cm__timer_unschedule(struct cm_mgr *mgr, struct cm_timer *t);
+bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t);
+
+/* Asks for one CM_EV_POLL to c's protocol handler (pfn only) in the flush
+ * step of the current or next turn: for protocol work that no I/O event
+ * will trigger (a held pipelined request once its reply completes, bytes
+ * already in c->recv when a protocol is attached).  ev_data: uint64_t *now. */
+void cm__conn_want_poll(struct cm_conn *c);
+
 /* Resolver (src/net/dns.c): frees it at cm_mgr_free(), after connections
  * and timers. */
 void cm__dns_free(struct cm_mgr *mgr);

@@ -23,7 +23,9 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   mgr->wakeup_max_bytes = CM_WAKEUP_MAX_BYTES;
   mgr->wakeup_max_msgs = CM_WAKEUP_MAX_MSGS;
   mgr->tls_hs_timeout_ms = CM_TLS_HS_TIMEOUT_MS;
+  mgr->poll_interval_ms = CM_POLL_INTERVAL_MS;
   mgr->now_ms = cm_millis();
+  mgr->last_poll_ms = mgr->now_ms;
   return 0;
 }
 
@@ -58,6 +60,11 @@ static void flush(struct cm_mgr *mgr) {
         c->deferred_error = NULL;
         cm_error(c, "%s", msg);
         free(msg);
+      }
+      if (c->is_poll_wanted && !c->is_closing) {
+        c->is_poll_wanted = 0;
+        uint64_t now = mgr->now_ms;
+        if (c->pfn != NULL) c->pfn(c, CM_EV_POLL, &now);
       }
       if (!c->is_closing && !c->is_connecting && !c->is_resolving && !c->is_write_blocked &&
           cm__conn_has_output(c))
@@ -100,6 +107,16 @@ static void dispatch(struct cm_conn *c, unsigned events) {
   }
 }
 
+/* POLL to every connection (the application's periodic hook). */
+static void deliver_poll(struct cm_mgr *mgr) {
+  uint64_t now = mgr->now_ms;
+  mgr->last_poll_ms = now;
+  for (struct cm_conn *c = mgr->conns, *next; c != NULL; c = next) {
+    next = c->next; /* POLL handlers may close c but never free it here */
+    if (!c->is_closing && !c->is_internal) cm_call(c, CM_EV_POLL, &now);
+  }
+}
+
 int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   struct epoll_event events[CM_MAX_EVENTS];
   if (mgr->polling) {
@@ -118,10 +135,13 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   mgr->now_ms = cm_millis();
   for (int i = 0; i < n; i++) dispatch(events[i].data.ptr, events[i].events);
   cm__timers_run(mgr, mgr->now_ms);
-  uint64_t now = mgr->now_ms;
-  for (struct cm_conn *c = mgr->conns, *next; c != NULL; c = next) {
-    next = c->next; /* POLL handlers may close c but never free it here */
-    if (!c->is_closing && !c->is_internal) cm_call(c, CM_EV_POLL, &now);
+  /* An idle call (the wait ran to the caller's timeout, nothing happened)
+   * gets its POLL, as every call did in the original; a busy loop gets it
+   * at most once per interval, so a turn does not cost O(connections). */
+  bool idle_call = n == 0 && wait_ms == timeout_ms;
+  if (!mgr->poll_off &&
+      (idle_call || mgr->now_ms - mgr->last_poll_ms >= mgr->poll_interval_ms)) {
+    deliver_poll(mgr);
   }
   flush(mgr);
   mgr->polling = 0;

@@ -245,3 +245,41 @@ void cm__timers_free(struct cm_mgr *mgr) {
   mgr->timers_cap = 0;
   mgr->timers_cancelled = 0;
 }
+
+/* ------------------------------------------- deadlines of protocol state
+ * Loop-thread helpers for timers embedded in a connection's protocol state
+ * (HTTP, WebSocket, TLS deadlines).  Kept apart from the public timer API:
+ * they move a timer inside the heap instead of cancelling and re-adding it,
+ * so a deadline that moves earlier costs one O(log n) sift, and removing
+ * one when its connection closes costs the same (no sweep of the heap). */
+
+void cm__timer_init(struct cm_timer *t, cm_timer_fn fn, void *arg) {
+  *t = (struct cm_timer){.fn = fn, .arg = arg, .heap_index = NOT_IN_HEAP};
+}
+
+bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t) {
+  return in_heap(mgr, t);
+}
+
+bool cm__timer_schedule(struct cm_mgr *mgr, struct cm_timer *t, uint64_t expire_ms) {
+  if (in_heap(mgr, t)) {
+    uint64_t old = t->expire_ms;
+    t->expire_ms = expire_ms;
+    if (expire_ms < old) sift_up(mgr, t->heap_index);
+    else if (expire_ms > old) sift_down(mgr, t->heap_index);
+    return true;
+  }
+  if (heap_reserve(mgr) != 0) {
+    t->heap_index = NOT_IN_HEAP;
+    return false;
+  }
+  t->expire_ms = expire_ms;
+  t->flags = CM_TIMER_ONCE;
+  t->cancelled = 0;
+  heap_push(mgr, t);
+  return true;
+}
+
+void cm__timer_unschedule(struct cm_mgr *mgr, struct cm_timer *t) {
+  if (in_heap(mgr, t)) heap_remove(mgr, t);
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
+#include "core/internal.h"
 #include "http/chars.h"
 #include "http/internal.h"
 
@@ -19,6 +20,68 @@ static struct cm__http_client *client_of(struct cm_conn *c) {
   return c->pfn_data;
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+/* The deadline c's state calls for (0: none); *connecting tells which. */
+static uint64_t next_deadline(struct cm_conn *c, struct cm__http_client *st, bool *connecting) {
+  *connecting = c->is_connecting || c->is_resolving;
+  if (c->is_closing || st->upgraded) return 0;
+  uint64_t base, ms;
+  if (*connecting) {
+    base = st->started_ms;
+    ms = st->connect_timeout_ms;
+  } else if (st->pending > 0 || st->hdrs_delivered || c->recv.len > 0) {
+    base = c->last_io_ms;
+    ms = st->response_timeout_ms;
+  } else {
+    return 0;
+  }
+  return ms == CM_HTTP_TIMEOUT_OFF || ms > UINT64_MAX - base ? 0 : base + ms;
+}
+
+/* Lazy: only a deadline earlier than the scheduled one moves the timer. */
+static void arm(struct cm_conn *c, struct cm__http_client *st) {
+  bool connecting;
+  uint64_t due = next_deadline(c, st, &connecting);
+  if (due == 0) return;
+  if (cm__timer_scheduled(c->mgr, &st->deadline) && st->deadline.expire_ms <= due) return;
+  cm__timer_schedule(c->mgr, &st->deadline, due);
+}
+
+static void on_deadline(void *arg) {
+  struct cm_conn *c = arg;
+  struct cm__http_client *st = client_of(c);
+  if (st == NULL) return;
+  bool connecting;
+  uint64_t due = next_deadline(c, st, &connecting);
+  if (due == 0) return; /* nothing awaited; the next request arms it */
+  if (c->mgr->now_ms < due) {
+    cm__timer_schedule(c->mgr, &st->deadline, due);
+    return;
+  }
+  /* Deferred to the flush step after the timers: the handler runs outside
+   * this timer's callback, so nothing it does can free the timer under it. */
+  cm__conn_defer_error(c, connecting ? "connect timed out" : "response timed out");
+  if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
+}
+
+static void state_free(struct cm_conn *c, struct cm__http_client *st) {
+  cm__timer_unschedule(c->mgr, &st->deadline);
+  free(st);
+}
+
+bool cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms) {
+  struct cm__http_client *st = client_of(c);
+  if (st == NULL) return false;
+  st->connect_timeout_ms = connect_ms != 0 ? connect_ms : CM_HTTP_CONNECT_TIMEOUT_MS;
+  st->response_timeout_ms = response_ms != 0 ? response_ms : CM_HTTP_RESPONSE_TIMEOUT_MS;
+  /* Shorter than what is scheduled: move it; longer: it reschedules itself. */
+  bool connecting;
+  uint64_t due = next_deadline(c, st, &connecting);
+  if (due != 0) cm__timer_schedule(c->mgr, &st->deadline, due);
+  return true;
+}
+
 bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
   struct cm__http_client *st = calloc(1, sizeof(*st));
   if (st == NULL) return false;
@@ -26,8 +89,13 @@ bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
   st->lim = cm_http_limits_resolve(lim);
   if (c->recv_limit < st->lim.max_head + 1) c->recv_limit = st->lim.max_head + 1;
   st->base_recv_limit = c->recv_limit;
+  st->started_ms = cm_millis();
+  st->connect_timeout_ms = CM_HTTP_CONNECT_TIMEOUT_MS;
+  st->response_timeout_ms = CM_HTTP_RESPONSE_TIMEOUT_MS;
+  cm__timer_init(&st->deadline, on_deadline, c);
   c->pfn = client_pfn;
   c->pfn_data = st;
+  arm(c, st);
   return true;
 }
 
@@ -59,10 +127,12 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
 
 /* A request went out: remember whether it was HEAD (the first 64 in flight
  * are tracked; responses beyond are read as responses to GET). */
-static void push_request(struct cm__http_client *st, bool is_head) {
-  if (st->pending >= 64) return;
-  if (is_head) st->head_bits |= (uint64_t) 1 << st->pending;
-  st->pending++;
+static void push_request(struct cm_conn *c, struct cm__http_client *st, bool is_head) {
+  if (st->pending < 64) {
+    if (is_head) st->head_bits |= (uint64_t) 1 << st->pending;
+    st->pending++;
+  }
+  arm(c, st); /* the response clock */
 }
 
 bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
@@ -100,7 +170,7 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
   ok = ok && cm_buf_append(&b, "\r\n", 2) == 0 && (len == 0 || cm_buf_append(&b, body, len) == 0);
   ok = ok && cm_send(c, cm_buf_data(&b), b.len);
   cm_buf_free(&b);
-  if (ok && st != NULL) push_request(st, mlen == 4 && memcmp(method, "HEAD", 4) == 0);
+  if (ok && st != NULL) push_request(c, st, mlen == 4 && memcmp(method, "HEAD", 4) == 0);
   return ok;
 }
 
@@ -131,7 +201,7 @@ bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len) {
   for (size_t o = skip; o < len;) {
     bool is_head = false;
     if (!is_request_line(p + o, len - o, &is_head)) break;
-    push_request(st, is_head);
+    push_request(c, st, is_head);
     found = true;
     struct cm_http_msg hm;
     struct cm_http_limits lim = {.max_body = UINT64_MAX};
@@ -233,10 +303,13 @@ static void client_pfn(struct cm_conn *c, int ev, void *ev_data) {
   if (st == NULL || st->kind != CM__HTTP_KIND_CLIENT) return;
   if (ev == CM_EV_READ) {
     process(c, st, false);
+    if (client_of(c) == st) arm(c, st);
+  } else if (ev == CM_EV_CONNECT) {
+    arm(c, st);
   } else if (ev == CM_EV_CLOSE) {
     /* A body that runs until the close is complete now. */
     if (c->is_eof && c->recv.len > 0) process(c, st, true);
-    free(st);
-    c->pfn_data = NULL;
+    if (c->pfn_data == st) c->pfn_data = NULL;
+    state_free(c, st);
   }
 }

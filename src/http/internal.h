@@ -23,6 +23,9 @@ struct cm__http_conn {
   struct cm_http_chunked chunked; /* body decoder of the current request */
   size_t base_recv_limit;  /* c->recv_limit between requests */
   uint64_t head_started_ms; /* when a partial head was first seen; 0: none */
+  uint64_t body_started_ms; /* when the head of a request with a pending body came */
+  uint64_t body_seen;      /* body bytes of the current request received so far */
+  struct cm_timer deadline; /* fires at the earliest deadline (or earlier: lazy) */
   bool hdrs_delivered;     /* HTTP_HDRS went out for the current request */
   bool is_head;            /* the last request was HEAD: replies carry no body */
   bool close_after;        /* close once the reply to the last request is queued */
@@ -58,6 +61,10 @@ struct cm__http_client {
   uint64_t out_body_left; /* cm_http_client_track: body bytes of a raw request still to come */
   bool hdrs_delivered;
   bool upgraded;       /* a 101 was delivered: the bytes are no longer HTTP */
+  uint64_t started_ms; /* when the client was attached: the connect clock */
+  uint64_t connect_timeout_ms;  /* resolved: CM_HTTP_TIMEOUT_OFF for none */
+  uint64_t response_timeout_ms;
+  struct cm_timer deadline; /* lazy, as the server's (client.c) */
   char host[264];      /* "host:port" for the Host header */
 };
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cymongoose.h"
 #include "core/internal.h"
@@ -249,6 +250,23 @@ void cm__http_reply_end(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
   cm__http_reply_done(c);
   if (st != NULL && st->close_after) cm_drain(c);
+}
+
+bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                        uint64_t len) {
+  bool body = false;
+  if (!cm__http_reply_head(c, status, headers != NULL ? headers : "", len, &body)) {
+    close(fd);
+    return false;
+  }
+  if (!body) {
+    close(fd);
+  } else if (!cm_send_file(c, fd, offset, len)) {
+    cm_close(c); /* the head promised a body that cannot follow */
+    return false;
+  }
+  cm__http_reply_end(c);
+  return true;
 }
 
 bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {

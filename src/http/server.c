@@ -13,9 +13,13 @@
 #include <sys/socket.h>
 
 #include "cymongoose.h"
+#include "core/internal.h"
 #include "http/internal.h"
 
 #define DEFAULT_HEADER_TIMEOUT_MS 30000
+#define DEFAULT_BODY_TIMEOUT_MS 60000
+#define DEFAULT_BODY_MIN_RATE 500
+#define DEFAULT_IDLE_TIMEOUT_MS 75000
 /* How long a rejected client may keep sending before we close anyway. */
 #define CM_HTTP_LINGER_MS 2000
 
@@ -26,6 +30,9 @@ static struct cm_http_serve_opts resolve_opts(const struct cm_http_serve_opts *i
   if (in != NULL) o = *in;
   o.limits = cm_http_limits_resolve(&o.limits);
   if (o.header_timeout_ms == 0) o.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+  if (o.body_timeout_ms == 0) o.body_timeout_ms = DEFAULT_BODY_TIMEOUT_MS;
+  if (o.body_min_rate == 0) o.body_min_rate = DEFAULT_BODY_MIN_RATE;
+  if (o.idle_timeout_ms == 0) o.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
   return o;
 }
 
@@ -35,12 +42,22 @@ struct cm__http_conn *cm__http_conn_of(struct cm_conn *c) {
   return st->kind == CM__HTTP_KIND_CONN ? st : NULL;
 }
 
+static void on_deadline(void *arg);
+static void arm(struct cm_conn *c, struct cm__http_conn *st);
+
+/* Frees st, taking its deadline out of the timer heap first. */
+static void state_free(struct cm_conn *c, struct cm__http_conn *st) {
+  cm__timer_unschedule(c->mgr, &st->deadline);
+  free(st);
+}
+
 /* An accepted connection gets its own state. */
 static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   struct cm__http_conn *st = calloc(1, sizeof(*st));
   if (st == NULL) return false;
   st->kind = CM__HTTP_KIND_CONN;
   st->opts = *o;
+  cm__timer_init(&st->deadline, on_deadline, c);
   /* Reading must not pause before a whole head fits. */
   if (c->recv_limit < o->limits.max_head + 1) c->recv_limit = o->limits.max_head + 1;
   st->base_recv_limit = c->recv_limit;
@@ -48,12 +65,18 @@ static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   st->fresh = true;
   c->pfn = http_pfn;
   c->pfn_data = st;
+  arm(c, st);
   return true;
 }
 
 bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   struct cm_http_serve_opts o = resolve_opts(opts);
-  if (!c->is_listening) return attach_conn(c, &o);
+  if (!c->is_listening) {
+    if (!attach_conn(c, &o)) return false;
+    /* Bytes may already wait in c->recv with no READ to come. */
+    cm__conn_want_poll(c);
+    return true;
+  }
   struct cm__http_server *srv = calloc(1, sizeof(*srv));
   if (srv == NULL) return false;
   srv->kind = CM__HTTP_KIND_SERVER;
@@ -79,6 +102,9 @@ void cm_http_detach(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
   if (st != NULL && st->busy) {
     st->detached = true; /* called from a handler inside process(): it frees st */
+    cm__timer_unschedule(c->mgr, &st->deadline);
+  } else if (st != NULL) {
+    state_free(c, st);
   } else {
     free(c->pfn_data);
   }
@@ -116,6 +142,7 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
   st->linger_until_ms = c->mgr->now_ms + CM_HTTP_LINGER_MS;
   cm_recv_consume(c, c->recv.len);
   if (c->send.len == 0) half_close(c, st);
+  arm(c, st);
 }
 
 
@@ -177,6 +204,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     size_t head = (size_t) r;
     if (!st->hdrs_delivered) {
       st->hdrs_delivered = true;
+      st->body_started_ms = c->mgr->now_ms;
       /* How replies to this request are written (also from HTTP_HDRS). */
       st->is_head = hm.method.len == 4 && memcmp(hm.method.buf, "HEAD", 4) == 0;
       st->close_after = !hm.keep_alive;
@@ -195,12 +223,14 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
+        st->body_seen = hm.body.len;
         cm__http_make_room(c, head + (size_t) hm.content_length);
         return;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
       int d = cm__http_recv_chunked(c, head, &st->chunked, lim);
+      st->body_seen = c->recv.len - head;
       buf = (char *) cm_buf_data(&c->recv);
       if (d < 0) {
         reject(c, st, cm_http_err_status(d),
@@ -220,6 +250,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     st->stopped = !hm.keep_alive; /* nothing after a closing request is read */
     st->hdrs_delivered = false;
     st->head_started_ms = 0;
+    st->body_seen = 0;
     cm_chunked_reset(st);
     c->recv_limit = st->base_recv_limit;
     st->awaiting_reply = true;
@@ -231,7 +262,11 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
 
 void cm__http_reply_done(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
-  if (st != NULL) st->awaiting_reply = false;
+  if (st == NULL) return;
+  st->awaiting_reply = false;
+  /* A held pipelined request may go on: at this turn's flush. */
+  if (st->held) cm__conn_want_poll(c);
+  arm(c, st);
 }
 
 /* A handler may detach (and even attach HTTP anew) while its event is
@@ -244,33 +279,116 @@ static void process(struct cm_conn *c, struct cm__http_conn *st) {
   process_requests(c, st);
   if (nested) return;
   if (st->detached) {
-    free(st);
+    state_free(c, st);
   } else {
     st->busy = false;
   }
 }
 
-/* Header timeout (a head that trickles in forever) and idle timeout. */
-static void check_timers(struct cm_conn *c, struct cm__http_conn *st, uint64_t now) {
-  if (c->is_closing || c->is_draining) return;
+/* ------------------------------------------------------------ deadlines */
+
+enum deadline_kind { DL_NONE, DL_LINGER, DL_HEAD, DL_BODY_STALLED, DL_BODY_SLOW, DL_IDLE };
+
+/* base + ms, or 0 (none) when ms is CM_HTTP_TIMEOUT_OFF. */
+static uint64_t after(uint64_t base, uint64_t ms) {
+  if (ms == CM_HTTP_TIMEOUT_OFF || ms > UINT64_MAX - base) return 0;
+  return base + ms;
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return a < b ? a : b;
+}
+
+/*
+ * The deadline the connection's state calls for now, and its kind; 0 for
+ * none.  Lingering after an error reply; a head that trickles in (header
+ * timeout, counted from its first byte); a body: no byte for
+ * body_timeout_ms, or not done by body_timeout_ms plus 1 s per
+ * body_min_rate bytes received (a trickle of bytes does not keep it alive);
+ * idle between requests.  Nothing while a reply is pending (a handler that
+ * answers later is not an idle client) or output is waiting.
+ */
+static uint64_t next_deadline(struct cm_conn *c, struct cm__http_conn *st,
+                              enum deadline_kind *kind) {
+  const struct cm_http_serve_opts *o = &st->opts;
+  *kind = DL_NONE;
+  if (c->is_closing || c->is_draining) return 0;
   if (st->linger_until_ms != 0) {
-    if (now >= st->linger_until_ms) cm_close(c);
+    *kind = DL_LINGER;
+    return st->linger_until_ms;
+  }
+  if (st->hdrs_delivered) {
+    uint64_t grace = CM_HTTP_TIMEOUT_OFF;
+    if (o->body_timeout_ms != CM_HTTP_TIMEOUT_OFF) {
+      uint64_t extra = st->body_seen / o->body_min_rate;
+      grace = extra > (UINT64_MAX - o->body_timeout_ms) / 1000 - 1
+                  ? CM_HTTP_TIMEOUT_OFF
+                  : o->body_timeout_ms + extra * 1000;
+    }
+    uint64_t stalled = after(c->last_io_ms, o->body_timeout_ms);
+    uint64_t slow = after(st->body_started_ms, grace);
+    uint64_t due = earliest(stalled, slow);
+    *kind = due == stalled ? DL_BODY_STALLED : DL_BODY_SLOW;
+    return due;
+  }
+  if (st->head_started_ms != 0 && c->recv.len > 0) {
+    *kind = DL_HEAD;
+    return after(st->head_started_ms, o->header_timeout_ms);
+  }
+  if (!st->awaiting_reply && !st->held && c->recv.len == 0 && !cm__conn_has_output(c)) {
+    *kind = DL_IDLE;
+    return after(c->last_io_ms, o->idle_timeout_ms);
+  }
+  return 0;
+}
+
+/* Makes the deadline timer fire no later than the state's deadline.  Lazy:
+ * a deadline later than the one scheduled leaves the heap alone (the timer
+ * fires early and reschedules itself), so the request path costs a few
+ * comparisons, not a heap operation. */
+static void arm(struct cm_conn *c, struct cm__http_conn *st) {
+  enum deadline_kind kind;
+  uint64_t due = next_deadline(c, st, &kind);
+  if (due == 0 || st->detached) return;
+  if (cm__timer_scheduled(c->mgr, &st->deadline) && st->deadline.expire_ms <= due) return;
+  cm__timer_schedule(c->mgr, &st->deadline, due);
+}
+
+static void on_deadline(void *arg) {
+  struct cm_conn *c = arg;
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st == NULL) return;
+  enum deadline_kind kind;
+  uint64_t due = next_deadline(c, st, &kind);
+  if (due == 0) return; /* nothing to watch; the next change of state arms it */
+  if (c->mgr->now_ms < due) {
+    cm__timer_schedule(c->mgr, &st->deadline, due);
     return;
   }
-  if (st->head_started_ms != 0 && !st->hdrs_delivered && c->recv.len > 0 &&
-      now - st->head_started_ms > st->opts.header_timeout_ms) {
-    reject(c, st, 408, "request head not completed in time");
-  } else if (st->hdrs_delivered && now - c->last_io_ms > st->opts.header_timeout_ms) {
-    reject(c, st, 408, "request body stalled"); /* no byte of it for that long */
-  } else if (st->opts.idle_timeout_ms != 0 && !st->awaiting_reply && c->recv.len == 0 &&
-             c->send.len == 0 && c->files == NULL && now - c->last_io_ms > st->opts.idle_timeout_ms) {
-    /* Not while a reply is pending: a handler that answers later (a
-     * worker thread, an asyncio task) is not an idle client. */
-    cm_close(c);
+  switch (kind) {
+    case DL_LINGER:
+      cm_close(c);
+      break;
+    case DL_HEAD:
+      reject(c, st, 408, "request head not completed in time");
+      break;
+    case DL_BODY_STALLED:
+      reject(c, st, 408, "request body stalled");
+      break;
+    case DL_BODY_SLOW:
+      reject(c, st, 408, "request body too slow");
+      break;
+    default:
+      CM_DEBUG("conn %lu: idle, closing", c->id);
+      cm_close(c);
+      break;
   }
 }
 
 static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
+  (void) ev_data;
   if (c->pfn_data == NULL) return;
   int kind = *(int *) c->pfn_data;
   if (kind == CM__HTTP_KIND_SERVER) {
@@ -296,20 +414,23 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       } else {
         process(c, st);
       }
+      if (cm__http_conn_of(c) == st) arm(c, st);
       break;
     case CM_EV_WRITE:
       if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
       else if (may_resume(c, st)) resume_held(c, st);
+      if (cm__http_conn_of(c) == st) arm(c, st);
       break;
     case CM_EV_POLL:
       /* Attached after its bytes arrived (back from a handler that took
-       * the connection over): no READ may come for them. */
+       * the connection over): no READ may come for them.  Or a held
+       * request whose reply is now complete (cm__http_reply_done). */
       if (st->fresh && c->recv.len > 0 && st->linger_until_ms == 0) process(c, st);
       else if (may_resume(c, st)) resume_held(c, st);
-      if (c->pfn_data == st) check_timers(c, st, *(uint64_t *) ev_data);
+      if (cm__http_conn_of(c) == st) arm(c, st);
       break;
     case CM_EV_CLOSE:
-      free(st);
+      state_free(c, st);
       c->pfn_data = NULL;
       break;
     default:

@@ -27,7 +27,6 @@
 /* Contexts kept per manager; the least recently used one goes first. */
 #define CACHE_MAX 16
 /* How often handshake deadlines are checked while handshakes are under way. */
-#define HS_CHECK_MS 100
 /* Plaintext room asked for in c->recv per SSL_read (one full record). */
 #define READ_CHUNK 16384
 /* TLS 1.2 suites: forward secrecy and AEAD only.  TLS 1.3 suites are all
@@ -42,10 +41,10 @@ struct cm_tls {
   struct cm_buf rx;          /* ciphertext from the socket */
   struct cm_buf tx;          /* ciphertext for the socket */
   char *name;                /* client: SNI and name to verify; NULL: peer's IP */
+  char *refused;             /* listener with bad options: why its children fail */
   uint64_t hs_timeout_ms;    /* 0: none */
-  uint64_t hs_deadline_ms;   /* set while on the manager's handshake list */
-  struct cm_tls *hs_next, *hs_prev;
-  bool on_hs_list;
+  struct cm_timer hs_timer;  /* the handshake deadline, in the manager's timer heap */
+  bool hs_armed;             /* hs_timer was scheduled once (the clock runs) */
   bool is_server;
   bool hs_started;           /* bytes of the handshake went out or came in */
   bool hs_done;
@@ -65,8 +64,6 @@ struct tls_mgr {
   struct ctx_entry cache[CACHE_MAX];
   size_t ncache;
   unsigned long clock;
-  struct cm_tls *hs_head;    /* handshakes with a deadline */
-  struct cm_timer *hs_timer; /* checks deadlines while hs_head != NULL */
 };
 
 /* ------------------------------------------------------------ errors */
@@ -351,52 +348,32 @@ static SSL_CTX *ctx_get(struct cm_mgr *mgr, bool server, const struct cm_tls_opt
 /* ------------------------------------------------- handshake deadlines */
 
 static void hs_unlist(struct cm_tls *t) {
-  if (!t->on_hs_list) return;
-  struct tls_mgr *m = t->conn->mgr->tls;
-  if (t->hs_prev != NULL) t->hs_prev->hs_next = t->hs_next;
-  else m->hs_head = t->hs_next;
-  if (t->hs_next != NULL) t->hs_next->hs_prev = t->hs_prev;
-  t->hs_next = t->hs_prev = NULL;
-  t->on_hs_list = false;
+  if (t->conn != NULL) cm__timer_unschedule(t->conn->mgr, &t->hs_timer);
 }
 
-static void hs_check(void *arg) {
-  struct cm_mgr *mgr = arg;
-  struct tls_mgr *m = mgr->tls;
-  uint64_t now = cm_millis();
-  struct cm_tls *t = m->hs_head;
-  while (t != NULL) {
-    if (now < t->hs_deadline_ms || t->conn->is_closing) {
-      t = t->hs_next;
-      continue;
-    }
-    char ms[32];
-    snprintf(ms, sizeof(ms), "%llu", (unsigned long long)t->hs_timeout_ms);
-    hs_unlist(t);
-    fail(t->conn, t, "TLS handshake timed out after %s ms", ms);
-    t = m->hs_head; /* handlers may have changed the list */
-  }
-  if (m->hs_head == NULL && m->hs_timer != NULL) {
-    cm_timer_stop(mgr, m->hs_timer); /* its own callback: released once back */
-    m->hs_timer = NULL;
-  }
+/* The ERROR is deferred to the flush step that follows the timers: a
+ * handler may free t (cm_tls_free), and t holds the timer being run. */
+static void hs_expired(void *arg) {
+  struct cm_tls *t = arg;
+  struct cm_conn *c = t->conn;
+  if (t->hs_done || t->failed || c->is_closing) return;
+  char msg[80];
+  snprintf(msg, sizeof(msg), "TLS handshake timed out after %llu ms",
+           (unsigned long long)t->hs_timeout_ms);
+  t->failed = true;
+  c->is_tls_hs = 0;
+  CM_ERROR("conn %lu: %s", c->id, msg);
+  cm__conn_defer_error(c, msg);
+  if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
 }
 
-/* Starts t's handshake clock (the TCP connection is up). */
+/* Starts t's handshake clock (the TCP connection is up): one timer in the
+ * manager's heap, taken out when the handshake completes or t is freed. */
 static void hs_arm(struct cm_tls *t) {
-  struct cm_mgr *mgr = t->conn->mgr;
-  struct tls_mgr *m = mgr->tls;
-  if (t->on_hs_list || t->hs_done || t->hs_timeout_ms == 0) return;
-  t->hs_deadline_ms = cm_millis() + t->hs_timeout_ms;
-  if (m->hs_timer == NULL) {
-    m->hs_timer = cm_timer_add(mgr, HS_CHECK_MS, CM_TIMER_REPEAT, hs_check, mgr);
-    if (m->hs_timer == NULL) return; /* no memory: no deadline rather than no TLS */
-  }
-  t->hs_next = m->hs_head;
-  t->hs_prev = NULL;
-  if (m->hs_head != NULL) m->hs_head->hs_prev = t;
-  m->hs_head = t;
-  t->on_hs_list = true;
+  if (t->hs_armed || t->hs_done || t->hs_timeout_ms == 0) return;
+  t->hs_armed = true;
+  /* No memory for the heap: no deadline rather than no TLS. */
+  cm__timer_schedule(t->conn->mgr, &t->hs_timer, cm_millis() + t->hs_timeout_ms);
 }
 
 /* -------------------------------------------------- connection state */
@@ -408,6 +385,7 @@ static void tls_state_free(struct cm_tls *t) {
   cm_buf_free(&t->rx);
   cm_buf_free(&t->tx);
   free(t->name);
+  free(t->refused);
   free(t);
 }
 
@@ -438,6 +416,7 @@ static struct cm_tls *tls_state_new(struct cm_conn *c, SSL_CTX *ctx, bool server
   BIO_set_init(bio, 1);
   SSL_set_bio(t->ssl, bio, bio);
   t->conn = c;
+  cm__timer_init(&t->hs_timer, hs_expired, t);
   t->is_server = server;
   t->hs_timeout_ms = hs_timeout_ms != 0 ? hs_timeout_ms : c->mgr->tls_hs_timeout_ms;
   if (server) SSL_set_accept_state(t->ssl);
@@ -523,15 +502,26 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
   }
   static const struct cm_tls_opts none;
   SSL_CTX *ctx = ctx_get(l->mgr, true, opts != NULL ? opts : &none, why, sizeof(why));
-  struct cm_tls *t = ctx != NULL ? calloc(1, sizeof(*t)) : NULL;
-  if (t == NULL) {
+  struct cm_tls *t = calloc(1, sizeof(*t));
+  if (t == NULL || ctx == NULL) {
     if (err != NULL && err_len > 0) snprintf(err, err_len, "%s", ctx != NULL ? "out of memory" : why);
+    if (t != NULL) {
+      /* Bad options: the listener refuses TLS rather than serve in the
+       * clear; cm__tls_accepted() fails each child with the reason. */
+      t->refused = strdup(why);
+      t->conn = l;
+      t->is_server = true;
+      cm_tls_free(l);
+      l->tls = t;
+      l->is_tls = 1;
+    }
     errno = EINVAL;
     return -1;
   }
   SSL_CTX_up_ref(ctx); /* ours for as long as the listener has the options */
   t->ctx = ctx;
   t->conn = l;
+  cm__timer_init(&t->hs_timer, hs_expired, t);
   t->is_server = true;
   t->hs_timeout_ms = opts != NULL ? opts->hs_timeout_ms : 0;
   cm_tls_free(l);
@@ -550,9 +540,19 @@ struct cm_buf *cm__tls_tx(struct cm_conn *c) {
   return &((struct cm_tls *)c->tls)->tx;
 }
 
+int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
+                      size_t err_len) {
+  static const struct cm_tls_opts none;
+  return ctx_get(mgr, server, opts != NULL ? opts : &none, err, err_len) != NULL ? 0 : -1;
+}
+
 void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c) {
   struct cm_tls *lt = l->tls;
   char err[300];
+  if (lt->ctx == NULL) { /* the listener's options were refused */
+    cm__conn_defer_error(c, lt->refused != NULL ? lt->refused : "TLS: bad listener options");
+    return;
+  }
   struct cm_tls *t = tls_state_new(c, lt->ctx, true, NULL, lt->hs_timeout_ms, err, sizeof(err));
   if (t == NULL) {
     cm__conn_defer_error(c, err);
@@ -725,7 +725,6 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   struct tls_mgr *m = mgr->tls;
   if (m == NULL) return;
   for (size_t i = 0; i < m->ncache; i++) entry_free(&m->cache[i]);
-  /* hs_timer belongs to the manager's timer heap, which frees it. */
   free(m);
   mgr->tls = NULL;
 }

@@ -100,7 +100,7 @@ struct cm_conn *cm_ws_connect_opts(struct cm_mgr *mgr, const char *url, cm_event
     return NULL;
   }
   st->handshaking = true;
-  st->deadline_ms = cm_millis() + o.handshake_timeout_ms;
+  cm__ws_set_deadline(st, cm_millis() + o.handshake_timeout_ms);
   cm__ws_install(c, st);
   return c;
 }

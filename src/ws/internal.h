@@ -16,6 +16,8 @@ struct cm__ws {
   struct cm_ws_deflate *deflate; /* NULL unless permessage-deflate was agreed */
   size_t base_recv_limit;        /* c->recv_limit between frames */
   uint64_t deadline_ms;          /* handshake / close deadline; 0: none */
+  struct cm_timer deadline;      /* fires at deadline_ms (the manager's timer heap) */
+  struct cm_conn *conn;          /* set by cm__ws_install */
   bool handshaking;              /* client: waiting for the 101 response */
   bool offered_protocol;         /* client: the request had Sec-WebSocket-Protocol */
   bool check_input;              /* bytes may sit in c->recv with no READ to come */
@@ -36,7 +38,10 @@ struct cm__ws *cm__ws_new(const struct cm_ws_opts *o);
 struct cm__ws *cm__ws_of(struct cm_conn *c);
 /* Installs st as c's protocol (pfn/pfn_data); c->is_websocket once open. */
 void cm__ws_install(struct cm_conn *c, struct cm__ws *st);
-/* Frees st (and its zlib state). */
+/* Sets (0: clears) the handshake / close deadline; at it, a handshake
+ * fails with ERROR and a close handshake ends with a close. */
+void cm__ws_set_deadline(struct cm__ws *st, uint64_t deadline_ms);
+/* Frees st (and its zlib state), taking its deadline out of the heap. */
 void cm__ws_free(struct cm__ws *st);
 /* Handshake done: frames from now on (processes bytes already received). */
 void cm__ws_opened(struct cm_conn *c, struct cm__ws *st);

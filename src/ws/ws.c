@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/internal.h"
 #include "ws/internal.h"
 
 #define DEFAULT_CLOSE_TIMEOUT_MS 5000
@@ -24,6 +25,7 @@
 #define KEEP_MSG_BUF 65536
 
 static void ws_pfn(struct cm_conn *c, int ev, void *ev_data);
+static void on_deadline(void *arg);
 
 struct cm_ws_opts cm__ws_resolve_opts(const struct cm_ws_opts *in) {
   struct cm_ws_opts o = {0};
@@ -49,11 +51,13 @@ struct cm__ws *cm__ws_new(const struct cm_ws_opts *o) {
   st->kind = CM__WS_KIND;
   st->opts = *o;
   st->lim = o->limits;
+  cm__timer_init(&st->deadline, on_deadline, st);
   return st;
 }
 
 void cm__ws_free(struct cm__ws *st) {
   if (st == NULL) return;
+  if (st->conn != NULL) cm__timer_unschedule(st->conn->mgr, &st->deadline);
   cm_ws_deflate_free(st->deflate);
   cm_buf_free(&st->msg);
   cm_buf_free(&st->request);
@@ -69,17 +73,48 @@ struct cm__ws *cm__ws_of(struct cm_conn *c) {
 void cm__ws_install(struct cm_conn *c, struct cm__ws *st) {
   if (c->recv_limit < 4096) c->recv_limit = 4096;
   st->base_recv_limit = c->recv_limit;
+  st->conn = c;
   c->pfn = ws_pfn;
   c->pfn_data = st;
+  cm__ws_set_deadline(st, st->deadline_ms);
+}
+
+void cm__ws_set_deadline(struct cm__ws *st, uint64_t deadline_ms) {
+  st->deadline_ms = deadline_ms;
+  if (st->conn == NULL) return; /* scheduled by cm__ws_install */
+  if (deadline_ms == 0) {
+    cm__timer_unschedule(st->conn->mgr, &st->deadline);
+  } else {
+    cm__timer_schedule(st->conn->mgr, &st->deadline, deadline_ms);
+  }
+}
+
+/* A handshake that did not complete in time fails; a close handshake the
+ * peer did not finish ends with our close. */
+static void on_deadline(void *arg) {
+  struct cm__ws *st = arg;
+  struct cm_conn *c = st->conn;
+  if (st->deadline_ms == 0 || c->is_closing) return;
+  if (c->mgr->now_ms < st->deadline_ms) {
+    cm__timer_schedule(c->mgr, &st->deadline, st->deadline_ms);
+  } else if (st->handshaking) {
+    /* Deferred to the flush after the timers: the handler runs outside this
+     * timer's callback. */
+    cm__conn_defer_error(c, "WebSocket handshake timed out");
+    if (c->deferred_error == NULL) cm_close(c); /* no memory for the message */
+  } else {
+    cm_close(c);
+  }
 }
 
 void cm__ws_opened(struct cm_conn *c, struct cm__ws *st) {
   st->handshaking = false;
-  st->deadline_ms = 0;
+  cm__ws_set_deadline(st, 0);
   c->is_websocket = 1;
   /* Frames may already wait behind the handshake in c->recv, with no READ
-   * to come: look at them at the next POLL (or READ). */
+   * to come: look at them at this turn's flush (or the next READ). */
   st->check_input = true;
+  cm__conn_want_poll(c);
 }
 
 /* ------------------------------------------------------------- sending */
@@ -125,7 +160,8 @@ static void half_close(struct cm_conn *c, struct cm__ws *st) {
 static void finish(struct cm_conn *c, struct cm__ws *st) {
   if (st->finishing) return;
   st->finishing = true;
-  st->deadline_ms = cm_millis() + st->opts.close_timeout_ms;
+  cm__ws_set_deadline(st, cm_millis() + st->opts.close_timeout_ms);
+  cm__conn_want_poll(c); /* half-closes once the close frame is out */
   if (c->is_client) {
     if (st->failed) cm_drain(c);
     return;
@@ -145,7 +181,7 @@ static size_t start_close(struct cm_conn *c, struct cm__ws *st, const uint8_t *p
   if (st->close_received) {
     finish(c, st);
   } else {
-    st->deadline_ms = cm_millis() + st->opts.close_timeout_ms;
+    cm__ws_set_deadline(st, cm_millis() + st->opts.close_timeout_ms);
   }
   return sent;
 }
@@ -350,6 +386,7 @@ static void process(struct cm_conn *c, struct cm__ws *st) {
 void cm__ws_process(struct cm_conn *c, struct cm__ws *st) { process(c, st); }
 
 static void ws_pfn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
   struct cm__ws *st = cm__ws_of(c);
   if (st == NULL) return;
   switch (ev) {
@@ -367,19 +404,12 @@ static void ws_pfn(struct cm_conn *c, int ev, void *ev_data) {
       if (st->finishing && !c->is_client && c->send.len == 0) half_close(c, st);
       else if (st->check_input && !st->handshaking && !cm_conn_send_full(c)) process(c, st);
       break;
-    case CM_EV_POLL: {
-      uint64_t now = *(uint64_t *)ev_data;
+    case CM_EV_POLL:
+      /* Asked for by cm__ws_opened / finish (cm__conn_want_poll); the
+       * deadlines are in the timer heap (on_deadline). */
       if (st->check_input && !st->handshaking) process(c, st);
       if (st->finishing && !c->is_client && c->send.len == 0 && !c->is_tls) half_close(c, st);
-      if (st->deadline_ms != 0 && now >= st->deadline_ms && !c->is_closing) {
-        if (st->handshaking) {
-          cm_error(c, "WebSocket handshake timed out");
-        } else {
-          cm_close(c); /* the peer did not finish the close handshake */
-        }
-      }
       break;
-    }
     case CM_EV_CLOSE:
       cm__ws_free(st);
       c->pfn_data = NULL;

@@ -430,7 +430,7 @@ static void header_injection(void **state) {
 static void header_timeout(void **state) {
   (void) state;
   cm_mgr_free(&mgr);
-  struct cm_http_serve_opts opts = {.header_timeout_ms = 50};
+  struct cm_http_serve_opts opts = {.header_timeout_ms = 50, .body_timeout_ms = 50};
   assert_int_equal(start_server(&opts), 0);
   int fd = client();
   struct reply *r = roundtrip(fd, "GET / HTTP/1.1\r\nHost:", NULL, 0);

@@ -376,8 +376,11 @@ static void garbage_pem_is_an_error(void **state) {
     struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", NULL, NULL);
     if (cases[i].server) {
       assert_int_equal(cm_tls_listen_opts(l, &cases[i].o, err, sizeof(err)), -1);
-      assert_false(l->is_tls);
+      assert_true(l->is_tls); /* refusing TLS: children fail, nothing in the clear */
       assert_contains(err, cases[i].want);
+      char why[300] = "";
+      assert_int_equal(cm_tls_check_opts(&mgr, true, &cases[i].o, why, sizeof(why)), -1);
+      assert_contains(why, cases[i].want);
     } else {
       struct side one = {0};
       char url[128];

@@ -37,7 +37,9 @@ async def test_http_server_served_by_the_asyncio_loop():
         got = await asyncio.wait_for(http_get(port, "/a"), DEADLINE_S)
         assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"async /a")
     assert seen_thread == [threading.get_ident()]
-    assert not amgr.running and amgr.manager is None
+    assert not amgr.running
+    with pytest.raises(RuntimeError, match="not started"):
+        amgr.manager
 
 
 async def test_output_queued_by_a_coroutine_leaves_without_waiting_for_a_tick():
@@ -99,7 +101,8 @@ async def test_wakeup_from_a_thread():
                 break
             await asyncio.sleep(0.01)
         assert got == [b"x" * 100000]
-    assert amgr.wakeup(1, b"") is False
+    with pytest.raises(RuntimeError, match="not started"):
+        amgr.wakeup(1, b"")
 
 
 async def test_methods_outside_the_context_raise():

@@ -180,7 +180,13 @@ def test_many_requests_on_one_keep_alive_connection(nginx):
     assert [r[0] for r in responses] == [200, 200, 404, 200, 200] * 4 + [200]
     assert all(r[2] == nginx["big"] for r in responses[4::5][:4])
     # nginx's log says which connection served each request: all the same one.
-    log = (nginx["dir"] / "access.log").read_text().splitlines()[-len(paths):]
+    # It writes a request's line after sending the response: wait for the last.
+    for _ in range(200):
+        lines = (nginx["dir"] / "access.log").read_text().splitlines()
+        if len(lines) >= len(paths) and lines[-1].split()[1] == str(len(paths)):
+            break
+        time.sleep(0.01)
+    log = lines[-len(paths):]
     assert len({line.split()[0] for line in log}) == 1
     assert [int(line.split()[1]) for line in log] == list(range(1, len(paths) + 1))
 

@@ -147,7 +147,7 @@ def test_bad_arguments():
             mgr.timer_add(10)
         with pytest.raises(TypeError):
             mgr.timer_add(10, lambda: None, bogus=1)
-        t = mgr.timer_add(ms=10, callback=lambda: None, repeat=True, run_now=False)
+        t = mgr.timer_add(milliseconds=10, callback=lambda: None, repeat=True, run_now=False)
         assert t.active and "active" in repr(t)
         t.cancel()
     with pytest.raises(TypeError):

@@ -239,13 +239,14 @@ def test_right_name_and_ip(certs):
         assert errors == []
 
 
-def test_bad_pem_is_an_error_event_not_an_exception(certs):
+def test_bad_pem_is_an_error_event_and_a_warning_not_an_exception(certs):
     log = EventLog()
     with Manager() as mgr:
         def handler(conn, ev, data):
             log(conn, ev, data)
             if ev == MG_EV_ACCEPT:
-                conn.tls_init(TlsOpts(cert="garbage", key=certs["key"]))  # must not raise
+                with pytest.warns(RuntimeWarning, match="bad certificate PEM"):
+                    conn.tls_init(TlsOpts(cert="garbage", key=certs["key"]))  # must not raise
         listener = mgr.listen("tcp://127.0.0.1:0", handler)
         cli = EventLog()
 
@@ -281,11 +282,10 @@ def test_bad_options_error_comes_later_and_may_close_the_manager(certs, where):
             errors_in_call.append(bool(in_call))
             mgr.close()
 
-    listener = mgr.listen("tcp://127.0.0.1:0", handler)
-    if where == "listener":
-        target = listener
-        listener.tls_init(TlsOpts(cert="not a PEM"))
-    else:
+    with pytest.warns(RuntimeWarning, match="bad CA PEM|bad certificate PEM"):
+        listener = mgr.listen("tcp://127.0.0.1:0", handler)
+        if where == "listener":
+            listener.tls_init(TlsOpts(cert="not a PEM"))  # its children fail
         target = mgr.connect(f"tcp://127.0.0.1:{listener.local_addr[1]}", handler)
         if where == "outside":
             target.tls_init(TlsOpts(ca="not a PEM"))
@@ -326,13 +326,19 @@ def test_listener_options_and_is_tls(certs):
         assert got == [b"via listener"]
         child = log.conns(MG_EV_ACCEPT)[0]
         assert child.is_tls
-        # A bad option set on a listener is an ERROR event on it, at the
-        # next poll (never from inside the call).
-        bad = mgr.listen("tcp://127.0.0.1:0", log)
-        bad.tls_init(TlsOpts(cert="nope"))
-        assert not any("bad certificate PEM" in e for e in log.data(MG_EV_ERROR))
-        assert poll_until(mgr, lambda: MG_EV_CLOSE in log.of(bad))
-        assert any("bad certificate PEM" in e for e in log.data(MG_EV_ERROR))
+        # A bad option set on a listener: a RuntimeWarning with the reason,
+        # the listener stays open, and each connection it accepts gets an
+        # ERROR with the reason (nothing is served in the clear).
+        bad_log = EventLog()
+        bad = mgr.listen("tcp://127.0.0.1:0", bad_log)
+        with pytest.warns(RuntimeWarning, match="bad certificate PEM"):
+            bad.tls_init(TlsOpts(cert="nope"))
+        assert not bad.is_closing and bad_log.data(MG_EV_ERROR) == []
+        c2 = mgr.connect(f"tcp://127.0.0.1:{bad.local_addr[1]}", cli_log := EventLog())
+        assert poll_until(mgr, lambda: MG_EV_CLOSE in cli_log.of(c2))
+        errors = bad_log.data(MG_EV_ERROR)
+        assert len(errors) == 1 and "bad certificate PEM" in errors[0]
+        assert not bad.is_closing
 
 
 def test_tls_init_after_handshake_raises_and_tls_free(certs):
