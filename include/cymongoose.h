@@ -330,7 +330,9 @@ typedef void (*cm_timer_fn)(void *arg);
  * deadline); a timer (re)started from its own callback stays scheduled and is
  * not released; timers due at the same millisecond fire in the order they
  * were started; a repeating timer is re-armed before its callback runs, so
- * the callback sees it active and may stop or restart it.
+ * the callback sees it active and may stop or restart it.  A callback must
+ * not free its own timer's storage (the manager looks at the timer when the
+ * callback returns): stop it, and free the storage in the release hook.
  */
 struct cm_timer {
   uint64_t period_ms;      /* interval */
