@@ -43,4 +43,6 @@ cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export PYTHONMALLOC=malloc
 export ASAN_OPTIONS="detect_leaks=0:log_path=$work/asan" UBSAN_OPTIONS="print_stacktrace=1:log_path=$work/asan"
-"$py" -m pytest -q -p no:cacheprovider "$@"
+# The sanitizers and malloc make Python several times slower (hypothesis's
+# pure-Python work most of all): the per-test hang guard gets room to match.
+"$py" -m pytest -q -p no:cacheprovider -o timeout=600 "$@"
