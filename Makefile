@@ -31,6 +31,11 @@ EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
 
+# npm peers of the MQTT tests (aedes, ws, MQTT.js) in build/npm; idempotent.
+.PHONY: npm-peers
+npm-peers:
+	@bash scripts/npm-peers.sh
+
 .PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
 all: lib examples
@@ -120,10 +125,10 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
-test-python-asan:
+test-python-asan: npm-peers
 	@PY=$(PY) bash scripts/python-asan.sh
 
-test-python: python
+test-python: python npm-peers
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
 # The .pyi stubs match the runtime exactly: signatures (text signatures of

@@ -2,10 +2,11 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt)
 """
 import argparse
 import os
+import pwd
 import re
 import resource
 import selectors
@@ -419,8 +420,77 @@ def idle_suite(secs):
           " best of %d rounds)" % ROUNDS)
 
 
+# ------------------------------------------------------------------ MQTT
+
+class Mosquitto(Server):
+    """mosquitto on a free port, config in a scratch dir; nodelay turns on
+    TCP_NODELAY on its sockets (set_tcp_nodelay, off by default)."""
+
+    def __init__(self, scratch, nodelay):
+        port = free_port()
+        conf = os.path.join(scratch, "mosquitto-%d.conf" % port)
+        with open(conf, "w") as f:
+            f.write("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "log_dest none\nset_tcp_nodelay %s\n"
+                    % (pwd.getpwuid(os.getuid()).pw_name, port, "true" if nodelay else "false"))
+        super().__init__("mosquitto", ["mosquitto", "-c", conf], port=port)
+
+
+def mqtt_client_run(argv):
+    """Runs one MQTT client load; returns (messages/s, client µs CPU per message)."""
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))).stdout
+    m = re.search(r"messages=(\d+) seconds=([\d.]+) cpu=([\d.]+)", out)
+    if not m:
+        raise RuntimeError("unexpected MQTT client output: %r" % out)
+    n, secs, cpu = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    return n / secs, cpu * 1e6 / n
+
+
+def mqtt_suite(secs):
+    """Our Python client vs paho-mqtt through the same mosquitto, one
+    connection publishing to a topic it subscribes to: throughput with 1000
+    messages in flight, and round trips one message at a time.  Twice: with
+    mosquitto's default sockets (Nagle on) and with set_tcp_nodelay true."""
+    machine_note()
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    clients = [("paho-mqtt 1.6 (peer)", "bench/mqtt_paho.py"),
+               ("cymongoose Python", "bench/mqtt_ours.py")]
+    try:
+        for nodelay in (False, True):
+            broker = Mosquitto(scratch, nodelay)
+            try:
+                for qos in (0, 1):
+                    for window, what in ((1000, "throughput, 1000 in flight"),
+                                         (1, "round trip, one at a time")):
+                        best, broker_us = {}, {}
+                        for _ in range(ROUNDS):
+                            for name, script in clients:
+                                b0 = broker.cpu()
+                                rate, cpu = mqtt_client_run([PY, script, str(broker.port),
+                                                             str(qos), str(window), str(secs)])
+                                b1 = broker.cpu()
+                                r0, c0 = best.get(name, (0.0, float("inf")))
+                                if rate > r0:
+                                    broker_us[name] = (b1 - b0) * 1e6 / (rate * secs)
+                                best[name] = (max(r0, rate), min(c0, cpu))
+                        rows = [(name,) + best[name] for name, _ in clients]
+                        report("MQTT QoS %d %s, 64-byte messages, mosquitto %s (target: >= 5x "
+                               "paho's rate, <= 1/5 of its CPU per message)"
+                               % (qos, what, "set_tcp_nodelay true" if nodelay else "defaults"),
+                               "messages/s", rows, "paho-mqtt 1.6 (peer)")
+                        for name, rate, _ in rows:
+                            print("  %-26s %8.1f µs per message end to end, mosquitto %.1f "
+                                  "CPU µs/message" % (name, 1e6 / rate, broker_us[name]))
+            finally:
+                broker.stop()
+        print("(\"server CPU\" here: the client process, user+system, per message received)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
-          "idle": idle_suite}
+          "idle": idle_suite, "mqtt": mqtt_suite}
 
 
 def main():

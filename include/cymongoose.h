@@ -54,8 +54,8 @@ enum {
   CM_EV_WS_OPEN = 12,   /* ev_data: struct cm_http_msg * (the upgrade request/response) */
   CM_EV_WS_MSG = 13,    /* ev_data: struct cm_ws_msg * */
   CM_EV_WS_CTL = 14,    /* ev_data: struct cm_ws_msg * */
-  CM_EV_MQTT_CMD = 15,
-  CM_EV_MQTT_MSG = 16,
+  CM_EV_MQTT_CMD = 15,  /* ev_data: struct cm_mqtt_msg * (every packet received) */
+  CM_EV_MQTT_MSG = 16,  /* ev_data: struct cm_mqtt_msg * (an application message) */
   CM_EV_MQTT_OPEN = 17, /* ev_data: int *connack_code */
   CM_EV_SNTP_TIME = 18, /* ev_data: int64_t *epoch_ms */
   CM_EV_WAKEUP = 19,    /* ev_data: struct cm_str *payload */
@@ -491,6 +491,7 @@ bool cm_mgr_wake(struct cm_mgr *mgr);
 #include "cymongoose/util.h"
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
+#include "cymongoose/mqtt.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
 #include "cymongoose/tls.h"

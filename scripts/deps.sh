@@ -14,6 +14,9 @@ packages=(
   mosquitto mosquitto-clients dnsmasq-base chrony
   curl wrk nginx-light nodejs node-ws
 )
+# npm (for the npm peers of the MQTT tests, scripts/npm-peers.sh): Debian's
+# package, unless the installed node already bundles it (NodeSource builds do).
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

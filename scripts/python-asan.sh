@@ -41,6 +41,7 @@ cp -r Makefile cymongoose.pc.in include src scripts bench setup.py pyproject.tom
 [ -d cmake ] && cp -r cmake "$work/tree/"  # the CMake package files make lib writes
 cd "$work/tree/tests/python"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export NPM_PEERS_DIR="${NPM_PEERS_DIR:-$root/build/npm}"  # the npm peers stay where they are
 export PYTHONMALLOC=malloc
 export ASAN_OPTIONS="detect_leaks=0:log_path=$work/asan" UBSAN_OPTIONS="print_stacktrace=1:log_path=$work/asan"
 # The sanitizers and malloc make Python several times slower (hypothesis's

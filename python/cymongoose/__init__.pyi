@@ -42,6 +42,8 @@ __all__ = [
     "MQTT_PROP_TYPE_STRING_PAIR",
     "MQTT_PROP_TYPE_VARIABLE_INT",
     "Manager",
+    "MqttMessage",
+    "MqttSession",
     "Rpc",
     "RpcReq",
     "Timer",

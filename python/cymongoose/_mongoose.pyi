@@ -12,6 +12,9 @@ _ReplyHeaders = Union[
 ]
 _ErrorHandler = Callable[[BaseException], Any]
 _Address = tuple[str, int, bool]
+# MQTT 5 properties: {name or id: value}, or (key, value) pairs, or the
+# dicts MqttMessage.properties() returns (see docs/mqtt.md).
+_MqttProperties = Union[Mapping[Union[str, int], Any], Sequence[Any]]
 
 # ----------------------------------------------------------------- constants
 MG_EV_ERROR: int
@@ -96,6 +99,49 @@ class WsMessage:
     @property
     def close_reason(self) -> str: ...
     def __bool__(self) -> bool: ...
+
+@final
+class MqttMessage:
+    """A view of an MQTT message, valid only during the handler call."""
+    @property
+    def topic(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def cmd(self) -> int: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def ack(self) -> int: ...
+    @property
+    def reason_code(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def session_present(self) -> bool: ...
+    @property
+    def client_id(self) -> str: ...
+    def properties(self) -> list[dict[str, Any]]: ...
+    def topics(self) -> list[tuple[str, int]]: ...
+    def codes(self) -> list[int]: ...
+    def __bool__(self) -> bool: ...
+
+@final
+class MqttSession:
+    """Persistent MQTT session state kept across connections (mqtt_connect(session=...))."""
+    def __new__(cls, *, max_inflight: int = 0, max_queued: int = 0) -> "MqttSession": ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def in_use(self) -> bool: ...
 
 @final
 class TlsOpts:
@@ -212,6 +258,36 @@ class Connection:
     ) -> bool: ...
     def ws_send(self, data: _BytesLike, op: int = 1) -> int: ...
     def ws_close(self, code: int = 1000, reason: str = "") -> bool: ...
+    # MQTT
+    def mqtt_pub(
+        self,
+        topic: _StrOrBytes,
+        message: _BytesLike,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[_MqttProperties] = None,
+        topic_alias: bool = False,
+    ) -> int: ...
+    def mqtt_sub(
+        self,
+        topic: _StrOrBytes,
+        qos: int = 0,
+        *,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_id: int = 0,
+        properties: Optional[_MqttProperties] = None,
+    ) -> int: ...
+    def mqtt_unsub(
+        self, topic: _StrOrBytes, *, properties: Optional[_MqttProperties] = None
+    ) -> int: ...
+    def mqtt_ping(self) -> None: ...
+    def mqtt_pong(self) -> None: ...
+    def mqtt_disconnect(
+        self, reason_code: int = 0, *, properties: Optional[_MqttProperties] = None
+    ) -> None: ...
     # DNS, SNTP, TLS
     def resolve(self, url: str) -> None: ...
     def resolve_cancel(self) -> None: ...
@@ -307,8 +383,29 @@ class Manager:
         password: str = "",
         clean_session: bool = True,
         keepalive: int = 60,
+        *,
+        version: int = 4,
+        will_topic: Optional[str] = None,
+        will_message: Optional[_BytesLike] = None,
+        will_qos: int = 0,
+        will_retain: bool = False,
+        will_properties: Optional[_MqttProperties] = None,
+        properties: Optional[_MqttProperties] = None,
+        tls: Optional[TlsOpts] = None,
+        max_packet_size: int = 0,
+        max_inflight: int = 0,
+        max_queued: int = 0,
+        connect_timeout_ms: int = 0,
+        session: Optional[MqttSession] = None,
     ) -> Connection: ...
-    def mqtt_listen(self, url: str, handler: Optional[_Handler] = None) -> Connection: ...
+    def mqtt_listen(
+        self,
+        url: str,
+        handler: Optional[_Handler] = None,
+        *,
+        max_packet_size: int = 0,
+        connect_timeout_ms: int = 0,
+    ) -> Connection: ...
     def sntp_connect(self, url: str, handler: Optional[_Handler] = None) -> Connection: ...
     def timer_add(
         self, milliseconds: int, callback: Callable[[], Any], *, repeat: bool = False, run_now: bool = False

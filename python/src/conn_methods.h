@@ -32,6 +32,17 @@ PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames);
+/* conn_mqtt.c */
+PyObject *cm_py_conn_mqtt_pub(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *cm_py_conn_mqtt_sub(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *cm_py_conn_mqtt_unsub(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
+PyObject *cm_py_conn_mqtt_ping(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_mqtt_pong(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames);
 #endif
 
 #ifdef CM_PY_CONN_METHODS_TABLE
@@ -99,4 +110,27 @@ PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_
  "Private (cymongoose.wsgi's file_wrapper): a response whose body is bytes [offset,\n"
  "offset + length) of the open file fd, sent with sendfile.  headers: 'Name: value\\r\\n'\n"
  "lines without Content-Length.  False when nothing could be queued."},
+/* conn_mqtt.c */
+{"mqtt_pub", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_pub, METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_pub($self, /, topic, message, qos=0, retain=False, *, properties=None, topic_alias=False)\n--\n\n"
+ "Publishes message (str is UTF-8) on topic; returns the packet id (0 for QoS 0).  QoS 1/2 are\n"
+ "held until acknowledged and resent as the protocol requires.  v5: properties (dict, see\n"
+ "docs/mqtt.md), topic_alias=True to send the topic name only once.  ValueError for a bad\n"
+ "topic or QoS; 0 on connections that do not speak MQTT."},
+{"mqtt_sub", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_sub, METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_sub($self, /, topic, qos=0, *, no_local=False, retain_as_published=False, retain_handling=0, "
+ "subscription_id=0, properties=None)\n--\n\n"
+ "Subscribes to a topic filter; the SUBACK arrives as MG_EV_MQTT_CMD (codes()).  Returns the\n"
+ "packet id (0 on connections that do not speak MQTT)."},
+{"mqtt_unsub", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_unsub, METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_unsub($self, /, topic, *, properties=None)\n--\n\nUnsubscribes; returns the packet id."},
+{"mqtt_ping", (PyCFunction)cm_py_conn_mqtt_ping, METH_NOARGS,
+ "mqtt_ping($self, /)\n--\n\nSends PINGREQ (the client also does on its own when idle)."},
+{"mqtt_pong", (PyCFunction)cm_py_conn_mqtt_pong, METH_NOARGS,
+ "mqtt_pong($self, /)\n--\n\nSends PINGRESP (server side answer to a PINGREQ)."},
+{"mqtt_disconnect", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_disconnect,
+ METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_disconnect($self, /, reason_code=0, *, properties=None)\n--\n\nSends DISCONNECT and closes once it is "
+ "written; the broker then drops the will.  (close() alone drops the connection without it, "
+ "so the will is published.)"},
 #endif

@@ -476,8 +476,6 @@ static PyObject *not_yet(const char *name) {
     return not_yet(name);                                                            \
   }
 NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
-NOT_YET(cm_py_mgr_mqtt_connect, "mqtt_connect")
-NOT_YET(cm_py_mgr_mqtt_listen, "mqtt_listen")
 NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
 #undef NOT_YET
 

@@ -1,6 +1,6 @@
 /*
- * Message views handed to Python handlers: HttpMessage, WsMessage (more
- * kinds join as their protocols land).  A view points at the C message only while the
+ * Message views handed to Python handlers: HttpMessage, WsMessage, and
+ * MqttMessage (its type lives in mqtt_message.c).  A view points at the C message only while the
  * handler runs; cm_py_message_invalidate() cuts it loose afterwards, so a view
  * kept by the application reads as empty instead of touching freed memory.
  */
@@ -380,8 +380,8 @@ int cm_py_messages_exec(PyObject *m) {
   st->http_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &hm_spec, NULL);
   if (st->http_message_type == NULL || PyModule_AddType(m, st->http_message_type) < 0) return -1;
   st->ws_message_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &wm_spec, NULL);
-  if (st->ws_message_type == NULL) return -1;
-  return PyModule_AddType(m, st->ws_message_type);
+  if (st->ws_message_type == NULL || PyModule_AddType(m, st->ws_message_type) < 0) return -1;
+  return cm_py_mqtt_message_exec(m, st);
 }
 
 PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
@@ -394,6 +394,10 @@ PyObject *cm_py_message_new(cm_py_state *st, int ev, void *ev_data) {
     case CM_EV_WS_MSG:
     case CM_EV_WS_CTL:
       if (ev_data != NULL) return ws_message_new(st, ev_data);
+      break;
+    case CM_EV_MQTT_CMD:
+    case CM_EV_MQTT_MSG:
+      if (ev_data != NULL) return cm_py_mqtt_message_new(st, ev_data);
       break;
     default:
       break;
@@ -411,6 +415,7 @@ void cm_py_message_invalidate(PyObject *view) {
   }
   if (tp == st->http_message_type) ((HttpMessageObject *)view)->hm = NULL;
   if (tp == st->ws_message_type) ((WsMessageObject *)view)->wm = NULL;
+  if (tp == st->mqtt_message_type) cm_py_mqtt_message_invalidate(view);
 }
 
 void cm_py_message_release(cm_py_state *st, PyObject *view) {

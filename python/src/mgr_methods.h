@@ -3,10 +3,10 @@
  * manager.c includes this file twice: once for the declarations, once
  * inside its PyMethodDef table (with CM_PY_MGR_METHODS_TABLE defined).
  *
- * manager.c defines each function below as a weak stub raising
- * NotImplementedError; a protocol file implements one simply by defining the
- * same function (a strong symbol wins at link time), with no edit here or in
- * manager.c.  Open the connection with cm_py_conn_prepare() and
+ * manager.c keeps weak stubs raising NotImplementedError for ws_connect and
+ * sntp_connect (a strong definition elsewhere wins at link time); the MQTT
+ * ones have no stub: conn_mqtt.c defines them and a missing definition is a
+ * link error.  Open the connection with cm_py_conn_prepare() and
  * cm_py_conn_finish() from core.h.
  */
 #ifndef CM_PY_MGR_METHODS_DECLS
@@ -14,8 +14,8 @@
 #include <Python.h>
 /* All take (Manager self, args tuple, kwargs dict or NULL). */
 PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds);   /* conn_ws.c */
-PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds); /* mqtt */
-PyObject *cm_py_mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds);  /* mqtt */
+PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds); /* conn_mqtt.c */
+PyObject *cm_py_mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds);  /* conn_mqtt.c */
 PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds); /* sntp */
 #endif
 
@@ -27,9 +27,18 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
 {"mqtt_connect", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_connect,
  METH_VARARGS | METH_KEYWORDS,
  "mqtt_connect($self, /, url, handler=None, client_id='', username='', password='', "
- "clean_session=True, keepalive=60)\n--\n\nMQTT client; MQTT_OPEN follows on CONNACK."},
+ "clean_session=True, keepalive=60, *, version=4, will_topic=None, will_message=None, "
+ "will_qos=0, will_retain=False, will_properties=None, properties=None, tls=None, "
+ "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0, session=None)\n--\n\n"
+ "MQTT client over mqtt://, mqtts://, ws:// or wss:// (subprotocol mqtt).  MQTT_OPEN follows "
+ "the CONNACK (data: its code); a refusal is an ERROR.  version 5 takes properties and "
+ "will_properties (dicts).  keepalive: PINGREQ when idle, ERROR without PINGRESP.  "
+ "close() without mqtt_disconnect() makes the broker publish the will."},
 {"mqtt_listen", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_listen, METH_VARARGS | METH_KEYWORDS,
- "mqtt_listen($self, /, url, handler=None)\n--\n\nMQTT server side: each packet arrives as MQTT_CMD."},
+ "mqtt_listen($self, /, url, handler=None, *, max_packet_size=0, connect_timeout_ms=0)\n--\n\n"
+ "Low-level MQTT server: every packet of an accepted connection reaches the handler as "
+ "MQTT_CMD (PUBLISH also as MQTT_MSG, with the QoS acks sent for you); the application "
+ "answers the rest (CONNACK, SUBACK, PINGRESP...)."},
 {"sntp_connect", (PyCFunction)(void (*)(void))cm_py_mgr_sntp_connect,
  METH_VARARGS | METH_KEYWORDS,
  "sntp_connect($self, /, url, handler=None)\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},

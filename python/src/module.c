@@ -53,6 +53,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   Py_VISIT(st->http_message_type);
   Py_VISIT(st->ws_message_type);
   Py_VISIT(st->mqtt_message_type);
+  Py_VISIT(st->mqtt_session_type);
+  Py_VISIT(st->mqtt_sessions);
   Py_VISIT(st->tls_opts_type);
   Py_VISIT(st->rpc_type);
   Py_VISIT(st->rpc_req_type);
@@ -68,6 +70,8 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->http_message_type);
   Py_CLEAR(st->ws_message_type);
   Py_CLEAR(st->mqtt_message_type);
+  Py_CLEAR(st->mqtt_sessions);
+  Py_CLEAR(st->mqtt_session_type);
   Py_CLEAR(st->tls_opts_type);
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);

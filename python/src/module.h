@@ -20,6 +20,8 @@ typedef struct {
   PyTypeObject *http_message_type; /* messages.c */
   PyTypeObject *ws_message_type;   /* messages.c */
   PyTypeObject *mqtt_message_type; /* messages.c */
+  PyTypeObject *mqtt_session_type; /* mqtt_session.c */
+  PyObject *mqtt_sessions;         /* mqtt_session.c: MqttSessions in use */
   PyTypeObject *tls_opts_type;     /* tls.c */
   PyTypeObject *rpc_type;          /* rpc.c */
   PyTypeObject *rpc_req_type;      /* rpc.c */
@@ -61,6 +63,21 @@ void cm_py_message_release(cm_py_state *st, PyObject *view);
 /* The live struct cm_http_msg behind an HttpMessage view, or NULL when o is
  * not one or has expired (no exception set). */
 struct cm_http_msg *cm_py_http_message_get(PyObject *o);
+
+/* mqtt_message.c: the MqttMessage type (created by cm_py_messages_exec),
+ * a new view over mm, and cutting a view loose from its message. */
+int cm_py_mqtt_message_exec(PyObject *m, cm_py_state *st);
+PyObject *cm_py_mqtt_message_new(cm_py_state *st, const struct cm_mqtt_msg *mm);
+void cm_py_mqtt_message_invalidate(PyObject *view);
+
+/* mqtt_session.c: the MqttSession type.  claim: the C session of obj (NULL
+ * with TypeError, or RuntimeError when a live connection uses it); bind:
+ * c uses it now (obj kept alive until c's CLOSE); closed: c's CLOSE was
+ * delivered, its session (if any) is free again. */
+int cm_py_mqtt_session_exec(PyObject *m, cm_py_state *st);
+struct cm_mqtt_session *cm_py_mqtt_session_claim(cm_py_state *st, PyObject *obj);
+int cm_py_mqtt_session_bind(cm_py_state *st, PyObject *obj, struct cm_conn *c);
+void cm_py_mqtt_session_closed(cm_py_state *st, struct cm_conn *c);
 
 /*
  * Connection methods contributed by protocol files (conn_http.c, conn_ws.c,

@@ -101,6 +101,10 @@ static void fail(struct cm_conn *c, struct cm_tls *t, const char *fmt, const cha
   t->failed = true;
   c->is_tls_hs = 0; /* what follows (sending the alert) is not a handshake to report on */
   bool alert = t->tx.len > 0; /* decided now: the handler may free t */
+  /* Plaintext queued before the handshake (an MQTT CONNECT, a request)
+   * can never be encrypted now; left in c->send it would keep the drain
+   * below waiting for ever. */
+  cm_buf_consume(&c->send, c->send.len);
   CM_ERROR("conn %lu: %s", c->id, msg);
   cm_call(c, CM_EV_ERROR, msg);
   if (alert) cm_drain(c);

@@ -166,7 +166,7 @@ void cm__ws_client_read(struct cm_conn *c, struct cm__ws *st) {
   }
   cm__ws_opened(c, st);
   CM_DEBUG("conn %lu: WebSocket open%s", c->id, deflate ? " (permessage-deflate)" : "");
-  cm_call(c, CM_EV_WS_OPEN, &hm);
+  cm__ws_raise(c, st, CM_EV_WS_OPEN, &hm);
   cm_recv_consume(c, (size_t)r);
   if (!c->is_closing) cm__ws_process(c, st);
 }

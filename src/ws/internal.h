@@ -28,6 +28,11 @@ struct cm__ws {
   bool failed;                   /* we failed the connection (protocol error) */
   char accept[29];               /* client: the Sec-WebSocket-Accept expected */
   struct cm_buf request;         /* client: the handshake, sent on CONNECT */
+  cm_event_fn upper;             /* a protocol carried in the messages (MQTT over
+                                    WebSocket), or NULL: it sees every event after
+                                    the WebSocket handler, and WS_OPEN, WS_MSG and
+                                    WS_CTL go to it instead of the user handler */
+  void *upper_data;              /* its state; freed by it on CLOSE */
 };
 
 /* Resolves defaults of opts (NULL: all defaults). */
@@ -50,6 +55,15 @@ void cm__ws_process(struct cm_conn *c, struct cm__ws *st);
 /* Client handler pieces (client.c), called by the protocol handler. */
 void cm__ws_client_connected(struct cm_conn *c, struct cm__ws *st);
 void cm__ws_client_read(struct cm_conn *c, struct cm__ws *st);
+
+/* Raises a WebSocket event (WS_OPEN, WS_MSG, WS_CTL): to the upper
+ * protocol when there is one, else through cm_call(). */
+void cm__ws_raise(struct cm_conn *c, struct cm__ws *st, int ev, void *ev_data);
+/* Puts protocol fn (state data) on top of the WebSocket connection c.
+ * Returns false when c is not a WebSocket connection or has one already. */
+bool cm__ws_set_upper(struct cm_conn *c, cm_event_fn fn, void *data);
+/* The state of the upper protocol fn on c, or NULL. */
+void *cm__ws_upper_data(const struct cm_conn *c, cm_event_fn fn);
 
 /* Standard padded base64 of n bytes into out (4 * ceil(n / 3) chars, no
  * NUL); returns the length (handshake.c). */

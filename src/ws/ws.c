@@ -64,6 +64,28 @@ void cm__ws_free(struct cm__ws *st) {
   free(st);
 }
 
+void cm__ws_raise(struct cm_conn *c, struct cm__ws *st, int ev, void *ev_data) {
+  if (st->upper != NULL) {
+    st->upper(c, ev, ev_data);
+  } else {
+    cm_call(c, ev, ev_data);
+  }
+}
+
+bool cm__ws_set_upper(struct cm_conn *c, cm_event_fn fn, void *data) {
+  struct cm__ws *st = cm__ws_of(c);
+  if (st == NULL || st->upper != NULL) return false;
+  st->upper = fn;
+  st->upper_data = data;
+  return true;
+}
+
+void *cm__ws_upper_data(const struct cm_conn *c, cm_event_fn fn) {
+  if (c == NULL || c->pfn != ws_pfn || c->pfn_data == NULL) return NULL;
+  const struct cm__ws *st = c->pfn_data;
+  return st->kind == CM__WS_KIND && st->upper == fn ? st->upper_data : NULL;
+}
+
 struct cm__ws *cm__ws_of(struct cm_conn *c) {
   if (c == NULL || c->pfn != ws_pfn || c->pfn_data == NULL) return NULL;
   struct cm__ws *st = c->pfn_data;
@@ -261,7 +283,7 @@ static void fail(struct cm_conn *c, struct cm__ws *st, int err) {
 
 static void deliver(struct cm_conn *c, int ev, const uint8_t *p, size_t n, uint8_t flags) {
   struct cm_ws_msg m = {cm_str_n(n > 0 ? (const char *)p : "", n), flags};
-  cm_call(c, ev, &m);
+  cm__ws_raise(c, cm__ws_of(c), ev, &m);
 }
 
 static int control_frame(struct cm_conn *c, struct cm__ws *st, const struct cm_ws_frame *f,
@@ -411,10 +433,12 @@ static void ws_pfn(struct cm_conn *c, int ev, void *ev_data) {
       if (st->finishing && !c->is_client && c->send.len == 0 && !c->is_tls) half_close(c, st);
       break;
     case CM_EV_CLOSE:
+      if (st->upper != NULL) st->upper(c, ev, ev_data); /* frees its state */
       cm__ws_free(st);
       c->pfn_data = NULL;
-      break;
+      return;
     default:
       break;
   }
+  if (st->upper != NULL && c->pfn_data == st) st->upper(c, ev, ev_data);
 }

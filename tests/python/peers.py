@@ -105,3 +105,45 @@ def scripted_fixture(cls):
         for s in servers:
             s.close()
     return scripted
+
+
+def free_tcp_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for peers that
+    cannot report the port they picked)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tcp_port_listening(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def tcp_peer(name, argv, port, logdir, env=None):
+    """Runs argv until it accepts TCP connections on 127.0.0.1:port (failing
+    the test with its log if it exits or takes over 10 s); stops it by its
+    pid on exit."""
+    logpath = logdir / (name + ".log")
+    with open(logpath, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env or peer_env())
+        try:
+            end = time.monotonic() + 10
+            while not tcp_port_listening(port):
+                if proc.poll() is not None or time.monotonic() > end:
+                    pytest.fail("%s did not start: %s" % (name, logpath.read_text()))
+                time.sleep(0.02)
+            yield proc
+        finally:
+            proc.terminate()  # our own child, by its pid
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

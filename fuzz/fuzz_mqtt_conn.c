@@ -1,0 +1,147 @@
+/*
+ * libFuzzer harness for the MQTT protocol glue over real loopback sockets.
+ * Byte 0 picks the role and the version; the rest is what the peer sends.
+ * Server role: a raw client sends the input to a small broker on
+ * cm_mqtt_listen() (it answers CONNECT, SUBSCRIBE, PINGREQ and echoes
+ * every message back with its QoS and a topic alias), then its FIN.
+ * Client role: a raw server sends the input once it has read the CONNECT,
+ * then closes; our client publishes with each QoS when it opens and on
+ * every message.  Either way our side must end the connection without
+ * crashing, leaking or hanging (a hang aborts).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cymongoose.h"
+
+#define MAX_POLLS 20000 /* about 20 s of 1 ms polls: a hang */
+
+static struct cm_mgr mgr;
+static uint16_t broker_port, rogue_port;
+static const uint8_t *input;
+static size_t input_len;
+
+static void broker_fn(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_MQTT_CMD) {
+    struct cm_mqtt_msg *mm = ev_data;
+    struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 3};
+    uint8_t codes[8], opt;
+    size_t n = 0, pos = 0;
+    switch (mm->cmd) {
+      case CM_MQTT_CMD_CONNECT: cm_mqtt_send_connack(c, 0, false, &am, 1); break;
+      case CM_MQTT_CMD_SUBSCRIBE:
+        while (n < 8 && cm_mqtt_list_next(mm->pkt, &pos, NULL, &opt)) codes[n++] = opt & 3;
+        cm_mqtt_send_suback(c, mm->id, codes, n, NULL, 0);
+        break;
+      case CM_MQTT_CMD_UNSUBSCRIBE: cm_mqtt_send_unsuback(c, mm->id, NULL, 0, NULL, 0); break;
+      case CM_MQTT_CMD_PINGREQ: cm_mqtt_pong(c); break;
+      default: break;
+    }
+  } else if (ev == CM_EV_MQTT_MSG) {
+    struct cm_mqtt_msg *mm = ev_data;
+    struct cm_mqtt_pub_opts po = {.topic = mm->topic, .message = mm->data, .qos = mm->qos,
+                                  .topic_alias = true};
+    cm_mqtt_publish(c, &po);
+  }
+}
+
+/* Raw server for the client role: the input after the CONNECT, then close. */
+static void rogue_fn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev != CM_EV_READ || c->is_listening) return;
+  cm_recv_consume(c, c->recv.len);
+  if (c->is_draining) return;
+  cm_send(c, input, input_len);
+  cm_drain(c);
+}
+
+static void client_fn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev == CM_EV_MQTT_OPEN || ev == CM_EV_MQTT_MSG) {
+    for (int q = 0; q <= 2; q++) cm_mqtt_pub(c, cm_str_c("f/z"), cm_str_c("x"), q, false);
+    cm_mqtt_sub(c, cm_str_c("f/#"), 2);
+  }
+}
+
+static void init(void) {
+  if (cm_mgr_init(&mgr) != 0) abort();
+  struct cm_mqtt_limits lim = {.max_packet_size = 4096, .max_queued = 16, .max_incoming = 8};
+  struct cm_conn *l = cm_mqtt_listen_opts(&mgr, "mqtt://127.0.0.1:0", &lim, broker_fn, NULL);
+  struct cm_conn *r = cm_listen(&mgr, "tcp://127.0.0.1:0", rogue_fn, NULL);
+  if (l == NULL || r == NULL) abort();
+  broker_port = l->loc.port;
+  rogue_port = r->loc.port;
+}
+
+/* Polls until only the two listeners are left. */
+static void settle(void) {
+  for (int i = 0; mgr.nconns > 2; i++) {
+    if (i == MAX_POLLS) abort();
+    cm_mgr_poll(&mgr, 1);
+  }
+}
+
+static void run_server_role(const uint8_t *data, size_t len) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(broker_port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) abort();
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  size_t off = 0;
+  bool shut = false, eof = false;
+  char sink[65536];
+  for (int i = 0; !eof; i++) {
+    if (i == MAX_POLLS) abort();
+    while (off < len) {
+      ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL);
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+    if (!shut && (off == len || i > 1000)) {
+      shutdown(fd, SHUT_WR);
+      shut = true;
+    }
+    cm_mgr_poll(&mgr, 1);
+    for (;;) {
+      ssize_t r = recv(fd, sink, sizeof(sink), 0);
+      if (r > 0) continue;
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) eof = true;
+      break;
+    }
+  }
+  close(fd);
+  settle();
+}
+
+static void run_client_role(const uint8_t *data, size_t len, uint8_t version) {
+  input = data;
+  input_len = len;
+  char url[64];
+  snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", rogue_port);
+  struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 3};
+  struct cm_mqtt_opts o = {.version = version, .clean = true, .props = &am, .num_props = 1};
+  o.limits = (struct cm_mqtt_limits){.max_packet_size = 4096, .max_queued = 16, .max_incoming = 8};
+  if (cm_mqtt_connect(&mgr, url, &o, client_fn, NULL) == NULL) abort();
+  settle();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static bool ready;
+  if (!ready) {
+    init();
+    ready = true;
+  }
+  if (size < 1 || size > 70000) return 0;
+  if (data[0] & 2) {
+    run_client_role(data + 1, size - 1, (data[0] & 1) ? 5 : 4);
+  } else {
+    run_server_role(data + 1, size - 1);
+  }
+  return 0;
+}

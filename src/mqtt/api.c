@@ -1,0 +1,227 @@
+/*
+ * What applications send on an MQTT connection (either side): publish,
+ * subscribe, unsubscribe, ping, disconnect, acks and raw packets.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqtt/internal.h"
+
+/* The connection's state when it can send at all. */
+static struct cm__mqtt *sendable(struct cm_conn *c) {
+  struct cm__mqtt *st = cm__mqtt_of(c);
+  if (st == NULL || c->is_closing || c->is_draining || st->failed) return NULL;
+  return st;
+}
+
+/* v5 outgoing topic alias for topic: the alias number, and whether the
+ * name must still be sent (first use); 0 when none is available. */
+static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
+  if (st->peer_alias_max == 0) return 0;
+  if (st->alias_out == NULL) {
+    st->alias_out = calloc((size_t)st->peer_alias_max + 1, sizeof(char *));
+    if (st->alias_out == NULL) return 0;
+  }
+  for (uint16_t i = 1; i <= st->peer_alias_max; i++) {
+    char *t = st->alias_out[i];
+    if (t == NULL) {
+      t = malloc(topic.len + 1);
+      if (t == NULL) return 0;
+      memcpy(t, topic.buf, topic.len);
+      t[topic.len] = '\0';
+      st->alias_out[i] = t;
+      *first = true;
+      return i;
+    }
+    if (strlen(t) == topic.len && memcmp(t, topic.buf, topic.len) == 0) {
+      *first = false;
+      return i;
+    }
+  }
+  return 0; /* all taken: send names */
+}
+
+int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL || o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return -1;
+  /* 3.2.2.3.4, 3.2.2.3.5: what the server said it does not take. */
+  if (o->qos > st->peer_max_qos || (o->retain && st->peer_no_retain)) return -1;
+  struct cm_mqtt_session *s = st->sess;
+  if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535)) return -1;
+  struct cm_mqtt_packet m = {0};
+  struct cm_buf pb = {0};
+  int rc = -1;
+  m.cmd = CM_MQTT_CMD_PUBLISH;
+  m.version = st->version == 0 ? 4 : st->version;
+  m.qos = o->qos;
+  m.retain = o->retain;
+  m.topic = o->topic;
+  m.payload = o->message;
+  if (m.version == 5) {
+    if (cm__mqtt_props_raw(&pb, o->props, o->num_props) != 0) goto done;
+    /* Aliases only for QoS 0: held messages may be resent on a new
+     * connection, where the aliases of this one mean nothing. */
+    bool first = false;
+    uint16_t alias = o->topic_alias && o->qos == 0 ? alias_for(st, o->topic, &first) : 0;
+    if (alias != 0) {
+      struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
+      if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
+      if (!first) m.topic = cm_str_n("", 0);
+    }
+    m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+  }
+  if (o->qos > 0) m.id = cm__mqtt_session_id(s);
+  st->scratch.len = st->scratch.off = 0;
+  if (cm_mqtt_encode(&st->scratch, &m) != 0) goto done;
+  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) goto done;
+  if (o->qos == 0) {
+    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : -1;
+  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch), st->scratch.len) != NULL) {
+    rc = m.id;
+    cm__mqtt_pump(st);
+  }
+done:
+  cm_buf_free(&pb);
+  if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
+  return rc;
+}
+
+int cm_mqtt_pub(struct cm_conn *c, struct cm_str topic, struct cm_str message, int qos, bool retain) {
+  if (qos < 0 || qos > 2) return -1;
+  struct cm_mqtt_pub_opts o = {0};
+  o.topic = topic;
+  o.message = message;
+  o.qos = (uint8_t)qos;
+  o.retain = retain;
+  return cm_mqtt_publish(c, &o);
+}
+
+/* SUBSCRIBE / UNSUBSCRIBE with a fresh packet id. */
+static int send_filters(struct cm__mqtt *st, int cmd, struct cm_buf *list, uint32_t sub_id,
+                        const struct cm_mqtt_prop *props, size_t num_props) {
+  struct cm_mqtt_packet m = {0};
+  struct cm_buf pb = {0};
+  int rc = -1;
+  m.cmd = (uint8_t)cmd;
+  m.version = st->version == 0 ? 4 : st->version;
+  m.id = cm__mqtt_session_id(st->sess);
+  m.payload = cm_str_n((const char *)cm_buf_data(list), list->len);
+  if (m.version == 5) {
+    if (sub_id != 0) {
+      struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_SUBSCRIPTION_IDENTIFIER, .iv = sub_id};
+      if (sub_id > CM_MQTT_MAX_REMAINING || cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
+    }
+    if (cm__mqtt_props_raw(&pb, props, num_props) != 0) goto done;
+    m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+  }
+  if (cm__mqtt_send_pkt(st, &m)) rc = m.id;
+done:
+  cm_buf_free(&pb);
+  return rc;
+}
+
+int cm_mqtt_subscribe(struct cm_conn *c, const struct cm_mqtt_sub_opts *subs, size_t n,
+                      uint32_t sub_id, const struct cm_mqtt_prop *props, size_t num_props) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL || subs == NULL || n == 0) return -1;
+  struct cm_buf list = {0};
+  int rc = -1;
+  for (size_t i = 0; i < n; i++) {
+    const struct cm_mqtt_sub_opts *s = &subs[i];
+    if (!cm_mqtt_filter_valid(s->topic) || s->qos > 2 || s->retain_handling > 2) goto done;
+    uint8_t opt = s->qos;
+    if (st->version == 5) {
+      opt = (uint8_t)(opt | (s->no_local ? CM_MQTT_SUB_NO_LOCAL : 0) |
+                      (s->retain_as_published ? CM_MQTT_SUB_RETAIN_AS_PUBLISHED : 0) |
+                      s->retain_handling << CM_MQTT_SUB_RETAIN_HANDLING_SHIFT);
+    }
+    if (cm_mqtt_list_append(&list, CM_MQTT_CMD_SUBSCRIBE, s->topic, opt) != 0) goto done;
+  }
+  rc = send_filters(st, CM_MQTT_CMD_SUBSCRIBE, &list, sub_id, props, num_props);
+done:
+  cm_buf_free(&list);
+  return rc;
+}
+
+int cm_mqtt_sub(struct cm_conn *c, struct cm_str topic, int qos) {
+  if (qos < 0 || qos > 2) return -1;
+  struct cm_mqtt_sub_opts s = {0};
+  s.topic = topic;
+  s.qos = (uint8_t)qos;
+  return cm_mqtt_subscribe(c, &s, 1, 0, NULL, 0);
+}
+
+int cm_mqtt_unsubscribe(struct cm_conn *c, const struct cm_str *topics, size_t n,
+                        const struct cm_mqtt_prop *props, size_t num_props) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL || topics == NULL || n == 0) return -1;
+  struct cm_buf list = {0};
+  int rc = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!cm_mqtt_filter_valid(topics[i]) ||
+        cm_mqtt_list_append(&list, CM_MQTT_CMD_UNSUBSCRIBE, topics[i], 0) != 0)
+      goto done;
+  }
+  rc = send_filters(st, CM_MQTT_CMD_UNSUBSCRIBE, &list, 0, props, num_props);
+done:
+  cm_buf_free(&list);
+  return rc;
+}
+
+int cm_mqtt_unsub(struct cm_conn *c, struct cm_str topic) {
+  return cm_mqtt_unsubscribe(c, &topic, 1, NULL, 0);
+}
+
+static bool send_simple(struct cm_conn *c, int cmd) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL) return false;
+  struct cm_mqtt_packet m = {0};
+  m.cmd = (uint8_t)cmd;
+  return cm__mqtt_send_pkt(st, &m);
+}
+
+bool cm_mqtt_ping(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGREQ); }
+bool cm_mqtt_pong(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGRESP); }
+
+bool cm_mqtt_disconnect(struct cm_conn *c) { return cm_mqtt_disconnect_reason(c, 0, NULL, 0); }
+
+bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
+                               size_t num_props) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL) return false;
+  struct cm_mqtt_packet m = {0};
+  struct cm_buf pb = {0};
+  m.cmd = CM_MQTT_CMD_DISCONNECT;
+  m.reason = reason;
+  if (st->version == 5) {
+    if (cm__mqtt_props_raw(&pb, props, num_props) != 0) return false;
+    m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+  }
+  bool ok = cm__mqtt_send_pkt(st, &m);
+  cm_buf_free(&pb);
+  st->failed = true; /* read nothing more */
+  if (st->over_ws) {
+    cm_ws_close(c, CM_WS_CLOSE_NORMAL, NULL);
+  } else {
+    cm_drain(c);
+  }
+  return ok;
+}
+
+bool cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason) {
+  if (cmd < CM_MQTT_CMD_PUBACK || cmd > CM_MQTT_CMD_PUBCOMP || id == 0) return false;
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL) return false;
+  struct cm_mqtt_packet m = {0};
+  m.cmd = (uint8_t)cmd;
+  m.id = id;
+  m.reason = reason;
+  return cm__mqtt_send_pkt(st, &m);
+}
+
+bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *pm) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL || pm == NULL) return false;
+  struct cm_mqtt_packet m = *pm;
+  return cm__mqtt_send_pkt(st, &m);
+}

@@ -1,0 +1,139 @@
+/* Internal interfaces of the MQTT files (not installed). */
+#ifndef CM_MQTT_INTERNAL_H
+#define CM_MQTT_INTERNAL_H
+
+#include "core/internal.h"
+#include "cymongoose.h"
+
+/* Bit of a packet type in the masks below; bit 0 stands for will properties. */
+#define CM__MQTT_BIT(cmd) (1u << (cmd))
+
+/* Appends the property block of n properties without its length varint.
+ * Returns 0 or -1 (unknown id, no memory). */
+int cm__mqtt_props_raw(struct cm_buf *out, const struct cm_mqtt_prop *props, size_t n);
+
+/* A bounded reader over a packet body: every read checks the bounds, and a
+ * failed read sets err (sticky), so parsers can read a sequence of fields
+ * and check once. */
+struct cm__mqtt_rd {
+  const uint8_t *p, *end;
+  int err;            /* 0, or a negative reason code */
+  const char *why;    /* static description of err */
+};
+
+static inline void cm__mqtt_rd_fail(struct cm__mqtt_rd *r, int err, const char *why) {
+  if (r->err == 0) {
+    r->err = err;
+    r->why = why;
+  }
+  r->p = r->end;
+}
+
+/* ------------------------------------------------------------ the glue */
+#define CM__MQTT_KIND 0x4D515454   /* "MQTT": state of a connection */
+#define CM__MQTT_KIND_L 0x4D51544C /* "MQTL": options of a listener */
+
+/* One of our QoS 1/2 messages, held until its flow completes. */
+enum { CM__OUT_QUEUED, CM__OUT_PUBLISHED, CM__OUT_RELEASED };
+struct cm__mqtt_out {
+  struct cm__mqtt_out *next;
+  uint16_t id;
+  uint8_t qos;
+  uint8_t state;   /* CM__OUT_* */
+  size_t len;
+  uint8_t pkt[];   /* the encoded PUBLISH; DUP is set in pkt[0] on resend */
+};
+
+struct cm_mqtt_session {
+  struct cm__mqtt_out *head, *tail; /* in publish order */
+  size_t count;                     /* messages held */
+  size_t inflight;                  /* of them PUBLISHED or RELEASED */
+  uint16_t last_id;                 /* packet id counter */
+  uint8_t *ids_out;                 /* bitmap: our ids in use (8 KiB, lazily) */
+  uint8_t *ids_in;                  /* bitmap: peer's QoS 2 ids not released */
+  size_t nin;                       /* bits set in ids_in */
+  struct cm_mqtt_limits lim;        /* resolved */
+  char client_id[96];               /* the id last used */
+  bool in_use;                      /* a connection holds it */
+};
+
+/* Session functions (session.c). */
+void cm__mqtt_limits_resolve(struct cm_mqtt_limits *l);
+/* A fresh packet id not used by a held message (never 0). */
+uint16_t cm__mqtt_session_id(struct cm_mqtt_session *s);
+bool cm__mqtt_id_test(const uint8_t *bits, uint16_t id);
+/* Sets (on) or clears a bit, allocating the map; false when out of memory. */
+bool cm__mqtt_id_set(uint8_t **bits, uint16_t id, bool on);
+/* Holds a copy of an encoded PUBLISH; NULL when out of memory. */
+struct cm__mqtt_out *cm__mqtt_session_add(struct cm_mqtt_session *s, uint16_t id, uint8_t qos,
+                                          const uint8_t *pkt, size_t len);
+/* The held message with id (and state), or NULL. */
+struct cm__mqtt_out *cm__mqtt_session_find(struct cm_mqtt_session *s, uint16_t id, uint8_t state);
+/* Forgets a held message. */
+void cm__mqtt_session_remove(struct cm_mqtt_session *s, struct cm__mqtt_out *o);
+/* The broker has no session for us: in-flight messages become queued (sent
+ * again as new), PUBRELs and incoming QoS 2 ids are dropped. */
+void cm__mqtt_session_reset(struct cm_mqtt_session *s);
+
+/* The state of one MQTT connection (client or server side). */
+struct cm__mqtt {
+  int kind;                   /* CM__MQTT_KIND */
+  struct cm_conn *c;
+  struct cm_mqtt_limits lim;  /* resolved */
+  struct cm_mqtt_session *sess;
+  bool own_session;           /* sess is ours to free */
+  bool is_server;
+  bool over_ws;               /* packets travel in WebSocket binary messages */
+  bool ws_open;               /* the WebSocket handshake is done */
+  bool connected;             /* client: CONNACK accepted; server: CONNECT seen */
+  bool failed;                /* we failed the connection: read nothing more */
+  bool ping_out;              /* PINGREQ sent, no PINGRESP yet */
+  bool held;                  /* input left unparsed while the output is full */
+  uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
+  uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */
+  uint32_t peer_max_packet;   /* peer's Maximum Packet Size, 0: none */
+  uint8_t peer_max_qos;       /* peer's Maximum QoS (2 unless it said less) */
+  bool peer_no_retain;        /* peer said Retain Available 0 */
+  uint16_t peer_alias_max;    /* aliases we may send (peer's Topic Alias Maximum) */
+  uint16_t our_alias_max;     /* aliases we accept (our Topic Alias Maximum) */
+  char **alias_in;            /* [our_alias_max + 1]: topics by alias, lazily */
+  char **alias_out;           /* [peer_alias_max + 1]: topics we gave aliases */
+  uint64_t keepalive_ms;      /* 0: none */
+  uint64_t last_tx_ms, last_rx_ms, ping_ms;
+  uint64_t deadline_ms;       /* CONNACK / CONNECT deadline, 0: none */
+  size_t base_recv_limit;
+  struct cm_timer timer;      /* keepalive and deadlines (cm__timer_*, armed lazily) */
+  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
+  struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
+  struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
+  struct cm_buf scratch;      /* encoding space, reused */
+  struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
+                                 copy, views into the same allocation), or NULL */
+};
+
+/* conn.c */
+void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data);
+struct cm__mqtt *cm__mqtt_of(const struct cm_conn *c);
+/* Allocates the state for c (not attached) and schedules its deadline. */
+struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *lim,
+                              struct cm_mqtt_session *sess);
+/* Attaches st as c's protocol: directly, or over c's WebSocket. */
+bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws);
+void cm__mqtt_free(struct cm__mqtt *st);
+/* Sends raw packet bytes (over WebSocket: one binary message). */
+bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
+/* Encodes and sends m with the connection's version. */
+bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m);
+/* Sends as many queued messages as the window allows. */
+void cm__mqtt_pump(struct cm__mqtt *st);
+/* Sets the keepalive period (0: none) and arms the timer for it. */
+void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
+/* client.c: CONNACK arrived (after MQTT_CMD). */
+void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
+/* server.c: CONNECT arrived (before MQTT_CMD, so the answer uses its version). */
+void cm__mqtt_server_connect(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
+/* server.c: events of a listener (and of its children before they get
+ * their own state). */
+void cm__mqtt_listener_pfn(struct cm_conn *c, int ev, void *ev_data);
+
+#endif
