@@ -492,6 +492,7 @@ bool cm_mgr_wake(struct cm_mgr *mgr);
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
 #include "cymongoose/mqtt.h"
+#include "cymongoose/mqtt_broker.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
 #include "cymongoose/tls.h"
