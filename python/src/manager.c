@@ -3,8 +3,8 @@
  *
  * The GIL is released only while cm_mgr_poll() blocks (the before_sleep and
  * after_sleep hooks), so every callback runs with it held and nothing else
- * can touch the manager while the core walks its structures, except through
- * the thread-safe wakeup() and Timer.cancel().
+ * can touch the manager while the core walks its structures.  Other threads
+ * may use wakeup(), Timer.cancel() and timer_add() (see core.h).
  *
  * close() during poll() (from a handler, a timer or another thread) is
  * deferred until poll() returns, because the core is still using the
@@ -24,6 +24,7 @@
 
 static void hook_before_sleep(void *arg) {
   cm_py_manager *mo = arg;
+  mo->sleeping = true; /* with the GIL: other threads read it with the GIL */
   mo->tstate = PyEval_SaveThread();
 }
 
@@ -31,6 +32,7 @@ static void hook_after_sleep(void *arg) {
   cm_py_manager *mo = arg;
   PyEval_RestoreThread(mo->tstate);
   mo->tstate = NULL;
+  mo->sleeping = false;
 }
 
 /* cm_mgr.on_output: output was queued outside poll(); tell the embedding

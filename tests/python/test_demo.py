@@ -17,6 +17,14 @@ from demo_process import DEMO, ROOT, demo_process
 
 @pytest.fixture(scope="module")
 def demo():
+    """One demo process shared by the tests that only send requests."""
+    with demo_process() as d:
+        yield d
+
+
+@pytest.fixture
+def own_demo():
+    """A demo process of the test's own, for a test that stops it."""
     with demo_process() as d:
         yield d
 
@@ -150,11 +158,9 @@ def test_sse_clock(demo):
     assert requests.get(url(demo, "/hello"), timeout=10).status_code == 200
 
 
-def test_static_or_501(demo):
+def test_static_files(demo):
     r = requests.get(url(demo, "/static/"), timeout=10)
-    if r.status_code == 501:
-        pytest.skip("serve_dir not merged yet: the demo answers 501")
-    assert r.status_code == 200 and "<h1>Static files</h1>" in r.text
+    assert r.status_code == 200 and "<h1>Static files</h1>" in r.text  # 501 is a regression
     css = requests.get(url(demo, "/static/style.css"), timeout=10)
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
     assert requests.get(url(demo, "/static/../demo_server.py"), timeout=10).status_code in (403, 404)
@@ -165,10 +171,11 @@ def test_not_found(demo):
     assert requests.get(url(demo, "/nope"), timeout=10).status_code == 404
 
 
-def test_zz_sigterm_stops_cleanly(demo):
-    proc = demo[0]
+def test_sigterm_stops_cleanly(own_demo):
+    # Its own process: stopping the shared one would depend on running last.
+    proc = own_demo[0]
     # An open SSE subscriber must not keep it from stopping.
-    s = socket.create_connection(("127.0.0.1", demo[1]))
+    s = socket.create_connection(("127.0.0.1", own_demo[1]))
     s.sendall(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
     assert s.recv(100).startswith(b"HTTP/1.1 200")
     proc.send_signal(signal.SIGTERM)
