@@ -9,18 +9,12 @@
  * every message.  Either way our side must end the connection without
  * crashing, leaking or hanging (a hang aborts).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cymongoose.h"
-
-#define MAX_POLLS 20000 /* about 20 s of 1 ms polls: a hang */
+#include "raw_peer.h"
 
 static struct cm_mgr mgr;
 static uint16_t broker_port, rogue_port;
@@ -79,44 +73,8 @@ static void init(void) {
   rogue_port = r->loc.port;
 }
 
-/* Polls until only the two listeners are left. */
-static void settle(void) {
-  for (int i = 0; mgr.nconns > 2; i++) {
-    if (i == MAX_POLLS) abort();
-    cm_mgr_poll(&mgr, 1);
-  }
-}
-
 static void run_server_role(const uint8_t *data, size_t len) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(broker_port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) abort();
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  size_t off = 0;
-  bool shut = false, eof = false;
-  char sink[65536];
-  for (int i = 0; !eof; i++) {
-    if (i == MAX_POLLS) abort();
-    while (off < len) {
-      ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL);
-      if (w <= 0) break;
-      off += (size_t)w;
-    }
-    if (!shut && (off == len || i > 1000)) {
-      shutdown(fd, SHUT_WR);
-      shut = true;
-    }
-    cm_mgr_poll(&mgr, 1);
-    for (;;) {
-      ssize_t r = recv(fd, sink, sizeof(sink), 0);
-      if (r > 0) continue;
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) eof = true;
-      break;
-    }
-  }
-  close(fd);
-  settle();
+  fuzz_play_raw(&mgr, 2, broker_port, NULL, 0, data, len);
 }
 
 static void run_client_role(const uint8_t *data, size_t len, uint8_t version) {
@@ -128,7 +86,7 @@ static void run_client_role(const uint8_t *data, size_t len, uint8_t version) {
   struct cm_mqtt_opts o = {.version = version, .clean = true, .props = &am, .num_props = 1};
   o.limits = (struct cm_mqtt_limits){.max_packet_size = 4096, .max_queued = 16, .max_incoming = 8};
   if (cm_mqtt_connect(&mgr, url, &o, client_fn, NULL) == NULL) abort();
-  settle();
+  fuzz_settle(&mgr, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -7,18 +7,12 @@
  * bytes and closes.  Either way our side must end the connection without
  * crashing, leaking or hanging (a hang aborts).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cymongoose.h"
-
-#define MAX_POLLS 20000 /* about 20 s of 1 ms polls: a hang */
+#include "raw_peer.h"
 
 static struct cm_mgr mgr;
 static uint16_t ws_port, rogue_port;
@@ -70,51 +64,13 @@ static void init(void) {
   rogue_port = r->loc.port;
 }
 
-/* Polls until only the two listeners are left. */
-static void settle(void) {
-  for (int i = 0; mgr.nconns > 2; i++) {
-    if (i == MAX_POLLS) abort();
-    cm_mgr_poll(&mgr, 1);
-  }
-}
-
 static void run_server_role(const uint8_t *data, size_t len, bool deflate) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ws_port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) abort();
-  fcntl(fd, F_SETFL, O_NONBLOCK);
   char req[300];
   int n = snprintf(req, sizeof(req),
                    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                    "%s\r\n", deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
-  size_t off = 0, total = (size_t)n + len;
-  bool shut = false, eof = false;
-  char sink[65536];
-  for (int i = 0; !eof; i++) {
-    if (i == MAX_POLLS) abort();
-    while (off < total) {
-      const void *p = off < (size_t)n ? (const void *)(req + off) : (const void *)(data + off - (size_t)n);
-      size_t chunk = off < (size_t)n ? (size_t)n - off : total - off;
-      ssize_t w = send(fd, p, chunk, MSG_NOSIGNAL);
-      if (w <= 0) break;
-      off += (size_t)w;
-    }
-    if (!shut && (off == total || i > 1000)) {
-      shutdown(fd, SHUT_WR);
-      shut = true;
-    }
-    cm_mgr_poll(&mgr, 1);
-    for (;;) {
-      ssize_t r = recv(fd, sink, sizeof(sink), 0);
-      if (r > 0) continue;
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) eof = true;
-      break;
-    }
-  }
-  close(fd);
-  settle();
+  fuzz_play_raw(&mgr, 2, ws_port, req, (size_t)n, data, len);
 }
 
 static void run_client_role(const uint8_t *data, size_t len, bool deflate) {
@@ -125,7 +81,7 @@ static void run_client_role(const uint8_t *data, size_t len, bool deflate) {
   snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", rogue_port);
   struct cm_ws_opts opts = {.compress = deflate, .limits = {.max_message_size = 4096}};
   if (cm_ws_connect_opts(&mgr, url, client_fn, NULL, NULL, &opts) == NULL) abort();
-  settle();
+  fuzz_settle(&mgr, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
