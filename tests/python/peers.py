@@ -35,15 +35,16 @@ def udp_port_taken(port):
 
 
 @contextlib.contextmanager
-def udp_peer(name, argv, port, logdir):
-    """Runs argv until it has bound UDP port on 127.0.0.1 (failing the test
-    with its log if it exits or takes over 5 s); stops it by its pid on exit."""
+def _peer_process(name, argv, logdir, ready, timeout, env=None):
+    """Runs argv (output to logdir/name.log) until ready() is true, failing
+    the test with its log if it exits first or takes over timeout seconds;
+    stops it by its pid on exit."""
     logpath = logdir / (name + ".log")
     with open(logpath, "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=peer_env())
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env or peer_env())
         try:
-            end = time.monotonic() + 5
-            while not udp_port_taken(port):
+            end = time.monotonic() + timeout
+            while not ready():
                 if proc.poll() is not None or time.monotonic() > end:
                     pytest.fail("%s did not start: %s" % (name, logpath.read_text()))
                 time.sleep(0.02)
@@ -55,6 +56,12 @@ def udp_peer(name, argv, port, logdir):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def udp_peer(name, argv, port, logdir):
+    """Runs argv until it has bound UDP port on 127.0.0.1 (failing the test
+    with its log if it exits or takes over 5 s); stops it by its pid on exit."""
+    return _peer_process(name, argv, logdir, lambda: udp_port_taken(port), 5)
 
 
 class ScriptedUdpPeer:
@@ -125,25 +132,8 @@ def tcp_port_listening(port):
         return False
 
 
-@contextlib.contextmanager
 def tcp_peer(name, argv, port, logdir, env=None):
     """Runs argv until it accepts TCP connections on 127.0.0.1:port (failing
     the test with its log if it exits or takes over 10 s); stops it by its
     pid on exit."""
-    logpath = logdir / (name + ".log")
-    with open(logpath, "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env or peer_env())
-        try:
-            end = time.monotonic() + 10
-            while not tcp_port_listening(port):
-                if proc.poll() is not None or time.monotonic() > end:
-                    pytest.fail("%s did not start: %s" % (name, logpath.read_text()))
-                time.sleep(0.02)
-            yield proc
-        finally:
-            proc.terminate()  # our own child, by its pid
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return _peer_process(name, argv, logdir, lambda: tcp_port_listening(port), 10, env)
