@@ -574,43 +574,6 @@ static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
-/* struct cm_tls_opts from a TlsOpts, read through its attributes (tls.c
- * keeps the object layout private).  The views point into bytes that
- * *keep holds. */
-static int tls_from(PyObject *self_mgr, PyObject *obj, struct cm_tls_opts *out, PyObject **keep) {
-  cm_py_manager *mo = (cm_py_manager *)self_mgr;
-  *keep = NULL;
-  if (!PyObject_TypeCheck(obj, mo->st->tls_opts_type)) {
-    PyErr_Format(PyExc_TypeError, "tls must be a TlsOpts, not %.100s", Py_TYPE(obj)->tp_name);
-    return -1;
-  }
-  static const char *const fields[] = {"ca", "cert", "key", "name"};
-  struct cm_str *dst[] = {&out->ca, &out->cert, &out->key, &out->name};
-  if ((*keep = PyList_New(0)) == NULL) return -1;
-  for (size_t i = 0; i < 4; i++) {
-    PyObject *b = PyObject_GetAttrString(obj, fields[i]);
-    if (b == NULL || !PyBytes_Check(b) || PyList_Append(*keep, b) < 0) {
-      if (b != NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "bad TlsOpts");
-      Py_XDECREF(b);
-      Py_CLEAR(*keep);
-      return -1;
-    }
-    *dst[i] = cm_str_n(PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
-    Py_DECREF(b);
-  }
-  PyObject *skip = PyObject_GetAttrString(obj, "skip_verification");
-  PyObject *hs = skip == NULL ? NULL : PyObject_GetAttrString(obj, "handshake_timeout_ms");
-  int ok = hs != NULL && truth(skip, &out->skip_verification) == 0;
-  if (ok) {
-    out->hs_timeout_ms = PyLong_AsUnsignedLongLong(hs);
-    ok = !PyErr_Occurred();
-  }
-  Py_XDECREF(skip);
-  Py_XDECREF(hs);
-  if (!ok) Py_CLEAR(*keep);
-  return ok ? 0 : -1;
-}
-
 PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds) {
   static char *kwlist[] = {"url",          "handler",        "client_id",
                            "username",     "password",       "clean_session",
@@ -697,7 +660,7 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   o.props = cpl.items;
   o.num_props = cpl.n;
   if (tls != Py_None) {
-    if (tls_from(self, tls, &topts, &tls_keep) < 0) goto done;
+    if (cm_py_tls_view(((cm_py_manager *)self)->st, tls, &topts, &tls_keep) < 0) goto done;
     o.tls = &topts;
   }
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);

@@ -163,6 +163,13 @@ int cm_py_access_log_opts(cm_py_manager *mo, PyObject *sink, PyObject *format,
  */
 int cm_py_check_url(const char *url, bool need_host);
 
+/* ---- tls.c */
+/* Fills *out from TlsOpts obj (TypeError naming tls if obj is anything
+ * else).  The views point into obj's bytes: *keep gets a new reference to
+ * obj, which the caller releases (Py_XDECREF) once the views are no longer
+ * read; NULL on error.  0, or -1 with an exception set. */
+int cm_py_tls_view(cm_py_state *st, PyObject *obj, struct cm_tls_opts *out, PyObject **keep);
+
 /* ---- timer.c */
 /* Visits the Timers mo keeps alive (for mo's tp_traverse). */
 int cm_py_timers_traverse(cm_py_manager *mo, visitproc visit, void *arg);

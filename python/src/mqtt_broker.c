@@ -124,31 +124,6 @@ static int opt_callable(PyObject *v, const char *name, PyObject **out) {
   return 0;
 }
 
-/* struct cm_tls_opts viewing the bytes of TlsOpts obj (which the caller
- * keeps alive while the views are used; keep holds them). */
-static int tls_view(cm_py_state *st, PyObject *obj, struct cm_tls_opts *out, PyObject **keep) {
-  *keep = NULL;
-  if (!PyObject_TypeCheck(obj, st->tls_opts_type)) {
-    PyErr_Format(PyExc_TypeError, "tls must be a TlsOpts, not %.100s", Py_TYPE(obj)->tp_name);
-    return -1;
-  }
-  static const char *const fields[] = {"ca", "cert", "key", "name"};
-  struct cm_str *dst[] = {&out->ca, &out->cert, &out->key, &out->name};
-  if ((*keep = PyList_New(0)) == NULL) return -1;
-  for (size_t i = 0; i < 4; i++) {
-    PyObject *v = PyObject_GetAttrString(obj, fields[i]);
-    if (v == NULL || !PyBytes_Check(v) || PyList_Append(*keep, v) < 0) {
-      if (v != NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "bad TlsOpts");
-      Py_XDECREF(v);
-      Py_CLEAR(*keep);
-      return -1;
-    }
-    *dst[i] = cm_str_n(PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
-    Py_DECREF(v);
-  }
-  return 0;
-}
-
 /* -------------------------------------------------------------- hooks */
 
 /* Reports the current exception of a callback to the manager. */
@@ -700,7 +675,7 @@ static int parse_options(broker_obj *o, PyObject **a, struct cm_mqtt_broker_opts
   if (*persist_path == NULL && o->conf.persistence_file != NULL &&
       (*persist_path = PyBytes_FromString(o->conf.persistence_file)) == NULL)
     return -1;
-  if (a[A_TLS] != NULL && a[A_TLS] != Py_None && tls_view(st, a[A_TLS], tls, tls_keep) < 0)
+  if (a[A_TLS] != NULL && a[A_TLS] != Py_None && cm_py_tls_view(st, a[A_TLS], tls, tls_keep) < 0)
     return -1;
   return 0;
 }
@@ -824,7 +799,7 @@ static PyObject *broker_listen(broker_obj *o, PyObject *const *args, Py_ssize_t 
   if (url == NULL) return NULL;
   struct cm_tls_opts tls = {0};
   PyObject *keep = NULL;
-  if (a[1] != NULL && a[1] != Py_None && tls_view(o->mgr->st, a[1], &tls, &keep) < 0) return NULL;
+  if (a[1] != NULL && a[1] != Py_None && cm_py_tls_view(o->mgr->st, a[1], &tls, &keep) < 0) return NULL;
   long port = add_listener(o, url, keep != NULL ? &tls : NULL);
   Py_XDECREF(keep);
   return port < 0 ? NULL : PyLong_FromLong(port);

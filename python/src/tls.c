@@ -131,6 +131,22 @@ static struct cm_str view(PyObject *bytes) {
   return cm_str_n(PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
 }
 
+/* The conversion Manager.mqtt_connect(tls=) and MqttBroker share. */
+int cm_py_tls_view(cm_py_state *st, PyObject *obj, struct cm_tls_opts *out, PyObject **keep) {
+  *keep = NULL;
+  if (!PyObject_TypeCheck(obj, st->tls_opts_type)) {
+    PyErr_Format(PyExc_TypeError, "tls must be a TlsOpts, not %.100s", Py_TYPE(obj)->tp_name);
+    return -1;
+  }
+  tls_opts *o = (tls_opts *)obj;
+  *out = (struct cm_tls_opts){.ca = view(o->ca), .cert = view(o->cert), .key = view(o->key),
+                              .name = view(o->name),
+                              .skip_verification = o->skip_verification != 0,
+                              .hs_timeout_ms = o->handshake_timeout_ms};
+  *keep = Py_NewRef(obj);
+  return 0;
+}
+
 PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *arg) {
   cm_py_state *st = cm_py_state_of_type(Py_TYPE(self));
   if (st == NULL) return NULL;
