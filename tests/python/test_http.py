@@ -9,6 +9,7 @@ import requests
 
 import cymongoose as cm
 from core_helpers import poll_until
+from http_helpers import HttpServer
 
 
 def app(conn, ev, data):
@@ -41,25 +42,8 @@ def app(conn, ev, data):
         conn.reply(404, "no such page")
 
 
-class Server:
-    """A Manager with an HTTP listener; runs blocking client code in a thread
-    while the test thread polls."""
-
-    def __init__(self, handler=app):
-        self.mgr = cm.Manager(handler)
-        self.listener = self.mgr.listen("http://127.0.0.1:0")
-        self.port = self.listener.local_addr[1]
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.pool = concurrent.futures.ThreadPoolExecutor(1)
-
-    def run(self, fn, *args, **kwargs):
-        fut = self.pool.submit(fn, *args, **kwargs)
-        assert poll_until(self.mgr, fut.done)
-        return fut.result()
-
-    def close(self):
-        self.pool.shutdown()
-        self.mgr.close()
+def Server(handler=app):
+    return HttpServer(handler)
 
 
 @pytest.fixture

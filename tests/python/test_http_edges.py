@@ -2,7 +2,6 @@
 files, request-target forms, SSE line ends, truncated responses to the
 client.  Peers: requests, http.client, curl and raw sockets (for what the
 libraries refuse to send)."""
-import concurrent.futures
 import http.client
 import os
 import shutil
@@ -15,40 +14,11 @@ import requests
 
 import cymongoose as cm
 from core_helpers import poll_until
+from http_helpers import HttpServer
 
 
-class Server:
-    """An HTTP listener with handler; blocking clients run in a thread while
-    the test thread polls."""
-
-    def __init__(self, handler):
-        self.mgr = cm.Manager(handler)
-        self.listener = self.mgr.listen("http://127.0.0.1:0")
-        self.port = self.listener.local_addr[1]
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.pool = concurrent.futures.ThreadPoolExecutor(1)
-
-    def run(self, fn, *args, **kwargs):
-        fut = self.pool.submit(fn, *args, **kwargs)
-        assert poll_until(self.mgr, fut.done, timeout=30)
-        return fut.result()
-
-    def raw(self, payload):
-        """Sends payload as is, returns everything until the server closes."""
-        def go():
-            with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
-                s.sendall(payload)
-                out = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        return out
-                    out += chunk
-        return self.run(go)
-
-    def close(self):
-        self.pool.shutdown()
-        self.mgr.close()
+def Server(handler):
+    return HttpServer(handler, timeout=30)
 
 
 def status_of(resp):
