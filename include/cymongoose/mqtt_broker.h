@@ -277,8 +277,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b);
  * subject reaches authenticate), ignored otherwise.  Port 0 picks a free
  * port (read it from the returned c->loc.port).  Returns the listener,
  * owned by the manager as every connection (closed by
- * cm_mqtt_broker_free()), or NULL with errno set (EINVAL: bad URL or TLS
- * options).
+ * cm_mqtt_broker_free()), or NULL with errno set (EINVAL: a scheme other
+ * than the five above, a bad URL or TLS options).
  */
 struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
                                       const struct cm_tls_opts *tls);

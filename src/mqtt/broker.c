@@ -117,6 +117,11 @@ static void ws_fn(struct cm_conn *c, int ev, void *ev_data) {
   if (!cm_mqtt_serve(c, &b->lim)) cm_error(c, "MQTT broker: out of memory");
 }
 
+static bool scheme_is(struct cm_str scheme, const char *name) {
+  size_t n = strlen(name);
+  return scheme.len == n && strncasecmp(scheme.buf, name, n) == 0;
+}
+
 struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
                                       const struct cm_tls_opts *tls) {
   if (b == NULL || url == NULL) {
@@ -124,9 +129,13 @@ struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
     return NULL;
   }
   struct cm_str scheme = cm_url_scheme(url);
-  bool ws = (scheme.len == 2 && strncasecmp(scheme.buf, "ws", 2) == 0) ||
-            (scheme.len == 3 && strncasecmp(scheme.buf, "wss", 3) == 0);
-  bool secure = cm_url_is_ssl(url);
+  bool ws = scheme_is(scheme, "ws") || scheme_is(scheme, "wss");
+  bool secure = scheme_is(scheme, "mqtts") || scheme_is(scheme, "wss");
+  /* A typo ("mqt://", "wss:/") must not silently serve plain MQTT. */
+  if (!ws && !secure && !scheme_is(scheme, "mqtt") && !scheme_is(scheme, "tcp")) {
+    errno = EINVAL;
+    return NULL;
+  }
   if (secure && tls == NULL) {
     errno = EINVAL;
     return NULL;
@@ -207,6 +216,7 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
     if (kind == CM__BCLIENT_KIND) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
+      free(cl->taken_id);
       free(cl->err);
       free(cl->cert);
       free(cl->username);

@@ -96,6 +96,7 @@ struct bclient {
   struct cm_mqtt_broker *b;
   struct cm_conn *c;
   struct bsess *sess;                 /* NULL once taken over */
+  char *taken_id;                     /* its client id once taken over */
   struct bwill *will;
   char *username;
   char *cert;                         /* "subject\0cn" of a verified client

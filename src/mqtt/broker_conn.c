@@ -101,15 +101,40 @@ static void bind_glue(struct cm_conn *c, struct bsess *s) {
   s->ms->in_use = true;
 }
 
-/* The old connection of a session taken over gets its own QoS state. */
-static void unbind_glue(struct cm_mqtt_broker *b, struct bclient *old) {
+/* What the old connection of a session taken over needs, allocated before
+ * anything is torn down so that running out of memory leaves the old
+ * client in place (and refuses the new one) instead of leaving its glue
+ * pointing at a session freed or shared by the new connection. */
+struct takeover {
+  struct cm_mqtt_session *fresh; /* its own QoS state from now on */
+  char *id;                      /* the client id, for its departure */
+};
+
+static bool takeover_prepare(struct cm_mqtt_broker *b, struct bclient *old, struct takeover *t) {
   struct cm__mqtt *st = cm__mqtt_of(old->c);
-  if (st == NULL || st->own_session) return;
-  struct cm_mqtt_session *fresh = cm_mqtt_session_new(&b->lim);
-  if (fresh == NULL) return; /* the session is kept alive below instead */
-  st->sess = fresh;
-  st->own_session = true;
-  fresh->in_use = true;
+  t->fresh = NULL;
+  t->id = malloc((size_t)old->sess->id_len + 1);
+  if (t->id == NULL) return false;
+  memcpy(t->id, old->sess->id, old->sess->id_len);
+  t->id[old->sess->id_len] = '\0';
+  if (st == NULL || st->own_session || st->sess != old->sess->ms) return true;
+  t->fresh = cm_mqtt_session_new(&b->lim);
+  if (t->fresh != NULL) return true;
+  free(t->id);
+  return false;
+}
+
+/* The old connection of a session taken over gets its own QoS state and
+ * keeps its client id for the on_client hook and the log. */
+static void takeover_apply(struct bclient *old, struct takeover *t) {
+  struct cm__mqtt *st = cm__mqtt_of(old->c);
+  if (t->fresh != NULL && st != NULL) {
+    st->sess = t->fresh;
+    st->own_session = true;
+    t->fresh->in_use = true;
+  }
+  free(old->taken_id);
+  old->taken_id = t->id;
 }
 
 static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct cm_mqtt_packet *m) {
@@ -212,7 +237,16 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   if (s != NULL && s->client != NULL) {
     /* Takeover (3.1.4): the old connection goes, its will with it. */
     struct bclient *old = s->client;
-    unbind_glue(b, old);
+    struct takeover t;
+    if (!takeover_prepare(b, old, &t)) {
+      cm__bs_will_free(cl->will);
+      free(cl->cert);
+      free(cl->username);
+      free(cl);
+      refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+      return;
+    }
+    takeover_apply(old, &t);
     s->client = NULL;
     old->sess = NULL;
     cm__bd_kick(old, CM_MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
@@ -514,7 +548,7 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   struct cm_mqtt_client_info who;
   cm__bc_info(cl, &who);
-  if (cl->sess == NULL) who.client_id = cm_str_c("(taken over)");
+  if (cl->sess == NULL && cl->taken_id != NULL) who.client_id = cm_str_c(cl->taken_id);
   CM_INFO("MQTT broker: client %.*s disconnected: %s (0x%02x)", (int)who.client_id.len,
           who.client_id.buf, cl->why, (unsigned)cl->reason);
   if (b->o.on_client != NULL) b->o.on_client(b->o.client_arg, &who, false, cl->reason, cl->why);
@@ -534,6 +568,7 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
+  free(cl->taken_id);
   free(cl->err);
   free(cl->cert);
   free(cl->username);
