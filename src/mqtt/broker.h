@@ -132,6 +132,8 @@ struct cm_mqtt_broker {
   uint64_t start_ms;
   uint32_t gen;
   bool loading;                       /* store.load running: no reports */
+  bool dirty;                         /* records reported since the last commit */
+  bool store_failed;                  /* a store hook failed since it was cleared */
   struct brcpt *rv;                   /* routing vector, reused */
   size_t rv_len, rv_cap;
   struct cm_buf enc, enc2, props;     /* encoding scratch, reused */
@@ -189,6 +191,17 @@ bool cm__bd_encode(struct cm_mqtt_broker *b, struct cm_buf *out, uint8_t v,
                    const uint32_t *ids, uint32_t nids);
 /* Disconnects a client (v5: DISCONNECT reason) and drains it. */
 void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why);
+
+/* broker.c: the store. */
+/* A record was reported: the next acknowledgement commits first. */
+static inline void cm__bstore_dirty(struct cm_mqtt_broker *b) {
+  b->dirty = true;
+}
+/* A bool hook's result: false is logged and remembered in store_failed. */
+bool cm__bstore_result(struct cm_mqtt_broker *b, bool ok, const char *what);
+/* Commits the records reported since the last commit (store.commit); false
+ * (logged, store_failed set) when the store could not. */
+bool cm__bstore_commit(struct cm_mqtt_broker *b);
 
 /* broker_conn.c */
 void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data);

@@ -278,10 +278,14 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   s->expiry_s = expiry;
   s->persistent = expiry != 0;
   const struct cm_mqtt_broker_store *store = &o->store;
-  if (s->persistent && (!was_persistent || old_expiry != expiry) && store->session_save != NULL)
+  if (s->persistent && (!was_persistent || old_expiry != expiry) && store->session_save != NULL) {
+    cm__bstore_dirty(b);
     store->session_save(store->arg, id, expiry);
-  if (!s->persistent && was_persistent && store->session_delete != NULL)
+  }
+  if (!s->persistent && was_persistent && store->session_delete != NULL) {
+    cm__bstore_dirty(b);
     store->session_delete(store->arg, id);
+  }
   s->client = cl;
   cl->sess = s;
   bind_glue(c, s);
@@ -306,6 +310,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     if (capped)
       props[np++] = (struct cm_mqtt_prop){.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = expiry};
   }
+  cm__bstore_commit(b); /* the session the CONNACK announces is durable */
   cm_mqtt_send_connack(c, 0, present, props, np);
   struct cm__mqtt *st = cm__mqtt_of(c);
   if (st != NULL && ka != 0 && o->keepalive_factor != 1.5f) {
@@ -376,12 +381,15 @@ static void on_subscribe(struct cm_mqtt_broker *b, struct bclient *cl, const str
         code = CM_MQTT_RC_UNSPECIFIED;
       } else {
         fresh = n ? 1 : 0;
-        if (s->persistent && store->sub_add != NULL)
+        if (s->persistent && store->sub_add != NULL) {
+          cm__bstore_dirty(b);
           store->sub_add(store->arg, cm_str_n(s->id, s->id_len), f, opt, sub_id);
+        }
       }
     }
     if (cm_buf_append(&codes, &code, 1) != 0 || cm_buf_append(&is_new, &fresh, 1) != 0) break;
   }
+  cm__bstore_commit(b);
   cm_mqtt_send_suback(cl->c, m->id, cm_buf_data(&codes), codes.len, NULL, 0);
   /* Retained messages after the SUBACK, per Retain Handling. */
   pos = 0;
@@ -409,13 +417,16 @@ static void on_unsubscribe(struct cm_mqtt_broker *b, struct bclient *cl, const s
   while (cm_mqtt_list_next(mm->pkt, &pos, &f, NULL)) {
     uint8_t code = CM_MQTT_RC_SUCCESS;
     if (cm__bt_unsubscribe(b, s, f)) {
-      if (s->persistent && store->sub_del != NULL)
+      if (s->persistent && store->sub_del != NULL) {
+        cm__bstore_dirty(b);
         store->sub_del(store->arg, cm_str_n(s->id, s->id_len), f);
+      }
     } else {
       code = CM_MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
     if (cm_buf_append(&codes, &code, 1) != 0) break;
   }
+  cm__bstore_commit(b);
   cm_mqtt_send_unsuback(cl->c, mm->id, cm_buf_data(&codes), codes.len, NULL, 0);
   cm_buf_free(&codes);
 }
@@ -439,8 +450,10 @@ static void on_disconnect(struct cm_mqtt_broker *b, struct bclient *cl, const st
     const struct cm_mqtt_broker_store *store = &b->o.store;
     if (e != s->expiry_s) {
       s->expiry_s = e;
-      if (e != 0 && store->session_save != NULL)
+      if (e != 0 && store->session_save != NULL) {
+        cm__bstore_dirty(b);
         store->session_save(store->arg, cm_str_n(s->id, s->id_len), e);
+      }
     }
   }
 }
@@ -452,6 +465,7 @@ static void on_ack(struct cm_mqtt_broker *b, struct bclient *cl, const struct cm
   const struct cm_mqtt_broker_store *store = &b->o.store;
   struct cm_str cid = cm_str_n(s->id, s->id_len);
   bool rep = s->persistent;
+  if (rep) cm__bstore_dirty(b); /* (when a hook below reports) */
   struct cm__mqtt_out *o;
   switch (mm->cmd) {
     case CM_MQTT_CMD_PUBACK:
@@ -479,8 +493,10 @@ static void on_ack(struct cm_mqtt_broker *b, struct bclient *cl, const struct cm
       if (rep && store->msg_done != NULL) store->msg_done(store->arg, cid, mm->id);
       break;
     case CM_MQTT_CMD_PUBREL:
+      /* Released before the PUBCOMP: a restart must not take a new message
+       * under this id for a duplicate. */
       if (rep && store->incoming != NULL && cm__mqtt_id_test(s->ms->ids_in, mm->id))
-        store->incoming(store->arg, cid, mm->id, false);
+        cm__bstore_result(b, store->incoming(store->arg, cid, mm->id, false), "a PUBREL");
       break;
     default:
       break;
@@ -519,12 +535,36 @@ static void on_publish(struct cm_mqtt_broker *b, struct bclient *cl, const struc
       m.props = cm_str_n((const char *)cm_buf_data(&b->inprops), b->inprops.len);
     }
   }
+  /* What the store records for this message must be durable before the
+   * PUBACK/PUBREC: when it is not, the message is not acknowledged. */
   const struct cm_mqtt_broker_store *store = &o->store;
-  if (mm->qos == 2 && s->persistent && store->incoming != NULL)
-    store->incoming(store->arg, cm_str_n(s->id, s->id_len), mm->id, true);
-  if (m.retain) cm__br_retain(b, &m, true);
-  if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
-  int n = cm__bd_route(b, &m, s);
+  struct cm_str cid = cm_str_n(s->id, s->id_len);
+  b->store_failed = false;
+  bool in_stored = false;
+  if (mm->qos == 2 && s->persistent && store->incoming != NULL) {
+    cm__bstore_dirty(b);
+    in_stored = cm__bstore_result(b, store->incoming(store->arg, cid, mm->id, true),
+                                  "a QoS 2 packet id");
+  }
+  if (m.retain && !b->store_failed) cm__br_retain(b, &m, true);
+  int n = 0;
+  if (!b->store_failed) { /* nothing is routed that the client will send again */
+    if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
+    n = cm__bd_route(b, &m, s);
+  }
+  cm__bstore_commit(b);
+  if (b->store_failed && mm->qos > 0) {
+    b->store_failed = false;
+    if (in_stored) { /* the id must not suppress the message when it comes again */
+      cm__bstore_dirty(b);
+      store->incoming(store->arg, cid, mm->id, false);
+      cm__bstore_commit(b);
+    }
+    if (cl->version == 5) st->pub_reason = CM_MQTT_RC_UNSPECIFIED;
+    else st->pub_no_ack = true;
+    return;
+  }
+  b->store_failed = false;
   if (n == 0 && m.qos > 0 && cl->version == 5) st->pub_reason = CM_MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }
 
@@ -636,4 +676,7 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
     default:
       break;
   }
+  /* Records of this event (acknowledgements from the client: before the
+   * glue's PUBCOMP; a departure, a will) are durable when it ends. */
+  cm__bstore_commit(b);
 }

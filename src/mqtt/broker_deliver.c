@@ -71,8 +71,11 @@ static size_t id_offset(const uint8_t *pkt, size_t len, size_t topic_len) {
 static void report_held(struct cm_mqtt_broker *b, struct bsess *s, uint16_t id, int state,
                         const struct cm_mqtt_broker_msg *m) {
   const struct cm_mqtt_broker_store *st = &b->o.store;
-  if (s->persistent && !b->loading && st->msg_held != NULL)
-    st->msg_held(st->arg, cm_str_n(s->id, s->id_len), id, state, m);
+  if (s->persistent && !b->loading && st->msg_held != NULL) {
+    cm__bstore_dirty(b);
+    cm__bstore_result(b, st->msg_held(st->arg, cm_str_n(s->id, s->id_len), id, state, m),
+                      "a held message");
+  }
 }
 
 void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why) {
@@ -222,8 +225,10 @@ static struct cm__mqtt_out *reencode(struct cm_mqtt_broker *b, struct bsess *s,
     uint16_t id = o->id;
     cm__mqtt_session_remove(ms, o);
     b->st.msgs_dropped++;
-    if (s->persistent && b->o.store.msg_done != NULL)
+    if (s->persistent && b->o.store.msg_done != NULL) {
+      cm__bstore_dirty(b);
       b->o.store.msg_done(b->o.store.arg, cm_str_n(s->id, s->id_len), id);
+    }
     return NULL;
   }
   *n = *o;
@@ -251,8 +256,10 @@ void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend) {
       uint16_t id = o->id;
       cm__mqtt_session_remove(ms, o); /* expired while held */
       b->st.msgs_dropped++;
-      if (s->persistent && b->o.store.msg_done != NULL)
+      if (s->persistent && b->o.store.msg_done != NULL) {
+        cm__bstore_dirty(b);
         b->o.store.msg_done(b->o.store.arg, cm_str_n(s->id, s->id_len), id);
+      }
       continue;
     }
     if (o->state != CM__OUT_RELEASED && (other_version || (o->expire_ms != 0 && cl->version == 5))) {

@@ -182,15 +182,20 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
     }
   }
   st->pub_reason = 0;
+  st->pub_no_ack = false;
   if (deliver) cm_call(c, CM_EV_MQTT_MSG, mm);
   uint8_t rc = st->pub_reason; /* the handler's verdict (a broker's ACL) */
+  bool no_ack = st->pub_no_ack;
   st->pub_reason = 0;
+  st->pub_no_ack = false;
   if (c->is_closing) return;
-  if (mm->qos == 2 && deliver && rc >= 0x80) {
-    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3). */
+  if (mm->qos == 2 && deliver && (rc >= 0x80 || no_ack)) {
+    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3); one
+     * left unacknowledged comes again and must not pass for a duplicate. */
     cm__mqtt_id_set(&s->ids_in, mm->id, false);
     s->nin--;
   }
+  if (no_ack) return;
   if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, rc);
   if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, rc);
 }

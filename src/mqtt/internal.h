@@ -92,6 +92,9 @@ struct cm__mqtt {
   uint8_t pub_reason;         /* reason code of the PUBACK/PUBREC answering the
                                  PUBLISH being delivered: an MQTT_MSG handler
                                  may set it (>= 0x80 refuses; a broker's ACL) */
+  bool pub_no_ack;            /* ... or set this: no PUBACK/PUBREC at all (a
+                                 broker whose store failed, to a 3.1.1 client,
+                                 which sends the message again) */
   bool held;                  /* input left unparsed while the output is full */
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */

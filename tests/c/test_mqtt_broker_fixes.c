@@ -128,11 +128,165 @@ static void unknown_schemes_refused(void **state) {
   bk_stop(&k);
 }
 
+/* ------------------------------------------------------------ store */
+/* A store that counts what it is told and fails on demand (a full disk). */
+static struct {
+  int held, commits, held_at_commit[16];
+  bool fail_held, fail_commit, fail_incoming;
+} fs;
+
+static bool fs_held(void *arg, struct cm_str cid, uint16_t id, int state,
+                    const struct cm_mqtt_broker_msg *m) {
+  (void)arg, (void)cid, (void)id, (void)state, (void)m;
+  if (fs.fail_held) return false;
+  fs.held++;
+  return true;
+}
+static bool fs_incoming(void *arg, struct cm_str cid, uint16_t id, bool on) {
+  (void)arg, (void)cid, (void)id;
+  return !(on && fs.fail_incoming);
+}
+static bool fs_commit(void *arg) {
+  (void)arg;
+  if (fs.commits < 16) fs.held_at_commit[fs.commits] = fs.held;
+  fs.commits++;
+  return !fs.fail_commit;
+}
+
+static void fs_start(struct bk *k) {
+  memset(&fs, 0, sizeof(fs));
+  struct cm_mqtt_broker_opts o = {.allow_anonymous = true, .no_sys = true};
+  o.store = (struct cm_mqtt_broker_store){.msg_held = fs_held, .incoming = fs_incoming,
+                                          .commit = fs_commit};
+  bk_start(k, &o);
+  /* Three persistent subscribers, offline: a QoS 1 message for them is
+   * three msg_held records. */
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "sub%d", i);
+    struct cli c;
+    cli_connect(k, &c, id, 4, false);
+    cli_sub(k, &c, "d/#", 2, 0);
+    cli_drop(k, &c);
+  }
+}
+
+/* v5: a record that did not make it gets PUBACK/PUBREC 0x80. */
+static void store_failure_refuses_v5(void **state) {
+  (void)state;
+  struct bk k;
+  fs_start(&k);
+  struct cli p;
+  /* A persistent session: its QoS 2 packet ids are records too. */
+  struct cm_mqtt_prop exp = {.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 60};
+  struct cm_mqtt_opts mo = {.client_id = cm_str_c("pub5"), .version = 5, .clean = true,
+                            .props = &exp, .num_props = 1};
+  cli_connect_opts(&k, &p, &mo);
+  assert_true(p.open);
+  fs.fail_held = true;
+  cli_pub(&p, "d/1", "lost", 1, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_int_equal(p.puback_reason, CM_MQTT_RC_UNSPECIFIED);
+  /* A failed commit (fdatasync) too. */
+  fs.fail_held = false;
+  fs.fail_commit = true;
+  p.got_puback = false;
+  cli_pub(&p, "d/2", "unsynced", 1, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_int_equal(p.puback_reason, CM_MQTT_RC_UNSPECIFIED);
+  /* QoS 2 whose packet id cannot be recorded: PUBREC 0x80, not routed. */
+  fs.fail_commit = false;
+  fs.fail_incoming = true;
+  int held = fs.held;
+  p.got_puback = false;
+  cli_pub(&p, "d/3", "q2", 2, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_int_equal(p.puback_reason, CM_MQTT_RC_UNSPECIFIED);
+  assert_int_equal(fs.held, held);
+  /* Healthy again: acknowledged. */
+  fs.fail_incoming = false;
+  p.got_puback = false;
+  cli_pub(&p, "d/4", "kept", 1, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_true(p.puback_reason < 0x80);
+  cli_drop(&k, &p);
+  bk_stop(&k);
+}
+
+/* 3.1.1: no acknowledgement at all (the client sends it again). */
+static void store_failure_unacked_v4(void **state) {
+  (void)state;
+  struct bk k;
+  fs_start(&k);
+  int fd = raw_connect(k.port);
+  /* clean_session 0: a persistent session, whose QoS 2 ids are records */
+  static const uint8_t connect[] = {0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 0,
+                                    0, 3, 'p', 'u', 'b'};
+  raw_send(fd, connect, sizeof(connect));
+  uint8_t buf[64];
+  bool eof;
+  assert_int_equal(raw_read(&k, fd, buf, sizeof(buf), &eof, 4), 4); /* CONNACK */
+  assert_int_equal(buf[0], 0x20);
+  assert_int_equal(buf[3], 0);
+  /* PUBLISH QoS 1 id 1 to d/1 while the disk is full, then id 2 after. */
+  uint8_t pub[] = {0x32, 8, 0, 3, 'd', '/', '1', 0, 1, 'x'};
+  fs.fail_held = true;
+  raw_send(fd, pub, sizeof(pub));
+  poll_ms(&k, 50);
+  fs.fail_held = false;
+  pub[8] = 2;
+  raw_send(fd, pub, sizeof(pub));
+  /* QoS 2 id 3 with the disk full: no PUBREC; sent again (DUP) later, it
+   * is a new message, not a duplicate to drop. */
+  uint8_t pub2[] = {0x34, 8, 0, 3, 'd', '/', '2', 0, 3, 'y'};
+  fs.fail_incoming = true;
+  raw_send(fd, pub2, sizeof(pub2));
+  poll_ms(&k, 50);
+  fs.fail_incoming = false;
+  int held = fs.held;
+  pub2[0] |= 0x08;
+  raw_send(fd, pub2, sizeof(pub2));
+  size_t n = raw_read(&k, fd, buf, sizeof(buf), &eof, 8);
+  assert_int_equal(n, 8); /* exactly PUBACK 2, then PUBREC 3 */
+  static const uint8_t want[] = {0x40, 2, 0, 2, 0x50, 2, 0, 3};
+  assert_memory_equal(buf, want, sizeof(want));
+  assert_int_equal(fs.held, held + 3); /* the resent QoS 2 reached all three */
+  close(fd);
+  bk_stop(&k);
+}
+
+/* commit: once per acknowledged packet, after all its records. */
+static void store_commit_once_per_ack(void **state) {
+  (void)state;
+  struct bk k;
+  fs_start(&k);
+  struct cli p;
+  cli_connect(&k, &p, "pubc", 5, true);
+  int commits = fs.commits, held = fs.held;
+  cli_pub(&p, "d/x", "fan out", 1, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_true(p.puback_reason < 0x80);
+  assert_int_equal(fs.held, held + 3);
+  assert_int_equal(fs.commits, commits + 1);
+  assert_int_equal(fs.held_at_commit[commits], held + 3);
+  /* Nothing recorded (QoS 0): no commit. */
+  cli_pub(&p, "d/x", "qos0", 0, false);
+  p.got_puback = false;
+  cli_pub(&p, "nobody", "q1", 1, false);
+  assert_true(poll_for(&k, &p.got_puback));
+  assert_int_equal(fs.commits, commits + 1);
+  cli_drop(&k, &p);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cert_cn_never_cut),
       cmocka_unit_test(takeover_keeps_client_id),
       cmocka_unit_test(unknown_schemes_refused),
+      cmocka_unit_test(store_failure_refuses_v5),
+      cmocka_unit_test(store_failure_unacked_v4),
+      cmocka_unit_test(store_commit_once_per_ack),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
