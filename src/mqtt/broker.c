@@ -231,6 +231,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
     if (kind == CM__BCLIENT_KIND) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
+      struct cm__mqtt *st = cm__mqtt_of(c);
+      if (st != NULL) st->prepare = NULL; /* cl is freed here */
       free(cl->taken_id);
       free(cl->err);
       free(cl->cert);

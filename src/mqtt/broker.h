@@ -189,6 +189,11 @@ void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend);
 bool cm__bd_encode(struct cm_mqtt_broker *b, struct cm_buf *out, uint8_t v,
                    const struct cm_mqtt_broker_msg *m, uint8_t qos, bool retain, uint16_t id,
                    const uint32_t *ids, uint32_t nids);
+/* The glue's prepare hook (struct cm__mqtt) for a client (arg): drops a
+ * queued message that expired or outgrew the client's maximum packet size
+ * while it waited for the in-flight window, and refreshes its expiry. */
+struct cm__mqtt_out *cm__bd_prepare(void *arg, struct cm__mqtt *st, struct cm__mqtt_out *o,
+                                   struct cm__mqtt_out *prev);
 /* Disconnects a client (v5: DISCONNECT reason) and drains it. */
 void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why);
 

@@ -289,6 +289,11 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   s->client = cl;
   cl->sess = s;
   bind_glue(c, s);
+  struct cm__mqtt *gst = cm__mqtt_of(c);
+  if (gst != NULL) {
+    gst->prepare = cm__bd_prepare;
+    gst->prepare_arg = cl;
+  }
   c->fn_data = cl;
   c->send_hwm = o->send_hwm;
   /* CONNACK: what we enforce, announced. */
@@ -608,6 +613,8 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
+  struct cm__mqtt *st = cm__mqtt_of(c);
+  if (st != NULL) st->prepare = NULL; /* cl is freed below */
   free(cl->taken_id);
   free(cl->err);
   free(cl->cert);

@@ -77,8 +77,15 @@ static bool send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
 void cm__mqtt_pump(struct cm__mqtt *st) {
   struct cm_mqtt_session *s = st->sess;
   if (!st->connected || st->c->is_closing || st->c->is_draining) return;
-  for (struct cm__mqtt_out *o = s->head; o != NULL && s->inflight < st->window; o = o->next) {
+  struct cm__mqtt_out *prev = NULL, *next;
+  for (struct cm__mqtt_out *o = s->head; o != NULL && s->inflight < st->window;
+       prev = o, o = next) {
+    next = o->next;
     if (o->state != CM__OUT_QUEUED) continue;
+    if (st->prepare != NULL && (o = st->prepare(st->prepare_arg, st, o, prev)) == NULL) {
+      o = prev; /* removed: prev stays */
+      continue;
+    }
     if (!send_out(st, o, false)) return;
     o->state = CM__OUT_PUBLISHED;
     s->inflight++;

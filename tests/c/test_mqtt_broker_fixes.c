@@ -279,6 +279,138 @@ static void store_commit_once_per_ack(void **state) {
   bk_stop(&k);
 }
 
+/* ------------------------------------------------- queued behind the window */
+/* A raw v5 client "e1" subscribed to e/x at QoS 1 that acknowledges only
+ * when told: Receive Maximum 1, Maximum Packet Size max_packet (0: none),
+ * session expiry 60 s when persistent. */
+static int raw_v5_sub(struct bk *k, uint32_t max_packet, bool clean, bool subscribe) {
+  int fd = raw_connect(k->port);
+  uint8_t c[64] = {0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 5, clean ? 0x02 : 0x00, 0, 0, 0};
+  size_t n = 13, props = 12;
+  c[n++] = 0x21, c[n++] = 0, c[n++] = 1;                             /* receive maximum 1 */
+  c[n++] = 0x11, c[n++] = 0, c[n++] = 0, c[n++] = 0, c[n++] = 60;   /* session expiry */
+  if (max_packet != 0) {
+    c[n++] = 0x27, c[n++] = (uint8_t)(max_packet >> 24), c[n++] = (uint8_t)(max_packet >> 16);
+    c[n++] = (uint8_t)(max_packet >> 8), c[n++] = (uint8_t)max_packet;
+  }
+  c[props] = (uint8_t)(n - props - 1);
+  c[n++] = 0, c[n++] = 2, c[n++] = 'e', c[n++] = '1';
+  c[1] = (uint8_t)(n - 2);
+  raw_send(fd, c, n);
+  uint8_t buf[256];
+  bool eof;
+  size_t got = raw_read(k, fd, buf, 2, &eof, 2); /* exactly the CONNACK */
+  assert_true(got == 2 && buf[0] == 0x20);
+  size_t want = 2 + buf[1];
+  while (got < want && !eof) got += raw_read(k, fd, buf + got, want - got, &eof, want - got);
+  assert_int_equal(buf[3], 0);
+  if (subscribe) {
+    static const uint8_t sub[] = {0x82, 9, 0, 1, 0, 0, 3, 'e', '/', 'x', 0x01};
+    raw_send(fd, sub, sizeof(sub));
+    assert_int_equal(raw_read(k, fd, buf, 6, &eof, 6), 6); /* SUBACK */
+    assert_int_equal(buf[0], 0x90);
+  }
+  return fd;
+}
+
+/* Reads one PUBLISH (v5, QoS 1); returns its payload's first byte and the
+ * packet id and Message Expiry Interval (0: none) it carries. */
+static char raw_publish(struct bk *k, int fd, uint16_t *id, uint32_t *expiry) {
+  uint8_t buf[512];
+  bool eof;
+  size_t got = raw_read(k, fd, buf, 2, &eof, 2);
+  assert_int_equal(got, 2);
+  assert_int_equal(buf[0] & 0xF0, 0x30);
+  size_t rem = buf[1], used = 2;
+  if (buf[1] & 0x80) { /* two-byte length */
+    assert_int_equal(raw_read(k, fd, buf + 2, 1, &eof, 1), 1);
+    rem = (buf[1] & 0x7F) | (size_t)buf[2] << 7;
+    used = 3;
+  }
+  got = 0;
+  while (got < rem && !eof) got += raw_read(k, fd, buf + used + got, rem - got, &eof, rem - got);
+  assert_int_equal(got, rem);
+  const uint8_t *p = buf + used;
+  size_t tl = (size_t)p[0] << 8 | p[1];
+  p += 2 + tl;
+  *id = (uint16_t)(p[0] << 8 | p[1]);
+  p += 2;
+  size_t pl = *p++, end = (size_t)(p - buf) + pl;
+  *expiry = 0;
+  for (size_t i = (size_t)(p - buf); i < end;) {
+    if (buf[i] == 0x02) *expiry = (uint32_t)buf[i + 1] << 24 | (uint32_t)buf[i + 2] << 16 |
+                                  (uint32_t)buf[i + 3] << 8 | buf[i + 4];
+    i += buf[i] == 0x02 ? 5 : buf[i] == 0x0B ? 2 : 1; /* expiry or subscription id */
+  }
+  return (char)buf[end];
+}
+
+static void puback(int fd, uint16_t id) {
+  uint8_t a[] = {0x40, 2, (uint8_t)(id >> 8), (uint8_t)id};
+  raw_send(fd, a, sizeof(a));
+}
+
+static void inject(struct bk *k, const char *payload, uint32_t expiry_s) {
+  struct cm_mqtt_broker_msg m = {.topic = cm_str_c("e/x"), .payload = cm_str_c(payload),
+                                 .qos = 1, .expiry_s = expiry_s};
+  assert_int_equal(cm_mqtt_broker_publish(k->b, &m, NULL), 1);
+}
+
+/* A message that expires while it waits behind the window is not sent;
+ * one that waited carries what is left of its interval. */
+static void queued_expiry(void **state) {
+  (void)state;
+  struct bk k;
+  bk_start(&k, NULL);
+  int fd = raw_v5_sub(&k, 0, true, true);
+  uint16_t id;
+  uint32_t exp;
+  inject(&k, "A", 0);
+  assert_int_equal(raw_publish(&k, fd, &id, &exp), 'A'); /* in flight, not acked */
+  inject(&k, "B", 1);  /* expires while it waits */
+  inject(&k, "C", 60);
+  inject(&k, "D", 0);
+  poll_ms(&k, 1300);
+  puback(fd, id);
+  assert_int_equal(raw_publish(&k, fd, &id, &exp), 'C');
+  assert_true(exp >= 1 && exp < 60); /* 60 minus the wait (rounded up) */
+  puback(fd, id);
+  assert_int_equal(raw_publish(&k, fd, &id, &exp), 'D');
+  assert_int_equal(exp, 0);
+  puback(fd, id);
+  assert_int_equal(bk_stats(&k).msgs_dropped, 1);
+  poll_ms(&k, 50);
+  assert_int_equal(bk_stats(&k).queued, 0);
+  close(fd);
+  bk_stop(&k);
+}
+
+/* Held for an offline session, a message larger than the Maximum Packet
+ * Size the client announces when it returns is dropped, not sent. */
+static void queued_max_packet(void **state) {
+  (void)state;
+  struct bk k;
+  bk_start(&k, NULL);
+  int fd = raw_v5_sub(&k, 0, true, true);
+  close(fd);
+  poll_ms(&k, 50);
+  char big[201];
+  memset(big, 'L', 200);
+  big[200] = '\0';
+  inject(&k, big, 0);
+  inject(&k, "S", 0);
+  fd = raw_v5_sub(&k, 100, false, false);
+  uint16_t id;
+  uint32_t exp;
+  assert_int_equal(raw_publish(&k, fd, &id, &exp), 'S');
+  puback(fd, id);
+  poll_ms(&k, 50);
+  assert_int_equal(bk_stats(&k).msgs_dropped, 1);
+  assert_int_equal(bk_stats(&k).queued, 0);
+  close(fd);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cert_cn_never_cut),
@@ -287,6 +419,8 @@ int main(void) {
       cmocka_unit_test(store_failure_refuses_v5),
       cmocka_unit_test(store_failure_unacked_v4),
       cmocka_unit_test(store_commit_once_per_ack),
+      cmocka_unit_test(queued_expiry),
+      cmocka_unit_test(queued_max_packet),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
