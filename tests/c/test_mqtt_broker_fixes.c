@@ -411,6 +411,56 @@ static void queued_max_packet(void **state) {
   bk_stop(&k);
 }
 
+/* ------------------------------------------------------------ keepalive */
+/* Keepalive runs on one lazily re-armed deadline per client: an idle one
+ * is dropped past 1.5 periods, a live one (pinging) is not, however long. */
+static void keepalive_idle_and_live(void **state) {
+  (void)state;
+  struct bk k;
+  bk_start(&k, NULL);
+  int fd[2];
+  for (int i = 0; i < 2; i++) {
+    fd[i] = raw_connect(k.port);
+    uint8_t c[sizeof(CONNECT_V5)];
+    memcpy(c, CONNECT_V5, sizeof(c));
+    c[11] = 1; /* keepalive 1 s */
+    c[17] = (uint8_t)('a' + i); /* client ids "raa" (idle), "rab" (live) */
+    raw_send(fd[i], c, sizeof(c));
+  }
+  uint8_t buf[64];
+  size_t idle_len = 0, live_pongs = 0;
+  bool idle_eof = false, live_eof = false;
+  static const uint8_t ping[] = {0xC0, 0};
+  /* 3 s: the idle client goes after 1.5 s; the live one pings every
+   * 0.4 s and stays. */
+  for (int round = 0; round < 10; round++) {
+    raw_send(fd[1], ping, sizeof(ping));
+    uint64_t end = cm_millis() + 300;
+    while (cm_millis() < end) {
+      cm_mgr_poll(&k.mgr, 5);
+      ssize_t r = read(fd[0], buf + idle_len, sizeof(buf) - idle_len);
+      if (r == 0) idle_eof = true;
+      if (r > 0) idle_len += (size_t)r;
+      uint8_t lb[64];
+      r = read(fd[1], lb, sizeof(lb));
+      if (r == 0) live_eof = true;
+      for (ssize_t j = 0; j + 1 < r; j++)
+        if (lb[j] == 0xD0 && lb[j + 1] == 0) live_pongs++;
+    }
+  }
+  assert_true(idle_eof);
+  size_t connack = 2 + buf[1];
+  assert_true(idle_len >= connack + 3);
+  assert_int_equal(buf[connack], 0xE0); /* DISCONNECT keep alive timeout */
+  assert_int_equal(buf[connack + 2], CM_MQTT_RC_KEEP_ALIVE_TIMEOUT);
+  assert_false(live_eof);
+  assert_true(live_pongs >= 5);
+  assert_int_equal(bk_stats(&k).clients_connected, 1);
+  close(fd[0]);
+  close(fd[1]);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cert_cn_never_cut),
@@ -421,6 +471,7 @@ int main(void) {
       cmocka_unit_test(store_commit_once_per_ack),
       cmocka_unit_test(queued_expiry),
       cmocka_unit_test(queued_max_packet),
+      cmocka_unit_test(keepalive_idle_and_live),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
