@@ -111,9 +111,19 @@ enum { CM_LL_NONE = 0, CM_LL_ERROR = 1, CM_LL_INFO = 2, CM_LL_DEBUG = 3, CM_LL_V
 void cm_log_set(int level);
 /* Returns the global log level. */
 int cm_log_get(void);
-/* Writes one log line to stderr if level <= the global level. */
+/* Formats one log line and hands it to the sink (stderr by default).  Callers
+ * use the CM_LOG macros, which skip the formatting when the level is off. */
 void cm_log(int level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Where log lines go.  sink(level, file, line, msg, arg): file is the source
+ * file's base name, msg the formatted text without a newline; both are valid
+ * only during the call.  It runs in whichever thread logs (the polling thread,
+ * or a thread calling cm_wakeup), so it must be thread-safe. */
+typedef void (*cm_log_sink_fn)(int level, const char *file, int line, const char *msg, void *arg);
+/* Sends log lines to sink(arg) instead of stderr; NULL restores stderr.
+ * Call it before logging is switched on, or while no other thread logs: the
+ * pair is not swapped atomically.  No cost when the level is CM_LL_NONE. */
+void cm_log_set_sink(cm_log_sink_fn sink, void *arg);
 #define CM_LOG(level, ...)                                        \
   do {                                                            \
     if ((level) <= cm_log_get()) cm_log(level, __FILE__, __LINE__, __VA_ARGS__); \

@@ -41,6 +41,7 @@ typedef struct {
   bool close_requested;     /* close() was called while busy */
   bool polling;             /* inside poll() */
   bool stop_requested;      /* run(): a signal arrived */
+  PyObject *access_logs;    /* access_log.c: the sinks listeners log to, or NULL */
 } cm_py_manager;
 
 typedef struct {
@@ -127,6 +128,13 @@ void cm_py_conn_detach(cm_py_conn *co);
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
                             const char *what, const char *url);
+
+/* ---- access_log.c */
+/* Fills opts' access log from listen()'s access_log and access_log_format
+ * arguments (NULL or None: none, "combined"); keeps the sink in mo.
+ * 0, or -1 with an exception set. */
+int cm_py_access_log_opts(cm_py_manager *mo, PyObject *sink, PyObject *format,
+                          struct cm_http_serve_opts *opts);
 
 /* ---- url_check.c */
 /*
