@@ -3,8 +3,8 @@
  *
  * The GIL is released only while cm_mgr_poll() blocks (the before_sleep and
  * after_sleep hooks), so every callback runs with it held and nothing else
- * can touch the manager while the core walks its structures, except through
- * the thread-safe wakeup() and Timer.cancel().
+ * can touch the manager while the core walks its structures.  Other threads
+ * may use wakeup(), Timer.cancel() and timer_add() (see core.h).
  *
  * close() during poll() (from a handler, a timer or another thread) is
  * deferred until poll() returns, because the core is still using the
@@ -24,6 +24,7 @@
 
 static void hook_before_sleep(void *arg) {
   cm_py_manager *mo = arg;
+  mo->sleeping = true; /* with the GIL: other threads read it with the GIL */
   mo->tstate = PyEval_SaveThread();
 }
 
@@ -31,6 +32,7 @@ static void hook_after_sleep(void *arg) {
   cm_py_manager *mo = arg;
   PyEval_RestoreThread(mo->tstate);
   mo->tstate = NULL;
+  mo->sleeping = false;
 }
 
 /* cm_mgr.on_output: output was queued outside poll(); tell the embedding
@@ -71,6 +73,7 @@ static void do_close(cm_py_manager *mo) {
     sched_yield();
     Py_END_ALLOW_THREADS
   }
+  cm_py_mqtt_brokers_close(mo); /* before the C manager they use goes */
   cm_mgr_free(&mo->mgr);
   Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
@@ -144,6 +147,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->brokers);
   Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
@@ -158,6 +162,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  Py_CLEAR(mo->brokers);
   if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }
