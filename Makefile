@@ -106,6 +106,9 @@ $(BUILD)/%.cmake: cmake/%.cmake.in include/cymongoose.h
 
 FORCE:
 
+# The out-of-memory test fails chosen allocations of MQTT session state.
+$(BUILD)/tests/test_mqtt_broker_oom: LIBS += -Wl,--wrap=cm_mqtt_session_new
+
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)

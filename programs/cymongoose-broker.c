@@ -184,7 +184,10 @@ static bool start_listener(struct app *a, const struct cm_conf_listener *l) {
   struct cm_conn *c = cm_mqtt_broker_listen(a->broker, l->url, is_tls ? &tls : NULL);
   free(cert), free(key), free(ca);
   if (c == NULL) {
-    fprintf(stderr, "cymongoose-broker: cannot listen on %s: %s\n", l->url, strerror(errno));
+    fprintf(stderr, "cymongoose-broker: cannot listen on %s: %s\n", l->url,
+            errno == EINVAL ? "bad URL or TLS options (schemes: mqtt://, tcp://, mqtts://, "
+                              "ws://, wss://)"
+                            : strerror(errno));
     return false;
   }
   /* The line "listening on URL (port N)" is logged by the broker. */

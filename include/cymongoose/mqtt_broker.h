@@ -115,11 +115,18 @@ enum {
  * retain of its deliveries).  Where it hits the disk (fsync policy) is the
  * store's business.  Any member may be NULL.  Client ids are those of
  * persistent sessions only (clean/expiry-0 sessions are never reported).
+ *
+ * Failures: retain, msg_held and incoming return false when the record is
+ * not stored (disk full, write error, no memory), and commit when it could
+ * not make the records durable; the broker then logs it and does not
+ * acknowledge the PUBLISH that depends on them: a v5 client gets
+ * PUBACK/PUBREC 0x80 "unspecified error", a 3.1/3.1.1 client no
+ * acknowledgement at all (it sends the message again when it reconnects).
  */
 struct cm_mqtt_broker_store {
   void *arg;
   /* A retained message was set (m) or cleared (m NULL) on topic. */
-  void (*retain)(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m);
+  bool (*retain)(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m);
   /* A persistent session was created or its expiry changed (seconds;
    * 0xFFFFFFFF: never). */
   void (*session_save)(void *arg, struct cm_str client_id, uint32_t expiry_s);
@@ -135,13 +142,21 @@ struct cm_mqtt_broker_store {
    * client's PUBREC arrived; the move to SENT is not reported, so a
    * restored QUEUED message may go out a second time, as QoS 1/2 allow) /
    * was acknowledged (PUBACK, PUBCOMP), refused, expired or dropped. */
-  void (*msg_held)(void *arg, struct cm_str client_id, uint16_t id, int state,
+  bool (*msg_held)(void *arg, struct cm_str client_id, uint16_t id, int state,
                    const struct cm_mqtt_broker_msg *m);
   void (*msg_state)(void *arg, struct cm_str client_id, uint16_t id, int state);
   void (*msg_done)(void *arg, struct cm_str client_id, uint16_t id);
   /* The client's QoS 2 packet id was received (on true) / released by
    * PUBREL (on false): duplicate suppression state. */
-  void (*incoming)(void *arg, struct cm_str client_id, uint16_t id, bool on);
+  bool (*incoming)(void *arg, struct cm_str client_id, uint16_t id, bool on);
+  /* Called once, when records were reported since the previous call, right
+   * before the broker sends anything that depends on them (PUBACK, PUBREC,
+   * PUBCOMP, SUBACK, UNSUBACK, CONNACK), and at the end of any other event
+   * that reported records (a timer, cm_mqtt_broker_publish(), an
+   * acknowledgement from a client): the place for one fdatasync per
+   * acknowledged packet rather than one per record.  Return false when the
+   * records could not be made durable. */
+  bool (*commit)(void *arg);
   /* Called once by cm_mqtt_broker_new(): replay the stored records with the
    * cm_mqtt_broker_restore_*() functions below.  Return false to make
    * cm_mqtt_broker_new() fail (errno EIO).  Nothing is reported back to the
@@ -277,8 +292,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b);
  * subject reaches authenticate), ignored otherwise.  Port 0 picks a free
  * port (read it from the returned c->loc.port).  Returns the listener,
  * owned by the manager as every connection (closed by
- * cm_mqtt_broker_free()), or NULL with errno set (EINVAL: bad URL or TLS
- * options).
+ * cm_mqtt_broker_free()), or NULL with errno set (EINVAL: a scheme other
+ * than the five above, a bad URL or TLS options).
  */
 struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
                                       const struct cm_tls_opts *tls);

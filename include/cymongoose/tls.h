@@ -103,8 +103,11 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
  * The certificate the peer of c presented, when the handshake is done and
  * it was verified (a server with ca set in its options, or a client):
  * writes its subject in RFC 2253 form ("CN=alice,O=Example") to subject
- * and its commonName to cn (each NUL-terminated, cut to the given size; a
- * size 0 skips it) and returns true.  Returns false (both empty) when c
+ * and its commonName (UTF-8) to cn, each NUL-terminated (a size 0 skips
+ * it), and returns true.  Neither is ever cut short: a subject that does
+ * not fit comes out empty, and so does a commonName that does not fit,
+ * holds a NUL byte or appears more than once (an empty CN is no identity;
+ * callers using it as a user name refuse the peer).  Returns false (both empty) when c
  * has no TLS, no verified peer certificate, or the handshake is not done.
  */
 bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,

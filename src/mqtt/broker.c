@@ -117,6 +117,26 @@ static void ws_fn(struct cm_conn *c, int ev, void *ev_data) {
   if (!cm_mqtt_serve(c, &b->lim)) cm_error(c, "MQTT broker: out of memory");
 }
 
+bool cm__bstore_result(struct cm_mqtt_broker *b, bool ok, const char *what) {
+  if (!ok) {
+    b->store_failed = true;
+    CM_ERROR("MQTT broker: the store could not record %s: not acknowledged", what);
+  }
+  return ok;
+}
+
+bool cm__bstore_commit(struct cm_mqtt_broker *b) {
+  if (!b->dirty) return true;
+  b->dirty = false;
+  const struct cm_mqtt_broker_store *st = &b->o.store;
+  return st->commit == NULL || cm__bstore_result(b, st->commit(st->arg), "a commit");
+}
+
+static bool scheme_is(struct cm_str scheme, const char *name) {
+  size_t n = strlen(name);
+  return scheme.len == n && strncasecmp(scheme.buf, name, n) == 0;
+}
+
 struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
                                       const struct cm_tls_opts *tls) {
   if (b == NULL || url == NULL) {
@@ -124,9 +144,13 @@ struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
     return NULL;
   }
   struct cm_str scheme = cm_url_scheme(url);
-  bool ws = (scheme.len == 2 && strncasecmp(scheme.buf, "ws", 2) == 0) ||
-            (scheme.len == 3 && strncasecmp(scheme.buf, "wss", 3) == 0);
-  bool secure = cm_url_is_ssl(url);
+  bool ws = scheme_is(scheme, "ws") || scheme_is(scheme, "wss");
+  bool secure = scheme_is(scheme, "mqtts") || scheme_is(scheme, "wss");
+  /* A typo ("mqt://", "wss:/") must not silently serve plain MQTT. */
+  if (!ws && !secure && !scheme_is(scheme, "mqtt") && !scheme_is(scheme, "tcp")) {
+    errno = EINVAL;
+    return NULL;
+  }
   if (secure && tls == NULL) {
     errno = EINVAL;
     return NULL;
@@ -207,6 +231,9 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
     if (kind == CM__BCLIENT_KIND) {
       struct bclient *cl = c->fn_data;
       if (cl->b != b) continue;
+      struct cm__mqtt *st = cm__mqtt_of(c);
+      if (st != NULL) st->prepare = NULL; /* cl is freed here */
+      free(cl->taken_id);
       free(cl->err);
       free(cl->cert);
       free(cl->username);
@@ -241,7 +268,9 @@ int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker
   if (b == NULL || !msg_valid(m)) return -1;
   if (m->retain) cm__br_retain(b, m, true);
   if (b->o.on_message != NULL) b->o.on_message(b->o.msg_arg, m, NULL, origin);
-  return cm__bd_route(b, m, NULL);
+  int n = cm__bd_route(b, m, NULL);
+  cm__bstore_commit(b);
+  return n;
 }
 
 bool cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m) {
@@ -282,8 +311,10 @@ bool cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str clie
 
 static void on_restored_expiry(void *arg) {
   struct bsess *s = arg;
+  struct cm_mqtt_broker *b = s->b;
   s->expiry_timer = NULL;
-  if (s->client == NULL) cm__bs_free(s->b, s, true);
+  if (s->client == NULL) cm__bs_free(b, s, true);
+  cm__bstore_commit(b);
 }
 
 bool cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
@@ -346,5 +377,6 @@ bool cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint
     return true;
   }
   if (drop_session) cm__bs_free(b, s, true);
+  cm__bstore_commit(b);
   return true;
 }

@@ -96,6 +96,7 @@ struct bclient {
   struct cm_mqtt_broker *b;
   struct cm_conn *c;
   struct bsess *sess;                 /* NULL once taken over */
+  char *taken_id;                     /* its client id once taken over */
   struct bwill *will;
   char *username;
   char *cert;                         /* "subject\0cn" of a verified client
@@ -131,6 +132,8 @@ struct cm_mqtt_broker {
   uint64_t start_ms;
   uint32_t gen;
   bool loading;                       /* store.load running: no reports */
+  bool dirty;                         /* records reported since the last commit */
+  bool store_failed;                  /* a store hook failed since it was cleared */
   struct brcpt *rv;                   /* routing vector, reused */
   size_t rv_len, rv_cap;
   struct cm_buf enc, enc2, props;     /* encoding scratch, reused */
@@ -186,8 +189,24 @@ void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend);
 bool cm__bd_encode(struct cm_mqtt_broker *b, struct cm_buf *out, uint8_t v,
                    const struct cm_mqtt_broker_msg *m, uint8_t qos, bool retain, uint16_t id,
                    const uint32_t *ids, uint32_t nids);
+/* The glue's prepare hook (struct cm__mqtt) for a client (arg): drops a
+ * queued message that expired or outgrew the client's maximum packet size
+ * while it waited for the in-flight window, and refreshes its expiry. */
+struct cm__mqtt_out *cm__bd_prepare(void *arg, struct cm__mqtt *st, struct cm__mqtt_out *o,
+                                   struct cm__mqtt_out *prev);
 /* Disconnects a client (v5: DISCONNECT reason) and drains it. */
 void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why);
+
+/* broker.c: the store. */
+/* A record was reported: the next acknowledgement commits first. */
+static inline void cm__bstore_dirty(struct cm_mqtt_broker *b) {
+  b->dirty = true;
+}
+/* A bool hook's result: false is logged and remembered in store_failed. */
+bool cm__bstore_result(struct cm_mqtt_broker *b, bool ok, const char *what);
+/* Commits the records reported since the last commit (store.commit); false
+ * (logged, store_failed set) when the store could not. */
+bool cm__bstore_commit(struct cm_mqtt_broker *b);
 
 /* broker_conn.c */
 void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data);

@@ -101,15 +101,40 @@ static void bind_glue(struct cm_conn *c, struct bsess *s) {
   s->ms->in_use = true;
 }
 
-/* The old connection of a session taken over gets its own QoS state. */
-static void unbind_glue(struct cm_mqtt_broker *b, struct bclient *old) {
+/* What the old connection of a session taken over needs, allocated before
+ * anything is torn down so that running out of memory leaves the old
+ * client in place (and refuses the new one) instead of leaving its glue
+ * pointing at a session freed or shared by the new connection. */
+struct takeover {
+  struct cm_mqtt_session *fresh; /* its own QoS state from now on */
+  char *id;                      /* the client id, for its departure */
+};
+
+static bool takeover_prepare(struct cm_mqtt_broker *b, struct bclient *old, struct takeover *t) {
   struct cm__mqtt *st = cm__mqtt_of(old->c);
-  if (st == NULL || st->own_session) return;
-  struct cm_mqtt_session *fresh = cm_mqtt_session_new(&b->lim);
-  if (fresh == NULL) return; /* the session is kept alive below instead */
-  st->sess = fresh;
-  st->own_session = true;
-  fresh->in_use = true;
+  t->fresh = NULL;
+  t->id = malloc((size_t)old->sess->id_len + 1);
+  if (t->id == NULL) return false;
+  memcpy(t->id, old->sess->id, old->sess->id_len);
+  t->id[old->sess->id_len] = '\0';
+  if (st == NULL || st->own_session || st->sess != old->sess->ms) return true;
+  t->fresh = cm_mqtt_session_new(&b->lim);
+  if (t->fresh != NULL) return true;
+  free(t->id);
+  return false;
+}
+
+/* The old connection of a session taken over gets its own QoS state and
+ * keeps its client id for the on_client hook and the log. */
+static void takeover_apply(struct bclient *old, struct takeover *t) {
+  struct cm__mqtt *st = cm__mqtt_of(old->c);
+  if (t->fresh != NULL && st != NULL) {
+    st->sess = t->fresh;
+    st->own_session = true;
+    t->fresh->in_use = true;
+  }
+  free(old->taken_id);
+  old->taken_id = t->id;
 }
 
 static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct cm_mqtt_packet *m) {
@@ -212,7 +237,16 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   if (s != NULL && s->client != NULL) {
     /* Takeover (3.1.4): the old connection goes, its will with it. */
     struct bclient *old = s->client;
-    unbind_glue(b, old);
+    struct takeover t;
+    if (!takeover_prepare(b, old, &t)) {
+      cm__bs_will_free(cl->will);
+      free(cl->cert);
+      free(cl->username);
+      free(cl);
+      refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+      return;
+    }
+    takeover_apply(old, &t);
     s->client = NULL;
     old->sess = NULL;
     cm__bd_kick(old, CM_MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
@@ -244,13 +278,22 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   s->expiry_s = expiry;
   s->persistent = expiry != 0;
   const struct cm_mqtt_broker_store *store = &o->store;
-  if (s->persistent && (!was_persistent || old_expiry != expiry) && store->session_save != NULL)
+  if (s->persistent && (!was_persistent || old_expiry != expiry) && store->session_save != NULL) {
+    cm__bstore_dirty(b);
     store->session_save(store->arg, id, expiry);
-  if (!s->persistent && was_persistent && store->session_delete != NULL)
+  }
+  if (!s->persistent && was_persistent && store->session_delete != NULL) {
+    cm__bstore_dirty(b);
     store->session_delete(store->arg, id);
+  }
   s->client = cl;
   cl->sess = s;
   bind_glue(c, s);
+  struct cm__mqtt *gst = cm__mqtt_of(c);
+  if (gst != NULL) {
+    gst->prepare = cm__bd_prepare;
+    gst->prepare_arg = cl;
+  }
   c->fn_data = cl;
   c->send_hwm = o->send_hwm;
   /* CONNACK: what we enforce, announced. */
@@ -272,6 +315,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     if (capped)
       props[np++] = (struct cm_mqtt_prop){.id = CM_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = expiry};
   }
+  cm__bstore_commit(b); /* the session the CONNACK announces is durable */
   cm_mqtt_send_connack(c, 0, present, props, np);
   struct cm__mqtt *st = cm__mqtt_of(c);
   if (st != NULL && ka != 0 && o->keepalive_factor != 1.5f) {
@@ -342,12 +386,15 @@ static void on_subscribe(struct cm_mqtt_broker *b, struct bclient *cl, const str
         code = CM_MQTT_RC_UNSPECIFIED;
       } else {
         fresh = n ? 1 : 0;
-        if (s->persistent && store->sub_add != NULL)
+        if (s->persistent && store->sub_add != NULL) {
+          cm__bstore_dirty(b);
           store->sub_add(store->arg, cm_str_n(s->id, s->id_len), f, opt, sub_id);
+        }
       }
     }
     if (cm_buf_append(&codes, &code, 1) != 0 || cm_buf_append(&is_new, &fresh, 1) != 0) break;
   }
+  cm__bstore_commit(b);
   cm_mqtt_send_suback(cl->c, m->id, cm_buf_data(&codes), codes.len, NULL, 0);
   /* Retained messages after the SUBACK, per Retain Handling. */
   pos = 0;
@@ -375,13 +422,16 @@ static void on_unsubscribe(struct cm_mqtt_broker *b, struct bclient *cl, const s
   while (cm_mqtt_list_next(mm->pkt, &pos, &f, NULL)) {
     uint8_t code = CM_MQTT_RC_SUCCESS;
     if (cm__bt_unsubscribe(b, s, f)) {
-      if (s->persistent && store->sub_del != NULL)
+      if (s->persistent && store->sub_del != NULL) {
+        cm__bstore_dirty(b);
         store->sub_del(store->arg, cm_str_n(s->id, s->id_len), f);
+      }
     } else {
       code = CM_MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
     if (cm_buf_append(&codes, &code, 1) != 0) break;
   }
+  cm__bstore_commit(b);
   cm_mqtt_send_unsuback(cl->c, mm->id, cm_buf_data(&codes), codes.len, NULL, 0);
   cm_buf_free(&codes);
 }
@@ -405,8 +455,10 @@ static void on_disconnect(struct cm_mqtt_broker *b, struct bclient *cl, const st
     const struct cm_mqtt_broker_store *store = &b->o.store;
     if (e != s->expiry_s) {
       s->expiry_s = e;
-      if (e != 0 && store->session_save != NULL)
+      if (e != 0 && store->session_save != NULL) {
+        cm__bstore_dirty(b);
         store->session_save(store->arg, cm_str_n(s->id, s->id_len), e);
+      }
     }
   }
 }
@@ -418,6 +470,7 @@ static void on_ack(struct cm_mqtt_broker *b, struct bclient *cl, const struct cm
   const struct cm_mqtt_broker_store *store = &b->o.store;
   struct cm_str cid = cm_str_n(s->id, s->id_len);
   bool rep = s->persistent;
+  if (rep) cm__bstore_dirty(b); /* (when a hook below reports) */
   struct cm__mqtt_out *o;
   switch (mm->cmd) {
     case CM_MQTT_CMD_PUBACK:
@@ -445,8 +498,10 @@ static void on_ack(struct cm_mqtt_broker *b, struct bclient *cl, const struct cm
       if (rep && store->msg_done != NULL) store->msg_done(store->arg, cid, mm->id);
       break;
     case CM_MQTT_CMD_PUBREL:
+      /* Released before the PUBCOMP: a restart must not take a new message
+       * under this id for a duplicate. */
       if (rep && store->incoming != NULL && cm__mqtt_id_test(s->ms->ids_in, mm->id))
-        store->incoming(store->arg, cid, mm->id, false);
+        cm__bstore_result(b, store->incoming(store->arg, cid, mm->id, false), "a PUBREL");
       break;
     default:
       break;
@@ -485,12 +540,36 @@ static void on_publish(struct cm_mqtt_broker *b, struct bclient *cl, const struc
       m.props = cm_str_n((const char *)cm_buf_data(&b->inprops), b->inprops.len);
     }
   }
+  /* What the store records for this message must be durable before the
+   * PUBACK/PUBREC: when it is not, the message is not acknowledged. */
   const struct cm_mqtt_broker_store *store = &o->store;
-  if (mm->qos == 2 && s->persistent && store->incoming != NULL)
-    store->incoming(store->arg, cm_str_n(s->id, s->id_len), mm->id, true);
-  if (m.retain) cm__br_retain(b, &m, true);
-  if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
-  int n = cm__bd_route(b, &m, s);
+  struct cm_str cid = cm_str_n(s->id, s->id_len);
+  b->store_failed = false;
+  bool in_stored = false;
+  if (mm->qos == 2 && s->persistent && store->incoming != NULL) {
+    cm__bstore_dirty(b);
+    in_stored = cm__bstore_result(b, store->incoming(store->arg, cid, mm->id, true),
+                                  "a QoS 2 packet id");
+  }
+  if (m.retain && !b->store_failed) cm__br_retain(b, &m, true);
+  int n = 0;
+  if (!b->store_failed) { /* nothing is routed that the client will send again */
+    if (o->on_message != NULL) o->on_message(o->msg_arg, &m, &who, NULL);
+    n = cm__bd_route(b, &m, s);
+  }
+  cm__bstore_commit(b);
+  if (b->store_failed && mm->qos > 0) {
+    b->store_failed = false;
+    if (in_stored) { /* the id must not suppress the message when it comes again */
+      cm__bstore_dirty(b);
+      store->incoming(store->arg, cid, mm->id, false);
+      cm__bstore_commit(b);
+    }
+    if (cl->version == 5) st->pub_reason = CM_MQTT_RC_UNSPECIFIED;
+    else st->pub_no_ack = true;
+    return;
+  }
+  b->store_failed = false;
   if (n == 0 && m.qos > 0 && cl->version == 5) st->pub_reason = CM_MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }
 
@@ -514,7 +593,7 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   struct cm_mqtt_client_info who;
   cm__bc_info(cl, &who);
-  if (cl->sess == NULL) who.client_id = cm_str_c("(taken over)");
+  if (cl->sess == NULL && cl->taken_id != NULL) who.client_id = cm_str_c(cl->taken_id);
   CM_INFO("MQTT broker: client %.*s disconnected: %s (0x%02x)", (int)who.client_id.len,
           who.client_id.buf, cl->why, (unsigned)cl->reason);
   if (b->o.on_client != NULL) b->o.on_client(b->o.client_arg, &who, false, cl->reason, cl->why);
@@ -534,6 +613,9 @@ static void on_close(struct cm_mqtt_broker *b, struct bclient *cl) {
   }
   if (s != NULL) cm__bs_detach(b, s);
   c->fn_data = NULL;
+  struct cm__mqtt *st = cm__mqtt_of(c);
+  if (st != NULL) st->prepare = NULL; /* cl is freed below */
+  free(cl->taken_id);
   free(cl->err);
   free(cl->cert);
   free(cl->username);
@@ -601,4 +683,7 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
     default:
       break;
   }
+  /* Records of this event (acknowledgements from the client: before the
+   * glue's PUBCOMP; a departure, a will) are durable when it ends. */
+  cm__bstore_commit(b);
 }

@@ -71,8 +71,11 @@ static size_t id_offset(const uint8_t *pkt, size_t len, size_t topic_len) {
 static void report_held(struct cm_mqtt_broker *b, struct bsess *s, uint16_t id, int state,
                         const struct cm_mqtt_broker_msg *m) {
   const struct cm_mqtt_broker_store *st = &b->o.store;
-  if (s->persistent && !b->loading && st->msg_held != NULL)
-    st->msg_held(st->arg, cm_str_n(s->id, s->id_len), id, state, m);
+  if (s->persistent && !b->loading && st->msg_held != NULL) {
+    cm__bstore_dirty(b);
+    cm__bstore_result(b, st->msg_held(st->arg, cm_str_n(s->id, s->id_len), id, state, m),
+                      "a held message");
+  }
 }
 
 void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why) {
@@ -198,6 +201,20 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
   return n;
 }
 
+/* Forgets a held message that will never be delivered (expired, too large
+ * for the client, not re-encodable): counted as dropped, and the store
+ * hears of it. */
+static void drop_held(struct cm_mqtt_broker *b, struct bsess *s, struct cm__mqtt_out *o) {
+  uint16_t id = o->id;
+  cm__mqtt_session_remove(s->ms, o);
+  b->st.msgs_dropped++;
+  b->st.queued--;
+  if (s->persistent && b->o.store.msg_done != NULL) {
+    cm__bstore_dirty(b);
+    b->o.store.msg_done(b->o.store.arg, cm_str_n(s->id, s->id_len), id);
+  }
+}
+
 /* Re-encodes a held message for version v, with what is left of its
  * expiry; returns the replacement (linked in place of o) or NULL when it
  * expired or cannot be encoded (then it is gone). */
@@ -219,11 +236,7 @@ static struct cm__mqtt_out *reencode(struct cm_mqtt_broker *b, struct bsess *s,
   }
   struct cm__mqtt_out *n = ok ? malloc(sizeof(*n) + b->enc2.len) : NULL;
   if (n == NULL) {
-    uint16_t id = o->id;
-    cm__mqtt_session_remove(ms, o);
-    b->st.msgs_dropped++;
-    if (s->persistent && b->o.store.msg_done != NULL)
-      b->o.store.msg_done(b->o.store.arg, cm_str_n(s->id, s->id_len), id);
+    drop_held(b, s, o);
     return NULL;
   }
   *n = *o;
@@ -237,6 +250,28 @@ static struct cm__mqtt_out *reencode(struct cm_mqtt_broker *b, struct bsess *s,
   return n;
 }
 
+struct cm__mqtt_out *cm__bd_prepare(void *arg, struct cm__mqtt *st, struct cm__mqtt_out *o,
+                                   struct cm__mqtt_out *prev) {
+  struct bclient *cl = arg;
+  struct bsess *s = cl->sess;
+  struct cm_mqtt_broker *b = cl->b;
+  if (s == NULL || st->sess != s->ms) return o; /* taken over: its own state */
+  uint64_t now = cm_millis();
+  if (o->expire_ms != 0) {
+    if (now >= o->expire_ms) {
+      drop_held(b, s, o); /* expired while it waited for the window */
+      return NULL;
+    }
+    /* 3.3.2.3.3: the interval it carries is what is left. */
+    if (cl->version == 5 && (o = reencode(b, s, o, prev, cl->version, now)) == NULL) return NULL;
+  }
+  if (st->peer_max_packet != 0 && o->len > st->peer_max_packet) {
+    drop_held(b, s, o); /* 3.1.2.25: never above the client's maximum */
+    return NULL;
+  }
+  return o;
+}
+
 void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend) {
   struct bsess *s = cl->sess;
   struct cm__mqtt *st = cm__mqtt_of(cl->c);
@@ -248,11 +283,7 @@ void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend) {
   for (struct cm__mqtt_out *o = ms->head, *next; o != NULL; o = next) {
     next = o->next;
     if (o->state == CM__OUT_QUEUED && o->expire_ms != 0 && now >= o->expire_ms) {
-      uint16_t id = o->id;
-      cm__mqtt_session_remove(ms, o); /* expired while held */
-      b->st.msgs_dropped++;
-      if (s->persistent && b->o.store.msg_done != NULL)
-        b->o.store.msg_done(b->o.store.arg, cm_str_n(s->id, s->id_len), id);
+      drop_held(b, s, o); /* expired while held */
       continue;
     }
     if (o->state != CM__OUT_RELEASED && (other_version || (o->expire_ms != 0 && cl->version == 5))) {
@@ -264,10 +295,13 @@ void cm__bd_resume(struct cm_mqtt_broker *b, struct bclient *cl, bool resend) {
   s->held_version = cl->version;
   if (resend) {
     /* 4.4: unacknowledged PUBLISH again with DUP, PUBRELs again, in order. */
-    for (struct cm__mqtt_out *o = ms->head; o != NULL; o = o->next) {
+    for (struct cm__mqtt_out *o = ms->head, *next; o != NULL; o = next) {
+      next = o->next;
       if (o->state == CM__OUT_QUEUED) continue;
       if (o->state == CM__OUT_RELEASED) {
         cm_mqtt_send_ack(cl->c, CM_MQTT_CMD_PUBREL, o->id, 0);
+      } else if (st->peer_max_packet != 0 && o->len > st->peer_max_packet) {
+        drop_held(b, s, o); /* 3.1.2.25: the returning client allows less */
       } else {
         o->pkt[0] = (uint8_t)(o->pkt[0] | 0x08);
         if (cm__mqtt_tx(st, o->pkt, o->len)) b->st.msgs_sent++;

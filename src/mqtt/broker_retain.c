@@ -57,8 +57,11 @@ void cm__br_retain(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
   } else {
     return;
   }
-  if (report && !b->loading && store->retain != NULL)
-    store->retain(store->arg, m->topic, clear ? NULL : m);
+  if (report && !b->loading && store->retain != NULL) {
+    cm__bstore_dirty(b);
+    cm__bstore_result(b, store->retain(store->arg, m->topic, clear ? NULL : m),
+                      "a retained message");
+  }
 }
 
 /* Sends n's retained message (dropping it when expired). */

@@ -83,8 +83,10 @@ void cm__bs_will_fire(struct cm_mqtt_broker *b, struct bwill *w) {
 
 void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
   const struct cm_mqtt_broker_store *store = &b->o.store;
-  if (report && s->persistent && !b->loading && store->session_delete != NULL)
+  if (report && s->persistent && !b->loading && store->session_delete != NULL) {
+    cm__bstore_dirty(b);
     store->session_delete(store->arg, cm_str_n(s->id, s->id_len));
+  }
   cm__bt_unsubscribe_all(b, s);
   if (s->will != NULL) {
     s->will->sess = NULL;
@@ -123,8 +125,10 @@ void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
 
 static void on_will_delay(void *arg) {
   struct bwill *w = arg;
+  struct cm_mqtt_broker *b = w->b;
   w->timer = NULL;
-  cm__bs_will_fire(w->b, w);
+  cm__bs_will_fire(b, w);
+  cm__bstore_commit(b);
 }
 
 static void on_expiry(void *arg) {
@@ -140,6 +144,7 @@ static void on_expiry(void *arg) {
     cm__bs_will_fire(b, w); /* the will delay ends with the session */
   }
   cm__bs_free(b, s, true);
+  cm__bstore_commit(b);
 }
 
 void cm__bs_detach(struct cm_mqtt_broker *b, struct bsess *s) {

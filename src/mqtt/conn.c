@@ -77,8 +77,15 @@ static bool send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
 void cm__mqtt_pump(struct cm__mqtt *st) {
   struct cm_mqtt_session *s = st->sess;
   if (!st->connected || st->c->is_closing || st->c->is_draining) return;
-  for (struct cm__mqtt_out *o = s->head; o != NULL && s->inflight < st->window; o = o->next) {
+  struct cm__mqtt_out *prev = NULL, *next;
+  for (struct cm__mqtt_out *o = s->head; o != NULL && s->inflight < st->window;
+       prev = o, o = next) {
+    next = o->next;
     if (o->state != CM__OUT_QUEUED) continue;
+    if (st->prepare != NULL && (o = st->prepare(st->prepare_arg, st, o, prev)) == NULL) {
+      o = prev; /* removed: prev stays */
+      continue;
+    }
     if (!send_out(st, o, false)) return;
     o->state = CM__OUT_PUBLISHED;
     s->inflight++;
@@ -182,15 +189,20 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
     }
   }
   st->pub_reason = 0;
+  st->pub_no_ack = false;
   if (deliver) cm_call(c, CM_EV_MQTT_MSG, mm);
   uint8_t rc = st->pub_reason; /* the handler's verdict (a broker's ACL) */
+  bool no_ack = st->pub_no_ack;
   st->pub_reason = 0;
+  st->pub_no_ack = false;
   if (c->is_closing) return;
-  if (mm->qos == 2 && deliver && rc >= 0x80) {
-    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3). */
+  if (mm->qos == 2 && deliver && (rc >= 0x80 || no_ack)) {
+    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3); one
+     * left unacknowledged comes again and must not pass for a duplicate. */
     cm__mqtt_id_set(&s->ids_in, mm->id, false);
     s->nin--;
   }
+  if (no_ack) return;
   if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, rc);
   if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, rc);
 }

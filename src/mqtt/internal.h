@@ -92,6 +92,9 @@ struct cm__mqtt {
   uint8_t pub_reason;         /* reason code of the PUBACK/PUBREC answering the
                                  PUBLISH being delivered: an MQTT_MSG handler
                                  may set it (>= 0x80 refuses; a broker's ACL) */
+  bool pub_no_ack;            /* ... or set this: no PUBACK/PUBREC at all (a
+                                 broker whose store failed, to a 3.1.1 client,
+                                 which sends the message again) */
   bool held;                  /* input left unparsed while the output is full */
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */
@@ -102,6 +105,14 @@ struct cm__mqtt {
   uint16_t our_alias_max;     /* aliases we accept (our Topic Alias Maximum) */
   char **alias_in;            /* [our_alias_max + 1]: topics by alias, lazily */
   char **alias_out;           /* [peer_alias_max + 1]: topics we gave aliases */
+  /* Called by cm__mqtt_pump() for each queued message before it goes out
+   * (a broker: Message Expiry and the client's Maximum Packet Size, which
+   * may have changed or run out while the message waited for the window).
+   * Returns o, its replacement (linked in its place after prev, NULL for
+   * the head), or NULL when it removed it. */
+  struct cm__mqtt_out *(*prepare)(void *arg, struct cm__mqtt *st, struct cm__mqtt_out *o,
+                                  struct cm__mqtt_out *prev);
+  void *prepare_arg;
   uint64_t keepalive_ms;      /* 0: none */
   uint64_t last_tx_ms, last_rx_ms, ping_ms;
   uint64_t deadline_ms;       /* CONNACK / CONNECT deadline, 0: none */

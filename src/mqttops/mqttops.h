@@ -213,9 +213,14 @@ long cm_persist_decode(const uint8_t *buf, size_t len, struct cm_persist_rec *r,
  * An append-only log file with a mirror of the live state in memory (for
  * compaction).  Records are appended as the broker reports changes; when
  * they reach the disk is the fsync policy's business:
- *   CM_FSYNC_ALWAYS: cm_persist_flush() writes and fsyncs; it is called by
- *     the store hooks themselves before they return, so the broker's PUBACK
- *     (sent after the hooks) follows a durable record.
+ *   CM_FSYNC_ALWAYS: each record is written at once and fdatasynced by the
+ *     store's commit hook, which the broker calls before any
+ *     acknowledgement that depends on the records (one fdatasync per
+ *     acknowledged packet, not per record: a QoS 1 message to ten
+ *     persistent subscribers is ten records) and after any other event that
+ *     recorded something; cm_persist_tick() syncs anything left.  A failed
+ *     write or fdatasync makes the hook return false: the broker does not
+ *     acknowledge.
  *   CM_FSYNC_INTERVAL: written at once, fsynced by cm_persist_tick() every
  *     interval_ms (a crash of the machine loses up to that much; a crash of
  *     the process loses nothing written).
@@ -232,7 +237,8 @@ void cm_persist_hooks(struct cm_persist *p, struct cm_mqtt_broker_store *store);
 bool cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b);
 /* Writes (and fsyncs under CM_FSYNC_ALWAYS/INTERVAL) what is pending. */
 bool cm_persist_flush(struct cm_persist *p, bool sync);
-/* Call every few ms: fsyncs under CM_FSYNC_INTERVAL when due. */
+/* Call every few ms: fsyncs under CM_FSYNC_INTERVAL when due (and under
+ * CM_FSYNC_ALWAYS what no commit covered yet). */
 void cm_persist_tick(struct cm_persist *p, uint64_t now_ms);
 bool cm_persist_compact(struct cm_persist *p);
 /* Records appended since the last compaction (to decide when to compact). */

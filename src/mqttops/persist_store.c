@@ -330,19 +330,27 @@ bool cm_persist_flush(struct cm_persist *p, bool sync) {
 }
 
 void cm_persist_tick(struct cm_persist *p, uint64_t now) {
-  if (p->policy == CM_FSYNC_INTERVAL && p->dirty && now - p->last_sync_ms >= p->interval_ms)
+  /* Under CM_FSYNC_ALWAYS the broker commits after every event that
+   * recorded something; this catches any record written outside one. */
+  if ((p->policy == CM_FSYNC_ALWAYS || (p->policy == CM_FSYNC_INTERVAL &&
+                                        now - p->last_sync_ms >= p->interval_ms)) &&
+      (p->dirty || p->pending.len > 0))
     cm_persist_flush(p, true);
 }
 
-/* Records r: into the mirror, then into the log per the policy. */
-static void record(struct cm_persist *p, const struct cm_persist_rec *r) {
-  if (p->loading) return;
+/* Records r: into the mirror, then written to the log.  Under
+ * CM_FSYNC_ALWAYS the broker's commit hook (h_commit) makes it durable
+ * before any acknowledgement depends on it: one fdatasync per acknowledged
+ * packet, however many records it caused.  False when it is not written
+ * (the broker then does not acknowledge). */
+static bool record(struct cm_persist *p, const struct cm_persist_rec *r) {
+  if (p->loading) return true;
   if (!cm_persist_apply(p, r) || cm_persist_encode(&p->pending, r) != 0) {
     CM_ERROR("%s: out of memory: a state change is not persisted", p->path);
-    return;
+    return false;
   }
   p->since_compact++;
-  cm_persist_flush(p, p->policy == CM_FSYNC_ALWAYS);
+  return cm_persist_flush(p, false);
 }
 
 static bool write_blob(int fd, const struct blob *b) {
@@ -552,14 +560,14 @@ bool cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b) {
 }
 
 /* ----------------------------------------------------------------- hooks */
-static void h_retain(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m) {
+static bool h_retain(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m) {
   struct cm_persist_rec r = {.type = m != NULL ? CM_REC_RETAIN : CM_REC_RETAIN_CLEAR,
                              .topic = topic};
   if (m != NULL) {
     r.m_topic = m->topic, r.m_payload = m->payload, r.m_props = m->props;
     r.m_qos = m->qos, r.m_retain = true, r.m_expiry_s = m->expiry_s;
   }
-  record(arg, &r);
+  return record(arg, &r);
 }
 
 static void h_session_save(void *arg, struct cm_str cid, uint32_t expiry_s) {
@@ -580,13 +588,13 @@ static void h_sub_del(void *arg, struct cm_str cid, struct cm_str filter) {
   record(arg, &(struct cm_persist_rec){.type = CM_REC_SUB_DEL, .client = cid, .topic = filter});
 }
 
-static void h_msg_held(void *arg, struct cm_str cid, uint16_t id, int state,
+static bool h_msg_held(void *arg, struct cm_str cid, uint16_t id, int state,
                        const struct cm_mqtt_broker_msg *m) {
   struct cm_persist_rec r = {.type = CM_REC_MSG_HELD, .client = cid, .id = id,
                              .small = (uint8_t)state, .m_topic = m->topic,
                              .m_payload = m->payload, .m_props = m->props, .m_qos = m->qos,
                              .m_retain = m->retain, .m_expiry_s = m->expiry_s};
-  record(arg, &r);
+  return record(arg, &r);
 }
 
 static void h_msg_state(void *arg, struct cm_str cid, uint16_t id, int state) {
@@ -598,9 +606,14 @@ static void h_msg_done(void *arg, struct cm_str cid, uint16_t id) {
   record(arg, &(struct cm_persist_rec){.type = CM_REC_MSG_DONE, .client = cid, .id = id});
 }
 
-static void h_incoming(void *arg, struct cm_str cid, uint16_t id, bool on) {
-  record(arg, &(struct cm_persist_rec){.type = CM_REC_INCOMING, .client = cid, .id = id,
+static bool h_incoming(void *arg, struct cm_str cid, uint16_t id, bool on) {
+  return record(arg, &(struct cm_persist_rec){.type = CM_REC_INCOMING, .client = cid, .id = id,
                                        .small = on ? 1 : 0});
+}
+
+static bool h_commit(void *arg) {
+  struct cm_persist *p = arg;
+  return cm_persist_flush(p, p->policy == CM_FSYNC_ALWAYS);
 }
 
 static bool h_load(void *arg, struct cm_mqtt_broker *b) {
@@ -622,5 +635,6 @@ void cm_persist_hooks(struct cm_persist *p, struct cm_mqtt_broker_store *st) {
                                       .msg_state = h_msg_state,
                                       .msg_done = h_msg_done,
                                       .incoming = h_incoming,
+                                      .commit = h_commit,
                                       .load = h_load};
 }

@@ -733,6 +733,23 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   mgr->tls = NULL;
 }
 
+/* The commonName of name as UTF-8 into cn, or "" when there is none, more
+ * than one, or it holds a NUL byte or does not fit: the CN may serve as a
+ * user name for access control, so "alice\0x" or a CN longer than cn_len
+ * must not become "alice" or a prefix of it. */
+static void peer_cn(X509_NAME *name, char *cn, size_t cn_len) {
+  int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0) return;
+  ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  unsigned char *utf8 = NULL;
+  int n = data != NULL ? ASN1_STRING_to_UTF8(&utf8, data) : -1;
+  if (n >= 0 && (size_t)n < cn_len && memchr(utf8, '\0', (size_t)n) == NULL) {
+    memcpy(cn, utf8, (size_t)n);
+    cn[n] = '\0';
+  }
+  OPENSSL_free(utf8);
+}
+
 bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
                       size_t cn_len) {
   if (subject_len > 0) subject[0] = '\0';
@@ -746,16 +763,17 @@ bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len
   if (subject_len > 0) {
     BIO *bio = BIO_new(BIO_s_mem());
     if (bio != NULL) {
+      /* RFC 2253 escapes control characters (a NUL comes out as "\00"). */
       X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
-      int n = BIO_read(bio, subject, (int)(subject_len - 1));
-      subject[n > 0 ? n : 0] = '\0';
+      size_t pending = BIO_ctrl_pending(bio);
+      if (pending < subject_len) { /* a subject cut short is no identity */
+        int n = BIO_read(bio, subject, (int)pending);
+        subject[n > 0 ? n : 0] = '\0';
+      }
       BIO_free(bio);
     }
   }
-  if (cn_len > 0) {
-    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, (int)cn_len);
-    if (n < 0) cn[0] = '\0';
-  }
+  if (cn_len > 0) peer_cn(name, cn, cn_len);
   X509_free(x);
   return true;
 }

@@ -44,8 +44,23 @@ static void certgen_ext(X509 *x, X509 *issuer, int nid, const char *value) {
  * issuer (self-signed when NULL), valid from now+from_s to now+to_s.  A CA
  * when is_ca; otherwise a server/client leaf for localhost, 127.0.0.1, ::1.
  */
+static struct test_cert certgen_cn(bool ec, const char *cn, int cn_len,
+                                   const struct test_cert *issuer, bool is_ca, long from_s,
+                                   long to_s);
+
 static struct test_cert certgen(bool ec, const char *cn, const struct test_cert *issuer, bool is_ca,
                                 long from_s, long to_s) {
+  return certgen_cn(ec, cn, -1, issuer, is_ca, from_s, to_s);
+}
+
+/*
+ * As certgen(), with a CN of cn_len bytes (a UTF8String holding them as
+ * they are, embedded NULs and lengths past the usual 64 included), or,
+ * with cn_len -1, the NUL-terminated cn as certgen() puts it.
+ */
+static struct test_cert certgen_cn(bool ec, const char *cn, int cn_len,
+                                   const struct test_cert *issuer, bool is_ca, long from_s,
+                                   long to_s) {
   static long serial = 1;
   struct test_cert c = {0};
   c.key = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
@@ -57,7 +72,11 @@ static struct test_cert certgen(bool ec, const char *cn, const struct test_cert 
   X509_gmtime_adj(X509_getm_notAfter(x), to_s);
   X509_set_pubkey(x, c.key);
   X509_NAME *name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+  if (cn_len < 0)
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+  else if (!X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
+                                       (const unsigned char *)cn, cn_len, -1, 0))
+    abort();
   X509 *iss = issuer != NULL ? issuer->x509 : x;
   X509_set_issuer_name(x, X509_get_subject_name(iss));
   certgen_ext(x, iss, NID_subject_key_identifier, "hash");

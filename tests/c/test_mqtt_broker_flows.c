@@ -29,19 +29,20 @@ struct mem_store {
   int loads;
 };
 
-static void s_retain(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m) {
+static bool s_retain(void *arg, struct cm_str topic, const struct cm_mqtt_broker_msg *m) {
   struct mem_store *st = arg;
   int i;
   for (i = 0; i < st->nret; i++)
     if (strlen(st->ret_topic[i]) == topic.len && memcmp(st->ret_topic[i], topic.buf, topic.len) == 0)
       break;
   if (i == st->nret) {
-    if (m == NULL || st->nret == 8) return;
+    if (m == NULL || st->nret == 8) return true;
     st->nret++;
   }
   cpy(st->ret_topic[i], 32, topic);
   if (m == NULL) st->ret_topic[i][0] = '\0';
   else cpy(st->ret_payload[i], 32, m->payload);
+  return true;
 }
 static void s_session(void *arg, struct cm_str id, uint32_t exp) {
   struct mem_store *st = arg;
@@ -62,10 +63,10 @@ static void s_sub(void *arg, struct cm_str id, struct cm_str f, uint8_t opts, ui
   cpy(st->sub_filter[st->nsub], 32, f);
   st->sub_opts[st->nsub++] = opts;
 }
-static void s_held(void *arg, struct cm_str cid, uint16_t id, int state,
+static bool s_held(void *arg, struct cm_str cid, uint16_t id, int state,
                    const struct cm_mqtt_broker_msg *m) {
   struct mem_store *st = arg;
-  if (st->nmsgs == NREC) return;
+  if (st->nmsgs == NREC) return true;
   struct rec_msg *r = &st->msgs[st->nmsgs++];
   r->live = true;
   cpy(r->cid, 32, cid);
@@ -74,6 +75,7 @@ static void s_held(void *arg, struct cm_str cid, uint16_t id, int state,
   cpy(r->topic, 32, m->topic);
   cpy(r->payload, 32, m->payload);
   r->qos = m->qos;
+  return true;
 }
 static struct rec_msg *s_find(struct mem_store *st, struct cm_str cid, uint16_t id) {
   for (int i = 0; i < st->nmsgs; i++) {

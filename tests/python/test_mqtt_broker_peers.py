@@ -302,8 +302,8 @@ def test_session_takeover():
     try:
         assert first.next_event()["ev"] == "connect"
         second = paho(broker, 5, cid)
-        # the old connection ended with v5 0x8E "session taken over" (the broker names the old connection "(taken over)": its session moved)
-        assert wait_for(lambda: any(not up and r == 0x8E for _, up, r in ends)), ends
+        # the old connection ended with v5 0x8E "session taken over", under its own client id
+        assert wait_for(lambda: any(i == cid and not up and r == 0x8E for i, up, r in ends)), ends
         assert broker.call(lambda: broker.broker.clients[cid]["version"]) == 5
         stop(second)
     finally:
