@@ -15,6 +15,7 @@ import sysconfig
 import tempfile
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 here = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,14 +64,47 @@ def check_dependencies():
 if {"build_ext", "build", "bdist_wheel", "install", "develop", "editable_wheel"} & set(sys.argv):
     check_dependencies()
 
+CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wshadow",
+          "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
+MACROS = [("_GNU_SOURCE", "1")]
+HEADERS = rel("include/*.h") + rel("include/*/*.h") + rel("src/*/*.h")
+
+# The C library is built first as a static archive, with its private
+# headers (src/); the bindings are compiled against the public headers
+# alone (include/), so a binding that reaches into the library's interior
+# does not compile.
+libcymongoose = ("cymongoose_static", {
+    "sources": rel("src/*/*.c"),
+    "include_dirs": ["include", "src"],
+    "macros": MACROS,
+    "cflags": CFLAGS,
+    "obj_deps": {"": HEADERS},
+})
+
+
+class build_ext_with_lib(build_ext):
+    """build_ext that first builds the static C library (build_ext alone,
+    as `setup.py build_ext --inplace` runs it, would not), into build_ext's
+    own temporary directory so builds with other CFLAGS do not share it."""
+
+    def run(self):
+        clib = self.get_finalized_command("build_clib")
+        clib.build_temp = clib.build_clib = self.build_temp
+        clib.force = self.force
+        self.run_command("build_clib")
+        if self.build_temp not in self.library_dirs:
+            self.library_dirs.append(self.build_temp)
+        super().run()
+
+
 ext = Extension(
     "cymongoose._mongoose",
-    sources=rel("src/*/*.c") + rel("python/src/*.c"),
-    include_dirs=["include", "src", "python/src"],
-    define_macros=[("_GNU_SOURCE", "1")],
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wshadow",
-                        "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
-    libraries=["ssl", "crypto", "cares", "z", "pthread"],
+    sources=rel("python/src/*.c"),
+    include_dirs=["include", "python/src"],  # public headers only: no src/ internals
+    define_macros=MACROS,
+    extra_compile_args=CFLAGS,
+    libraries=["cymongoose_static", "ssl", "crypto", "cares", "z", "pthread"],
+    depends=rel("src/*/*.c") + HEADERS + rel("python/src/*.h"),
 )
 
-setup(ext_modules=[ext])
+setup(ext_modules=[ext], libraries=[libcymongoose], cmdclass={"build_ext": build_ext_with_lib})

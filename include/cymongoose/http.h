@@ -408,6 +408,28 @@ bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int 
  * the body"...), or NULL when they are acceptable.  Static strings. */
 const char *cm_http_reply_check(int status, const char *headers, size_t len);
 
+/*
+ * Checks a block of caller-supplied header lines (NULL or "" for none) as
+ * cm_http_reply(), cm_http_reply_file(), cm_ws_upgrade() and the static
+ * file server's extra headers take them: "Name: value" lines separated by
+ * CRLF (the last CRLF optional), names tokens, values without control
+ * characters, at most one Content-Length of digits.  Returns false for
+ * anything that could end a head early or smuggle a header in.  When
+ * sets_framing is not NULL it receives whether the block sets
+ * Content-Length or Transfer-Encoding: chunked (headers the library writes
+ * itself for files and upgrades; false when the block is malformed).
+ */
+bool cm_http_headers_ok(const char *headers, bool *sets_framing);
+
+/*
+ * True when c is an HTTP server connection whose response is complete (a
+ * cm_http_reply() with Content-Length, or a chunked response that ended)
+ * and no request awaits one: a cm_http_chunk() now would follow a whole
+ * response and the client would drop it.  False on other connections, while
+ * a request awaits its reply, and while a chunked response is in progress.
+ */
+bool cm_http_response_complete(struct cm_conn *c);
+
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
  * (and closes the connection if the request asked for it).  Returns false
  * when the send buffer refuses the data; as for cm_http_reply(), a live

@@ -11,7 +11,6 @@
 
 #include "args.h"
 #include "conn_methods.h"
-#include "http/internal.h"
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
@@ -294,8 +293,7 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
  * silent loss.  A head the application wrote itself with send() (no reply
  * yet) is left alone.  0, or -1 with the exception set. */
 static int check_streaming(struct cm_conn *c, const char *what) {
-  struct cm__http_conn *st = cm__http_conn_of(c);
-  if (st == NULL || st->chunked_reply || st->awaiting_reply) return 0;
+  if (!cm_http_response_complete(c)) return 0;
   PyErr_Format(PyExc_RuntimeError,
                "%s(): no chunked response is in progress (the response is complete, so the "
                "client would drop this); start one with reply(200, '', {'Transfer-Encoding': "

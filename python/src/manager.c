@@ -506,7 +506,7 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
   }
   bool ok = false;
-  if (mo->ready && !mo->closing && mo->mgr.wakeup != NULL) {
+  if (mo->ready && !mo->closing && cm_wakeup_enabled(&mo->mgr)) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
       mo->wakeups_in_flight++; /* close() waits for it to come back */
       Py_BEGIN_ALLOW_THREADS
