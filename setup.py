@@ -95,6 +95,25 @@ class build_ext_with_lib(build_ext):
         if self.build_temp not in self.library_dirs:
             self.library_dirs.append(self.build_temp)
         super().run()
+        for ext in self.extensions:
+            check_defined(self.get_ext_fullpath(ext.name))
+
+
+def check_defined(path):
+    """Fails the build when the extension leaves one of the project's own
+    names (cm_...) undefined: a method table or call naming a function whose
+    definition is missing or misspelt.  A shared object may link with
+    undefined names (Python's own are resolved at import), so the linker
+    alone would let this through to an ImportError at run time."""
+    try:
+        out = subprocess.run(["nm", "-u", "--format=just-symbols", path], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return  # no binutils: nothing to check with
+    undefined = sorted(n for n in out.split() if n.startswith("cm_"))
+    if undefined:
+        os.unlink(path)
+        sys.exit("cymongoose: undefined in the extension: %s" % " ".join(undefined))
 
 
 ext = Extension(

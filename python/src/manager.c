@@ -444,7 +444,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   co->http = http;
   errno = 0;
   struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
-  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
+  if (c != NULL && http && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
   } else if (c != NULL && http && !is_listen) {
@@ -460,22 +460,6 @@ static PyObject *mgr_listen(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 static PyObject *mgr_connect(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   return open_conn(mo, args, kwds, cm_connect, "connect to");
 }
-
-static PyObject *not_yet(const char *name) {
-  PyErr_Format(PyExc_NotImplementedError, "Manager.%s() is not available yet", name);
-  return NULL;
-}
-
-/* Weak placeholders: the protocol bindings define the real ones (see
- * mgr_methods.h). */
-#define NOT_YET(fn, name)                                                            \
-  __attribute__((weak)) PyObject *fn(PyObject *self, PyObject *args, PyObject *kwds) { \
-    (void)self, (void)args, (void)kwds;                                              \
-    return not_yet(name);                                                            \
-  }
-NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
-NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
-#undef NOT_YET
 
 /* ------------------------------------------------------------ timers, wakeup */
 
