@@ -261,21 +261,8 @@ bool cm_http_header_has_token(const struct cm_http_msg *hm, const char *name, co
  */
 struct cm_str cm_http_get_header_var(struct cm_str header_value, struct cm_str var);
 
-/*
- * Percent-decodes src[0..src_len) into dst (dst_len bytes, including room
- * for a terminating NUL, which is written).  When is_form is true '+' becomes
- * a space (application/x-www-form-urlencoded).  Returns the decoded length,
- * or -1 for a malformed escape or when dst is too small.
- */
-int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
-
-/*
- * Finds variable name in a form-encoded list `a=1&b=2` (a query string or a
- * form body) and writes its decoded value into dst (NUL-terminated).
- * Returns the decoded length, -1 when absent, -2 when the value is malformed
- * or does not fit in dst.
- */
-int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
+/* Percent-decoding (cm_url_decode) and form variables (cm_http_var,
+ * cm_http_get_var) are in cymongoose/util.h. */
 
 /* One part of a multipart/form-data body; views into the body. */
 struct cm_http_part {

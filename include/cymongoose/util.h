@@ -108,17 +108,34 @@ size_t cm_json_escape(struct cm_str s, char *buf, size_t len);
  */
 size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len);
 /*
+ * Strict percent-decoding of src[0..src_len) into dst (dst_len bytes,
+ * including room for a terminating NUL, which is written).  When is_form is
+ * true '+' becomes a space (application/x-www-form-urlencoded).  Returns the
+ * decoded length, or -1 for a malformed escape ('%' not followed by two hex
+ * digits) or when dst is too small (src_len + 1 bytes always suffice).
+ */
+int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
+/*
  * Looks up form variable name in an "a=1&b=2" buffer (a query string or an
  * application/x-www-form-urlencoded body) the way Python's
  * urllib.parse.parse_qsl(keep_blank_values=True) does: names are compared
  * after decoding, case-sensitively; the first occurrence wins; "a" without
  * '=' has the empty value; '+' is a space and a '%' not followed by two hex
- * digits stays as it is.  (cm_http_get_var in http.h is the strict,
- * case-insensitive variant used for HTTP messages.)  The value is decoded into dst (dstlen bytes, not
- * NUL-terminated; buf.len bytes always suffice).  Returns the value's length,
- * -1 when the variable is absent, -2 when dst is too small.
+ * digits stays as it is (the application/x-www-form-urlencoded parser of the
+ * WHATWG URL standard, which HTML forms use).  The value is decoded into dst
+ * (dstlen bytes, not NUL-terminated; buf.len bytes always suffice).  Returns
+ * the value's length, -1 when the variable is absent, -2 when dst is too
+ * small.
  */
 long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen);
+/*
+ * cm_http_var() with the name compared case-insensitively (ASCII letters),
+ * as the original API's HttpMessage.query_var() did, and the value
+ * NUL-terminated in dst (dst_len bytes including the NUL; buf.len + 1
+ * always suffice).  Decoding is the same.  Returns the value's length, -1
+ * when absent (or name is empty), -2 when dst is too small.
+ */
+int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
 
 /* ------------------------------------------------------------- matching */
 /*
