@@ -91,6 +91,11 @@ class build_ext_with_lib(build_ext):
         clib = self.get_finalized_command("build_clib")
         clib.build_temp = clib.build_clib = self.build_temp
         clib.force = self.force
+        # ar only adds and replaces members: start afresh, so that a source
+        # file since deleted leaves no stale member behind
+        archive = os.path.join(self.build_temp, "libcymongoose_static.a")
+        if os.path.exists(archive):
+            os.unlink(archive)
         self.run_command("build_clib")
         if self.build_temp not in self.library_dirs:
             self.library_dirs.append(self.build_temp)
