@@ -10,6 +10,7 @@
  * deferred until poll() returns, because the core is still using the
  * manager's memory.
  */
+#include "args.h"
 #include "core.h"
 
 #include <errno.h>
@@ -480,15 +481,7 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   unsigned long conn_id = PyLong_AsUnsignedLong(id_obj);
   if (conn_id == (unsigned long)-1 && PyErr_Occurred()) return NULL;
   Py_buffer view = {0};
-  if (data != NULL && PyUnicode_Check(data)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(data, &n);
-    if (s == NULL || PyBuffer_FillInfo(&view, data, (void *)s, n, 1, PyBUF_SIMPLE) < 0) {
-      return NULL;
-    }
-  } else if (data != NULL) {
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-  }
+  if (data != NULL && cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   bool ok = false;
   if (mo->ready && !mo->closing && cm_wakeup_enabled(&mo->mgr)) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
