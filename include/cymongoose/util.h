@@ -153,6 +153,32 @@ bool cm_match(struct cm_str s, struct cm_str pattern, struct cm_str *caps, size_
 /* The number of captures pattern yields (its '?', '*' and '#' bytes). */
 size_t cm_match_ncaps(struct cm_str pattern);
 
+/* ------------------------------------------------------------- UTF-8 */
+enum {
+  CM_UTF8_OK = 0,          /* valid and ends on a character boundary */
+  CM_UTF8_INCOMPLETE = 1,  /* valid so far; ends inside a character */
+  CM_UTF8_INVALID = -1     /* not UTF-8 (sticky: later calls say so too) */
+};
+
+/*
+ * Incremental UTF-8 validator (RFC 3629): rejects overlong forms,
+ * surrogates (U+D800-DFFF), code points above U+10FFFF, stray continuation
+ * bytes and truncated sequences, and fails at the first byte that makes
+ * the input invalid.  *state starts at 0 and carries a character split
+ * across calls (e.g. across WebSocket fragments).  Used by WebSocket text
+ * messages and MQTT strings.  Runs of ASCII go 8
+ * bytes at a time.  Returns CM_UTF8_OK, CM_UTF8_INCOMPLETE or
+ * CM_UTF8_INVALID for everything fed so far.
+ */
+int cm_utf8_validate(uint32_t *state, const uint8_t *p, size_t n);
+
+/* True when p[0..n) is complete, valid UTF-8. */
+bool cm_utf8_valid(const uint8_t *p, size_t n);
+
+/* The length of the longest prefix of p[0..n) that is complete, valid
+ * UTF-8 (n when all of it is). */
+size_t cm_utf8_valid_prefix(const uint8_t *p, size_t n);
+
 /* --------------------------------------------------------------- base64 */
 /* Output size of cm_base64_encode for n input bytes (without a NUL). */
 #define CM_BASE64_ENCODED_LEN(n) ((((n) + 2) / 3) * 4)
