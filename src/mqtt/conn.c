@@ -181,10 +181,18 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
       s->nin++;
     }
   }
+  st->pub_reason = 0;
   if (deliver) cm_call(c, CM_EV_MQTT_MSG, mm);
+  uint8_t rc = st->pub_reason; /* the handler's verdict (a broker's ACL) */
+  st->pub_reason = 0;
   if (c->is_closing) return;
-  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, 0);
-  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, 0);
+  if (mm->qos == 2 && deliver && rc >= 0x80) {
+    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3). */
+    cm__mqtt_id_set(&s->ids_in, mm->id, false);
+    s->nin--;
+  }
+  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, rc);
+  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, rc);
 }
 
 /* Acks of our own messages, and PUBREL of the peer's. */
