@@ -15,6 +15,7 @@ import sysconfig
 import tempfile
 
 from setuptools import Extension, setup
+from setuptools.command.build_clib import build_clib
 from setuptools.command.build_ext import build_ext
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -82,6 +83,19 @@ libcymongoose = ("cymongoose_static", {
 })
 
 
+class build_clib_fresh(build_clib):
+    """build_clib that writes each archive afresh: ar only adds and
+    replaces members, so a source file since deleted would leave a stale
+    member behind (and a duplicate definition at link time)."""
+
+    def build_libraries(self, libraries):
+        for name, _ in libraries:
+            archive = os.path.join(self.build_clib, self.compiler.library_filename(name))
+            if os.path.exists(archive):
+                os.unlink(archive)
+        super().build_libraries(libraries)
+
+
 class build_ext_with_lib(build_ext):
     """build_ext that first builds the static C library (build_ext alone,
     as `setup.py build_ext --inplace` runs it, would not), into build_ext's
@@ -89,16 +103,12 @@ class build_ext_with_lib(build_ext):
 
     def run(self):
         clib = self.get_finalized_command("build_clib")
-        clib.build_temp = clib.build_clib = self.build_temp
-        clib.force = self.force
-        # ar only adds and replaces members: start afresh, so that a source
-        # file since deleted leaves no stale member behind
-        archive = os.path.join(self.build_temp, "libcymongoose_static.a")
-        if os.path.exists(archive):
-            os.unlink(archive)
-        self.run_command("build_clib")
-        if self.build_temp not in self.library_dirs:
-            self.library_dirs.append(self.build_temp)
+        if not self.distribution.have_run.get("build_clib"):  # `build` runs it first
+            clib.build_temp = clib.build_clib = self.build_temp
+            clib.force = self.force
+            self.run_command("build_clib")
+        if clib.build_clib not in self.library_dirs:
+            self.library_dirs.append(clib.build_clib)
         super().run()
         for ext in self.extensions:
             check_defined(self.get_ext_fullpath(ext.name))
@@ -131,4 +141,4 @@ ext = Extension(
     depends=rel("src/*/*.c") + HEADERS + rel("python/src/*.h"),
 )
 
-setup(ext_modules=[ext], libraries=[libcymongoose], cmdclass={"build_ext": build_ext_with_lib})
+setup(ext_modules=[ext], libraries=[libcymongoose], cmdclass={"build_clib": build_clib_fresh, "build_ext": build_ext_with_lib})
