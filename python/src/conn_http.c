@@ -215,9 +215,11 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
    * Any other refusal (connection closing, send_limit, no memory) has
    * already been reported on the connection (ERROR, then CLOSE). */
   const char *why = cm_http_reply_check(status, hdrs, (size_t)view.len);
+  cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   if (why == NULL) (void)cm_http_reply(c, status, hdrs, view.buf, (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);
   cm_buf_free(&b);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   if (why != NULL) {
     PyErr_Format(PyExc_ValueError, "reply refused: %s", why);
     return NULL;
@@ -297,8 +299,10 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
   if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -322,7 +326,9 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t 
     PyErr_SetString(PyExc_ValueError, "event_type must not contain CR or LF");
     return NULL;
   }
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_sse(c, cm_str_n(e, (size_t)el), cm_str_n(d, (size_t)dl));
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -352,8 +358,10 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_s
   memcpy(line, "Authorization: Basic ", 21);
   size_t len = 21 + cm_base64_encode(s, (size_t)n, line + 21, b64 + 1);
   memcpy(line + len, "\r\n", 2);
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_send(c, line, len + 2);
   PyMem_Free(line);
   Py_DECREF(cred);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
