@@ -407,7 +407,8 @@ struct cm_mgr {
   uint64_t timer_seq;          /* internal: start sequence of the next timer */
   struct cm_timer *timer_running; /* internal: the timer whose callback runs, or NULL */
   struct cm_conn *dirty;       /* connections with queued output or closing */
-  struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
+  struct cm_wakeup_q *wakeup;  /* internal: NULL unless cm_wakeup_init() was called
+                                  (test it with cm_wakeup_enabled()) */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
   struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
@@ -471,6 +472,10 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 /* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
  * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */
 int cm_wakeup_init(struct cm_mgr *mgr);
+/* True once cm_wakeup_init() succeeded on mgr (until cm_mgr_free()).  Read
+ * it on the poll thread, or where the caller otherwise orders it after
+ * cm_wakeup_init(). */
+static inline bool cm_wakeup_enabled(const struct cm_mgr *mgr) { return mgr->wakeup != NULL; }
 /*
  * Thread-safe: queues a copy of len bytes at buf for connection conn_id; the
  * poll thread delivers CM_EV_WAKEUP with a struct cm_str of them, in the

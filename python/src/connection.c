@@ -114,22 +114,6 @@ static PyObject *conn_repr(cm_py_conn *co) {
 
 /* ------------------------------------------------------------ helpers */
 
-/* Bytes of obj: str as UTF-8, or any buffer.  Fills *view (release it with
- * PyBuffer_Release) and returns 0, or -1 with TypeError. */
-static int get_bytes(PyObject *obj, Py_buffer *view) {
-  if (PyUnicode_Check(obj)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
-    if (s == NULL) return -1;
-    return PyBuffer_FillInfo(view, obj, (void *)s, n, 1, PyBUF_SIMPLE);
-  }
-  if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
-    PyErr_Format(PyExc_TypeError, "expected bytes or str, got %.100s", Py_TYPE(obj)->tp_name);
-    return -1;
-  }
-  return 0;
-}
-
 /* The optional integer argument `name` (default -1, None reads as -1) of a
  * FASTCALL method. */
 static int opt_ssize(const char *fname, const char *name, PyObject *const *args, Py_ssize_t nargs,
@@ -164,7 +148,7 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   struct cm_conn *c = cm_py_conn_get((PyObject *)co);
   if (c == NULL) return NULL;
   Py_buffer view;
-  if (get_bytes(data, &view) < 0) return NULL;
+  if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   bool ok = cm_send(c, view.buf, (size_t)view.len);
   /* An HTTP client writes its requests raw: note each request line so that

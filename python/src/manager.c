@@ -10,6 +10,7 @@
  * deferred until poll() returns, because the core is still using the
  * manager's memory.
  */
+#include "args.h"
 #include "core.h"
 
 #include <errno.h>
@@ -457,7 +458,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   co->http = http;
   errno = 0;
   struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
-  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
+  if (c != NULL && http && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
   } else if (c != NULL && http && !is_listen) {
@@ -473,22 +474,6 @@ static PyObject *mgr_listen(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 static PyObject *mgr_connect(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   return open_conn(mo, args, kwds, cm_connect, "connect to");
 }
-
-static PyObject *not_yet(const char *name) {
-  PyErr_Format(PyExc_NotImplementedError, "Manager.%s() is not available yet", name);
-  return NULL;
-}
-
-/* Weak placeholders: the protocol bindings define the real ones (see
- * mgr_methods.h). */
-#define NOT_YET(fn, name)                                                            \
-  __attribute__((weak)) PyObject *fn(PyObject *self, PyObject *args, PyObject *kwds) { \
-    (void)self, (void)args, (void)kwds;                                              \
-    return not_yet(name);                                                            \
-  }
-NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
-NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
-#undef NOT_YET
 
 /* ------------------------------------------------------------ timers, wakeup */
 
@@ -509,17 +494,9 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   unsigned long conn_id = PyLong_AsUnsignedLong(id_obj);
   if (conn_id == (unsigned long)-1 && PyErr_Occurred()) return NULL;
   Py_buffer view = {0};
-  if (data != NULL && PyUnicode_Check(data)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(data, &n);
-    if (s == NULL || PyBuffer_FillInfo(&view, data, (void *)s, n, 1, PyBUF_SIMPLE) < 0) {
-      return NULL;
-    }
-  } else if (data != NULL) {
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-  }
+  if (data != NULL && cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   bool ok = false;
-  if (mo->ready && !mo->closing && mo->mgr.wakeup != NULL) {
+  if (mo->ready && !mo->closing && cm_wakeup_enabled(&mo->mgr)) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
       mo->wakeups_in_flight++; /* close() waits for it to come back */
       Py_BEGIN_ALLOW_THREADS
