@@ -22,8 +22,11 @@ WebSocket: the upgrade request is kept (its head) until the app answers
 ``websocket.connect``; ``websocket.accept`` performs the handshake then.
 """
 import asyncio
+import collections
+import contextvars
 import signal
 import urllib.parse
+from asyncio.tasks import _enter_task, _leave_task
 
 from ._report import report
 from ._mongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL,
@@ -77,13 +80,30 @@ class _Channel:
     def __init__(self, server, conn):
         self.server = server
         self.conn = conn
-        self.queue = asyncio.Queue()
+        self.inbox = collections.deque()  # messages receive() returns, in order
+        self.waiter = None  # the future a receive() with an empty inbox awaits
         self.disconnected = False
-        self.task = None
+
+    def put(self, message):
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self):
+        """The next message; waits (on a real future: the app then runs in
+        its host task) only when none is there."""
+        inbox = self.inbox
+        while not inbox:
+            self.waiter = waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return inbox.popleft()
 
     def disconnect(self):
         self.disconnected = True
-        self.queue.put_nowait(self.disconnect_message())
+        self.put(self.disconnect_message())
 
     async def wait_writable(self):
         """Backpressure: returns when the send buffer is below the window."""
@@ -100,7 +120,7 @@ class _Channel:
 class _HTTPChannel(_Channel):
     def __init__(self, server, conn, body):
         super().__init__(server, conn)
-        self.queue.put_nowait({"type": "http.request", "body": body, "more_body": False})
+        self.inbox.append({"type": "http.request", "body": body, "more_body": False})
         self.start = None      # the http.response.start message, until written
         self.started = False   # the head has been written
         self.complete = False  # the whole response has been written
@@ -110,9 +130,9 @@ class _HTTPChannel(_Channel):
         return {"type": "http.disconnect"}
 
     async def receive(self):
-        if self.complete and self.queue.empty():
+        if self.complete and not self.inbox:
             return {"type": "http.disconnect"}  # as uvicorn: nothing more will come
-        return await self.queue.get()
+        return await self.get()
 
     async def send(self, message):
         kind = message.get("type")
@@ -185,14 +205,14 @@ class _WebSocketChannel(_Channel):
         self.closed = False      # we sent websocket.close (or refused)
         self.close_code = 1006   # the client's close code, once it sent one
         self.close_reason = ""
-        self.queue.put_nowait({"type": "websocket.connect"})
+        self.inbox.append({"type": "websocket.connect"})
 
     def disconnect_message(self):
         return {"type": "websocket.disconnect", "code": self.close_code,
                 "reason": self.close_reason}
 
     async def receive(self):
-        return await self.queue.get()
+        return await self.get()
 
     async def send(self, message):
         kind = message.get("type")
@@ -230,7 +250,7 @@ class _WebSocketChannel(_Channel):
                 self.closed = True
                 self.head = None
                 conn.reply(403, b"Forbidden\n")  # refused before the handshake
-                self.queue.put_nowait(self.disconnect_message())
+                self.put(self.disconnect_message())
             else:
                 code = int(message.get("code", 1000))
                 if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
@@ -251,13 +271,64 @@ class _WebSocketChannel(_Channel):
 
 
 class _ConnState:
-    """What the server keeps per TCP connection."""
+    """What the server keeps per TCP connection.
 
-    __slots__ = ("channels", "writable")
+    host: an asyncio Task that is current_task() while we step a request's
+    coroutine ourselves (so anyio, sniffio and Task-bound cancel scopes see a
+    task, the same one before and after the first suspension), and that
+    drives the coroutine from the first time it awaits a real future.  One
+    serves every request that completes without suspending; a new one is
+    made after one has been handed a coroutine."""
+
+    __slots__ = ("channels", "writable", "host", "host_inbox")
 
     def __init__(self):
         self.channels = set()  # channels whose app task still runs
         self.writable = asyncio.Event()
+        self.host = None
+        self.host_inbox = None  # the future the idle host awaits: (ctx, coro, pending)
+
+    def drop_host(self):
+        host, self.host = self.host, None
+        if host is not None:
+            host.cancel()
+
+
+async def _host(inbox):
+    ctx, coro, pending = await inbox
+    return await _Resume(ctx, coro, pending)
+
+
+class _Resume:
+    """Continues a coroutine we stepped until it yielded pending (a future,
+    or None for a bare yield), inside the task awaiting this: the Task waits
+    on what the coroutine yielded, exactly as if it had run in it from the
+    start.  Every step runs in the request's own context."""
+
+    __slots__ = ("ctx", "coro", "pending")
+
+    def __init__(self, ctx, coro, pending):
+        self.ctx, self.coro, self.pending = ctx, coro, pending
+
+    def __await__(self):
+        ctx, coro, pending = self.ctx, self.coro, self.pending
+        self.coro = self.pending = None
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # e.g. the task was cancelled
+                try:
+                    pending = ctx.run(coro.throw, exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                pending = ctx.run(coro.send, sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 class ASGIServer:
@@ -355,6 +426,8 @@ class ASGIServer:
                 conn.close()
             await self._amgr.__aexit__(None, None, None)
             self._running = False
+            for state in self._conns.values():
+                state.drop_host()
             self._conns.clear()
 
     async def __aenter__(self):
@@ -418,9 +491,9 @@ class ASGIServer:
             ch = self._websocket_of(conn)
             if ch is not None:
                 if data.op == WEBSOCKET_OP_BINARY:
-                    ch.queue.put_nowait({"type": "websocket.receive", "bytes": data.data})
+                    ch.put({"type": "websocket.receive", "bytes": data.data})
                 else:
-                    ch.queue.put_nowait({"type": "websocket.receive", "text": data.text})
+                    ch.put({"type": "websocket.receive", "text": data.text})
         elif ev == MG_EV_WS_CTL:
             ch = self._websocket_of(conn)
             if ch is not None and data.op == WEBSOCKET_OP_CLOSE:
@@ -436,6 +509,7 @@ class ASGIServer:
         elif ev == MG_EV_CLOSE:
             state = self._conns.pop(conn.id, None)
             if state is not None:
+                state.drop_host()
                 state.writable.set()
                 for ch in state.channels:
                     ch.disconnect()
@@ -478,9 +552,35 @@ class ASGIServer:
         if state is None:
             state = self._conns[conn.id] = _ConnState()
         state.channels.add(ch)
-        ch.task = asyncio.ensure_future(self._run(scope, ch, state))
-        self._tasks.add(ch.task)
-        ch.task.add_done_callback(self._tasks.discard)
+        self._step(state, self._run(scope, ch, state))
+
+    def _step(self, state, coro):
+        """Runs the request's coroutine right here until it completes or
+        awaits something other than our receive()/send() completing at once;
+        only then does it cost an asyncio task (the connection's host)."""
+        loop = self._amgr._loop
+        host = state.host
+        if host is None:
+            state.host_inbox = inbox = loop.create_future()
+            state.host = host = loop.create_task(_host(inbox))
+        ctx = contextvars.copy_context()  # a task per request would have its own
+        try:
+            _enter_task(loop, host)
+        except RuntimeError:  # called from inside a task: schedule it as one
+            task = loop.create_task(coro, context=ctx)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        try:
+            pending = ctx.run(coro.send, None)
+        except StopIteration:
+            return
+        finally:
+            _leave_task(loop, host)
+        state.host = None
+        state.host_inbox.set_result((ctx, coro, pending))
+        self._tasks.add(host)
+        host.add_done_callback(self._tasks.discard)
 
     async def _run(self, scope, ch, state):
         exc = None
