@@ -178,3 +178,77 @@ def test_read_outside_a_stream_raises():
         assert len(seen) == 2
     finally:
         mgr.close()
+
+
+# ----------------------------------------------------------------- WSGI
+
+def wsgi_crc_app(record):
+    def app(environ, start_response):
+        inp = environ["wsgi.input"]
+        total, crc, reads = 0, 0, 0
+        while True:
+            piece = inp.read(CHUNK)
+            if not piece:
+                break
+            reads += 1
+            total += len(piece)
+            crc = zlib.crc32(piece, crc)
+            if reads % 64 == 0:
+                record["peak"] = max(record.get("peak", 0), rss_kib())
+        record["reads"] = reads
+        body = b"%s %d %08x\n" % (environ["CONTENT_LENGTH"].encode(), total, crc)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    return app
+
+
+def wsgi_exchange(app, send, n_responses=1):
+    from cymongoose.wsgi import WSGIServer
+    server = WSGIServer(app, workers=2)
+    port = server.listen("http://127.0.0.1:0").local_addr[1]
+    loop = threading.Thread(target=server.run, kwargs={"poll_ms": 20})
+    loop.start()
+    out = bytearray()
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            send(s)
+            s.settimeout(60)
+            while out.count(b"HTTP/1.1 ") < n_responses or not out.endswith(b"\n"):
+                d = s.recv(65536)
+                if not d:
+                    break
+                out.extend(d)
+    finally:
+        server.close()
+        loop.join()
+    return bytes(out)
+
+
+def test_wsgi_input_streams_a_gib_in_flat_memory():
+    record = {}
+    zeros = bytes(CHUNK)
+
+    def send(s):
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % GIB)
+        for _ in range(GIB // CHUNK):
+            s.sendall(zeros)
+    before = rss_kib()
+    out = wsgi_exchange(wsgi_crc_app(record), send)
+    crc = 0
+    for _ in range(GIB // CHUNK):
+        crc = zlib.crc32(zeros, crc)
+    assert out.endswith(b"\r\n%d %d %08x\n" % (GIB, GIB, crc)), out[-300:]
+    assert record["reads"] > 64
+    assert record["peak"] - before < 64 * 1024, (before, record["peak"])
+
+
+def test_wsgi_streamed_then_pipelined_small_request():
+    record = {}
+    body = b"z" * 200000
+
+    def send(s):
+        s.sendall(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body +
+                  b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    out = wsgi_exchange(wsgi_crc_app(record), send, n_responses=2)
+    assert b"\r\n200000 200000 %08x\n" % zlib.crc32(body) in out
+    assert out.endswith(b"\r\n3 3 %08x\n" % zlib.crc32(b"abc"))
