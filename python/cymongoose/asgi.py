@@ -29,7 +29,7 @@ import urllib.parse
 from asyncio.tasks import _enter_task, _leave_task
 
 from ._report import report
-from ._mongoose import (AsgiScopeBuilder, MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_HDRS,
+from ._mongoose import (_AsgiScopeBuilder, MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_HDRS,
                         MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WRITE, MG_EV_WS_CTL,
                         MG_EV_WS_MSG,
                         WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT)
@@ -432,7 +432,7 @@ class ASGIServer:
         self._conns = {}        # connection id -> _ConnState
         self._tasks = set()
         self._state = {}        # lifespan state, copied into every scope
-        self._scopes = AsgiScopeBuilder(ASGI_VERSION)
+        self._scopes = _AsgiScopeBuilder(ASGI_VERSION)
         self._lifespan = None   # the lifespan channel while the app supports it
         self._running = False
 

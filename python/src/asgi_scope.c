@@ -1,5 +1,5 @@
 /*
- * AsgiScopeBuilder: builds the ASGI 3.0 "http" scope dict of a request
+ * _AsgiScopeBuilder: builds the ASGI 3.0 "http" scope dict of a request
  * straight from the C message, for cymongoose.asgi.  The builder keeps the
  * constant keys and values (interned once, per server) so a request costs
  * only its own strings: method, path, raw path, query, and one [name, value]
@@ -71,7 +71,7 @@ static void sb_dealloc(PyObject *op) {
 static PyObject *sb_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"asgi", NULL};
   PyObject *asgi;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!:AsgiScopeBuilder", kwlist, &PyDict_Type,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!:_AsgiScopeBuilder", kwlist, &PyDict_Type,
                                    &asgi))
     return NULL;
   ScopeBuilder *self = (ScopeBuilder *)tp->tp_alloc(tp, 0);
@@ -208,7 +208,7 @@ done:
 
 static PyMethodDef sb_methods[] = {
     {"http", CM_PY_FASTCALL_KW(sb_http),
-     "http(message, tls, client, server, state)\n--\n\n"
+     "http($self, message, tls, client, server, state)\n--\n\n"
      "The ASGI 'http' scope of a request (an HttpMessage valid now): a new dict.\n"
      "client and server are (host, port) tuples or None; state is copied if a dict."},
     {NULL, NULL, 0, NULL}};
@@ -219,12 +219,12 @@ static PyType_Slot sb_slots[] = {
     {Py_tp_traverse, sb_traverse},
     {Py_tp_clear, sb_clear},
     {Py_tp_methods, sb_methods},
-    {Py_tp_doc, "AsgiScopeBuilder(asgi)\n--\n\n"
+    {Py_tp_doc, "_AsgiScopeBuilder(asgi)\n--\n\n"
                 "Builds ASGI HTTP scopes from HttpMessages (used by cymongoose.asgi)."},
     {0, NULL}};
 
 static PyType_Spec sb_spec = {
-    .name = "cymongoose._mongoose.AsgiScopeBuilder",
+    .name = "cymongoose._mongoose._AsgiScopeBuilder",
     .basicsize = sizeof(ScopeBuilder),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = sb_slots,
