@@ -1,16 +1,19 @@
 """Serve an ASGI 3.0 application (Starlette, FastAPI, ...) on cymongoose.
 
 The manager runs inside the asyncio loop (:class:`~cymongoose.aio.AsyncManager`),
-so the event handler and the application share one thread: a request's
-events go straight into its asyncio queue, and ``send()`` calls the
-connection's methods directly.  Each request, WebSocket and the lifespan
-protocol runs as an asyncio task.
+so the event handler and the application share one thread.  A request's
+coroutine is stepped right in the event callback while it only awaits our
+receive()/send() (which complete at once when they can), with the
+connection's host task as current_task(); it becomes an asyncio task (that
+host) only when it awaits a real future.  The scope is built in C.
 
     from cymongoose.asgi import serve
     serve(app, "http://127.0.0.1:8000")
 
-HTTP: the C server parses the request and delivers it whole, so the app gets
-the body as one ``http.request`` message (the server's body limit applies).
+HTTP: a body declared longer than ``stream_body`` is streamed to the app as
+``http.request`` messages with ``more_body``, read from the connection as the
+app asks (reading pauses while it does not); shorter ones come whole, as one
+message; chunked ones are read whole (``max_body`` applies).
 A response whose first ``http.response.body`` has no ``more_body`` goes out
 as one write with Content-Length; otherwise it is streamed with chunked
 encoding, and ``send()`` waits while more than ``stream_window`` bytes are
