@@ -24,9 +24,28 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """CPU time of pid and its live descendants (gunicorn's worker is a child
+    of its master process)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / TICK
+    for child in children_of(pid):
+        total += cpu_seconds(child)
+    return total
+
+
+def children_of(pid):
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
 
 
 class Server:
@@ -497,8 +516,8 @@ def uvicorn(app, ws=None):
     port = free_port()
     argv = [PY, "-m", "uvicorn", "--app-dir", "bench", "--host", "127.0.0.1", "--port",
             str(port), "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
-    if ws:
-        argv += ["--ws", ws]
+    if ws:  # its websockets backend logs every abrupt close of the load generator
+        argv += ["--ws", ws, "--log-level", "critical"]
     return Server("uvicorn", argv + ["asgi_apps:" + app], port=port)
 
 
