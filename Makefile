@@ -30,15 +30,23 @@ PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
 EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/*.c))
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
+# Programs installed into PREFIX/bin (cymongoose-broker, cymongoose-passwd).
+PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 
 # npm peers of the MQTT tests (aedes, ws, MQTT.js) in build/npm; idempotent.
 .PHONY: npm-peers
 npm-peers:
 	@bash scripts/npm-peers.sh
 
-.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
+.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
-all: lib examples
+all: lib examples programs
+
+programs: $(PROGRAMS)
+
+$(BUILD)/cymongoose-%: programs/cymongoose-%.c $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 examples: $(EXAMPLES)
 
@@ -95,9 +103,12 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
 
+# Tests that run the programs.
+$(BUILD)/tests/test_mqtt_passwd: $(BUILD)/cymongoose-passwd
+
 # Header dependencies recorded by the compiler (-MMD): a changed header
 # rebuilds exactly the objects and programs that include it.
--include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d)
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d) $(PROGRAMS:=.d)
 
 # ---------------------------------------------------------------- tests
 test: deps
@@ -109,7 +120,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-stubs
 
-test-c: $(TEST_BINS) $(EXAMPLES)
+test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
 
 # The same C tests, built in their own tree with ASan and UBSan.
@@ -128,7 +139,7 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 test-python-asan: npm-peers
 	@PY=$(PY) bash scripts/python-asan.sh
 
-test-python: python npm-peers
+test-python: python programs npm-peers
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
 # The .pyi stubs match the runtime exactly: signatures (text signatures of
@@ -154,7 +165,9 @@ bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 # The versioned shared library with its soname and development links, the
 # static library, headers, pkg-config file and CMake package config.  A real
 # install (no DESTDIR) refreshes the loader cache so programs run at once.
-install: lib
+install: lib programs
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose \
 	  $(DESTDIR)$(PREFIX)/lib/cmake/cymongoose
 	install -m 644 $(BUILD)/libcymongoose.a $(DESTDIR)$(PREFIX)/lib/

@@ -438,6 +438,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
 #include "cymongoose/mqtt.h"
+#include "cymongoose/mqtt_broker.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
 #include "cymongoose/tls.h"

@@ -99,6 +99,17 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
                        size_t err_len);
 
 /*
+ * The certificate the peer of c presented, when the handshake is done and
+ * it was verified (a server with ca set in its options, or a client):
+ * writes its subject in RFC 2253 form ("CN=alice,O=Example") to subject
+ * and its commonName to cn (each NUL-terminated, cut to the given size; a
+ * size 0 skips it) and returns true.  Returns false (both empty) when c
+ * has no TLS, no verified peer certificate, or the handshake is not done.
+ */
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len);
+
+/*
  * Checks opts as cm_tls_init() (server: as for an accepted connection or a
  * listener) would use them, building (and caching) the context, with no
  * connection involved.  Returns 0, or -1 with the reason in err (err_len

@@ -66,7 +66,14 @@ class HttpMessage:
     @property
     def method(self) -> str: ...
     @property
-    def uri(self) -> str: ...
+    def uri(self) -> str:
+        """The request path as sent (percent-encoded), for routing; not for access checks."""
+    @property
+    def path(self) -> str:
+        """The request path decoded and normalised: what serve_dir serves; use it for access checks."""
+    @property
+    def target(self) -> str:
+        """The request-target exactly as sent, with the query."""
     @property
     def query(self) -> str: ...
     @property
@@ -240,6 +247,8 @@ class Connection:
         extra_headers: str = "",
         mime_types: str = "",
         page404: str = "",
+        *,
+        allow_hidden: bool = False,
     ) -> None: ...
     def serve_file(
         self, message: HttpMessage, path: str, extra_headers: str = "", mime_types: str = ""

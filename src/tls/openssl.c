@@ -729,3 +729,30 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   free(m);
   mgr->tls = NULL;
 }
+
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len) {
+  if (subject_len > 0) subject[0] = '\0';
+  if (cn_len > 0) cn[0] = '\0';
+  const struct cm_tls *t = c != NULL ? c->tls : NULL;
+  if (t == NULL || t->ssl == NULL || !t->hs_done) return false;
+  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return false;
+  X509 *x = SSL_get1_peer_certificate(t->ssl);
+  if (x == NULL) return false;
+  X509_NAME *name = X509_get_subject_name(x);
+  if (subject_len > 0) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL) {
+      X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+      int n = BIO_read(bio, subject, (int)(subject_len - 1));
+      subject[n > 0 ? n : 0] = '\0';
+      BIO_free(bio);
+    }
+  }
+  if (cn_len > 0) {
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, (int)cn_len);
+    if (n < 0) cn[0] = '\0';
+  }
+  X509_free(x);
+  return true;
+}
