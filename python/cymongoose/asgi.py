@@ -175,8 +175,6 @@ class _HTTPChannel(_Channel):
             if data or not left:
                 if not left:
                     self.state = None  # the body is complete
-                    if self.complete:
-                        conn.http_body_end()
                 return {"type": "http.request", "body": data, "more_body": bool(left)}
             state.reader = self
             self.waiter = waiter = asyncio.get_running_loop().create_future()
