@@ -2,6 +2,7 @@
 more_body as the body arrives, paced by the application; a 1 GiB upload in
 flat memory.  Real sockets, a client thread."""
 import asyncio
+import os
 import socket
 import threading
 import zlib
@@ -11,6 +12,12 @@ from cymongoose.asgi import ASGIServer
 GIB = 1 << 30
 CHUNK = 1 << 20
 DEADLINE = 60
+
+
+# ASan keeps freed memory in quarantine (256 MiB by default): RSS then says
+# nothing about what the code holds, so the memory bound is checked only
+# without it (the functional checks still run).
+RSS_BOUND_KIB = None if "libasan" in os.environ.get("LD_PRELOAD", "") else 64 * 1024
 
 
 def rss_kib():
@@ -110,7 +117,8 @@ def test_gib_upload_streams_in_flat_memory():
             await wait_thread(c)
             assert c.answer.endswith(b"\r\n%d %08x\n" % (GIB, crc_of_zeros(GIB))), c.answer[-300:]
             assert record["messages"] > 64  # in pieces, not whole
-            assert record["peak"] - before < 64 * 1024, (before, record["peak"])
+            assert RSS_BOUND_KIB is None or record["peak"] - before < RSS_BOUND_KIB, (before,
+                                                                           record["peak"])
             assert not errors
         finally:
             await server.stop()

@@ -1,5 +1,6 @@
 """Streamed request bodies: Connection.http_body_stream()/http_body_read()
 from a plain handler, with real sockets; a 1 GiB upload in flat memory."""
+import os
 import socket
 import threading
 import zlib
@@ -8,6 +9,12 @@ import cymongoose as cm
 
 GIB = 1 << 30
 CHUNK = 1 << 20
+
+
+# ASan keeps freed memory in quarantine (256 MiB by default): RSS then says
+# nothing about what the code holds, so the memory bound is checked only
+# without it (the functional checks still run).
+RSS_BOUND_KIB = None if "libasan" in os.environ.get("LD_PRELOAD", "") else 64 * 1024
 
 
 def rss_kib():
@@ -105,7 +112,7 @@ def test_gib_upload_flat_memory():
         # The body went through in pieces, never whole: memory grew by far
         # less than the body (a receive buffer or two, not 1 GiB).
         assert h.pieces > 64
-        assert h.peak_kib - before < 64 * 1024, (before, h.peak_kib)
+        assert RSS_BOUND_KIB is None or h.peak_kib - before < RSS_BOUND_KIB, (before, h.peak_kib)
     finally:
         mgr.close()
 
@@ -239,7 +246,8 @@ def test_wsgi_input_streams_a_gib_in_flat_memory():
         crc = zlib.crc32(zeros, crc)
     assert out.endswith(b"\r\n%d %d %08x\n" % (GIB, GIB, crc)), out[-300:]
     assert record["reads"] > 64
-    assert record["peak"] - before < 64 * 1024, (before, record["peak"])
+    assert RSS_BOUND_KIB is None or record["peak"] - before < RSS_BOUND_KIB, (before,
+                                                                           record["peak"])
 
 
 def test_wsgi_streamed_then_pipelined_small_request():
