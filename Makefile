@@ -1,5 +1,6 @@
 # cymongoose: build, test, fuzz, bench, install.
-# `make run` and `make test` install what is missing first (scripts/deps.sh).
+# `make run`, `make test` and `make bench` install what they miss first
+# (scripts/deps.sh run|test|bench: the demo needs far less than the tests).
 
 PY      ?= /usr/bin/python3
 CC      ?= cc
@@ -38,7 +39,7 @@ PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 npm-peers:
 	@bash scripts/npm-peers.sh
 
-.PHONY: all lib examples programs deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
+.PHONY: all lib examples programs deps deps-run deps-bench docs test-docs run test test-c test-install test-python-asan test-asan test-python test-stubs soak python fuzz bench install clean
 
 all: lib examples programs
 
@@ -65,7 +66,13 @@ $(BUILD)/bench/c/%: bench/c/%.c $(BUILD)/libcymongoose.a
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh test
+
+deps-run:
+	@bash scripts/deps.sh run
+
+deps-bench:
+	@bash scripts/deps.sh bench
 
 lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc \
      $(BUILD)/cymongooseConfig.cmake $(BUILD)/cymongooseConfigVersion.cmake
@@ -119,6 +126,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-stubs
+	@$(MAKE) --no-print-directory test-docs
 
 test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
@@ -136,7 +144,7 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
-test-python-asan: npm-peers
+test-python-asan: npm-peers programs
 	@PY=$(PY) bash scripts/python-asan.sh
 
 test-python: python programs npm-peers
@@ -148,9 +156,27 @@ test-stubs: python
 	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
 	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
+# The MQTT broker soak at full length (make test-python runs it for 10 s).
+.PHONY: soak
+soak: python
+	cd tests/python && CM_SOAK_SECONDS=$${CM_SOAK_SECONDS:-60} PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider test_mqtt_broker_soak.py
+
 # ----------------------------------------------------------------- demo
-run: deps python
-	PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py
+PORT ?= 8000
+run: deps-run python
+	@PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py --port $(PORT)
+
+# ----------------------------------------------------------------- docs
+# An HTML site from docs/ (mkdocs.yml) in $(BUILD)/site.  --strict turns a
+# link to a missing page into an error; check-site-links.py also checks anchors.
+docs:
+	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory test-docs
+
+test-docs:
+	@mkdocs build --strict --quiet --site-dir $(BUILD)/site
+	@$(PY) scripts/check-site-links.py $(BUILD)/site
+	@echo "docs: $(BUILD)/site/index.html built, no broken internal link"
 
 # ---------------------------------------------------------------- fuzz
 # Each harness runs FUZZ_TIME seconds with ASan and UBSan.
@@ -158,7 +184,7 @@ fuzz: deps
 	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
 
 # ---------------------------------------------------------------- bench
-bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
+bench: deps-bench lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install

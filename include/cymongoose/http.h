@@ -309,6 +309,23 @@ bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *
 #define CM_HTTP_TIMEOUT_OFF UINT64_MAX
 
 /*
+ * Access log: one line per answered request, in the Common Log Format
+ *   127.0.0.1 - - [29/Nov/2026:20:01:00 +0000] "GET /a HTTP/1.1" 200 1234
+ * or the Combined format (the same, then "Referer" "User-Agent").  The sink
+ * receives the line without a newline; line is valid only during the call,
+ * which happens in the polling thread once the reply is complete (after the
+ * last chunk of a chunked reply, once a file is queued).  The byte count is
+ * the body sent ("-" when none).  Requests refused before they were parsed
+ * (400, 431, 408...) are not logged, nor those whose connection is taken
+ * over (cm_http_detach: a WebSocket upgrade, a streamed upload).
+ */
+enum { CM_HTTP_LOG_COMMON = 0, CM_HTTP_LOG_COMBINED = 1 };
+typedef void (*cm_http_access_log_fn)(const char *line, size_t len, void *arg);
+/* A ready sink: arg is a file descriptor cast with (void *)(intptr_t)fd; each
+ * line and its newline go out in one write(2), so lines stay whole. */
+void cm_http_access_log_fd(const char *line, size_t len, void *arg);
+
+/*
  * Options of an HTTP server; a field left 0 takes its default.  The
  * deadlines live in the manager's timer heap (one timer per connection,
  * moved only when a deadline comes earlier), so they cost nothing per turn.
@@ -330,6 +347,10 @@ struct cm_http_serve_opts {
                                    request under way and nothing pending: 75 s
                                    (nginx's keepalive_timeout); never while a
                                    reply is pending */
+  cm_http_access_log_fn access_log; /* NULL (default): no access log */
+  void *access_log_arg;             /* passed to access_log; must outlive every
+                                       connection of the listener */
+  int access_log_format;            /* CM_HTTP_LOG_COMMON or CM_HTTP_LOG_COMBINED */
 };
 
 /*

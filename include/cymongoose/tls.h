@@ -67,8 +67,9 @@ struct cm_tls_opts {
  * The SSL_CTX built from the options is cached on the manager, so repeating
  * the same options on every accepted connection costs no PEM parsing.
  * Returns 0.  On bad options (unparsable PEM, key not matching the
- * certificate, ...) delivers CM_EV_ERROR with the reason, closes c, and
- * returns -1 with errno EINVAL.  Returns -1 with errno EALREADY without
+ * certificate, ...) returns -1 with errno EINVAL; CM_EV_ERROR with the
+ * reason follows at the next flush of the loop (never from inside this
+ * call), then c closes.  Returns -1 with errno EALREADY without
  * touching c when the handshake is already under way or done, and with
  * errno EINVAL on listeners and UDP connections.
  */

@@ -114,7 +114,8 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
  "options (unreadable or mismatched certificate or key, bad CA) never raise: a\n"
  "RuntimeWarning names the reason, and each connection they fail gets an ERROR\n"
- "event with it; a listener stays open.  RuntimeError once the handshake has begun."},
+ "event with it from the next poll; a listener stays open.  RuntimeError once the\n"
+ "handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free($self)\n--\n\nDrops the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */

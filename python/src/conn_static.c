@@ -111,10 +111,13 @@ PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
   opts.root_dir = PyBytes_AS_STRING(root);
   opts.allow_hidden = allow_hidden != 0;
   opts.page404 = page != NULL ? PyBytes_AS_STRING(page) : NULL;
-  /* No callback runs inside: the reply is only queued. */
+  /* No event comes from inside (the reply is only queued), but the output
+   * hook may run. */
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_http_serve_dir(c, hm, &opts);
   Py_DECREF(root);
   Py_XDECREF(page);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -136,8 +139,10 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds) 
     Py_XDECREF(path);
     return NULL;
   }
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_http_serve_file(c, hm, PyBytes_AS_STRING(path), &opts);
   Py_DECREF(path);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 

@@ -47,7 +47,20 @@ struct cm__http_conn {
   bool detached;           /* cm_http_detach ran during process(): free when it ends */
   bool fresh;              /* attached to a live connection: parse what c->recv
                               already holds at the next poll, not the next read */
+  struct cm__http_access *access; /* access-log record of the current request; NULL: off */
 };
+
+/* Access log and debug log of requests (access_log.c). */
+struct cm__http_access;
+/* A request's head is about to be delivered (HTTP_HDRS; its reply may come
+ * from then on): logs it at debug level and, when the access log is on,
+ * remembers what its line needs. */
+void cm__http_access_begin(struct cm_conn *c, struct cm__http_conn *st, const struct cm_http_msg *hm);
+/* The reply's status and body bytes (added up over chunks). */
+void cm__http_access_reply(struct cm__http_conn *st, int status, uint64_t body_bytes);
+/* The reply is complete: writes the line. */
+void cm__http_access_end(struct cm_conn *c, struct cm__http_conn *st);
+void cm__http_access_free(struct cm__http_conn *st);
 
 static inline void cm_chunked_reset(struct cm__http_conn *st) {
   cm_http_chunked_init(&st->chunked);

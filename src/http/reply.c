@@ -233,6 +233,7 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
     output_refused(c);
     return false;
   }
+  cm__http_access_reply(st, status, send_body ? len : 0);
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (tunnel) st->stopped = true; /* what follows is the tunnel's, not HTTP */
   if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
@@ -254,6 +255,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
   head_free(&h);
   if (!ok) output_refused(c);
   *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
+  if (ok) cm__http_access_reply(st, status, *send_body ? body_len : 0);
   return ok;
 }
 
@@ -293,6 +295,7 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
     head_free(&h);
     if (!ok) output_refused(c);
   }
+  if (ok && st != NULL && !st->is_head) cm__http_access_reply(st, 200, len);
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
     cm__http_reply_done(c);

@@ -48,6 +48,7 @@ static void arm(struct cm_conn *c, struct cm__http_conn *st);
 /* Frees st, taking its deadline out of the timer heap first. */
 static void state_free(struct cm_conn *c, struct cm__http_conn *st) {
   cm__timer_unschedule(c->mgr, &st->deadline);
+  cm__http_access_free(st);
   free(st->path_buf);
   free(st);
 }
@@ -271,6 +272,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
       size_t queued = c->send.len;
+      cm__http_access_begin(c, st, &hm); /* a reply may come from HTTP_HDRS already */
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if (c->is_closing || cm__http_conn_of(c) != st) return;
       /* Invite the body unless the handler already answered (a final
@@ -331,6 +333,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
 void cm__http_reply_done(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
   if (st == NULL) return;
+  if (st->access != NULL) cm__http_access_end(c, st);
   st->awaiting_reply = false;
   /* A held pipelined request may go on: at this turn's flush. */
   if (st->held) cm__conn_want_poll(c);

@@ -478,7 +478,10 @@ int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts) {
   }
   char err[300];
   if (tls_setup(c, opts, err, sizeof(err)) != 0) {
-    cm_error(c, "%s", err);
+    /* Reported at the next flush, not from inside this call: the caller
+     * (outside any handler, or a handler that goes on using c) must not see
+     * its handlers run, or c closed and freed, under its feet. */
+    cm__conn_defer_error(c, err);
     errno = EINVAL;
     return -1;
   }
