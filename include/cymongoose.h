@@ -164,7 +164,9 @@ struct cm_conn {
   struct cm_mgr *mgr;          /* owner */
   unsigned long id;            /* unique per manager, never 0, never reused */
   int fd;                      /* socket, -1 for none */
-  struct cm_addr loc;          /* local address */
+  struct cm_addr loc;          /* local address; on a connection accepted from a
+                                  wildcard listener (0.0.0.0, ::) only .port is set
+                                  until cm_conn_local_addr() is called */
   struct cm_addr rem;          /* remote address (for a UDP listener: last sender) */
   struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
   struct cm_buf send;          /* bytes queued, not yet written to the socket */
@@ -211,7 +213,16 @@ struct cm_conn {
                                     waits for a retry timer before accepting again */
   unsigned is_accept_failing : 1; /* internal: the EMFILE episode was logged */
   unsigned is_poll_wanted : 1; /* internal: pfn asked for a POLL at the next flush */
+  unsigned is_loc_pending : 1; /* internal: loc's IP not read yet (cm_conn_local_addr) */
 };
+
+/*
+ * c's local address, read from the socket (getsockname) the first time it
+ * is asked for on a connection accepted from a wildcard listener, so that
+ * accepting costs no system call for it; c->loc afterwards holds it too.
+ * The pointer is &c->loc: valid while c is.
+ */
+const struct cm_addr *cm_conn_local_addr(struct cm_conn *c);
 
 /*
  * Starts listening on url: "tcp://ip:port", "udp://ip:port" ("http://",
@@ -386,6 +397,9 @@ struct cm_mgr {
   bool poll_off;
   uint64_t last_poll_ms;       /* internal: when POLL last went to every connection */
   void *tls;                   /* internal: TLS context cache and handshakes under way */
+  unsigned long forks_seen;    /* internal: forks counted when last checked (conn.c) */
+  unsigned long fork_id_mark;  /* internal: connections with a lower id existed at a
+                                  fork and leave epoll explicitly before close */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */

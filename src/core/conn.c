@@ -1,6 +1,7 @@
 /* Connection life cycle and the calls handlers make on a connection. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,54 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+
+/*
+ * close() removes a descriptor from the epoll set only when no other
+ * descriptor refers to the same open file; a process forked from this one
+ * holds copies (even of CLOEXEC descriptors, until it execs), and epoll
+ * would then report events for a freed connection.  An EPOLL_CTL_DEL per
+ * close is one system call per connection for that rare case, so forks are
+ * counted instead (pthread_atfork) and only connections that existed at a
+ * fork leave the set explicitly.  The lock keeps a fork from slipping
+ * between the check and the close(); uncontended it costs no system call.
+ */
+static pthread_rwlock_t fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+static unsigned long forks;
+static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) {
+  pthread_rwlock_wrlock(&fork_lock);
+  forks++;
+}
+
+static void fork_done(void) {
+  pthread_rwlock_unlock(&fork_lock);
+}
+
+static void fork_watch_install(void) {
+  pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
+void cm__fork_watch_init(struct cm_mgr *mgr) {
+  pthread_once(&fork_watch_once, fork_watch_install);
+  pthread_rwlock_rdlock(&fork_lock);
+  mgr->forks_seen = forks;
+  pthread_rwlock_unlock(&fork_lock);
+  mgr->fork_id_mark = 0;
+}
+
+/* Closes c's socket, leaving the epoll set first only when a fork since c
+ * was created may have left a copy of the descriptor in another process. */
+static void close_socket(struct cm_mgr *mgr, struct cm_conn *c) {
+  pthread_rwlock_rdlock(&fork_lock);
+  if (forks != mgr->forks_seen) {
+    mgr->forks_seen = forks;
+    mgr->fork_id_mark = mgr->next_id; /* every connection existing now */
+  }
+  if (c->id < mgr->fork_id_mark) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  pthread_rwlock_unlock(&fork_lock);
+}
 
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {
   struct cm_conn *c = calloc(1, sizeof(*c));
@@ -30,12 +79,7 @@ void cm__conn_free(struct cm_conn *c) {
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
-  /* Leave the epoll set explicitly: close() alone does not when another
-   * process still shares the descriptor (a child between fork and exec
-   * holds copies even of CLOEXEC descriptors), and epoll would then report
-   * events for freed memory. */
-  if (c->fd >= 0) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  if (c->fd >= 0) close(c->fd);
+  if (c->fd >= 0) close_socket(mgr, c);
   if (c->tls != NULL) cm__tls_conn_free(c);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);

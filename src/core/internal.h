@@ -9,6 +9,8 @@
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd);
 /* Unlinks c, releases its socket and buffers, frees it (no events). */
 void cm__conn_free(struct cm_conn *c);
+/* Starts counting forks for cm__conn_free (see conn.c); from cm_mgr_init. */
+void cm__fork_watch_init(struct cm_mgr *mgr);
 /* Queues c for the flush step of the current or next poll. */
 void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output

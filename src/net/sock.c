@@ -60,6 +60,17 @@ static void read_local_addr(struct cm_conn *c) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0) from_sockaddr(&ss, &c->loc);
+  c->is_loc_pending = 0;
+}
+
+const struct cm_addr *cm_conn_local_addr(struct cm_conn *c) {
+  if (c->is_loc_pending && c->fd >= 0) read_local_addr(c);
+  return &c->loc;
+}
+
+static bool addr_is_wildcard(const struct cm_addr *a) {
+  static const uint8_t zero[16];
+  return memcmp(a->ip, zero, a->is_ip6 ? 16 : 4) == 0;
 }
 
 static void set_nodelay(int fd) {
@@ -113,6 +124,9 @@ struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, v
   }
   c->is_listening = 1;
   c->is_udp = udp;
+  /* Accepted sockets inherit TCP_NODELAY from the listener on Linux
+   * (tests/c/test_sock_opts.c checks it): set once here, not per accept. */
+  if (!udp) set_nodelay(fd);
   read_local_addr(c);
   c->fn = fn;
   c->fn_data = fn_data;
@@ -261,9 +275,12 @@ void cm__sock_accept(struct cm_conn *l) {
       else close(fd);
       continue;
     }
-    set_nodelay(fd);
     from_sockaddr(&ss, &c->rem);
-    read_local_addr(c);
+    /* The local address is the listener's when it is bound to one; on a
+     * wildcard listener only the port is known without a getsockname(),
+     * which cm_conn_local_addr() makes when someone asks. */
+    c->loc = l->loc;
+    c->is_loc_pending = addr_is_wildcard(&l->loc);
     c->is_accepted = 1;
     c->send_hwm = mgr->send_hwm; /* see struct cm_conn: inbound connections only */
     c->fn = l->fn;
