@@ -397,6 +397,10 @@ struct cm_mgr {
   bool poll_off;
   uint64_t last_poll_ms;       /* internal: when POLL last went to every connection */
   void *tls;                   /* internal: TLS context cache and handshakes under way */
+  size_t buf_pool_max;         /* emptied 16 KiB connection buffers kept for reuse
+                                  (CM_BUF_POOL_MAX, 64); 0: none kept */
+  void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
+  size_t buf_pool_n;           /* internal: how many */
   unsigned long forks_seen;    /* internal: forks counted when last checked (conn.c) */
   unsigned long fork_id_mark;  /* internal: connections with a lower id existed at a
                                   fork and leave epoll explicitly before close */
@@ -404,6 +408,8 @@ struct cm_mgr {
 
 /* Default of cm_mgr.poll_interval_ms. */
 #define CM_POLL_INTERVAL_MS 100
+/* Default mgr->buf_pool_max: emptied 16 KiB buffers kept for reuse (1 MiB). */
+#define CM_BUF_POOL_MAX 64
 
 /* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
 int cm_mgr_init(struct cm_mgr *mgr);

@@ -29,12 +29,18 @@ static void fork_prepare(void) {
   forks++;
 }
 
-static void fork_done(void) {
+static void fork_parent(void) {
   pthread_rwlock_unlock(&fork_lock);
 }
 
+/* The child's copy of the lock still names the parent's thread as its
+ * writer: start it afresh (the child has one thread). */
+static void fork_child(void) {
+  pthread_rwlock_init(&fork_lock, NULL);
+}
+
 static void fork_watch_install(void) {
-  pthread_atfork(fork_prepare, fork_done, fork_done);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 void cm__fork_watch_init(struct cm_mgr *mgr) {
@@ -81,6 +87,8 @@ void cm__conn_free(struct cm_conn *c) {
   mgr->nconns--;
   if (c->fd >= 0) close_socket(mgr, c);
   if (c->tls != NULL) cm__tls_conn_free(c);
+  cm__buf_release(mgr, &c->recv);
+  cm__buf_release(mgr, &c->send);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
   if (c->files != NULL) cm__files_free(c);
@@ -165,7 +173,9 @@ bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
     size_t queued = cm_conn_send_queued(c);
     if (queued > mgr->send_limit || len > mgr->send_limit - queued) return false;
   }
-  /* One reservation, then each part copied once, straight into place. */
+  /* One reservation, then each part copied once, straight into place; an
+   * idle connection's first reply borrows a block from the pool. */
+  if (out->cap == 0 && len <= CM_BUF_BLOCK && !cm__buf_lend(mgr, out)) return false;
   if (cm_buf_reserve(out, len) != 0) return false;
   for (size_t i = 0; i < n; i++) {
     if (parts[i].len == 0) continue;

@@ -14,7 +14,7 @@
 
 /* Bytes asked of the kernel per read: big enough to take a burst in one
  * call, small enough not to balloon idle connections' buffers. */
-#define CM_READ_CHUNK 16384
+#define CM_READ_CHUNK CM_BUF_BLOCK
 #define CM_UDP_MAX 65536
 /* Accepts per readiness event, so that a flood cannot starve the others. */
 #define CM_ACCEPT_BATCH 64
@@ -23,8 +23,6 @@
 /* TLS: plaintext encrypted per step before the records go to the socket,
  * so that a large c->send is not doubled into ciphertext all at once. */
 #define CM_TLS_WRITE_BATCH 65536
-/* An emptied send buffer up to this size is kept for the next replies. */
-#define CM_SEND_KEEP (256 * 1024)
 
 static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -353,6 +351,7 @@ static void read_tls(struct cm_conn *c) {
   c->last_io_ms = c->mgr->now_ms;
   cm__tls_input(c);
   check_full(c);
+  if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
 }
 
 void cm__sock_read(struct cm_conn *c) {
@@ -375,7 +374,11 @@ void cm__sock_read(struct cm_conn *c) {
     cm__conn_update_interest(c);
     return;
   }
-  if (cm_buf_reserve(&c->recv, room < CM_READ_CHUNK ? room : CM_READ_CHUNK) != 0) {
+  /* A connection with nothing pending holds no buffer: it borrows one
+   * from the manager's pool for the read and gives it back below once the
+   * handlers have consumed everything. */
+  if (!cm__buf_lend(c->mgr, &c->recv) ||
+      cm_buf_reserve(&c->recv, room < CM_READ_CHUNK ? room : CM_READ_CHUNK) != 0) {
     cm_error(c, "out of memory");
     return;
   }
@@ -391,6 +394,7 @@ void cm__sock_read(struct cm_conn *c) {
   } else {
     read_failed(c, n);
   }
+  if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
 }
 
 /* Sends from buf until it is empty or the socket refuses.  Returns 1 when
@@ -454,9 +458,9 @@ int cm__sock_write(struct cm_conn *c) {
   if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
     return -1;
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
-  /* Keep a buffer big enough for typical replies (reallocating it for every
-   * 64 KiB response showed up as page faults), not a burst's. */
-  if (c->send.len == 0 && c->send.cap > CM_SEND_KEEP) cm_buf_free(&c->send);
+  /* Nothing left to send: the buffer goes back to the pool (or to free()
+   * when it grew past a block), so an idle connection holds none. */
+  if (c->send.len == 0) cm__buf_release(c->mgr, &c->send);
   if (total > 0) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);

@@ -141,12 +141,44 @@ static void test_close_after_fork(void **state) {
   close(fd);
 }
 
+/* After a keep-alive request is answered, the connection holds no buffer
+ * (they went back to the manager's pool), and the next request on it is
+ * served as well. */
+static void test_idle_connection_releases_buffers(void **state) {
+  (void) state;
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", on_event, NULL, NULL);
+  assert_non_null(l);
+  int fd = connect_to("127.0.0.1", l->loc.port);
+  for (int round = 0; round < 2; round++) {
+    const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t) sizeof(req) - 1);
+    char buf[1024];
+    size_t got = 0;
+    while (got == 0 || strstr(buf, "hello") == NULL) {
+      cm_mgr_poll(&mgr, 10);
+      ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+      if (n > 0) got += (size_t) n;
+      buf[got] = 0;
+    }
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    cm_mgr_poll(&mgr, 0);
+    assert_non_null(accepted);
+    assert_int_equal(accepted->recv.cap, 0);
+    assert_int_equal(accepted->send.cap, 0);
+    assert_null(accepted->recv.ptr);
+    assert_null(accepted->send.ptr);
+  }
+  assert_true(mgr.buf_pool_n >= 1); /* kept for the next busy connection */
+  close(fd);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_nodelay_inherited, setup, teardown),
       cmocka_unit_test_setup_teardown(test_local_addr_bound_listener, setup, teardown),
       cmocka_unit_test_setup_teardown(test_local_addr_wildcard_listener, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_after_fork, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_connection_releases_buffers, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
