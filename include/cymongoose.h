@@ -235,6 +235,20 @@ const struct cm_addr *cm_conn_local_addr(struct cm_conn *c);
  */
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
 
+/* Options of cm_listen_ex(); all zero means cm_listen()'s behaviour. */
+struct cm_listen_opts {
+  bool reuse_port; /* SO_REUSEPORT: several sockets (one per thread or
+                      process, each with its own manager) listen on the same
+                      address and port, and the kernel spreads new
+                      connections across them (docs/deploy.md) */
+  int backlog;     /* listen(2) backlog; 0: SOMAXCONN */
+};
+
+/* cm_listen() with options (opts may be NULL).  With reuse_port, bind the
+ * first listener to port 0 if you like and give the others its c->loc.port. */
+struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                             const struct cm_listen_opts *opts);
+
 /*
  * Starts a non-blocking outbound connection to url ("tcp://host:port",
  * "udp://host:port", or any scheme with a known default port).  Returns at

@@ -90,6 +90,13 @@ static bool is_udp_url(const char *url) {
 }
 
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
+  return cm_listen_ex(mgr, url, fn, fn_data, NULL);
+}
+
+struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                             const struct cm_listen_opts *opts) {
+  static const struct cm_listen_opts defaults = {0};
+  if (opts == NULL) opts = &defaults;
   struct cm_addr a = {0};
   struct cm_str host = cm_url_host(url);
   if (host.len > 0 && !cm_aton(host, &a)) {
@@ -105,7 +112,15 @@ struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, v
   if (fd < 0) return NULL;
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || (!udp && listen(fd, SOMAXCONN) != 0)) {
+  if (opts->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+    int err = errno;
+    CM_ERROR("listen %s: SO_REUSEPORT: %s", url, strerror(err));
+    close(fd);
+    errno = err;
+    return NULL;
+  }
+  int backlog = opts->backlog > 0 ? opts->backlog : SOMAXCONN;
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || (!udp && listen(fd, backlog) != 0)) {
     int err = errno;
     CM_ERROR("listen %s: %s", url, strerror(err));
     close(fd);
