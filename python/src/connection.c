@@ -338,7 +338,7 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
     case P_RECV_LIMIT: return PyLong_FromSize_t(c->recv_limit);
     case P_SEND_HWM: return PyLong_FromSize_t(c->send_hwm);
     case P_IS_SEND_FULL: return PyBool_FromLong(cm_conn_send_full(c));
-    case P_LOCAL_ADDR: return addr_tuple(cm_conn_local_addr(c));
+    case P_LOCAL_ADDR: return addr_tuple(cm_conn_local_addr(co->c)); /* reads it lazily */
     case P_REMOTE_ADDR: return addr_tuple(&c->rem);
     default: Py_RETURN_NONE;
   }
