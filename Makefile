@@ -1,5 +1,6 @@
 # cymongoose: build, test, fuzz, bench, install.
-# `make run` and `make test` install what is missing first (scripts/deps.sh).
+# `make run`, `make test` and `make bench` install what they miss first
+# (scripts/deps.sh run|test|bench: the demo needs far less than the tests).
 
 PY      ?= /usr/bin/python3
 CC      ?= cc
@@ -30,15 +31,23 @@ PYSRCS  := $(wildcard python/src/*.c python/src/*.h)
 EXAMPLES := $(patsubst examples/c/%.c,$(BUILD)/examples/%,$(wildcard examples/c/*.c))
 BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 BENCH_SERVERS := $(patsubst bench/c/%.c,$(BUILD)/bench/c/%,$(wildcard bench/c/*.c))
+# Programs installed into PREFIX/bin (cymongoose-broker, cymongoose-passwd).
+PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 
 # npm peers of the MQTT tests (aedes, ws, MQTT.js) in build/npm; idempotent.
 .PHONY: npm-peers
 npm-peers:
 	@bash scripts/npm-peers.sh
 
-.PHONY: all lib examples deps run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
+.PHONY: all lib examples programs deps deps-run deps-bench docs test-docs run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
 
-all: lib examples
+all: lib examples programs
+
+programs: $(PROGRAMS)
+
+$(BUILD)/cymongoose-%: programs/cymongoose-%.c $(BUILD)/libcymongoose.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 examples: $(EXAMPLES)
 
@@ -57,7 +66,13 @@ $(BUILD)/bench/c/%: bench/c/%.c $(BUILD)/libcymongoose.a
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(BUILD)/libcymongoose.a $(LIBS)
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh test
+
+deps-run:
+	@bash scripts/deps.sh run
+
+deps-bench:
+	@bash scripts/deps.sh bench
 
 lib: $(BUILD)/libcymongoose.a $(BUILD)/libcymongoose.so $(BUILD)/cymongoose.pc \
      $(BUILD)/cymongooseConfig.cmake $(BUILD)/cymongooseConfigVersion.cmake
@@ -95,9 +110,12 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/c $< -o $@ $(BUILD)/libcymongoose.a -lcmocka $(LIBS)
 
+# Tests that run the programs.
+$(BUILD)/tests/test_mqtt_passwd: $(BUILD)/cymongoose-passwd
+
 # Header dependencies recorded by the compiler (-MMD): a changed header
 # rebuilds exactly the objects and programs that include it.
--include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d)
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d) $(PROGRAMS:=.d)
 
 # ---------------------------------------------------------------- tests
 test: deps
@@ -108,8 +126,9 @@ test: deps
 	@$(MAKE) --no-print-directory test-python-asan
 	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-stubs
+	@$(MAKE) --no-print-directory test-docs
 
-test-c: $(TEST_BINS) $(EXAMPLES)
+test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)
 
 # The same C tests, built in their own tree with ASan and UBSan.
@@ -125,10 +144,10 @@ python/cymongoose/.built: $(SRCS) $(HDRS) $(PYSRCS) setup.py
 	@touch $@
 
 # The pytest suite against an ASan+UBSan build of the extension (scratch tree).
-test-python-asan: npm-peers
+test-python-asan: npm-peers programs
 	@PY=$(PY) bash scripts/python-asan.sh
 
-test-python: python npm-peers
+test-python: python programs npm-peers
 	cd tests/python && PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider
 
 # The .pyi stubs match the runtime exactly: signatures (text signatures of
@@ -138,8 +157,21 @@ test-stubs: python
 	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
 
 # ----------------------------------------------------------------- demo
-run: deps python
-	PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py
+PORT ?= 8000
+run: deps-run python
+	@PYTHONPATH=$(CURDIR)/python $(PY) examples/python/demo_server.py --port $(PORT)
+
+# ----------------------------------------------------------------- docs
+# An HTML site from docs/ (mkdocs.yml) in $(BUILD)/site.  --strict turns a
+# link to a missing page into an error; check-site-links.py also checks anchors.
+docs:
+	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory test-docs
+
+test-docs:
+	@mkdocs build --strict --quiet --site-dir $(BUILD)/site
+	@$(PY) scripts/check-site-links.py $(BUILD)/site
+	@echo "docs: $(BUILD)/site/index.html built, no broken internal link"
 
 # ---------------------------------------------------------------- fuzz
 # Each harness runs FUZZ_TIME seconds with ASan and UBSan.
@@ -147,14 +179,16 @@ fuzz: deps
 	@bash scripts/run-fuzzers.sh $(FUZZ_TIME) $(FUZZERS)
 
 # ---------------------------------------------------------------- bench
-bench: deps lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
+bench: deps-bench lib examples python $(BENCH_TOOLS) $(BENCH_SERVERS)
 	@PYTHONPATH=$(CURDIR)/python $(PY) bench/bench.py $(BENCH_ARGS)
 
 # -------------------------------------------------------------- install
 # The versioned shared library with its soname and development links, the
 # static library, headers, pkg-config file and CMake package config.  A real
 # install (no DESTDIR) refreshes the loader cache so programs run at once.
-install: lib
+install: lib programs
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cymongoose \
 	  $(DESTDIR)$(PREFIX)/lib/cmake/cymongoose
 	install -m 644 $(BUILD)/libcymongoose.a $(DESTDIR)$(PREFIX)/lib/

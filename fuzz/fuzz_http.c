@@ -4,7 +4,10 @@
  *   2 chunked body alone, 3 multipart body, 4 header params / URL decoding,
  *   5 header blocks given to replies (the header-injection check).
  * Beyond "no crash, no over-read" it checks the codec's promises: views
- * inside the input, and feeding in two pieces gives the same answer.
+ * inside the input, feeding in two pieces gives the same answer, the
+ * incremental scanner (fed in three pieces) agrees with the one-shot parser,
+ * and the normalised path of a request is canonical (normalising it again
+ * changes nothing) and never longer than the raw path.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +48,41 @@ static void check_chunked(char *body, size_t len, size_t split) {
   free(copy);
 }
 
+/* The scanner fed buf in pieces [0, a), [0, b), [0, len): each answer is 0
+ * or the one-shot answer on the same bytes; the last one is the one-shot
+ * answer, unless that is an error still inside an unfinished last line. */
+static void check_scan(int is_request, const char *buf, size_t len, size_t a, size_t b,
+                       const struct cm_http_limits *lim, int whole) {
+  struct cm_http_scan st;
+  cm_http_scan_init(&st);
+  struct cm_http_msg hm, one;
+  size_t cuts[3] = {a < len ? a : len, b < len ? b : len, len};
+  int r = 0;
+  for (size_t i = 0; i < 3 && r == 0; i++) {
+    if (i > 0 && cuts[i] < cuts[i - 1]) continue;
+    r = is_request ? cm_http_scan_request(&st, buf, cuts[i], &hm, lim)
+                   : cm_http_scan_response_to(&st, cm_str_n(NULL, 0), buf, cuts[i], &hm, lim);
+    int o = is_request ? cm_http_parse_request(buf, cuts[i], &one, lim)
+                       : cm_http_parse_response(buf, cuts[i], &one, lim);
+    CHECK(r == 0 || r == o);
+  }
+  if (r == whole) return;
+  CHECK(r == 0 && whole < 0 && (len == 0 || buf[len - 1] != '\n'));
+}
+
+static void check_path(struct cm_str uri) {
+  char out[300], again[300];
+  int n = cm_http_normalize_path(uri, out, uri.len + 1 < sizeof(out) ? uri.len + 1 : sizeof(out));
+  if (n < 0 || uri.len + 1 > sizeof(out)) return;
+  CHECK((size_t) n <= uri.len && out[0] == '/' && strlen(out) == (size_t) n);
+  CHECK(strstr(out, "//") == NULL && strstr(out, "/./") == NULL && strstr(out, "/../") == NULL);
+  /* an already normal path (with '%' escaped again) is its own form */
+  if (memchr(out, '%', (size_t) n) == NULL) {
+    int m = cm_http_normalize_path(cm_str_n(out, (size_t) n), again, sizeof(again));
+    CHECK(m == n && memcmp(out, again, (size_t) n) == 0);
+  }
+}
+
 static void check_head(int is_request, const char *buf, size_t len, size_t split) {
   struct cm_http_msg hm, hm2;
   struct cm_http_limits lim = {.max_head = 2048, .max_headers = 16, .max_uri = 256, .max_body = 1 << 20};
@@ -54,11 +92,18 @@ static void check_head(int is_request, const char *buf, size_t len, size_t split
   int r2 = is_request ? cm_http_parse_request(buf, split, &hm2, &lim)
                       : cm_http_parse_response(buf, split, &hm2, &lim);
   CHECK(r2 == 0 || r2 == r);
+  check_scan(is_request, buf, len, split / 2, split, &lim, r);
   if (r < 0) CHECK(hm.error != NULL && cm_http_err_status(r) >= 400);
   if (r <= 0) return;
   CHECK((size_t) r <= len);
   in_bounds(hm.method, buf, len);
-  in_bounds(hm.uri, buf, len);
+  /* absolute-form with an empty path reads as the static "/" */
+  if (!(hm.uri.len == 1 && hm.uri.buf[0] == '/' && hm.target.len > 0 && hm.target.buf[0] != '/')) {
+    in_bounds(hm.uri, buf, len);
+  }
+  in_bounds(hm.target, buf, len);
+  CHECK(hm.path.buf == NULL);
+  if (is_request) check_path(hm.uri);
   in_bounds(hm.query, buf, len);
   in_bounds(hm.proto, buf, len);
   in_bounds(hm.reason, buf, len);

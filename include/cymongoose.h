@@ -5,7 +5,11 @@
  * Every connection (struct cm_conn) belongs to one manager; events are
  * delivered to the connection's protocol handler first, then to its user
  * handler, always in the thread that calls cm_mgr_poll().  The only functions
- * that may be called from another thread are cm_wakeup() and cm_timer_cancel().
+ * that may be called from another thread are cm_wakeup(), cm_mgr_wake() and
+ * cm_timer_cancel().
+ * A public call never delivers ERROR or CLOSE synchronously: failures found
+ * inside it reach the handler at the next flush of cm_mgr_poll()
+ * (docs/c-core.md lists the events some calls do deliver at once).
  *
  * Ownership, in one paragraph: the manager owns every connection and every
  * timer made by cm_timer_add(); a struct cm_conn pointer stays valid until
@@ -111,9 +115,19 @@ enum { CM_LL_NONE = 0, CM_LL_ERROR = 1, CM_LL_INFO = 2, CM_LL_DEBUG = 3, CM_LL_V
 void cm_log_set(int level);
 /* Returns the global log level. */
 int cm_log_get(void);
-/* Writes one log line to stderr if level <= the global level. */
+/* Formats one log line and hands it to the sink (stderr by default).  Callers
+ * use the CM_LOG macros, which skip the formatting when the level is off. */
 void cm_log(int level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Where log lines go.  sink(level, file, line, msg, arg): file is the source
+ * file's base name, msg the formatted text without a newline; both are valid
+ * only during the call.  It runs in whichever thread logs (the polling thread,
+ * or a thread calling cm_wakeup), so it must be thread-safe. */
+typedef void (*cm_log_sink_fn)(int level, const char *file, int line, const char *msg, void *arg);
+/* Sends log lines to sink(arg) instead of stderr; NULL restores stderr.
+ * Call it before logging is switched on, or while no other thread logs: the
+ * pair is not swapped atomically.  No cost when the level is CM_LL_NONE. */
+void cm_log_set_sink(cm_log_sink_fn sink, void *arg);
 #define CM_LOG(level, ...)                                        \
   do {                                                            \
     if ((level) <= cm_log_get()) cm_log(level, __FILE__, __LINE__, __VA_ARGS__); \
@@ -315,6 +329,11 @@ void cm_close(struct cm_conn *c);
 void cm_drain(struct cm_conn *c);
 /* Delivers CM_EV_ERROR with the formatted message to c, then marks it closing. */
 void cm_error(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like cm_error(), but the ERROR (then the close) comes at the next flush of
+ * cm_mgr_poll(), after the caller returned: for code outside handlers, and
+ * for failures found inside a public call (which never delivers ERROR
+ * synchronously).  Only the first deferred error of a connection is kept. */
+void cm_error_defer(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Delivers ev to c's protocol handler, then to its user handler. */
 void cm_call(struct cm_conn *c, int ev, void *ev_data);
 /* Consumes n received bytes; resumes reading if the connection was full. */
@@ -334,6 +353,21 @@ typedef void (*cm_timer_fn)(void *arg);
  * A timer.  Storage: either given by the caller to cm_timer_start() (it must
  * stay valid until release is called, or until the manager is freed when
  * release is NULL), or allocated by cm_timer_add() and freed by the manager.
+ *
+ * Threads: timers belong to the thread that polls the manager.
+ * cm_timer_start(), cm_timer_add(), cm_timer_stop() and cm_timer_active()
+ * are for that thread only (or any thread while no poll runs, if the caller
+ * serialises them); cm_timer_cancel() is the one timer call safe from any
+ * thread.  To start a timer from another thread, hand the request over with
+ * cm_wakeup() and start it in the CM_EV_WAKEUP handler.
+ *
+ * Contract (libuv's): starting a scheduled timer restarts it (one entry, new
+ * deadline); a timer (re)started from its own callback stays scheduled and is
+ * not released; timers due at the same millisecond fire in the order they
+ * were started; a repeating timer is re-armed before its callback runs, so
+ * the callback sees it active and may stop or restart it.  A callback must
+ * not free its own timer's storage (the manager looks at the timer when the
+ * callback returns): stop it, and free the storage in the release hook.
  */
 struct cm_timer {
   uint64_t period_ms;      /* interval */
@@ -344,20 +378,40 @@ struct cm_timer {
   cm_timer_fn release;     /* called once when the manager stops referencing the timer */
   volatile int cancelled;  /* set by cm_timer_cancel(); read with atomics */
   size_t heap_index;       /* internal */
+  uint64_t seq;            /* internal: start order, breaks ties between equal deadlines */
+  struct cm_timer *sweep_next; /* internal: chain of timers being swept out */
   bool owned_by_mgr;       /* internal: allocated by cm_timer_add() */
 };
 
-/* Adds timer t (caller's storage) to mgr.  Poll thread only. */
-void cm_timer_start(struct cm_mgr *mgr, struct cm_timer *t, uint64_t period_ms, unsigned flags,
-                    cm_timer_fn fn, void *arg, cm_timer_fn release);
+/*
+ * Schedules timer t (caller's storage) on mgr: fn(arg) after period_ms (at
+ * the next poll with CM_TIMER_RUN_NOW), every period_ms with CM_TIMER_REPEAT.
+ * On a timer already scheduled (or running its callback) it restarts it with
+ * the new values; release is called once, when the manager finally lets go
+ * of t (with the values current then).  Poll thread only.  Returns 0, or -1
+ * when memory runs out (t is then not scheduled and release is not called).
+ */
+int cm_timer_start(struct cm_mgr *mgr, struct cm_timer *t, uint64_t period_ms, unsigned flags,
+                   cm_timer_fn fn, void *arg, cm_timer_fn release);
 /* Allocates and starts a timer owned by mgr.  Returns it (valid until it has
- * fired for the last time or has been cancelled and swept), or NULL on ENOMEM. */
+ * fired for the last time, has been stopped, or has been cancelled and
+ * swept), or NULL on ENOMEM.  Poll thread only. */
 struct cm_timer *cm_timer_add(struct cm_mgr *mgr, uint64_t period_ms, unsigned flags,
                               cm_timer_fn fn, void *arg);
-/* Cancels t: fn is not called again.  Safe from any thread; the manager drops
- * the timer (and calls release) at its next poll. */
+/*
+ * Stops t at once: fn is not called again.  Poll thread only: O(log n), no
+ * allocation.  The manager lets go of t before returning (calls release, or
+ * frees a cm_timer_add() timer), except when t is running its callback right
+ * now: then it lets go when the callback returns, unless the callback
+ * started t again.  Harmless on a timer that is not scheduled.
+ */
+void cm_timer_stop(struct cm_mgr *mgr, struct cm_timer *t);
+/* Cancels t: fn is not called again.  Safe from any thread (it only sets a
+ * flag); the manager drops the timer (and calls release) at its next poll.
+ * From the poll thread prefer cm_timer_stop(), which lets go at once. */
 void cm_timer_cancel(struct cm_mgr *mgr, struct cm_timer *t);
-/* True while t is scheduled and not cancelled. */
+/* True while t is scheduled and not cancelled (a one-shot timer running its
+ * callback is no longer scheduled; a repeating one is). */
 bool cm_timer_active(const struct cm_timer *t);
 
 /* ---------------------------------------------------------------- manager */
@@ -375,6 +429,8 @@ struct cm_mgr {
   struct cm_timer **timers;    /* min-heap on expire_ms */
   size_t ntimers, timers_cap;
   volatile int timers_cancelled; /* set by cm_timer_cancel() from any thread */
+  uint64_t timer_seq;          /* internal: start sequence of the next timer */
+  struct cm_timer *timer_running; /* internal: the timer whose callback runs, or NULL */
   struct cm_conn *dirty;       /* connections with queued output or closing */
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
@@ -461,6 +517,14 @@ int cm_wakeup_init(struct cm_mgr *mgr);
  * Payloads for a connection that no longer exists are dropped.
  */
 bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
+/*
+ * Thread-safe: makes a cm_mgr_poll() blocked in its wait return at once,
+ * delivering nothing, so that it takes into account what another thread
+ * changed under the application's own lock (e.g. a timer started while the
+ * loop slept, which the loop's wait does not know about).  Returns false when
+ * wakeup was not enabled (cm_wakeup_init()).
+ */
+bool cm_mgr_wake(struct cm_mgr *mgr);
 
 #pragma GCC visibility pop
 
@@ -472,6 +536,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
 #include "cymongoose/http.h"
 #include "cymongoose/ws.h"
 #include "cymongoose/mqtt.h"
+#include "cymongoose/mqtt_broker.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
 #include "cymongoose/tls.h"

@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, the tests and the benchmarks need.
-# Idempotent: asks dpkg first and runs apt-get only for what is missing.
+# Installs the Debian packages a task needs, by group:
+#   deps.sh run     building the library and the extension, running the demo
+#   deps.sh test    run + the peers the tests talk to, the browser, the docs tool
+#   deps.sh bench   test + the load generators and servers compared against
+# (no argument = test). Idempotent: asks dpkg first, runs apt-get only for what is missing.
 set -euo pipefail
 
-packages=(
-  build-essential pkg-config cmake clang libclang-rt-14-dev
-  libssl-dev libc-ares-dev zlib1g-dev libcmocka-dev openssl
-  python3 python3-dev python3-setuptools python3-pip
+group=${1:-test}
+
+run=(
+  build-essential pkg-config
+  libssl-dev libc-ares-dev zlib1g-dev
+  python3 python3-dev python3-setuptools
+)
+test=(
+  cmake clang libclang-rt-14-dev libcmocka-dev openssl python3-pip
   python3-pytest python3-pytest-timeout python3-pytest-asyncio python3-hypothesis
   python3-requests python3-websocket python3-websockets python3-aiohttp
   python3-paho-mqtt python3-trustme python3-dnslib python3-ntplib python3-starlette
   python3-mypy
   mosquitto mosquitto-clients dnsmasq-base chrony
-  curl wrk nginx-light nodejs node-ws
+  curl nginx-light nodejs node-ws
+  chromium chromium-driver python3-selenium mkdocs
 )
-# npm (for the npm peers of the MQTT tests, scripts/npm-peers.sh): Debian's
+bench=(wrk)
+
+case "$group" in
+  run) packages=("${run[@]}") ;;
+  test) packages=("${run[@]}" "${test[@]}") ;;
+  bench) packages=("${run[@]}" "${test[@]}" "${bench[@]}") ;;
+  *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
+esac
+# npm (for the npm peers of the tests, scripts/npm-peers.sh): Debian's
 # package, unless the installed node already bundles it (NodeSource builds do).
-command -v npm >/dev/null || packages+=(npm)
+if [[ "$group" != run ]] && ! command -v npm >/dev/null; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,7 +46,7 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "missing packages (run as root to install): ${missing[*]}" >&2
   exit 1
 fi
-echo "installing: ${missing[*]}"
+echo "installing ($group): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

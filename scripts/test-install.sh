@@ -15,6 +15,11 @@ warn=(-Wall -Wextra -Werror -pedantic)
 
 rm -rf "$stage"
 make --no-print-directory -s install DESTDIR="$stage" PREFIX=/usr/local BUILD="$build"
+for p in cymongoose-broker cymongoose-passwd; do
+  [[ -x "$stage/usr/local/bin/$p" ]] || { echo "test-install: bin/$p not installed" >&2; exit 1; }
+done
+"$stage/usr/local/bin/cymongoose-broker" --help | grep -q -- --listen \
+  || { echo "test-install: cymongoose-broker --help" >&2; exit 1; }
 
 # Exports: the public API, all of it (every public header marks its
 # declarations for export) and nothing else.

@@ -86,9 +86,25 @@ enum cm_http_framing {
  */
 struct cm_http_msg {
   struct cm_str method;  /* request: "GET"; response: empty */
-  struct cm_str uri;     /* request-target up to '?' (the whole target for
-                            "*" and authority form); response: empty */
+  struct cm_str uri;     /* request: the path of the target, raw (still
+                            percent-encoded), up to '?': "/a%20b" for
+                            "/a%20b?x" and for "http://host/a%20b?x"
+                            (absolute-form; "/" when its path is empty);
+                            the whole target for "*" and authority-form
+                            ("host:443"); response: empty.  For routing,
+                            not for access checks: see path */
   struct cm_str query;   /* after '?', without it; empty when none */
+  struct cm_str target;  /* request: the request-target exactly as sent */
+  /* request: uri percent-decoded and normalised ("/a b"): empty and "."
+   * segments dropped, ".." resolved (never above "/"), a trailing '/'
+   * kept.  This is the path cm_http_serve_dir() serves, so access checks
+   * ("does it start with /private/?") must look at path, never at uri,
+   * which "/%70rivate/", "//private/" or "/./private/" slip past.
+   * Set by the server (cm_http_serve) before HTTP_HDRS and HTTP_MSG, where
+   * it points into storage of the connection valid during the event; the
+   * parsers leave it empty (see cm_http_normalize_path).  Empty for "*"
+   * and authority-form targets. */
+  struct cm_str path;
   struct cm_str proto;   /* "HTTP/1.1" */
   struct cm_str reason;  /* response: reason phrase (may be empty) */
   struct cm_http_header headers[CM_HTTP_MAX_HEADERS];
@@ -119,7 +135,10 @@ struct cm_http_msg {
  * the body (if any) starts at buf + return value.
  * Rejected (400 unless noted): bad method or header-name characters, a space
  * before ':', obs-fold, control characters in values, bare CR or LF, a
- * request-target with controls or spaces, a missing Host on HTTP/1.1, a
+ * request-target with controls, spaces or a '#' fragment, a target form
+ * that does not fit the method (RFC 9112 3.2: "*" only with OPTIONS,
+ * "host:port" only and always with CONNECT, otherwise "/path" or an
+ * absolute URI "scheme://host/path"), a missing Host on HTTP/1.1, a
  * repeated or invalid Host, Content-Length with Transfer-Encoding, invalid or conflicting
  * Content-Length, Transfer-Encoding on HTTP/1.0 or whose final coding is not
  * chunked, other codings before chunked (501), versions other than 1.x (505),
@@ -127,6 +146,54 @@ struct cm_http_msg {
  */
 int cm_http_parse_request(const char *buf, size_t len, struct cm_http_msg *hm,
                           const struct cm_http_limits *lim);
+
+/*
+ * Progress through a head that arrives in pieces, so that each byte is
+ * examined a bounded number of times however the head is split (a client
+ * sending one byte per packet costs O(1) per byte, not a rescan of the whole
+ * head): complete lines are validated once, the incomplete last line again
+ * only each time it has grown by half, and the whole head is parsed once
+ * when its blank line arrives.  Zero it (cm_http_scan_init) before the
+ * first call for each message.
+ */
+struct cm_http_scan {
+  size_t line;    /* internal: offset of the first incomplete line */
+  size_t seen;    /* internal: bytes searched for the end of that line */
+  size_t checked; /* internal: its length when last validated */
+  size_t headers; /* internal: header lines complete before it */
+  bool started;   /* internal: the start line is complete */
+};
+
+static inline void cm_http_scan_init(struct cm_http_scan *st) {
+  struct cm_http_scan zero = {0, 0, 0, 0, false};
+  *st = zero;
+}
+
+/*
+ * cm_http_parse_request() for a head received in pieces: call it with the
+ * same state each time bytes were appended (buf may move, its contents must
+ * be kept).  Returns what cm_http_parse_request() returns on the same bytes,
+ * except that an error inside the last, still incomplete line may be
+ * reported as 0 ("need more") until that line has grown by half or ended,
+ * or the head exceeds max_head.  *hm is filled in only when the head is
+ * complete (a positive return) or on error (hm->error).
+ */
+int cm_http_scan_request(struct cm_http_scan *st, const char *buf, size_t len, struct cm_http_msg *hm,
+                         const struct cm_http_limits *lim);
+
+/* cm_http_scan_request() for responses, as cm_http_parse_response_to(). */
+int cm_http_scan_response_to(struct cm_http_scan *st, struct cm_str req_method, const char *buf,
+                             size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim);
+
+/*
+ * Percent-decodes and normalises the path uri (a request's hm->uri) into
+ * dst (dst_len bytes including a NUL, which is written): the value
+ * described at cm_http_msg.path.  Returns its length, or -1 when uri does
+ * not start with '/', has a malformed escape or an escaped NUL (the HTTP
+ * server answers such requests 400), or dst is too small (uri.len + 1 bytes
+ * always suffice).
+ */
+int cm_http_normalize_path(struct cm_str uri, char *dst, size_t dst_len);
 
 /* Parses the head of an HTTP response; as cm_http_parse_request() otherwise.
  * Framing assumes a request that was not HEAD or CONNECT. */
@@ -242,6 +309,23 @@ bool cm_http_basic_creds(struct cm_http_msg *hm, char *user, size_t ulen, char *
 #define CM_HTTP_TIMEOUT_OFF UINT64_MAX
 
 /*
+ * Access log: one line per answered request, in the Common Log Format
+ *   127.0.0.1 - - [29/Nov/2026:20:01:00 +0000] "GET /a HTTP/1.1" 200 1234
+ * or the Combined format (the same, then "Referer" "User-Agent").  The sink
+ * receives the line without a newline; line is valid only during the call,
+ * which happens in the polling thread once the reply is complete (after the
+ * last chunk of a chunked reply, once a file is queued).  The byte count is
+ * the body sent ("-" when none).  Requests refused before they were parsed
+ * (400, 431, 408...) are not logged, nor those whose connection is taken
+ * over (cm_http_detach: a WebSocket upgrade, a streamed upload).
+ */
+enum { CM_HTTP_LOG_COMMON = 0, CM_HTTP_LOG_COMBINED = 1 };
+typedef void (*cm_http_access_log_fn)(const char *line, size_t len, void *arg);
+/* A ready sink: arg is a file descriptor cast with (void *)(intptr_t)fd; each
+ * line and its newline go out in one write(2), so lines stay whole. */
+void cm_http_access_log_fd(const char *line, size_t len, void *arg);
+
+/*
  * Options of an HTTP server; a field left 0 takes its default.  The
  * deadlines live in the manager's timer heap (one timer per connection,
  * moved only when a deadline comes earlier), so they cost nothing per turn.
@@ -263,6 +347,10 @@ struct cm_http_serve_opts {
                                    request under way and nothing pending: 75 s
                                    (nginx's keepalive_timeout); never while a
                                    reply is pending */
+  cm_http_access_log_fn access_log; /* NULL (default): no access log */
+  void *access_log_arg;             /* passed to access_log; must outlive every
+                                       connection of the listener */
+  int access_log_format;            /* CM_HTTP_LOG_COMMON or CM_HTTP_LOG_COMBINED */
 };
 
 /*
@@ -350,7 +438,10 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
 
 /* Queues a Server-Sent Events record as one chunk: "event: <event>\n" (when
  * event is non-empty), one "data: " line per line of data, then a blank
- * line.  Returns false when the send buffer refuses the data. */
+ * line.  Lines of data end at CRLF, LF or a bare CR, as an EventSource
+ * reads them, so data can never inject a field of its own ("id:",
+ * "retry:", "event:").  Returns false, queueing nothing, when event
+ * contains CR or LF, or when the send buffer refuses the data. */
 bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
 
 
@@ -403,6 +494,9 @@ struct cm_http_serve_dir_opts {
   const char *index_file;    /* served for a directory; default "index.html" */
   size_t max_ranges;         /* ranges served in one 206 reply; more get the whole
                                 file (200); default 16 */
+  bool allow_hidden;         /* serve_dir: serve hidden files and directories
+                                (a path segment starting with '.', such as
+                                ".env" or ".git/"); default false: 404 */
 };
 
 /*
@@ -414,6 +508,10 @@ struct cm_http_serve_dir_opts {
  *   percent-encoded), NUL, backslashes, and paths whose real path (symlinks
  *   resolved) leaves the root get 403; missing files 404 (opts->page404
  *   when set); non-regular files (FIFOs, devices) 403;
+ * - hidden files and directories (a segment starting with '.' in the
+ *   request path or in the real path below the root: ".env", ".git/")
+ *   get 404 unless opts->allow_hidden;
+ * - a file named with a trailing slash ("/file.txt/") gets 404;
  * - a directory is redirected (301) to its path with a trailing "/" and
  *   then served by its index file; without one, 403 (no listings);
  * - Content-Type from cm_http_mime_type(); ETag and Last-Modified, with

@@ -179,6 +179,10 @@ int cm_mqtt_prop_type(int id);
 /* Defaults of the limits below (a field left 0 takes them). */
 #define CM_MQTT_DEFAULT_MAX_PACKET (16u * 1024 * 1024) /* bytes, whole packet */
 #define CM_MQTT_DEFAULT_MAX_INFLIGHT 65535u  /* our QoS>0 sends awaiting acks */
+/* The same for a 3.1.1 client: its broker cannot announce a Receive Maximum,
+ * and brokers drop what they cannot hold (mosquitto: 20 in flight, silently
+ * for QoS 2), so the window stays where paho and MQTT.js keep theirs. */
+#define CM_MQTT_V4_DEFAULT_MAX_INFLIGHT 20u
 #define CM_MQTT_DEFAULT_MAX_QUEUED 10000u    /* QoS>0 sends waiting for a window slot */
 #define CM_MQTT_DEFAULT_MAX_INCOMING 65535u  /* peer's QoS 2 ids awaiting PUBREL */
 #define CM_MQTT_DEFAULT_CONNECT_TIMEOUT_MS 30000u /* CONNACK (client) / CONNECT (server) deadline */
@@ -420,7 +424,9 @@ struct cm_mqtt_limits {
   uint32_t max_inflight;    /* our QoS>0 publishes awaiting their final ack
                                at a time; further ones wait in the queue.
                                The effective window is min(this, the peer's
-                               Receive Maximum) (CM_MQTT_DEFAULT_MAX_INFLIGHT) */
+                               Receive Maximum) (CM_MQTT_DEFAULT_MAX_INFLIGHT;
+                               CM_MQTT_V4_DEFAULT_MAX_INFLIGHT for a 3.1.1
+                               client) */
   uint32_t max_queued;      /* QoS>0 publishes waiting for a window slot; past
                                it cm_mqtt_pub() fails (CM_MQTT_DEFAULT_MAX_QUEUED) */
   uint32_t max_incoming;    /* peer's QoS 2 ids held for duplicate

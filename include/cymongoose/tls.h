@@ -67,8 +67,9 @@ struct cm_tls_opts {
  * The SSL_CTX built from the options is cached on the manager, so repeating
  * the same options on every accepted connection costs no PEM parsing.
  * Returns 0.  On bad options (unparsable PEM, key not matching the
- * certificate, ...) delivers CM_EV_ERROR with the reason, closes c, and
- * returns -1 with errno EINVAL.  Returns -1 with errno EALREADY without
+ * certificate, ...) returns -1 with errno EINVAL; CM_EV_ERROR with the
+ * reason follows at the next flush of the loop (never from inside this
+ * call), then c closes.  Returns -1 with errno EALREADY without
  * touching c when the handshake is already under way or done, and with
  * errno EINVAL on listeners and UDP connections.
  */
@@ -97,6 +98,17 @@ void cm_tls_free(struct cm_conn *c);
  */
 int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *err,
                        size_t err_len);
+
+/*
+ * The certificate the peer of c presented, when the handshake is done and
+ * it was verified (a server with ca set in its options, or a client):
+ * writes its subject in RFC 2253 form ("CN=alice,O=Example") to subject
+ * and its commonName to cn (each NUL-terminated, cut to the given size; a
+ * size 0 skips it) and returns true.  Returns false (both empty) when c
+ * has no TLS, no verified peer certificate, or the handshake is not done.
+ */
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len);
 
 /*
  * Checks opts as cm_tls_init() (server: as for an accepted connection or a

@@ -1,11 +1,14 @@
 """Type stubs of the cymongoose package: the names of cymongoose._mongoose plus AsyncManager."""
 from ._mongoose import *
 from .aio import AsyncManager as AsyncManager
+from ._logging import log_to_logging as log_to_logging, log_to_stderr as log_to_stderr
 
 __version__: str
 
 __all__ = [
     "AsyncManager",
+    "log_to_logging",
+    "log_to_stderr",
     "Connection",
     "HttpMessage",
     "MG_EV_ACCEPT",

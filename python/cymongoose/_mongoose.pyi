@@ -66,7 +66,14 @@ class HttpMessage:
     @property
     def method(self) -> str: ...
     @property
-    def uri(self) -> str: ...
+    def uri(self) -> str:
+        """The request path as sent (percent-encoded), for routing; not for access checks."""
+    @property
+    def path(self) -> str:
+        """The request path decoded and normalised: what serve_dir serves; use it for access checks."""
+    @property
+    def target(self) -> str:
+        """The request-target exactly as sent, with the query."""
     @property
     def query(self) -> str: ...
     @property
@@ -240,6 +247,8 @@ class Connection:
         extra_headers: str = "",
         mime_types: str = "",
         page404: str = "",
+        *,
+        allow_hidden: bool = False,
     ) -> None: ...
     def serve_file(
         self, message: HttpMessage, path: str, extra_headers: str = "", mime_types: str = ""
@@ -353,6 +362,8 @@ class Manager:
         http_idle_timeout_ms: Optional[int] = None,
         http_body_timeout_ms: Optional[int] = None,
         http_body_min_rate: Optional[int] = None,
+        access_log: Union[int, Any, Callable[[str], Any], None] = None,
+        access_log_format: Optional[str] = None,
     ) -> Connection: ...
     def connect(
         self,
@@ -452,6 +463,7 @@ def random_bytes(length: int) -> bytes: ...
 def random_str(length: int) -> str: ...
 def log_set(level: int) -> None: ...
 def log_get() -> int: ...
+def _log_set_sink(fn: Optional[Callable[[int, str, int, str], Any]], /) -> None: ...
 def event_name(ev: int) -> str: ...
 
 # --------------------------------------------------------------------- RPC

@@ -20,9 +20,13 @@ PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url_obj) {
     PyErr_SetString(PyExc_RuntimeError, "resolve(): the connection is closing");
     return NULL;
   }
-  /* Never delivers events inside the call: no callback can run here. */
-  if (!cm_resolve(c, url)) {
-    if (errno == ENOMEM) return PyErr_NoMemory();
+  /* Never delivers events inside the call; bracketed like every entry. */
+  cm_py_manager *mo = cm_py_conn_enter(c);
+  bool ok = cm_resolve(c, url);
+  int err = errno;
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  if (!ok) {
+    if (err == ENOMEM) return PyErr_NoMemory();
     PyErr_Format(PyExc_ValueError, "resolve(): no host in %R", url_obj);
     return NULL;
   }
@@ -33,7 +37,9 @@ PyObject *cm_py_conn_resolve_cancel(PyObject *self, PyObject *unused) {
   (void)unused;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_resolve_cancel(c);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -41,7 +47,10 @@ PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused) {
   (void)unused;
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  return PyBool_FromLong(cm_sntp_request(c));
+  cm_py_manager *mo = cm_py_conn_enter(c);
+  bool ok = cm_sntp_request(c);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  return PyBool_FromLong(ok);
 }
 
 PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds) {

@@ -227,9 +227,11 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
    * Any other refusal (connection closing, send_limit, no memory) has
    * already been reported on the connection (ERROR, then CLOSE). */
   const char *why = cm_http_reply_check(status, hdrs, (size_t)view.len);
+  cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   if (why == NULL) (void)cm_http_reply(c, status, hdrs, view.buf, (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);
   cm_buf_free(&b);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   if (why != NULL) {
     PyErr_Format(PyExc_ValueError, "reply refused: %s", why);
     return NULL;
@@ -310,8 +312,10 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
   if (get_body(data, &view) < 0) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -335,7 +339,9 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t 
     PyErr_SetString(PyExc_ValueError, "event_type must not contain CR or LF");
     return NULL;
   }
+  cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_sse(c, cm_str_n(e, (size_t)el), cm_str_n(d, (size_t)dl));
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -379,8 +385,10 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_s
   memcpy(line, "Authorization: Basic ", 21);
   len = 21 + base64((const unsigned char *)s, (size_t)n, line + 21);
   memcpy(line + len, "\r\n", 2);
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_send(c, line, len + 2);
   PyMem_Free(line);
   Py_DECREF(cred);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }

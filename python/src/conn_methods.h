@@ -89,16 +89,18 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  "CONNECT for clients; on a listener: for every connection it accepts).  Bad\n"
  "options (unreadable or mismatched certificate or key, bad CA) never raise: a\n"
  "RuntimeWarning names the reason, and each connection they fail gets an ERROR\n"
- "event with it; a listener stays open.  RuntimeError once the handshake has begun."},
+ "event with it from the next poll; a listener stays open.  RuntimeError once the\n"
+ "handshake has begun."},
 {"tls_free", (PyCFunction)cm_py_conn_tls_free, METH_NOARGS,
  "tls_free($self)\n--\n\nDrops the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */
 {"serve_dir", (PyCFunction)(void (*)(void))cm_py_conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
- "serve_dir($self, /, message, root_dir, extra_headers='', mime_types='', page404='')\n--\n\n"
+ "serve_dir($self, /, message, root_dir, extra_headers='', mime_types='', page404='', *, allow_hidden=False)\n--\n\n"
  "Answers the request with a file under root_dir (index.html for directories): MIME type\n"
  "(mime_types like 'ext=type,ext2=type2' first), ETag/Last-Modified with 304s, Range\n"
  "(206/416), precompressed '.gz' siblings, HEAD.  Nothing outside root_dir is served\n"
- "(403); missing files get 404 (the page404 file when given).  Files are streamed.\n"
+ "(403); missing files get 404 (the page404 file when given), and so do hidden files\n"
+ "('.env', '.git/') unless allow_hidden.  Files are streamed.\n"
  "ValueError when message has expired or extra_headers is not CRLF-separated lines."},
 {"serve_file", (PyCFunction)(void (*)(void))cm_py_conn_serve_file, METH_VARARGS | METH_KEYWORDS,
  "serve_file($self, /, message, path, extra_headers='', mime_types='')\n--\n\n"

@@ -21,10 +21,7 @@
 #include "conn_methods.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* ------------------------------------------------------------ properties */
 
@@ -566,34 +563,15 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
 
 /* ------------------------------------------------------------ Manager */
 
-/*
- * The event function of MQTT connections: the bindings' trampoline, then
- * WORKAROUND(mqtt-c/tls, see /work/wt/mqtt-notes.md): a TLS failure ends
- * the connection.  After a failed TLS handshake the core drains (to send
- * the alert), but the CONNECT the MQTT client queued in c->send can never
- * be encrypted, so the drain never finishes and the connection lingers
- * until the CONNACK timeout (30 s) raises a second ERROR.  Only TLS errors:
- * after MQTT protocol errors the glue drains a DISCONNECT that must leave.
- */
+/* The event function of MQTT connections: the bindings' trampoline, then
+ * the application's sessions learn that their connection is gone. */
 static void mqtt_on_event(struct cm_conn *c, int ev, void *ev_data) {
   cm_py_on_event(c, ev, ev_data);
-  /* WORKAROUND(mqtt-c, see /work/wt/mqtt-notes.md item 3): re-arm quick ACKs
-   * after each read of a client connection.  A broker with Nagle on (the
-   * mosquitto default) holds the PUBLISH it forwards right after a PUBACK
-   * until that PUBACK is acknowledged; with delayed ACKs every QoS 1 round
-   * trip would stall ~40 ms. */
-  if (ev == CM_EV_READ && c->is_client && c->fd >= 0) {
-    int one = 1;
-    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-  }
   if (ev == CM_EV_CLOSE) {
     cm_py_state *st = cm_py_manager_of(c->mgr)->st;
     if (st->mqtt_sessions != NULL && PyList_GET_SIZE(st->mqtt_sessions) > 0)
       cm_py_mqtt_session_closed(st, c);
   }
-  if (ev == CM_EV_ERROR && c->is_tls && ev_data != NULL &&
-      strncmp((const char *)ev_data, "TLS", 3) == 0)
-    cm_close(c);
 }
 
 /* struct cm_tls_opts from a TlsOpts, read through its attributes (tls.c
@@ -683,12 +661,6 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
   o.will_retain = wretain != 0;
   o.limits.max_packet_size = max_packet;
   o.limits.max_inflight = max_inflight;
-  /* WORKAROUND(mqtt-c, see /work/wt/mqtt-notes.md): a 3.1.1 broker cannot
-   * announce a Receive Maximum, and mosquitto silently drops QoS 2
-   * messages past its own limit of 20 in flight (PUBREC 0x97 that 3.1.1
-   * cannot carry).  Until the C default for version 4 is bounded, keep
-   * paho's window of 20 there; v5 brokers announce theirs. */
-  if (max_inflight == 0 && version == 4) o.limits.max_inflight = 20;
   o.limits.max_queued = max_queued;
   o.limits.connect_timeout_ms = connect_timeout;
   if (wtopic != NULL) {

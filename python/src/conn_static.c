@@ -88,10 +88,11 @@ static int check_extra(const char *h) {
 }
 
 PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", NULL};
+  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", "allow_hidden", NULL};
   PyObject *msg, *root_obj, *extra_obj = NULL, *mime_obj = NULL, *page_obj = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO:serve_dir", kwlist, &msg, &root_obj, &extra_obj,
-                                   &mime_obj, &page_obj)) {
+  int allow_hidden = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO$p:serve_dir", kwlist, &msg, &root_obj, &extra_obj,
+                                   &mime_obj, &page_obj, &allow_hidden)) {
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);
@@ -108,11 +109,15 @@ PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
     return NULL;
   }
   opts.root_dir = PyBytes_AS_STRING(root);
+  opts.allow_hidden = allow_hidden != 0;
   opts.page404 = page != NULL ? PyBytes_AS_STRING(page) : NULL;
-  /* No callback runs inside: the reply is only queued. */
+  /* No event comes from inside (the reply is only queued), but the output
+   * hook may run. */
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_http_serve_dir(c, hm, &opts);
   Py_DECREF(root);
   Py_XDECREF(page);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -134,8 +139,10 @@ PyObject *cm_py_conn_serve_file(PyObject *self, PyObject *args, PyObject *kwds) 
     Py_XDECREF(path);
     return NULL;
   }
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_http_serve_file(c, hm, PyBytes_AS_STRING(path), &opts);
   Py_DECREF(path);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 

@@ -163,12 +163,10 @@ PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds) 
   const char *hdrs;
   PyObject *block = ws_call_opts(compress, limit, extra, &opts, &hdrs);
   if (block == NULL) return NULL;
-  cm_py_manager *mo = cm_py_manager_of(c->mgr);
-  cm_py_core_enter(mo); /* WS_OPEN is raised from inside */
+  cm_py_manager *mo = cm_py_conn_enter(c); /* WS_OPEN is raised from inside */
   bool ok = cm_ws_upgrade_opts(c, hm, hdrs, &opts);
-  cm_py_core_leave(mo);
   Py_DECREF(block);
-  if (cm_py_raise_pending(mo) < 0) return NULL;
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
 }
 
@@ -231,15 +229,11 @@ PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t n
                     "a close payload is empty or a valid 2-byte code and a UTF-8 reason");
     return NULL;
   }
-  /* A compressed send that cannot be queued fails the connection (ERROR
-   * is raised from inside): bracket it like every call that may run
-   * callbacks. */
-  cm_py_manager *mo = cm_py_manager_of(c->mgr);
-  cm_py_core_enter(mo);
+  /* Queueing may run the output hook: bracketed like every entry. */
+  cm_py_manager *mo = cm_py_conn_enter(c);
   size_t n = cm_ws_send(c, PyBytes_AS_STRING(b), len, (int)op);
-  cm_py_core_leave(mo);
   Py_DECREF(b);
-  if (cm_py_raise_pending(mo) < 0) return NULL;
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyLong_FromSize_t(n);
 }
 
@@ -254,7 +248,10 @@ PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
   }
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  return PyBool_FromLong(cm_ws_close(c, (unsigned)code, reason));
+  cm_py_manager *mo = cm_py_conn_enter(c);
+  bool ok = cm_ws_close(c, (unsigned)code, reason);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  return PyBool_FromLong(ok);
 }
 
 /* -------------------------------------------------------------- Manager */

@@ -66,6 +66,20 @@ struct cm_conn *cm_py_conn_get(PyObject *conn) {
   return c;
 }
 
+cm_py_manager *cm_py_conn_enter(struct cm_conn *c) {
+  cm_py_manager *mo = cm_py_manager_of(c->mgr);
+  Py_INCREF(mo); /* a callback may drop the last other reference */
+  cm_py_core_enter(mo);
+  return mo;
+}
+
+int cm_py_conn_leave(cm_py_manager *mo) {
+  cm_py_core_leave(mo);
+  int rc = cm_py_raise_pending(mo);
+  Py_DECREF(mo);
+  return rc;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static int conn_traverse(cm_py_conn *co, visitproc visit, void *arg) {
@@ -151,11 +165,13 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   if (c == NULL) return NULL;
   Py_buffer view;
   if (get_bytes(data, &view) < 0) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   bool ok = cm_send(c, view.buf, (size_t)view.len);
   /* An HTTP client writes its requests raw: note each request line so that
    * the response to a HEAD is read without a body. */
   if (ok && co->http && c->is_client) (void)cm_http_client_track(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
 }
 
@@ -163,13 +179,21 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
  * original: closing twice is not an error. */
 static PyObject *conn_close(cm_py_conn *co, PyObject *unused) {
   (void)unused;
-  if (co->c != NULL) cm_close(co->c);
+  if (co->c != NULL) {
+    cm_py_manager *mo = cm_py_conn_enter(co->c); /* the output hook may run */
+    cm_close(co->c);
+    if (cm_py_conn_leave(mo) < 0) return NULL;
+  }
   Py_RETURN_NONE;
 }
 
 static PyObject *conn_drain(cm_py_conn *co, PyObject *unused) {
   (void)unused;
-  if (co->c != NULL) cm_drain(co->c);
+  if (co->c != NULL) {
+    cm_py_manager *mo = cm_py_conn_enter(co->c); /* the output hook may run */
+    cm_drain(co->c);
+    if (cm_py_conn_leave(mo) < 0) return NULL;
+  }
   Py_RETURN_NONE;
 }
 
@@ -178,14 +202,9 @@ static PyObject *conn_error(cm_py_conn *co, PyObject *message) {
   if (c == NULL) return NULL;
   const char *msg = PyUnicode_AsUTF8(message);
   if (msg == NULL) return NULL;
-  cm_py_manager *mo = cm_py_manager_of(c->mgr);
-  Py_INCREF(mo);
-  cm_py_core_enter(mo);
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_error(c, "%s", msg); /* ERROR reaches the handler right now */
-  cm_py_core_leave(mo);
-  int rc = cm_py_raise_pending(mo);
-  Py_DECREF(mo);
-  if (rc < 0) return NULL;
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -211,7 +230,9 @@ static PyObject *conn_recv_consume(cm_py_conn *co, PyObject *const *args, Py_ssi
   if (opt_ssize("recv_consume", "n", args, nargs, kwnames, &n) < 0) return NULL;
   struct cm_conn *c = cm_py_conn_get((PyObject *)co);
   if (c == NULL) return NULL;
+  cm_py_manager *mo = cm_py_conn_enter(c);
   cm_recv_consume(c, n < 0 ? c->recv.len : (size_t)n);
+  if (cm_py_conn_leave(mo) < 0) return NULL;
   Py_RETURN_NONE;
 }
 

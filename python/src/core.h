@@ -40,7 +40,10 @@ typedef struct {
   bool closing;             /* inside cm_mgr_free() */
   bool close_requested;     /* close() was called while busy */
   bool polling;             /* inside poll() */
+  bool sleeping;            /* poll() is blocked in its wait without the GIL
+                               (set and cleared with the GIL held) */
   bool stop_requested;      /* run(): a signal arrived */
+  PyObject *access_logs;    /* access_log.c: the sinks listeners log to, or NULL */
 } cm_py_manager;
 
 typedef struct {
@@ -74,9 +77,10 @@ static inline cm_py_manager *cm_py_manager_of(struct cm_mgr *m) {
 }
 
 /*
- * Brackets every call into the core that may deliver events synchronously
- * (cm_mgr_poll, cm_listen, cm_connect, cm_error, protocol connects): a
- * callback calling Manager.close() meanwhile only requests the close, which
+ * Brackets every call into the core from a Python entry point: the core may
+ * run Python code from inside (events from cm_mgr_poll, cm_listen,
+ * cm_connect, cm_error; the output hook; release hooks), and a callback
+ * calling Manager.close() meanwhile must only request the close, which
  * cm_py_core_leave() performs once the outermost call is back.
  */
 static inline void cm_py_core_enter(cm_py_manager *mo) { mo->busy++; }
@@ -111,6 +115,16 @@ cm_py_conn *cm_py_conn_new(cm_py_state *st, PyObject *handler);
 void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c);
 /* Unbinds co from its connection and drops c->ext's reference. */
 void cm_py_conn_detach(cm_py_conn *co);
+/*
+ * The bracket of a Connection method around its calls into the core on c
+ * (which may run Python code: the output hook, events):
+ * cm_py_conn_enter() references and enters c's manager and returns it;
+ * cm_py_conn_leave() leaves it, performing a close() requested meanwhile (c
+ * may be gone afterwards), and returns 0, or -1 with the BaseException a
+ * callback left pending raised.
+ */
+cm_py_manager *cm_py_conn_enter(struct cm_conn *c);
+int cm_py_conn_leave(cm_py_manager *mo);
 
 /* ---- manager.c */
 /*
@@ -127,6 +141,13 @@ void cm_py_conn_detach(cm_py_conn *co);
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
                             const char *what, const char *url);
+
+/* ---- access_log.c */
+/* Fills opts' access log from listen()'s access_log and access_log_format
+ * arguments (NULL or None: none, "combined"); keeps the sink in mo.
+ * 0, or -1 with an exception set. */
+int cm_py_access_log_opts(cm_py_manager *mo, PyObject *sink, PyObject *format,
+                          struct cm_http_serve_opts *opts);
 
 /* ---- url_check.c */
 /*

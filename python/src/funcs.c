@@ -104,7 +104,7 @@ static PyMethodDef misc_methods[] = {
 
 int cm_py_funcs_exec(PyObject *m) {
   PyMethodDef *tables[] = {misc_methods, cm_py_json_methods, cm_py_url_methods, cm_py_codec_methods,
-                          cm_py_http_methods};
+                          cm_py_http_methods, cm_py_log_methods};
   for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
     if (PyModule_AddFunctions(m, tables[i]) < 0) return -1;
   return 0;

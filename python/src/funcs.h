@@ -29,5 +29,6 @@ extern PyMethodDef cm_py_json_methods[];  /* funcs_json.c */
 extern PyMethodDef cm_py_url_methods[];   /* funcs_url.c */
 extern PyMethodDef cm_py_codec_methods[]; /* funcs_codec.c */
 extern PyMethodDef cm_py_http_methods[];  /* funcs_http.c */
+extern PyMethodDef cm_py_log_methods[];   /* funcs_log.c */
 
 #endif

@@ -3,8 +3,8 @@
  *
  * The GIL is released only while cm_mgr_poll() blocks (the before_sleep and
  * after_sleep hooks), so every callback runs with it held and nothing else
- * can touch the manager while the core walks its structures, except through
- * the thread-safe wakeup() and Timer.cancel().
+ * can touch the manager while the core walks its structures.  Other threads
+ * may use wakeup(), Timer.cancel() and timer_add() (see core.h).
  *
  * close() during poll() (from a handler, a timer or another thread) is
  * deferred until poll() returns, because the core is still using the
@@ -24,6 +24,7 @@
 
 static void hook_before_sleep(void *arg) {
   cm_py_manager *mo = arg;
+  mo->sleeping = true; /* with the GIL: other threads read it with the GIL */
   mo->tstate = PyEval_SaveThread();
 }
 
@@ -31,6 +32,7 @@ static void hook_after_sleep(void *arg) {
   cm_py_manager *mo = arg;
   PyEval_RestoreThread(mo->tstate);
   mo->tstate = NULL;
+  mo->sleeping = false;
 }
 
 /* cm_mgr.on_output: output was queued outside poll(); tell the embedding
@@ -72,6 +74,7 @@ static void do_close(cm_py_manager *mo) {
     Py_END_ALLOW_THREADS
   }
   cm_mgr_free(&mo->mgr);
+  Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
   mo->closing = false;
   mo->close_requested = false;
@@ -143,6 +146,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
       if (c->ext != NULL) Py_VISIT((PyObject *)c->ext);
@@ -156,6 +160,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }
 
@@ -389,27 +394,31 @@ static bool given(PyObject *o) { return o != NULL && o != Py_None; }
 /* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
  * http_max_head=None; for listen() http_header_timeout_ms, http_body_timeout_ms,
  * http_body_min_rate, http_idle_timeout_ms; for connect()
- * http_connect_timeout_ms, http_response_timeout_ms; all None by default). */
+ * http_connect_timeout_ms, http_response_timeout_ms; all None by default; for
+ * listen() also access_log=None, access_log_format=None). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
   static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
                            "http_header_timeout_ms", "http_idle_timeout_ms",
                            "http_body_timeout_ms", "http_body_min_rate",
-                           "http_connect_timeout_ms", "http_response_timeout_ms", NULL};
+                           "http_connect_timeout_ms", "http_response_timeout_ms", "access_log",
+                           "access_log_format", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
   PyObject *body_timeout = NULL, *body_rate = NULL, *conn_timeout = NULL, *resp_timeout = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOO", kwlist, &url, &handler,
+  PyObject *access_log = NULL, *access_log_format = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOO", kwlist, &url, &handler,
                                    &http_obj, &max_body, &max_head, &hdr_timeout, &idle_timeout,
-                                   &body_timeout, &body_rate, &conn_timeout, &resp_timeout)) {
+                                   &body_timeout, &body_rate, &conn_timeout, &resp_timeout,
+                                   &access_log, &access_log_format)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
   if (cm_py_check_url(url, !is_listen) < 0) return NULL;
   if (!is_listen && (given(hdr_timeout) || given(idle_timeout) || given(body_timeout) ||
-                     given(body_rate))) {
-    PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts");
+                     given(body_rate) || given(access_log) || given(access_log_format))) {
+    PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
     return NULL;
   }
   if (is_listen && (given(conn_timeout) || given(resp_timeout))) {
@@ -433,6 +442,7 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     return NULL;
   }
   opts.limits.max_head = (size_t)head;
+  if (is_listen && cm_py_access_log_opts(mo, access_log, access_log_format, &opts) < 0) return NULL;
   bool http = scheme_is_http(url);
   if (http_obj != Py_None) {
     int v = PyObject_IsTrue(http_obj);
@@ -710,7 +720,7 @@ static PyMethodDef mgr_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
      "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
-     "http_body_min_rate=None)\n--\n\n"
+     "http_body_min_rate=None, access_log=None, access_log_format=None)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
      "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close)."},

@@ -213,7 +213,13 @@ static void hm_dealloc(PyObject *op) {
 
 static PyGetSetDef hm_getset[] = {
     HM_STR("method", method, "Request method, e.g. 'GET' ('' for responses)."),
-    HM_STR("uri", uri, "Request path without the query string."),
+    HM_STR("uri", uri,
+           "Request path as sent (percent-encoded), without the query string; for routing. "
+           "Access checks must use path."),
+    HM_STR("path", path,
+           "Request path percent-decoded and normalised ('.', '..' and '//' resolved): what "
+           "serve_dir serves, and what access checks must compare against."),
+    HM_STR("target", target, "Request-target exactly as sent (absolute-form included), with the query."),
     HM_STR("query", query, "Query string without '?'."),
     HM_STR("proto", proto, "Protocol, e.g. 'HTTP/1.1'."),
     {"body_bytes", hm_body_bytes, NULL, "Body as bytes.", NULL},

@@ -3,12 +3,18 @@
  *
  * Manager.timer_add() starts it with the object's own storage and takes a
  * reference on the object for the manager; the core calls timer_release()
- * once it stops referencing the storage (after the last firing, after a
- * cancel has been swept, or when the manager is closed), which drops that
- * reference.  So the storage outlives every use the core makes of it.
+ * once it stops referencing the storage (after the last firing, after
+ * cancel(), or when the manager is closed), which drops that reference.  So
+ * the storage outlives every use the core makes of it, and the core never
+ * reads it after the release (which may free it: a fire-and-forget Timer
+ * has no other reference).
  *
- * cancel() may be called from any thread: it holds the GIL, under which
- * `released` cannot change, and cm_timer_cancel() itself is thread-safe.
+ * Threads: every call runs with the GIL held, and the poll thread touches
+ * the core only with the GIL (see core.h), so timer_add() and cancel() may
+ * come from any thread.  cancel() stops the timer at once (cm_timer_stop()).
+ * timer_add() from another thread while poll() sleeps wakes it (the wakeup
+ * path, when enabled): the sleeping loop computed its wait without the new
+ * timer.
  */
 #include "core.h"
 
@@ -110,14 +116,29 @@ PyObject *cm_py_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   mo->timers = t;
   Py_INCREF(t); /* the manager's reference, dropped by timer_release */
   unsigned flags = (repeat ? CM_TIMER_REPEAT : CM_TIMER_ONCE) | (run_now ? CM_TIMER_RUN_NOW : 0);
-  cm_timer_start(&mo->mgr, &t->t, (uint64_t)ms, flags, timer_fire, t, timer_release);
+  cm_py_core_enter(mo);
+  int rc = cm_timer_start(&mo->mgr, &t->t, (uint64_t)ms, flags, timer_fire, t, timer_release);
+  /* Another thread is blocked in poll() with a wait computed before this
+   * timer existed: wake it so that it computes the wait again. */
+  if (rc == 0 && mo->sleeping) (void)cm_mgr_wake(&mo->mgr);
+  cm_py_core_leave(mo);
+  if (rc != 0) {
+    timer_release(t); /* never scheduled: unlink and drop the manager's reference */
+    Py_DECREF(t);
+    return PyErr_NoMemory();
+  }
   return (PyObject *)t;
 }
 
 static PyObject *timer_cancel(cm_py_timer *t, PyObject *unused) {
   (void)unused;
-  if (t->started && !t->released && t->mgr != NULL && t->mgr->ready) {
-    cm_timer_cancel(&t->mgr->mgr, &t->t);
+  cm_py_manager *mo = t->mgr;
+  if (t->started && !t->released && mo != NULL && mo->ready) {
+    /* Under the GIL the heap is never half-updated: stop it at once (the
+     * release drops the manager's reference; the caller still holds one). */
+    cm_py_core_enter(mo);
+    cm_timer_stop(&mo->mgr, &t->t);
+    cm_py_core_leave(mo);
   }
   Py_RETURN_NONE;
 }

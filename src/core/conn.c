@@ -268,3 +268,12 @@ const char *cm__errstr(int err, char *buf, size_t len) {
   if (len > 0) buf[0] = (char)tolower((unsigned char)buf[0]);
   return buf;
 }
+
+void cm_error_defer(struct cm_conn *c, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (!c->is_closing) cm__conn_defer_error(c, msg);
+}

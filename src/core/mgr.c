@@ -35,7 +35,8 @@ int cm_mgr_init(struct cm_mgr *mgr) {
  * listeners may now take the next connection. */
 static void close_conn(struct cm_conn *c) {
   struct cm_mgr *mgr = c->mgr;
-  CM_DEBUG("conn %lu: closed", c->id);
+  CM_DEBUG("conn %lu: closed (%s)", c->id,
+           c->is_eof ? "peer closed" : c->is_draining ? "drained after its last reply" : "by this side");
   if (c->is_internal) c->pfn(c, CM_EV_CLOSE, NULL);
   else cm_call(c, CM_EV_CLOSE, NULL);
   bool was_at_cap = mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns;

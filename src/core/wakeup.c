@@ -130,3 +130,13 @@ void cm__wakeup_free(struct cm_mgr *mgr) {
   pthread_mutex_destroy(&q->lock);
   free(q); /* the eventfd was closed with its connection */
 }
+
+bool cm_mgr_wake(struct cm_mgr *mgr) {
+  struct cm_wakeup_q *q = __atomic_load_n(&mgr->wakeup, __ATOMIC_ACQUIRE);
+  if (q == NULL) return false;
+  /* The loop reads the counter and drains the queue, empty or not. */
+  uint64_t one = 1;
+  ssize_t n = write(q->efd, &one, sizeof(one));
+  (void)n; /* EAGAIN: the counter is already non-zero, the loop wakes anyway */
+  return true;
+}

@@ -236,65 +236,100 @@ static bool deliver(struct cm_conn *c, struct cm__http_client *st, struct cm_htt
   pop_request(st);
   st->hdrs_delivered = false;
   cm_http_chunked_init(&st->chunked);
+  cm_http_scan_init(&st->scan);
   c->recv_limit = st->base_recv_limit;
   cm_call(c, CM_EV_HTTP_MSG, hm);
   cm_recv_consume(c, head + body_len);
   return client_of(c) == st && !st->upgraded;
 }
 
-/* at_close: the peer has closed, so a body delimited by the close is whole;
- * the connection is being freed, so no error is raised on it then. */
-static void process(struct cm_conn *c, struct cm__http_client *st, bool at_close) {
+/* A failure of the response being read.  At close (the connection is
+ * already going) the handler still sees ERROR, then CLOSE.  Returns false,
+ * for the caller to return. */
+static bool fail_response(struct cm_conn *c, bool at_close, const char *why, const char *detail) {
+  if (!at_close) {
+    cm_error(c, "%s%s", why, detail);
+    return false;
+  }
+  char msg[256];
+  snprintf(msg, sizeof(msg), "%s%s", why, detail);
+  CM_ERROR("conn %lu: %s", c->id, msg);
+  cm_call(c, CM_EV_ERROR, msg);
+  return false;
+}
+
+/* While the body of a response whose head was delivered is arriving: 1
+ * once it is complete, 0 while incomplete, -1 after an error; without
+ * parsing the head again on every read. */
+static int body_complete(struct cm_conn *c, struct cm__http_client *st, bool at_close) {
+  if (st->body_end == 0) { /* chunked */
+    int d = cm__http_recv_chunked(c, st->head_len, &st->chunked, &st->lim);
+    if (d < 0) fail_response(c, at_close, "invalid HTTP response: bad chunked body", "");
+    return d < 0 ? -1 : d;
+  }
+  if (st->body_end == UINT64_MAX) { /* until the close; or over the limit */
+    return at_close || c->recv.len - st->head_len > st->lim.max_body;
+  }
+  return c->recv.len >= st->body_end;
+}
+
+/* at_close: the peer has closed, so a body delimited by the close is whole.
+ * Returns false when it reported an error. */
+static bool process(struct cm_conn *c, struct cm__http_client *st, bool at_close) {
   while ((at_close || !c->is_closing) && c->recv.len > 0 && !st->upgraded) {
+    if (st->hdrs_delivered) {
+      int b = body_complete(c, st, at_close);
+      if (b <= 0) return b == 0;
+    }
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
     bool head_req = st->pending > 0 && (st->head_bits & 1) != 0;
-    int r = cm_http_parse_response_to(head_req ? cm_str_c("HEAD") : cm_str_n(NULL, 0), buf, len, &hm,
-                                      &st->lim);
-    if (r == 0) return;
-    if (r < 0) {
-      if (!at_close) cm_error(c, "invalid HTTP response: %s", hm.error);
-      return;
-    }
+    struct cm_str method = head_req ? cm_str_c("HEAD") : cm_str_n(NULL, 0);
+    int r = st->hdrs_delivered ? cm_http_parse_response_to(method, buf, len, &hm, &st->lim)
+                               : cm_http_scan_response_to(&st->scan, method, buf, len, &hm, &st->lim);
+    if (r == 0) return true;
+    if (r < 0) return fail_response(c, at_close, "invalid HTTP response: ", hm.error);
     size_t head = (size_t) r;
+    if (!st->hdrs_delivered) {
+      st->head_len = head;
+      st->body_end = hm.framing == CM_HTTP_BODY_CHUNKED        ? 0
+                     : hm.framing == CM_HTTP_BODY_UNTIL_CLOSE ? UINT64_MAX
+                                                              : head + hm.content_length;
+    }
     if (hm.status >= 100 && hm.status < 200 && hm.status != 101) {
       cm_recv_consume(c, head); /* 100 Continue and friends: interim */
+      cm_http_scan_init(&st->scan);
       continue;
     }
     if (!st->hdrs_delivered) {
       st->hdrs_delivered = true;
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
-      if ((!at_close && c->is_closing) || client_of(c) != st) return;
+      if ((!at_close && c->is_closing) || client_of(c) != st) return true;
     }
     size_t body_len = 0;
     if (hm.framing == CM_HTTP_BODY_LENGTH) {
       if (hm.body.len < hm.content_length) {
         cm__http_make_room(c, head + (size_t) hm.content_length);
-        return;
+        return true;
       }
       body_len = (size_t) hm.content_length;
     } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
       int d = cm__http_recv_chunked(c, head, &st->chunked, &st->lim);
-      if (d < 0) {
-        if (!at_close) cm_error(c, "invalid HTTP response: bad chunked body");
-        return;
-      }
-      if (d == 0) return;
+      if (d < 0) return fail_response(c, at_close, "invalid HTTP response: bad chunked body", "");
+      if (d == 0) return true;
       body_len = st->chunked.out;
     } else if (hm.framing == CM_HTTP_BODY_UNTIL_CLOSE) {
-      if (len - head > st->lim.max_body) {
-        if (!at_close) cm_error(c, "HTTP response body too large");
-        return;
-      }
+      if (len - head > st->lim.max_body) return fail_response(c, at_close, "HTTP response body too large", "");
       if (!at_close) {
         cm__http_make_room(c, head + (size_t) st->lim.max_body + 1);
-        return;
+        return true;
       }
       body_len = len - head;
     }
-    if (!deliver(c, st, &hm, head, body_len)) return;
+    if (!deliver(c, st, &hm, head, body_len)) return true;
   }
+  return true;
 }
 
 static void client_pfn(struct cm_conn *c, int ev, void *ev_data) {
@@ -307,8 +342,17 @@ static void client_pfn(struct cm_conn *c, int ev, void *ev_data) {
   } else if (ev == CM_EV_CONNECT) {
     arm(c, st);
   } else if (ev == CM_EV_CLOSE) {
-    /* A body that runs until the close is complete now. */
-    if (c->is_eof && c->recv.len > 0) process(c, st, true);
+    /* A body that runs until the close is complete now; anything else
+     * still unfinished was cut short by the peer: say so with ERROR (then
+     * CLOSE follows), rather than let a truncated response pass for an
+     * ordinary end. */
+    if (c->is_eof && (c->recv.len > 0 || st->hdrs_delivered) && !st->upgraded && process(c, st, true) &&
+        client_of(c) == st && !st->upgraded && (c->recv.len > 0 || st->hdrs_delivered)) {
+      fail_response(c, true,
+                    st->hdrs_delivered ? "HTTP response truncated: the connection closed before the end of the body"
+                                       : "HTTP response truncated: the connection closed inside the head",
+                    "");
+    }
     if (c->pfn_data == st) c->pfn_data = NULL;
     state_free(c, st);
   }

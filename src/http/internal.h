@@ -21,6 +21,11 @@ struct cm__http_conn {
   int kind; /* CM__HTTP_KIND_CONN */
   struct cm_http_serve_opts opts;
   struct cm_http_chunked chunked; /* body decoder of the current request */
+  struct cm_http_scan scan; /* progress through the current request's head */
+  size_t head_len;         /* once HTTP_HDRS went out: the head's length, */
+  uint64_t body_end;       /* and for a Content-Length body where it ends */
+  char *path_buf;          /* storage of hm->path when it differs from uri */
+  size_t path_cap;
   size_t base_recv_limit;  /* c->recv_limit between requests */
   uint64_t head_started_ms; /* when a partial head was first seen; 0: none */
   uint64_t body_started_ms; /* when the head of a request with a pending body came */
@@ -28,6 +33,8 @@ struct cm__http_conn {
   struct cm_timer deadline; /* fires at the earliest deadline (or earlier: lazy) */
   bool hdrs_delivered;     /* HTTP_HDRS went out for the current request */
   bool is_head;            /* the last request was HEAD: replies carry no body */
+  bool is_connect;         /* the last request was CONNECT: a 2xx reply starts a
+                              tunnel (no Content-Length, no more HTTP) */
   bool close_after;        /* close once the reply to the last request is queued */
   bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
@@ -40,7 +47,20 @@ struct cm__http_conn {
   bool detached;           /* cm_http_detach ran during process(): free when it ends */
   bool fresh;              /* attached to a live connection: parse what c->recv
                               already holds at the next poll, not the next read */
+  struct cm__http_access *access; /* access-log record of the current request; NULL: off */
 };
+
+/* Access log and debug log of requests (access_log.c). */
+struct cm__http_access;
+/* A request's head is about to be delivered (HTTP_HDRS; its reply may come
+ * from then on): logs it at debug level and, when the access log is on,
+ * remembers what its line needs. */
+void cm__http_access_begin(struct cm_conn *c, struct cm__http_conn *st, const struct cm_http_msg *hm);
+/* The reply's status and body bytes (added up over chunks). */
+void cm__http_access_reply(struct cm__http_conn *st, int status, uint64_t body_bytes);
+/* The reply is complete: writes the line. */
+void cm__http_access_end(struct cm_conn *c, struct cm__http_conn *st);
+void cm__http_access_free(struct cm__http_conn *st);
 
 static inline void cm_chunked_reset(struct cm__http_conn *st) {
   cm_http_chunked_init(&st->chunked);
@@ -54,6 +74,9 @@ struct cm__http_client {
   int kind; /* CM__HTTP_KIND_CLIENT */
   struct cm_http_limits lim;
   struct cm_http_chunked chunked; /* body decoder of the current response */
+  struct cm_http_scan scan;       /* progress through the current response's head */
+  size_t head_len;                /* once HTTP_HDRS went out: the head's length, */
+  uint64_t body_end;              /* and for a Content-Length body where it ends */
   size_t base_recv_limit;
   uint64_t head_bits;  /* FIFO of requests in flight sent by cm_http_request:
                           bit set for HEAD (its response has no body) */

@@ -6,8 +6,9 @@
  * out the answer is "need more" (0), or 431 when the caller already holds
  * more than max_head bytes.  Every error depends only on the bytes before the
  * point where it is detected, so feeding a message in pieces gives the same
- * answer as feeding it whole; the cost is a rescan of at most max_head bytes
- * per call, which is cheap next to the read that brought the bytes.
+ * answer as feeding it whole.  A one-shot call rescans what it was given;
+ * callers that receive a head in pieces use cm_http_scan_request/_response_to
+ * (end of this file), which keep their place between calls.
  */
 #include <string.h>
 
@@ -106,6 +107,70 @@ static int parse_version(struct scan *s) {
   return 1;
 }
 
+static bool method_is(struct cm_str m, const char *name) {
+  return m.len == strlen(name) && memcmp(m.buf, name, m.len) == 0;
+}
+
+/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 3.1);
+ * returns its length when t starts with scheme "://", else 0. */
+static size_t scheme_len(struct cm_str t) {
+  size_t k = 0;
+  while (k < t.len && (((t.buf[k] | 0x20) >= 'a' && (t.buf[k] | 0x20) <= 'z') ||
+                       (k > 0 && ((t.buf[k] >= '0' && t.buf[k] <= '9') || t.buf[k] == '+' ||
+                                  t.buf[k] == '-' || t.buf[k] == '.')))) {
+    k++;
+  }
+  return k > 0 && t.len - k >= 3 && memcmp(t.buf + k, "://", 3) == 0 ? k : 0;
+}
+
+/*
+ * The four forms of request-target (RFC 9112 section 3.2), each only where
+ * it belongs: origin-form "/p?q"; absolute-form "http://h/p?q" (uri becomes
+ * its path, so routes match as for origin-form); authority-form "h:443"
+ * with CONNECT and only there; asterisk-form "*" with OPTIONS and only
+ * there.  A fragment is never sent (RFC 9112 3.2: the target has none).
+ */
+static int target_form(struct cm_http_msg *hm, struct cm_str t) {
+  hm->target = t;
+  if (memchr(t.buf, '#', t.len) != NULL) return fail(hm, CM_HTTP_ERR_BAD, "fragment in request-target");
+  bool connect = method_is(hm->method, "CONNECT");
+  if (t.len == 1 && t.buf[0] == '*') {
+    if (!method_is(hm->method, "OPTIONS")) return fail(hm, CM_HTTP_ERR_BAD, "asterisk-form without OPTIONS");
+    hm->uri = t;
+    return 1;
+  }
+  if (connect) {
+    /* authority-form = uri-host ":" port: no path, query or userinfo */
+    const char *colon = NULL;
+    for (size_t k = 0; k < t.len && t.buf[k] != '/' && t.buf[k] != '?' && t.buf[k] != '@'; k++) {
+      if (t.buf[k] == ':') colon = t.buf + k;
+    }
+    if (memchr(t.buf, '/', t.len) != NULL || memchr(t.buf, '?', t.len) != NULL ||
+        memchr(t.buf, '@', t.len) != NULL || colon == NULL || colon == t.buf || colon == t.buf + t.len - 1) {
+      return fail(hm, CM_HTTP_ERR_BAD, "CONNECT needs an authority-form target (host:port)");
+    }
+    hm->uri = t;
+    return 1;
+  }
+  struct cm_str path = t;
+  if (t.buf[0] != '/') {
+    size_t k = scheme_len(t);
+    if (k == 0) return fail(hm, CM_HTTP_ERR_BAD, "request-target is neither a path nor an absolute URI");
+    const char *auth = t.buf + k + 3, *end = t.buf + t.len, *p = auth;
+    while (p < end && *p != '/' && *p != '?') p++;
+    if (p == auth) return fail(hm, CM_HTTP_ERR_BAD, "absolute-form without a host");
+    path = cm_str_n(p, (size_t) (end - p));
+  }
+  const char *q = memchr(path.buf, '?', path.len);
+  if (q != NULL) {
+    hm->query = cm_str_n(q + 1, (size_t) (path.buf + path.len - q - 1));
+    path.len = (size_t) (q - path.buf);
+  }
+  /* "http://h" and "http://h?q": the empty path means "/" (RFC 9110 4.2.3) */
+  hm->uri = path.len > 0 ? path : cm_str_c("/");
+  return 1;
+}
+
 /* request-line = method SP request-target SP HTTP-version CRLF */
 static int parse_request_line(struct scan *s) {
   struct cm_http_msg *hm = s->hm;
@@ -134,15 +199,9 @@ static int parse_request_line(struct scan *s) {
   if (s->i == target) return fail(hm, CM_HTTP_ERR_BAD, "empty request-target");
   if (s->buf[s->i] == '\r') return fail(hm, CM_HTTP_ERR_BAD, "missing HTTP version");
   if (s->buf[s->i] != ' ') return fail(hm, CM_HTTP_ERR_BAD, "invalid character in request-target");
-  const char *t = s->buf + target, *q = memchr(t, '?', s->i - target);
-  if (q != NULL) {
-    hm->uri = cm_str_n(t, (size_t) (q - t));
-    hm->query = cm_str_n(q + 1, (size_t) (s->buf + s->i - q - 1));
-  } else {
-    hm->uri = view(s, target, s->i);
-  }
-  s->i++;
+  size_t target_end = s->i++;
   TRY(parse_version(s));
+  TRY(target_form(hm, view(s, target, target_end)));
   return expect_crlf(s, "junk after HTTP version");
 }
 
@@ -177,13 +236,17 @@ static int parse_status_line(struct scan *s) {
   return expect_crlf(s, "invalid character in status line");
 }
 
-/* field-line = field-name ":" OWS field-value OWS CRLF, until an empty line. */
-static int parse_headers(struct scan *s) {
+/* field-line = field-name ":" OWS field-value OWS CRLF.  Returns 1 after a
+ * header line, 2 after the empty line that ends the head, 0 or an error. */
+static int parse_header_line(struct scan *s) {
   struct cm_http_msg *hm = s->hm;
-  for (;;) {
+  {
     NEED(s, 1);
     unsigned char c = (unsigned char) s->buf[s->i];
-    if (c == '\r') return expect_crlf(s, "bare CR");
+    if (c == '\r') {
+      TRY(expect_crlf(s, "bare CR"));
+      return 2;
+    }
     if (c == '\n') return fail(hm, CM_HTTP_ERR_BAD, "bare LF");
     if (cm__http_is_ows(c)) return fail(hm, CM_HTTP_ERR_BAD, "obs-fold or whitespace before a header");
     if (hm->num_headers >= s->lim.max_headers) {
@@ -221,6 +284,15 @@ static int parse_headers(struct scan *s) {
     struct cm_http_header *h = &hm->headers[hm->num_headers++];
     h->name = view(s, name, name_end);
     h->value = view(s, value, value_end);
+    return 1;
+  }
+}
+
+/* Header lines until the empty line. */
+static int parse_headers(struct scan *s) {
+  for (;;) {
+    int r = parse_header_line(s);
+    if (r != 1) return r <= 0 ? r : 1;
   }
 }
 
@@ -370,7 +442,7 @@ static int check_host(struct cm_http_msg *hm) {
 
 static void reset(struct cm_http_msg *hm) {
   struct cm_str none = {NULL, 0};
-  hm->method = hm->uri = hm->query = hm->proto = hm->reason = none;
+  hm->method = hm->uri = hm->query = hm->target = hm->path = hm->proto = hm->reason = none;
   hm->head = hm->body = hm->message = none;
   hm->num_headers = 0;
   hm->content_length = 0;
@@ -452,4 +524,74 @@ int cm_http_parse_response_to(struct cm_str req_method, const char *buf, size_t 
 int cm_http_parse_response(const char *buf, size_t len, struct cm_http_msg *hm,
                            const struct cm_http_limits *lim) {
   return cm_http_parse_response_to(cm_str_n(NULL, 0), buf, len, hm, lim);
+}
+
+/* ------------------------------------------------- heads in pieces */
+
+/* Validates the line at st->line as the parser would see it: the start line
+ * or one header line.  Returns 1 when it is complete and valid (st moves past
+ * it), 2 when it was the empty line ending the head, 0 when it is valid so
+ * far but incomplete, or an error. */
+static int scan_line(struct cm_http_scan *st, bool is_request, const char *buf, size_t len,
+                     struct cm_http_msg *hm, const struct cm_http_limits *lim) {
+  struct scan s;
+  scan_init(&s, buf, len, hm, lim);
+  s.i = st->line;
+  int r;
+  if (!st->started) {
+    if (s.i < s.n && buf[s.i] == '\n') {
+      r = fail(hm, CM_HTTP_ERR_BAD, "bare LF");
+    } else if (s.i < s.n && buf[s.i] == '\r') {
+      r = expect_crlf(&s, "bare CR"); /* an empty line before the start line: skipped */
+    } else {
+      r = is_request ? parse_request_line(&s) : parse_status_line(&s);
+      if (r == 1) st->started = true;
+    }
+  } else {
+    hm->num_headers = st->headers; /* for the header count limit */
+    r = parse_header_line(&s);
+    if (r == 1) st->headers++;
+  }
+  if (r == 1) {
+    st->line = st->seen = s.i;
+    st->checked = 0;
+  }
+  return r;
+}
+
+static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req_method, const char *buf,
+                     size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim) {
+  struct cm_http_limits l = cm_http_limits_resolve(lim);
+  size_t n = len < l.max_head ? len : l.max_head;
+  for (;;) {
+    if (st->seen < st->line) st->seen = st->line;
+    const char *lf = st->seen < n ? memchr(buf + st->seen, '\n', n - st->seen) : NULL;
+    if (lf == NULL) {
+      st->seen = n;
+      /* An incomplete line: checked again only once it grew by half (an
+       * amortised O(1) per byte), or when the head outgrew its limit. */
+      size_t have = n - st->line;
+      if (have == 0 || (have < st->checked + st->checked / 2 + 1 && len <= l.max_head)) return 0;
+      st->checked = have;
+      int r = scan_line(st, is_request, buf, len, hm, lim);
+      if (r <= 0) return r; /* 431 once len > max_head: the sub-parser says so */
+      continue;
+    }
+    st->seen = (size_t) (lf - buf) + 1;
+    int r = scan_line(st, is_request, buf, len, hm, lim);
+    if (r <= 0) return r;
+    if (r == 2) break; /* the end of the head: parse it whole, once */
+  }
+  return is_request ? cm_http_parse_request(buf, len, hm, lim)
+                    : cm_http_parse_response_to(req_method, buf, len, hm, lim);
+}
+
+int cm_http_scan_request(struct cm_http_scan *st, const char *buf, size_t len, struct cm_http_msg *hm,
+                         const struct cm_http_limits *lim) {
+  return scan_head(st, true, cm_str_n(NULL, 0), buf, len, hm, lim);
+}
+
+int cm_http_scan_response_to(struct cm_http_scan *st, struct cm_str req_method, const char *buf,
+                             size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim) {
+  return scan_head(st, false, req_method, buf, len, hm, lim);
 }

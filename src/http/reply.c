@@ -141,14 +141,21 @@ static bool send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) 
   return ok;
 }
 
+/* A 2xx answer to CONNECT turns the connection into a tunnel: it has no
+ * content, so never a Content-Length (RFC 9110 9.3.6 and 8.6). */
+static bool is_tunnel(const struct cm__http_conn *st, int status) {
+  return st != NULL && st->is_connect && status >= 200 && status < 300;
+}
+
 /* Appends the status line and header block of a response to h: the caller's
  * headers, then Content-Type, Content-Length (of len bytes) and Connection
  * as needed.  h->ok turns false when memory runs out. */
 static void build_head(struct head *h, const struct cm__http_conn *st, int status, const char *headers,
                        const struct cm__http_block *bi, uint64_t len) {
   bool informational = status < 200;
-  bool no_body = informational || status == 204 || status == 304;
-  bool close_after = st != NULL && st->close_after && !informational;
+  bool tunnel = is_tunnel(st, status);
+  bool no_body = informational || status == 204 || status == 304 || tunnel;
+  bool close_after = st != NULL && st->close_after && !informational && !tunnel;
   head_add(h, "HTTP/1.1 ", 9);
   head_num(h, (uint64_t) status, 10);
   head_add(h, " ", 1);
@@ -201,9 +208,11 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   }
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool informational = status < 200;
-  bool no_body = informational || status == 204 || status == 304;
+  bool tunnel = is_tunnel(st, status);
+  if (tunnel && (bi.has_length || bi.chunked)) return false;
+  bool no_body = informational || status == 204 || status == 304 || tunnel;
   bool is_head = st != NULL && st->is_head;
-  bool close_after = st != NULL && st->close_after && !informational;
+  bool close_after = st != NULL && st->close_after && !informational && !tunnel;
 
   struct head h;
   head_init(&h);
@@ -224,7 +233,9 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
     output_refused(c);
     return false;
   }
+  cm__http_access_reply(st, status, send_body ? len : 0);
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
+  if (tunnel) st->stopped = true; /* what follows is the tunnel's, not HTTP */
   if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
   return true;
@@ -236,6 +247,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
   if (status < 200 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
   if (bi.chunked || bi.has_length) return false;
   struct cm__http_conn *st = cm__http_conn_of(c);
+  if (is_tunnel(st, status)) return false; /* a file body cannot open a tunnel */
   struct head h;
   head_init(&h);
   build_head(&h, st, status, headers, &bi, body_len);
@@ -243,6 +255,7 @@ bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uin
   head_free(&h);
   if (!ok) output_refused(c);
   *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
+  if (ok) cm__http_access_reply(st, status, *send_body ? body_len : 0);
   return ok;
 }
 
@@ -282,6 +295,7 @@ bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
     head_free(&h);
     if (!ok) output_refused(c);
   }
+  if (ok && st != NULL && !st->is_head) cm__http_access_reply(st, 200, len);
   if (ok && len == 0 && st != NULL) {
     st->chunked_reply = false;
     cm__http_reply_done(c);
@@ -300,16 +314,20 @@ bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {
     ok = append_str(&b, "event: ") && cm_buf_append(&b, event.buf, event.len) == 0 &&
          append_str(&b, "\n");
   }
-  /* Each line of data becomes a data: field; the client joins them with \n. */
+  /* Each line of data becomes a data: field; the client joins them with \n.
+   * A line ends at CRLF, LF or a bare CR, as the client's parser sees it
+   * (WHATWG HTML, "Server-sent events": all three end a line): a CR left
+   * inside a data: line would start a line of its own there, so that data
+   * could inject "event:", "id:" or "retry:" fields. */
   size_t i = 0;
-  do {
-    const char *nl = data.len > i ? memchr(data.buf + i, '\n', data.len - i) : NULL;
-    size_t end = nl != NULL ? (size_t) (nl - data.buf) : data.len;
-    size_t stop = end > i && data.buf[end - 1] == '\r' ? end - 1 : end;
-    ok = ok && append_str(&b, "data: ") && (stop == i || cm_buf_append(&b, data.buf + i, stop - i) == 0) &&
+  for (;;) {
+    size_t end = i;
+    while (end < data.len && data.buf[end] != '\n' && data.buf[end] != '\r') end++;
+    ok = ok && append_str(&b, "data: ") && (end == i || cm_buf_append(&b, data.buf + i, end - i) == 0) &&
          append_str(&b, "\n");
-    i = end + 1;
-  } while (ok && i <= data.len);
+    if (!ok || end == data.len) break;
+    i = end + (data.buf[end] == '\r' && end + 1 < data.len && data.buf[end + 1] == '\n' ? 2 : 1);
+  }
   ok = ok && append_str(&b, "\n") && cm_http_chunk(c, cm_buf_data(&b), b.len);
   cm_buf_free(&b);
   return ok;

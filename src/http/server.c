@@ -48,6 +48,8 @@ static void arm(struct cm_conn *c, struct cm__http_conn *st);
 /* Frees st, taking its deadline out of the timer heap first. */
 static void state_free(struct cm_conn *c, struct cm__http_conn *st) {
   cm__timer_unschedule(c->mgr, &st->deadline);
+  cm__http_access_free(st);
+  free(st->path_buf);
   free(st);
 }
 
@@ -181,6 +183,53 @@ static void resume_held(struct cm_conn *c, struct cm__http_conn *st) {
   process(c, st);
 }
 
+/*
+ * Sets hm->path (see struct cm_http_msg): a view of uri when uri is already
+ * decoded and normal (the common case, no copy), else the normalised form
+ * in st->path_buf.  False for a path that cannot be decoded (a malformed
+ * escape, an escaped NUL): such a request is refused, so that no handler
+ * ever sees a uri whose path it cannot check.
+ */
+static bool set_path(struct cm__http_conn *st, struct cm_http_msg *hm) {
+  struct cm_str u = hm->uri;
+  if (u.len == 0 || u.buf[0] != '/') return true; /* "*", authority-form: no path */
+  bool plain = true;
+  for (size_t i = 0; i < u.len && plain; i++) {
+    plain = u.buf[i] != '%' && !(u.buf[i] == '/' && i + 1 < u.len && (u.buf[i + 1] == '/' || u.buf[i + 1] == '.'));
+  }
+  if (plain) {
+    hm->path = u;
+    return true;
+  }
+  if (st->path_cap < u.len + 2) {
+    char *p = realloc(st->path_buf, u.len + 2);
+    if (p == NULL) return false;
+    st->path_buf = p;
+    st->path_cap = u.len + 2;
+  }
+  int n = cm_http_normalize_path(u, st->path_buf, st->path_cap);
+  if (n < 0) return false;
+  hm->path = cm_str_n(st->path_buf, (size_t) n);
+  return true;
+}
+
+/* While the body of a request whose head was delivered is arriving: true
+ * once it is complete, without parsing the head again on every read (a
+ * body sent one byte at a time must not cost a head's parse per byte). */
+static bool body_complete(struct cm_conn *c, struct cm__http_conn *st) {
+  if (st->body_end == 0) { /* chunked */
+    int d = cm__http_recv_chunked(c, st->head_len, &st->chunked, &st->opts.limits);
+    if (d < 0) {
+      reject(c, st, cm_http_err_status(d),
+             d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
+             : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
+                                               : "invalid chunked body");
+    }
+    return d == 1;
+  }
+  return c->recv.len >= st->body_end;
+}
+
 /* Parses and delivers every complete request in c->recv. */
 static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
   const struct cm_http_limits *lim = &st->opts.limits;
@@ -192,7 +241,11 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     char *buf = (char *) cm_buf_data(&c->recv);
     size_t len = c->recv.len;
     struct cm_http_msg hm;
-    int r = cm_http_parse_request(buf, len, &hm, lim);
+    if (st->hdrs_delivered && !body_complete(c, st)) return;
+    buf = (char *) cm_buf_data(&c->recv);
+    len = c->recv.len;
+    int r = st->hdrs_delivered ? cm_http_parse_request(buf, len, &hm, lim)
+                               : cm_http_scan_request(&st->scan, buf, len, &hm, lim);
     if (r == 0) {
       if (st->head_started_ms == 0) st->head_started_ms = c->mgr->now_ms;
       return;
@@ -202,16 +255,24 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
       return;
     }
     size_t head = (size_t) r;
+    if (!set_path(st, &hm)) {
+      reject(c, st, 400, "malformed percent-escape in the request path");
+      return;
+    }
     if (!st->hdrs_delivered) {
       st->hdrs_delivered = true;
+      st->head_len = head;
+      st->body_end = hm.framing == CM_HTTP_BODY_CHUNKED ? 0 : head + hm.content_length;
       st->body_started_ms = c->mgr->now_ms;
       /* How replies to this request are written (also from HTTP_HDRS). */
       st->is_head = hm.method.len == 4 && memcmp(hm.method.buf, "HEAD", 4) == 0;
+      st->is_connect = hm.method.len == 7 && memcmp(hm.method.buf, "CONNECT", 7) == 0;
       st->close_after = !hm.keep_alive;
       st->keep_alive_10 = hm.keep_alive && hm.minor_version == 0;
       bool body_pending = (hm.framing == CM_HTTP_BODY_LENGTH && hm.body.len < hm.content_length) ||
                           (hm.framing == CM_HTTP_BODY_CHUNKED && len == head);
       size_t queued = c->send.len;
+      cm__http_access_begin(c, st, &hm); /* a reply may come from HTTP_HDRS already */
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if (c->is_closing || cm__http_conn_of(c) != st) return;
       /* Invite the body unless the handler already answered (a final
@@ -252,17 +313,27 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     st->head_started_ms = 0;
     st->body_seen = 0;
     cm_chunked_reset(st);
+    cm_http_scan_init(&st->scan);
     c->recv_limit = st->base_recv_limit;
     st->awaiting_reply = true;
+    size_t queued = c->send.len;
     cm_call(c, CM_EV_HTTP_MSG, &hm);
     cm_recv_consume(c, head + body_len);
     if (cm__http_conn_of(c) != st) return; /* taken over (WebSocket) */
+    if (st->is_connect && st->awaiting_reply && c->send.len == queued && !c->is_closing) {
+      /* A proxy's job, which only the application can do, and only while
+       * HTTP_MSG is delivered: anything else is refused. */
+      st->close_after = true;
+      static const char text[] = "CONNECT is not supported here\n";
+      cm_http_reply(c, 501, NULL, text, sizeof(text) - 1);
+    }
   }
 }
 
 void cm__http_reply_done(struct cm_conn *c) {
   struct cm__http_conn *st = cm__http_conn_of(c);
   if (st == NULL) return;
+  if (st->access != NULL) cm__http_access_end(c, st);
   st->awaiting_reply = false;
   /* A held pipelined request may go on: at this turn's flush. */
   if (st->held) cm__conn_want_poll(c);

@@ -441,13 +441,27 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
   return serve_path(&x, path);
 }
 
+/* A path segment naming a hidden file or directory (".env", ".git"). */
+static bool is_hidden(const char *seg, size_t len) {
+  return len > 0 && seg[0] == '.';
+}
+
+/* True when a path relative to the root ("/a/.b/c") has a hidden segment. */
+static bool has_hidden(const char *rel) {
+  for (const char *p = rel; (p = strchr(p, '/')) != NULL; p++) {
+    if (p[1] == '.') return true;
+  }
+  return false;
+}
+
 /*
  * Decodes the request path into out as "/seg/seg..." with "." and empty
  * segments dropped.  Returns 0, 400 (not absolute, bad escape, too long),
- * or 403 (a ".." segment, NUL or backslash).  *dir_slash tells whether the
- * path ended in "/".
+ * 403 (a ".." segment, NUL or backslash), or 404 (a hidden segment, unless
+ * allowed).  *dir_slash tells whether the path names a directory ("/a/",
+ * "/a/.").
  */
-static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_slash) {
+static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_slash, bool allow_hidden) {
   char dec[PATH_MAX];
   /* absolute-form ("http://host/path", RFC 9112 3.2.2): the path part */
   const char *sep = uri.len > 0 && uri.buf[0] != '/' ? memmem(uri.buf, uri.len, "://", 3) : NULL;
@@ -460,15 +474,17 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
   if (n < 0) return 400;
   if (memchr(dec, '\0', (size_t) n) != NULL || memchr(dec, '\\', (size_t) n) != NULL) return 403;
   size_t o = 0, i = 0, len = (size_t) n;
-  *dir_slash = len > 0 && dec[len - 1] == '/';
+  *dir_slash = false;
   out[0] = '\0';
   while (i < len) {
     while (i < len && dec[i] == '/') i++;
     size_t s = i;
     while (i < len && dec[i] != '/') i++;
     size_t seg = i - s;
-    if (seg == 0 || (seg == 1 && dec[s] == '.')) continue;
+    *dir_slash = seg == 0 || (seg == 1 && dec[s] == '.');
+    if (*dir_slash) continue;
     if (seg == 2 && dec[s] == '.' && dec[s + 1] == '.') return 403;
+    if (is_hidden(dec + s, seg) && !allow_hidden) return 404;
     if (o + 1 + seg + 1 > outlen) return 400;
     out[o++] = '/';
     memcpy(out + o, dec + s, seg);
@@ -490,7 +506,8 @@ int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm
   }
   x.root = root;
   bool dir_slash = false;
-  int bad = clean_path(hm->uri, rel, sizeof(rel), &dir_slash);
+  int bad = clean_path(hm->uri, rel, sizeof(rel), &dir_slash, x.opts->allow_hidden);
+  if (bad == 404) return not_found(&x);
   if (bad != 0) return reply_text(&x, bad, NULL, bad == 403 ? "Forbidden\n" : "Bad Request\n");
   snprintf(full, sizeof(full), "%s%s", strcmp(root, "/") == 0 ? "" : root, rel[0] ? rel : "/");
   if (realpath(full, real) == NULL) {
@@ -498,8 +515,15 @@ int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm
     return reply_text(&x, 403, NULL, "Forbidden\n");
   }
   if (!within(root, real)) return reply_text(&x, 403, NULL, "Forbidden\n");
+  /* A visible name may be a symlink to a hidden one ("cfg" -> ".git/config"):
+   * what is refused is decided on what would be opened. */
+  if (!x.opts->allow_hidden && has_hidden(real + (strcmp(root, "/") == 0 ? 0 : strlen(root)))) {
+    return not_found(&x);
+  }
   struct stat st;
   if (stat(real, &st) != 0) return not_found(&x);
+  /* "/file.txt/" names a directory that does not exist. */
+  if (dir_slash && !S_ISDIR(st.st_mode)) return not_found(&x);
   if (S_ISDIR(st.st_mode)) {
     if (!dir_slash && rel[0] != '\0') {
       /* "/docs" -> "/docs/", so that relative links in its index resolve.
@@ -520,7 +544,8 @@ int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm
     if (strchr(index, '/') != NULL) return reply_text(&x, 403, NULL, "Forbidden\n");
     snprintf(full, sizeof(full), "%s/%s", strcmp(real, "/") == 0 ? "" : real, index);
     char idx_real[PATH_MAX];
-    if (realpath(full, idx_real) == NULL || !within(root, idx_real)) {
+    if (realpath(full, idx_real) == NULL || !within(root, idx_real) ||
+        (!x.opts->allow_hidden && has_hidden(idx_real + (strcmp(root, "/") == 0 ? 0 : strlen(root))))) {
       return reply_text(&x, 403, NULL, "Forbidden\n"); /* no listings */
     }
     return serve_path(&x, idx_real);

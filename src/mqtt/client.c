@@ -118,6 +118,7 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     snprintf(sess->client_id, sizeof(sess->client_id), "cm-%s", rnd);
   }
   struct cm_mqtt_limits lim = o.limits;
+  if (version == 4 && lim.max_inflight == 0) lim.max_inflight = CM_MQTT_V4_DEFAULT_MAX_INFLIGHT;
   cm__mqtt_limits_resolve(&lim);
   /* What we announce in CONNECT is what we enforce. */
   for (size_t i = 0; i < o.num_props; i++) {

@@ -8,6 +8,8 @@
  * gets a v5 DISCONNECT with the reason code (when one can be sent), the
  * application an ERROR, and the connection closes.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,10 +181,18 @@ static void on_publish(struct cm__mqtt *st, struct cm_mqtt_msg *mm) {
       s->nin++;
     }
   }
+  st->pub_reason = 0;
   if (deliver) cm_call(c, CM_EV_MQTT_MSG, mm);
+  uint8_t rc = st->pub_reason; /* the handler's verdict (a broker's ACL) */
+  st->pub_reason = 0;
   if (c->is_closing) return;
-  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, 0);
-  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, 0);
+  if (mm->qos == 2 && deliver && rc >= 0x80) {
+    /* A refused QoS 2 message ends its flow with the PUBREC (4.3.3). */
+    cm__mqtt_id_set(&s->ids_in, mm->id, false);
+    s->nin--;
+  }
+  if (mm->qos == 1) send_ack(st, CM_MQTT_CMD_PUBACK, mm->id, rc);
+  if (mm->qos == 2) send_ack(st, CM_MQTT_CMD_PUBREC, mm->id, rc);
 }
 
 /* Acks of our own messages, and PUBREL of the peer's. */
@@ -514,6 +524,15 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   }
   switch (ev) {
     case CM_EV_READ:
+      /* A client waits for answers: acknowledge what arrived at once.  A
+       * broker with Nagle on (mosquitto's default) holds the PUBLISH it
+       * forwards behind a PUBACK until that PUBACK is acknowledged, so a
+       * delayed ACK would stall every QoS 1 round trip by ~40 ms.  Linux
+       * clears TCP_QUICKACK by itself, hence after every read. */
+      if (c->is_client && c->fd >= 0) {
+        int one = 1;
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+      }
       if (!st->over_ws) process(st);
       break;
     case CM_EV_CONNECT:

@@ -40,6 +40,7 @@ struct cm__mqtt_out {
   uint16_t id;
   uint8_t qos;
   uint8_t state;   /* CM__OUT_* */
+  uint64_t expire_ms; /* broker: cm_millis() when its Message Expiry ends, 0: never */
   size_t len;
   uint8_t pkt[];   /* the encoded PUBLISH; DUP is set in pkt[0] on resend */
 };
@@ -88,6 +89,9 @@ struct cm__mqtt {
   bool connected;             /* client: CONNACK accepted; server: CONNECT seen */
   bool failed;                /* we failed the connection: read nothing more */
   bool ping_out;              /* PINGREQ sent, no PINGRESP yet */
+  uint8_t pub_reason;         /* reason code of the PUBACK/PUBREC answering the
+                                 PUBLISH being delivered: an MQTT_MSG handler
+                                 may set it (>= 0x80 refuses; a broker's ACL) */
   bool held;                  /* input left unparsed while the output is full */
   uint8_t version;            /* 3, 4 or 5; 0 on a server before CONNECT */
   uint16_t window;            /* in-flight window: min(max_inflight, peer's Receive Maximum) */

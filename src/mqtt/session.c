@@ -82,6 +82,7 @@ struct cm__mqtt_out *cm__mqtt_session_add(struct cm_mqtt_session *s, uint16_t id
   o->id = id;
   o->qos = qos;
   o->state = CM__OUT_QUEUED;
+  o->expire_ms = 0;
   o->len = len;
   memcpy(o->pkt, pkt, len);
   if (s->tail != NULL) s->tail->next = o;

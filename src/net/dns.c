@@ -348,7 +348,7 @@ static void kick_fn(void *arg);
 static void schedule(struct cm_dns *dns) {
   struct cm_mgr *mgr = dns->mgr;
   if (dns->queries == NULL) {
-    if (dns->tick != NULL) cm_timer_cancel(mgr, dns->tick);
+    if (dns->tick != NULL) cm_timer_stop(mgr, dns->tick);
     dns->tick = NULL;
     return;
   }
@@ -363,7 +363,7 @@ static void schedule(struct cm_dns *dns) {
   }
   if (dns->tick != NULL) {
     if (dns->tick->expire_ms <= due) return;
-    cm_timer_cancel(mgr, dns->tick);
+    cm_timer_stop(mgr, dns->tick);
   }
   dns->tick = cm_timer_add(mgr, due > now ? due - now : 0, CM_TIMER_ONCE, tick_fn, dns);
 }

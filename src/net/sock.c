@@ -295,6 +295,11 @@ void cm__sock_accept(struct cm_conn *l) {
     c->loc = l->loc;
     c->is_loc_pending = addr_is_wildcard(&l->loc);
     c->is_accepted = 1;
+    if (cm_log_get() >= CM_LL_DEBUG) {
+      char ip[64];
+      CM_DEBUG("conn %lu: accepted from %s:%u by listener %lu", c->id,
+               cm_addr_ip_str(&c->rem, ip, sizeof(ip)), c->rem.port, l->id);
+    }
     c->send_hwm = mgr->send_hwm; /* see struct cm_conn: inbound connections only */
     c->fn = l->fn;
     c->fn_data = l->fn_data;
@@ -329,10 +334,12 @@ static void read_datagram(struct cm_conn *c) {
 static void read_failed(struct cm_conn *c, ssize_t n) {
   char err[128];
   if (n == 0) {
+    CM_DEBUG("conn %lu: peer closed its side", c->id);
     c->is_eof = 1;
     if (c->tls != NULL) cm__tls_eof(c);
     else cm_drain(c); /* the peer may still read what we have queued */
   } else if (errno == ECONNRESET) {
+    CM_DEBUG("conn %lu: reset by the peer", c->id);
     if (c->is_tls_hs) cm__tls_eof(c); /* a failed handshake must not pass silently */
     else cm_close(c);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

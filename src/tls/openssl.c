@@ -478,7 +478,10 @@ int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts) {
   }
   char err[300];
   if (tls_setup(c, opts, err, sizeof(err)) != 0) {
-    cm_error(c, "%s", err);
+    /* Reported at the next flush, not from inside this call: the caller
+     * (outside any handler, or a handler that goes on using c) must not see
+     * its handlers run, or c closed and freed, under its feet. */
+    cm__conn_defer_error(c, err);
     errno = EINVAL;
     return -1;
   }
@@ -728,4 +731,31 @@ void cm__tls_mgr_free(struct cm_mgr *mgr) {
   for (size_t i = 0; i < m->ncache; i++) entry_free(&m->cache[i]);
   free(m);
   mgr->tls = NULL;
+}
+
+bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len, char *cn,
+                      size_t cn_len) {
+  if (subject_len > 0) subject[0] = '\0';
+  if (cn_len > 0) cn[0] = '\0';
+  const struct cm_tls *t = c != NULL ? c->tls : NULL;
+  if (t == NULL || t->ssl == NULL || !t->hs_done) return false;
+  if (SSL_get_verify_result(t->ssl) != X509_V_OK) return false;
+  X509 *x = SSL_get1_peer_certificate(t->ssl);
+  if (x == NULL) return false;
+  X509_NAME *name = X509_get_subject_name(x);
+  if (subject_len > 0) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL) {
+      X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+      int n = BIO_read(bio, subject, (int)(subject_len - 1));
+      subject[n > 0 ? n : 0] = '\0';
+      BIO_free(bio);
+    }
+  }
+  if (cn_len > 0) {
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, (int)cn_len);
+    if (n < 0) cn[0] = '\0';
+  }
+  X509_free(x);
+  return true;
 }

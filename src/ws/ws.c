@@ -254,7 +254,7 @@ size_t cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op) {
     sent = send_frame(c, CM_WS_FIN | CM_WS_RSV1 | opcode, cm_buf_data(&z), z.len);
     /* The compressor's window now holds a message the peer will never see:
      * later messages could not be decoded, so the connection is lost. */
-    if (sent == 0) cm_error(c, "WebSocket: send buffer full");
+    if (sent == 0) cm_error_defer(c, "WebSocket: send buffer full"); /* not from inside a send */
   }
   cm_buf_free(&z);
   return sent;

@@ -45,7 +45,9 @@ struct seen {
   int hdrs, msgs, errors, closes;
   int status;
   char body[256];
+  char error[256];
   bool msg_before_close;
+  bool error_before_close;
 };
 static struct seen seen;
 
@@ -61,7 +63,11 @@ static void client(struct cm_conn *c, int ev, void *ev_data) {
              hm->body.buf);
     if (seen.closes == 0) seen.msg_before_close = true;
   }
-  if (ev == CM_EV_ERROR) seen.errors++;
+  if (ev == CM_EV_ERROR) {
+    seen.errors++;
+    snprintf(seen.error, sizeof(seen.error), "%s", (const char *) ev_data);
+    if (seen.closes == 0) seen.error_before_close = true;
+  }
   if (ev == CM_EV_CLOSE) seen.closes++;
 }
 
@@ -172,6 +178,17 @@ static void canned_responses(void **state) {
       {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, 0, 1, 0, ""},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, 0, 1, 0, ""},
       {"SSH-2.0-OpenSSH\r\n\r\n", false, 0, 1, 0, ""},
+      /* cut short by the peer's close: an ERROR, then CLOSE */
+      {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\nContent-Le", true, 0, 1, 0, ""},
+      {"HTTP/1.1 200 OK\r\n", true, 0, 1, 0, ""},
+      /* complete, then closed: no error */
+      {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true, 1, 0, 200, "ok"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true, 1, 0, 200, "ok"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     memset(&seen, 0, sizeof(seen));
@@ -192,6 +209,10 @@ static void canned_responses(void **state) {
     }
     assert_int_equal(seen.msgs, cases[i].msgs);
     assert_int_equal(seen.errors, cases[i].errors);
+    if (cases[i].errors > 0) assert_true(seen.error_before_close);
+    if (cases[i].errors > 0 && cases[i].close) {
+      if (strstr(seen.error, "truncated") == NULL) fail_msg("case %zu: error '%s'", i, seen.error);
+    }
     if (cases[i].msgs > 0) {
       assert_int_equal(seen.status, cases[i].status);
       assert_string_equal(seen.body, cases[i].body);
@@ -203,11 +224,50 @@ static void canned_responses(void **state) {
   }
 }
 
+/* A server that answers one byte per turn of the loop. */
+static size_t dribbled;
+
+static void dribble_server(struct cm_conn *c, int ev, void *ev_data) {
+  (void) ev_data;
+  if (ev == CM_EV_READ) {
+    if (memmem(cm_buf_data(&c->recv), c->recv.len, "\r\n\r\n", 4) != NULL) c->fn_data = (void *) 1;
+    cm_recv_consume(c, c->recv.len);
+  } else if (ev == CM_EV_POLL && c->fn_data != NULL && dribbled < strlen(canned)) {
+    cm_send(c, canned + dribbled++, 1);
+  }
+}
+
+/* A response that arrives one byte per read parses as one that arrives
+ * whole, head (scanned in pieces) and body alike. */
+static void response_in_single_bytes(void **state) {
+  (void) state;
+  static char big[6000];
+  int n = snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nX-Pad: ");
+  memset(big + n, 'p', 3000);
+  n += 3000;
+  n += snprintf(big + n, sizeof(big) - (size_t) n,
+                "\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  canned = big;
+  dribbled = 0;
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", dribble_server, NULL);
+  assert_non_null(l);
+  struct cm_conn *c = connect_to(l);
+  assert_true(cm_http_request(c, "GET", "/", NULL, NULL, 0));
+  assert_true(cm_http_request(c, "GET", "/", NULL, NULL, 0));
+  want_msgs = 2;
+  for (int i = 0; i < 40000 && !enough_msgs(); i++) cm_mgr_poll(&mgr, 0);
+  assert_int_equal(seen.msgs, 2);
+  assert_int_equal(seen.errors, 0);
+  assert_string_equal(seen.body, "hello|abcde");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(against_our_server, setup, teardown),
       cmocka_unit_test_setup_teardown(canned_responses, setup, teardown),
       cmocka_unit_test_setup_teardown(raw_requests_tracked, setup, teardown),
+      cmocka_unit_test_setup_teardown(response_in_single_bytes, setup, teardown),
   };
   return cmocka_run_group_tests_name("http_client", tests, NULL, NULL);
 }

@@ -18,8 +18,9 @@
 static struct cm_mgr mgr;
 static uint16_t port;
 static int hdrs_seen, msgs_seen;
-static char last_uri[256];
+static char last_uri[256], last_path[256], last_target[256], last_query[64];
 static bool inject_results[6];
+static struct cm_conn *tunnel; /* a connection whose CONNECT was answered 200 */
 
 static void reply_str(struct cm_conn *c, int status, const char *headers, const char *s) {
   assert_true(cm_http_reply(c, status, headers, s, strlen(s)));
@@ -31,9 +32,26 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
     hdrs_seen++;
     if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/deny", 5) == 0) reply_str(c, 401, NULL, "denied");
   }
+  if (ev == CM_EV_READ && c == tunnel) { /* raw bytes: HTTP stopped there */
+    cm_send(c, cm_buf_data(&c->recv), c->recv.len);
+    cm_recv_consume(c, c->recv.len);
+  }
   if (ev != CM_EV_HTTP_MSG) return;
   msgs_seen++;
   snprintf(last_uri, sizeof(last_uri), "%.*s", (int) hm->uri.len, hm->uri.buf);
+  snprintf(last_path, sizeof(last_path), "%.*s", (int) hm->path.len, hm->path.buf ? hm->path.buf : "");
+  snprintf(last_target, sizeof(last_target), "%.*s", (int) hm->target.len, hm->target.buf);
+  snprintf(last_query, sizeof(last_query), "%.*s", (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
+  bool connect = hm->method.len == 7 && memcmp(hm->method.buf, "CONNECT", 7) == 0;
+  if (connect) {
+    if (strcmp(last_uri, "tunnel.test:443") == 0) {
+      tunnel = c;
+      /* a tunnel has no content: a Content-Length is refused */
+      assert_false(cm_http_reply(c, 200, "Content-Length: 0\r\n", NULL, 0));
+      reply_str(c, 200, NULL, "");
+    }
+    return; /* other CONNECTs unanswered: the server says 501 */
+  }
   if (strcmp(last_uri, "/echo") == 0) {
     assert_true(cm_http_reply(c, 200, NULL, hm->body.buf, hm->body.len));
   } else if (strcmp(last_uri, "/len") == 0) {
@@ -49,6 +67,10 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
   } else if (strcmp(last_uri, "/sse") == 0) {
     assert_true(cm_http_reply(c, 200, "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked", NULL, 0));
     assert_true(cm_http_sse(c, cm_str_c("tick"), cm_str_c("a\nb")));
+    /* a bare CR ends a line for an EventSource: no field can be injected */
+    assert_true(cm_http_sse(c, cm_str_c("t2"), cm_str_c("x\rid: 9\r\nretry: 1\ry\r")));
+    assert_false(cm_http_sse(c, cm_str_c("t\rid: 1"), cm_str_c("z")));
+    assert_false(cm_http_sse(c, cm_str_c("t\n"), cm_str_c("z")));
     assert_true(cm_http_chunk(c, "", 0));
   } else if (strcmp(last_uri, "/inject") == 0) {
     inject_results[0] = cm_http_reply(c, 200, "X: a\r\n\r\nY: b\r\n", "x", 1);
@@ -324,6 +346,14 @@ static void rejects(void **state) {
       {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
       {huge, "HTTP/1.1 431 "},
       {long_uri, "HTTP/1.1 414 "},
+      /* request-target forms that do not fit the method, fragments, paths
+       * that cannot be decoded (RFC 9112 3.2) */
+      {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET x.test:80 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"CONNECT /a HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET /a#f HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     int before = msgs_seen;
@@ -338,6 +368,88 @@ static void rejects(void **state) {
     assert_int_equal(msgs_seen, before);
     close(fd);
   }
+}
+
+/* SSE records: one data: line per line of data, whatever ends the lines. */
+static void sse_line_ends(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n", "\r\n0\r\n\r\n", 1);
+  assert_non_null(strstr(r->data, "event: tick\ndata: a\ndata: b\n\n"));
+  assert_non_null(strstr(r->data, "event: t2\ndata: x\ndata: id: 9\ndata: retry: 1\ndata: y\ndata: \n\n"));
+  assert_null(strstr(r->data, "\rid:"));
+  assert_null(strstr(r->data, "\nid:"));
+  assert_null(strstr(r->data, "\nretry:"));
+  close(fd);
+}
+
+/* What the handler sees of each target form, and the decoded path. */
+static void targets_and_paths(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "GET http://x.test/abs?q=1 HTTP/1.1\r\nHost: x.test\r\n\r\n", "uri=", 1);
+  assert_non_null(strstr(r->data, "uri=/abs"));
+  assert_string_equal(last_target, "http://x.test/abs?q=1");
+  assert_string_equal(last_query, "q=1");
+  assert_string_equal(last_path, "/abs");
+  r = roundtrip(fd, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "uri=", 1);
+  assert_non_null(strstr(r->data, "uri=*"));
+  assert_string_equal(last_path, "");
+  const char *spellings[] = {"/private/k", "/%70rivate/k", "//private/k", "/./private/k", "/a/../private/k",
+                             "/a/%2e%2e/private//./k", "/private%2Fk"};
+  for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+    char req[200];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", spellings[i]);
+    int before = msgs_seen;
+    roundtrip(fd, req, "HTTP/1.1 200", 1);
+    assert_int_equal(msgs_seen, before + 1);
+    if (strcmp(last_path, "/private/k") != 0) fail_msg("%s: path %s", spellings[i], last_path);
+    assert_string_equal(last_uri, spellings[i]);
+  }
+  close(fd);
+}
+
+/* CONNECT: 501 unless the handler answers it; a 2xx answer opens a tunnel
+ * (no Content-Length, and no more HTTP on the connection). */
+static void connect_requests(void **state) {
+  (void) state;
+  int fd = client();
+  struct reply *r = roundtrip(fd, "CONNECT other.test:443 HTTP/1.1\r\nHost: other.test:443\r\n\r\n", NULL, 0);
+  assert_true(strncmp(r->data, "HTTP/1.1 501 ", 13) == 0);
+  assert_true(r->eof);
+  close(fd);
+  tunnel = NULL;
+  fd = client();
+  r = roundtrip(fd, "CONNECT tunnel.test:443 HTTP/1.1\r\nHost: tunnel.test:443\r\n\r\n", "\r\n\r\n", 1);
+  assert_true(strncmp(r->data, "HTTP/1.1 200 ", 13) == 0);
+  assert_null(strcasestr(r->data, "Content-Length"));
+  assert_null(strcasestr(r->data, "Transfer-Encoding"));
+  assert_string_equal(strstr(r->data, "\r\n\r\n"), "\r\n\r\n");
+  r = roundtrip(fd, "GET / HTTP/1.1\r\n\r\n", "\r\n\r\n", 1); /* tunnelled bytes, echoed */
+  assert_string_equal(r->data, "GET / HTTP/1.1\r\n\r\n");
+  tunnel = NULL;
+  close(fd);
+}
+
+/* A client sending one byte per packet: head (scanned in pieces, never from
+ * the start again) and body arrive whole. */
+static void byte_at_a_time(void **state) {
+  (void) state;
+  static char req[8000];
+  int n = snprintf(req, sizeof(req), "POST /echo HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+  memset(req + n, 'p', 4000);
+  n += 4000;
+  n += snprintf(req + n, sizeof(req) - (size_t) n, "\r\nContent-Length: 5\r\n\r\nhello");
+  int fd = client(), before = msgs_seen;
+  for (int i = 0; i < n; i++) {
+    client_send(fd, req + i, 1);
+    cm_mgr_poll(&mgr, 0);
+  }
+  struct reply r;
+  collect(fd, &r, "hello", 1);
+  assert_non_null(strstr(r.data, "HTTP/1.1 200 OK"));
+  assert_int_equal(msgs_seen, before + 1);
+  close(fd);
 }
 
 static void closing_requests(void **state) {
@@ -604,6 +716,10 @@ int main(void) {
       cmocka_unit_test(random_pipelines),
       cmocka_unit_test(big_bodies),
       cmocka_unit_test(rejects),
+      cmocka_unit_test(targets_and_paths),
+      cmocka_unit_test(sse_line_ends),
+      cmocka_unit_test(connect_requests),
+      cmocka_unit_test(byte_at_a_time),
       cmocka_unit_test(closing_requests),
       cmocka_unit_test(head_and_no_content),
       cmocka_unit_test(expect_continue),

@@ -167,6 +167,14 @@ static void make_tree(void) {
   assert_int_equal(symlink(q, p), 0);
   snprintf(p, sizeof(p), "%s/fifo", root);
   assert_int_equal(mkfifo(p, 0644), 0);
+  /* hidden files, a hidden directory, and a visible name leading to one */
+  write_str(root, ".env", "SECRET_KEY=1");
+  snprintf(p, sizeof(p), "%s/.git", root);
+  assert_int_equal(mkdir(p, 0755), 0);
+  write_str(p, "config", "[core] SECRET");
+  write_str(p, "index.html", "SECRET index");
+  snprintf(p, sizeof(p), "%s/cfg", root);
+  assert_int_equal(symlink(".git/config", p), 0);
   snprintf(big_path, sizeof(big_path), "%s/big.bin", tmp);
 }
 
@@ -183,6 +191,7 @@ static uint16_t port;
 static int last_status;
 static size_t max_send_cap;   /* largest c->send allocation seen on a served connection */
 static char page404[400];
+static bool allow_hidden;
 
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_POLL || ev == CM_EV_WRITE) {
@@ -196,6 +205,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
       .extra_headers = "X-Static: yes\r\nCache-Control: no-cache",
       .mime_types = "foo=application/x-foo",
       .page404 = page404,
+      .allow_hidden = allow_hidden,
   };
   if (hm->uri.len >= 4 && memcmp(hm->uri.buf, "/big", 4) == 0) {
     last_status = cm_http_serve_file(c, hm, big_path, NULL);
@@ -420,6 +430,32 @@ static void not_found_pages(void **state) {
   assert_int_equal(r->status, 404);
   r = get("HEAD /missing " H "\r\n");
   assert_int_equal(r->status, 404);
+  /* a file is no directory: a trailing slash (or "/.") does not name it */
+  const char *slashed[] = {"/hello.txt/", "/hello.txt//", "/hello.txt/.", "/hello.txt%2f", "/sub/index.html/"};
+  for (size_t i = 0; i < sizeof(slashed) / sizeof(slashed[0]); i++) {
+    r = get("GET %s " H "\r\n", slashed[i]);
+    if (r->status != 404) fail_msg("%s: got %d", slashed[i], r->status);
+  }
+}
+
+/* Dotfiles (.env, .git/) are not served unless the application allows it. */
+static void hidden_files(void **state) {
+  (void) state;
+  const char *hidden[] = {"/.env", "/%2eenv", "/.git/config", "/.git/", "/.git", "/sub/../.env",
+                          "/./.env", "/cfg", "/.git/index.html"};
+  for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+    struct resp *r = get("GET %s " H "\r\n", hidden[i]);
+    int want = strstr(hidden[i], "..") != NULL ? 403 : 404;
+    if (r->status != want) fail_msg("%s: got %d", hidden[i], r->status);
+    assert_null(strstr(r->body, "SECRET"));
+  }
+  allow_hidden = true;
+  struct resp *r = get("GET /.env " H "\r\n");
+  assert_int_equal(r->status, 200);
+  assert_string_equal(r->body, "SECRET_KEY=1");
+  r = get("GET /cfg " H "\r\n");
+  assert_string_equal(r->body, "[core] SECRET");
+  allow_hidden = false;
 }
 
 static void traversal(void **state) {
@@ -437,7 +473,7 @@ static void traversal(void **state) {
       {"/.%2e/secret.txt", 403},
       {"/%2e%2e%5csecret.txt", 403},
       {"/..\\secret.txt", 403},
-      {"/hello.txt%00.png", 403},
+      {"/hello.txt%00.png", 400}, /* the server refuses an escaped NUL in any path */
       {"/leak.txt", 403},
       {"/rel.txt", 403},
       {"/leakdir/secret.txt", 403},
@@ -836,6 +872,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(directories, setup, teardown),
       cmocka_unit_test_setup_teardown(not_found_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(traversal, setup, teardown),
+      cmocka_unit_test_setup_teardown(hidden_files, setup, teardown),
       cmocka_unit_test_setup_teardown(ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(conditionals, setup, teardown),
       cmocka_unit_test_setup_teardown(gzip_siblings, setup, teardown),

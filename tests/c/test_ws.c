@@ -227,6 +227,27 @@ static void test_compression_and_subprotocol(void **state) {
   free(buf);
 }
 
+/* A compressed message that cannot be queued loses the connection (the
+ * compressor's window has moved on): its ERROR comes from the next poll,
+ * never from inside cm_ws_send(), whose caller may go on using c. */
+static void test_compressed_send_refused_errors_later(void **state) {
+  (void)state;
+  srv_opts.compress = true;
+  struct cm_ws_opts o = {.compress = true};
+  struct cm_conn *c = connect_client(NULL, &o);
+  mgr.send_limit = 64;
+  uint8_t noise[4096];
+  uint32_t x = 12345;
+  for (size_t k = 0; k < sizeof(noise); k++) noise[k] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+  assert_int_equal(cm_ws_send(c, noise, sizeof(noise), CM_WS_OP_BINARY), 0);
+  assert_int_equal(cli.errors, 0); /* not from inside the call */
+  assert_false(c->is_closing);
+  assert_true(poll_until(&cli.closes, 1));
+  assert_int_equal(cli.errors, 1);
+  assert_string_equal(cli.error, "WebSocket: send buffer full");
+  mgr.send_limit = 0;
+}
+
 static void test_client_refuses_unoffered_subprotocol(void **state) {
   (void)state;
   srv_extra = "Sec-WebSocket-Protocol: chat\r\n";
@@ -580,6 +601,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_close_from_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_from_server, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compression_and_subprotocol, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compressed_send_refused_errors_later, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_refuses_unoffered_subprotocol, setup, teardown),
       cmocka_unit_test_setup_teardown(test_message_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_handshakes, setup, teardown),

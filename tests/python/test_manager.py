@@ -264,15 +264,30 @@ def test_gil_is_released_while_poll_waits():
     assert got == [b"while blocked"]
 
 
-def test_not_yet_implemented_protocols_raise_cleanly():
-    with cm.Manager() as mgr:
-        for name in ("ws_connect", "mqtt_connect", "mqtt_listen", "sntp_connect"):
-            try:
-                getattr(mgr, name)("tcp://127.0.0.1:1")
-            except NotImplementedError:
-                pass
-            except Exception:  # implemented by now: any clean error is fine
-                pass
+def test_protocol_connects_without_a_peer():
+    # What each protocol entry point does, asserted: connects return a
+    # Connection whose failure comes as events (ERROR, then CLOSE).
+    log = []
+
+    def handler(conn, ev, data):
+        log.append((conn.id, ev))
+
+    with cm.Manager(handler) as mgr:
+        ws = mgr.ws_connect("ws://127.0.0.1:1/")  # nothing listens on port 1
+        mqtt = mgr.mqtt_connect("mqtt://127.0.0.1:1")
+        for c in (ws, mqtt):
+            assert isinstance(c, cm.Connection) and c.is_client
+        sntp = mgr.sntp_connect("udp://127.0.0.1:1")
+        assert isinstance(sntp, cm.Connection) and sntp.is_udp
+        broker = mgr.mqtt_listen("mqtt://127.0.0.1:0")
+        assert broker.is_listening
+        ws_id, mqtt_id, sntp_id = ws.id, mqtt.id, sntp.id
+        for cid in (ws_id, mqtt_id):
+            assert poll_until(mgr, lambda: (cid, cm.MG_EV_CLOSE) in log)
+            assert (cid, cm.MG_EV_ERROR) in log  # connection refused
+        if (sntp_id, cm.MG_EV_CLOSE) not in log:
+            sntp.close()
+        assert poll_until(mgr, lambda: (sntp_id, cm.MG_EV_CLOSE) in log)
 
 
 def test_http_keyword_and_scheme_are_accepted():
@@ -375,3 +390,36 @@ def test_http_flag_is_keyword_only():
         with pytest.raises(TypeError):
             mgr.listen()
 
+
+
+@pytest.mark.parametrize("call", ["send", "reply", "close", "ws_close", "http_chunk"])
+def test_output_hook_may_close_the_manager_inside_a_call(call):
+    # The output hook runs from inside the core (a connection got output
+    # while no poll runs).  Closing the manager there used to free the
+    # connection under the call still using it (ASan: heap-use-after-free);
+    # every entry point is bracketed, so the close waits for the call.
+    with cm.Manager() as mgr:
+        port = mgr.listen("tcp://127.0.0.1:0", http=True).local_addr[1]
+        conn = mgr.connect("http://127.0.0.1:%d" % port)
+        closes = []
+
+        def hook():
+            closes.append(mgr.closed)
+            mgr.close()
+        mgr.output_hook = hook
+        if call == "send":
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        elif call == "reply":
+            conn.reply(200, b"x")
+        elif call == "close":
+            conn.close()
+        elif call == "ws_close":
+            conn.ws_close()  # not a WebSocket: nothing queued, no hook
+        else:
+            conn.http_chunk(b"x")
+        if call == "ws_close":
+            assert closes == [] and not mgr.closed
+        else:
+            assert closes == [False]  # the hook ran once, from inside the call
+            assert mgr.closed  # and the close happened as the call returned
+            assert conn.is_closing and "closed" in repr(conn)  # detached

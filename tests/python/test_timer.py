@@ -1,5 +1,6 @@
 """Timers: one-shot, repeat, run_now, cancel (also from other threads), errors."""
 import sys
+import time
 import threading
 
 import pytest
@@ -151,3 +152,89 @@ def test_bad_arguments():
         t.cancel()
     with pytest.raises(TypeError):
         cm.Timer()
+
+
+def test_fire_and_forget_storm():
+    # Each Timer dropped at once: the manager's reference is the last one, and
+    # the core must not read the timer after releasing it (a use-after-free
+    # that ASan shows with PYTHONMALLOC=malloc, a segfault here without it).
+    fired = []
+    with cm.Manager() as mgr:
+        for i in range(100_000):
+            mgr.timer_add(0, lambda: fired.append(1))
+            if i % 5_000 == 0:
+                mgr.poll(0)
+        assert poll_until(mgr, lambda: len(fired) == 100_000)
+        # The same through the cancel path and through close().
+        for _ in range(1_000):
+            mgr.timer_add(60_000, lambda: None, repeat=True)
+    assert len(fired) == 100_000
+
+
+def test_dropped_timer_cancelled_from_its_callback():
+    calls = []
+    with cm.Manager() as mgr:
+        def cb():
+            calls.append(1)
+            holder.pop().cancel()  # the last reference goes with it
+        holder = [mgr.timer_add(0, cb, repeat=True)]
+        poll_for(mgr, 0.05)
+    assert calls == [1]
+
+
+def test_timer_add_and_cancel_from_many_threads():
+    per_thread, nthreads = 2_000, 8
+    fired = []
+    lock = threading.Lock()
+
+    def fire():
+        with lock:
+            fired.append(1)
+
+    with cm.Manager() as mgr:
+        start = threading.Barrier(nthreads + 1)
+        leftovers = []
+
+        def worker():
+            start.wait()
+            mine = []
+            for i in range(per_thread):
+                mgr.timer_add(0, fire)  # fire and forget
+                mine.append(mgr.timer_add(60_000, fire, repeat=True))
+                if i % 2:
+                    mine.pop().cancel()
+            leftovers.extend(mine)
+
+        threads = [threading.Thread(target=worker) for _ in range(nthreads)]
+        for th in threads:
+            th.start()
+        start.wait()
+        while any(th.is_alive() for th in threads):
+            mgr.poll(1)
+        for th in threads:
+            th.join()
+        assert poll_until(mgr, lambda: len(fired) == per_thread * nthreads)
+        assert len(leftovers) == per_thread * nthreads // 2
+        assert all(t.active for t in leftovers)
+        for t in leftovers:
+            t.cancel()
+        assert not any(t.active for t in leftovers)
+        poll_for(mgr, 0.05)
+    assert len(fired) == per_thread * nthreads  # the long ones never fired
+
+
+def test_timer_added_from_another_thread_wakes_a_sleeping_poll():
+    fired = threading.Event()
+    missed = []
+    with cm.Manager(enable_wakeup=True) as mgr:
+        def worker():
+            time.sleep(0.2)  # let the main thread block in poll()
+            mgr.timer_add(0, fired.set)
+            if not fired.wait(20):
+                missed.append(True)
+                mgr.wakeup(0)  # end the poll so the test can fail cleanly
+        th = threading.Thread(target=worker)
+        th.start()
+        mgr.poll(600_000)  # returns once the new timer has run
+        th.join()
+    assert not missed and fired.is_set()

@@ -261,6 +261,42 @@ def test_bad_pem_is_an_error_event_and_a_warning_not_an_exception(certs):
         assert len(cli.data(MG_EV_ERROR)) == 1 and "TLS handshake failed" in cli.data(MG_EV_ERROR)[0]
 
 
+@pytest.mark.parametrize("where", ["outside", "open", "listener"])
+def test_bad_options_error_comes_later_and_may_close_the_manager(certs, where):
+    # The ERROR of bad options used to be delivered from inside tls_init(),
+    # outside the bracket of the Python layer: a handler closing the manager
+    # there freed the connection the core then touched (ASan:
+    # heap-use-after-free in cm_close).  Now it comes from the next poll.
+    seen = []
+    in_call = []
+    errors_in_call = []
+    mgr = Manager()
+
+    def handler(conn, ev, data):
+        seen.append(ev)
+        if ev == MG_EV_OPEN and where == "open" and conn.is_client:
+            in_call.append(True)
+            conn.tls_init(TlsOpts(ca="not a PEM"))
+            in_call.pop()
+        if ev == MG_EV_ERROR:
+            errors_in_call.append(bool(in_call))
+            mgr.close()
+
+    with pytest.warns(RuntimeWarning, match="bad CA PEM|bad certificate PEM"):
+        listener = mgr.listen("tcp://127.0.0.1:0", handler)
+        if where == "listener":
+            listener.tls_init(TlsOpts(cert="not a PEM"))  # its children fail
+        target = mgr.connect(f"tcp://127.0.0.1:{listener.local_addr[1]}", handler)
+        if where == "outside":
+            target.tls_init(TlsOpts(ca="not a PEM"))
+    assert MG_EV_ERROR not in seen  # not from inside the call
+    assert not mgr.closed
+    assert poll_until(mgr, lambda: mgr.closed)
+    assert errors_in_call == [False]  # one ERROR, from the poll
+    assert seen[-1] == MG_EV_CLOSE
+    assert target.is_closing  # detached by the close
+
+
 def test_listener_options_and_is_tls(certs):
     log = EventLog()
     with Manager() as mgr:
