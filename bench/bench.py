@@ -455,8 +455,8 @@ def idle_memory_suite(secs):
     made one request and stay open, divided by their number.  Kernel socket
     memory is not in RSS, for any of the servers."""
     del secs
-    if not raise_nofile(2 * IDLE_MEMORY_CONNS + 500):
-        print("\n== idle-memory: skipped, RLIMIT_NOFILE cannot reach %d" % (2 * IDLE_MEMORY_CONNS + 500))
+    if not raise_nofile(IDLE_MEMORY_CONNS + 500):  # clients here, server sockets in the server
+        print("\n== idle-memory: skipped, RLIMIT_NOFILE cannot reach %d" % (IDLE_MEMORY_CONNS + 500))
         return
     env = {"PYTHONPATH": os.path.join(ROOT, "python")}
     scratch = tempfile.mkdtemp(prefix="cm-bench-")

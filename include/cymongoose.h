@@ -471,9 +471,6 @@ struct cm_mgr {
                                   (CM_BUF_POOL_MAX, 64); 0: none kept */
   void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
   size_t buf_pool_n;           /* internal: how many */
-  unsigned long forks_seen;    /* internal: forks counted when last checked (conn.c) */
-  unsigned long fork_id_mark;  /* internal: connections with a lower id existed at a
-                                  fork and leave epoll explicitly before close */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */

@@ -1,7 +1,6 @@
 /* Connection life cycle and the calls handlers make on a connection. */
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,57 +10,18 @@
 #include "core/internal.h"
 
 /*
- * close() removes a descriptor from the epoll set only when no other
- * descriptor refers to the same open file; a process forked from this one
- * holds copies (even of CLOEXEC descriptors, until it execs), and epoll
- * would then report events for a freed connection.  An EPOLL_CTL_DEL per
- * close is one system call per connection for that rare case, so forks are
- * counted instead (pthread_atfork) and only connections that existed at a
- * fork leave the set explicitly.  The lock keeps a fork from slipping
- * between the check and the close(); uncontended it costs no system call.
+ * Leaves the epoll set explicitly before close(): close() alone does not
+ * when another process still holds the descriptor, and epoll would then
+ * report events for freed memory.  Counting fork()s (pthread_atfork) to
+ * skip this call is not enough: posix_spawn() and Python's subprocess use
+ * vfork-like clones that run no fork handlers, and their child still holds
+ * copies of CLOEXEC descriptors for a moment after the parent resumes (the
+ * descriptors are closed late in exec).  tests/c/test_accept_cost.c and
+ * test_http_server's curl runs under ASan catch it.
  */
-static pthread_rwlock_t fork_lock = PTHREAD_RWLOCK_INITIALIZER;
-static unsigned long forks;
-static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
-
-static void fork_prepare(void) {
-  pthread_rwlock_wrlock(&fork_lock);
-  forks++;
-}
-
-static void fork_parent(void) {
-  pthread_rwlock_unlock(&fork_lock);
-}
-
-/* The child's copy of the lock still names the parent's thread as its
- * writer: start it afresh (the child has one thread). */
-static void fork_child(void) {
-  pthread_rwlock_init(&fork_lock, NULL);
-}
-
-static void fork_watch_install(void) {
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
-
-void cm__fork_watch_init(struct cm_mgr *mgr) {
-  pthread_once(&fork_watch_once, fork_watch_install);
-  pthread_rwlock_rdlock(&fork_lock);
-  mgr->forks_seen = forks;
-  pthread_rwlock_unlock(&fork_lock);
-  mgr->fork_id_mark = 0;
-}
-
-/* Closes c's socket, leaving the epoll set first only when a fork since c
- * was created may have left a copy of the descriptor in another process. */
 static void close_socket(struct cm_mgr *mgr, struct cm_conn *c) {
-  pthread_rwlock_rdlock(&fork_lock);
-  if (forks != mgr->forks_seen) {
-    mgr->forks_seen = forks;
-    mgr->fork_id_mark = mgr->next_id; /* every connection existing now */
-  }
-  if (c->id < mgr->fork_id_mark) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
-  pthread_rwlock_unlock(&fork_lock);
 }
 
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {

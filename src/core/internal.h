@@ -21,8 +21,6 @@ void cm__buf_release(struct cm_mgr *mgr, struct cm_buf *b);
 /* Frees the pooled blocks, at cm_mgr_free(). */
 void cm__buf_pool_free(struct cm_mgr *mgr);
 
-/* Starts counting forks for cm__conn_free (see conn.c); from cm_mgr_init. */
-void cm__fork_watch_init(struct cm_mgr *mgr);
 /* Queues c for the flush step of the current or next poll. */
 void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output

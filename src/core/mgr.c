@@ -19,7 +19,6 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   if (mgr->epfd < 0) return -1;
   mgr->next_id = 1;
   mgr->buf_pool_max = CM_BUF_POOL_MAX;
-  cm__fork_watch_init(mgr);
   mgr->recv_limit = 1024 * 1024;
   mgr->send_hwm = 1024 * 1024;
   mgr->wakeup_max_bytes = CM_WAKEUP_MAX_BYTES;
