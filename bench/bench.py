@@ -2,7 +2,7 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt mqtt-broker)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https http-close idle idle-memory mqtt mqtt-broker)
 """
 import argparse
 import os
