@@ -2,7 +2,8 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt mqtt-broker asgi)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]
+  (suites: echo ws http https http-close idle idle-memory mqtt mqtt-broker asgi)
 """
 import argparse
 import os
@@ -287,6 +288,24 @@ def http_suite(secs):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def http_close_suite(secs):
+    """Hello world with a new connection per request (Connection: close):
+    what accepting, the first read and closing cost."""
+    machine_note()
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    try:
+        rows = run_rows([
+            ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+            ("cymongoose C", lambda: ours_c("ours-c", "http")),
+            ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+        ], "http", "/", secs, len(HELLO), ["-H", "Connection: close"])
+        report("HTTP hello world, new connection per request (target: CPU per request at most"
+               " nginx's, C and Python)", "requests/s", rows, "nginx 1 worker (peer)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def make_cert(scratch):
     cert, key = os.path.join(scratch, "cert.pem"), os.path.join(scratch, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -437,6 +456,62 @@ def idle_suite(secs):
     print("(x rate: throughput with the idle connections over without, one server process;"
           " x CPU: server CPU per request without over with, 1.00 = idle ones cost nothing;"
           " best of %d rounds)" % ROUNDS)
+
+
+IDLE_MEMORY_CONNS = 10000
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def idle_memory_suite(secs):
+    """What an idle keep-alive connection costs in server memory: RSS of the
+    server process before and after IDLE_MEMORY_CONNS connections that each
+    made one request and stay open, divided by their number.  Kernel socket
+    memory is not in RSS, for any of the servers."""
+    del secs
+    if not raise_nofile(IDLE_MEMORY_CONNS + 500):  # clients here, server sockets in the server
+        print("\n== idle-memory: skipped, RLIMIT_NOFILE cannot reach %d" % (IDLE_MEMORY_CONNS + 500))
+        return
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    specs = [
+        ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+        ("cymongoose C", lambda: ours_c("ours-c", "http")),
+        ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+    ]
+    rows = []
+    try:
+        for name, start in specs:
+            s = start()
+            idle = []
+            try:
+                # Warm up: the first connections fill the allocator's caches.
+                for sock in open_idle(s.port, 100):
+                    sock.close()
+                time.sleep(0.2)
+                before = rss_kib(s.proc.pid)
+                idle = open_idle(s.port, IDLE_MEMORY_CONNS)
+                time.sleep(0.2)
+                after = rss_kib(s.proc.pid)
+                check_body(s, "http", "/", len(HELLO))
+            finally:
+                for sock in idle:
+                    sock.close()
+                s.stop()
+            rows.append((name, before, after, (after - before) * 1024.0 / IDLE_MEMORY_CONNS))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n== Memory of %d idle keep-alive connections (one request each), server RSS "
+          "(targets: C <= 1 KiB, Python <= 1.5 KiB per connection)" % IDLE_MEMORY_CONNS)
+    print("%-24s %12s %12s %14s" % ("server", "RSS before", "RSS after", "bytes/conn"))
+    for name, before, after, per in rows:
+        print("%-24s %9d KiB %9d KiB %14.0f" % (name, before, after, per))
 
 
 # ------------------------------------------------------------------ MQTT
@@ -690,8 +765,8 @@ def asgi_suite(secs):
 
 
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
-          "idle": idle_suite, "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite,
-          "asgi": asgi_suite}
+          "http-close": http_close_suite, "idle": idle_suite, "idle-memory": idle_memory_suite,
+          "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite, "asgi": asgi_suite}
 
 
 def main():

@@ -394,6 +394,7 @@ class Manager:
         http_body_min_rate: Optional[int] = None,
         access_log: Union[int, Any, Callable[[str], Any], None] = None,
         access_log_format: Optional[str] = None,
+        reuse_port: bool = False,
     ) -> Connection: ...
     def connect(
         self,

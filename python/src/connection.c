@@ -46,7 +46,7 @@ void cm_py_conn_detach(cm_py_conn *co) {
   if (c == NULL) return;
   /* What a closed connection keeps reading (as in the original). */
   co->last.id = c->id;
-  co->last.loc = c->loc;
+  co->last.loc = *cm_conn_local_addr(c);
   co->last.rem = c->rem;
   co->last.is_client = c->is_client;
   co->last.is_listening = c->is_listening;
@@ -344,7 +344,7 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
     case P_RECV_LIMIT: return PyLong_FromSize_t(c->recv_limit);
     case P_SEND_HWM: return PyLong_FromSize_t(c->send_hwm);
     case P_IS_SEND_FULL: return PyBool_FromLong(cm_conn_send_full(c));
-    case P_LOCAL_ADDR: return addr_tuple(&c->loc);
+    case P_LOCAL_ADDR: return addr_tuple(cm_conn_local_addr(co->c)); /* reads it lazily */
     case P_REMOTE_ADDR: return addr_tuple(&c->rem);
     default: Py_RETURN_NONE;
   }
