@@ -2,7 +2,8 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt mqtt-broker)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]
+  (suites: echo ws http https http-close idle idle-memory mqtt mqtt-broker asgi)
 """
 import argparse
 import os
@@ -24,9 +25,28 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """CPU time of pid and its live descendants (gunicorn's worker is a child
+    of its master process)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / TICK
+    for child in children_of(pid):
+        total += cpu_seconds(child)
+    return total
+
+
+def children_of(pid):
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
 
 
 class Server:
@@ -268,6 +288,24 @@ def http_suite(secs):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def http_close_suite(secs):
+    """Hello world with a new connection per request (Connection: close):
+    what accepting, the first read and closing cost."""
+    machine_note()
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    try:
+        rows = run_rows([
+            ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+            ("cymongoose C", lambda: ours_c("ours-c", "http")),
+            ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+        ], "http", "/", secs, len(HELLO), ["-H", "Connection: close"])
+        report("HTTP hello world, new connection per request (target: CPU per request at most"
+               " nginx's, C and Python)", "requests/s", rows, "nginx 1 worker (peer)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def make_cert(scratch):
     cert, key = os.path.join(scratch, "cert.pem"), os.path.join(scratch, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -418,6 +456,62 @@ def idle_suite(secs):
     print("(x rate: throughput with the idle connections over without, one server process;"
           " x CPU: server CPU per request without over with, 1.00 = idle ones cost nothing;"
           " best of %d rounds)" % ROUNDS)
+
+
+IDLE_MEMORY_CONNS = 10000
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def idle_memory_suite(secs):
+    """What an idle keep-alive connection costs in server memory: RSS of the
+    server process before and after IDLE_MEMORY_CONNS connections that each
+    made one request and stay open, divided by their number.  Kernel socket
+    memory is not in RSS, for any of the servers."""
+    del secs
+    if not raise_nofile(IDLE_MEMORY_CONNS + 500):  # clients here, server sockets in the server
+        print("\n== idle-memory: skipped, RLIMIT_NOFILE cannot reach %d" % (IDLE_MEMORY_CONNS + 500))
+        return
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    specs = [
+        ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, nginx_hello())),
+        ("cymongoose C", lambda: ours_c("ours-c", "http")),
+        ("cymongoose Python", lambda: Server("ours-py", [PY, "bench/http_ours.py", "0"], env)),
+    ]
+    rows = []
+    try:
+        for name, start in specs:
+            s = start()
+            idle = []
+            try:
+                # Warm up: the first connections fill the allocator's caches.
+                for sock in open_idle(s.port, 100):
+                    sock.close()
+                time.sleep(0.2)
+                before = rss_kib(s.proc.pid)
+                idle = open_idle(s.port, IDLE_MEMORY_CONNS)
+                time.sleep(0.2)
+                after = rss_kib(s.proc.pid)
+                check_body(s, "http", "/", len(HELLO))
+            finally:
+                for sock in idle:
+                    sock.close()
+                s.stop()
+            rows.append((name, before, after, (after - before) * 1024.0 / IDLE_MEMORY_CONNS))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n== Memory of %d idle keep-alive connections (one request each), server RSS "
+          "(targets: C <= 1 KiB, Python <= 1.5 KiB per connection)" % IDLE_MEMORY_CONNS)
+    print("%-24s %12s %12s %14s" % ("server", "RSS before", "RSS after", "bytes/conn"))
+    for name, before, after, per in rows:
+        print("%-24s %9d KiB %9d KiB %14.0f" % (name, before, after, per))
 
 
 # ------------------------------------------------------------------ MQTT
@@ -591,8 +685,88 @@ def mqtt_broker_suite(secs):
           "user+system, per delivery; best of %d rounds)" % ROUNDS)
 
 
+
+# ------------------------------------------------------------ ASGI / WSGI
+
+def uvicorn(app, ws=None):
+    """uvicorn (Debian's: h11/asyncio, or httptools/uvloop when installed)
+    serving asgi_apps.APP on a free port, one process, no access log."""
+    port = free_port()
+    argv = [PY, "-m", "uvicorn", "--app-dir", "bench", "--host", "127.0.0.1", "--port",
+            str(port), "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    if ws:  # its websockets backend logs every abrupt close of the load generator
+        argv += ["--ws", ws, "--log-level", "critical"]
+    return Server("uvicorn", argv + ["asgi_apps:" + app], port=port)
+
+
+def gunicorn_sync():
+    port = free_port()
+    return Server("gunicorn", [PY, "-m", "gunicorn", "--chdir", "bench", "-w", "1", "-k", "sync",
+                               "-b", "127.0.0.1:%d" % port, "--log-level", "warning",
+                               "asgi_apps:wsgi_hello"], port=port)
+
+
+def asgi_ours(kind):
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+    return Server("ours-" + kind, [PY, "bench/asgi_ours.py", kind, "0"], env)
+
+
+def per_core(rows):
+    """Requests per second of server CPU (one core fully busy), from µs/request."""
+    for name, _, cpu in rows:
+        print("  %-26s %10.0f requests per core-second" % (name, 1e6 / cpu if cpu else 0.0))
+
+
+def asgi_suite(secs):
+    """ASGI and WSGI servers on the same apps (bench/asgi_apps.py): ours
+    against uvicorn and gunicorn's sync worker."""
+    machine_note()
+    rows = run_rows([
+        ("uvicorn (peer)", lambda: uvicorn("hello")),
+        ("cymongoose ASGIServer", lambda: asgi_ours("hello")),
+    ], "http", "/", secs, len(HELLO))
+    report("ASGI hello (bare app), keep-alive (target: >= 2x uvicorn's rate per core, <= 1/2"
+           " its CPU per request)", "requests/s", rows, "uvicorn (peer)")
+    per_core(rows)
+    rows = run_rows([
+        ("uvicorn (peer)", lambda: uvicorn("starlette")),
+        ("cymongoose ASGIServer", lambda: asgi_ours("starlette")),
+    ], "http", "/", secs, len(HELLO))
+    report("Starlette hello, keep-alive (target: >= 1.2x uvicorn)", "requests/s", rows,
+           "uvicorn (peer)")
+    per_core(rows)
+    rows = run_rows([
+        ("gunicorn sync, 1 worker (peer)", gunicorn_sync),
+        ("cymongoose WSGIServer", lambda: asgi_ours("wsgi")),
+    ], "http", "/", secs, len(HELLO))
+    report("WSGI hello (target: >= 5x gunicorn's sync worker per core)", "requests/s", rows,
+           "gunicorn sync, 1 worker (peer)")
+    per_core(rows)
+    load = os.path.join(BUILD, "bench", "ws_load")
+
+    def parse(out):
+        m = re.search(r"messages=(\d+) seconds=([\d.]+)", out)
+        return int(m.group(1)), float(m.group(2))
+
+    best = {}
+    specs = [("uvicorn websockets (peer)", lambda: uvicorn("ws_echo", "websockets")),
+             ("cymongoose ASGIServer", lambda: asgi_ours("ws"))]
+    for _ in range(ROUNDS):
+        for name, start in specs:
+            s = start()
+            try:
+                rate, cpu = measure(s, [load, str(s.port), "50", "64", str(secs)], parse)
+            finally:
+                s.stop()
+            r0, c0 = best.get(name, (0.0, float("inf")))
+            best[name] = (max(r0, rate), min(c0, cpu))
+    report("ASGI WebSocket echo, 64-byte messages, 50 connections (target: ahead of uvicorn)",
+           "messages/s", [(n,) + best[n] for n, _ in specs], "uvicorn websockets (peer)")
+
+
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
-          "idle": idle_suite, "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite}
+          "http-close": http_close_suite, "idle": idle_suite, "idle-memory": idle_memory_suite,
+          "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite, "asgi": asgi_suite}
 
 
 def main():

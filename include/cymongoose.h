@@ -178,7 +178,9 @@ struct cm_conn {
   struct cm_mgr *mgr;          /* owner */
   unsigned long id;            /* unique per manager, never 0, never reused */
   int fd;                      /* socket, -1 for none */
-  struct cm_addr loc;          /* local address */
+  struct cm_addr loc;          /* local address; on a connection accepted from a
+                                  wildcard listener (0.0.0.0, ::) only .port is set
+                                  until cm_conn_local_addr() is called */
   struct cm_addr rem;          /* remote address (for a UDP listener: last sender) */
   struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
   struct cm_buf send;          /* bytes queued, not yet written to the socket */
@@ -225,7 +227,16 @@ struct cm_conn {
                                     waits for a retry timer before accepting again */
   unsigned is_accept_failing : 1; /* internal: the EMFILE episode was logged */
   unsigned is_poll_wanted : 1; /* internal: pfn asked for a POLL at the next flush */
+  unsigned is_loc_pending : 1; /* internal: loc's IP not read yet (cm_conn_local_addr) */
 };
+
+/*
+ * c's local address, read from the socket (getsockname) the first time it
+ * is asked for on a connection accepted from a wildcard listener, so that
+ * accepting costs no system call for it; c->loc afterwards holds it too.
+ * The pointer is &c->loc: valid while c is.
+ */
+const struct cm_addr *cm_conn_local_addr(struct cm_conn *c);
 
 /*
  * Starts listening on url: "tcp://ip:port", "udp://ip:port" ("http://",
@@ -237,6 +248,20 @@ struct cm_conn {
  * errno set when the URL is invalid or the socket cannot be bound.
  */
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
+
+/* Options of cm_listen_ex(); all zero means cm_listen()'s behaviour. */
+struct cm_listen_opts {
+  bool reuse_port; /* SO_REUSEPORT: several sockets (one per thread or
+                      process, each with its own manager) listen on the same
+                      address and port, and the kernel spreads new
+                      connections across them (docs/deploy.md) */
+  int backlog;     /* listen(2) backlog; 0: SOMAXCONN */
+};
+
+/* cm_listen() with options (opts may be NULL).  With reuse_port, bind the
+ * first listener to port 0 if you like and give the others its c->loc.port. */
+struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                             const struct cm_listen_opts *opts);
 
 /*
  * Starts a non-blocking outbound connection to url ("tcp://host:port",
@@ -407,7 +432,8 @@ struct cm_mgr {
   uint64_t timer_seq;          /* internal: start sequence of the next timer */
   struct cm_timer *timer_running; /* internal: the timer whose callback runs, or NULL */
   struct cm_conn *dirty;       /* connections with queued output or closing */
-  struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called */
+  struct cm_wakeup_q *wakeup;  /* internal: NULL unless cm_wakeup_init() was called
+                                  (test it with cm_wakeup_enabled()) */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
   struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
@@ -442,10 +468,16 @@ struct cm_mgr {
   bool poll_off;
   uint64_t last_poll_ms;       /* internal: when POLL last went to every connection */
   void *tls;                   /* internal: TLS context cache and handshakes under way */
+  size_t buf_pool_max;         /* emptied 16 KiB connection buffers kept for reuse
+                                  (CM_BUF_POOL_MAX, 64); 0: none kept */
+  void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
+  size_t buf_pool_n;           /* internal: how many */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */
 #define CM_POLL_INTERVAL_MS 100
+/* Default mgr->buf_pool_max: emptied 16 KiB buffers kept for reuse (1 MiB). */
+#define CM_BUF_POOL_MAX 64
 
 /* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
 int cm_mgr_init(struct cm_mgr *mgr);
@@ -471,6 +503,10 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 /* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
  * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */
 int cm_wakeup_init(struct cm_mgr *mgr);
+/* True once cm_wakeup_init() succeeded on mgr (until cm_mgr_free()).  Read
+ * it on the poll thread, or where the caller otherwise orders it after
+ * cm_wakeup_init(). */
+static inline bool cm_wakeup_enabled(const struct cm_mgr *mgr) { return mgr->wakeup != NULL; }
 /*
  * Thread-safe: queues a copy of len bytes at buf for connection conn_id; the
  * poll thread delivers CM_EV_WAKEUP with a struct cm_str of them, in the

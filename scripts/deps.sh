@@ -18,7 +18,7 @@ test=(
   python3-pytest python3-pytest-timeout python3-pytest-asyncio python3-hypothesis
   python3-requests python3-websocket python3-websockets python3-aiohttp
   python3-paho-mqtt python3-trustme python3-dnslib python3-ntplib python3-starlette
-  python3-mypy
+  python3-mypy python3-uvicorn gunicorn python3-fastapi python3-django
   mosquitto mosquitto-clients dnsmasq-base chrony
   curl nginx-light nodejs node-ws
   chromium chromium-driver python3-selenium mkdocs

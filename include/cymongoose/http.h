@@ -261,21 +261,8 @@ bool cm_http_header_has_token(const struct cm_http_msg *hm, const char *name, co
  */
 struct cm_str cm_http_get_header_var(struct cm_str header_value, struct cm_str var);
 
-/*
- * Percent-decodes src[0..src_len) into dst (dst_len bytes, including room
- * for a terminating NUL, which is written).  When is_form is true '+' becomes
- * a space (application/x-www-form-urlencoded).  Returns the decoded length,
- * or -1 for a malformed escape or when dst is too small.
- */
-int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
-
-/*
- * Finds variable name in a form-encoded list `a=1&b=2` (a query string or a
- * form body) and writes its decoded value into dst (NUL-terminated).
- * Returns the decoded length, -1 when absent, -2 when the value is malformed
- * or does not fit in dst.
- */
-int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
+/* Percent-decoding (cm_url_decode) and form variables (cm_http_var,
+ * cm_http_get_var) are in cymongoose/util.h. */
 
 /* One part of a multipart/form-data body; views into the body. */
 struct cm_http_part {
@@ -428,6 +415,28 @@ bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int 
  * 100..999", "malformed header block", "Content-Length ... disagrees with
  * the body"...), or NULL when they are acceptable.  Static strings. */
 const char *cm_http_reply_check(int status, const char *headers, size_t len);
+
+/*
+ * Checks a block of caller-supplied header lines (NULL or "" for none) as
+ * cm_http_reply(), cm_http_reply_file(), cm_ws_upgrade() and the static
+ * file server's extra headers take them: "Name: value" lines separated by
+ * CRLF (the last CRLF optional), names tokens, values without control
+ * characters, at most one Content-Length of digits.  Returns false for
+ * anything that could end a head early or smuggle a header in.  When
+ * sets_framing is not NULL it receives whether the block sets
+ * Content-Length or Transfer-Encoding: chunked (headers the library writes
+ * itself for files and upgrades; false when the block is malformed).
+ */
+bool cm_http_headers_ok(const char *headers, bool *sets_framing);
+
+/*
+ * True when c is an HTTP server connection whose response is complete (a
+ * cm_http_reply() with Content-Length, or a chunked response that ended)
+ * and no request awaits one: a cm_http_chunk() now would follow a whole
+ * response and the client would drop it.  False on other connections, while
+ * a request awaits its reply, and while a chunked response is in progress.
+ */
+bool cm_http_response_complete(struct cm_conn *c);
 
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
  * (and closes the connection if the request asked for it).  Returns false

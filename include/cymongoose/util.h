@@ -108,17 +108,34 @@ size_t cm_json_escape(struct cm_str s, char *buf, size_t len);
  */
 size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len);
 /*
+ * Strict percent-decoding of src[0..src_len) into dst (dst_len bytes,
+ * including room for a terminating NUL, which is written).  When is_form is
+ * true '+' becomes a space (application/x-www-form-urlencoded).  Returns the
+ * decoded length, or -1 for a malformed escape ('%' not followed by two hex
+ * digits) or when dst is too small (src_len + 1 bytes always suffice).
+ */
+int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
+/*
  * Looks up form variable name in an "a=1&b=2" buffer (a query string or an
  * application/x-www-form-urlencoded body) the way Python's
  * urllib.parse.parse_qsl(keep_blank_values=True) does: names are compared
  * after decoding, case-sensitively; the first occurrence wins; "a" without
  * '=' has the empty value; '+' is a space and a '%' not followed by two hex
- * digits stays as it is.  (cm_http_get_var in http.h is the strict,
- * case-insensitive variant used for HTTP messages.)  The value is decoded into dst (dstlen bytes, not
- * NUL-terminated; buf.len bytes always suffice).  Returns the value's length,
- * -1 when the variable is absent, -2 when dst is too small.
+ * digits stays as it is (the application/x-www-form-urlencoded parser of the
+ * WHATWG URL standard, which HTML forms use).  The value is decoded into dst
+ * (dstlen bytes, not NUL-terminated; buf.len bytes always suffice).  Returns
+ * the value's length, -1 when the variable is absent, -2 when dst is too
+ * small.
  */
 long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen);
+/*
+ * cm_http_var() with the name compared case-insensitively (ASCII letters),
+ * as the original API's HttpMessage.query_var() did, and the value
+ * NUL-terminated in dst (dst_len bytes including the NUL; buf.len + 1
+ * always suffice).  Decoding is the same.  Returns the value's length, -1
+ * when absent (or name is empty), -2 when dst is too small.
+ */
+int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
 
 /* ------------------------------------------------------------- matching */
 /*
@@ -135,6 +152,32 @@ long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen);
 bool cm_match(struct cm_str s, struct cm_str pattern, struct cm_str *caps, size_t ncaps);
 /* The number of captures pattern yields (its '?', '*' and '#' bytes). */
 size_t cm_match_ncaps(struct cm_str pattern);
+
+/* ------------------------------------------------------------- UTF-8 */
+enum {
+  CM_UTF8_OK = 0,          /* valid and ends on a character boundary */
+  CM_UTF8_INCOMPLETE = 1,  /* valid so far; ends inside a character */
+  CM_UTF8_INVALID = -1     /* not UTF-8 (sticky: later calls say so too) */
+};
+
+/*
+ * Incremental UTF-8 validator (RFC 3629): rejects overlong forms,
+ * surrogates (U+D800-DFFF), code points above U+10FFFF, stray continuation
+ * bytes and truncated sequences, and fails at the first byte that makes
+ * the input invalid.  *state starts at 0 and carries a character split
+ * across calls (e.g. across WebSocket fragments).  Used by WebSocket text
+ * messages and MQTT strings.  Runs of ASCII go 8
+ * bytes at a time.  Returns CM_UTF8_OK, CM_UTF8_INCOMPLETE or
+ * CM_UTF8_INVALID for everything fed so far.
+ */
+int cm_utf8_validate(uint32_t *state, const uint8_t *p, size_t n);
+
+/* True when p[0..n) is complete, valid UTF-8. */
+bool cm_utf8_valid(const uint8_t *p, size_t n);
+
+/* The length of the longest prefix of p[0..n) that is complete, valid
+ * UTF-8 (n when all of it is). */
+size_t cm_utf8_valid_prefix(const uint8_t *p, size_t n);
 
 /* --------------------------------------------------------------- base64 */
 /* Output size of cm_base64_encode for n input bytes (without a NUL). */

@@ -200,11 +200,6 @@ struct cm_ws_msg_state {
 int cm_ws_msg_frame(struct cm_ws_msg_state *s, const struct cm_ws_frame *f,
                     const struct cm_ws_limits *lim);
 
-/* Adds n bytes to the open message's size; CM_WS_E_MESSAGE_TOO_BIG if that
- * passes lim->max_message_size, else 0. */
-int cm_ws_msg_grow(struct cm_ws_msg_state *s, uint64_t n,
-                   const struct cm_ws_limits *lim);
-
 /*
  * Validates the next n bytes (unmasked, inflated) of an open text message;
  * fin: these are its last bytes.  Returns 0, or CM_WS_E_UTF8 as soon as
@@ -242,31 +237,6 @@ int cm_ws_parse_close(const uint8_t *p, size_t n, uint16_t *code,
  */
 size_t cm_ws_close_payload(uint8_t out[CM_WS_MAX_CONTROL_PAYLOAD], unsigned code,
                            const char *reason, size_t reason_len);
-
-/* ------------------------------------------------------------- UTF-8 */
-enum {
-  CM_UTF8_OK = 0,          /* valid and ends on a character boundary */
-  CM_UTF8_INCOMPLETE = 1,  /* valid so far; ends inside a character */
-  CM_UTF8_INVALID = -1     /* not UTF-8 (sticky: later calls say so too) */
-};
-
-/*
- * Incremental UTF-8 validator (RFC 3629): rejects overlong forms,
- * surrogates (U+D800-DFFF), code points above U+10FFFF, stray continuation
- * bytes and truncated sequences, and fails at the first byte that makes
- * the input invalid.  *state starts at 0 and carries a character split
- * across calls (e.g. across WebSocket fragments).  Runs of ASCII go 8
- * bytes at a time.  Returns CM_UTF8_OK, CM_UTF8_INCOMPLETE or
- * CM_UTF8_INVALID for everything fed so far.
- */
-int cm_utf8_validate(uint32_t *state, const uint8_t *p, size_t n);
-
-/* True when p[0..n) is complete, valid UTF-8. */
-bool cm_utf8_valid(const uint8_t *p, size_t n);
-
-/* The length of the longest prefix of p[0..n) that is complete, valid
- * UTF-8 (n when all of it is). */
-size_t cm_utf8_valid_prefix(const uint8_t *p, size_t n);
 
 /* -------------------------------------------------------- handshake */
 /* The GUID appended to the client key (RFC 6455 1.3). */

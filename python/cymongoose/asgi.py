@@ -1,16 +1,19 @@
 """Serve an ASGI 3.0 application (Starlette, FastAPI, ...) on cymongoose.
 
 The manager runs inside the asyncio loop (:class:`~cymongoose.aio.AsyncManager`),
-so the event handler and the application share one thread: a request's
-events go straight into its asyncio queue, and ``send()`` calls the
-connection's methods directly.  Each request, WebSocket and the lifespan
-protocol runs as an asyncio task.
+so the event handler and the application share one thread.  A request's
+coroutine is stepped right in the event callback while it only awaits our
+receive()/send() (which complete at once when they can), with the
+connection's host task as current_task(); it becomes an asyncio task (that
+host) only when it awaits a real future.  The scope is built in C.
 
     from cymongoose.asgi import serve
     serve(app, "http://127.0.0.1:8000")
 
-HTTP: the C server parses the request and delivers it whole, so the app gets
-the body as one ``http.request`` message (the server's body limit applies).
+HTTP: a body declared longer than ``stream_body`` is streamed to the app as
+``http.request`` messages with ``more_body``, read from the connection as the
+app asks (reading pauses while it does not); shorter ones come whole, as one
+message; chunked ones are read whole (``max_body`` applies).
 A response whose first ``http.response.body`` has no ``more_body`` goes out
 as one write with Content-Length; otherwise it is streamed with chunked
 encoding, and ``send()`` waits while more than ``stream_window`` bytes are
@@ -22,11 +25,15 @@ WebSocket: the upgrade request is kept (its head) until the app answers
 ``websocket.connect``; ``websocket.accept`` performs the handshake then.
 """
 import asyncio
+import collections
+import contextvars
 import signal
 import urllib.parse
+from asyncio.tasks import _enter_task, _leave_task
 
 from ._report import report
-from ._mongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE, MG_EV_WS_CTL,
+from ._mongoose import (_AsgiScopeBuilder, MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_HTTP_HDRS,
+                        MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WRITE, MG_EV_WS_CTL,
                         MG_EV_WS_MSG,
                         WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT)
 from .aio import AsyncManager
@@ -37,6 +44,20 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 # send() of a streamed body waits while more than this is queued.
 STREAM_WINDOW = 1 << 20
+
+# Request bodies declared longer than this are streamed to the app
+# (http.request messages with more_body, read as the app asks); shorter
+# ones come whole in one message.
+STREAM_BODY = 64 * 1024
+
+# Bodies that come whole (chunked ones, which are not streamed) are refused
+# with 413 beyond this.
+MAX_BODY = 16 << 20
+
+UNLIMITED_BODY = 1 << 62
+
+# At most this much of a streamed body per http.request message.
+BODY_PIECE = 256 * 1024
 
 # Hop-by-hop fields are the server's business; Content-Length is written
 # by the C server for whole responses and must be absent from chunked ones.
@@ -77,13 +98,35 @@ class _Channel:
     def __init__(self, server, conn):
         self.server = server
         self.conn = conn
-        self.queue = asyncio.Queue()
+        self.inbox = collections.deque()  # messages receive() returns, in order
+        self.waiter = None  # the future a receive() with an empty inbox awaits
         self.disconnected = False
-        self.task = None
+
+    def wake(self):
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def put(self, message):
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self):
+        """The next message; waits (on a real future: the app then runs in
+        its host task) only when none is there."""
+        inbox = self.inbox
+        while not inbox:
+            self.waiter = waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return inbox.popleft()
 
     def disconnect(self):
         self.disconnected = True
-        self.queue.put_nowait(self.disconnect_message())
+        self.put(self.disconnect_message())
 
     async def wait_writable(self):
         """Backpressure: returns when the send buffer is below the window."""
@@ -98,9 +141,14 @@ class _Channel:
 
 
 class _HTTPChannel(_Channel):
-    def __init__(self, server, conn, body):
+    def __init__(self, server, conn, body, state=None):
         super().__init__(server, conn)
-        self.queue.put_nowait({"type": "http.request", "body": body, "more_body": False})
+        # state: the connection's, when the body is streamed (body is None):
+        # receive() then reads it from the connection as the app asks.
+        self.state = state
+        if state is None:
+            self.inbox.append({"type": "http.request", "body": body, "more_body": False})
+        self.streamed = state is not None  # http_body_end() is still owed
         self.start = None      # the http.response.start message, until written
         self.started = False   # the head has been written
         self.complete = False  # the whole response has been written
@@ -110,9 +158,42 @@ class _HTTPChannel(_Channel):
         return {"type": "http.disconnect"}
 
     async def receive(self):
-        if self.complete and self.queue.empty():
+        if self.state is not None:
+            return await self.read_body()
+        if self.complete and not self.inbox:
             return {"type": "http.disconnect"}  # as uvicorn: nothing more will come
-        return await self.queue.get()
+        return await self.get()
+
+    async def read_body(self):
+        """The next piece of a streamed body: what has arrived (up to
+        BODY_PIECE), waiting for a READ event when nothing has.  What the app
+        does not ask for stays unread, so reading pauses at recv_limit."""
+        conn, state = self.conn, self.state
+        while not self.disconnected:
+            data = conn.http_body_read(BODY_PIECE)
+            left = conn.http_body_left()
+            if data or not left:
+                if not left:
+                    self.state = None  # the body is complete
+                return {"type": "http.request", "body": data, "more_body": bool(left)}
+            state.reader = self
+            self.waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if state.reader is self:
+                    state.reader = None
+        return await self.get()  # the http.disconnect put there
+
+    def done(self):
+        """The response is complete: a streamed request hands its connection
+        back to the HTTP server (or closes it if the body was not all read)."""
+        self.complete = True
+        if self.state is not None or self.streamed:
+            self.streamed = False
+            self.state = None
+            if not self.disconnected:
+                self.conn.http_body_end()
 
     async def send(self, message):
         kind = message.get("type")
@@ -147,10 +228,17 @@ class _HTTPChannel(_Channel):
                 status, headers = self.start
                 if status in (204, 304):  # never a body, never chunked
                     conn.reply(status, b"", headers)
-                    self.complete, self.discarding = True, more
+                    self.discarding = more
+                    if self.streamed:
+                        self.done()
+                    else:
+                        self.complete = True
                 elif not more:
                     conn.reply(status, body, headers)
-                    self.complete = True
+                    if self.streamed:
+                        self.done()
+                    else:
+                        self.complete = True
                 else:
                     conn.reply(status, b"", headers + [(b"Transfer-Encoding", b"chunked")])
                 self.start, self.started = None, True
@@ -159,8 +247,8 @@ class _HTTPChannel(_Channel):
             if body:
                 conn.http_chunk(body)
             if not more:
-                self.complete = True
                 conn.http_chunk(b"")
+                self.done()
             else:
                 await self.wait_writable()
         else:
@@ -171,8 +259,8 @@ class _HTTPChannel(_Channel):
         if self.complete or self.disconnected:
             return
         if not self.started:
-            self.complete = True
             self.conn.reply(500, b"Internal Server Error\n", [("Content-Type", "text/plain")])
+            self.done()
         else:
             self.conn.drain()  # what was sent, then close: a cut body never passes for a whole one
 
@@ -185,14 +273,14 @@ class _WebSocketChannel(_Channel):
         self.closed = False      # we sent websocket.close (or refused)
         self.close_code = 1006   # the client's close code, once it sent one
         self.close_reason = ""
-        self.queue.put_nowait({"type": "websocket.connect"})
+        self.inbox.append({"type": "websocket.connect"})
 
     def disconnect_message(self):
         return {"type": "websocket.disconnect", "code": self.close_code,
                 "reason": self.close_reason}
 
     async def receive(self):
-        return await self.queue.get()
+        return await self.get()
 
     async def send(self, message):
         kind = message.get("type")
@@ -230,7 +318,7 @@ class _WebSocketChannel(_Channel):
                 self.closed = True
                 self.head = None
                 conn.reply(403, b"Forbidden\n")  # refused before the handshake
-                self.queue.put_nowait(self.disconnect_message())
+                self.put(self.disconnect_message())
             else:
                 code = int(message.get("code", 1000))
                 if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
@@ -251,13 +339,66 @@ class _WebSocketChannel(_Channel):
 
 
 class _ConnState:
-    """What the server keeps per TCP connection."""
+    """What the server keeps per TCP connection.
 
-    __slots__ = ("channels", "writable")
+    host: an asyncio Task that is current_task() while we step a request's
+    coroutine ourselves (so anyio, sniffio and Task-bound cancel scopes see a
+    task, the same one before and after the first suspension), and that
+    drives the coroutine from the first time it awaits a real future.  One
+    serves every request that completes without suspending; a new one is
+    made after one has been handed a coroutine."""
+
+    __slots__ = ("channels", "writable", "host", "host_inbox", "reader", "buffering")
 
     def __init__(self):
         self.channels = set()  # channels whose app task still runs
         self.writable = asyncio.Event()
+        self.host = None
+        self.host_inbox = None  # the future the idle host awaits: (ctx, coro, pending)
+        self.reader = None      # the channel waiting for more of a streamed body
+        self.buffering = False  # a chunked body is being buffered (max_body applies)
+
+    def drop_host(self):
+        host, self.host = self.host, None
+        if host is not None:
+            host.cancel()
+
+
+async def _host(inbox):
+    ctx, coro, pending = await inbox
+    return await _Resume(ctx, coro, pending)
+
+
+class _Resume:
+    """Continues a coroutine we stepped until it yielded pending (a future,
+    or None for a bare yield), inside the task awaiting this: the Task waits
+    on what the coroutine yielded, exactly as if it had run in it from the
+    start.  Every step runs in the request's own context."""
+
+    __slots__ = ("ctx", "coro", "pending")
+
+    def __init__(self, ctx, coro, pending):
+        self.ctx, self.coro, self.pending = ctx, coro, pending
+
+    def __await__(self):
+        ctx, coro, pending = self.ctx, self.coro, self.pending
+        self.coro = self.pending = None
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # e.g. the task was cancelled
+                try:
+                    pending = ctx.run(coro.throw, exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                pending = ctx.run(coro.send, sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 class ASGIServer:
@@ -272,7 +413,8 @@ class ASGIServer:
     """
 
     def __init__(self, app, error_handler=None, *, tls=None, lifespan="auto",
-                 stream_window=STREAM_WINDOW, shutdown_timeout=5.0, poll_interval=100):
+                 stream_window=STREAM_WINDOW, shutdown_timeout=5.0, poll_interval=100,
+                 stream_body=STREAM_BODY, max_body=MAX_BODY):
         if lifespan not in ("auto", "on", "off"):
             raise ValueError("lifespan must be 'auto', 'on' or 'off'")
         self.app = app
@@ -280,6 +422,8 @@ class ASGIServer:
         self.tls = tls
         self.lifespan = lifespan
         self.stream_window = stream_window
+        self.stream_body = stream_body
+        self.max_body = max_body
         self.shutdown_timeout = shutdown_timeout
         # The server's handler has no use for MG_EV_POLL: an idle
         # keep-alive connection then costs nothing per poll.
@@ -289,6 +433,7 @@ class ASGIServer:
         self._conns = {}        # connection id -> _ConnState
         self._tasks = set()
         self._state = {}        # lifespan state, copied into every scope
+        self._scopes = _AsgiScopeBuilder(ASGI_VERSION)
         self._lifespan = None   # the lifespan channel while the app supports it
         self._running = False
 
@@ -319,6 +464,10 @@ class ASGIServer:
                 self._running = False
                 raise
         try:
+            # Long Content-Length bodies are streamed (paced by the app), so
+            # the C layer's whole-body limit is lifted; max_body still bounds
+            # the chunked bodies it buffers (checked as they arrive).
+            listen_kwargs.setdefault("http_max_body", UNLIMITED_BODY)
             lst = self._amgr.listen(url, http=True, **listen_kwargs)
         except BaseException:
             if not self._listeners:
@@ -355,6 +504,8 @@ class ASGIServer:
                 conn.close()
             await self._amgr.__aexit__(None, None, None)
             self._running = False
+            for state in self._conns.values():
+                state.drop_host()
             self._conns.clear()
 
     async def __aenter__(self):
@@ -414,13 +565,31 @@ class ASGIServer:
     def _handle(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
             self._begin(conn, data)
+        elif ev == MG_EV_READ:
+            state = self._conns.get(conn.id)
+            if state is not None:
+                if state.reader is not None:
+                    ch, state.reader = state.reader, None
+                    ch.wake()
+                elif state.buffering and conn.recv_len > self.max_body:
+                    state.buffering = False  # a chunked body over the limit
+                    conn.reply(413, b"Payload Too Large\n")
+                    conn.drain()
+        elif ev == MG_EV_HTTP_HDRS:
+            length = data.header("Content-Length")
+            if length is None:
+                if data.header("Transfer-Encoding") is not None:
+                    self._state_of(conn).buffering = True
+            elif (length.isdigit() and int(length) > self.stream_body and
+                    conn.http_body_stream(data) is not None):
+                self._begin_streamed(conn, data)
         elif ev == MG_EV_WS_MSG:
             ch = self._websocket_of(conn)
             if ch is not None:
                 if data.op == WEBSOCKET_OP_BINARY:
-                    ch.queue.put_nowait({"type": "websocket.receive", "bytes": data.data})
+                    ch.put({"type": "websocket.receive", "bytes": data.data})
                 else:
-                    ch.queue.put_nowait({"type": "websocket.receive", "text": data.text})
+                    ch.put({"type": "websocket.receive", "text": data.text})
         elif ev == MG_EV_WS_CTL:
             ch = self._websocket_of(conn)
             if ch is not None and data.op == WEBSOCKET_OP_CLOSE:
@@ -436,6 +605,7 @@ class ASGIServer:
         elif ev == MG_EV_CLOSE:
             state = self._conns.pop(conn.id, None)
             if state is not None:
+                state.drop_host()
                 state.writable.set()
                 for ch in state.channels:
                     ch.disconnect()
@@ -448,39 +618,81 @@ class ASGIServer:
         return None
 
     def _begin(self, conn, msg):
-        local, remote = conn.local_addr, conn.remote_addr
+        upgrade = msg.header("Upgrade")
+        if upgrade is not None and msg.method == "GET" and _has_token(upgrade, "websocket"):
+            scope = self._websocket_scope(conn, msg)
+            ch = _WebSocketChannel(self, conn, _request_head(msg))
+        else:
+            scope = self._scopes.http(msg, conn.is_tls, conn.remote_addr, conn.local_addr,
+                                      self._state)
+            ch = _HTTPChannel(self, conn, msg.body_bytes)
+        state = self._state_of(conn)
+        state.buffering = False
+        state.channels.add(ch)
+        self._step(state, self._run(scope, ch, state))
+
+    def _state_of(self, conn):
+        state = self._conns.get(conn.id)
+        if state is None:
+            state = self._conns[conn.id] = _ConnState()
+        return state
+
+    def _begin_streamed(self, conn, msg):
+        scope = self._scopes.http(msg, conn.is_tls, conn.remote_addr, conn.local_addr,
+                                  self._state)
+        state = self._state_of(conn)
+        ch = _HTTPChannel(self, conn, None, state)
+        state.channels.add(ch)
+        self._step(state, self._run(scope, ch, state))
+
+    def _websocket_scope(self, conn, msg):
         tls = conn.is_tls
-        websocket = msg.method == "GET" and _has_token(msg.header("Upgrade"), "websocket")
         raw_path = _wire(msg.uri)
-        scope = {
-            "type": "websocket" if websocket else "http",
+        return {
+            "type": "websocket",
             "asgi": dict(ASGI_VERSION),
             "http_version": (msg.proto or "HTTP/1.1")[5:] or "1.1",
-            "scheme": ("wss" if tls else "ws") if websocket else ("https" if tls else "http"),
+            "scheme": "wss" if tls else "ws",
             "path": urllib.parse.unquote_to_bytes(raw_path).decode("utf-8", "replace"),
             "raw_path": raw_path,
             "query_string": _wire(msg.query),
             "root_path": "",
             "headers": [[_wire(n).lower(), _wire(v)] for n, v in msg.headers()],
-            "client": _addr(remote),
-            "server": _addr(local),
+            "client": _addr(conn.remote_addr),
+            "server": _addr(conn.local_addr),
             "state": dict(self._state),
+            "subprotocols": [p.strip() for p in
+                             (msg.header("Sec-WebSocket-Protocol") or "").split(",")
+                             if p.strip()],
         }
-        if websocket:
-            scope["subprotocols"] = [p.strip() for p in
-                                     (msg.header("Sec-WebSocket-Protocol") or "").split(",")
-                                     if p.strip()]
-            ch = _WebSocketChannel(self, conn, _request_head(msg))
-        else:
-            scope["method"] = msg.method
-            ch = _HTTPChannel(self, conn, msg.body_bytes)
-        state = self._conns.get(conn.id)
-        if state is None:
-            state = self._conns[conn.id] = _ConnState()
-        state.channels.add(ch)
-        ch.task = asyncio.ensure_future(self._run(scope, ch, state))
-        self._tasks.add(ch.task)
-        ch.task.add_done_callback(self._tasks.discard)
+
+    def _step(self, state, coro):
+        """Runs the request's coroutine right here until it completes or
+        awaits something other than our receive()/send() completing at once;
+        only then does it cost an asyncio task (the connection's host)."""
+        loop = self._amgr._loop
+        host = state.host
+        if host is None:
+            state.host_inbox = inbox = loop.create_future()
+            state.host = host = loop.create_task(_host(inbox))
+        ctx = contextvars.copy_context()  # a task per request would have its own
+        try:
+            _enter_task(loop, host)
+        except RuntimeError:  # called from inside a task: schedule it as one
+            task = loop.create_task(coro, context=ctx)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        try:
+            pending = ctx.run(coro.send, None)
+        except StopIteration:
+            return
+        finally:
+            _leave_task(loop, host)
+        state.host = None
+        state.host_inbox.set_result((ctx, coro, pending))
+        self._tasks.add(host)
+        host.add_done_callback(self._tasks.discard)
 
     async def _run(self, scope, ch, state):
         exc = None

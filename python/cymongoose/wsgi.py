@@ -21,7 +21,8 @@ import threading
 import urllib.parse
 
 from ._report import report
-from ._mongoose import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WAKEUP, MG_EV_WRITE, Manager
+from ._mongoose import (MG_EV_CLOSE, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WAKEUP,
+                        MG_EV_WRITE, Manager)
 
 __all__ = ["FileWrapper", "WSGIServer", "serve"]
 
@@ -29,6 +30,15 @@ __all__ = ["FileWrapper", "WSGIServer", "serve"]
 # less than this queued, and a worker waits while this much is buffered for
 # it: a client that reads slowly slows the application, memory stays bounded.
 STREAM_WINDOW = 1 << 20
+
+# Request bodies declared longer than this are streamed: wsgi.input reads
+# them from the connection as the application asks (at most BODY_WINDOW
+# bytes wait for it); shorter ones are read whole before the app runs.
+STREAM_BODY = 64 * 1024
+BODY_WINDOW = 1 << 20
+
+# Chunked request bodies are read whole: refused with 413 beyond this.
+MAX_BODY = 16 << 20
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                "proxy-authenticate", "proxy-authorization"}
@@ -77,11 +87,58 @@ def _real_file(result):
     return os.dup(fd), offset, max(0, st.st_size - offset)
 
 
+class _BodyStream(io.RawIOBase):
+    """The raw wsgi.input of a streamed request body (wrapped in a
+    BufferedReader): a worker's read waits for pieces the loop thread takes
+    from the connection when asked (_feed), so the body is read from the
+    socket only as fast as the application reads it."""
+
+    def __init__(self, server, conn_id, length):
+        super().__init__()
+        self.server, self.conn_id = server, conn_id
+        self.pieces = collections.deque()  # taken from the connection, not read yet
+        self.buffered = 0
+        self.left = length   # bytes the loop has not taken yet
+        self.wanted = False  # a worker waits for more
+        self.gone = False    # the connection closed
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        server = self.server
+        with server._lock:
+            while not self.pieces and self.left and not self.gone:
+                self.wanted = True
+                server._notify(self.conn_id)
+                if not server._lock.wait_for(
+                        lambda: self.pieces or not self.left or self.gone or server._stop.is_set(),
+                        server.stream_timeout):
+                    raise TimeoutError("the client stopped sending the request body")
+                if server._stop.is_set():
+                    break
+            if not self.pieces:
+                return 0
+            piece = self.pieces[0]
+            n = min(len(b), len(piece))
+            b[:n] = piece[:n]
+            if n == len(piece):
+                self.pieces.popleft()
+            else:
+                self.pieces[0] = piece[n:]
+            self.buffered -= n
+            if self.buffered < BODY_WINDOW // 2 and self.left:
+                self.wanted = True
+                server._notify(self.conn_id)
+            return n
+
+
 class _Response:
     """What a worker produced for one request; filled by the worker thread,
     written by the loop thread once it is this connection's turn."""
 
-    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted", "file")
+    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted", "file",
+                 "body")
 
     def __init__(self):
         self.status = 500
@@ -92,6 +149,7 @@ class _Response:
         self.done = False                 # the worker has finished
         self.aborted = False              # a streamed body failed midway: close, don't end it
         self.file = None                  # (fd, offset, length): a body sent with sendfile
+        self.body = None                  # the _BodyStream of a streamed request body
 
 
 class WSGIServer:
@@ -103,12 +161,17 @@ class WSGIServer:
     chunk before it gives up on a client that stopped reading.
     """
 
-    def __init__(self, app, workers=4, error_handler=None, stream_timeout=5.0):
+    def __init__(self, app, workers=4, error_handler=None, stream_timeout=5.0, *,
+                 stream_body=STREAM_BODY, max_body=MAX_BODY):
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.app = app
         self.error_handler = error_handler
         self.stream_timeout = stream_timeout
+        self.stream_body = stream_body
+        self.max_body = max_body
+        self._bodies = {}     # connection id -> its _BodyStream (loop thread)
+        self._buffering = set()  # connections reading a chunked body whole
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
         # The server's handler has no use for MG_EV_POLL: an idle
         # keep-alive connection then costs nothing per poll.
@@ -127,7 +190,9 @@ class WSGIServer:
         """Starts listening; returns the listening Connection."""
         if url.lower().startswith("https://"):
             self._url_scheme = "https"
-        return self._manager.listen(url, http=True)
+        # Long Content-Length bodies are streamed, so the C layer's
+        # whole-body limit is lifted; max_body bounds chunked ones.
+        return self._manager.listen(url, http=True, http_max_body=1 << 62)
 
     def run(self, poll_ms=100):
         """Serves until SIGINT/SIGTERM (Manager.run) or close() from another thread."""
@@ -151,22 +216,77 @@ class WSGIServer:
     # ----------------------------------------------------------- loop thread
     def _handle(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
-            environ = self._environ(conn, data)
-            resp = _Response()
-            self._queues.setdefault(conn.id, collections.deque()).append(resp)
-            self._pool.submit(self._run_app, conn.id, environ, resp)
+            self._buffering.discard(conn.id)
+            self._start(conn, self._environ(conn, data))
         elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
+            if conn.id in self._bodies:
+                self._feed(conn)
             self._write_ready(conn)
+        elif ev == MG_EV_READ:
+            if conn.id in self._bodies:
+                self._feed(conn)
+            elif conn.id in self._buffering and conn.recv_len > self.max_body:
+                self._buffering.discard(conn.id)
+                conn.reply(413, b"Payload Too Large\n")
+                conn.drain()
+        elif ev == MG_EV_HTTP_HDRS:
+            length = data.header("Content-Length")
+            if length is None:
+                if data.header("Transfer-Encoding") is not None:
+                    self._buffering.add(conn.id)
+            elif length.isdigit() and int(length) > self.stream_body:
+                n = conn.http_body_stream(data)
+                if n is not None:
+                    body = self._bodies[conn.id] = _BodyStream(self, conn.id, n)
+                    environ = self._environ(conn, data, body)
+                    self._start(conn, environ).body = body
         elif ev == MG_EV_CLOSE:
+            self._buffering.discard(conn.id)
+            body = self._bodies.pop(conn.id, None)
+            if body is not None:
+                with self._lock:
+                    body.gone = True
+                    self._lock.notify_all()
             for resp in self._queues.pop(conn.id, ()):
                 with self._lock:
                     if resp.file is not None:
                         os.close(resp.file[0])
                         resp.file = None
 
-    def _environ(self, conn, msg):
+    def _start(self, conn, environ):
+        resp = _Response()
+        self._queues.setdefault(conn.id, collections.deque()).append(resp)
+        self._pool.submit(self._run_app, conn.id, environ, resp)
+        return resp
+
+    def _feed(self, conn):
+        """Takes what a worker waits for of a streamed body from the
+        connection (up to BODY_WINDOW buffered); what is not asked for stays
+        in the receive buffer, where it pauses reading."""
+        body = self._bodies[conn.id]
+        with self._lock:
+            if not body.wanted:
+                return
+            while body.left and body.buffered < BODY_WINDOW:
+                piece = conn.http_body_read(BODY_WINDOW - body.buffered)
+                if not piece:
+                    break
+                body.pieces.append(piece)
+                body.buffered += len(piece)
+                body.left -= len(piece)
+            if body.pieces or not body.left:
+                body.wanted = False
+                self._lock.notify_all()
+
+    def _environ(self, conn, msg, stream=None):
         local, remote = conn.local_addr, conn.remote_addr
-        body = msg.body_bytes
+        if stream is None:
+            body = msg.body_bytes
+            length = str(len(body)) if body else ""
+            wsgi_input = io.BytesIO(body)
+        else:
+            length = str(stream.left)
+            wsgi_input = io.BufferedReader(stream, 65536)
         env = {
             "REQUEST_METHOD": msg.method,
             "SCRIPT_NAME": "",
@@ -177,10 +297,10 @@ class WSGIServer:
             "SERVER_PROTOCOL": msg.proto or "HTTP/1.1",
             "REMOTE_ADDR": remote[0] if remote else "",
             "REMOTE_PORT": str(remote[1]) if remote else "",
-            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "CONTENT_LENGTH": length,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self._url_scheme,
-            "wsgi.input": io.BytesIO(body),
+            "wsgi.input": wsgi_input,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
@@ -237,6 +357,9 @@ class WSGIServer:
                     return
                 conn.http_chunk(b"")
             queue.popleft()
+            if resp.body is not None:  # a streamed request: HTTP again (or close)
+                self._bodies.pop(conn.id, None)
+                conn.http_body_end()
 
     # --------------------------------------------------------- worker threads
     def _run_app(self, conn_id, environ, resp):

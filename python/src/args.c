@@ -38,3 +38,15 @@ int cm_py_bind(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObj
   }
   return 0;
 }
+
+int cm_py_buffer_get(PyObject *o, Py_buffer *view, const char *what) {
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL) return -1;
+    return PyBuffer_FillInfo(view, o, (void *)s, n, 1, PyBUF_SIMPLE);
+  }
+  if (PyObject_CheckBuffer(o)) return PyObject_GetBuffer(o, view, PyBUF_SIMPLE);
+  PyErr_Format(PyExc_TypeError, "%s must be str or bytes, not %.100s", what, Py_TYPE(o)->tp_name);
+  return -1;
+}

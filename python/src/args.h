@@ -48,6 +48,16 @@ static inline int cm_py_bind1(const char *fname, const char *name, PyObject *con
   return cm_py_bind(fname, args, nargs, kwnames, names, 1, 1, out);
 }
 
+/*
+ * The one "str or buffer" reader of the extension: the bytes of o, a str
+ * as UTF-8 (the view points into the str's cached UTF-8 and holds a
+ * reference to it) or any object with the buffer protocol (bytes,
+ * bytearray, memoryview...).  Fills *view (release it with
+ * PyBuffer_Release) and returns 0, or -1 with an exception: TypeError
+ * naming the argument what when o is neither.
+ */
+int cm_py_buffer_get(PyObject *o, Py_buffer *view, const char *what);
+
 /* A PyMethodDef's ml_meth and ml_flags for a function taking
  * (self, args, nargs, kwnames). */
 #define CM_PY_FASTCALL_KW(fn) (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS

@@ -2,8 +2,7 @@
  * Python bindings of the resolver and the SNTP client:
  * Connection.resolve(url), Connection.resolve_cancel(),
  * Connection.sntp_request() (listed in conn_methods.h) and
- * Manager.sntp_connect(url, handler=None) (overrides the weak stub of
- * mgr_methods.h).
+ * Manager.sntp_connect(url, handler=None) (listed in mgr_methods.h).
  * The Manager(dns=..., dns_timeout_ms=...) arguments are in manager.c.
  */
 #include <errno.h>

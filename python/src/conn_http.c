@@ -11,7 +11,6 @@
 
 #include "args.h"
 #include "conn_methods.h"
-#include "http/internal.h"
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
@@ -21,17 +20,6 @@ int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_se
     return -1;
   }
   return 0;
-}
-
-/* A bytes-like object, or a str as UTF-8. */
-static int get_body(PyObject *obj, Py_buffer *view) {
-  if (PyUnicode_Check(obj)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
-    if (s == NULL) return -1;
-    return PyBuffer_FillInfo(view, obj, (void *)s, n, 1, PyBUF_SIMPLE);
-  }
-  return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
 }
 
 /* A header name or value: str (as UTF-8) or bytes (as they are, e.g. the
@@ -210,14 +198,14 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
     cm_buf_free(&b);
     return PyErr_NoMemory();
   }
-  PyErr_Clear(); /* PyObject_Length of a body that has none: get_body() reports it */
+  PyErr_Clear(); /* PyObject_Length of a body that has none: cm_py_buffer_get() reports it */
   /* Without headers there is no block to build (and nothing to allocate). */
   if (!no_headers && header_block(headers, &b) < 0) {
     cm_buf_free(&b);
     return NULL;
   }
   Py_buffer view = {0};
-  if (body != NULL && get_body(body, &view) < 0) {
+  if (body != NULL && cm_py_buffer_get(body, &view, "body") < 0) {
     cm_buf_free(&b);
     return NULL;
   }
@@ -296,8 +284,7 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
  * silent loss.  A head the application wrote itself with send() (no reply
  * yet) is left alone.  0, or -1 with the exception set. */
 static int check_streaming(struct cm_conn *c, const char *what) {
-  struct cm__http_conn *st = cm__http_conn_of(c);
-  if (st == NULL || st->chunked_reply || st->awaiting_reply) return 0;
+  if (!cm_http_response_complete(c)) return 0;
   PyErr_Format(PyExc_RuntimeError,
                "%s(): no chunked response is in progress (the response is complete, so the "
                "client would drop this); start one with reply(200, '', {'Transfer-Encoding': "
@@ -311,7 +298,7 @@ PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
-  if (get_body(data, &view) < 0) return NULL;
+  if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);
@@ -345,20 +332,6 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *argv, Py_ssize_t 
   Py_RETURN_NONE;
 }
 
-static size_t base64(const unsigned char *in, size_t n, char *out) {
-  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-                 (i + 2 < n ? in[i + 2] : 0);
-    out[o++] = tbl[v >> 18 & 63];
-    out[o++] = tbl[v >> 12 & 63];
-    out[o++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-    out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-  }
-  return o;
-}
-
 /* http_basic_auth(username, password): writes an Authorization header line
  * (a client writing its request head with send()). */
 PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_ssize_t nargs,
@@ -376,14 +349,14 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_s
   if (cred == NULL) return NULL;
   Py_ssize_t n;
   const char *s = PyUnicode_AsUTF8AndSize(cred, &n);
-  char *line = s == NULL ? NULL : PyMem_Malloc((size_t)n / 3 * 4 + 64);
+  size_t b64 = s == NULL ? 0 : CM_BASE64_ENCODED_LEN((size_t)n);
+  char *line = s == NULL ? NULL : PyMem_Malloc(21 + b64 + 3);
   if (line == NULL) {
     Py_DECREF(cred);
     return s == NULL ? NULL : PyErr_NoMemory();
   }
-  size_t len = 0;
   memcpy(line, "Authorization: Basic ", 21);
-  len = 21 + base64((const unsigned char *)s, (size_t)n, line + 21);
+  size_t len = 21 + cm_base64_encode(s, (size_t)n, line + 21, b64 + 1);
   memcpy(line + len, "\r\n", 2);
   cm_py_manager *mo = cm_py_conn_enter(c);
   cm_send(c, line, len + 2);

@@ -15,6 +15,12 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t 
                               PyObject *kwnames);
 PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames);
+/* conn_body.c */
+PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *msg);
+PyObject *cm_py_conn_http_body_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames);
+PyObject *cm_py_conn_http_body_left(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_http_body_end(PyObject *self, PyObject *unused);
 /* conn_ws.c */
 PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -60,6 +66,25 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  "http_sse($self, /, event_type, data)\n--\n\nSends a Server-Sent Events record as one chunk."},
 {"http_basic_auth", CM_PY_FASTCALL_KW(cm_py_conn_http_basic_auth),
  "http_basic_auth($self, /, username, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
+/* conn_body.c */
+{"http_body_stream", CM_PY_FASTCALL_KW(cm_py_conn_http_body_stream_kw),
+ "http_body_stream($self, /, message)\n--\n\nFrom an HTTP_HDRS handler: takes the request's body "
+ "over instead of having it buffered for HTTP_MSG (which then does not come).  The body stays in "
+ "the receive buffer until http_body_read() takes it (reading from the socket pauses while "
+ "recv_limit bytes wait); READ events tell when more arrived.  Returns the body length, or None "
+ "for a chunked body (left to HTTP_MSG as usual).  Once the response is complete, call "
+ "http_body_end()."},
+{"http_body_read", CM_PY_FASTCALL_KW(cm_py_conn_http_body_read),
+ "http_body_read($self, /, size=65536)\n--\n\nUp to size bytes of the streamed body that have "
+ "arrived (b'' when none yet, or when it is all read: see http_body_left()).  Sends the "
+ "100 Continue a client asked for on the first call."},
+{"http_body_left", (PyCFunction)cm_py_conn_http_body_left, METH_NOARGS,
+ "http_body_left($self, /)\n--\n\nBytes of the streamed body not read yet; None when no body "
+ "is being streamed."},
+{"http_body_end", (PyCFunction)cm_py_conn_http_body_end, METH_NOARGS,
+ "http_body_end($self, /)\n--\n\nAfter the response to a streamed request is complete: serves "
+ "the next request on the connection (True), or, when the body was not read to its end or the "
+ "request was the last one, closes the connection once the response is sent (False)."},
 /* conn_ws.c */
 {"ws_upgrade", (PyCFunction)(void (*)(void))cm_py_conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
  "ws_upgrade($self, /, message, extra_headers=None, *, compress=False, max_message_size=None)\n--\n\n"

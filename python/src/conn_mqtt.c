@@ -16,6 +16,7 @@
  * of them, or a dict) for user properties.  A list of such (key, value)
  * pairs or of the dicts MqttMessage.properties() returns works too.
  */
+#include "args.h"
 #include "core.h"
 #include "mgr_methods.h"
 #include "conn_methods.h"
@@ -400,15 +401,8 @@ PyObject *cm_py_conn_mqtt_pub(PyObject *self, PyObject *const *args, Py_ssize_t 
   }
   Py_buffer buf = {0};
   PyObject *msg = v[1];
-  if (PyUnicode_Check(msg)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(msg, &n);
-    if (s == NULL) return NULL;
-    o.message = cm_str_n(s, (size_t)n);
-  } else {
-    if (PyObject_GetBuffer(msg, &buf, PyBUF_SIMPLE) < 0) return NULL;
-    o.message = cm_str_n(buf.buf, (size_t)buf.len);
-  }
+  if (cm_py_buffer_get(msg, &buf, "message") < 0) return NULL;
+  o.message = cm_str_n(buf.buf, (size_t)buf.len);
   prop_list pl;
   if (props_from(v[4], &pl) < 0) {
     if (buf.obj != NULL) PyBuffer_Release(&buf);
@@ -634,16 +628,9 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
     }
   }
   Py_buffer wbuf = {0};
-  PyObject *wmsg_bytes = NULL;
   if (wmsg != NULL && wmsg != Py_None) {
-    if (PyUnicode_Check(wmsg)) {
-      wmsg_bytes = PyUnicode_AsUTF8String(wmsg);
-      if (wmsg_bytes == NULL) return NULL;
-      o.will_message = cm_str_n(PyBytes_AS_STRING(wmsg_bytes), (size_t)PyBytes_GET_SIZE(wmsg_bytes));
-    } else {
-      if (PyObject_GetBuffer(wmsg, &wbuf, PyBUF_SIMPLE) < 0) return NULL;
-      o.will_message = cm_str_n(wbuf.buf, (size_t)wbuf.len);
-    }
+    if (cm_py_buffer_get(wmsg, &wbuf, "will_message") < 0) return NULL;
+    o.will_message = cm_str_n(wbuf.buf, (size_t)wbuf.len);
   }
   prop_list wpl = {0}, cpl = {0};
   struct cm_tls_opts topts;
@@ -677,7 +664,6 @@ done:
   props_free(&wpl);
   props_free(&cpl);
   Py_XDECREF(tls_keep);
-  Py_XDECREF(wmsg_bytes);
   if (wbuf.obj != NULL) PyBuffer_Release(&wbuf);
   return result;
 }

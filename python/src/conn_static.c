@@ -11,7 +11,6 @@
 
 #include "funcs.h"
 #include "conn_methods.h"
-#include "http/internal.h"
 
 /* The live request behind an HttpMessage argument: TypeError for other
  * objects, ValueError once the view expired (its handler returned). */
@@ -72,15 +71,15 @@ static int opt_path(PyObject *o, const char *what, bool required, PyObject **out
  * could end the head early or smuggle a header in.  The framing headers are
  * the library's to write. */
 static int check_extra(const char *h) {
-  struct cm__http_block bi;
+  bool framing;
   if (h == NULL) return 0;
-  if (!cm__http_scan_block(h, &bi)) {
+  if (!cm_http_headers_ok(h, &framing)) {
     PyErr_SetString(PyExc_ValueError,
                     "extra_headers must be 'Name: value' lines separated by CRLF, without control "
                     "characters");
     return -1;
   }
-  if (bi.has_length || bi.chunked) {
+  if (framing) {
     PyErr_SetString(PyExc_ValueError, "extra_headers must not set Content-Length or Transfer-Encoding");
     return -1;
   }
@@ -172,8 +171,8 @@ PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_
   }
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  struct cm__http_block bi;
-  if (!cm__http_scan_block(headers, &bi) || bi.has_length || bi.chunked) {
+  bool framing;
+  if (!cm_http_headers_ok(headers, &framing) || framing) {
     PyErr_SetString(PyExc_ValueError,
                     "headers must be 'Name: value\\r\\n' lines without Content-Length or "
                     "Transfer-Encoding (a name or value contain an illegal character?)");

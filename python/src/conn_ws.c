@@ -3,7 +3,6 @@
  * Manager.ws_connect, over the C glue in src/ws/ws.c.
  */
 #include "core.h"
-#include "http/internal.h"
 #include "mgr_methods.h"
 
 #include <errno.h>
@@ -88,9 +87,9 @@ static PyObject *headers_block(PyObject *h, const char **out) {
     Py_DECREF(joined);
   }
   if (block == NULL) return NULL;
-  struct cm__http_block bi;
+  bool framing;
   if ((Py_ssize_t)strlen(PyBytes_AS_STRING(block)) != PyBytes_GET_SIZE(block) ||
-      !cm__http_scan_block(PyBytes_AS_STRING(block), &bi) || bi.has_length || bi.chunked) {
+      !cm_http_headers_ok(PyBytes_AS_STRING(block), &framing) || framing) {
     Py_DECREF(block);
     PyErr_SetString(PyExc_ValueError,
                     "extra_headers must be 'Name: value' lines separated by CRLF");

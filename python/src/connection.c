@@ -46,7 +46,7 @@ void cm_py_conn_detach(cm_py_conn *co) {
   if (c == NULL) return;
   /* What a closed connection keeps reading (as in the original). */
   co->last.id = c->id;
-  co->last.loc = c->loc;
+  co->last.loc = *cm_conn_local_addr(c);
   co->last.rem = c->rem;
   co->last.is_client = c->is_client;
   co->last.is_listening = c->is_listening;
@@ -114,22 +114,6 @@ static PyObject *conn_repr(cm_py_conn *co) {
 
 /* ------------------------------------------------------------ helpers */
 
-/* Bytes of obj: str as UTF-8, or any buffer.  Fills *view (release it with
- * PyBuffer_Release) and returns 0, or -1 with TypeError. */
-static int get_bytes(PyObject *obj, Py_buffer *view) {
-  if (PyUnicode_Check(obj)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
-    if (s == NULL) return -1;
-    return PyBuffer_FillInfo(view, obj, (void *)s, n, 1, PyBUF_SIMPLE);
-  }
-  if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
-    PyErr_Format(PyExc_TypeError, "expected bytes or str, got %.100s", Py_TYPE(obj)->tp_name);
-    return -1;
-  }
-  return 0;
-}
-
 /* The optional integer argument `name` (default -1, None reads as -1) of a
  * FASTCALL method. */
 static int opt_ssize(const char *fname, const char *name, PyObject *const *args, Py_ssize_t nargs,
@@ -164,7 +148,7 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   struct cm_conn *c = cm_py_conn_get((PyObject *)co);
   if (c == NULL) return NULL;
   Py_buffer view;
-  if (get_bytes(data, &view) < 0) return NULL;
+  if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   bool ok = cm_send(c, view.buf, (size_t)view.len);
   /* An HTTP client writes its requests raw: note each request line so that
@@ -255,6 +239,7 @@ CM_PY_KW1(conn_error, "error", "message")
 CM_PY_KW1(conn_set_handler, "set_handler", "handler")
 CM_PY_KW1(cm_py_conn_http_chunk, "http_chunk", "data")
 CM_PY_KW1(cm_py_conn_resolve, "resolve", "url")
+CM_PY_KW1(cm_py_conn_http_body_stream, "http_body_stream", "message")
 CM_PY_KW1(cm_py_conn_tls_init, "tls_init", "opts")
 
 static PyMethodDef conn_methods[] = {
@@ -359,7 +344,7 @@ static PyObject *conn_prop(cm_py_conn *co, void *closure) {
     case P_RECV_LIMIT: return PyLong_FromSize_t(c->recv_limit);
     case P_SEND_HWM: return PyLong_FromSize_t(c->send_hwm);
     case P_IS_SEND_FULL: return PyBool_FromLong(cm_conn_send_full(c));
-    case P_LOCAL_ADDR: return addr_tuple(&c->loc);
+    case P_LOCAL_ADDR: return addr_tuple(cm_conn_local_addr(co->c)); /* reads it lazily */
     case P_REMOTE_ADDR: return addr_tuple(&c->rem);
     default: Py_RETURN_NONE;
   }

@@ -177,13 +177,12 @@ int cm_py_timers_traverse(cm_py_manager *mo, visitproc visit, void *arg);
 PyObject *cm_py_timer_add(cm_py_manager *mo, PyObject *const *args, Py_ssize_t nargs,
                           PyObject *kwnames);
 
+/* ---- conn_http.c */
 /*
- * HTTP protocol hook, defined by the HTTP bindings (weak until they exist):
- * turns on HTTP parsing for c, a listener (children inherit it) or a client,
+ * Turns on HTTP parsing for c, a listener (children inherit it) or a client,
  * with opts (copied; a client uses only its limits).
  * Returns 0, or -1 with an exception set.
  */
-int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts)
-    __attribute__((weak));
+int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts);
 
 #endif

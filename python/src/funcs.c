@@ -6,19 +6,11 @@
 
 int cm_py_bytes_get(PyObject *o, cm_py_bytes *b, const char *what) {
   b->has_view = 0;
-  if (PyUnicode_Check(o)) {
-    b->buf = PyUnicode_AsUTF8AndSize(o, &b->len);
-    return b->buf == NULL ? -1 : 0;
-  }
-  if (PyObject_CheckBuffer(o)) {
-    if (PyObject_GetBuffer(o, &b->view, PyBUF_SIMPLE) < 0) return -1;
-    b->has_view = 1;
-    b->buf = b->view.buf;
-    b->len = b->view.len;
-    return 0;
-  }
-  PyErr_Format(PyExc_TypeError, "%s must be str or bytes, not %.100s", what, Py_TYPE(o)->tp_name);
-  return -1;
+  if (cm_py_buffer_get(o, &b->view, what) < 0) return -1;
+  b->has_view = 1;
+  b->buf = b->view.buf;
+  b->len = b->view.len;
+  return 0;
 }
 
 void cm_py_bytes_release(cm_py_bytes *b) {

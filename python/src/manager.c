@@ -10,6 +10,7 @@
  * deferred until poll() returns, because the core is still using the
  * manager's memory.
  */
+#include "args.h"
 #include "core.h"
 
 #include <errno.h>
@@ -405,16 +406,17 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
                            "http_header_timeout_ms", "http_idle_timeout_ms",
                            "http_body_timeout_ms", "http_body_min_rate",
                            "http_connect_timeout_ms", "http_response_timeout_ms", "access_log",
-                           "access_log_format", NULL};
+                           "access_log_format", "reuse_port", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
   PyObject *body_timeout = NULL, *body_rate = NULL, *conn_timeout = NULL, *resp_timeout = NULL;
   PyObject *access_log = NULL, *access_log_format = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOO", kwlist, &url, &handler,
+  int reuse_port = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOOp", kwlist, &url, &handler,
                                    &http_obj, &max_body, &max_head, &hdr_timeout, &idle_timeout,
                                    &body_timeout, &body_rate, &conn_timeout, &resp_timeout,
-                                   &access_log, &access_log_format)) {
+                                   &access_log, &access_log_format, &reuse_port)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
@@ -422,6 +424,10 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   if (!is_listen && (given(hdr_timeout) || given(idle_timeout) || given(body_timeout) ||
                      given(body_rate) || given(access_log) || given(access_log_format))) {
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
+    return NULL;
+  }
+  if (!is_listen && reuse_port) {
+    PyErr_SetString(PyExc_TypeError, "connect() takes no reuse_port");
     return NULL;
   }
   if (is_listen && (given(conn_timeout) || given(resp_timeout))) {
@@ -456,8 +462,11 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   if (co == NULL) return NULL;
   co->http = http;
   errno = 0;
-  struct cm_conn *c = fn(&mo->mgr, url, cm_py_on_event, co);
-  if (c != NULL && http && cm_py_http_attach != NULL && cm_py_http_attach(co, c, &opts) < 0) {
+  /* reuse_port: SO_REUSEPORT, for worker processes sharing a port. */
+  struct cm_listen_opts lo = {.reuse_port = reuse_port != 0};
+  struct cm_conn *c = is_listen && reuse_port ? cm_listen_ex(&mo->mgr, url, cm_py_on_event, co, &lo)
+                                              : fn(&mo->mgr, url, cm_py_on_event, co);
+  if (c != NULL && http && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
   } else if (c != NULL && http && !is_listen) {
@@ -473,22 +482,6 @@ static PyObject *mgr_listen(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 static PyObject *mgr_connect(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   return open_conn(mo, args, kwds, cm_connect, "connect to");
 }
-
-static PyObject *not_yet(const char *name) {
-  PyErr_Format(PyExc_NotImplementedError, "Manager.%s() is not available yet", name);
-  return NULL;
-}
-
-/* Weak placeholders: the protocol bindings define the real ones (see
- * mgr_methods.h). */
-#define NOT_YET(fn, name)                                                            \
-  __attribute__((weak)) PyObject *fn(PyObject *self, PyObject *args, PyObject *kwds) { \
-    (void)self, (void)args, (void)kwds;                                              \
-    return not_yet(name);                                                            \
-  }
-NOT_YET(cm_py_mgr_ws_connect, "ws_connect")
-NOT_YET(cm_py_mgr_sntp_connect, "sntp_connect")
-#undef NOT_YET
 
 /* ------------------------------------------------------------ timers, wakeup */
 
@@ -509,17 +502,9 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   unsigned long conn_id = PyLong_AsUnsignedLong(id_obj);
   if (conn_id == (unsigned long)-1 && PyErr_Occurred()) return NULL;
   Py_buffer view = {0};
-  if (data != NULL && PyUnicode_Check(data)) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(data, &n);
-    if (s == NULL || PyBuffer_FillInfo(&view, data, (void *)s, n, 1, PyBUF_SIMPLE) < 0) {
-      return NULL;
-    }
-  } else if (data != NULL) {
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-  }
+  if (data != NULL && cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   bool ok = false;
-  if (mo->ready && !mo->closing && mo->mgr.wakeup != NULL) {
+  if (mo->ready && !mo->closing && cm_wakeup_enabled(&mo->mgr)) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
       mo->wakeups_in_flight++; /* close() waits for it to come back */
       Py_BEGIN_ALLOW_THREADS
@@ -723,10 +708,12 @@ static PyMethodDef mgr_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
      "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
-     "http_body_min_rate=None, access_log=None, access_log_format=None)\n--\n\n"
+     "http_body_min_rate=None, access_log=None, access_log_format=None, reuse_port=False)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
-     "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close)."},
+     "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close).  reuse_port: "
+     "SO_REUSEPORT, so that several processes (each with its own Manager) listen on one "
+     "port and the kernel spreads connections across them."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
      "connect($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_connect_timeout_ms=None, http_response_timeout_ms=None)"

@@ -3,11 +3,10 @@
  * manager.c includes this file twice: once for the declarations, once
  * inside its PyMethodDef table (with CM_PY_MGR_METHODS_TABLE defined).
  *
- * manager.c keeps weak stubs raising NotImplementedError for ws_connect and
- * sntp_connect (a strong definition elsewhere wins at link time); the MQTT
- * ones have no stub: conn_mqtt.c defines them and a missing definition is a
- * link error.  Open the connection with cm_py_conn_prepare() and
- * cm_py_conn_finish() from core.h.
+ * Every entry names its function explicitly (no weak placeholders): a
+ * missing or misspelt definition leaves the name undefined in the
+ * extension, which setup.py refuses as a build error.  Open the connection
+ * with cm_py_conn_prepare() and cm_py_conn_finish() from core.h.
  */
 #ifndef CM_PY_MGR_METHODS_DECLS
 #define CM_PY_MGR_METHODS_DECLS
@@ -16,8 +15,8 @@
 PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds);   /* conn_ws.c */
 PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds); /* conn_mqtt.c */
 PyObject *cm_py_mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds);  /* conn_mqtt.c */
-PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds); /* sntp */
-/* METH_FASTCALL | METH_KEYWORDS (args.h); mqtt_broker.c, no stub. */
+PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds); /* conn_dns.c */
+/* METH_FASTCALL | METH_KEYWORDS (args.h); mqtt_broker.c. */
 PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                 PyObject *kwnames);
 #endif

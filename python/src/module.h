@@ -46,6 +46,7 @@ int cm_py_messages_exec(PyObject *m); /* messages.c: HttpMessage, WsMessage, Mqt
 int cm_py_tls_exec(PyObject *m);      /* tls.c: TlsOpts */
 int cm_py_funcs_exec(PyObject *m);    /* funcs.c: json_*, url_*, match, hashes, ... */
 int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
+int cm_py_asgi_exec(PyObject *m);     /* asgi_scope.c: _AsgiScopeBuilder */
 int cm_py_mqtt_broker_exec(PyObject *m, cm_py_state *st); /* mqtt_broker.c: MqttBroker */
 
 /*

@@ -9,6 +9,21 @@
 
 #include "core/internal.h"
 
+/*
+ * Leaves the epoll set explicitly before close(): close() alone does not
+ * when another process still holds the descriptor, and epoll would then
+ * report events for freed memory.  Counting fork()s (pthread_atfork) to
+ * skip this call is not enough: posix_spawn() and Python's subprocess use
+ * vfork-like clones that run no fork handlers, and their child still holds
+ * copies of CLOEXEC descriptors for a moment after the parent resumes (the
+ * descriptors are closed late in exec).  tests/c/test_accept_cost.c and
+ * test_http_server's curl runs under ASan catch it.
+ */
+static void close_socket(struct cm_mgr *mgr, struct cm_conn *c) {
+  epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+}
+
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {
   struct cm_conn *c = calloc(1, sizeof(*c));
   if (c == NULL) return NULL;
@@ -30,13 +45,10 @@ void cm__conn_free(struct cm_conn *c) {
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
-  /* Leave the epoll set explicitly: close() alone does not when another
-   * process still shares the descriptor (a child between fork and exec
-   * holds copies even of CLOEXEC descriptors), and epoll would then report
-   * events for freed memory. */
-  if (c->fd >= 0) epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  if (c->fd >= 0) close(c->fd);
+  if (c->fd >= 0) close_socket(mgr, c);
   if (c->tls != NULL) cm__tls_conn_free(c);
+  cm__buf_release(mgr, &c->recv);
+  cm__buf_release(mgr, &c->send);
   cm_buf_free(&c->recv);
   cm_buf_free(&c->send);
   if (c->files != NULL) cm__files_free(c);
@@ -121,7 +133,9 @@ bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
     size_t queued = cm_conn_send_queued(c);
     if (queued > mgr->send_limit || len > mgr->send_limit - queued) return false;
   }
-  /* One reservation, then each part copied once, straight into place. */
+  /* One reservation, then each part copied once, straight into place; an
+   * idle connection's first reply borrows a block from the pool. */
+  if (out->cap == 0 && len <= CM_BUF_BLOCK && !cm__buf_lend(mgr, out)) return false;
   if (cm_buf_reserve(out, len) != 0) return false;
   for (size_t i = 0; i < n; i++) {
     if (parts[i].len == 0) continue;

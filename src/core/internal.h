@@ -9,6 +9,18 @@
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd);
 /* Unlinks c, releases its socket and buffers, frees it (no events). */
 void cm__conn_free(struct cm_conn *c);
+/* Buffer pool (bufpool.c).  CM_BUF_BLOCK: the size of a pooled block,
+ * also the most a plain socket read asks for. */
+#define CM_BUF_BLOCK 16384
+/* Gives b (empty, no allocation) a block from mgr's pool, or a new one;
+ * true if b already had an allocation.  False on ENOMEM. */
+bool cm__buf_lend(struct cm_mgr *mgr, struct cm_buf *b);
+/* When b holds no data, gives its allocation back: to the pool when it is
+ * a block and the pool has room (mgr->buf_pool_max), else to free(). */
+void cm__buf_release(struct cm_mgr *mgr, struct cm_buf *b);
+/* Frees the pooled blocks, at cm_mgr_free(). */
+void cm__buf_pool_free(struct cm_mgr *mgr);
+
 /* Queues c for the flush step of the current or next poll. */
 void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output

@@ -18,6 +18,7 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   mgr->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (mgr->epfd < 0) return -1;
   mgr->next_id = 1;
+  mgr->buf_pool_max = CM_BUF_POOL_MAX;
   mgr->recv_limit = 1024 * 1024;
   mgr->send_hwm = 1024 * 1024;
   mgr->wakeup_max_bytes = CM_WAKEUP_MAX_BYTES;
@@ -170,6 +171,7 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   cm__timers_free(mgr);
   cm__dns_free(mgr);
   cm__wakeup_free(mgr);
+  cm__buf_pool_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;
   mgr->dirty = NULL;

@@ -27,14 +27,6 @@ static inline bool cm__http_is_ows(unsigned char c) {
   return c == ' ' || c == '\t';
 }
 
-/* Value of a hex digit, or -1. */
-static inline int cm__http_hex(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static inline unsigned char cm__http_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char) (c | 0x20) : c;
 }

@@ -15,6 +15,7 @@
 
 #include "cymongoose.h"
 #include "http/chars.h"
+#include "util/hex.h"
 
 enum {
   S_SIZE_FIRST = 0, /* zero-initialised state: expecting the first hex digit */
@@ -59,7 +60,7 @@ int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
     switch (st->state) {
       case S_SIZE_FIRST:
       case S_SIZE: {
-        int d = cm__http_hex(c);
+        int d = cm__hex_digit(c);
         if (d >= 0) {
           /* Stop before the value could overflow; anything past max_body
            * is refused anyway. */

@@ -293,9 +293,7 @@ static bool process(struct cm_conn *c, struct cm__http_client *st, bool at_close
     size_t head = (size_t) r;
     if (!st->hdrs_delivered) {
       st->head_len = head;
-      st->body_end = hm.framing == CM_HTTP_BODY_CHUNKED        ? 0
-                     : hm.framing == CM_HTTP_BODY_UNTIL_CLOSE ? UINT64_MAX
-                                                              : head + hm.content_length;
+      st->body_end = cm__http_body_end(&hm, head);
     }
     if (hm.status >= 100 && hm.status < 200 && hm.status != 101) {
       cm_recv_consume(c, head); /* 100 Continue and friends: interim */
@@ -307,26 +305,15 @@ static bool process(struct cm_conn *c, struct cm__http_client *st, bool at_close
       cm_call(c, CM_EV_HTTP_HDRS, &hm);
       if ((!at_close && c->is_closing) || client_of(c) != st) return true;
     }
-    size_t body_len = 0;
-    if (hm.framing == CM_HTTP_BODY_LENGTH) {
-      if (hm.body.len < hm.content_length) {
-        cm__http_make_room(c, head + (size_t) hm.content_length);
-        return true;
-      }
-      body_len = (size_t) hm.content_length;
-    } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm__http_recv_chunked(c, head, &st->chunked, &st->lim);
-      if (d < 0) return fail_response(c, at_close, "invalid HTTP response: bad chunked body", "");
-      if (d == 0) return true;
-      body_len = st->chunked.out;
-    } else if (hm.framing == CM_HTTP_BODY_UNTIL_CLOSE) {
-      if (len - head > st->lim.max_body) return fail_response(c, at_close, "HTTP response body too large", "");
-      if (!at_close) {
-        cm__http_make_room(c, head + (size_t) st->lim.max_body + 1);
-        return true;
-      }
-      body_len = len - head;
+    size_t body_len;
+    int d = cm__http_recv_body(c, &hm, head, &st->chunked, &st->lim, at_close, &body_len);
+    if (d < 0) {
+      return fail_response(c, at_close,
+                           hm.framing == CM_HTTP_BODY_CHUNKED ? "invalid HTTP response: bad chunked body"
+                                                              : "HTTP response body too large",
+                           "");
     }
+    if (d == 0) return true;
     if (!deliver(c, st, &hm, head, body_len)) return true;
   }
   return true;

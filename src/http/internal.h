@@ -118,6 +118,27 @@ void cm__http_make_room(struct cm_conn *c, size_t need);
 int cm__http_recv_chunked(struct cm_conn *c, size_t head, struct cm_http_chunked *st,
                           const struct cm_http_limits *lim);
 
+/* Where the body of a message whose head is head bytes ends in c->recv,
+ * for the "is it complete yet" check between reads: 0 for a chunked body
+ * (ask the decoder), UINT64_MAX for one that runs until the close. */
+uint64_t cm__http_body_end(const struct cm_http_msg *hm, size_t head);
+
+/*
+ * The body framing of a message (the server's requests and the client's
+ * responses alike) whose head, head bytes, starts c->recv, by hm->framing:
+ * a Content-Length body waits for its bytes (letting c->recv grow for
+ * them); a chunked one runs the decoder st (cm__http_recv_chunked); one
+ * delimited by the close is whole once at_close and may not exceed
+ * lim->max_body (c->recv may grow to one byte more, so that an excess is
+ * seen); no body is whole at once.  Returns 1 with *body_len (the decoded
+ * body at head) once the body is complete, 0 while more is needed, or a
+ * negative CM_HTTP_ERR_* (CM_HTTP_ERR_BODY_TOO_LARGE, or the chunked
+ * decoder's error).
+ */
+int cm__http_recv_body(struct cm_conn *c, const struct cm_http_msg *hm, size_t head,
+                       struct cm_http_chunked *st, const struct cm_http_limits *lim, bool at_close,
+                       size_t *body_len);
+
 /* HTTP-date (date.c): IMF-fixdate of t (seconds since the epoch) into buf;
  * and parsing of IMF-fixdate, rfc850-date and asctime-date, -1 if invalid. */
 void cm__http_date_fmt(int64_t t, char buf[32]);

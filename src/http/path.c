@@ -7,6 +7,7 @@
 
 #include "cymongoose.h"
 #include "http/chars.h"
+#include "util/hex.h"
 
 int cm_http_normalize_path(struct cm_str uri, char *dst, size_t dst_len) {
   if (uri.len == 0 || uri.buf[0] != '/' || dst_len == 0) return -1;
@@ -28,8 +29,8 @@ int cm_http_normalize_path(struct cm_str uri, char *dst, size_t dst_len) {
     while (i < uri.len && uri.buf[i] != '/') {
       unsigned char ch = (unsigned char) uri.buf[i];
       if (ch == '%') {
-        int hi = i + 2 < uri.len ? cm__http_hex((unsigned char) uri.buf[i + 1]) : -1;
-        int lo = hi >= 0 ? cm__http_hex((unsigned char) uri.buf[i + 2]) : -1;
+        int hi = i + 2 < uri.len ? cm__hex_digit((unsigned char) uri.buf[i + 1]) : -1;
+        int lo = hi >= 0 ? cm__hex_digit((unsigned char) uri.buf[i + 2]) : -1;
         if (lo < 0) return -1;
         ch = (unsigned char) (hi << 4 | lo);
         if (ch == 0) return -1;

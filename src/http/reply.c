@@ -186,6 +186,18 @@ const char *cm_http_reply_check(int status, const char *headers, size_t len) {
   return NULL;
 }
 
+bool cm_http_headers_ok(const char *headers, bool *sets_framing) {
+  struct cm__http_block bi;
+  bool ok = cm__http_scan_block(headers, &bi);
+  if (sets_framing != NULL) *sets_framing = ok && (bi.has_length || bi.chunked);
+  return ok;
+}
+
+bool cm_http_response_complete(struct cm_conn *c) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  return st != NULL && !st->chunked_reply && !st->awaiting_reply;
+}
+
 /* Output for a request could not be queued on a live connection: the
  * client would wait forever for the rest, so the connection fails (ERROR
  * deferred to the flush: a public call delivers no event itself). */

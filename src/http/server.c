@@ -213,18 +213,20 @@ static bool set_path(struct cm__http_conn *st, struct cm_http_msg *hm) {
   return true;
 }
 
+/* The text of a 4xx for a body that cm__http_recv_body() refused. */
+static const char *body_error(int d) {
+  return d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
+         : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
+                                           : "invalid chunked body";
+}
+
 /* While the body of a request whose head was delivered is arriving: true
  * once it is complete, without parsing the head again on every read (a
  * body sent one byte at a time must not cost a head's parse per byte). */
 static bool body_complete(struct cm_conn *c, struct cm__http_conn *st) {
   if (st->body_end == 0) { /* chunked */
     int d = cm__http_recv_chunked(c, st->head_len, &st->chunked, &st->opts.limits);
-    if (d < 0) {
-      reject(c, st, cm_http_err_status(d),
-             d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
-             : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
-                                               : "invalid chunked body");
-    }
+    if (d < 0) reject(c, st, cm_http_err_status(d), body_error(d));
     return d == 1;
   }
   return c->recv.len >= st->body_end;
@@ -262,7 +264,7 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     if (!st->hdrs_delivered) {
       st->hdrs_delivered = true;
       st->head_len = head;
-      st->body_end = hm.framing == CM_HTTP_BODY_CHUNKED ? 0 : head + hm.content_length;
+      st->body_end = cm__http_body_end(&hm, head);
       st->body_started_ms = c->mgr->now_ms;
       /* How replies to this request are written (also from HTTP_HDRS). */
       st->is_head = hm.method.len == 4 && memcmp(hm.method.buf, "HEAD", 4) == 0;
@@ -281,27 +283,16 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
         cm_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
       }
     }
-    size_t body_len = 0;
-    if (hm.framing == CM_HTTP_BODY_LENGTH) {
-      if (hm.body.len < hm.content_length) {
-        st->body_seen = hm.body.len;
-        cm__http_make_room(c, head + (size_t) hm.content_length);
-        return;
-      }
-      body_len = (size_t) hm.content_length;
-    } else if (hm.framing == CM_HTTP_BODY_CHUNKED) {
-      int d = cm__http_recv_chunked(c, head, &st->chunked, lim);
-      st->body_seen = c->recv.len - head;
+    size_t body_len;
+    int d = cm__http_recv_body(c, &hm, head, &st->chunked, lim, false, &body_len);
+    st->body_seen = c->recv.len - head;
+    if (d < 0) {
+      reject(c, st, cm_http_err_status(d), body_error(d));
+      return;
+    }
+    if (d == 0) return;
+    if (hm.framing == CM_HTTP_BODY_CHUNKED) { /* decoded in place */
       buf = (char *) cm_buf_data(&c->recv);
-      if (d < 0) {
-        reject(c, st, cm_http_err_status(d),
-               d == CM_HTTP_ERR_BODY_TOO_LARGE   ? "body too large"
-               : d == CM_HTTP_ERR_HDRS_TOO_LARGE ? "trailers too large"
-                                                 : "invalid chunked body");
-        return;
-      }
-      if (d == 0) return;
-      body_len = st->chunked.out;
       hm.body = cm_str_n(buf + head, body_len);
       hm.message = cm_str_n(hm.head.buf, hm.head.len + body_len);
     }

@@ -14,7 +14,7 @@
 
 /* Bytes asked of the kernel per read: big enough to take a burst in one
  * call, small enough not to balloon idle connections' buffers. */
-#define CM_READ_CHUNK 16384
+#define CM_READ_CHUNK CM_BUF_BLOCK
 #define CM_UDP_MAX 65536
 /* Accepts per readiness event, so that a flood cannot starve the others. */
 #define CM_ACCEPT_BATCH 64
@@ -23,8 +23,6 @@
 /* TLS: plaintext encrypted per step before the records go to the socket,
  * so that a large c->send is not doubled into ciphertext all at once. */
 #define CM_TLS_WRITE_BATCH 65536
-/* An emptied send buffer up to this size is kept for the next replies. */
-#define CM_SEND_KEEP (256 * 1024)
 
 static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -60,6 +58,17 @@ static void read_local_addr(struct cm_conn *c) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0) from_sockaddr(&ss, &c->loc);
+  c->is_loc_pending = 0;
+}
+
+const struct cm_addr *cm_conn_local_addr(struct cm_conn *c) {
+  if (c->is_loc_pending && c->fd >= 0) read_local_addr(c);
+  return &c->loc;
+}
+
+static bool addr_is_wildcard(const struct cm_addr *a) {
+  static const uint8_t zero[16];
+  return memcmp(a->ip, zero, a->is_ip6 ? 16 : 4) == 0;
 }
 
 static void set_nodelay(int fd) {
@@ -81,6 +90,13 @@ static bool is_udp_url(const char *url) {
 }
 
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
+  return cm_listen_ex(mgr, url, fn, fn_data, NULL);
+}
+
+struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
+                             const struct cm_listen_opts *opts) {
+  static const struct cm_listen_opts defaults = {0};
+  if (opts == NULL) opts = &defaults;
   struct cm_addr a = {0};
   struct cm_str host = cm_url_host(url);
   if (host.len > 0 && !cm_aton(host, &a)) {
@@ -96,7 +112,15 @@ struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, v
   if (fd < 0) return NULL;
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || (!udp && listen(fd, SOMAXCONN) != 0)) {
+  if (opts->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+    int err = errno;
+    CM_ERROR("listen %s: SO_REUSEPORT: %s", url, strerror(err));
+    close(fd);
+    errno = err;
+    return NULL;
+  }
+  int backlog = opts->backlog > 0 ? opts->backlog : SOMAXCONN;
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || (!udp && listen(fd, backlog) != 0)) {
     int err = errno;
     CM_ERROR("listen %s: %s", url, strerror(err));
     close(fd);
@@ -113,6 +137,9 @@ struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, v
   }
   c->is_listening = 1;
   c->is_udp = udp;
+  /* Accepted sockets inherit TCP_NODELAY from the listener on Linux
+   * (tests/c/test_sock_opts.c checks it): set once here, not per accept. */
+  if (!udp) set_nodelay(fd);
   read_local_addr(c);
   c->fn = fn;
   c->fn_data = fn_data;
@@ -261,9 +288,12 @@ void cm__sock_accept(struct cm_conn *l) {
       else close(fd);
       continue;
     }
-    set_nodelay(fd);
     from_sockaddr(&ss, &c->rem);
-    read_local_addr(c);
+    /* The local address is the listener's when it is bound to one; on a
+     * wildcard listener only the port is known without a getsockname(),
+     * which cm_conn_local_addr() makes when someone asks. */
+    c->loc = l->loc;
+    c->is_loc_pending = addr_is_wildcard(&l->loc);
     c->is_accepted = 1;
     if (cm_log_get() >= CM_LL_DEBUG) {
       char ip[64];
@@ -343,6 +373,7 @@ static void read_tls(struct cm_conn *c) {
   c->last_io_ms = c->mgr->now_ms;
   cm__tls_input(c);
   check_full(c);
+  if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
 }
 
 void cm__sock_read(struct cm_conn *c) {
@@ -365,7 +396,11 @@ void cm__sock_read(struct cm_conn *c) {
     cm__conn_update_interest(c);
     return;
   }
-  if (cm_buf_reserve(&c->recv, room < CM_READ_CHUNK ? room : CM_READ_CHUNK) != 0) {
+  /* A connection with nothing pending holds no buffer: it borrows one
+   * from the manager's pool for the read and gives it back below once the
+   * handlers have consumed everything. */
+  if (!cm__buf_lend(c->mgr, &c->recv) ||
+      cm_buf_reserve(&c->recv, room < CM_READ_CHUNK ? room : CM_READ_CHUNK) != 0) {
     cm_error(c, "out of memory");
     return;
   }
@@ -381,6 +416,7 @@ void cm__sock_read(struct cm_conn *c) {
   } else {
     read_failed(c, n);
   }
+  if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
 }
 
 /* Sends from buf until it is empty or the socket refuses.  Returns 1 when
@@ -444,9 +480,9 @@ int cm__sock_write(struct cm_conn *c) {
   if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
     return -1;
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
-  /* Keep a buffer big enough for typical replies (reallocating it for every
-   * 64 KiB response showed up as page faults), not a burst's. */
-  if (c->send.len == 0 && c->send.cap > CM_SEND_KEEP) cm_buf_free(&c->send);
+  /* Nothing left to send: the buffer goes back to the pool (or to free()
+   * when it grew past a block), so an idle connection holds none. */
+  if (c->send.len == 0) cm__buf_release(c->mgr, &c->send);
   if (total > 0) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);

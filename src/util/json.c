@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
+#include "util/hex.h"
 
 /* ---------------------------------------------------------------- paths */
 enum seg_kind { SEG_END, SEG_KEY, SEG_INDEX, SEG_BAD };
@@ -66,13 +67,6 @@ static bool path_ok(const char *path) {
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* Length of the string token starting with '"' at s[0], or 0 if invalid. */
 static size_t scan_string(const char *s, size_t n) {
   size_t i = 1;
@@ -86,7 +80,7 @@ static size_t scan_string(const char *s, size_t n) {
       if (e == 'u') {
         if (i + 6 > n) return 0;
         for (size_t k = 2; k < 6; k++)
-          if (hexval(s[i + k]) < 0) return 0;
+          if (cm__hex_digit((unsigned char)s[i + k]) < 0) return 0;
         i += 6;
       } else if (strchr("\"\\/bfnrt", e) != NULL && e != '\0') {
         i += 2;
@@ -142,7 +136,7 @@ static unsigned decode_escape(const char *s, size_t *used) {
     case 't': *used = 2; return '\t';
     case 'u': {
       unsigned v = 0;
-      for (int k = 2; k < 6; k++) v = v * 16 + (unsigned)hexval(s[k]);
+      for (int k = 2; k < 6; k++) v = v * 16 + (unsigned)cm__hex_digit((unsigned char)s[k]);
       *used = 6;
       return v;
     }

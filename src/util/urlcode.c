@@ -1,8 +1,10 @@
 /* Percent-encoding (RFC 3986) and form variables
  * (application/x-www-form-urlencoded, as in the WHATWG URL standard). */
+#include <limits.h>
 #include <string.h>
 
 #include "cymongoose.h"
+#include "util/hex.h"
 
 static bool unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -33,51 +35,69 @@ size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len) {
   return o;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Decodes the byte at s[*i] (of n), advancing *i past it. */
-static char decode_one(const char *s, size_t n, size_t *i, bool plus_is_space) {
-  char c = s[*i];
-  if (c == '%' && n - *i >= 3) {
-    int hi = hexval(s[*i + 1]), lo = hexval(s[*i + 2]);
+/* Decodes the byte at s[*i] (of n), advancing *i past it: %XX is the byte
+ * it names, '+' a space when plus_is_space.  A '%' not followed by two hex
+ * digits is kept as it is when lenient (the form-urlencoded parser of the
+ * WHATWG URL standard), else it makes the result -1. */
+static int decode_one(const char *s, size_t n, size_t *i, bool plus_is_space, bool lenient) {
+  unsigned char c = (unsigned char)s[*i];
+  if (c == '%') {
+    int hi = n - *i >= 3 ? cm__hex_digit((unsigned char)s[*i + 1]) : -1;
+    int lo = hi >= 0 ? cm__hex_digit((unsigned char)s[*i + 2]) : -1;
     if (hi >= 0 && lo >= 0) {
       *i += 3;
-      return (char)(hi * 16 + lo);
+      return hi * 16 + lo;
     }
+    if (!lenient) return -1;
   }
   (*i)++;
   return c == '+' && plus_is_space ? ' ' : c;
 }
 
-/* Lenient percent-decoding (bad escapes kept); -1 when buf is too small.
- * cm_url_decode in http.h is the strict one. */
-static long decode_lenient(const char *s, size_t n, char *buf, size_t len, bool plus_is_space) {
+int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form) {
+  if (dst == NULL || dst_len == 0 || dst_len > INT_MAX) return -1;
+  size_t i = 0, j = 0;
+  while (i < src_len) {
+    int c = decode_one(src, src_len, &i, is_form, false);
+    if (c < 0 || j + 1 >= dst_len) return -1; /* keep room for the NUL */
+    dst[j++] = (char)c;
+  }
+  dst[j] = '\0';
+  return (int)j;
+}
+
+/* Lenient form decoding of s[0..n) into buf; -1 when buf is too small. */
+static long decode_form(const char *s, size_t n, char *buf, size_t len) {
   size_t i = 0, o = 0;
   while (i < n) {
-    char c = decode_one(s, n, &i, plus_is_space);
+    int c = decode_one(s, n, &i, true, true);
     if (o >= len) return -1;
-    buf[o++] = c;
+    buf[o++] = (char)c;
   }
   return (long)o;
 }
 
-/* Is the decoded form of s[0..n) equal to name? */
-static bool decoded_equals(const char *s, size_t n, const char *name, size_t namelen) {
+static unsigned char ascii_lower(unsigned char c) {
+  return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+/* Is the decoded form of s[0..n) equal to name (ASCII letters in either
+ * case when fold_case)? */
+static bool decoded_equals(const char *s, size_t n, const char *name, size_t namelen,
+                           bool fold_case) {
   size_t i = 0, k = 0;
   while (i < n) {
-    char c = decode_one(s, n, &i, true);
-    if (k >= namelen || name[k] != c) return false;
-    k++;
+    unsigned char c = (unsigned char)decode_one(s, n, &i, true, true);
+    if (k >= namelen) return false;
+    unsigned char want = (unsigned char)name[k++];
+    if (fold_case ? ascii_lower(c) != ascii_lower(want) : c != want) return false;
   }
   return k == namelen;
 }
 
-long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen) {
+/* The one form-variable lookup behind cm_http_var and cm_http_get_var. */
+static long form_var(struct cm_str buf, const char *name, char *dst, size_t dstlen,
+                     bool fold_case) {
   size_t namelen = strlen(name), pos = 0;
   const char *s = buf.buf;
   if (s == NULL) return -1;
@@ -86,13 +106,26 @@ long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen) 
     size_t pair_end = amp == NULL ? buf.len : (size_t)(amp - s);
     const char *eq = memchr(s + pos, '=', pair_end - pos);
     size_t name_end = eq == NULL ? pair_end : (size_t)(eq - s);
-    if (pair_end > pos && decoded_equals(s + pos, name_end - pos, name, namelen)) {
+    if (pair_end > pos && decoded_equals(s + pos, name_end - pos, name, namelen, fold_case)) {
       size_t vstart = eq == NULL ? pair_end : name_end + 1;
-      long n = decode_lenient(s + vstart, pair_end - vstart, dst, dstlen, true);
+      long n = decode_form(s + vstart, pair_end - vstart, dst, dstlen);
       return n < 0 ? -2 : n;
     }
     if (amp == NULL) break;
     pos = pair_end + 1;
   }
   return -1;
+}
+
+long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen) {
+  return form_var(buf, name, dst, dstlen, false);
+}
+
+int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len) {
+  if (dst == NULL || dst_len == 0) return -2;
+  dst[0] = '\0';
+  if (name[0] == '\0') return -1;
+  long n = form_var(buf, name, dst, dst_len - 1 < INT_MAX ? dst_len - 1 : INT_MAX, true);
+  if (n >= 0) dst[n] = '\0';
+  return (int)n;
 }

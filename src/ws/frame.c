@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
+#include "ws/internal.h"
 
 int cm_ws_error_close_code(int err) {
   switch (err) {
@@ -181,7 +182,7 @@ size_t cm_ws_encode_header(uint8_t out[CM_WS_MAX_HEADER], int first_byte, uint64
 }
 
 /* ------------------------------------------------------------ messages */
-int cm_ws_msg_grow(struct cm_ws_msg_state *s, uint64_t n, const struct cm_ws_limits *lim) {
+int cm__ws_msg_grow(struct cm_ws_msg_state *s, uint64_t n, const struct cm_ws_limits *lim) {
   uint64_t max = limit_or(lim == NULL ? 0 : lim->max_message_size, CM_WS_DEFAULT_MAX_MESSAGE);
   if (n > max || s->len > max - n) return CM_WS_E_MESSAGE_TOO_BIG;
   s->len += n;
@@ -201,8 +202,8 @@ int cm_ws_msg_frame(struct cm_ws_msg_state *s, const struct cm_ws_frame *f,
     s->utf8 = 0;
   }
   /* A transformed (e.g. compressed) message is counted by its caller, in
-   * transformed bytes, through cm_ws_msg_grow(). */
-  if (s->rsv == 0) return cm_ws_msg_grow(s, f->payload_len, lim);
+   * transformed bytes, through cm__ws_msg_grow(). */
+  if (s->rsv == 0) return cm__ws_msg_grow(s, f->payload_len, lim);
   return 0;
 }
 

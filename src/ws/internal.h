@@ -5,6 +5,11 @@
 
 #include "cymongoose.h"
 
+/* Adds n bytes to the open message's size (frame.c; cm_ws_msg_frame()
+ * calls it for the payload of every uncompressed frame); returns
+ * CM_WS_E_MESSAGE_TOO_BIG if that passes lim->max_message_size, else 0. */
+int cm__ws_msg_grow(struct cm_ws_msg_state *s, uint64_t n, const struct cm_ws_limits *lim);
+
 #define CM__WS_KIND 0x57534331 /* "WSC1": pfn_data of a WebSocket connection */
 
 struct cm__ws {

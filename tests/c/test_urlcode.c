@@ -50,6 +50,44 @@ static void http_var(void **state) {
   assert_int_equal(cm_http_var(cm_str_c("foobar=1"), "foo", buf, sizeof(buf)), -1);
 }
 
+/* cm_http_get_var is cm_http_var with case-folded names and a NUL: the
+ * same decoding of names and values, the same first-match rule (the loop
+ * uses buffers where no name recurs in another case; the case rules follow). */
+static void get_var_rules(void **state) {
+  (void)state;
+  static const char *const bufs[] = {"a=1&b=2", "n%61me=x+y%21&name=2", "v=%zz%4&w=%41",
+                                     "flag&x=", "&&a=&", "k%3D=v=w", ""};
+  static const char *const names[] = {"a", "A", "name", "NAME", "v", "w", "flag", "x", "k=", "zz"};
+  char v1[64], v2[64];
+  for (size_t b = 0; b < sizeof(bufs) / sizeof(bufs[0]); b++) {
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+      struct cm_str q = cm_str_c(bufs[b]);
+      long n1 = cm_http_var(q, names[k], v1, sizeof(v1));
+      int n2 = cm_http_get_var(q, names[k], v2, sizeof(v2));
+      bool all_lower = true;
+      for (const char *p = names[k]; *p != '\0'; p++) all_lower = all_lower && !(*p >= 'A' && *p <= 'Z');
+      if (n1 >= 0) { /* found exactly: found by the case-folding one too, same value */
+        assert_int_equal(n2, n1);
+        assert_memory_equal(v1, v2, (size_t)n1);
+        assert_int_equal(v2[n2], '\0');
+      } else if (all_lower && n2 < 0) {
+        assert_int_equal(n2, n1);
+      }
+    }
+  }
+  /* case rules: cm_http_var is exact, cm_http_get_var folds ASCII letters */
+  struct cm_str q = cm_str_c("Name=1&name=2");
+  assert_int_equal(cm_http_var(q, "name", v1, sizeof(v1)), 1);
+  assert_int_equal(v1[0], '2');
+  assert_int_equal(cm_http_get_var(q, "name", v2, sizeof(v2)), 1);
+  assert_string_equal(v2, "1"); /* the first match in any case wins */
+  assert_int_equal(cm_http_var(q, "NAME", v1, sizeof(v1)), -1);
+  assert_int_equal(cm_http_get_var(q, "NAME", v2, sizeof(v2)), 1);
+  /* decoding: '+' is a space, bad escapes stay, names are decoded */
+  assert_int_equal(cm_http_get_var(cm_str_c("n%41me=a+b%2B%zz"), "name", v2, sizeof(v2)), 7);
+  assert_string_equal(v2, "a b+%zz");
+}
+
 static void expect_str(struct cm_str got, const char *want) {
   if (got.len != strlen(want) || memcmp(got.buf, want, got.len) != 0)
     fail_msg("got '%.*s', want '%s'", (int)got.len, got.buf, want);
@@ -112,7 +150,7 @@ static void aton(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(encode), cmocka_unit_test(http_var),
+      cmocka_unit_test(encode), cmocka_unit_test(http_var), cmocka_unit_test(get_var_rules),
       cmocka_unit_test(url_parts), cmocka_unit_test(aton),
   };
   return cmocka_run_group_tests_name("urlcode", tests, NULL, NULL);

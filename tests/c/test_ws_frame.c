@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "ws/internal.h"
 
 static const struct cm_ws_limits unlimited = {UINT64_MAX, UINT64_MAX, 0};
 static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -361,9 +362,9 @@ static void message_size_limit(void **state) {
   f = hdr_frame(0xC2, 1000);
   assert_int_equal(cm_ws_msg_frame(&s, &f, &lim), 0);
   assert_int_equal(s.rsv, CM_WS_RSV1);
-  assert_int_equal(cm_ws_msg_grow(&s, 10, &lim), 0);
-  assert_int_equal(cm_ws_msg_grow(&s, 1, &lim), CM_WS_E_MESSAGE_TOO_BIG);
-  assert_int_equal(cm_ws_msg_grow(&s, UINT64_MAX, &lim), CM_WS_E_MESSAGE_TOO_BIG);
+  assert_int_equal(cm__ws_msg_grow(&s, 10, &lim), 0);
+  assert_int_equal(cm__ws_msg_grow(&s, 1, &lim), CM_WS_E_MESSAGE_TOO_BIG);
+  assert_int_equal(cm__ws_msg_grow(&s, UINT64_MAX, &lim), CM_WS_E_MESSAGE_TOO_BIG);
 }
 
 static void message_utf8_across_fragments(void **state) {

@@ -22,6 +22,18 @@ def peer_env():
     return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
+def measured_env(**extra):
+    """The environment for a child process of ours whose memory a test reads
+    from /proc: under scripts/python-asan.sh, freed memory would sit in
+    ASan's quarantine and read as growth, so the child keeps none.  What is
+    measured is then what is held, not churn."""
+    env = dict(os.environ, **extra)
+    if "libasan" in env.get("LD_PRELOAD", ""):
+        opts = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        env["ASAN_OPTIONS"] = opts.lstrip(":")
+    return env
+
+
 def udp_port_taken(port):
     import socket
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

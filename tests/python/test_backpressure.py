@@ -13,6 +13,7 @@ import pytest
 
 import cymongoose as cm
 from core_helpers import poll_until
+from peers import measured_env
 
 PYTHON_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "python")
 
@@ -48,11 +49,7 @@ class Server:
     test can read the server's memory use from /proc."""
 
     def __init__(self):
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(PYTHON_DIR))
-        # Under scripts/python-asan.sh freed memory would sit in ASan's
-        # quarantine and read as growth: measure what is held, not churn.
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-        env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].lstrip(":")
+        env = measured_env(PYTHONPATH=os.path.abspath(PYTHON_DIR))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )

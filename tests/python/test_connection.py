@@ -439,3 +439,39 @@ def test_flags_and_sizes_are_readable():
             assert isinstance(getattr(lst, name), int), name
         assert lst.id > 0
         assert repr(lst).startswith("<Connection id=")
+
+
+def test_idle_keepalive_connection_holds_no_buffers_and_knows_its_address():
+    """After a keep-alive request is answered the connection gives its
+    buffers back (recv_size and send_size 0), and local_addr of a
+    connection accepted on a wildcard listener is read on demand."""
+    accepted = []
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_ACCEPT:
+            accepted.append(conn)
+        elif ev == cm.MG_EV_HTTP_MSG:
+            conn.reply(200, b"hi")
+
+    with cm.Manager(handler) as mgr:
+        listener = mgr.listen("http://0.0.0.0:0", http=True)
+        port = listener.local_addr[1]
+        with socket.create_connection(("127.0.0.1", port), 5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+
+            def answered():
+                nonlocal got
+                s.setblocking(False)
+                try:
+                    got += s.recv(4096)
+                except BlockingIOError:
+                    pass
+                return got.endswith(b"hi")
+
+            poll_until(mgr, answered)
+            mgr.poll(0)
+            c = accepted[0]
+            assert c.recv_size == 0 and c.send_size == 0
+            assert c.local_addr[0] == "127.0.0.1"
+            assert c.local_addr[1] == port

@@ -64,6 +64,15 @@ def test_get_with_requests(server):
     assert r.status_code == 404 and r.reason == "Not Found"
 
 
+def test_query_var_decoding_and_case(server):
+    # query_var is http_var's form decoding (names decoded, '+' a space, a bad
+    # escape kept) with the name matched in any case, as the original's was.
+    for query, expected in [("NAME=a+b%21", "a b!"), ("n%61me=x", "x"), ("name=%zz%4", "%zz%4"),
+                            ("Name=1&name=2", "1")]:
+        r = server.run(requests.get, server.base + "/hello?" + query, timeout=10)
+        assert r.content.decode() == "hello " + expected, query
+
+
 def test_keep_alive_session(server):
     def many():
         with requests.Session() as s:

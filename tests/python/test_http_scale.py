@@ -14,6 +14,7 @@ import zlib
 import pytest
 
 import cymongoose as cm
+from peers import measured_env
 from test_http import Server, raw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,11 +58,7 @@ class Proc:
 
 
 def py_server(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
-    if "libasan" in env.get("LD_PRELOAD", ""):
-        # Under scripts/python-asan.sh: ASan's quarantine of freed memory
-        # would count as resident; keep it small so peak RSS means usage.
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1"
+    env = measured_env(PYTHONPATH=os.path.join(ROOT, "python"))
     return Proc([sys.executable, SERVER] + [str(a) for a in args], env=env)
 
 

@@ -423,3 +423,42 @@ def test_output_hook_may_close_the_manager_inside_a_call(call):
             assert closes == [False]  # the hook ran once, from inside the call
             assert mgr.closed  # and the close happened as the call returned
             assert conn.is_closing and "closed" in repr(conn)  # detached
+
+
+def test_listen_reuse_port_lets_two_managers_share_a_port():
+    """reuse_port=True (SO_REUSEPORT): a second Manager (in a worker process,
+    typically) listens on the same port; without it the port is taken."""
+    import socket as _socket
+
+    served = []
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            served.append(conn)
+            conn.reply(200, b"ok")
+
+    with cm.Manager(handler) as a, cm.Manager(handler) as b:
+        la = a.listen("http://127.0.0.1:0", reuse_port=True)
+        port = la.local_addr[1]
+        with pytest.raises(RuntimeError):
+            b.listen("http://127.0.0.1:%d" % port)
+        lb = b.listen("http://127.0.0.1:%d" % port, reuse_port=True)
+        assert lb.local_addr[1] == port
+        with pytest.raises(TypeError):
+            a.connect("http://127.0.0.1:%d" % port, reuse_port=True)
+        with _socket.create_connection(("127.0.0.1", port), 5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.setblocking(False)
+            got = b""
+            for _ in range(500):
+                a.poll(5)
+                b.poll(5)
+                try:
+                    chunk = s.recv(4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 200")
+        assert len(served) == 1

@@ -22,7 +22,7 @@ import time
 import pytest
 
 import cymongoose as cm
-from peers import free_tcp_port
+from peers import free_tcp_port, measured_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLIENTS = int(os.environ.get("CM_SOAK_CLIENTS", "1000"))
@@ -129,7 +129,7 @@ def broker_process(tmp_path):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     port = free_tcp_port()
     log = open(tmp_path / "broker.log", "w")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = measured_env(PYTHONPATH=os.path.join(ROOT, "python"))
     proc = subprocess.Popen([sys.executable, "-m", "cymongoose", "mqtt-broker", "--listen",
                              "mqtt://127.0.0.1:%d" % port, "--allow-anonymous"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
