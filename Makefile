@@ -39,7 +39,7 @@ PROGRAMS := $(patsubst programs/%.c,$(BUILD)/%,$(wildcard programs/*.c))
 npm-peers:
 	@bash scripts/npm-peers.sh
 
-.PHONY: all lib examples programs deps deps-run deps-bench docs test-docs run test test-c test-install test-python-asan test-asan test-python test-stubs python fuzz bench install clean
+.PHONY: all lib examples programs deps deps-run deps-bench docs test-docs run test test-c test-install test-python-asan test-asan test-python test-stubs soak python fuzz bench install clean
 
 all: lib examples programs
 
@@ -155,6 +155,11 @@ test-python: python programs npm-peers
 test-stubs: python
 	@mkdir -p $(BUILD)/stubtest   # mypy writes its cache (.mypy_cache) in the working directory
 	cd $(BUILD)/stubtest && PYTHONPATH=$(CURDIR)/python $(PY) -m mypy.stubtest cymongoose
+
+# The MQTT broker soak at full length (make test-python runs it for 10 s).
+.PHONY: soak
+soak: python
+	cd tests/python && CM_SOAK_SECONDS=$${CM_SOAK_SECONDS:-60} PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q -p no:cacheprovider test_mqtt_broker_soak.py
 
 # ----------------------------------------------------------------- demo
 PORT ?= 8000

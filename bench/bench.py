@@ -2,7 +2,7 @@
 
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
-Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt)
+Usage: bench.py [--seconds S] [--rounds N] [suite ...]   (suites: echo ws http https idle mqtt mqtt-broker)
 """
 import argparse
 import os
@@ -489,8 +489,110 @@ def mqtt_suite(secs):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+BROKER_IDLE_CLIENTS = 10000
+
+
+def broker_idle_kib(broker, n):
+    """Resident memory the broker process gains per idle connected client
+    (n clients connected by mqtt_load idle, keepalive 0), in KiB."""
+    load = os.path.join(BUILD, "bench", "mqtt_load")
+    before = rss_kib(broker.proc.pid)
+    p = subprocess.Popen([load, str(broker.port), "idle", str(n)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError("mqtt_load idle: %r" % line)
+        time.sleep(1.0)  # the last CONNECTs are processed
+        after = rss_kib(broker.proc.pid)
+    finally:
+        p.stdin.close()
+        p.wait(30)
+    return (after - before) / n
+
+
+def mqtt_broker_suite(secs):
+    """MQTT brokers under the same load (bench/mqtt_load.c, MQTT 3.1.1, 64-byte
+    payloads): fan-out (1 publisher, 100 subscribers, QoS 0), fan-in (100
+    publishers, 1 subscriber, QoS 0), QoS 1 round trips one at a time, and
+    resident memory per idle connected client with 10,000 clients.  mosquitto
+    and ours alike: anonymous allowed, persistence off, TCP_NODELAY on."""
+    machine_note()
+    if not raise_nofile(BROKER_IDLE_CLIENTS + 500):  # per process: the load and the broker
+        print("\n== mqtt-broker: skipped, RLIMIT_NOFILE cannot reach %d"
+              % (BROKER_IDLE_CLIENTS + 500))
+        return
+    load = os.path.join(BUILD, "bench", "mqtt_load")
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    env = {"PYTHONPATH": os.path.join(ROOT, "python")}
+
+    def ours_c_broker():
+        port = free_port()
+        conf = os.path.join(scratch, "ours-%d.conf" % port)
+        with open(conf, "w") as f:
+            f.write("listener mqtt://127.0.0.1:%d\nallow_anonymous true\nlog_level error\n"
+                    % port)
+        return Server("cymongoose-broker", [os.path.join(BUILD, "cymongoose-broker"), "--config",
+                                            conf], port=port)
+
+    def ours_py_broker():
+        port = free_port()
+        code = ("import cymongoose as cm\nm = cm.Manager()\n"
+                "m.mqtt_broker('mqtt://127.0.0.1:%d', allow_anonymous=True)\nm.run()" % port)
+        return Server("Manager.mqtt_broker", [PY, "-c", code], env=env, port=port)
+
+    specs = [("mosquitto (peer)", lambda: Mosquitto(scratch, True)),
+             ("cymongoose-broker (C)", ours_c_broker),
+             ("cymongoose Python MqttBroker", ours_py_broker)]
+    cases = [("fan-out: 1 publisher, 100 subscribers, QoS 0", ["fanout", "100"]),
+             ("fan-in: 100 publishers, 1 subscriber, QoS 0", ["fanin", "100"]),
+             ("QoS 1 round trip, one at a time", ["latency", "1"])]
+
+    def parse(out):
+        m = re.search(r"messages=(\d+) seconds=([\d.]+)", out)
+        return int(m.group(1)), float(m.group(2))
+    best = {}
+    idle = {}
+    try:
+        for _ in range(ROUNDS):
+            for name, start in specs:
+                b = start()
+                try:
+                    for title, argv in cases:
+                        rate, cpu = measure(b, [load, str(b.port)] + argv + [str(secs)], parse)
+                        r0, c0 = best.get((title, name), (0.0, float("inf")))
+                        best[(title, name)] = (max(r0, rate), min(c0, cpu))
+                    kib = broker_idle_kib(b, BROKER_IDLE_CLIENTS)
+                    idle[name] = min(idle.get(name, float("inf")), kib)
+                finally:
+                    b.stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for title, _ in cases:
+        rows = [(name,) + best[(title, name)] for name, _ in specs]
+        report("MQTT broker %s, 64-byte payloads (target: ahead of mosquitto in rate and CPU)"
+               % title, "messages/s", rows, "mosquitto (peer)")
+        if title.startswith("QoS 1"):
+            for name, rate, _ in rows:
+                print("  %-30s %8.1f µs per round trip" % (name, 1e6 / rate if rate else 0))
+    print("\n== MQTT broker memory per idle connected client, %d clients (target: no more "
+          "than mosquitto)" % BROKER_IDLE_CLIENTS)
+    for name, _ in specs:
+        print("%-30s %8.2f KiB per client (RSS)" % (name, idle[name]))
+    print("(messages/s: deliveries counted by the clients; server CPU: the broker process, "
+          "user+system, per delivery; best of %d rounds)" % ROUNDS)
+
+
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
-          "idle": idle_suite, "mqtt": mqtt_suite}
+          "idle": idle_suite, "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite}
 
 
 def main():

@@ -205,8 +205,9 @@ class Demo:
 
 
 def start_mqtt_broker(mgr, host, port, external_url=None):
-    """The broker issue adds Manager.mqtt_broker; until then the page says it is not built
-    (or uses the broker at external_url: --mqtt-url)."""
+    """The built-in broker, MQTT over WebSocket on its own port (anonymous: a local demo),
+    or the broker at external_url (--mqtt-url).  A build without Manager.mqtt_broker
+    makes the page say the broker is not built."""
     if external_url:
         return {"mqtt_url": external_url, "mqtt_note": ""}
     if not hasattr(mgr, "mqtt_broker"):
@@ -215,10 +216,11 @@ def start_mqtt_broker(mgr, host, port, external_url=None):
                              "this panel publishes and subscribes through it."}
     url = "ws://%s:%d/mqtt" % (host, port)
     try:
-        mgr.mqtt_broker(url)
+        broker = mgr.mqtt_broker(url, allow_anonymous=True)
     except Exception as e:  # a busy port must not stop the rest of the demo
         return {"mqtt_url": None, "mqtt_note": "The MQTT broker could not start on %s: %s" % (url, e)}
-    return {"mqtt_url": url, "mqtt_note": ""}
+    port = broker.listeners[0][1]  # the real port when 0 was asked for
+    return {"mqtt_url": "ws://%s:%d/mqtt" % (host, port), "mqtt_note": ""}
 
 
 def parse_args(argv):

@@ -45,6 +45,7 @@ __all__ = [
     "MQTT_PROP_TYPE_STRING_PAIR",
     "MQTT_PROP_TYPE_VARIABLE_INT",
     "Manager",
+    "MqttBroker",
     "MqttMessage",
     "MqttSession",
     "Rpc",

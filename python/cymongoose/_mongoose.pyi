@@ -1,10 +1,12 @@
 """Type stubs of cymongoose._mongoose, the C core of cymongoose (see API.md)."""
+import os
 from typing import Any, Callable, Mapping, Optional, Sequence, Union, final, overload
 
 _Buffer = Union[bytes, bytearray, memoryview]
 _BytesLike = Union[bytes, bytearray, memoryview, str]
 _StrOrBytes = Union[str, bytes]
 _Handler = Callable[["Connection", int, Any], Any]
+_StrPath = Union[str, "os.PathLike[str]"]
 _HeadersLike = Union[str, dict[str, str], list[tuple[str, str]]]
 _ReplyHeaders = Union[
     Mapping[Union[str, bytes], Union[str, bytes]],
@@ -149,6 +151,29 @@ class MqttSession:
     def pending(self) -> int: ...
     @property
     def in_use(self) -> bool: ...
+
+@final
+class MqttBroker:
+    """An MQTT broker on a Manager's loop (Manager.mqtt_broker())."""
+    def listen(self, url: str, tls: Optional["TlsOpts"] = None) -> int: ...
+    def publish(
+        self, topic: str, payload: Union[bytes, bytearray, memoryview, str, None] = b"",
+        qos: int = 0, retain: bool = False,
+    ) -> int: ...
+    def kick(self, client_id: str, reason: int = 152, drop_session: bool = False) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "MqttBroker": ...
+    def __exit__(self, *exc: Any) -> bool: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def clients(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def listeners(self) -> list[tuple[str, int]]: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def manager(self) -> Optional["Manager"]: ...
 
 @final
 class TlsOpts:
@@ -417,6 +442,39 @@ class Manager:
         max_packet_size: int = 0,
         connect_timeout_ms: int = 0,
     ) -> Connection: ...
+    def mqtt_broker(
+        self,
+        url: Optional[str] = None,
+        *,
+        config: Optional[_StrPath] = None,
+        tls: Optional["TlsOpts"] = None,
+        allow_anonymous: Optional[bool] = None,
+        password_file: Optional[_StrPath] = None,
+        acl_file: Optional[_StrPath] = None,
+        persistence: Optional[_StrPath] = None,
+        fsync: Optional[str] = None,
+        fsync_interval_ms: Optional[int] = None,
+        compact_interval_s: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        max_packet_size: Optional[int] = None,
+        max_queued: Optional[int] = None,
+        max_inflight: Optional[int] = None,
+        max_retained: Optional[int] = None,
+        max_retained_bytes: Optional[int] = None,
+        max_subs_per_client: Optional[int] = None,
+        max_session_expiry_s: Optional[int] = None,
+        topic_alias_max: Optional[int] = None,
+        server_keepalive: Optional[int] = None,
+        keepalive_factor: Optional[float] = None,
+        connect_timeout_ms: Optional[int] = None,
+        send_hwm: Optional[int] = None,
+        slow_policy: Optional[str] = None,
+        assign_client_ids: Optional[bool] = None,
+        sys_interval_ms: Optional[int] = None,
+        on_client: Optional[Callable[[str, bool, int, str], Any]] = None,
+        on_message: Optional[Callable[[str, bytes, int, bool, Optional[str]], Any]] = None,
+        authenticate: Optional[Callable[[str, str, Optional[bytes]], Union[bool, int]]] = None,
+    ) -> "MqttBroker": ...
     def sntp_connect(self, url: str, handler: Optional[_Handler] = None) -> Connection: ...
     def timer_add(
         self, milliseconds: int, callback: Callable[[], Any], *, repeat: bool = False, run_now: bool = False

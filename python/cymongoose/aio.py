@@ -146,6 +146,13 @@ class AsyncManager:
     def mqtt_listen(self, url, handler=None, **kwargs):
         return self._require().mqtt_listen(url, handler, **kwargs)
 
+    def mqtt_broker(self, url=None, **options):
+        """Manager.mqtt_broker() on the running manager: an MqttBroker served by
+        this asyncio loop (closed with the manager when the context exits)."""
+        broker = self._require().mqtt_broker(url, **options)
+        self._request_poll()
+        return broker
+
     def sntp_connect(self, url, handler=None):
         conn = self._require().sntp_connect(url, handler)
         self._request_poll()

@@ -33,6 +33,7 @@ typedef struct {
                                that ran the callback */
   PyThreadState *tstate;    /* saved by the before_sleep hook */
   cm_py_timer *timers;      /* Python timers started and not yet released */
+  PyObject *brokers;        /* list of open MqttBrokers (mqtt_broker.c), or NULL */
   PyObject *weakreflist;
   long wakeups_in_flight;   /* wakeup() calls copying without the GIL */
   int busy;                 /* depth of C calls that may run callbacks */
@@ -142,6 +143,9 @@ cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler);
 PyObject *cm_py_conn_finish(cm_py_manager *mo, cm_py_conn *co, struct cm_conn *c,
                             const char *what, const char *url);
 
+/* ---- mqtt_broker.c */
+/* Closes mo's MqttBrokers (they must go before the C manager is freed). */
+void cm_py_mqtt_brokers_close(cm_py_manager *mo);
 /* ---- access_log.c */
 /* Fills opts' access log from listen()'s access_log and access_log_format
  * arguments (NULL or None: none, "combined"); keeps the sink in mo.

@@ -73,6 +73,7 @@ static void do_close(cm_py_manager *mo) {
     sched_yield();
     Py_END_ALLOW_THREADS
   }
+  cm_py_mqtt_brokers_close(mo); /* before the C manager they use goes */
   cm_mgr_free(&mo->mgr);
   Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
@@ -146,6 +147,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->brokers);
   Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
     for (struct cm_conn *c = mo->mgr.conns; c != NULL; c = c->next) {
@@ -160,6 +162,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  Py_CLEAR(mo->brokers);
   if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }

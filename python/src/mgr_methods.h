@@ -17,6 +17,9 @@ PyObject *cm_py_mgr_ws_connect(PyObject *self, PyObject *args, PyObject *kwds); 
 PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds); /* conn_mqtt.c */
 PyObject *cm_py_mgr_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwds);  /* conn_mqtt.c */
 PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds); /* sntp */
+/* METH_FASTCALL | METH_KEYWORDS (args.h); mqtt_broker.c, no stub. */
+PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
 #endif
 
 #ifdef CM_PY_MGR_METHODS_TABLE
@@ -39,6 +42,21 @@ PyObject *cm_py_mgr_sntp_connect(PyObject *self, PyObject *args, PyObject *kwds)
  "Low-level MQTT server: every packet of an accepted connection reaches the handler as "
  "MQTT_CMD (PUBLISH also as MQTT_MSG, with the QoS acks sent for you); the application "
  "answers the rest (CONNACK, SUBACK, PINGRESP...)."},
+{"mqtt_broker", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_broker,
+ METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_broker($self, /, url=None, *, config=None, tls=None, allow_anonymous=None, "
+ "password_file=None, acl_file=None, persistence=None, fsync=None, fsync_interval_ms=None, "
+ "compact_interval_s=None, max_connections=None, max_packet_size=None, max_queued=None, "
+ "max_inflight=None, max_retained=None, max_retained_bytes=None, max_subs_per_client=None, "
+ "max_session_expiry_s=None, topic_alias_max=None, server_keepalive=None, "
+ "keepalive_factor=None, connect_timeout_ms=None, send_hwm=None, slow_policy=None, "
+ "assign_client_ids=None, sys_interval_ms=None, on_client=None, on_message=None, "
+ "authenticate=None)\n--\n\n"
+ "Starts an MQTT broker (3.1, 3.1.1, 5.0) on this manager, listening on url when given\n"
+ "(mqtt://, mqtts://, ws://.../path, wss://...; more with MqttBroker.listen()).  config:\n"
+ "a cymongoose-broker configuration file (listeners, files, limits, bridges); keywords\n"
+ "override it.  None keeps the default (docs/mqtt-broker-python.md).  Anonymous\n"
+ "clients are refused unless allow_anonymous=True."},
 {"sntp_connect", (PyCFunction)(void (*)(void))cm_py_mgr_sntp_connect,
  METH_VARARGS | METH_KEYWORDS,
  "sntp_connect($self, /, url, handler=None)\n--\n\nSNTP client; SNTP_TIME delivers epoch ms."},

@@ -42,6 +42,7 @@ static int module_exec(PyObject *m) {
   if (cm_py_tls_exec(m) < 0) return -1;
   if (cm_py_funcs_exec(m) < 0) return -1;
   if (cm_py_rpc_exec(m) < 0) return -1;
+  if (cm_py_mqtt_broker_exec(m, PyModule_GetState(m)) < 0) return -1;
   return 0;
 }
 
@@ -55,6 +56,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   Py_VISIT(st->mqtt_message_type);
   Py_VISIT(st->mqtt_session_type);
   Py_VISIT(st->mqtt_sessions);
+  Py_VISIT(st->mqtt_broker_type);
   Py_VISIT(st->tls_opts_type);
   Py_VISIT(st->rpc_type);
   Py_VISIT(st->rpc_req_type);
@@ -72,6 +74,7 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->mqtt_message_type);
   Py_CLEAR(st->mqtt_sessions);
   Py_CLEAR(st->mqtt_session_type);
+  Py_CLEAR(st->mqtt_broker_type);
   Py_CLEAR(st->tls_opts_type);
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);

@@ -22,6 +22,7 @@ typedef struct {
   PyTypeObject *mqtt_message_type; /* messages.c */
   PyTypeObject *mqtt_session_type; /* mqtt_session.c */
   PyObject *mqtt_sessions;         /* mqtt_session.c: MqttSessions in use */
+  PyTypeObject *mqtt_broker_type;  /* mqtt_broker.c */
   PyTypeObject *tls_opts_type;     /* tls.c */
   PyTypeObject *rpc_type;          /* rpc.c */
   PyTypeObject *rpc_req_type;      /* rpc.c */
@@ -45,6 +46,7 @@ int cm_py_messages_exec(PyObject *m); /* messages.c: HttpMessage, WsMessage, Mqt
 int cm_py_tls_exec(PyObject *m);      /* tls.c: TlsOpts */
 int cm_py_funcs_exec(PyObject *m);    /* funcs.c: json_*, url_*, match, hashes, ... */
 int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
+int cm_py_mqtt_broker_exec(PyObject *m, cm_py_state *st); /* mqtt_broker.c: MqttBroker */
 
 /*
  * Event data as Python objects (messages.c).  For events whose ev_data is a

@@ -2,8 +2,8 @@
 
 Each subcommand is a module with add_parser(subparsers) and run(args) -> exit
 status.  Errors the user can fix end in one line on stderr (CliError), never a
-traceback; Ctrl+C stops cleanly.  MQTT subcommands (mqtt-broker, pub, sub)
-join SUBCOMMANDS once the MQTT modules exist.
+traceback; Ctrl+C stops cleanly.  The MQTT subcommands (mqtt-broker, pub,
+sub) come from cymongoose.cli_mqtt, objects of the same shape.
 """
 import argparse
 import sys
@@ -11,7 +11,9 @@ import sys
 from . import echo, get, resolve, serve, sntp, ws
 from .common import CliError
 
-SUBCOMMANDS = [serve, echo, get, ws, sntp, resolve]
+from .. import cli_mqtt
+
+SUBCOMMANDS = [serve, echo, get, ws, sntp, resolve] + cli_mqtt.SUBCOMMANDS
 
 
 def build_parser():

@@ -1,0 +1,184 @@
+"""Soak: 1,000 MQTT clients with mixed QoS through the broker of
+`python3 -m cymongoose mqtt-broker` (a child process, so that its memory is
+its own, read from /proc/PID/status).
+
+Every client subscribes to its own topic at QoS i % 3 and, while the soak
+runs, clients publish to random others at random QoS.  Checked at the end:
+every message acknowledged to its publisher (PUBACK/PUBCOMP) whose delivery
+QoS, min(publish, subscription), is 1 or 2 arrived exactly once; and the
+broker's resident memory after the soak, with every client gone, is back
+near what it was after a warm-up round of the same shape.
+
+Bounded: CM_SOAK_SECONDS (default 10 in `make test`; `make soak` runs 60).
+"""
+import collections
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cymongoose as cm
+from peers import free_tcp_port
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLIENTS = int(os.environ.get("CM_SOAK_CLIENTS", "1000"))
+SECONDS = float(os.environ.get("CM_SOAK_SECONDS", "10"))
+PUBACK, PUBCOMP, SUBACK = 4, 7, 9
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class Swarm:
+    """CLIENTS clients on one Manager, publishing to each other."""
+
+    def __init__(self, mgr, url, rng):
+        self.mgr, self.url, self.rng = mgr, url, rng
+        self.open = set()
+        self.subscribed = set()
+        self.closed = 0
+        self.errors = []
+        self.conns = {}
+        self.pending = {}          # (client, packet id) -> (msg key, delivery qos)
+        self.expected = set()      # msg keys acknowledged with delivery QoS >= 1
+        self.received = collections.Counter()
+        self.seq = 0
+
+    def handler(self, i):
+        def h(conn, ev, data):
+            if ev == cm.MG_EV_MQTT_OPEN:
+                self.open.add(i)
+                conn.mqtt_sub("soak/%d" % i, i % 3)
+            elif ev == cm.MG_EV_MQTT_CMD:
+                if data.cmd == SUBACK:
+                    self.subscribed.add(i)
+                elif data.cmd in (PUBACK, PUBCOMP):
+                    key = self.pending.pop((i, data.id), None)
+                    if key is not None and key[1] >= 1:
+                        self.expected.add(key[0])
+            elif ev == cm.MG_EV_MQTT_MSG:
+                self.received[bytes(data.data)] += 1
+            elif ev == cm.MG_EV_ERROR:
+                self.errors.append(str(data))
+            elif ev == cm.MG_EV_CLOSE:
+                self.closed += 1
+                self.open.discard(i)
+        return h
+
+    def connect_all(self):
+        for i in range(CLIENTS):
+            self.conns[i] = self.mgr.mqtt_connect(self.url, self.handler(i), client_id="soak-%d" % i,
+                                                  version=4 + (i % 2), keepalive=30)
+            if i % 100 == 99:
+                self.mgr.poll(1)
+        self.until(lambda: len(self.subscribed) == CLIENTS, 60)
+
+    def until(self, cond, seconds):
+        end = time.monotonic() + seconds
+        while not cond():
+            assert time.monotonic() < end, (len(self.open), len(self.subscribed), self.errors[:3])
+            self.mgr.poll(10)
+
+    def publish_some(self, n):
+        for _ in range(n):
+            src = self.rng.randrange(CLIENTS)
+            dst = self.rng.randrange(CLIENTS)
+            qos = self.rng.randrange(3)
+            self.seq += 1
+            key = b"%d:%d" % (src, self.seq)
+            try:
+                pid = self.conns[src].mqtt_pub("soak/%d" % dst, key, qos)
+            except RuntimeError:  # the client's own queue is full: not sent
+                continue
+            if qos > 0:
+                self.pending[(src, pid)] = (key, min(qos, dst % 3))
+
+    def run(self, seconds, rate_per_tick=40):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.publish_some(rate_per_tick)
+            self.mgr.poll(5)
+        # everything acknowledged, then everything expected delivered
+        self.until(lambda: not self.pending, 60)
+        self.until(lambda: all(self.received[k] >= 1 for k in self.expected), 60)
+
+    def disconnect_all(self):
+        for c in self.conns.values():
+            try:
+                c.mqtt_disconnect()
+            except RuntimeError:
+                pass
+        self.until(lambda: self.closed == CLIENTS, 60)
+
+
+@pytest.fixture
+def broker_process(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * CLIENTS + 200
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    port = free_tcp_port()
+    log = open(tmp_path / "broker.log", "w")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    proc = subprocess.Popen([sys.executable, "-m", "cymongoose", "mqtt-broker", "--listen",
+                             "mqtt://127.0.0.1:%d" % port, "--allow-anonymous"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        mgr = cm.Manager()
+        end = time.monotonic() + 20
+        while True:  # until it listens
+            ok = []
+            c = mgr.mqtt_connect("mqtt://127.0.0.1:%d" % port,
+                                 lambda conn, ev, d: ok.append(ev) if ev in (
+                                     cm.MG_EV_MQTT_OPEN, cm.MG_EV_CLOSE) else None)
+            while not ok:
+                mgr.poll(10)
+            if cm.MG_EV_MQTT_OPEN in ok:
+                c.close()
+                break
+            assert proc.poll() is None and time.monotonic() < end, "the broker did not start"
+            time.sleep(0.1)
+        mgr.close()
+        yield proc, "mqtt://127.0.0.1:%d" % port
+    finally:
+        proc.terminate()  # our child, by its pid: SIGTERM stops it cleanly
+        assert proc.wait(20) == 0
+        log.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_soak(broker_process):
+    proc, url = broker_process
+    rng = random.Random(1234)
+    # warm-up round: the broker's pools and tables reach their working size
+    with cm.Manager() as mgr:
+        s = Swarm(mgr, url, rng)
+        s.connect_all()
+        s.run(min(3.0, SECONDS / 5))
+        s.disconnect_all()
+    time.sleep(0.5)
+    baseline = rss_kib(proc.pid)
+    with cm.Manager() as mgr:
+        s = Swarm(mgr, url, rng)
+        s.connect_all()
+        loaded = rss_kib(proc.pid)
+        s.run(SECONDS)
+        lost = [k for k in s.expected if s.received[k] == 0]
+        dup = [k for k in s.expected if s.received[k] > 1]
+        assert not lost and not dup, (len(lost), len(dup), len(s.expected))
+        assert len(s.expected) > 100 * SECONDS  # the soak did publish
+        s.disconnect_all()
+    time.sleep(0.5)
+    after = rss_kib(proc.pid)
+    # back to the baseline, up to allocator slack (not a growth per message)
+    assert after - baseline < max(4096, baseline // 10), (baseline, loaded, after)
