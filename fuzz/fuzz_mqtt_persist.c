@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 static void inside(struct cm_str s, const uint8_t *p, size_t n) {
   assert(s.len == 0 || ((const uint8_t *)s.buf >= p && (const uint8_t *)s.buf + s.len <= p + n));

@@ -539,6 +539,7 @@ bool cm_mgr_wake(struct cm_mgr *mgr);
 #include "cymongoose/ws.h"
 #include "cymongoose/mqtt.h"
 #include "cymongoose/mqtt_broker.h"
+#include "cymongoose/mqtt_ops.h"
 #include "cymongoose/dns.h"
 #include "cymongoose/sntp.h"
 #include "cymongoose/tls.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "cymongoose.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 /* A connected client that authenticated with a certificate: its identity. */
 struct identity {

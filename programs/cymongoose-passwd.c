@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "cymongoose.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 static void usage(void) {
   fprintf(stderr,

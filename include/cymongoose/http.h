@@ -438,6 +438,17 @@ bool cm_http_headers_ok(const char *headers, bool *sets_framing);
  */
 bool cm_http_response_complete(struct cm_conn *c);
 
+/*
+ * For a protocol that takes a request's body over from an HTTP_HDRS
+ * handler (cm_http_detach(), then reads c->recv itself) and later gives the
+ * connection back with cm_http_serve(c, opts): copies the server's options
+ * into *opts and the receive limit the connection has between requests
+ * into *recv_limit.  Returns false, leaving both untouched, when c is not
+ * a server connection inside an HTTP_HDRS handler.
+ */
+bool cm_http_hdrs_takeover_info(const struct cm_conn *c, struct cm_http_serve_opts *opts,
+                                size_t *recv_limit);
+
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
  * (and closes the connection if the request asked for it).  Returns false
  * when the send buffer refuses the data; as for cm_http_reply(), a live

@@ -22,7 +22,6 @@
 
 #include "args.h"
 #include "conn_methods.h"
-#include "http/internal.h"
 
 #define BODY_KIND 0x42445953 /* first field, distinct from the HTTP kinds */
 
@@ -53,8 +52,9 @@ PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *msg) {
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
   struct cm_http_msg *hm = cm_py_http_message_get(msg);
-  struct cm__http_conn *st = cm__http_conn_of(c);
-  if (hm == NULL || st == NULL || !st->hdrs_delivered || hm->status != 0) {
+  struct cm_http_serve_opts opts;
+  size_t base_recv_limit = 0;
+  if (hm == NULL || !cm_http_hdrs_takeover_info(c, &opts, &base_recv_limit) || hm->status != 0) {
     if (!PyErr_Occurred())
       PyErr_SetString(PyExc_RuntimeError,
                       "http_body_stream() works only in an HTTP_HDRS handler of a served request");
@@ -65,13 +65,12 @@ PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *msg) {
   struct body_stream *bs = calloc(1, sizeof(*bs));
   if (bs == NULL) return PyErr_NoMemory();
   bs->kind = BODY_KIND;
-  bs->opts = st->opts;
+  bs->opts = opts;
   bs->left = length;
   bs->keep_alive = hm->keep_alive;
   /* The server sends 100 Continue after HTTP_HDRS; once detached, we do,
    * when the application first asks for the body. */
   bs->expect_continue = hm->expect_continue;
-  size_t base_recv_limit = st->base_recv_limit;
   size_t head_end = (size_t)(hm->head.buf + hm->head.len - (const char *)cm_buf_data(&c->recv));
   cm_http_detach(c); /* hm stays readable: it points into c->recv */
   cm_recv_consume(c, head_end);

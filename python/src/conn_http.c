@@ -170,7 +170,11 @@ static bool has_header(PyObject *headers, const char *name, const char *value_pr
   return found;
 }
 
-static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObject *headers,
+/* The arguments are converted first, with no connection in hand: a header
+ * mapping, a body's __len__ or buffer may run Python code that closes the
+ * connection or the whole manager (freeing it).  self's connection is taken
+ * only after, right before entering the core. */
+static PyObject *do_reply(PyObject *self, int status, PyObject *body, PyObject *headers,
                           const char *default_type) {
   if (status < 100 || status > 999) {
     PyErr_Format(PyExc_ValueError, "status_code must be in 100..999, not %d", status);
@@ -206,6 +210,12 @@ static PyObject *do_reply(struct cm_conn *c, int status, PyObject *body, PyObjec
   }
   Py_buffer view = {0};
   if (body != NULL && cm_py_buffer_get(body, &view, "body") < 0) {
+    cm_buf_free(&b);
+    return NULL;
+  }
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL) {
+    if (body != NULL) PyBuffer_Release(&view);
     cm_buf_free(&b);
     return NULL;
   }
@@ -246,9 +256,8 @@ PyObject *cm_py_conn_reply(PyObject *self, PyObject *const *args, Py_ssize_t nar
   int status;
   if (cm_py_bind("reply", args, nargs, kwnames, names, 3, 1, a) < 0 || int_arg(a[0], &status) < 0)
     return NULL;
-  struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
-  return do_reply(c, status, a[1], a[2], NULL);
+  if (cm_py_conn_get(self) == NULL) return NULL; /* closed: fail before converting */
+  return do_reply(self, status, a[1], a[2], NULL);
 }
 
 /* reply_json(data, status_code=200, headers=None) */
@@ -260,8 +269,7 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
   if (cm_py_bind("reply_json", args, nargs, kwnames, names, 3, 1, a) < 0) return NULL;
   if (a[1] != NULL && int_arg(a[1], &status) < 0) return NULL;
   PyObject *data = a[0], *headers = a[2];
-  struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL) return NULL;
+  if (cm_py_conn_get(self) == NULL) return NULL; /* closed: fail before converting */
   cm_py_state *st = cm_py_state_of_type(Py_TYPE(self));
   if (st == NULL) return NULL;
   if (st->json_dumps == NULL) {
@@ -273,7 +281,7 @@ PyObject *cm_py_conn_reply_json(PyObject *self, PyObject *const *args, Py_ssize_
   }
   PyObject *text = PyObject_CallOneArg(st->json_dumps, data);
   if (text == NULL) return NULL;
-  PyObject *r = do_reply(c, status, text, headers, "application/json");
+  PyObject *r = do_reply(self, status, text, headers, "application/json");
   Py_DECREF(text);
   return r;
 }
@@ -295,10 +303,13 @@ static int check_streaming(struct cm_conn *c, const char *what) {
 
 /* http_chunk(data): one chunk of a chunked reply; empty data ends it. */
 PyObject *cm_py_conn_http_chunk(PyObject *self, PyObject *data) {
-  struct cm_conn *c = cm_py_conn_get(self);
-  if (c == NULL || check_streaming(c, "http_chunk") < 0) return NULL;
   Py_buffer view;
-  if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
+  if (cm_py_buffer_get(data, &view, "data") < 0) return NULL; /* first: it may run Python code */
+  struct cm_conn *c = cm_py_conn_get(self);
+  if (c == NULL || check_streaming(c, "http_chunk") < 0) {
+    PyBuffer_Release(&view);
+    return NULL;
+  }
   cm_py_manager *mo = cm_py_conn_enter(c);
   (void)cm_http_chunk(c, view.buf, (size_t)view.len);
   PyBuffer_Release(&view);

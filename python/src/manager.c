@@ -375,8 +375,10 @@ static bool scheme_is_http(const char *url) {
 
 typedef struct cm_conn *(*open_fn)(struct cm_mgr *, const char *, cm_event_fn, void *);
 
-/* An optional positive integer keyword (None or absent: 0, the default). */
-static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
+/* An optional positive integer keyword (None or absent: 0, the default).
+ * A timeout (zero_is_off) may also be 0: CM_HTTP_TIMEOUT_OFF, no timeout,
+ * since the C API's 0 already means "the default". */
+static int opt_num(PyObject *obj, const char *name, uint64_t *out, bool zero_is_off) {
   if (obj == NULL || obj == Py_None) return 0;
   unsigned long long v = PyLong_AsUnsignedLongLong(obj);
   if (v == (unsigned long long)-1 && PyErr_Occurred()) {
@@ -384,6 +386,10 @@ static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
       PyErr_Format(PyExc_ValueError, "%s must be a positive integer", name);
     }
     return -1;
+  }
+  if (v == 0 && zero_is_off) {
+    *out = CM_HTTP_TIMEOUT_OFF;
+    return 0;
   }
   if (v == 0) {
     PyErr_Format(PyExc_ValueError, "%s must be positive (None for the default)", name);
@@ -393,13 +399,22 @@ static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
   return 0;
 }
 
+static int opt_u64(PyObject *obj, const char *name, uint64_t *out) {
+  return opt_num(obj, name, out, false);
+}
+
+static int opt_timeout(PyObject *obj, const char *name, uint64_t *out) {
+  return opt_num(obj, name, out, true);
+}
+
 static bool given(PyObject *o) { return o != NULL && o != Py_None; }
 
 /* listen() and connect(): (url, handler=None, *, http=None, http_max_body=None,
  * http_max_head=None; for listen() http_header_timeout_ms, http_body_timeout_ms,
  * http_body_min_rate, http_idle_timeout_ms; for connect()
- * http_connect_timeout_ms, http_response_timeout_ms; all None by default; for
- * listen() also access_log=None, access_log_format=None). */
+ * http_connect_timeout_ms, http_response_timeout_ms; all None by default, a
+ * timeout 0 turns it off; for listen() also access_log=None,
+ * access_log_format=None). */
 static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, open_fn fn,
                            const char *what) {
   static char *kwlist[] = {"url", "handler", "http", "http_max_body", "http_max_head",
@@ -438,12 +453,12 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
   uint64_t head = 0, connect_ms = 0, response_ms = 0;
   if (opt_u64(max_body, "http_max_body", &opts.limits.max_body) < 0 ||
       opt_u64(max_head, "http_max_head", &head) < 0 ||
-      opt_u64(hdr_timeout, "http_header_timeout_ms", &opts.header_timeout_ms) < 0 ||
-      opt_u64(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0 ||
-      opt_u64(body_timeout, "http_body_timeout_ms", &opts.body_timeout_ms) < 0 ||
+      opt_timeout(hdr_timeout, "http_header_timeout_ms", &opts.header_timeout_ms) < 0 ||
+      opt_timeout(idle_timeout, "http_idle_timeout_ms", &opts.idle_timeout_ms) < 0 ||
+      opt_timeout(body_timeout, "http_body_timeout_ms", &opts.body_timeout_ms) < 0 ||
       opt_u64(body_rate, "http_body_min_rate", &opts.body_min_rate) < 0 ||
-      opt_u64(conn_timeout, "http_connect_timeout_ms", &connect_ms) < 0 ||
-      opt_u64(resp_timeout, "http_response_timeout_ms", &response_ms) < 0) {
+      opt_timeout(conn_timeout, "http_connect_timeout_ms", &connect_ms) < 0 ||
+      opt_timeout(resp_timeout, "http_response_timeout_ms", &response_ms) < 0) {
     return NULL;
   }
   if (head > SIZE_MAX / 2) {

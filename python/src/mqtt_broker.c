@@ -35,7 +35,7 @@
 
 #include "args.h"
 #include "mgr_methods.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 #include "structmember.h"
 
 typedef struct broker_obj {

@@ -198,6 +198,15 @@ bool cm_http_response_complete(struct cm_conn *c) {
   return st != NULL && !st->chunked_reply && !st->awaiting_reply;
 }
 
+bool cm_http_hdrs_takeover_info(const struct cm_conn *c, struct cm_http_serve_opts *opts,
+                                size_t *recv_limit) {
+  const struct cm__http_conn *st = cm__http_conn_of((struct cm_conn *)c);
+  if (st == NULL || !st->hdrs_delivered) return false;
+  *opts = st->opts;
+  *recv_limit = st->base_recv_limit;
+  return true;
+}
+
 /* Output for a request could not be queued on a live connection: the
  * client would wait forever for the rest, so the connection fails (ERROR
  * deferred to the flush: a public call delivers no event itself). */

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 enum { R = 1, W = 2, DENY = 4 };

@@ -1,8 +1,8 @@
-/* Bridges to upstream brokers (mqttops.h). */
+/* Bridges to upstream brokers (include/cymongoose/mqtt_ops.h). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 #define BACKOFF_MIN_MS 1000u

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 void cm_conf_free(struct cm_conf *conf) {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 #define SCHEME "$pbkdf2-sha512$"

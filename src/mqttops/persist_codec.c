@@ -1,7 +1,7 @@
-/* The persistence log's record codec: pure, no I/O (mqttops.h). */
+/* The persistence log's record codec: pure, no I/O (include/cymongoose/mqtt_ops.h). */
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 
 /* Which fields each record type carries. */
 enum { F_CLIENT = 1, F_TOPIC = 2, F_NUM = 4, F_ID = 8, F_SMALL = 16, F_MSG = 32 };

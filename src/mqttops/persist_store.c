@@ -1,6 +1,6 @@
 /* The persistence store: an append-only log of records (persist_codec.c)
  * plus a mirror of the live state in memory, from which compaction writes a
- * snapshot.  See mqttops.h for the fsync policy. */
+ * snapshot.  See include/cymongoose/mqtt_ops.h for the fsync policy. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 /* ----------------------------------------------------------- string map */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mqttops.h"
+#include "cymongoose.h"
 #include "opsutil.h"
 
 char *cm_ops_read_file(const char *path, size_t *len, char *err, size_t err_len) {

@@ -474,6 +474,53 @@ static void emfile_child(void) {
   _exit(0);
 }
 
+/* Log lines saying accepting is paused (emfile_log_child). */
+static int paused_logs;
+
+static void count_paused_logs(int level, const char *file, int line, const char *msg, void *arg) {
+  (void)level, (void)file, (void)line, (void)arg;
+  if (strstr(msg, "accepting paused") != NULL) paused_logs++;
+}
+
+/* Two connections wait in the backlog while no descriptor is free (the
+ * table filled with /dev/null): every retry (each 100 ms) fails, and the
+ * failure is logged once for the episode, not once per attempt. */
+static void emfile_log_child(void) {
+  cm_log_set_sink(count_paused_logs, NULL);
+  cm_log_set(CM_LL_ERROR);
+  struct cm_mgr mgr;
+  if (cm_mgr_init(&mgr) != 0) _exit(10);
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", echo_fn, NULL);
+  if (l == NULL) _exit(11);
+  int waiting[2] = {raw_connect(l->loc.port), raw_connect(l->loc.port)};
+  if (waiting[0] < 0 || waiting[1] < 0) _exit(12);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = (rlim_t)(count_fds() + 16);
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(13);
+  int fillers[32], nf = 0;
+  while (nf < 32 && (fillers[nf] = open("/dev/null", O_RDONLY)) >= 0) nf++;
+  if (nf == 32) _exit(14);
+  for (uint64_t end = cm_millis() + 450; cm_millis() < end;) cm_mgr_poll(&mgr, 10);
+  if (!l->is_accept_paused || paused_logs != 1) _exit(15);
+  for (int i = 0; i < nf; i++) close(fillers[i]);
+  for (int i = 0; i < 200 && accepted(&mgr) == NULL; i++) cm_mgr_poll(&mgr, 10);
+  if (accepted(&mgr) == NULL) _exit(16);
+  cm_mgr_free(&mgr);
+  _exit(0);
+}
+
+static void accept_out_of_descriptors_logs_once(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) emfile_log_child();
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void accept_out_of_descriptors_pauses_and_resumes(void **state) {
   (void)state;
   pid_t pid = fork();
@@ -554,6 +601,7 @@ int main(void) {
       cmocka_unit_test(multipart_ranges_share_one_descriptor),
       cmocka_unit_test(wakeup_queue_is_bounded),
       cmocka_unit_test(accept_out_of_descriptors_pauses_and_resumes),
+      cmocka_unit_test(accept_out_of_descriptors_logs_once),
       cmocka_unit_test(failed_epoll_ctl_is_an_error),
       cmocka_unit_test(failed_epoll_wait_is_returned),
   };

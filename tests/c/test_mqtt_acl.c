@@ -1,6 +1,6 @@
 /* The ACL file: mosquitto's format, deny by default, patterns. */
 #include "testutil.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 static bool chk(const struct cm_acl *a, const char *user, const char *cid, const char *topic,
                 int access) {

@@ -1,7 +1,7 @@
 /* The broker's configuration file: every setting, defaults, and errors
  * naming file and line. */
 #include "testutil.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 static void full_file(void **state) {
   (void)state;

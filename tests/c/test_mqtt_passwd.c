@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 static struct cm_passwd *parse(const char *text, char *err) {
   return cm_passwd_parse(cm_str_c(text), "pw", err, CM_OPS_ERR_LEN);

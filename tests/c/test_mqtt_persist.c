@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "mqttops/mqttops.h"
+#include "cymongoose.h"
 
 #define S(x) cm_str_c(x)
 

@@ -213,3 +213,45 @@ def test_a_trickled_body_is_cut_off_with_408():
         assert sent < 199
         assert got.startswith(b"HTTP/1.1 408 ") and b"too slow" in got
         assert seen.msgs == 0
+
+
+def test_timeout_zero_turns_the_idle_timeout_off():
+    # Two listeners, one with a short idle timeout, one with it off (0): once
+    # the first has closed its idle connection, the second's is still open.
+    seen = Counter()
+    with cm.Manager(seen) as mgr:
+        short = mgr.listen("http://127.0.0.1:0", http_idle_timeout_ms=50).local_addr[1]
+        off = mgr.listen("http://127.0.0.1:0", http_idle_timeout_ms=0,
+                         http_header_timeout_ms=0, http_body_timeout_ms=0).local_addr[1]
+        a, b = tcp_client(short), tcp_client(off)
+        request(mgr, a, seen)
+        request(mgr, b, seen)
+        a.settimeout(0)
+        b.settimeout(0)
+        for _ in range(500):
+            mgr.poll(20)
+            try:
+                if a.recv(1) == b"":
+                    break
+            except BlockingIOError:
+                pass
+        else:
+            pytest.fail("the short idle timeout never closed its connection")
+        for _ in range(10):  # ten more turns of the loop: the other stays
+            mgr.poll(20)
+        with pytest.raises(BlockingIOError):
+            b.recv(1)
+        request(mgr, b, seen)  # and still answers
+        a.close()
+        b.close()
+
+
+def test_client_timeouts_zero_means_off_negative_is_refused():
+    with cm.Manager() as mgr:
+        c = mgr.connect("http://127.0.0.1:1", http_connect_timeout_ms=0,
+                        http_response_timeout_ms=0)
+        c.close()
+        with pytest.raises((ValueError, OverflowError)):
+            mgr.listen("http://127.0.0.1:0", http_idle_timeout_ms=-1)
+        with pytest.raises(ValueError):
+            mgr.listen("http://127.0.0.1:0", http_max_body=0)

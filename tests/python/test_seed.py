@@ -64,30 +64,30 @@ def raw_exchange(port, request):
             chunks.append(b)
 
 
-def port_8000_free():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("0.0.0.0", 8000))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+def basic_pattern_on_free_port(tmp_path):
+    """The Basic Pattern's text with its fixed port 8000 changed to a free
+    one (another process may hold 8000): (path of the copy, port)."""
+    port = free_port()
+    with open(os.path.join(EXAMPLES, "basic_pattern.py")) as f:
+        text = f.read()
+    assert text.count("0.0.0.0:8000") == 1
+    path = tmp_path / "basic_pattern.py"
+    path.write_text(text.replace("0.0.0.0:8000", "0.0.0.0:%d" % port))
+    return str(path), port
 
 
-def test_basic_pattern_serves_http_on_port_8000():
-    """Basic Pattern: listens on 0.0.0.0:8000 with HTTP parsing on.  Its handler
-    does nothing, so a request stays unanswered, but the HTTP layer is there:
-    a malformed request gets its 400."""
-    if not port_8000_free():
-        pytest.skip("port 8000 is busy (the Basic Pattern listens there)")
-    p = Program("basic_pattern.py")
+def test_basic_pattern_serves_http_on_port_8000(tmp_path):
+    """Basic Pattern: listens on 0.0.0.0:8000 (here a free port instead) with
+    HTTP parsing on.  Its handler does nothing, so a request stays
+    unanswered, but the HTTP layer is there: a malformed request gets its
+    400."""
+    path, port = basic_pattern_on_free_port(tmp_path)
+    p = Program(path)  # absolute: os.path.join keeps it
     try:
-        p.wait_port(8000)
-        got = raw_exchange(8000, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n")
+        p.wait_port(port)
+        got = raw_exchange(port, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n")
         assert got.startswith(b"HTTP/1.1 400 ")
-        with socket.create_connection(("127.0.0.1", 8000), timeout=20) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # accepted, left unanswered
             s.settimeout(0.3)
             with pytest.raises(socket.timeout):

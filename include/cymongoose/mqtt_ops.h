@@ -4,8 +4,9 @@
  * file, configuration file, persistence (record codec and append-only
  * store).  Each is a pure module: parsers take text and return a structure
  * or an error "file:line: what is wrong"; nothing here touches the network.
- * Internal to the library (not exported from the shared object); used by
- * programs/cymongoose-broker.c and programs/cymongoose-passwd.c.
+ * Public, for programs that run a broker (programs/cymongoose-broker.c,
+ * programs/cymongoose-passwd.c, the Python MqttBroker); included by
+ * cymongoose.h.
  * Formats are documented in docs/mqtt-broker.md.
  */
 #ifndef CM_MQTTOPS_H
@@ -15,7 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cymongoose.h"
+#include "../cymongoose.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default) /* exported: see cymongoose.h */
 
 /* Every parser writes its error here (NUL-terminated, truncated to fit). */
 #define CM_OPS_ERR_LEN 256
@@ -287,5 +294,11 @@ bool cm_bridge_connected(const struct cm_bridge *br);
  */
 bool cm_bridge_map(const struct cm_conf_topic *t, int dir, struct cm_str topic,
                    struct cm_buf *out);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
