@@ -13,9 +13,9 @@ class HttpServer:
     """An HTTP listener with handler; run() waits up to timeout seconds for
     each client call."""
 
-    def __init__(self, handler, timeout=DEADLINE_S):
+    def __init__(self, handler, timeout=DEADLINE_S, **listen_options):
         self.mgr = cm.Manager(handler)
-        self.listener = self.mgr.listen("http://127.0.0.1:0")
+        self.listener = self.mgr.listen("http://127.0.0.1:0", **listen_options)
         self.port = self.listener.local_addr[1]
         self.base = "http://127.0.0.1:%d" % self.port
         self.timeout = timeout

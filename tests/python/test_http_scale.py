@@ -15,6 +15,7 @@ import pytest
 
 import cymongoose as cm
 from peers import measured_env
+from http_helpers import HttpServer
 from test_http import Server, raw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -426,13 +427,13 @@ def test_malformed_request_after_a_good_one(server):
     assert b"HTTP/1.1 400 " in got and b"never" not in got
 
 
+def fine(c, ev, d):
+    if ev == cm.MG_EV_HTTP_MSG:
+        c.reply(200, b"fine")
+
+
 def test_configured_limits_give_431_and_413():
-    s = Server.__new__(Server)
-    import concurrent.futures as cf
-    s.mgr = cm.Manager(lambda c, ev, d: c.reply(200, b"fine") if ev == cm.MG_EV_HTTP_MSG else None)
-    lst = s.mgr.listen("http://127.0.0.1:0", http_max_head=1024, http_max_body=1000)
-    s.port = lst.local_addr[1]
-    s.pool = cf.ThreadPoolExecutor(1)
+    s = HttpServer(fine, http_max_head=1024, http_max_body=1000)
     try:
         ok = raw(s, b"POST / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 800 + b"\r\nContent-Length: 1000\r\n"
                     b"Connection: close\r\n\r\n" + b"b" * 1000)
@@ -449,12 +450,7 @@ def test_configured_limits_give_431_and_413():
 
 
 def test_timeout_options_take_effect():
-    s = Server.__new__(Server)
-    import concurrent.futures as cf
-    s.mgr = cm.Manager(lambda c, ev, d: c.reply(200, b"fine") if ev == cm.MG_EV_HTTP_MSG else None)
-    lst = s.mgr.listen("http://127.0.0.1:0", http_header_timeout_ms=200, http_idle_timeout_ms=300)
-    s.port = lst.local_addr[1]
-    s.pool = cf.ThreadPoolExecutor(1)
+    s = HttpServer(fine, http_header_timeout_ms=200, http_idle_timeout_ms=300)
     try:
         # a head that never completes: 408, then the close
         assert raw(s, b"GET / HTTP/1.1\r\nHost").startswith(b"HTTP/1.1 408 ")
