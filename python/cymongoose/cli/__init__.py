@@ -3,17 +3,16 @@
 Each subcommand is a module with add_parser(subparsers) and run(args) -> exit
 status.  Errors the user can fix end in one line on stderr (CliError), never a
 traceback; Ctrl+C stops cleanly.  The MQTT subcommands (mqtt-broker, pub,
-sub) come from cymongoose.cli_mqtt, objects of the same shape.
+sub) are objects of the same shape from cli/mqtt.py.
 """
 import argparse
 import sys
 
-from . import echo, get, resolve, serve, sntp, ws
+from . import echo, get, mqtt, resolve, serve, sntp, ws
 from .common import CliError
 
-from .. import cli_mqtt
 
-SUBCOMMANDS = [serve, echo, get, ws, sntp, resolve] + cli_mqtt.SUBCOMMANDS
+SUBCOMMANDS = [serve, echo, get, ws, sntp, resolve] + mqtt.SUBCOMMANDS
 
 
 def build_parser():

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from . import _mongoose as cm
+from .. import _mongoose as cm
 
 __all__ = ["SUBCOMMANDS", "add_subcommands", "main"]
 
