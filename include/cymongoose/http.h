@@ -517,6 +517,8 @@ struct cm_http_serve_dir_opts {
   bool allow_hidden;         /* serve_dir: serve hidden files and directories
                                 (a path segment starting with '.', such as
                                 ".env" or ".git/"); default false: 404 */
+  bool no_precompressed;     /* never look for "<file>.gz" siblings; default
+                                false: looked for when the client accepts gzip */
 };
 
 /*
