@@ -222,9 +222,10 @@ def nginx_hello():
     return 'location / { default_type text/plain; return 200 "%s"; }' % HELLO
 
 
-def ours_c(name, scheme, extra=(), wrap=()):
+def ours_c(name, scheme, extra=(), wrap=(), env=None):
     url = "%s://127.0.0.1:0" % scheme
-    return Server(name, [os.path.join(BUILD, "bench", "c", "http_bench"), url] + list(extra), wrap=wrap)
+    return Server(name, [os.path.join(BUILD, "bench", "c", "http_bench"), url] + list(extra), env=env,
+                  wrap=wrap)
 
 
 ROUNDS = 3
@@ -325,7 +326,7 @@ def static_suite(secs):
     try:
         root, path = static_tree(scratch)
         rows = run_rows(static_specs(scratch, root, path), "http", None, secs, SMALL_SIZE)
-        report("HTTP 1 KiB file from a directory, keep-alive (target: serve_dir within 5%% of "
+        report("HTTP 1 KiB file from a directory, keep-alive (target: serve_dir within 5% of "
                "serve_file's CPU per request and at most nginx's)", "requests/s", rows,
                "nginx 1 worker (peer)")
         d = dict((n, c) for n, _, c in rows)
@@ -409,11 +410,15 @@ def static_syscalls_suite(secs):
               % (n2, n1))
         for label, extra in (("no Accept-Encoding", b""), ("Accept-Encoding: gzip", b"Accept-Encoding: gzip\r\n")):
             print("-- %s" % label)
-            for name, start, target in static_specs(scratch, root, path):
-                def traced(wrap, start=start, name=name):
+            specs = static_specs(scratch, root, path)
+            specs.append(("cymongoose C serve_dir walk", None, specs[-1][2]))
+            for name, _, target in specs:
+                def traced(wrap, name=name):
                     if name.startswith("nginx"):
                         return Nginx("nginx", scratch, "location / { root %s; }" % root, wrap=wrap)
-                    return ours_c("ours-c", "http", ["--file", path, "--dir", root], wrap)
+                    # "walk": the resolver used where the kernel has no openat2
+                    env = {"CYMONGOOSE_NO_OPENAT2": "1"} if name.endswith("walk") else None
+                    return ours_c("ours-c", "http", ["--file", path, "--dir", root], wrap, env)
                 a = strace_count(traced, target.encode(), n1, extra)
                 b = strace_count(traced, target.encode(), n2, extra)
                 per = {k: (b.get(k, 0) - a.get(k, 0)) / (n2 - n1) for k in set(a) | set(b)}
