@@ -1,7 +1,7 @@
 /* The C server of `make bench`: "/" answers "Hello, World!"; with --file,
- * "/file" serves that file with cm_http_serve_file() (from disk, sendfile)
- * and "/mem" the same bytes loaded into memory at start (cm_http_reply);
- * with --dir, every other path is served from that directory with
+ * "/file" (and any path starting so) serves that file with
+ * cm_http_serve_file() (from disk, sendfile) and "/mem" the same bytes
+ * loaded into memory at start (cm_http_reply); with --dir, every other path is served from that directory with
  * cm_http_serve_dir().  Optional TLS.
  * Usage: http_bench URL [--file PATH] [--dir ROOT] [--cert PEM --key PEM]
  * Prints "listening PORT" once it listens; stops on SIGTERM/SIGINT. */
@@ -42,7 +42,7 @@ static char *slurp(const char *path, size_t *len) {
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
-  if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_path != NULL) {
+  if (hm->uri.len >= 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_path != NULL) {
     cm_http_serve_file(c, hm, file_path, NULL);
   } else if (hm->uri.len == 4 && memcmp(hm->uri.buf, "/mem", 4) == 0 && file_buf != NULL) {
     cm_http_reply(c, 200, "Content-Type: application/octet-stream\r\n", file_buf, file_len);

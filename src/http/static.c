@@ -457,7 +457,7 @@ static bool is_hidden(const char *seg, size_t len) {
  * "/a/.").
  */
 static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_slash, bool allow_hidden) {
-  char dec[PATH_MAX];
+  char buf[PATH_MAX];
   /* absolute-form ("http://host/path", RFC 9112 3.2.2): the path part */
   const char *sep = uri.len > 0 && uri.buf[0] != '/' ? memmem(uri.buf, uri.len, "://", 3) : NULL;
   if (sep != NULL) {
@@ -465,7 +465,13 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
     uri = path == NULL ? cm_str_c("/") : cm_str_n(path, uri.len - (size_t) (path - uri.buf));
   }
   if (uri.len == 0 || uri.buf[0] != '/') return 400;
-  int n = cm_url_decode(uri.buf, uri.len, dec, sizeof(dec), false);
+  /* Most paths have no escape: read them where they are. */
+  const char *dec = uri.buf;
+  int n = uri.len < sizeof(buf) ? (int) uri.len : -1;
+  if (memchr(uri.buf, '%', uri.len) != NULL) {
+    n = cm_url_decode(uri.buf, uri.len, buf, sizeof(buf), false);
+    dec = buf;
+  }
   if (n < 0) return 400;
   if (memchr(dec, '\0', (size_t) n) != NULL || memchr(dec, '\\', (size_t) n) != NULL) return 403;
   size_t o = 0, i = 0, len = (size_t) n;
