@@ -1,8 +1,9 @@
 /* The C server of `make bench`: "/" answers "Hello, World!"; with --file,
  * "/file" (and any path starting so) serves that file with
  * cm_http_serve_file() (from disk, sendfile) and "/mem" the same bytes
- * loaded into memory at start (cm_http_reply); with --dir, every other path is served from that directory with
- * cm_http_serve_dir().  Optional TLS.
+ * loaded into memory at start (cm_http_reply); with --dir, every other
+ * path is served from that directory with cm_http_serve_dir().  Optional
+ * TLS.
  * Usage: http_bench URL [--file PATH] [--dir ROOT] [--cert PEM --key PEM]
  * Prints "listening PORT" once it listens; stops on SIGTERM/SIGINT. */
 #include <signal.h>
