@@ -289,3 +289,23 @@ def test_symlink_escape_with_curl(linked_tree, resolver):
             assert rc.stdout == want, path
     finally:
         s.close()
+
+
+def test_precompressed_off(tree):
+    """precompressed=False: the plain file even for a gzip client."""
+    s = Server(tree)
+    root = s.root
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            conn.serve_dir(data, root, precompressed=False)
+
+    s.mgr.close()
+    s.mgr = cm.Manager(handler)
+    s.base = "http://127.0.0.1:%d" % s.mgr.listen("http://127.0.0.1:0").local_addr[1]
+    try:
+        r = s.get("/app.js", headers={"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in r.headers and "Vary" not in r.headers
+        assert r.text == "console.log('plain');"
+    finally:
+        s.close()
