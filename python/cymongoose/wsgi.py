@@ -186,13 +186,14 @@ class WSGIServer:
     def manager(self):
         return self._manager
 
-    def listen(self, url="http://127.0.0.1:8000"):
-        """Starts listening; returns the listening Connection."""
+    def listen(self, url="http://127.0.0.1:8000", **listen_kwargs):
+        """Starts listening; returns the listening Connection.  listen_kwargs
+        go to Manager.listen (fd=: a listening socket to serve)."""
         if url.lower().startswith("https://"):
             self._url_scheme = "https"
         # Long Content-Length bodies are streamed, so the C layer's
         # whole-body limit is lifted; max_body bounds chunked ones.
-        return self._manager.listen(url, http=True, http_max_body=1 << 62)
+        return self._manager.listen(url, http=True, http_max_body=1 << 62, **listen_kwargs)
 
     def run(self, poll_ms=100):
         """Serves until SIGINT/SIGTERM (Manager.run) or close() from another thread."""
@@ -454,8 +455,15 @@ class WSGIServer:
 
 
 def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,
-          stream_timeout=5.0, poll_ms=100):
-    """Serves app on url until SIGINT/SIGTERM."""
+          stream_timeout=5.0, poll_ms=100, *, processes=None, **process_options):
+    """Serves app on url until SIGINT/SIGTERM.  workers: threads per process.
+    processes=N (N > 1): N worker processes under a supervisor (SIGHUP
+    reloads; process_options: drain_timeout, drain_idle_ms; see _workers)."""
+    if processes is not None and processes > 1:
+        from ._workers import serve_wsgi
+        serve_wsgi(app, url, processes, threads=workers, error_handler=error_handler,
+                   stream_timeout=stream_timeout, poll_ms=poll_ms, **process_options)
+        return
     server = WSGIServer(app, workers=workers, error_handler=error_handler,
                         stream_timeout=stream_timeout)
     server.listen(url)
