@@ -43,7 +43,7 @@ DRAIN_TIMEOUT = 30.0   # seconds a draining worker may take
 DRAIN_IDLE_MS = 2000   # a draining worker's idle keep-alive connection closes after this
 YOUNG = 1.0            # a worker dying sooner than this after its start counts as a crash
 BACKOFF_MAX = 10.0     # the longest wait before restarting a worker that keeps crashing
-READY_TIMEOUT = 60.0   # a worker not ready by then (at a reload) is killed
+READY_TIMEOUT = 60.0   # a worker not listening this long after its start is killed
 
 
 def _log(text):
@@ -123,10 +123,14 @@ class Worker:
                 conn.close()
 
     def drain_step(self, manager):
-        """Ends keep-alive on every connection (again: a connection back
-        from a streamed body is HTTP anew); True once none is left."""
+        """Ends keep-alive on every connection (again each time: one back
+        from a streamed request body is HTTP anew); True once none is left
+        but WebSockets, which never end by themselves (the server's stop()
+        closes them with 1001)."""
         left = False
         for conn in manager.connections:
+            if conn.is_websocket:
+                continue
             if not conn.is_listening:
                 conn.http_end_keep_alive(self.drain_idle_ms)
             left = True
@@ -148,12 +152,13 @@ class Worker:
 
 
 class _Proc:
-    __slots__ = ("pid", "slot", "ready_fd", "started", "ready", "role")
+    __slots__ = ("pid", "slot", "ready_fd", "started", "ready", "role", "killed")
 
     def __init__(self, pid, slot, ready_fd, role):
         self.pid, self.slot, self.ready_fd, self.role = pid, slot, ready_fd, role
         self.started = time.monotonic()
         self.ready = False
+        self.killed = False
 
 
 class _Slot:
@@ -369,10 +374,11 @@ class _Supervisor:
             if slot.restart_at is not None and now >= slot.restart_at:
                 slot.restart_at = None
                 self._spawn(slot, "current", wake)
-            nxt = slot.next
-            if nxt is not None and not nxt.ready and now - nxt.started > READY_TIMEOUT:
-                _log("reload: worker %d not ready after %d s; killed" % (nxt.pid, READY_TIMEOUT))
-                self._kill(nxt.pid, signal.SIGKILL)
+        for p in self.procs.values():
+            if not p.ready and not p.killed and now - p.started > READY_TIMEOUT:
+                _log("worker %d not ready after %d s; killed" % (p.pid, READY_TIMEOUT))
+                p.killed = True
+                self._kill(p.pid, signal.SIGKILL)
         if self.stop_deadline is not None and now >= self.stop_deadline:
             for pid in list(self.procs):
                 _log("worker %d still draining at the deadline; killed" % pid)
@@ -422,6 +428,7 @@ def serve_wsgi(app, url, processes, *, threads=4, error_handler=None, stream_tim
         from .wsgi import WSGIServer
         server = WSGIServer(app, workers=threads, error_handler=error_handler,
                             stream_timeout=stream_timeout)
+        server.multiprocess = True  # PEP 3333: other processes run the app too
         try:
             server.listen(url, fd=worker.sock)
             serve_manager(worker, server.manager, poll_ms)

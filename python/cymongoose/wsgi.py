@@ -161,6 +161,8 @@ class WSGIServer:
     chunk before it gives up on a client that stopped reading.
     """
 
+    multiprocess = False  # True in worker processes (serve(processes=N))
+
     def __init__(self, app, workers=4, error_handler=None, stream_timeout=5.0, *,
                  stream_body=STREAM_BODY, max_body=MAX_BODY):
         if workers < 1:
@@ -304,7 +306,7 @@ class WSGIServer:
             "wsgi.input": wsgi_input,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
+            "wsgi.multiprocess": self.multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }

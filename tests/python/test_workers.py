@@ -113,6 +113,25 @@ def test_requests_spread_over_workers(served, kind):
         if seen == s.pids:
             break
     assert seen == s.pids
+    if kind == "wsgi":
+        assert s.get("/multiprocess") == (200, b"True")
+
+
+def test_worker_that_cannot_start_stops_the_supervisor(tmp_path):
+    # An ASGI app whose lifespan startup fails: restarting it would only
+    # repeat the failure, so serve() raises once the workers have exited.
+    script = tmp_path / "boot.py"
+    script.write_text(
+        "from cymongoose.asgi import serve\n"
+        "async def app(scope, receive, send):\n"
+        "    await receive()\n"
+        "    await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
+        "serve(app, 'http://127.0.0.1:0', workers=2, lifespan='on')\n")
+    r = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True,
+                       timeout=WAIT)
+    assert r.returncode == 1
+    assert "lifespan startup failed: no database" in r.stderr
+    assert "RuntimeError: a worker process failed to start" in r.stderr
 
 
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])

@@ -33,6 +33,8 @@ def wsgi_app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
         wait_release()
     start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/multiprocess":
+        return [str(environ["wsgi.multiprocess"]).encode()]
     return [str(os.getpid()).encode()]
 
 
