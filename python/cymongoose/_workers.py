@@ -46,6 +46,10 @@ BACKOFF_MAX = 10.0     # the longest wait before restarting a worker that keeps 
 READY_TIMEOUT = 60.0   # a worker not listening this long after its start is killed
 
 
+# The signals the supervisor handles (and a worker sets up its own way).
+_HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+
+
 def _log(text):
     print("cymongoose workers[%d]: %s" % (os.getpid(), text), file=sys.stderr, flush=True)
 
@@ -206,6 +210,7 @@ class _Supervisor:
             signal.signal(signal.SIGINT, worker._stop)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's business
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             self.worker_main(worker)
             code = 0
         except BaseException:
@@ -219,10 +224,18 @@ class _Supervisor:
 
     def _spawn(self, slot, role, wake):
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(ready_r)
-            self._child(slot, ready_w, wake)
+        sys.stdout.flush()  # else the child would write the parent's buffer again
+        sys.stderr.flush()
+        # A signal sent to the child before it has its own handlers must
+        # wait for them (pending), not run the parent's.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(ready_r)
+                self._child(slot, ready_w, wake)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         os.close(ready_w)
         proc = _Proc(pid, slot, ready_r, role)
         self.procs[pid] = proc
@@ -259,7 +272,7 @@ class _Supervisor:
             proc.ready_fd = None
         slot = proc.slot
         code = os.waitstatus_to_exitcode(status)
-        if not self.started and not proc.ready:
+        if not self.started and not proc.ready and self.stop_deadline is None:
             # A first worker that cannot start (an import error, a bad
             # option): restarting it would only repeat the failure.
             _log("worker %d exited (%s) before it was ready: stopping" % (pid, _describe(code)))
@@ -314,9 +327,8 @@ class _Supervisor:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         wake = (wake_r, wake_w)
-        handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
         old_wakeup = signal.set_wakeup_fd(wake_w)
-        old = {s: signal.signal(s, lambda n, _f: self.signals.append(n)) for s in handled}
+        old = {s: signal.signal(s, lambda n, _f: self.signals.append(n)) for s in _HANDLED}
         try:
             for slot in self.slots:
                 self._spawn(slot, "current", wake)
