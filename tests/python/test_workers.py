@@ -280,3 +280,91 @@ def test_cli_serve_workers(tmp_path):
         assert "reload: starting new workers" in err
     finally:
         s.kill()
+
+
+# ------------------------------------------------ the building blocks, in-process
+
+def poll_until(mgr, predicate, what):
+    end = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > end:
+            pytest.fail("gave up waiting for " + what)
+        mgr.poll(10)
+
+
+def test_listen_fd_serves_a_socket_the_caller_keeps():
+    import socket
+    import cymongoose as cm
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    got = []
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            got.append(data.uri)
+            conn.reply(200, "ok")
+    with cm.Manager(handler) as mgr:
+        lst = mgr.listen("http://127.0.0.1:0", fd=sock)  # the url gives the scheme
+        assert lst.is_listening and lst.local_addr[1] == port
+        # A client queued while no manager listens is served by the next one:
+        # the socket the caller keeps is never closed in between.
+        lst.close()
+        mgr.poll(0)
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
+        mgr.listen("http://127.0.0.1:0", fd=sock.fileno())
+        poll_until(mgr, lambda: got, "the queued request")
+        assert got == ["/queued"]
+        client.settimeout(WAIT)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        client.close()
+        with pytest.raises(TypeError):
+            mgr.connect("http://127.0.0.1:1", fd=sock)
+        with pytest.raises(TypeError):
+            mgr.listen("http://127.0.0.1:0", fd=sock, reuse_port=True)
+        unbound = socket.socket()
+        with pytest.raises(RuntimeError):
+            mgr.listen("http://127.0.0.1:0", fd=unbound)  # not listening
+        assert unbound.fileno() >= 0  # the caller's descriptor is left alone
+        unbound.close()
+    # the caller's socket is still open and listening after the manager closed
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    sock.close()
+
+
+def test_http_end_keep_alive():
+    import socket
+    import cymongoose as cm
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            conn.reply(200, "ok")
+    with cm.Manager(handler) as mgr:
+        lst = mgr.listen("http://127.0.0.1:0")
+        assert lst.http_end_keep_alive() is False  # a listener: nothing to do
+        client = socket.create_connection(("127.0.0.1", lst.local_addr[1]))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        poll_until(mgr, lambda: len(mgr.connections) == 2 and
+                   mgr.connections[1].send_len == 0 and mgr.connections[1].recv_len == 0,
+                   "the reply")
+        conn = mgr.connections[1]
+        with pytest.raises(ValueError):
+            conn.http_end_keep_alive(-5)
+        assert conn.http_end_keep_alive(idle_ms=60000) is True
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # within the grace: answered
+        client.setblocking(False)
+        data = b""
+        end = time.monotonic() + WAIT
+        while time.monotonic() < end:
+            mgr.poll(10)
+            try:
+                chunk = client.recv(4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        assert data.count(b"HTTP/1.1 200 OK\r\n") == 2
+        assert data.count(b"Connection: close\r\n") == 1
+        assert data.rindex(b"Connection: close") > data.rindex(b"HTTP/1.1 200 OK")
+        client.close()
