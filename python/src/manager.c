@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "mgr_methods.h"
-#include "structmember.h"
+#include <structmember.h>
 
 static void hook_before_sleep(void *arg) {
   cm_py_manager *mo = arg;
