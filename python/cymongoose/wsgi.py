@@ -466,6 +466,9 @@ def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,
         serve_wsgi(app, url, processes, threads=workers, error_handler=error_handler,
                    stream_timeout=stream_timeout, poll_ms=poll_ms, **process_options)
         return
+    if process_options:
+        raise TypeError("%s: options of worker processes (processes > 1)"
+                        % ", ".join(sorted(process_options)))
     server = WSGIServer(app, workers=workers, error_handler=error_handler,
                         stream_timeout=stream_timeout)
     server.listen(url)
