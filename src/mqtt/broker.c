@@ -110,7 +110,7 @@ static void ws_fn(struct cm_conn *c, int ev, void *ev_data) {
   struct cm_ws_opts wo = {0};
   wo.limits.max_message_size = (uint64_t)b->o.max_packet_size + 16;
   wo.limits.max_frame_size = wo.limits.max_message_size;
-  if (!cm_ws_upgrade_opts(c, hm, extra, &wo)) return;
+  if (cm_ws_upgrade_opts(c, hm, extra, &wo) != 0) return;
   c->fn = cm__bc_fn;
   c->fn_data = b;
   c->send_hwm = b->o.send_hwm;

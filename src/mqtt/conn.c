@@ -39,11 +39,11 @@ bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n) {
   struct cm_conn *c = st->c;
   bool ok;
   if (!st->over_ws) {
-    ok = cm_send(c, p, n);
+    ok = cm_send(c, p, n) == 0;
   } else if (!st->ws_open) {
     ok = cm_buf_append(&st->pending, p, n) == 0;
   } else {
-    ok = cm_ws_send(c, p, n, CM_WS_OP_BINARY) > 0;
+    ok = cm_ws_send(c, p, n, CM_WS_OP_BINARY) >= 0;
   }
   if (ok) st->last_tx_ms = cm_millis();
   return ok;

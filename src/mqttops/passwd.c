@@ -179,7 +179,7 @@ int cm_passwd_line(struct cm_str user, struct cm_str password, uint32_t iteratio
       user.buf[0] == '\t')
     return -1;
   uint8_t salt[CM_PASSWD_SALT_LEN], hash[CM_PASSWD_HASH_LEN];
-  if (!cm_random(salt, sizeof(salt)) || !derive(password, salt, iterations, hash)) return -1;
+  if (cm_random(salt, sizeof(salt)) != 0 || !derive(password, salt, iterations, hash)) return -1;
   char salt64[CM_BASE64_ENCODED_LEN(CM_PASSWD_SALT_LEN) + 1];
   char hash64[CM_BASE64_ENCODED_LEN(CM_PASSWD_HASH_LEN) + 1];
   cm_base64_encode(salt, sizeof(salt), salt64, sizeof(salt64));

@@ -886,7 +886,7 @@ static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
 
 static void ws_front(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_HTTP_MSG) {
-    if (cm_ws_upgrade(c, ev_data, "Sec-WebSocket-Protocol: mqtt\r\n")) {
+    if (cm_ws_upgrade(c, ev_data, "Sec-WebSocket-Protocol: mqtt\r\n") == 0) {
       assert_true(cm_mqtt_serve(c, NULL));
       c->fn = tiny_broker;
     }
