@@ -94,7 +94,6 @@ enum {
 #define CM_ETOOBIG (CM_E_OWN_BASE - 2)  /* a configured limit would be exceeded */
 #define CM_EPARSE (CM_E_OWN_BASE - 3)   /* malformed input (a protocol or format error) */
 #define CM_EPARTIAL (CM_E_OWN_BASE - 4) /* incomplete input: more bytes are needed */
-#define CM_ETYPE (CM_E_OWN_BASE - 5)    /* a value exists but is of another type */
 
 /*
  * A readable English message for code: one of the library's own codes,

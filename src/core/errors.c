@@ -10,7 +10,6 @@ const char *cm_strerror(int code) {
     case CM_ETOOBIG: return "limit exceeded";
     case CM_EPARSE: return "malformed input";
     case CM_EPARTIAL: return "incomplete input";
-    case CM_ETYPE: return "value of another type";
     default: break;
   }
   if (code < 0 && code > -4096) {
