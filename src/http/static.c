@@ -78,7 +78,7 @@ static int reply_text(struct ctx *x, int status, const char *more_headers, const
   struct cm_buf b = {0};
   bool ok = append_extra(&b, x) && (more_headers == NULL || appendf(&b, "%s", more_headers));
   const char *h = ok ? block_str(&b) : NULL;
-  ok = h != NULL && cm_http_reply(x->c, status, h, text, strlen(text));
+  ok = h != NULL && cm_http_reply(x->c, status, h, text, strlen(text)) == 0;
   cm_buf_free(&b);
   return ok ? status : 0;
 }
@@ -204,7 +204,7 @@ static int send_body(struct ctx *x, int status, struct cm_buf *b, int fd, uint64
     return 0;
   }
   if (body) {
-    if (!cm_send_file(x->c, fd, off, len)) {
+    if (cm_send_file(x->c, fd, off, len) != 0) {
       cm_close(x->c); /* the head promised a body we cannot queue */
       return 0;
     }
@@ -277,10 +277,10 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
     for (int i = 0; body && i < nparts; i++) {
       bool last = i == nparts - 1;
       uint64_t len = r[i].end - r[i].start + 1;
-      bool queued = cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len);
+      bool queued = cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len) == 0;
       if (queued && last) {
         fd_taken = true;
-        queued = cm_send_file(x->c, f->fd, r[i].start, len);
+        queued = cm_send_file(x->c, f->fd, r[i].start, len) == 0;
       } else if (queued) {
         queued = cm__send_file_shared(x->c, f->fd, r[i].start, len);
       }
@@ -291,7 +291,7 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
       }
     }
     if (fd_taken) f->fd = -1;
-    if (rc != 0 && body && !cm_send(x->c, tail, strlen(tail))) {
+    if (rc != 0 && body && cm_send(x->c, tail, strlen(tail)) != 0) {
       cm_close(x->c);
       rc = 0;
     }
@@ -330,7 +330,7 @@ static int serve_open(struct ctx *x, struct file *f) {
   if (not_modified) {
     close(f->fd);
     const char *h = file_headers(&b, x, f, false) ? block_str(&b) : NULL;
-    rc = h != NULL && cm_http_reply(x->c, 304, h, NULL, 0) ? 304 : 0;
+    rc = h != NULL && cm_http_reply(x->c, 304, h, NULL, 0) == 0 ? 304 : 0;
     cm_buf_free(&b);
     return rc;
   }
@@ -467,7 +467,7 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
   if (uri.len == 0 || uri.buf[0] != '/') return 400;
   /* Most paths have no escape: read them where they are. */
   const char *dec = uri.buf;
-  int n = uri.len < sizeof(buf) ? (int) uri.len : -1;
+  long n = uri.len < sizeof(buf) ? (long) uri.len : -1;
   if (memchr(uri.buf, '%', uri.len) != NULL) {
     n = cm_url_decode(uri.buf, uri.len, buf, sizeof(buf), false);
     dec = buf;
@@ -557,7 +557,7 @@ static int redirect_to_dir(struct ctx *x) {
             appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) u.len, u.buf, hm->query.len > 0 ? "?" : "",
                     (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
   const char *h = ok ? block_str(&b) : NULL;
-  int rc = h != NULL && cm_http_reply(x->c, 301, h, "", 0) ? 301 : 0;
+  int rc = h != NULL && cm_http_reply(x->c, 301, h, "", 0) == 0 ? 301 : 0;
   cm_buf_free(&b);
   return rc;
 }
