@@ -50,6 +50,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535)) return -1;
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
+  struct cm_buf *out = cm__mqtt_scratch();
   int rc = -1;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
@@ -71,18 +72,17 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   }
   if (o->qos > 0) m.id = cm__mqtt_session_id(s);
-  st->scratch.len = st->scratch.off = 0;
-  if (cm_mqtt_encode(&st->scratch, &m) != 0) goto done;
-  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) goto done;
+  if (cm_mqtt_encode(out, &m) != 0) goto done;
+  if (st->peer_max_packet != 0 && out->len > st->peer_max_packet) goto done;
   if (o->qos == 0) {
-    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : -1;
-  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch), st->scratch.len) != NULL) {
+    rc = cm__mqtt_tx(st, cm_buf_data(out), out->len) ? 0 : -1;
+  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(out), out->len) != NULL) {
     rc = m.id;
     cm__mqtt_pump(st);
   }
 done:
   cm_buf_free(&pb);
-  if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
+  cm__mqtt_scratch_done(out);
   return rc;
 }
 

@@ -224,7 +224,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
       cm_close(c);
     }
   }
-  while (b->sessions != NULL) cm__bs_free(b, b->sessions, false);
+  for (size_t i = 0; i < b->hcap; i++)
+    while (b->htab[i] != NULL) cm__bs_free(b, b->htab[i], false);
   for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
     if (c->fn != cm__bc_fn || c->fn_data == NULL) continue;
     int kind = *(const int *)c->fn_data;

@@ -73,26 +73,26 @@ struct bclient;
  * has not expired. */
 struct bsess {
   struct bsess *hnext;                /* hash chain */
-  struct bsess *prev, *next;          /* broker's list */
   struct cm_mqtt_broker *b;
   struct bclient *client;             /* connected client or NULL */
   struct cm_mqtt_session *ms;         /* held QoS 1/2 messages, ids */
   struct bsub *subs;
-  uint32_t nsubs;
-  uint32_t expiry_s;                  /* after disconnect; CM__NEVER: never */
   struct cm_timer *expiry_timer;
   struct bwill *will;                 /* delayed will waiting */
-  uint8_t held_version;               /* version the held packets are encoded for */
-  bool persistent;                    /* reported to the store */
+  uint32_t nsubs;
+  uint32_t expiry_s;                  /* after disconnect; CM__NEVER: never */
   uint32_t mark;                      /* routing generation */
   uint32_t slot;                      /* index in the routing vector */
+  uint8_t held_version;               /* version the held packets are encoded for */
+  bool persistent;                    /* reported to the store */
   uint16_t id_len;
-  char id[];
+  char id[];                          /* allocated: offsetof(struct bsess, id) + id_len */
 };
 
 /* A connected client (fn_data of its connection once CONNECT arrived). */
 struct bclient {
   int kind;                           /* CM__BCLIENT_KIND */
+  int reason;                         /* reason code it ends with */
   struct cm_mqtt_broker *b;
   struct cm_conn *c;
   struct bsess *sess;                 /* NULL once taken over */
@@ -102,7 +102,6 @@ struct bclient {
   char *cert;                         /* "subject\0cn" of a verified client
                                          certificate, or NULL */
   const char *why;                    /* why it ends (static) */
-  int reason;                         /* reason code it ends with */
   char *err;                          /* the glue's ERROR text (allocated) */
   uint8_t version;
   bool normal_disconnect;             /* DISCONNECT without will */
@@ -125,9 +124,9 @@ struct cm_mqtt_broker {
   struct cm_mqtt_broker_opts o;       /* resolved */
   struct cm_mqtt_limits lim;          /* of client connections */
   struct bnode *root;
-  struct bsess **htab;
+  struct bsess **htab;                /* sessions by client id (the only list
+                                         of them: no links per session) */
   size_t hcap, nsess;
-  struct bsess *sessions;             /* list of all */
   struct cm_timer *sys_timer;
   uint64_t start_ms;
   uint32_t gen;

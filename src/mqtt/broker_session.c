@@ -5,6 +5,7 @@
  * connection carries the session), outlive the connection while not
  * expired, and carry a delayed will.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,10 +45,9 @@ static bool grow(struct cm_mqtt_broker *b) {
 struct bsess *cm__bs_new(struct cm_mqtt_broker *b, struct cm_str id) {
   if (id.len > 65535) return NULL;
   if (b->nsess >= b->hcap && !grow(b)) return NULL;
-  struct bsess *s = calloc(1, sizeof(*s) + id.len);
+  struct bsess *s = calloc(1, offsetof(struct bsess, id) + id.len);
   if (s == NULL) return NULL;
-  struct cm_mqtt_limits lim = b->lim;
-  s->ms = cm_mqtt_session_new(&lim);
+  s->ms = cm__mqtt_session_new_server();
   if (s->ms == NULL) {
     free(s);
     return NULL;
@@ -59,9 +59,6 @@ struct bsess *cm__bs_new(struct cm_mqtt_broker *b, struct cm_str id) {
   size_t h = hash(id) & (b->hcap - 1);
   s->hnext = b->htab[h];
   b->htab[h] = s;
-  s->next = b->sessions;
-  if (b->sessions != NULL) b->sessions->prev = s;
-  b->sessions = s;
   b->nsess++;
   return s;
 }
@@ -96,7 +93,7 @@ void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
   if (s->client != NULL) {
     /* Its connection must not keep a pointer to the state freed here. */
     struct cm__mqtt *st = cm__mqtt_of(s->client->c);
-    struct cm_mqtt_session *fresh = st != NULL ? cm_mqtt_session_new(&b->lim) : NULL;
+    struct cm_mqtt_session *fresh = st != NULL ? cm__mqtt_session_new_server() : NULL;
     if (st != NULL && st->sess == s->ms && fresh != NULL) {
       st->sess = fresh;
       st->own_session = true;
@@ -114,9 +111,6 @@ void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
     *pp = s->hnext;
     break;
   }
-  if (s->prev != NULL) s->prev->next = s->next;
-  else b->sessions = s->next;
-  if (s->next != NULL) s->next->prev = s->prev;
   b->nsess--;
   if (s->client == NULL || cm__mqtt_of(s->client->c) == NULL || cm__mqtt_of(s->client->c)->sess != s->ms)
     cm_mqtt_session_free(s->ms);

@@ -53,13 +53,21 @@ struct cm_mqtt_session {
   uint8_t *ids_out;                 /* bitmap: our ids in use (8 KiB, lazily) */
   uint8_t *ids_in;                  /* bitmap: peer's QoS 2 ids not released */
   size_t nin;                       /* bits set in ids_in */
-  struct cm_mqtt_limits lim;        /* resolved */
-  char client_id[96];               /* the id last used */
   bool in_use;                      /* a connection holds it */
+  char client_id[];                 /* a client's: the id last used
+                                       (CM__MQTT_CLIENT_ID_CAP bytes); a
+                                       server's session has none (one byte) */
 };
+
+/* Room for a client's id in sessions made by cm_mqtt_session_new(). */
+#define CM__MQTT_CLIENT_ID_CAP 96
 
 /* Session functions (session.c). */
 void cm__mqtt_limits_resolve(struct cm_mqtt_limits *l);
+/* A session for the server side of a connection (a broker's): no room for
+ * a client id, so an idle broker client costs less.  NULL when out of
+ * memory; freed with cm_mqtt_session_free(). */
+struct cm_mqtt_session *cm__mqtt_session_new_server(void);
 /* A fresh packet id not used by a held message (never 0). */
 uint16_t cm__mqtt_session_id(struct cm_mqtt_session *s);
 bool cm__mqtt_id_test(const uint8_t *bits, uint16_t id);
@@ -77,6 +85,12 @@ void cm__mqtt_session_remove(struct cm_mqtt_session *s, struct cm__mqtt_out *o);
 void cm__mqtt_session_reset(struct cm_mqtt_session *s);
 
 /* The state of one MQTT connection (client or server side). */
+/* What only MQTT over WebSocket needs, apart from the connection state. */
+struct cm__mqtt_ws {
+  struct cm_buf rx;           /* bytes of messages not yet parsed */
+  struct cm_buf pending;      /* packets queued before the handshake */
+};
+
 struct cm__mqtt {
   int kind;                   /* CM__MQTT_KIND */
   struct cm_conn *c;
@@ -117,11 +131,11 @@ struct cm__mqtt {
   uint64_t last_tx_ms, last_rx_ms, ping_ms;
   uint64_t deadline_ms;       /* CONNACK / CONNECT deadline, 0: none */
   size_t base_recv_limit;
-  struct cm_timer timer;      /* keepalive and deadlines (cm__timer_*, armed lazily) */
+  struct cm_timer *timer;     /* keepalive and deadlines (cm__timer_*): allocated
+                                 while there is one, so an idle broker client
+                                 without keepalive carries none */
   bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
-  struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
-  struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
-  struct cm_buf scratch;      /* encoding space, reused */
+  struct cm__mqtt_ws *ws;     /* over WebSocket only (allocated by attach) */
   struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
                                  copy, views into the same allocation), or NULL */
 };
@@ -135,6 +149,11 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
 /* Attaches st as c's protocol: directly, or over c's WebSocket. */
 bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws);
 void cm__mqtt_free(struct cm__mqtt *st);
+/* The calling thread's encoding buffer, emptied: fill it, copy it out
+ * (cm__mqtt_tx, cm__mqtt_session_add), then cm__mqtt_scratch_done() before
+ * anything else may use it. */
+struct cm_buf *cm__mqtt_scratch(void);
+void cm__mqtt_scratch_done(struct cm_buf *b);
 /* Sends raw packet bytes (over WebSocket: one binary message). */
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */
