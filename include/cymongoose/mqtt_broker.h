@@ -46,6 +46,7 @@ struct cm_mqtt_broker;
 #define CM_MQTT_BROKER_DEFAULT_SEND_HWM (1u * 1024 * 1024) /* slow-subscriber mark */
 #define CM_MQTT_BROKER_DEFAULT_SYS_INTERVAL_MS 10000u
 #define CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX 64u  /* aliases a v5 client may use */
+#define CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX 16u /* aliases we use towards a client */
 #define CM_MQTT_BROKER_DEFAULT_MAX_SUBS 1000u       /* subscriptions per client */
 
 /* What happens to a subscriber whose output queue (c->send) stays above
@@ -194,6 +195,12 @@ struct cm_mqtt_broker_opts {
                                  (CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX;
                                  set no_topic_alias to turn aliases off) */
   bool no_topic_alias;
+  uint16_t topic_alias_out_max; /* aliases we give the topics of QoS 0
+                                   messages we send to a v5 client, at most
+                                   its Topic Alias Maximum
+                                   (CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX;
+                                   no_topic_alias_out: none) */
+  bool no_topic_alias_out;
   uint16_t server_keepalive;  /* v5 Server Keep Alive: when non-zero,
                                  replaces larger (or zero) client keepalives;
                                  3.1.1 clients keep theirs */

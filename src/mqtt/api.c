@@ -14,9 +14,7 @@ static struct cm__mqtt *sendable(struct cm_conn *c) {
   return st;
 }
 
-/* v5 outgoing topic alias for topic: the alias number, and whether the
- * name must still be sent (first use); 0 when none is available. */
-static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
   if (st->peer_alias_max == 0) return 0;
   if (st->alias_out == NULL) {
     st->alias_out = calloc((size_t)st->peer_alias_max + 1, sizeof(char *));
@@ -63,7 +61,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     /* Aliases only for QoS 0: held messages may be resent on a new
      * connection, where the aliases of this one mean nothing. */
     bool first = false;
-    uint16_t alias = o->topic_alias && o->qos == 0 ? alias_for(st, o->topic, &first) : 0;
+    uint16_t alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
     if (alias != 0) {
       struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
       if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;

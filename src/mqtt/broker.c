@@ -19,6 +19,7 @@ static void resolve(struct cm_mqtt_broker_opts *o) {
   if (o->max_retained_bytes == 0) o->max_retained_bytes = CM_MQTT_BROKER_DEFAULT_MAX_RETAINED_BYTES;
   if (o->max_subs_per_client == 0) o->max_subs_per_client = CM_MQTT_BROKER_DEFAULT_MAX_SUBS;
   if (o->topic_alias_max == 0) o->topic_alias_max = CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX;
+  if (o->topic_alias_out_max == 0) o->topic_alias_out_max = CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX;
   if (!(o->keepalive_factor >= 1.0f)) o->keepalive_factor = 1.5f;
   if (o->connect_timeout_ms == 0) o->connect_timeout_ms = 10000;
   if (o->send_hwm == 0) o->send_hwm = CM_MQTT_BROKER_DEFAULT_SEND_HWM;
@@ -250,6 +251,7 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
   free(b->rv);
   cm_buf_free(&b->enc);
   cm_buf_free(&b->enc2);
+  cm_buf_free(&b->aenc);
   cm_buf_free(&b->props);
   cm_buf_free(&b->inprops);
   for (int q = 0; q < 3; q++)

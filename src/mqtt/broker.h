@@ -136,6 +136,7 @@ struct cm_mqtt_broker {
   struct brcpt *rv;                   /* routing vector, reused */
   size_t rv_len, rv_cap;
   struct cm_buf enc, enc2, props;     /* encoding scratch, reused */
+  struct cm_buf aenc;                 /* the last aliased QoS 0 PUBLISH (routing) */
   struct cm_buf tpl[3][2][2];         /* PUBLISH templates [qos][v5][retain] */
   struct cm_buf inprops;              /* a PUBLISH's properties without its alias */
   unsigned long next_anon;

@@ -147,10 +147,45 @@ static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pk
   }
 }
 
+/* The glue of a v5 client that gets a QoS 0 message now and takes topic
+ * aliases from us, else NULL.  QoS 1/2 copies are held and may be resent
+ * on another connection, so they always carry the topic name. */
+static struct cm__mqtt *alias_glue(struct bsess *s, uint8_t qos) {
+  struct bclient *cl = s->client;
+  if (qos != 0 || cl == NULL || cl->version != 5) return NULL;
+  struct cm__mqtt *st = cm__mqtt_of(cl->c);
+  return st != NULL && st->peer_alias_max > 0 && !cl->c->is_closing && !cl->c->is_draining ? st
+                                                                                            : NULL;
+}
+
+/* Encodes m as a v5 QoS 0 PUBLISH with topic alias `alias` (the topic name
+ * too when first) into out. */
+static bool encode_aliased(struct cm_mqtt_broker *b, struct cm_buf *out,
+                           const struct cm_mqtt_broker_msg *m, bool retain, uint16_t alias,
+                           bool first, const uint32_t *ids, uint32_t nids) {
+  if (!build_props(&b->props, m, ids, nids)) return false;
+  struct cm_mqtt_prop a = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
+  if (cm__mqtt_props_raw(&b->props, &a, 1) != 0) return false;
+  struct cm_mqtt_packet pkt = {0};
+  pkt.cmd = CM_MQTT_CMD_PUBLISH;
+  pkt.version = 5;
+  pkt.retain = retain;
+  pkt.topic = first ? m->topic : cm_str_n("", 0);
+  pkt.payload = m->payload;
+  pkt.props = cm_str_n((const char *)cm_buf_data(&b->props), b->props.len);
+  out->len = out->off = 0;
+  return cm_mqtt_encode(out, &pkt) == 0;
+}
+
 void cm__bd_deliver_one(struct cm_mqtt_broker *b, struct bsess *s, const struct cm_mqtt_broker_msg *m,
                         uint8_t qos, bool retain, const uint32_t *ids, uint32_t nids) {
   uint8_t v = s->client != NULL ? s->client->version : s->held_version;
-  if (!cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids)) return;
+  struct cm__mqtt *st = alias_glue(s, qos);
+  bool first = false;
+  uint16_t alias = st != NULL ? cm__mqtt_alias_for(st, m->topic, &first) : 0;
+  if (alias != 0 ? !encode_aliased(b, &b->enc, m, retain, alias, first, ids, nids)
+                 : !cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids))
+    return;
   send_to(b, s, cm_buf_data(&b->enc), b->enc.len, qos, m);
 }
 
@@ -171,6 +206,8 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
   cm__bt_match(b, m->topic, from);
   /* Templates by [qos][v5][retain], valid for this message only. */
   struct cm_buf *tpl[3][2][2] = {{{NULL}}};
+  uint16_t al_num = 0; /* what b->aenc holds for this message: alias, */
+  bool al_first = false, al_retain = false; /* name sent, retain flag */
   int n = 0;
   for (size_t i = 0; i < b->rv_len; i++) {
     struct brcpt *r = &b->rv[i];
@@ -185,6 +222,22 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
       cm__bd_deliver_one(b, s, m, q, retain, r->ids, r->nids);
       continue;
     }
+    struct cm__mqtt *ast = alias_glue(s, q);
+    bool first = false;
+    uint16_t alias = ast != NULL ? cm__mqtt_alias_for(ast, m->topic, &first) : 0;
+    if (alias != 0) {
+      /* Clients that gave this topic the same alias get the same bytes:
+       * the last aliased encoding is kept for the next one. */
+      if (!(alias == al_num && first == al_first && retain == al_retain)) {
+        if (!encode_aliased(b, &b->aenc, m, retain, alias, first, NULL, 0)) {
+          al_num = 0;
+          continue;
+        }
+        al_num = alias, al_first = first, al_retain = retain;
+      }
+      send_to(b, s, cm_buf_data(&b->aenc), b->aenc.len, q, m);
+      continue;
+    }
     struct cm_buf **t = &tpl[q][v == 5][retain];
     if (*t == NULL) {
       struct cm_buf *buf = &b->tpl[q][v == 5][retain];
@@ -194,6 +247,7 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
     send_to(b, s, cm_buf_data(*t), (*t)->len, q, m);
   }
   /* Templates of a large message are not kept between messages. */
+  if (b->aenc.cap > 65536) cm_buf_free(&b->aenc);
   for (int q = 0; q < 3; q++)
     for (int v = 0; v < 2; v++)
       for (int r = 0; r < 2; r++)

@@ -154,6 +154,12 @@ void cm__mqtt_free(struct cm__mqtt *st);
  * anything else may use it. */
 struct cm_buf *cm__mqtt_scratch(void);
 void cm__mqtt_scratch_done(struct cm_buf *b);
+/* v5 outgoing topic alias for topic (api.c): the alias number, and whether
+ * the name must still be sent (first use); 0 when none is available (the
+ * peer allows none, or all st->peer_alias_max are taken).  Only for
+ * packets sent on this connection now, never for held ones: a resend on
+ * another connection would carry an alias that means nothing there. */
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
 /* Sends raw packet bytes (over WebSocket: one binary message). */
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */

@@ -199,6 +199,39 @@ def test_versions_publish_to_each_other(broker):
         stop(p5)
 
 
+def test_broker_topic_aliases_to_mqttjs(broker):
+    """Broker -> client topic aliases (v5): MQTT.js announces a Topic Alias
+    Maximum of 2 and gets QoS 0 messages on three topics, four rounds.  The
+    first two topics get aliases (the name once, then an empty topic plus the
+    alias, which MQTT.js resolves); the third, with both aliases taken, comes
+    by name every time.  Topics and payloads arrive as published."""
+    base = unique("alias")
+    topics = [base + "/" + t for t in ("a", "b", "c")]
+    js = MqttJs(broker.url, options={"protocolVersion": 5,
+                                     "properties": {"topicAliasMaximum": 2}},
+                subscribe=[(base + "/#", 0)], expect=12)
+    p = paho(broker, 4)
+    try:
+        wait_subscribed(broker, 1)
+        sent = []
+        for rnd in range(4):
+            for t in topics:
+                payload = ("%s %d" % (t[-1], rnd)).encode()
+                p.publish(t, payload).wait_for_publish()
+                sent.append((t, payload))
+        msgs = mqttjs_events(js, 12)
+        assert [(m["topic"], m["payload"]) for m in msgs] == sent
+        aliases = [m["properties"].get("topicAlias") for m in msgs]
+        by_topic = {}
+        for (t, _), a in zip(sent, aliases):
+            by_topic.setdefault(t, set()).add(a)
+        assert by_topic[topics[0]] == {1} and by_topic[topics[1]] == {2}, aliases
+        assert by_topic[topics[2]] == {None}, aliases
+    finally:
+        js.stop()
+        stop(p)
+
+
 # ------------------------------------------------------- topics, $-topics
 
 def test_wildcards_and_dollar_topics(broker):
