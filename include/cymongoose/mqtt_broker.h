@@ -139,9 +139,9 @@ struct cm_mqtt_broker_store {
                   uint32_t sub_id);
   void (*sub_del)(void *arg, struct cm_str client_id, struct cm_str filter);
   /* A QoS 1/2 message is now held for the client under packet id (state
-   * CM_MQTT_HELD_QUEUED) / changed state (CM_MQTT_HELD_RELEASED when the
-   * client's PUBREC arrived; the move to SENT is not reported, so a
-   * restored QUEUED message may go out a second time, as QoS 1/2 allow) /
+   * CM_MQTT_HELD_QUEUED) / changed state (CM_MQTT_HELD_SENT right before
+   * its PUBLISH goes out, so that one restored after a crash is resent
+   * with DUP; CM_MQTT_HELD_RELEASED when the client's PUBREC arrived) /
    * was acknowledged (PUBACK, PUBCOMP), refused, expired or dropped. */
   bool (*msg_held)(void *arg, struct cm_str client_id, uint16_t id, int state,
                    const struct cm_mqtt_broker_msg *m);

@@ -323,6 +323,12 @@ struct cm__mqtt_out *cm__bd_prepare(void *arg, struct cm__mqtt *st, struct cm__m
     drop_held(b, s, o); /* 3.1.2.25: never above the client's maximum */
     return NULL;
   }
+  /* It goes out now: queued -> sent is a record, so that a restart after
+   * it resends it with DUP (4.4) instead of as a new message. */
+  if (s->persistent && !b->loading && b->o.store.msg_state != NULL) {
+    cm__bstore_dirty(b);
+    b->o.store.msg_state(b->o.store.arg, cm_str_n(s->id, s->id_len), o->id, CM_MQTT_HELD_SENT);
+  }
   return o;
 }
 
