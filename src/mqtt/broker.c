@@ -26,6 +26,20 @@ static void resolve(struct cm_mqtt_broker_opts *o) {
   if (o->sys_interval_ms == 0) o->sys_interval_ms = CM_MQTT_BROKER_DEFAULT_SYS_INTERVAL_MS;
 }
 
+/* The keepalive deadlines of all connected clients, one timer for all (a
+ * timer per client would cost ~100 bytes each; mosquitto sweeps too). */
+static void sweep(void *arg) {
+  struct cm_mqtt_broker *b = arg;
+  uint64_t now = cm_millis();
+  for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
+    if (c->fn != cm__bc_fn || c->fn_data == NULL || *(const int *)c->fn_data != CM__BCLIENT_KIND)
+      continue;
+    struct bclient *cl = c->fn_data;
+    struct cm__mqtt *st = cl->b == b ? cm__mqtt_of(c) : NULL;
+    if (st != NULL && st->swept) cm__mqtt_sweep(st, now);
+  }
+}
+
 struct cm_mqtt_broker *cm_mqtt_broker_new(struct cm_mgr *mgr, const struct cm_mqtt_broker_opts *opts) {
   if (mgr == NULL) {
     errno = EINVAL;
@@ -60,6 +74,7 @@ struct cm_mqtt_broker *cm_mqtt_broker_new(struct cm_mgr *mgr, const struct cm_mq
     }
   }
   if (!b->o.no_sys) cm__bsys_start(b);
+  b->sweep_timer = cm_timer_add(mgr, CM__SWEEP_MS, CM_TIMER_REPEAT, sweep, b);
   return b;
 }
 
@@ -198,6 +213,7 @@ struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
 void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
   if (b == NULL) return;
   if (b->sys_timer != NULL) cm_timer_cancel(b->mgr, b->sys_timer);
+  if (b->sweep_timer != NULL) cm_timer_cancel(b->mgr, b->sweep_timer);
   /* Listeners and clients first: nothing reaches the broker afterwards. */
   for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
     if (c->fn == ws_fn) {

@@ -7,6 +7,7 @@
 #define CM__BROKER_KIND 0x424B5252 /* "BKRR" */
 #define CM__BCLIENT_KIND 0x42434C49 /* "BCLI" */
 #define CM__NEVER 0xFFFFFFFFu
+#define CM__SWEEP_MS 500u /* how late a keepalive timeout may be noticed */
 
 struct bnode;
 struct bsess;
@@ -128,6 +129,9 @@ struct cm_mqtt_broker {
                                          of them: no links per session) */
   size_t hcap, nsess;
   struct cm_timer *sys_timer;
+  struct cm_timer *sweep_timer;       /* clients' keepalive deadlines, every
+                                         CM__SWEEP_MS; NULL: each client
+                                         keeps a timer of its own */
   uint64_t start_ms;
   uint32_t gen;
   bool loading;                       /* store.load running: no reports */

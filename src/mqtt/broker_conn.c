@@ -297,6 +297,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
      * bounded by ours, so a client allowing 65535 costs no more. */
     uint16_t out_max = o->no_topic_alias_out ? 0 : o->topic_alias_out_max;
     if (!v5 || gst->peer_alias_max > out_max) gst->peer_alias_max = v5 ? out_max : 0;
+    if (b->sweep_timer != NULL) cm__mqtt_use_sweep(gst); /* no timer per client */
   }
   c->fn_data = cl;
   c->send_hwm = o->send_hwm;

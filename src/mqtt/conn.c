@@ -429,7 +429,7 @@ static bool schedule(struct cm__mqtt *st, uint64_t d) {
  * the connection: a deadline that cannot fire is not enforced. */
 static void arm(struct cm__mqtt *st) {
   uint64_t d = next_deadline(st);
-  if (d == 0) {
+  if (d == 0 || (st->swept && st->connected)) {
     drop_timer(st);
   } else if (st->timer == NULL || !cm__timer_scheduled(st->c->mgr, st->timer) ||
              d < st->timer->expire_ms) {
@@ -483,6 +483,20 @@ static void deadline_passed(struct cm__mqtt *st) {
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms) {
   st->keepalive_ms = ms;
   arm(st);
+}
+
+void cm__mqtt_use_sweep(struct cm__mqtt *st) {
+  st->swept = true;
+  arm(st);
+}
+
+void cm__mqtt_sweep(struct cm__mqtt *st, uint64_t now) {
+  struct cm_conn *c = st->c;
+  if (st->timer_due || c->is_closing || st->failed) return;
+  uint64_t d = next_deadline(st);
+  if (d == 0 || now < d) return;
+  st->timer_due = true;
+  cm__conn_want_poll(c);
 }
 
 /* ------------------------------------------------------------ life cycle */

@@ -135,6 +135,8 @@ struct cm__mqtt {
                                  while there is one, so an idle broker client
                                  without keepalive carries none */
   bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
+  bool swept;                 /* once connected, its owner calls cm__mqtt_sweep()
+                                 instead of a timer of its own (a broker) */
   struct cm__mqtt_ws *ws;     /* over WebSocket only (allocated by attach) */
   struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
                                  copy, views into the same allocation), or NULL */
@@ -168,6 +170,14 @@ bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m);
 void cm__mqtt_pump(struct cm__mqtt *st);
 /* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
+/* From now on, once connected, st's deadlines (keepalive) are checked by
+ * its owner calling cm__mqtt_sweep() periodically, not by a timer of its
+ * own: a broker with 10,000 clients keeps one timer, not 10,000.  A
+ * deadline is then noticed up to one sweep period late. */
+void cm__mqtt_use_sweep(struct cm__mqtt *st);
+/* Acts on st's deadline when it passed by now (at the next flush, as a
+ * timer would). */
+void cm__mqtt_sweep(struct cm__mqtt *st, uint64_t now);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
 void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
 /* server.c: CONNECT arrived (before MQTT_CMD, so the answer uses its version). */
