@@ -117,6 +117,9 @@ struct cm__mqtt {
   bool peer_no_retain;        /* peer said Retain Available 0 */
   uint16_t peer_alias_max;    /* aliases we may send (peer's Topic Alias Maximum) */
   uint16_t our_alias_max;     /* aliases we accept (our Topic Alias Maximum) */
+  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
+  bool swept;                 /* once connected, its owner calls cm__mqtt_sweep()
+                                 instead of a timer of its own (a broker) */
   char **alias_in;            /* [our_alias_max + 1]: topics by alias, lazily */
   char **alias_out;           /* [peer_alias_max + 1]: topics we gave aliases */
   /* Called by cm__mqtt_pump() for each queued message before it goes out
@@ -134,9 +137,6 @@ struct cm__mqtt {
   struct cm_timer *timer;     /* keepalive and deadlines (cm__timer_*): allocated
                                  while there is one, so an idle broker client
                                  without keepalive carries none */
-  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
-  bool swept;                 /* once connected, its owner calls cm__mqtt_sweep()
-                                 instead of a timer of its own (a broker) */
   struct cm__mqtt_ws *ws;     /* over WebSocket only (allocated by attach) */
   struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
                                  copy, views into the same allocation), or NULL */
