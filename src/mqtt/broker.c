@@ -309,7 +309,6 @@ static struct bsess *restored(struct cm_mqtt_broker *b, struct cm_str id) {
   return s != NULL && s->client == NULL ? s : NULL;
 }
 
-static void on_restored_expiry(void *arg);
 
 bool cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
                                     uint32_t expiry_s) {
@@ -321,19 +320,11 @@ bool cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str clie
   if (s == NULL) return false;
   s->persistent = true;
   s->expiry_s = expiry_s;
-  if (expiry_s != CM__NEVER) {
-    s->expiry_timer = cm_timer_add(b->mgr, (uint64_t)expiry_s * 1000, CM_TIMER_ONCE,
-                                   on_restored_expiry, s);
+  if (expiry_s != CM__NEVER && !cm__bs_expiry_start(b, s, (uint64_t)expiry_s * 1000)) {
+    cm__bs_free(b, s, false);
+    return false;
   }
   return true;
-}
-
-static void on_restored_expiry(void *arg) {
-  struct bsess *s = arg;
-  struct cm_mqtt_broker *b = s->b;
-  s->expiry_timer = NULL;
-  if (s->client == NULL) cm__bs_free(b, s, true);
-  cm__bstore_commit(b);
 }
 
 bool cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,

@@ -72,13 +72,15 @@ struct bclient;
 
 /* A session: lives while its client is connected, and afterwards while it
  * has not expired. */
+struct bexpiry;
+
 struct bsess {
   struct bsess *hnext;                /* hash chain */
-  struct cm_mqtt_broker *b;
   struct bclient *client;             /* connected client or NULL */
   struct cm_mqtt_session *ms;         /* held QoS 1/2 messages, ids */
   struct bsub *subs;
-  struct cm_timer *expiry_timer;
+  struct bexpiry *expiry;             /* running while offline (knows the broker,
+                                         so the session need not) */
   struct bwill *will;                 /* delayed will waiting */
   uint32_t nsubs;
   uint32_t expiry_s;                  /* after disconnect; CM__NEVER: never */
@@ -173,6 +175,10 @@ void cm__br_send_retained(struct cm_mqtt_broker *b, struct bclient *cl, struct c
 struct bsess *cm__bs_find(struct cm_mqtt_broker *b, struct cm_str id);
 struct bsess *cm__bs_new(struct cm_mqtt_broker *b, struct cm_str id);
 void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report);
+/* Ends s (an offline session) after ms; false when out of memory. */
+bool cm__bs_expiry_start(struct cm_mqtt_broker *b, struct bsess *s, uint64_t ms);
+/* Stops s's expiry, if running. */
+void cm__bs_expiry_stop(struct cm_mqtt_broker *b, struct bsess *s);
 /* The client is gone: start the expiry (or end the session now). */
 void cm__bs_detach(struct cm_mqtt_broker *b, struct bsess *s);
 void cm__bs_will_free(struct bwill *w);

@@ -264,10 +264,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     return;
   }
-  if (s->expiry_timer != NULL) {
-    cm_timer_cancel(b->mgr, s->expiry_timer);
-    s->expiry_timer = NULL;
-  }
+  cm__bs_expiry_stop(b, s);
   if (s->will != NULL) { /* back within the will delay: no will */
     s->will->sess = NULL;
     cm__bs_will_free(s->will);
