@@ -537,7 +537,7 @@ enum {
   A_URL, A_CONFIG, A_TLS, A_ALLOW_ANON, A_PASSWORD_FILE, A_ACL_FILE, A_PERSISTENCE, A_FSYNC,
   A_FSYNC_INTERVAL, A_COMPACT, A_MAX_CONN, A_MAX_PACKET, A_MAX_QUEUED, A_MAX_INFLIGHT,
   A_MAX_RETAINED, A_MAX_RETAINED_BYTES, A_MAX_SUBS, A_MAX_EXPIRY, A_TOPIC_ALIAS_MAX,
-  A_SERVER_KEEPALIVE, A_KEEPALIVE_FACTOR, A_CONNECT_TIMEOUT, A_SEND_HWM, A_SLOW_POLICY,
+  A_TOPIC_ALIAS_OUT_MAX, A_SERVER_KEEPALIVE, A_KEEPALIVE_FACTOR, A_CONNECT_TIMEOUT, A_SEND_HWM, A_SLOW_POLICY,
   A_ASSIGN_IDS, A_SYS_INTERVAL, A_ON_CLIENT, A_ON_MESSAGE, A_AUTHENTICATE, A_N_
 };
 
@@ -545,7 +545,8 @@ static const char *const broker_kwnames[] = {
     "url", "config", "tls", "allow_anonymous", "password_file", "acl_file", "persistence",
     "fsync", "fsync_interval_ms", "compact_interval_s", "max_connections", "max_packet_size",
     "max_queued", "max_inflight", "max_retained", "max_retained_bytes", "max_subs_per_client",
-    "max_session_expiry_s", "topic_alias_max", "server_keepalive", "keepalive_factor",
+    "max_session_expiry_s", "topic_alias_max", "topic_alias_out_max", "server_keepalive",
+    "keepalive_factor",
     "connect_timeout_ms", "send_hwm", "slow_policy", "assign_client_ids", "sys_interval_ms",
     "on_client", "on_message", "authenticate", NULL};
 
@@ -603,6 +604,11 @@ static int parse_options(broker_obj *o, PyObject **a, struct cm_mqtt_broker_opts
     if (opt_uint(a[A_TOPIC_ALIAS_MAX], "topic_alias_max", 65535, &x) < 0) return -1;
     opts->topic_alias_max = (uint16_t)x;
     opts->no_topic_alias = x == 0;
+  }
+  if (a[A_TOPIC_ALIAS_OUT_MAX] != NULL && a[A_TOPIC_ALIAS_OUT_MAX] != Py_None) {
+    if (opt_uint(a[A_TOPIC_ALIAS_OUT_MAX], "topic_alias_out_max", 65535, &x) < 0) return -1;
+    opts->topic_alias_out_max = (uint16_t)x;
+    opts->no_topic_alias_out = x == 0;
   }
   x = 0;
   if (opt_uint(a[A_SERVER_KEEPALIVE], "server_keepalive", 65535, &x) < 0) return -1;

@@ -232,6 +232,26 @@ def test_broker_topic_aliases_to_mqttjs(broker):
         stop(p)
 
 
+def test_broker_topic_aliases_off():
+    """topic_alias_out_max=0: a client allowing aliases gets names only."""
+    b = BrokerThread(topic_alias_out_max=0)
+    topic = unique("noalias")
+    js = MqttJs(b.url, options={"protocolVersion": 5, "properties": {"topicAliasMaximum": 5}},
+                subscribe=[(topic, 0)], expect=2)
+    p = paho(b, 4)
+    try:
+        wait_subscribed(b, 1)
+        for payload in (b"1", b"2"):
+            p.publish(topic, payload).wait_for_publish()
+        msgs = mqttjs_events(js, 2)
+        assert [(m["topic"], m["payload"]) for m in msgs] == [(topic, b"1"), (topic, b"2")]
+        assert [m["properties"].get("topicAlias") for m in msgs] == [None, None]
+    finally:
+        js.stop()
+        stop(p)
+        b.close()
+
+
 # ------------------------------------------------------- topics, $-topics
 
 def test_wildcards_and_dollar_topics(broker):
