@@ -399,9 +399,6 @@ static uint64_t next_deadline(const struct cm__mqtt *st) {
   return st->last_tx_ms + st->keepalive_ms;
 }
 
-/* Schedules the timer for the next deadline when that is earlier than the
- * one scheduled.  Traffic only moves deadlines later, so it never needs to
- * touch the timer: one that fires early schedules itself again. */
 static void on_timer(void *arg);
 
 /* Drops the timer (never from its own callback: the manager still reads
@@ -425,8 +422,11 @@ static bool schedule(struct cm__mqtt *st, uint64_t d) {
 }
 
 /* Schedules the timer for the next deadline when that is earlier than the
- * one scheduled; without a deadline the timer goes.  Out of memory fails
- * the connection: a deadline that cannot fire is not enforced. */
+ * one scheduled.  Traffic only moves deadlines later, so it never needs to
+ * touch the timer: one that fires early schedules itself again.  Without a
+ * deadline (or with a sweeping owner, once connected) the timer goes.  Out
+ * of memory fails the connection: a deadline that cannot fire is not
+ * enforced. */
 static void arm(struct cm__mqtt *st) {
   uint64_t d = next_deadline(st);
   if (d == 0 || (st->swept && st->connected)) {
