@@ -366,6 +366,16 @@ struct cm_mqtt_broker_stats {
 /* Fills *st with the current statistics. */
 void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_stats *st);
 
+/* Calls fn(arg, who) for each connected client (in no particular order;
+ * a connection whose session was taken over is no longer one).  who and
+ * its views are valid during the call only; fn must not change the broker
+ * (no kick, no publish: collect, then act).  Returns how many were
+ * reported.  A binding can list clients this way instead of keeping a
+ * table of its own per client. */
+size_t cm_mqtt_broker_clients(const struct cm_mqtt_broker *b,
+                              void (*fn)(void *arg, const struct cm_mqtt_client_info *who),
+                              void *arg);
+
 /* Disconnects the client with this id (v5: DISCONNECT reason, e.g.
  * CM_MQTT_RC_ADMINISTRATIVE_ACTION) and, when drop_session, forgets its
  * session.  Returns false when no such client/session exists. */

@@ -373,6 +373,22 @@ void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_
   st->clients_disconnected = (uint32_t)(b->nsess - b->st.clients_connected);
 }
 
+size_t cm_mqtt_broker_clients(const struct cm_mqtt_broker *b,
+                              void (*fn)(void *arg, const struct cm_mqtt_client_info *who),
+                              void *arg) {
+  size_t n = 0;
+  for (size_t i = 0; b != NULL && fn != NULL && i < b->hcap; i++) {
+    for (const struct bsess *s = b->htab[i]; s != NULL; s = s->hnext) {
+      if (s->client == NULL || !s->client->counted) continue;
+      struct cm_mqtt_client_info who;
+      cm__bc_info(s->client, &who);
+      fn(arg, &who);
+      n++;
+    }
+  }
+  return n;
+}
+
 bool cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
                          bool drop_session) {
   struct bsess *s = b != NULL ? cm__bs_find(b, client_id) : NULL;
