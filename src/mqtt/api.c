@@ -39,6 +39,12 @@ uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *firs
   return 0; /* all taken: send names */
 }
 
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias) {
+  if (st->alias_out == NULL || alias == 0 || alias > st->peer_alias_max) return;
+  free(st->alias_out[alias]);
+  st->alias_out[alias] = NULL;
+}
+
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm__mqtt *st = sendable(c);
   if (st == NULL || o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return -1;

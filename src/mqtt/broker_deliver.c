@@ -90,43 +90,45 @@ void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why) {
   }
 }
 
-/* Sends (or holds) one encoded PUBLISH for session s. */
-static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pkt, size_t len,
+/* Sends (or holds) one encoded PUBLISH for session s.  False when it was
+ * neither sent nor held (dropped). */
+static bool send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pkt, size_t len,
                     uint8_t qos, const struct cm_mqtt_broker_msg *m) {
   struct bclient *cl = s->client;
   struct cm__mqtt *st = cl != NULL ? cm__mqtt_of(cl->c) : NULL;
   if (st != NULL && (cl->c->is_closing || cl->c->is_draining)) st = NULL;
   if (st != NULL && st->peer_max_packet != 0 && len > st->peer_max_packet) {
     b->st.msgs_dropped++; /* 3.1.2.25: never above the client's maximum */
-    return;
+    return false;
   }
   bool full = st != NULL && cm_conn_send_full(cl->c);
   if (full && b->o.slow_policy == CM_MQTT_SLOW_DISCONNECT) {
     b->st.msgs_dropped++;
     cm__bd_kick(cl, CM_MQTT_RC_QUOTA_EXCEEDED, "slow subscriber");
-    return;
+    return false;
   }
   if (qos == 0) {
-    if (st == NULL) return; /* QoS 0 is not queued for offline clients */
+    if (st == NULL) return false; /* QoS 0 is not queued for offline clients */
     if (full) {
       b->st.msgs_dropped++;
-      return;
+      return false;
     }
-    if (cm__mqtt_tx(st, pkt, len)) b->st.msgs_sent++;
-    return;
+    if (!cm__mqtt_tx(st, pkt, len)) return false;
+    b->st.msgs_sent++;
+    return true;
   }
-  if (cl == NULL && !s->persistent) return;
+  if (cl == NULL && !s->persistent) return false;
   struct cm_mqtt_session *ms = s->ms;
   if (ms->count >= b->o.max_queued) {
     b->st.msgs_dropped++;
     if (st != NULL) cm__bd_kick(cl, CM_MQTT_RC_QUOTA_EXCEEDED, "too many messages queued");
-    return;
+    return false;
   }
   uint16_t id = cm__mqtt_session_id(ms);
   struct cm__mqtt_out *o = id != 0 ? cm__mqtt_session_add(ms, id, qos, pkt, len) : NULL;
   if (o == NULL) {
     b->st.msgs_dropped++;
-    return;
+    return false;
   }
   size_t off = id_offset(o->pkt, o->len, m->topic.len);
   o->pkt[off] = (uint8_t)(id >> 8);
@@ -135,16 +137,17 @@ static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pk
   if (m->expiry_s != 0) o->expire_ms = cm_millis() + (uint64_t)m->expiry_s * 1000;
   b->st.queued++;
   report_held(b, s, id, CM_MQTT_HELD_QUEUED, m);
-  if (st == NULL) return;
+  if (st == NULL) return true;
   if (full) {
     cl->slow = true;
-    return;
+    return true;
   }
   if (ms->inflight < st->window) {
     size_t before = ms->inflight;
     cm__mqtt_pump(st);
     b->st.msgs_sent += ms->inflight - before;
   }
+  return true;
 }
 
 /* The glue of a v5 client that gets a QoS 0 message now and takes topic
@@ -183,10 +186,10 @@ void cm__bd_deliver_one(struct cm_mqtt_broker *b, struct bsess *s, const struct 
   struct cm__mqtt *st = alias_glue(s, qos);
   bool first = false;
   uint16_t alias = st != NULL ? cm__mqtt_alias_for(st, m->topic, &first) : 0;
-  if (alias != 0 ? !encode_aliased(b, &b->enc, m, retain, alias, first, ids, nids)
-                 : !cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids))
-    return;
-  send_to(b, s, cm_buf_data(&b->enc), b->enc.len, qos, m);
+  bool ok = alias != 0 ? encode_aliased(b, &b->enc, m, retain, alias, first, ids, nids)
+                       : cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids);
+  ok = ok && send_to(b, s, cm_buf_data(&b->enc), b->enc.len, qos, m);
+  if (!ok && first) cm__mqtt_alias_forget(st, alias);
 }
 
 static bool acl_read(struct cm_mqtt_broker *b, struct bsess *s, struct cm_str topic) {
@@ -228,14 +231,15 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
     if (alias != 0) {
       /* Clients that gave this topic the same alias get the same bytes:
        * the last aliased encoding is kept for the next one. */
-      if (!(alias == al_num && first == al_first && retain == al_retain)) {
-        if (!encode_aliased(b, &b->aenc, m, retain, alias, first, NULL, 0)) {
-          al_num = 0;
-          continue;
-        }
-        al_num = alias, al_first = first, al_retain = retain;
+      bool ok = alias == al_num && first == al_first && retain == al_retain;
+      if (!ok) {
+        ok = encode_aliased(b, &b->aenc, m, retain, alias, first, NULL, 0);
+        al_num = ok ? alias : 0, al_first = first, al_retain = retain;
       }
-      send_to(b, s, cm_buf_data(&b->aenc), b->aenc.len, q, m);
+      /* A name that never went out gives no alias: the next message would
+       * carry an alias the client cannot resolve. */
+      if (!(ok && send_to(b, s, cm_buf_data(&b->aenc), b->aenc.len, q, m)) && first)
+        cm__mqtt_alias_forget(ast, alias);
       continue;
     }
     struct cm_buf **t = &tpl[q][v == 5][retain];

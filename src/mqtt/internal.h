@@ -162,6 +162,9 @@ void cm__mqtt_scratch_done(struct cm_buf *b);
  * packets sent on this connection now, never for held ones: a resend on
  * another connection would carry an alias that means nothing there. */
 uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
+/* Frees alias (given with first set) when the packet naming it was not
+ * sent after all. */
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias);
 /* Sends raw packet bytes (over WebSocket: one binary message). */
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */

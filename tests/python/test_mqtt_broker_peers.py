@@ -232,6 +232,26 @@ def test_broker_topic_aliases_to_mqttjs(broker):
         stop(p)
 
 
+def test_broker_topic_alias_not_given_by_a_dropped_message(broker):
+    """A QoS 0 message too large for the client (its Maximum Packet Size) is
+    dropped for it; the alias its topic would have got is not taken, so the
+    next message on that topic names it (else MQTT.js could not resolve it)."""
+    topic = unique("alias-drop")
+    js = MqttJs(broker.url, options={"protocolVersion": 5, "properties": {
+        "topicAliasMaximum": 4, "maximumPacketSize": 200}}, subscribe=[(topic, 0)], expect=2)
+    p = paho(broker, 4)
+    try:
+        wait_subscribed(broker, 1)
+        for payload in (b"x" * 400, b"small", b"again"):
+            p.publish(topic, payload).wait_for_publish()
+        msgs = mqttjs_events(js, 2)
+        assert [(m["topic"], m["payload"]) for m in msgs] == [(topic, b"small"), (topic, b"again")]
+        assert [m["properties"].get("topicAlias") for m in msgs] == [1, 1]
+    finally:
+        js.stop()
+        stop(p)
+
+
 def test_broker_topic_aliases_off():
     """topic_alias_out_max=0: a client allowing aliases gets names only."""
     b = BrokerThread(topic_alias_out_max=0)
