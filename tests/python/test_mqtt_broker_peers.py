@@ -272,6 +272,30 @@ def test_broker_topic_aliases_off():
         b.close()
 
 
+def test_keepalive_enforced_over_websocket(broker):
+    """A silent MQTT-over-WebSocket client with keepalive 1 s is dropped
+    (v5 DISCONNECT 0x8D, then the close): the broker's keepalive sweep covers
+    WebSocket connections too."""
+    websocket = pytest.importorskip("websocket")
+    ws = websocket.create_connection(broker.ws_url, subprotocols=["mqtt"], timeout=TIMEOUT)
+    try:
+        connect = (b"\x10\x0d\x00\x04MQTT\x05\x02\x00\x01\x00\x00\x00")  # v5, keepalive 1
+        ws.send_binary(connect)
+        assert ws.recv()[:1] == b"\x20"  # CONNACK
+        frames = []
+        try:
+            while True:
+                op, data = ws.recv_data()
+                frames.append(data)
+                if op == websocket.ABNF.OPCODE_CLOSE:
+                    break
+        except websocket.WebSocketConnectionClosedException:
+            pass
+        assert any(f[:1] == b"\xe0" and f[2:3] == b"\x8d" for f in frames), frames
+    finally:
+        ws.close()
+
+
 # ------------------------------------------------------- topics, $-topics
 
 def test_wildcards_and_dollar_topics(broker):
