@@ -407,9 +407,10 @@ def static_syscalls_suite(secs):
     n1, n2 = STRACE_REQUESTS
     try:
         root, path = static_tree(scratch)
-        print("\n== System calls per keep-alive request of a 1 KiB file (strace -c; %d - %d requests)"
+        print("\n== System calls per keep-alive request, 1 KiB file (strace -c; %d - %d requests)"
               % (n2, n1))
-        for label, extra in (("no Accept-Encoding", b""), ("Accept-Encoding: gzip", b"Accept-Encoding: gzip\r\n")):
+        for label, extra in (("no Accept-Encoding", b""),
+                             ("Accept-Encoding: gzip", b"Accept-Encoding: gzip\r\n")):
             print("-- %s" % label)
             specs = static_specs(scratch, root, path)
             specs.append(("cymongoose C serve_dir walk", None, specs[-1][2]))
@@ -424,7 +425,8 @@ def static_syscalls_suite(secs):
                 b = strace_count(traced, target.encode(), n2, extra)
                 per = {k: (b.get(k, 0) - a.get(k, 0)) / (n2 - n1) for k in set(a) | set(b)}
                 per = {k: v for k, v in per.items() if v >= 0.05}
-                detail = ", ".join("%s %.2f" % (k, v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+                detail = ", ".join("%s %.2f" % (k, v)
+                                   for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
                 print("%-26s %6.2f  (%s)" % (name, sum(per.values()), detail))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -925,7 +927,8 @@ def asgi_suite(secs):
 
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
           "http-close": http_close_suite, "static": static_suite,
-          "static-syscalls": static_syscalls_suite, "idle": idle_suite, "idle-memory": idle_memory_suite,
+          "static-syscalls": static_syscalls_suite, "idle": idle_suite,
+          "idle-memory": idle_memory_suite,
           "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite, "asgi": asgi_suite}
 
 
