@@ -171,7 +171,15 @@ struct cm_conn;
 struct cm_mgr;
 /* An event handler.  c: the connection; ev: CM_EV_*; ev_data: see the enum. */
 typedef void (*cm_event_fn)(struct cm_conn *c, int ev, void *ev_data);
-struct cm__file_out; /* internal: a file queued by cm_send_file() */
+struct cm__file_out;  /* internal: a file queued by cm_send_file() */
+struct cm__transport; /* internal: how c's descriptor moves bytes (src/core/transport.h) */
+
+/* internal: a descriptor's watcher, the owner of its epoll registration
+ * (src/core/io.c). */
+struct cm__io {
+  unsigned events;             /* interest registered with epoll */
+  unsigned want;               /* internal descriptors: what their owner waits for */
+};
 
 struct cm_conn {
   struct cm_conn *next, *prev; /* manager's list of live connections */
@@ -200,7 +208,8 @@ struct cm_conn {
   uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
   struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
   struct cm__file_out *files;  /* internal: files queued by cm_send_file(), in order */
-  unsigned epoll_events;       /* internal: interest registered with epoll */
+  const struct cm__transport *tp; /* internal: c's transport (TCP, UDP, TLS...) */
+  struct cm__io io;            /* internal: c's epoll watcher */
   char *deferred_error;        /* internal: ERROR to deliver at the next flush */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
@@ -217,9 +226,8 @@ struct cm_conn {
   unsigned is_draining : 1;    /* close once send is flushed */
   unsigned is_closing : 1;     /* will be closed at the end of this poll */
   unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
-                                  socket): readiness goes to pfn as CM_EV_READ with
-                                  ev_data unsigned *epoll_events; hidden from bindings,
-                                  gets no POLL; CLOSE goes to pfn only */
+                                  socket): readiness goes to its transport; hidden
+                                  from bindings, gets no POLL; CLOSE goes to pfn only */
   unsigned is_dirty : 1;       /* internal: queued for flushing */
   unsigned is_eof : 1;         /* internal: the peer closed its side */
   unsigned is_write_blocked : 1; /* internal: the socket refused the last write */
@@ -418,8 +426,9 @@ bool cm_timer_active(const struct cm_timer *t);
 /* Called around the blocking wait of cm_mgr_poll(); arg is mgr->hook_data. */
 typedef void (*cm_hook_fn)(void *arg);
 
-struct cm_wakeup_q; /* internal */
-struct cm_dns;      /* internal */
+struct cm_wakeup_q;  /* internal */
+struct cm_dns;       /* internal */
+struct cm__mgr_ext;  /* internal: per-manager state of a layer (src/core/transport.h) */
 
 struct cm_mgr {
   struct cm_conn *conns;       /* live connections, newest first */
@@ -472,6 +481,7 @@ struct cm_mgr {
                                   (CM_BUF_POOL_MAX, 64); 0: none kept */
   void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
   size_t buf_pool_n;           /* internal: how many */
+  struct cm__mgr_ext *exts;    /* internal: layers' state freed by cm_mgr_free() */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */
