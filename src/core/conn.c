@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -73,6 +74,40 @@ bool cm__conn_reads_paused(const struct cm_conn *c) {
 void cm__conn_want_poll(struct cm_conn *c) {
   c->is_poll_wanted = 1;
   cm__conn_mark_dirty(c);
+}
+
+unsigned cm__conn_interest(const struct cm_conn *c) {
+  if (c->is_internal) return c->io.want;
+  if (c->is_connecting) return EPOLLOUT; /* completion shows as writability */
+  if (c->is_listening) {
+    bool below_cap = c->mgr->max_conns == 0 || c->mgr->nconns < c->mgr->max_conns;
+    return below_cap && !c->is_accept_paused ? EPOLLIN : 0;
+  }
+  unsigned want = 0;
+  if (!c->is_draining && !c->is_closing && !cm__conn_reads_paused(c)) want |= EPOLLIN;
+  /* Writability is asked for only while a write has been refused. */
+  if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
+  return want;
+}
+
+int cm__conn_watch(struct cm_conn *c) {
+  return cm__io_start(c, cm__conn_interest(c));
+}
+
+int cm__conn_update_interest(struct cm_conn *c) {
+  if (c->fd < 0 || cm__io_change(c, cm__conn_interest(c)) == 0) return 0;
+  char err[128], msg[160];
+  cm__errstr(errno, err, sizeof(err));
+  if (c->is_internal) {
+    /* The library's own descriptor: its owner times out what waited. */
+    CM_ERROR("conn %lu (%s): epoll_ctl: %s", c->id, c->tp->name, err);
+    return -1;
+  }
+  /* The connection would stall unseen (no readiness would ever come for
+   * what it waits for): fail it, at the next flush. */
+  snprintf(msg, sizeof(msg), "epoll_ctl: %s", err);
+  cm__conn_defer_error(c, msg);
+  return -1;
 }
 
 void cm__conn_check_full(struct cm_conn *c) {

@@ -7,7 +7,7 @@
 
 /* Allocates a connection with a fresh id and transport tp, links it into
  * mgr and gives it mgr's limits.  fd is not registered with epoll yet
- * (cm__io_start).  NULL on ENOMEM. */
+ * (cm__conn_watch).  NULL on ENOMEM. */
 struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transport *tp);
 /* Unlinks c, releases its descriptor, transport state and buffers, frees
  * it (no events). */

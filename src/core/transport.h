@@ -76,18 +76,23 @@ struct cm__mgr_ext {
 void cm__mgr_ext_add(struct cm_mgr *mgr, struct cm__mgr_ext *ext);
 
 /*
- * The watcher (src/core/io.c): the one place that talks to epoll.  Each
- * connection with a descriptor has one (c->io); the interest registered is
- * always computed from c's state by cm__io_interest(), so no other code
- * decides it.  Internal descriptors set c->io.want (what their owner waits
- * for) and call cm__conn_update_interest().
+ * The watcher (src/core/io.c): the one place that calls epoll_ctl.  Each
+ * connection with a descriptor has one (c->io).  It does what it is told;
+ * the interest itself is always computed from c's state by
+ * cm__conn_interest(), and transports reach the watcher only through
+ * cm__conn_watch() and cm__conn_update_interest().  Internal descriptors set
+ * c->io.want (what their owner waits for) before either.
  */
-/* The epoll interest c's state calls for. */
-unsigned cm__io_interest(const struct cm_conn *c);
-/* Registers c->fd with epoll, with cm__io_interest(c).  Returns 0, or -1
- * with errno. */
-int cm__io_start(struct cm_conn *c);
-/* Takes c->fd out of the epoll set (before it is closed or handed back). */
+/* The epoll interest c's state calls for: the one place that decides it. */
+unsigned cm__conn_interest(const struct cm_conn *c);
+/* Starts watching c->fd with cm__conn_interest(c).  Returns 0, or -1 with
+ * errno. */
+int cm__conn_watch(struct cm_conn *c);
+/* The watcher's own steps: register c->fd with want, change it to want
+ * (nothing when unchanged), take it out of the epoll set (before the
+ * descriptor is closed or handed back).  0, or -1 with errno. */
+int cm__io_start(struct cm_conn *c, unsigned want);
+int cm__io_change(struct cm_conn *c, unsigned want);
 void cm__io_stop(struct cm_conn *c);
 
 #endif

@@ -43,7 +43,7 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
     c->is_internal = 1;
     c->io.want = EPOLLIN;
   }
-  if (c == NULL || cm__io_start(c) != 0) {
+  if (c == NULL || cm__conn_watch(c) != 0) {
     int err = c == NULL ? ENOMEM : errno;
     if (c != NULL) cm__conn_free(c); /* closes efd */
     else close(q->efd);

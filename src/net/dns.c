@@ -181,7 +181,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   if (c == NULL) return;
   c->is_internal = 1;
   c->io.want = want;
-  if (cm__io_start(c) != 0) {
+  if (cm__conn_watch(c) != 0) {
     CM_ERROR("resolver: epoll_ctl: %s; the query will time out", strerror(errno));
     c->fd = -1;
     cm__conn_free(c);

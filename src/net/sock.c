@@ -127,7 +127,7 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
     c->is_listening = 1;
     c->is_udp = udp;
   }
-  if (c == NULL || cm__io_start(c) != 0) {
+  if (c == NULL || cm__conn_watch(c) != 0) {
     int err = c == NULL ? ENOMEM : errno;
     if (c != NULL) cm__conn_free(c);
     else close(fd);
@@ -162,7 +162,7 @@ void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a) {
    * UDP at once. */
   c->is_connecting = 1;
   if ((connect(fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) ||
-      cm__io_start(c) != 0) {
+      cm__conn_watch(c) != 0) {
     c->is_connecting = 0;
     char msg[200], ip[64];
     snprintf(msg, sizeof(msg), "connect %s:%u: %s", cm_addr_ip_str(a, ip, sizeof(ip)), a->port,
@@ -281,7 +281,7 @@ static void sock_accept(struct cm_conn *l, unsigned events) {
     }
     l->is_accept_failing = 0;
     struct cm_conn *c = cm__conn_new(mgr, fd, &tcp_transport);
-    if (c == NULL || cm__io_start(c) != 0) {
+    if (c == NULL || cm__conn_watch(c) != 0) {
       char err[128];
       CM_ERROR("conn %lu: accepted connection dropped: %s", l->id,
                c == NULL ? "out of memory" : cm__errstr(errno, err, sizeof(err)));
