@@ -43,8 +43,8 @@ void cm__conn_check_full(struct cm_conn *c);
  * is above its mark (cm_conn_send_full), outside a TLS handshake. */
 bool cm__conn_reads_paused(const struct cm_conn *c);
 /* cm_send() of the n parts one after another, copied once into c->send
- * (TCP only): all of them are queued, or nothing (false, as cm_send). */
-bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
+ * (TCP only): all of them are queued (0), or nothing (cm_send's codes). */
+int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);

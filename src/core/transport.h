@@ -45,9 +45,9 @@ struct cm__transport {
   /* Frees the transport's state on c (not the descriptor, which the core
    * closes).  NULL: none. */
   void (*free)(struct cm_conn *c);
-  /* Datagram transports: sends one message at once (cm_send).  NULL: a
-   * stream, where cm_send queues into c->send. */
-  bool (*send_msg)(struct cm_conn *c, const void *buf, size_t len);
+  /* Datagram transports: sends one message at once (cm_send; 0 or its
+   * UDP codes).  NULL: a stream, where cm_send queues into c->send. */
+  int (*send_msg)(struct cm_conn *c, const void *buf, size_t len);
   /* Sends up to len bytes of the file fd from *off straight to the
    * descriptor (sendfile(2)), advancing *off; as sendfile returns, errno
    * included.  NULL: queued files pass through c->send (e.g. TLS). */
