@@ -31,13 +31,14 @@ __all__ = ["FileWrapper", "WSGIServer", "serve"]
 # it: a client that reads slowly slows the application, memory stays bounded.
 STREAM_WINDOW = 1 << 20
 
-# Request bodies declared longer than this are streamed: wsgi.input reads
-# them from the connection as the application asks (at most BODY_WINDOW
-# bytes wait for it); shorter ones are read whole before the app runs.
+# Request bodies declared longer than this, and chunked ones, are streamed:
+# wsgi.input reads them from the connection as the application asks (at
+# most BODY_WINDOW bytes wait for it); shorter ones are read whole before
+# the app runs.
 STREAM_BODY = 64 * 1024
 BODY_WINDOW = 1 << 20
 
-# Chunked request bodies are read whole: refused with 413 beyond this.
+# Chunked request bodies are refused (400/413, the connection closes) beyond this.
 MAX_BODY = 16 << 20
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -98,7 +99,7 @@ class _BodyStream(io.RawIOBase):
         self.server, self.conn_id = server, conn_id
         self.pieces = collections.deque()  # taken from the connection, not read yet
         self.buffered = 0
-        self.left = length   # bytes the loop has not taken yet
+        self.left = length   # bytes the loop has not taken yet (-1: chunked, not at its end)
         self.wanted = False  # a worker waits for more
         self.gone = False    # the connection closed
 
@@ -118,6 +119,10 @@ class _BodyStream(io.RawIOBase):
                 if server._stop.is_set():
                     break
             if not self.pieces:
+                if self.left and self.gone:
+                    # the app must not take a cut body for a whole one
+                    raise ConnectionError("the request body ended early (client gone or "
+                                          "malformed chunked body)")
                 return 0
             piece = self.pieces[0]
             n = min(len(b), len(piece))
@@ -171,7 +176,6 @@ class WSGIServer:
         self.stream_body = stream_body
         self.max_body = max_body
         self._bodies = {}     # connection id -> its _BodyStream (loop thread)
-        self._buffering = set()  # connections reading a chunked body whole
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
         # The server's handler has no use for MG_EV_POLL: an idle
         # keep-alive connection then costs nothing per poll.
@@ -216,7 +220,6 @@ class WSGIServer:
     # ----------------------------------------------------------- loop thread
     def _handle(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
-            self._buffering.discard(conn.id)
             self._start(conn, self._environ(conn, data))
         elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
             if conn.id in self._bodies:
@@ -225,23 +228,16 @@ class WSGIServer:
         elif ev == MG_EV_READ:
             if conn.id in self._bodies:
                 self._feed(conn)
-            elif conn.id in self._buffering and conn.recv_len > self.max_body:
-                self._buffering.discard(conn.id)
-                conn.reply(413, b"Payload Too Large\n")
-                conn.drain()
         elif ev == MG_EV_HTTP_HDRS:
             length = data.header("Content-Length")
-            if length is None:
-                if data.header("Transfer-Encoding") is not None:
-                    self._buffering.add(conn.id)
-            elif length.isdigit() and int(length) > self.stream_body:
-                n = conn.http_body_stream(data)
+            if (data.header("Transfer-Encoding") is not None if length is None else
+                    length.isdigit() and int(length) > self.stream_body):
+                n = conn.http_body_stream(data, self.max_body)
                 if n is not None:
                     body = self._bodies[conn.id] = _BodyStream(self, conn.id, n)
                     environ = self._environ(conn, data, body)
                     self._start(conn, environ).body = body
         elif ev == MG_EV_CLOSE:
-            self._buffering.discard(conn.id)
             body = self._bodies.pop(conn.id, None)
             if body is not None:
                 with self._lock:
@@ -269,11 +265,11 @@ class WSGIServer:
                 return
             while body.left and body.buffered < BODY_WINDOW:
                 piece = conn.http_body_read(BODY_WINDOW - body.buffered)
+                body.left = conn.http_body_left() or 0
                 if not piece:
                     break
                 body.pieces.append(piece)
                 body.buffered += len(piece)
-                body.left -= len(piece)
             if body.pieces or not body.left:
                 body.wanted = False
                 self._lock.notify_all()
@@ -285,7 +281,7 @@ class WSGIServer:
             length = str(len(body)) if body else ""
             wsgi_input = io.BytesIO(body)
         else:
-            length = str(stream.left)
+            length = str(stream.left) if stream.left >= 0 else ""
             wsgi_input = io.BufferedReader(stream, 65536)
         env = {
             "REQUEST_METHOD": msg.method,
@@ -301,6 +297,7 @@ class WSGIServer:
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self._url_scheme,
             "wsgi.input": wsgi_input,
+            "wsgi.input_terminated": True,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
