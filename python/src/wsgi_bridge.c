@@ -10,6 +10,9 @@
  * _WsgiStart is the start_response callable of one request: it keeps the
  * status code and the application's headers minus those the server owns
  * (hop-by-hop fields and Content-Length), for the loop thread to write.
+ * A second call needs exc_info (PEP 3333): it replaces the head while the
+ * response's head has not been sent (response.streaming false), else it
+ * re-raises the application's error.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -396,8 +399,20 @@ static PyObject *ws_call(PyObject *op, PyObject *args, PyObject *kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status,
                                    &headers, &exc_info))
     return NULL;
+  if (exc_info == Py_None && self->status != NULL) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "start_response() called again without exc_info (PEP 3333)");
+    return NULL;
+  }
+  int sent = 0;
   if (exc_info != Py_None && self->status != NULL) {
-    /* PEP 3333: too late to change the response: re-raise the error */
+    PyObject *streaming = PyObject_GetAttrString(self->response, "streaming");
+    sent = streaming == NULL ? -1 : PyObject_IsTrue(streaming);
+    Py_XDECREF(streaming);
+    if (sent < 0) return NULL;
+  }
+  if (sent) {
+    /* PEP 3333: the head is out, too late to change the response: re-raise */
     PyObject *value = PyTuple_Check(exc_info) && PyTuple_GET_SIZE(exc_info) == 3
                           ? PyTuple_GET_ITEM(exc_info, 1)
                           : NULL;
