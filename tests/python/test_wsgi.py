@@ -340,3 +340,46 @@ def test_django_wsgi_handler():
         settings.ROOT_URLCONF = old_urlconf
         clear_url_caches()
     assert srv.errors == []
+
+
+def test_requests_leave_no_memory_behind():
+    """The C environ and start_response give back all they take: Python
+    memory does not grow with the number of requests."""
+    import tracemalloc
+
+    def app3(environ, start_response):
+        environ["wsgi.input"].read()
+        if environ["PATH_INFO"] == "/bad":
+            start_response("nope", [])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "x")])
+        try:
+            raise KeyError("x")
+        except KeyError:
+            start_response("201 Created", [("X-A", environ["HTTP_X_REP"])], sys.exc_info())
+        return [environ["PATH_INFO"].encode()]
+
+    def run(conn, n):
+        for i in range(n):
+            path = "/bad" if i % 10 == 0 else "/p%%20%d" % (i % 7)
+            conn.request("POST", path, body=b"b" * (i % 50),
+                         headers={"X-Rep": "1", "x-rep": "2", "Content-Type": "a/b"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == (500 if i % 10 == 0 else 201)
+
+    tracemalloc.start()
+    srv, port, stop = serve_app(app3)
+    kinds = []
+    srv.error_handler = lambda e: kinds.append(type(e))  # keeps no traceback (and environ)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        run(conn, 500)
+        before = tracemalloc.get_traced_memory()[0]
+        run(conn, 3000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        conn.close()
+    finally:
+        stop()
+        tracemalloc.stop()
+    assert grown < 100_000, grown  # 3000 requests: a leak of one string each would show
+    assert kinds == [ValueError] * 350
