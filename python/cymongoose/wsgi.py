@@ -232,7 +232,8 @@ class WSGIServer:
     def _handle(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
             self._start(conn, self._environ(conn, data))
-        elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
+        elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and self._queues.get(conn.id)):
+            # (a WRITE matters only while responses wait: most go out whole)
             if conn.id in self._bodies:
                 self._feed(conn)
             self._write_ready(conn)
