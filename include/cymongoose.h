@@ -264,6 +264,22 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
                              const struct cm_listen_opts *opts);
 
 /*
+ * Listens on fd, a socket someone else created, bound and (for TCP) put in
+ * the listening state: typically one inherited from a supervisor process
+ * that keeps it open across the lives of its workers, so that connections
+ * waiting in its accept queue survive a worker that exits (closing a
+ * listener of its own would reset them; docs/deploy.md).  fd is made
+ * non-blocking and close-on-exec; note that O_NONBLOCK belongs to the open
+ * file, so other holders of the same socket see it too.  Takes fd in every
+ * case: closed with the connection, or before this returns NULL (errno
+ * ENOTSOCK, or EINVAL for a TCP socket that is not listening).  fn/fn_data
+ * as for cm_listen(); OPEN is delivered before this returns.  Closing the
+ * returned connection closes only this descriptor: the socket keeps
+ * accepting for its other holders.
+ */
+struct cm_conn *cm_listen_fd(struct cm_mgr *mgr, int fd, cm_event_fn fn, void *fn_data);
+
+/*
  * Starts a non-blocking outbound connection to url ("tcp://host:port",
  * "udp://host:port", or any scheme with a known default port).  Returns at
  * once with the new connection (OPEN delivered); CONNECT or ERROR follows

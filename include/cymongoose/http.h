@@ -393,6 +393,24 @@ struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn 
  * protocol taking the connection over.  Harmless on other connections. */
 void cm_http_detach(struct cm_conn *c);
 
+/*
+ * Ends keep-alive on c, an HTTP server connection, for a graceful stop or
+ * reload (close the listener first, then call this on each connection):
+ * what the client already sent is still answered, and no request is
+ * refused.  A reply under way, or the reply to the last request already
+ * received (pipelined ones included), carries "Connection: close", and the
+ * connection closes once it is sent; the client knows not to reuse it.  A
+ * connection with nothing under way closes once it has been idle for
+ * idle_ms (0: at the next poll; a request that arrives meanwhile is
+ * answered with "Connection: close"): closing an idle keep-alive connection
+ * races with a request the client may be sending at that moment, so give
+ * clients time.  A chunked reply already started ends normally, then the
+ * idle rule applies.  Events come from cm_mgr_poll(), never from this call.
+ * Returns false, doing nothing, when c is not an HTTP server connection
+ * (a listener, a client, a WebSocket).
+ */
+bool cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms);
+
 /* True when name is a token and value holds no control characters (no CR,
  * LF, NUL...): what a response header needs to be safe to send. */
 bool cm_http_header_ok(struct cm_str name, struct cm_str value);

@@ -300,6 +300,11 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     /* A whole request: reset for the next one before the handler runs, as
      * the handler may take the connection over. */
     st->stopped = !hm.keep_alive; /* nothing after a closing request is read */
+    if (st->ending && !st->stopped && c->recv.len <= head + body_len) {
+      /* The last request received of a connection that is ending. */
+      st->stopped = true;
+      st->close_after = true;
+    }
     st->hdrs_delivered = false;
     st->head_started_ms = 0;
     st->body_seen = 0;
@@ -329,6 +334,24 @@ void cm__http_reply_done(struct cm_conn *c) {
   /* A held pipelined request may go on: at this turn's flush. */
   if (st->held) cm__conn_want_poll(c);
   arm(c, st);
+}
+
+bool cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st == NULL || st->detached) return false;
+  st->ending = true;
+  if (idle_ms < st->opts.idle_timeout_ms) st->opts.idle_timeout_ms = idle_ms;
+  /* A reply is pending and nothing follows its request: it is the last.
+   * (A request being received, or a pipelined one waiting, is marked when
+   * it is complete; a chunked reply whose head went out cannot say close.) */
+  if (st->awaiting_reply && !st->chunked_reply && !st->hdrs_delivered && c->recv.len == 0) {
+    st->stopped = true;
+    st->close_after = true;
+  }
+  /* The deadline now due (idle) fires from the timer heap, at the next poll. */
+  cm__timer_unschedule(c->mgr, &st->deadline);
+  arm(c, st);
+  return true;
 }
 
 /* A handler may detach (and even attach HTTP anew) while its event is
