@@ -193,7 +193,8 @@ class WSGIServer:
         self._queues = {}  # connection id -> deque of _Response, in request order
         self._lock = threading.Condition()
         self._stop = threading.Event()
-        self._environs = self._environ_builder("http")
+        self._url_scheme = "http"
+        self._environs = None  # the _WsgiEnvironBuilder, made by listen()
 
     @property
     def manager(self):
@@ -203,7 +204,9 @@ class WSGIServer:
         """Starts listening; returns the listening Connection.  listen_kwargs
         go to Manager.listen (fd=: a listening socket to serve)."""
         if url.lower().startswith("https://"):
-            self._environs = self._environ_builder("https")
+            self._url_scheme = "https"
+        # made now: the scheme and multiprocess are known
+        self._environs = self._environ_builder()
         # Long Content-Length bodies are streamed, so the C layer's
         # whole-body limit is lifted; max_body bounds chunked ones.
         return self._manager.listen(url, http=True, http_max_body=1 << 62, **listen_kwargs)
@@ -297,12 +300,11 @@ class WSGIServer:
                 body.wanted = False
                 self._lock.notify_all()
 
-    @staticmethod
-    def _environ_builder(url_scheme):
+    def _environ_builder(self):
         return _WsgiEnvironBuilder({
             "SCRIPT_NAME": "",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": url_scheme,
+            "wsgi.url_scheme": self._url_scheme,
             "wsgi.input_terminated": True,  # wsgi.input ends with the body, chunked or not
             "wsgi.multithread": True,
             "wsgi.multiprocess": self.multiprocess,
