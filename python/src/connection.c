@@ -150,7 +150,7 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   Py_buffer view;
   if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
-  bool ok = cm_send(c, view.buf, (size_t)view.len);
+  bool ok = cm_send(c, view.buf, (size_t)view.len) == 0;
   /* An HTTP client writes its requests raw: note each request line so that
    * the response to a HEAD is read without a body. */
   if (ok && co->http && c->is_client) (void)cm_http_client_track(c, view.buf, (size_t)view.len);

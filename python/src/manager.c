@@ -544,11 +544,11 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
       mo->wakeups_in_flight++; /* close() waits for it to come back */
       Py_BEGIN_ALLOW_THREADS
-      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len) == 0;
       Py_END_ALLOW_THREADS
       mo->wakeups_in_flight--;
     } else {
-      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len) == 0;
     }
   }
   if (view.obj != NULL) PyBuffer_Release(&view);
@@ -558,7 +558,11 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 static PyObject *mgr_enable_wakeup(cm_py_manager *mo, PyObject *unused) {
   (void)unused;
   if (check_usable(mo) < 0) return NULL;
-  if (cm_wakeup_init(&mo->mgr) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+  int rc = cm_wakeup_init(&mo->mgr);
+  if (rc != 0) {
+    errno = -rc;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
   Py_RETURN_NONE;
 }
 

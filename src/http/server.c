@@ -71,28 +71,28 @@ static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   return true;
 }
 
-bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts) {
+int cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   struct cm_http_serve_opts o = resolve_opts(opts);
   if (!c->is_listening) {
-    if (!attach_conn(c, &o)) return false;
+    if (!attach_conn(c, &o)) return CM_ENOMEM;
     /* Bytes may already wait in c->recv with no READ to come. */
     cm__conn_want_poll(c);
-    return true;
+    return 0;
   }
   struct cm__http_server *srv = calloc(1, sizeof(*srv));
-  if (srv == NULL) return false;
+  if (srv == NULL) return CM_ENOMEM;
   srv->kind = CM__HTTP_KIND_SERVER;
   srv->opts = o;
   c->pfn = http_pfn;
   c->pfn_data = srv;
-  return true;
+  return 0;
 }
 
 struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
                                const struct cm_http_serve_opts *opts) {
   struct cm_conn *c = cm_listen(mgr, url, fn, fn_data);
   if (c == NULL) return NULL;
-  if (!cm_http_serve(c, opts)) {
+  if (cm_http_serve(c, opts) != 0) {
     cm_close(c);
     return NULL;
   }

@@ -237,7 +237,7 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   if (cm_aton(host, &a)) {
     a.port = port;
     cm__sock_connect(c, &a);
-  } else if (!cm_resolve(c, url)) { /* RESOLVE, then the connect (src/net/dns.c) */
+  } else if (cm_resolve(c, url) != 0) { /* RESOLVE, then the connect (src/net/dns.c) */
     cm__conn_defer_error(c, "cannot resolve: out of memory");
   }
   return c;
@@ -535,9 +535,9 @@ int cm__sock_write(struct cm_conn *c) {
   return 0;
 }
 
-bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
+int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
   /* A UDP connect() completes at once, so datagrams may go before CONNECT. */
-  if (c->fd < 0) return false;
+  if (c->fd < 0) return CM_ENOTCONN;
   ssize_t n;
   if (c->is_listening) {
     struct sockaddr_storage ss;
@@ -546,5 +546,6 @@ bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
   } else {
     n = send(c->fd, buf, len, MSG_NOSIGNAL);
   }
-  return n == (ssize_t)len;
+  if (n < 0) return -errno;
+  return n == (ssize_t)len ? 0 : CM_EIO;
 }
