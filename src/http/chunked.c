@@ -161,7 +161,8 @@ int cm_http_chunked_stream(struct cm_http_chunked *st, struct cm_buf *b, size_t 
                            uint64_t *total, const struct cm_http_limits *lim) {
   if (*ready > b->len) *ready = b->len; /* the caller consumed more than it said */
   st->in = st->out = 0;
-  char *raw = (char *) cm_buf_data(b) + *ready;
+  char *data = (char *) cm_buf_data(b);
+  char *raw = data == NULL ? NULL : data + *ready; /* an empty buffer may have no storage */
   int d = decode(st, raw, b->len - *ready, lim, *total);
   /* The payload now follows the ready bytes; the framing between it and
    * the undecoded rest goes. */
