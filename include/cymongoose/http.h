@@ -407,10 +407,10 @@ void cm_http_detach(struct cm_conn *c);
  * races with a request the client may be sending at that moment, so give
  * clients time.  A chunked reply already started ends normally, then the
  * idle rule applies.  Events come from cm_mgr_poll(), never from this call.
- * Returns false, doing nothing, when c is not an HTTP server connection
- * (a listener, a client, a WebSocket).
+ * Returns 0, or CM_EINVAL, doing nothing, when c is not an HTTP server
+ * connection (a listener, a client, a WebSocket).
  */
-bool cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms);
+int cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms);
 
 /* True when name is a token and value holds no control characters (no CR,
  * LF, NUL...): what a response header needs to be safe to send. */

@@ -193,7 +193,7 @@ static PyObject *conn_http_end_keep_alive(cm_py_conn *co, PyObject *const *args,
   if (idle_ms == -1) idle_ms = 1000; /* None: the default */
   if (co->c == NULL) Py_RETURN_FALSE;
   cm_py_manager *mo = cm_py_conn_enter(co->c);
-  bool ok = cm_http_end_keep_alive(co->c, (uint64_t)idle_ms);
+  bool ok = cm_http_end_keep_alive(co->c, (uint64_t)idle_ms) == 0;
   if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
 }

@@ -336,9 +336,9 @@ void cm__http_reply_done(struct cm_conn *c) {
   arm(c, st);
 }
 
-bool cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms) {
+int cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms) {
   struct cm__http_conn *st = cm__http_conn_of(c);
-  if (st == NULL || st->detached) return false;
+  if (st == NULL || st->detached) return CM_EINVAL;
   st->ending = true;
   if (idle_ms < st->opts.idle_timeout_ms) st->opts.idle_timeout_ms = idle_ms;
   /* A reply is pending and nothing follows its request: it is the last.
@@ -351,7 +351,7 @@ bool cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms) {
   /* The deadline now due (idle) fires from the timer heap, at the next poll. */
   cm__timer_unschedule(c->mgr, &st->deadline);
   arm(c, st);
-  return true;
+  return 0;
 }
 
 /* A handler may detach (and even attach HTTP anew) while its event is

@@ -33,7 +33,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
   }
   char s[128];
   snprintf(s, sizeof(s), "uri=%.*s", (int) hm->uri.len, hm->uri.buf);
-  assert_true(cm_http_reply(c, 200, NULL, s, strlen(s)));
+  assert_int_equal(cm_http_reply(c, 200, NULL, s, strlen(s)), 0);
 }
 
 /* A listening socket on a free loopback port, as a supervisor makes it. */
@@ -55,7 +55,7 @@ static struct cm_conn *serve_fd(struct cm_mgr *m, int fd) {
   assert_non_null(l);
   assert_true(l->is_listening);
   assert_int_equal(l->loc.port, port);
-  assert_true(cm_http_serve(l, NULL));
+  assert_int_equal(cm_http_serve(l, NULL), 0);
   return l;
 }
 
@@ -199,8 +199,8 @@ static void pending_reply_says_close(void **state) {
   client_send(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
   for (int i = 0; i < 400 && deferred == NULL; i++) cm_mgr_poll(&mgr, 5);
   assert_non_null(deferred);
-  assert_true(cm_http_end_keep_alive(deferred, 60000));
-  assert_true(cm_http_reply(deferred, 200, NULL, "late", 4));
+  assert_int_equal(cm_http_end_keep_alive(deferred, 60000), 0);
+  assert_int_equal(cm_http_reply(deferred, 200, NULL, "late", 4), 0);
   collect(&mgr, fd, &r, NULL, 0);
   assert_true(r.eof);
   assert_false(r.reset);
@@ -220,7 +220,7 @@ static void idle_closes(void **state) {
   assert_null(strstr(r.data, "Connection: close"));
   struct cm_conn *c = first_http_conn(&mgr);
   assert_non_null(c);
-  assert_true(cm_http_end_keep_alive(c, 0));
+  assert_int_equal(cm_http_end_keep_alive(c, 0), 0);
   assert_false(c->is_closing); /* nothing happens inside the call */
   collect(&mgr, fd, &r, NULL, 0);
   assert_true(r.eof);
@@ -237,7 +237,7 @@ static void request_in_grace_answered(void **state) {
   client_send(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
   collect(&mgr, fd, &r, "uri=/a", 1);
   struct cm_conn *c = first_http_conn(&mgr);
-  assert_true(cm_http_end_keep_alive(c, 60000));
+  assert_int_equal(cm_http_end_keep_alive(c, 60000), 0);
   cm_mgr_poll(&mgr, 5);
   client_send(fd, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
   collect(&mgr, fd, &r, NULL, 0);
@@ -259,9 +259,9 @@ static void pipelined_all_answered(void **state) {
   for (int i = 0; i < 400 && deferred == NULL; i++) cm_mgr_poll(&mgr, 5);
   assert_non_null(deferred);
   assert_int_equal(msgs_seen, 1);
-  assert_true(cm_http_end_keep_alive(deferred, 60000));
+  assert_int_equal(cm_http_end_keep_alive(deferred, 60000), 0);
   defer_reply = false;
-  assert_true(cm_http_reply(deferred, 200, NULL, "uri=/a", 6));
+  assert_int_equal(cm_http_reply(deferred, 200, NULL, "uri=/a", 6), 0);
   collect(&mgr, fd, &r, NULL, 0);
   assert_true(r.eof);
   assert_int_equal(msgs_seen, 3);
@@ -278,7 +278,7 @@ static void not_http_refused(void **state) {
   struct cm_conn *l = mgr.conns;
   while (l != NULL && !l->is_listening) l = l->next;
   assert_non_null(l);
-  assert_false(cm_http_end_keep_alive(l, 0));
+  assert_int_equal(cm_http_end_keep_alive(l, 0), CM_EINVAL);
   assert_false(l->is_closing);
 }
 
