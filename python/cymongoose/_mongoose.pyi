@@ -563,8 +563,7 @@ class Rpc:
     @property
     def methods(self) -> list[str]: ...
 
-# -------------------------------------------------------------------- ASGI
-@final
+# -------------------------------------------------------------------- WSGI
 @final
 class _WsgiEnvironBuilder:
     def __new__(cls, template: dict[str, Any], bytes_io: Any) -> "_WsgiEnvironBuilder": ...
@@ -587,6 +586,8 @@ class _WsgiStart:
     @property
     def headers(self) -> Optional[list[tuple[str, str]]]: ...
 
+# -------------------------------------------------------------------- ASGI
+@final
 class _AsgiScopeBuilder:
     def __new__(cls, asgi: dict[str, str]) -> "_AsgiScopeBuilder": ...
     def http(
