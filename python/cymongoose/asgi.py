@@ -13,7 +13,7 @@ host) only when it awaits a real future.  The scope is built in C.
 HTTP: a body declared longer than ``stream_body`` is streamed to the app as
 ``http.request`` messages with ``more_body``, read from the connection as the
 app asks (reading pauses while it does not); shorter ones come whole, as one
-message; chunked ones are read whole (``max_body`` applies).
+message; chunked ones are streamed too (``max_body`` bounds them: 413 and close).
 A response whose first ``http.response.body`` has no ``more_body`` goes out
 as one write with Content-Length; otherwise it is streamed with chunked
 encoding, and ``send()`` waits while more than ``stream_window`` bytes are
@@ -577,11 +577,9 @@ class ASGIServer:
                     conn.drain()
         elif ev == MG_EV_HTTP_HDRS:
             length = data.header("Content-Length")
-            if length is None:
-                if data.header("Transfer-Encoding") is not None:
-                    self._state_of(conn).buffering = True
-            elif (length.isdigit() and int(length) > self.stream_body and
-                    conn.http_body_stream(data) is not None):
+            if ((data.header("Transfer-Encoding") is not None if length is None else
+                    length.isdigit() and int(length) > self.stream_body) and
+                    conn.http_body_stream(data, self.max_body) is not None):
                 self._begin_streamed(conn, data)
         elif ev == MG_EV_WS_MSG:
             ch = self._websocket_of(conn)

@@ -47,6 +47,7 @@ int cm_py_tls_exec(PyObject *m);      /* tls.c: TlsOpts */
 int cm_py_funcs_exec(PyObject *m);    /* funcs.c: json_*, url_*, match, hashes, ... */
 int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
 int cm_py_asgi_exec(PyObject *m);     /* asgi_scope.c: _AsgiScopeBuilder */
+int cm_py_wsgi_exec(PyObject *m);     /* wsgi_bridge.c: _WsgiEnvironBuilder, _WsgiStart */
 int cm_py_mqtt_broker_exec(PyObject *m, cm_py_state *st); /* mqtt_broker.c: MqttBroker */
 
 /*
