@@ -113,7 +113,7 @@ def test_asgi_server_many_requests_no_growth():
             tracemalloc.stop()
             assert grown < 256 * 1024, grown
             assert len(asyncio.all_tasks()) <= tasks  # hosts of closed connections are gone
-            assert not server._tasks and not server._conns
+            assert not server._tasks and not server._core.channels()
         finally:
             await server.stop()
     asyncio.run(main())
