@@ -1,11 +1,13 @@
 """Serve an ASGI 3.0 application (Starlette, FastAPI, ...) on cymongoose.
 
 The manager runs inside the asyncio loop (:class:`~cymongoose.aio.AsyncManager`),
-so the event handler and the application share one thread.  A request's
-coroutine is stepped right in the event callback while it only awaits our
-receive()/send() (which complete at once when they can), with the
-connection's host task as current_task(); it becomes an asyncio task (that
-host) only when it awaits a real future.  The scope is built in C.
+so the event handler and the application share one thread.  The handler is
+in C (``_AsgiCore``): it builds the scope, hands the app the receive()/send()
+of a C channel (awaitables that complete at once when they can), and steps
+the request's coroutine right in the event callback, with the connection's
+host task as current_task().  A coroutine waiting in receive()/send() is
+parked in C and stepped again by the event that it waits for; one that
+awaits anything else becomes its host task's (an asyncio task) to the end.
 
     from cymongoose.asgi import serve
     serve(app, "http://127.0.0.1:8000")
