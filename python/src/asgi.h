@@ -84,7 +84,7 @@ struct asgi_ch {
   PyObject *conn;          /* the Connection */
   PyObject *coro, *ctx;    /* the application's coroutine and context, until finished */
   PyObject *host, *host_inbox; /* current_task() while stepped here; its inbox */
-  PyObject *recv_waiter, *send_waiter; /* futures of ops awaited from a task */
+  PyObject *recv_waiter, *send_waiter; /* lists of futures of ops awaited from tasks */
   PyObject *inbox;         /* list of messages receive() returns, from inbox_head */
   Py_ssize_t inbox_head;
   PyObject *head;          /* WebSocket: the upgrade request's head, until accepted */

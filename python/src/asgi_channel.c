@@ -573,33 +573,21 @@ static void op_dealloc(PyObject *self) {
 }
 
 /* A future of the running loop for a task to await (as Future.__await__
- * hands it over: _asyncio_future_blocking set). */
+ * hands it over: _asyncio_future_blocking set), kept with the others
+ * waiting for the same kind until an event completes them all. */
 static PyObject *task_future(asgi_ch *ch, int kind) {
   asgi_core *k = ch->core;
   if (k->create_future == NULL) {
     PyErr_SetString(PyExc_RuntimeError, "the ASGI server is not started");
     return NULL;
   }
+  PyObject **slot = kind == W_RECEIVE ? &ch->recv_waiter : &ch->send_waiter;
+  if (*slot == NULL && (*slot = PyList_New(0)) == NULL) return NULL;
   PyObject *fut = PyObject_CallNoArgs(k->create_future);
   if (fut == NULL) return NULL;
-  if (PyObject_SetAttr(fut, k->str[S_BLOCKING], Py_True) < 0) {
+  if (PyObject_SetAttr(fut, k->str[S_BLOCKING], Py_True) < 0 || PyList_Append(*slot, fut) < 0) {
     Py_DECREF(fut);
     return NULL;
-  }
-  PyObject **slot = kind == W_RECEIVE ? &ch->recv_waiter : &ch->send_waiter;
-  PyObject *old = *slot;
-  *slot = Py_NewRef(fut);
-  if (old != NULL) { /* a second waiter: the first one checks again */
-    PyObject *done = PyObject_CallMethodNoArgs(old, k->str[S_DONE]);
-    PyObject *r = done == Py_False ? PyObject_CallMethodOneArg(old, k->str[S_SET_RESULT], Py_None)
-                                   : Py_XNewRef(done);
-    Py_XDECREF(done);
-    Py_DECREF(old);
-    if (r == NULL) {
-      Py_DECREF(fut);
-      return NULL;
-    }
-    Py_DECREF(r);
   }
   return fut;
 }
@@ -712,33 +700,37 @@ asgi_ch *cm_py_asgi_ch_new(asgi_core *k, asgi_conn *cs, PyObject *conn, bool ws)
   return ch;
 }
 
-/* Completes fut (a task waits on it) unless it is done already. */
+/* Completes the futures tasks wait on in *slot (a list), unless done. */
 static int resolve(asgi_core *k, PyObject **slot) {
-  PyObject *fut = *slot;
+  PyObject *list = *slot;
   *slot = NULL;
-  if (fut == NULL) return 0;
-  PyObject *done = PyObject_CallMethodNoArgs(fut, k->str[S_DONE]);
-  PyObject *r = done == Py_False ? PyObject_CallMethodOneArg(fut, k->str[S_SET_RESULT], Py_None)
-                                 : Py_XNewRef(done);
-  Py_XDECREF(done);
-  Py_DECREF(fut);
-  if (r == NULL) return -1;
-  Py_DECREF(r);
-  return 0;
+  if (list == NULL) return 0;
+  int rc = 0;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+    PyObject *fut = PyList_GET_ITEM(list, i);
+    PyObject *done = PyObject_CallMethodNoArgs(fut, k->str[S_DONE]);
+    PyObject *r = done == Py_False ? PyObject_CallMethodOneArg(fut, k->str[S_SET_RESULT], Py_None)
+                                   : Py_XNewRef(done);
+    Py_XDECREF(done);
+    if (r == NULL) rc = -1;
+    Py_XDECREF(r);
+    if (rc < 0) break;
+  }
+  Py_DECREF(list);
+  return rc;
 }
 
 int cm_py_asgi_ch_wake(asgi_ch *ch, int what) {
-  if (ch->stepping || ch->finished) return 0;
-  if (ch->parked) {
-    if (what != W_NONE && ch->waiting != what) return 0;
+  if (ch->finished) return 0;
+  int rc = 0;
+  if (what != W_SEND && resolve(ch->core, &ch->recv_waiter) < 0) rc = -1;
+  if (rc == 0 && what != W_RECEIVE && resolve(ch->core, &ch->send_waiter) < 0) rc = -1;
+  if (rc < 0) report_current(ch->core);
+  if (ch->parked && !ch->stepping && (what == W_NONE || ch->waiting == what)) {
     ch->parked = 0;
     ch->waiting = W_NONE;
     return cm_py_asgi_step(ch, NULL);
   }
-  int rc = 0;
-  if (what != W_SEND && resolve(ch->core, &ch->recv_waiter) < 0) rc = -1;
-  if (what != W_RECEIVE && resolve(ch->core, &ch->send_waiter) < 0) rc = -1;
-  if (rc < 0) report_current(ch->core);
   return 0;
 }
 

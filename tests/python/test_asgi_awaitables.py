@@ -323,3 +323,27 @@ def test_parked_websockets_leave_no_references():
         finally:
             await server.stop()
     asyncio.run(main())
+
+
+async def test_two_tasks_waiting_in_receive_both_get_a_message():
+    got = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def one():
+            got.append((await receive())["text"])
+        await asyncio.gather(one(), one())  # both wait in receive() from tasks
+        await send({"type": "websocket.send", "text": ",".join(sorted(got))})
+
+    async with Server(app) as srv:
+        ws = await open_ws(srv.port)
+        await asyncio.sleep(0.05)
+        await ws.send("a")
+        await ws.send("b")
+        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "a,b"
+        await ws.close()
+    assert srv.errors == []
