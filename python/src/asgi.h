@@ -1,6 +1,6 @@
 /*
  * The ASGI bridge of cymongoose.asgi, in C (asgi_scope.c, asgi_channel.c,
- * asgi_core.c).
+ * asgi_send.c, asgi_core.c).
  *
  * _AsgiCore is the manager's event handler of an ASGIServer.  For every
  * request (or WebSocket) it builds the scope, makes an _AsgiChannel whose
@@ -129,6 +129,22 @@ int cm_py_asgi_ch_disconnect(asgi_ch *ch);
  * WebSocket is completed (500, close).  0, or -1 with a BaseException
  * (KeyboardInterrupt...) to propagate. */
 int cm_py_asgi_ch_finish(asgi_ch *ch, PyObject *exc);
+
+/* The client's disconnect message of ch's kind (a new dict). */
+PyObject *cm_py_asgi_disconnect_msg(asgi_ch *ch);
+
+/* asgi_send.c */
+/* ch's live connection, NULL once closed. */
+static inline struct cm_conn *live_conn(asgi_ch *ch) { return ((cm_py_conn *)ch->conn)->c; }
+/* send()'s work on message msg: 0 done, 1 done but send() must wait for
+ * room (more than stream_window queued), -1 with an exception set. */
+int cm_py_asgi_send(asgi_ch *ch, PyObject *msg);
+/* send() must wait: more than stream_window bytes queued for the client. */
+bool cm_py_asgi_send_full(asgi_ch *ch);
+/* After the application returned (failed: it raised): a 500 if no response
+ * was started, a drain if one was cut, a close frame (1000, 1011) or a 403
+ * for a WebSocket.  0, or -1 with an exception set. */
+int cm_py_asgi_finish_protocol(asgi_ch *ch, bool failed);
 
 /* asgi_core.c: steps ch's coroutine (sending None, or throwing exc) until
  * it completes or suspends.  0, or -1 with a BaseException to propagate. */
