@@ -135,13 +135,13 @@ class ASGIServer:
         self.stream_body = stream_body
         self.max_body = max_body
         self.shutdown_timeout = shutdown_timeout
-        # The server's handler has no use for MG_EV_POLL: an idle
-        # keep-alive connection then costs nothing per poll.
         self._state = {}        # lifespan state, copied into every scope
         # The event handler, in C: scopes, receive/send, stepping the app.
         self._core = _AsgiCore(app, _AsgiScopeBuilder(ASGI_VERSION), self, ClientDisconnected,
                                tls=tls, state=self._state, stream_window=stream_window,
                                stream_body=stream_body, max_body=max_body)
+        # The server's handler has no use for MG_EV_POLL: an idle
+        # keep-alive connection then costs nothing per poll.
         self._amgr = AsyncManager(self._core, poll_interval=poll_interval,
                                   error_handler=error_handler, poll_events=False)
         self._listeners = []
@@ -284,7 +284,7 @@ class ASGIServer:
     def _handoff(self, host, inbox, ch, ctx, coro, pending):
         """ch's coroutine awaits pending (not one of our receive()/send()):
         its host task runs it from now on."""
-        if inbox.done() or host.done():  # that host is taken (or cancelled)
+        if inbox.done() or host.done() or host.cancelling():  # taken, or going away
             return self._spawn(ch, ctx, coro, None, pending)
         inbox.set_result((ch, ctx, coro, pending, None))
         self._tasks.add(host)

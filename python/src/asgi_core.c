@@ -174,7 +174,8 @@ int cm_py_asgi_step(asgi_ch *ch, PyObject *exc) {
   Py_DECREF(r);
   PyObject *res = NULL;
   PySendResult sr = PYGEN_ERROR;
-  if (PyContext_Enter(ctx) == 0) {
+  bool entered = PyContext_Enter(ctx) == 0;
+  if (entered) {
     ch->stepping = 1;
     sr = exc == NULL ? PyIter_Send(coro, Py_None, &res) : throw_into(k, coro, exc, &res);
     ch->stepping = 0;
@@ -185,7 +186,7 @@ int cm_py_asgi_step(asgi_ch *ch, PyObject *exc) {
     PyErr_NormalizeException(&t, &v, &tb);
     if (v != NULL && tb != NULL) PyException_SetTraceback(v, tb);
   }
-  if (PyContext_Exit(ctx) < 0 && sr != PYGEN_ERROR) PyErr_WriteUnraisable(coro);
+  if (entered && PyContext_Exit(ctx) < 0) PyErr_WriteUnraisable(coro);
   r = PyObject_Vectorcall(k->leave_task, args, 2, NULL);
   if (r == NULL) PyErr_WriteUnraisable(coro);
   Py_XDECREF(r);
