@@ -216,7 +216,7 @@ void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m
       if (o->state == CM__OUT_PUBLISHED) o->pkt[0] = (uint8_t)(o->pkt[0] | 0x08);
       if (o->state != CM__OUT_QUEUED) {
         bool ok = o->state == CM__OUT_RELEASED
-                      ? (cm_mqtt_send_ack(c, CM_MQTT_CMD_PUBREL, o->id, 0))
+                      ? (cm_mqtt_send_ack(c, CM_MQTT_CMD_PUBREL, o->id, 0) == 0)
                       : cm__mqtt_tx(st, o->pkt, o->len);
         if (!ok) break;
       }
