@@ -19,9 +19,7 @@ static int unsendable(const struct cm_conn *c) {
   return c == NULL || cm__mqtt_of((struct cm_conn *)c) == NULL ? CM_EINVAL : CM_ECLOSED;
 }
 
-/* v5 outgoing topic alias for topic: the alias number, and whether the
- * name must still be sent (first use); 0 when none is available. */
-static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
   if (st->peer_alias_max == 0) return 0;
   if (st->alias_out == NULL) {
     st->alias_out = calloc((size_t)st->peer_alias_max + 1, sizeof(char *));
@@ -46,6 +44,12 @@ static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first)
   return 0; /* all taken: send names */
 }
 
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias) {
+  if (st->alias_out == NULL || alias == 0 || alias > st->peer_alias_max) return;
+  free(st->alias_out[alias]);
+  st->alias_out[alias] = NULL;
+}
+
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm__mqtt *st = sendable(c);
   if (st == NULL) return unsendable(c);
@@ -57,6 +61,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     return CM_EAGAIN;
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
+  struct cm_buf *out = cm__mqtt_scratch();
   int rc = CM_EINVAL;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
@@ -69,7 +74,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     /* Aliases only for QoS 0: held messages may be resent on a new
      * connection, where the aliases of this one mean nothing. */
     bool first = false;
-    uint16_t alias = o->topic_alias && o->qos == 0 ? alias_for(st, o->topic, &first) : 0;
+    uint16_t alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
     if (alias != 0) {
       struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
       if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
@@ -78,15 +83,14 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   }
   if (o->qos > 0) m.id = cm__mqtt_session_id(s);
-  st->scratch.len = st->scratch.off = 0;
-  if (cm_mqtt_encode(&st->scratch, &m) != 0) goto done;
-  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) {
+  if (cm_mqtt_encode(out, &m) != 0) goto done;
+  if (st->peer_max_packet != 0 && out->len > st->peer_max_packet) {
     rc = CM_ETOOBIG;
     goto done;
   }
   if (o->qos == 0) {
-    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : cm__mqtt_tx_error(c);
-  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch), st->scratch.len) != NULL) {
+    rc = cm__mqtt_tx(st, cm_buf_data(out), out->len) ? 0 : cm__mqtt_tx_error(c);
+  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(out), out->len) != NULL) {
     rc = m.id;
     cm__mqtt_pump(st);
   } else {
@@ -94,7 +98,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   }
 done:
   cm_buf_free(&pb);
-  if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
+  cm__mqtt_scratch_done(out);
   return rc;
 }
 
