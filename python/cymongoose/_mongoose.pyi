@@ -1,6 +1,7 @@
 """Type stubs of cymongoose._mongoose, the C core of cymongoose (see API.md)."""
 import os
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union, final, overload
+from typing import (Any, Callable, Generator, Mapping, Optional, Protocol, Sequence, Union, final,
+                    overload)
 
 _Buffer = Union[bytes, bytearray, memoryview]
 _BytesLike = Union[bytes, bytearray, memoryview, str]
@@ -598,3 +599,57 @@ class _AsgiScopeBuilder:
         server: Optional[tuple[str, int]],
         state: Any,
     ) -> dict[str, Any]: ...
+    def websocket(
+        self,
+        message: HttpMessage,
+        tls: bool,
+        client: Optional[tuple[str, int]],
+        server: Optional[tuple[str, int]],
+        state: Any,
+    ) -> dict[str, Any]: ...
+
+@final
+class _AsgiOp:
+    def send(self, value: Any, /) -> Any: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __iter__(self) -> "_AsgiOp": ...
+    def __next__(self) -> Any: ...
+
+@final
+class _AsgiChannel:
+    @property
+    def is_websocket(self) -> bool: ...
+    @property
+    def parked(self) -> bool: ...
+    @property
+    def in_task(self) -> bool: ...
+    @property
+    def finished(self) -> bool: ...
+    def receive(self) -> _AsgiOp: ...
+    def send(self, message: Any, /) -> _AsgiOp: ...
+    def _finish(self, exc: Optional[BaseException], /) -> None: ...
+    def cancel(self) -> bool: ...
+    def shutdown(self) -> bool: ...
+
+@final
+class _AsgiConn: ...
+
+@final
+class _AsgiCore:
+    def __new__(
+        cls,
+        app: Any,
+        scopes: _AsgiScopeBuilder,
+        hooks: Any,
+        disconnected: type[BaseException],
+        *,
+        tls: Optional[TlsOpts] = None,
+        state: Any = None,
+        stream_window: int = 1048576,
+        stream_body: int = 65536,
+        max_body: int = 16777216,
+    ) -> "_AsgiCore": ...
+    def __call__(self, conn: Connection, ev: int, data: Any, /) -> None: ...
+    state: Any
+    def start(self, loop: Any, /) -> None: ...
+    def channels(self) -> list[_AsgiChannel]: ...

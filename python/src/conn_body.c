@@ -77,14 +77,20 @@ PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *const *argv, Py_
   static const char *const names[] = {"message", "max_body", NULL};
   PyObject *args[2];
   if (cm_py_bind("http_body_stream", argv, nargs, kwnames, names, 2, 1, args) < 0) return NULL;
+  bool has_max_body = args[1] != NULL && args[1] != Py_None;
   unsigned long long max_body = 0;
-  if (args[1] != NULL && args[1] != Py_None) {
+  if (has_max_body) {
     max_body = PyLong_AsUnsignedLongLong(args[1]);
     if (PyErr_Occurred()) return NULL;
   }
+  return cm_py_http_body_take(self, args[0], has_max_body, max_body);
+}
+
+PyObject *cm_py_http_body_take(PyObject *self, PyObject *msg, bool has_max_body,
+                               unsigned long long max_body) {
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
-  struct cm_http_msg *hm = cm_py_http_message_get(args[0]);
+  struct cm_http_msg *hm = cm_py_http_message_get(msg);
   struct cm_http_serve_opts opts;
   size_t base_recv_limit = 0;
   if (hm == NULL || !cm_http_hdrs_takeover_info(c, &opts, &base_recv_limit) || hm->status != 0) {
@@ -101,7 +107,7 @@ PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *const *argv, Py_
   bs->opts = opts;
   bs->left = length;
   bs->chunked = hm->framing == CM_HTTP_BODY_CHUNKED;
-  if (args[1] != NULL && args[1] != Py_None) bs->opts.limits.max_body = max_body;
+  if (has_max_body) bs->opts.limits.max_body = max_body;
   bs->keep_alive = hm->keep_alive;
   /* The server sends 100 Continue after HTTP_HDRS; once detached, we do,
    * when the application first asks for the body. */

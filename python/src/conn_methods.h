@@ -18,6 +18,13 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_s
 /* conn_body.c */
 PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                       PyObject *kwnames);
+/* http_body_stream()'s work, for C callers (the ASGI core): takes over the
+ * body of msg (an HTTP_HDRS message of self's request); max_body replaces
+ * the server's limit when has_max_body.  Returns the body length, -1 for a
+ * chunked body, None when the request has no body to stream, or NULL with
+ * an exception. */
+PyObject *cm_py_http_body_take(PyObject *self, PyObject *msg, bool has_max_body,
+                               unsigned long long max_body);
 PyObject *cm_py_conn_http_body_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames);
 PyObject *cm_py_conn_http_body_left(PyObject *self, PyObject *unused);

@@ -67,6 +67,8 @@ void cm_py_message_release(cm_py_state *st, PyObject *view);
 /* The live struct cm_http_msg behind an HttpMessage view, or NULL when o is
  * not one or has expired (no exception set). */
 struct cm_http_msg *cm_py_http_message_get(PyObject *o);
+/* The same for a WsMessage view. */
+struct cm_ws_msg *cm_py_ws_message_get(PyObject *o);
 
 /* mqtt_message.c: the MqttMessage type (created by cm_py_messages_exec),
  * a new view over mm, and cutting a view loose from its message. */
