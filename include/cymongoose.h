@@ -579,6 +579,18 @@ void cm_mgr_free(struct cm_mgr *mgr);
  * from inside a poll of the same manager.  errno is set to match.
  */
 int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
+/*
+ * cm_mgr_poll() for callers that handle signals (the pselect pattern):
+ * block the signals you handle, check for ones already caught, then call
+ * this with the mask you had before blocking.  The wait runs under that
+ * mask (epoll_pwait), so a signal that arrived after your check interrupts
+ * it (CM_EINTR) instead of waiting out timeout_ms; the mask is then put
+ * back in force (pthread_sigmask) before any event is dispatched.
+ * sigmask points to a sigset_t (a void pointer keeps <signal.h> out of
+ * this header, which strict C99 builds include too); read during the call
+ * only.  NULL: exactly cm_mgr_poll().  Returns as cm_mgr_poll().
+ */
+int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask);
 
 /* -------------------------------------------------------------- wakeup */
 /* Default bound of the wakeup queue (mgr->wakeup_max_bytes / _msgs). */

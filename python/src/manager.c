@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -221,10 +222,25 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
     return NULL;
   }
   if (check_usable(mo) < 0) return NULL;
+  /* A signal caught after the check below and before the wait would
+   * otherwise be seen only when the wait times out (Ctrl+C ignored for
+   * timeout_ms): block signals, check, then wait under the old mask. */
+  sigset_t blocked, old;
+  bool guard = timeout > 0;
+  if (guard) {
+    sigfillset(&blocked);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) sigdelset(&blocked, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &blocked, &old);
+    if (PyErr_CheckSignals() < 0) {
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      return NULL;
+    }
+  }
   Py_INCREF(mo);
   mo->polling = true;
   cm_py_core_enter(mo);
-  cm_mgr_poll(&mo->mgr, (int)timeout);
+  cm_mgr_poll_sigmask(&mo->mgr, (int)timeout, guard ? &old : NULL);
   mo->polling = false;
   cm_py_core_leave(mo);
   int rc = cm_py_raise_pending(mo);

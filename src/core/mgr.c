@@ -1,5 +1,7 @@
 /* The event manager: one epoll set, one turn of the loop per cm_mgr_poll(). */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -123,8 +125,13 @@ static void deliver_poll(struct cm_mgr *mgr) {
 }
 
 int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
+  return cm_mgr_poll_sigmask(mgr, timeout_ms, NULL);
+}
+
+int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask) {
   struct epoll_event events[CM_MAX_EVENTS];
   if (mgr->polling) {
+    if (sigmask != NULL) pthread_sigmask(SIG_SETMASK, sigmask, NULL);
     errno = EBUSY;
     return -EBUSY;
   }
@@ -134,8 +141,11 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   int wait_ms = mgr->dirty != NULL ? 0 : cm__timers_wait_ms(mgr, mgr->now_ms, timeout_ms);
   bool hooks = wait_ms != 0;
   if (hooks && mgr->before_sleep != NULL) mgr->before_sleep(mgr->hook_data);
-  int n = epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms);
+  int n = sigmask == NULL ? epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms)
+                           : epoll_pwait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms, sigmask);
   int err = errno;
+  /* The caller's handlers run from here on, callbacks included. */
+  if (sigmask != NULL) pthread_sigmask(SIG_SETMASK, sigmask, NULL);
   if (hooks && mgr->after_sleep != NULL) mgr->after_sleep(mgr->hook_data);
   mgr->now_ms = cm_millis();
   for (int i = 0; i < n; i++) dispatch(events[i].data.ptr, events[i].events);

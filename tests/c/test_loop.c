@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -291,6 +293,37 @@ static void slow_body_is_cut_off(void **state) {
   close(fd);
 }
 
+static volatile sig_atomic_t usr1_caught;
+static void on_usr1(int sig) {
+  (void) sig;
+  usr1_caught = 1;
+}
+
+/* The pselect pattern: a signal that arrives after the caller checked for
+ * signals (here: raised while blocked, so it is pending) interrupts the
+ * wait at once instead of waiting out the timeout; the caller's mask is in
+ * force again afterwards. */
+static void poll_sigmask_lets_a_pending_signal_interrupt_the_wait(void **state) {
+  (void) state;
+  struct sigaction sa = {.sa_handler = on_usr1}, prev;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGUSR1, &sa, &prev), 0);
+  sigset_t usr1, old, now;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, &usr1, &old), 0);
+  usr1_caught = 0;
+  raise(SIGUSR1); /* pending: blocked */
+  assert_int_equal(usr1_caught, 0);
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  /* Without the mask, this would wait the whole 3 s and return 0. */
+  assert_int_equal(cm_mgr_poll_sigmask(&mgr, 3000, &old), CM_EINTR);
+  assert_int_equal(usr1_caught, 1);
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+  assert_false(sigismember(&now, SIGUSR1));
+    assert_int_equal(sigaction(SIGUSR1, &prev, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(busy_turns_leave_idle_connections_alone, teardown),
@@ -298,6 +331,7 @@ int main(void) {
       cmocka_unit_test_teardown(http_client_connect_timeout, teardown),
       cmocka_unit_test_teardown(http_client_response_timeout, teardown),
       cmocka_unit_test_teardown(slow_body_is_cut_off, teardown),
+      cmocka_unit_test_teardown(poll_sigmask_lets_a_pending_signal_interrupt_the_wait, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
