@@ -14,9 +14,7 @@ static struct cm__mqtt *sendable(struct cm_conn *c) {
   return st;
 }
 
-/* v5 outgoing topic alias for topic: the alias number, and whether the
- * name must still be sent (first use); 0 when none is available. */
-static uint16_t alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
   if (st->peer_alias_max == 0) return 0;
   if (st->alias_out == NULL) {
     st->alias_out = calloc((size_t)st->peer_alias_max + 1, sizeof(char *));
@@ -50,6 +48,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535)) return -1;
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
+  struct cm__mqtt_out *held;
   int rc = -1;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
@@ -59,10 +58,10 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   m.payload = o->message;
   if (m.version == 5) {
     if (cm__mqtt_props_raw(&pb, o->props, o->num_props) != 0) goto done;
-    /* Aliases only for QoS 0: held messages may be resent on a new
-     * connection, where the aliases of this one mean nothing. */
+    /* QoS 0 takes its alias now; a held message when it goes out
+     * (cm__mqtt_send_out), so aliases follow the order on the wire. */
     bool first = false;
-    uint16_t alias = o->topic_alias && o->qos == 0 ? alias_for(st, o->topic, &first) : 0;
+    uint16_t alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
     if (alias != 0) {
       struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
       if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
@@ -76,7 +75,17 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) goto done;
   if (o->qos == 0) {
     rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : -1;
-  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch), st->scratch.len) != NULL) {
+  } else if ((held = cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch),
+                                          st->scratch.len)) != NULL) {
+    if (m.version == 5) {
+      if (o->topic_alias) held->flags |= CM__OUT_F_ALIAS;
+      struct cm_mqtt_prop p;
+      if (cm_mqtt_prop_find(m.props, CM_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &p) && p.iv != 0) {
+        held->flags |= CM__OUT_F_EXPIRY;
+        held->expiry_s = p.iv;
+        held->expire_ms = cm_millis() + (uint64_t)p.iv * 1000;
+      }
+    }
     rc = m.id;
     cm__mqtt_pump(st);
   }
@@ -224,4 +233,37 @@ bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *pm) {
   if (st == NULL || pm == NULL) return false;
   struct cm_mqtt_packet m = *pm;
   return cm__mqtt_send_pkt(st, &m);
+}
+
+int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct cm_str data,
+                 const struct cm_mqtt_prop *props, size_t num_props) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL || st->version != 5) return -1;
+  if (method.len == 0 && st->auth_method != NULL) method = cm_str_c(st->auth_method);
+  if (method.len == 0 || !cm_mqtt_str_valid(method) || data.len > 65535) return -1;
+  /* 4.12: a client continues (0x18) or starts a re-authentication (0x19,
+   * once connected); a server continues or ends one with success (0x00). */
+  bool ok = st->is_server ? reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION || reason == 0
+                          : reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION ||
+                                (reason == CM_MQTT_RC_REAUTHENTICATE && st->connected);
+  if (!ok) return -1;
+  struct cm_mqtt_prop ap[2] = {{.id = CM_MQTT_PROP_AUTHENTICATION_METHOD, .val = method},
+                               {.id = CM_MQTT_PROP_AUTHENTICATION_DATA, .val = data}};
+  struct cm_mqtt_packet m = {0};
+  struct cm_buf pb = {0};
+  int rc = -1;
+  m.cmd = CM_MQTT_CMD_AUTH;
+  m.reason = reason;
+  if (cm__mqtt_props_raw(&pb, ap, data.len > 0 ? 2 : 1) != 0 ||
+      cm__mqtt_props_raw(&pb, props, num_props) != 0)
+    goto done;
+  m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+  const char *why;
+  if (cm_mqtt_props_check(m.props, CM_MQTT_CMD_AUTH, &why) != 0) goto done;
+  if (!cm__mqtt_send_pkt(st, &m)) goto done;
+  if (reason == CM_MQTT_RC_REAUTHENTICATE) st->reauth = true;
+  rc = 0;
+done:
+  cm_buf_free(&pb);
+  return rc;
 }

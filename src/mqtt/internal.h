@@ -35,12 +35,20 @@ static inline void cm__mqtt_rd_fail(struct cm__mqtt_rd *r, int err, const char *
 
 /* One of our QoS 1/2 messages, held until its flow completes. */
 enum { CM__OUT_QUEUED, CM__OUT_PUBLISHED, CM__OUT_RELEASED };
+/* pkt always holds the full topic and the interval as published; these ask
+ * cm__mqtt_pump() to adapt each send to the connection it goes out on. */
+enum {
+  CM__OUT_F_ALIAS = 1,  /* a topic alias of this connection (not on resend) */
+  CM__OUT_F_EXPIRY = 2  /* Message Expiry counted down; dropped once expired */
+};
 struct cm__mqtt_out {
   struct cm__mqtt_out *next;
   uint16_t id;
   uint8_t qos;
   uint8_t state;   /* CM__OUT_* */
-  uint64_t expire_ms; /* broker: cm_millis() when its Message Expiry ends, 0: never */
+  uint8_t flags;   /* CM__OUT_F_*: rewritten as it goes out (client, v5) */
+  uint32_t expiry_s;  /* client: the Message Expiry Interval stored in pkt */
+  uint64_t expire_ms; /* cm_millis() when its Message Expiry ends, 0: never */
   size_t len;
   uint8_t pkt[];   /* the encoded PUBLISH; DUP is set in pkt[0] on resend */
 };
@@ -53,6 +61,7 @@ struct cm_mqtt_session {
   uint8_t *ids_out;                 /* bitmap: our ids in use (8 KiB, lazily) */
   uint8_t *ids_in;                  /* bitmap: peer's QoS 2 ids not released */
   size_t nin;                       /* bits set in ids_in */
+  size_t expired;                   /* our messages dropped by Message Expiry */
   struct cm_mqtt_limits lim;        /* resolved */
   char client_id[96];               /* the id last used */
   bool in_use;                      /* a connection holds it */
@@ -122,6 +131,10 @@ struct cm__mqtt {
   struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
   struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
   struct cm_buf scratch;      /* encoding space, reused */
+  char *auth_method;          /* v5 Authentication Method of the CONNECT
+                                 (sent or received), or NULL: no enhanced
+                                 authentication (4.12) */
+  bool reauth;                /* client: AUTH 0x19 sent, no AUTH 0x00 yet */
   struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
                                  copy, views into the same allocation), or NULL */
 };
@@ -135,12 +148,25 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
 /* Attaches st as c's protocol: directly, or over c's WebSocket. */
 bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws);
 void cm__mqtt_free(struct cm__mqtt *st);
+/* Keeps a copy of method as st->auth_method; false when out of memory. */
+bool cm__mqtt_set_auth_method(struct cm__mqtt *st, struct cm_str method);
 /* Sends raw packet bytes (over WebSocket: one binary message). */
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */
 bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m);
 /* Sends as many queued messages as the window allows. */
 void cm__mqtt_pump(struct cm__mqtt *st);
+/* Sends a held message: a PUBREL when released, else the PUBLISH (again
+ * with DUP when dup), its topic alias and remaining expiry as its flags
+ * ask.  False when it cannot be queued. */
+bool cm__mqtt_send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup);
+/* A held message whose Message Expiry ran out (CM__OUT_F_EXPIRY): logged
+ * and forgotten.  True when it was dropped. */
+bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t now);
+/* v5 outgoing topic alias for topic on this connection (api.c): the alias,
+ * with *first true when the name must still be sent with it; 0 when the
+ * peer takes none or all are taken. */
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
 /* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
