@@ -73,7 +73,8 @@ static bool send_ack(struct cm__mqtt *st, int cmd, uint16_t id, uint8_t reason) 
  * another connection carries it.  Sends pkt as is when nothing changes. */
 static bool send_rewritten(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
   struct cm_mqtt_packet m;
-  if (cm_mqtt_parse(o->pkt, o->len, 5, 0, &m) <= 0) return cm__mqtt_tx(st, o->pkt, o->len);
+  if (cm_mqtt_parse(o->pkt, o->len, 5, CM_MQTT_MAX_PACKET, &m) <= 0)
+    return cm__mqtt_tx(st, o->pkt, o->len);
   uint32_t left = o->expiry_s;
   if ((o->flags & CM__OUT_F_EXPIRY) && o->expire_ms != 0) {
     uint64_t now = cm_millis();
@@ -118,7 +119,7 @@ bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t 
   if (o->state == CM__OUT_RELEASED) return false; /* delivered: PUBREL still due */
   struct cm_mqtt_packet m;
   struct cm_str topic = cm_str_n("?", 1);
-  if (cm_mqtt_parse(o->pkt, o->len, 5, 0, &m) > 0) topic = m.topic;
+  if (cm_mqtt_parse(o->pkt, o->len, 5, CM_MQTT_MAX_PACKET, &m) > 0) topic = m.topic;
   CM_INFO("conn %lu: MQTT: message %u to %.*s expired after %lu s %s; dropped", st->c->id,
           (unsigned)o->id, (int)topic.len, topic.buf, (unsigned long)o->expiry_s,
           o->state == CM__OUT_QUEUED ? "in the queue" : "unacknowledged");
