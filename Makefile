@@ -121,15 +121,13 @@ $(BUILD)/tests/test_mqtt_passwd: $(BUILD)/cymongoose-passwd
 -include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(EXAMPLES:=.d) $(BENCH_SERVERS:=.d) $(PROGRAMS:=.d)
 
 # ---------------------------------------------------------------- tests
+# What both lanes share is built first, so the lanes never build one target
+# at once; then scripts/test-lanes.sh runs the sanitizer phases (test-asan,
+# test-python-asan) beside the others (test-c, test-install, fuzz,
+# test-python, test-stubs, test-docs).
 test: deps
-	@$(MAKE) --no-print-directory test-c
-	@$(MAKE) --no-print-directory test-install
-	@$(MAKE) --no-print-directory test-asan
-	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=2
-	@$(MAKE) --no-print-directory test-python-asan
-	@$(MAKE) --no-print-directory test-python
-	@$(MAKE) --no-print-directory test-stubs
-	@$(MAKE) --no-print-directory test-docs
+	@$(MAKE) --no-print-directory -j $(JOBS) lib programs examples python npm-peers $(TEST_BINS)
+	@MAKE="$(MAKE)" bash scripts/test-lanes.sh
 
 test-c: $(TEST_BINS) $(EXAMPLES) $(PROGRAMS)
 	@bash scripts/run-c-tests.sh $(TEST_BINS)

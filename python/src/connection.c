@@ -24,7 +24,7 @@
 
 #include "args.h"
 #include "conn_methods.h"
-#include "structmember.h"
+#include <structmember.h>
 
 static const char closed_msg[] = "Connection has been closed";
 
@@ -267,7 +267,7 @@ static PyMethodDef conn_methods[] = {
      "default).  On a listener it is also what new connections inherit."},
 #define CM_PY_CONN_METHODS_TABLE
 #include "conn_methods.h"
-#include "structmember.h"
+#include <structmember.h>
 #undef CM_PY_CONN_METHODS_TABLE
     {NULL, NULL, 0, NULL},
 };

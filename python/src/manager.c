@@ -21,7 +21,7 @@
 #include <strings.h>
 
 #include "mgr_methods.h"
-#include "structmember.h"
+#include <structmember.h>
 
 static void hook_before_sleep(void *arg) {
   cm_py_manager *mo = arg;

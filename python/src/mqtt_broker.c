@@ -36,7 +36,7 @@
 #include "args.h"
 #include "mgr_methods.h"
 #include "cymongoose.h"
-#include "structmember.h"
+#include <structmember.h>
 
 typedef struct broker_obj {
   PyObject_HEAD

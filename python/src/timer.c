@@ -18,7 +18,7 @@
  */
 #include "core.h"
 
-#include "structmember.h"
+#include <structmember.h>
 
 static void timer_fire(void *arg) {
   cm_py_timer *t = arg;

@@ -10,7 +10,7 @@
 #include <errno.h>
 
 #include "conn_methods.h"
-#include "structmember.h"
+#include <structmember.h>
 
 typedef struct {
   PyObject_HEAD
