@@ -39,6 +39,12 @@ uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *firs
   return 0; /* all taken: send names */
 }
 
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias) {
+  if (st->alias_out == NULL || alias == 0 || alias > st->peer_alias_max) return;
+  free(st->alias_out[alias]);
+  st->alias_out[alias] = NULL;
+}
+
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm__mqtt *st = sendable(c);
   if (st == NULL || o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return -1;
@@ -49,6 +55,8 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
   struct cm__mqtt_out *held;
+  bool first = false; /* alias assigned by this call, told to the peer now */
+  uint16_t alias = 0;
   int rc = -1;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
@@ -60,8 +68,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     if (cm__mqtt_props_raw(&pb, o->props, o->num_props) != 0) goto done;
     /* QoS 0 takes its alias now; a held message when it goes out
      * (cm__mqtt_send_out), so aliases follow the order on the wire. */
-    bool first = false;
-    uint16_t alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
+    alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
     if (alias != 0) {
       struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
       if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
@@ -90,6 +97,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     cm__mqtt_pump(st);
   }
 done:
+  if (rc < 0 && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
   cm_buf_free(&pb);
   if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
   return rc;

@@ -80,8 +80,12 @@ static bool send_rewritten(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup
     uint64_t now = cm_millis();
     left = now >= o->expire_ms ? 1 : (uint32_t)((o->expire_ms - now + 999) / 1000);
   }
-  bool first = false;
-  uint16_t alias = (o->flags & CM__OUT_F_ALIAS) && !dup ? cm__mqtt_alias_for(st, m.topic, &first) : 0;
+  /* An alias with the name costs 3 bytes: not when that passes the peer's
+   * Maximum Packet Size (pkt itself was checked against it). */
+  bool first = false, room = st->peer_max_packet == 0 || o->len + 3 <= st->peer_max_packet;
+  uint16_t alias = (o->flags & CM__OUT_F_ALIAS) && !dup && room
+                       ? cm__mqtt_alias_for(st, m.topic, &first)
+                       : 0;
   if (alias == 0 && left == o->expiry_s) return cm__mqtt_tx(st, o->pkt, o->len);
   /* The other properties byte for byte, then the two we set. */
   struct cm_buf pb = {0};
@@ -104,6 +108,7 @@ static bool send_rewritten(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup
     ok = cm__mqtt_send_pkt(st, &m);
   }
   cm_buf_free(&pb);
+  if (!ok && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
   return ok;
 }
 

@@ -167,6 +167,8 @@ bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t 
  * with *first true when the name must still be sent with it; 0 when the
  * peer takes none or all are taken. */
 uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
+/* Frees an alias just assigned whose PUBLISH could not be queued. */
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias);
 /* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
