@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct cm_http_serve_opts opts = {.limits = {.max_head = 1024, .max_body = 4096, .max_headers = 8}};
   if (client) {
     c->is_client = 1;
-    if (!cm_http_client(c, &opts.limits)) {
+    if (cm_http_client(c, &opts.limits) != 0) {
       cm_mgr_free(&mgr);
       return 0;
     }
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     c->is_accepted = 1;
     c->fn = app;
-    if (!cm_http_serve(c, &opts)) {
+    if (cm_http_serve(c, &opts) != 0) {
       cm_mgr_free(&mgr);
       return 0;
     }

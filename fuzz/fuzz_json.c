@@ -69,9 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   /* escaping any bytes gives a string token that unescapes to them */
-  size_t need = cm_json_escape(json, NULL, 0);
+  size_t need = (size_t)cm_json_escape(json, NULL, 0);
   char *esc = malloc(need);
-  assert(cm_json_escape(json, esc, need) == need);
+  assert(cm_json_escape(json, esc, need) == (long)need);
   char *back = malloc(need);
   long n = cm_json_unescape(cm_str_n(esc, need), back, need);
   assert(n == (long)size && (size == 0 || memcmp(back, doc, size) == 0));

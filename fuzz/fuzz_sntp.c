@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(data, size, size >= 32 ? get64(data + 24) : 0);
   if (size >= 8) check(data, size - 8, get64(data + size - 8));
   uint8_t req[CM_SNTP_PACKET_LEN];
-  if (cm_sntp_build_request(req, sizeof(req), size >= 8 ? get64(data) : 1) != sizeof(req)) abort();
+  if (cm_sntp_build_request(req, sizeof(req), size >= 8 ? get64(data) : 1) != (long)sizeof(req)) abort();
   (void)cm_sntp_to_unix_ms(size >= 8 ? get64(data) : 0);
   return 0;
 }

@@ -35,16 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* encode then decode gives back the input bytes */
   size_t cap = 3 * size + 1;
   char *enc = malloc(cap);
-  size_t elen = cm_url_encode((const char *)data, size, enc, cap);
-  assert(elen < cap && enc[elen] == '\0');
-  char *dec = malloc(size + 1); /* cm_url_decode (http.h) adds a NUL */
-  int dlen = cm_url_decode(enc, elen, dec, size + 1, false);
-  assert(dlen == (int)size && (size == 0 || memcmp(dec, data, size) == 0));
+  long elen = cm_url_encode((const char *)data, size, enc, cap);
+  assert(elen >= 0 && (size_t)elen < cap && enc[elen] == '\0');
+  assert(cm_url_encode((const char *)data, size, NULL, 0) == elen);
+  char *dec = malloc(size + 1); /* cm_url_decode adds a NUL */
+  long dlen = cm_url_decode(enc, (size_t)elen, dec, size + 1, false);
+  assert(dlen == (long)size && (size == 0 || memcmp(dec, data, size) == 0));
   /* and a truncated buffer is still NUL-terminated within its bounds */
   if (cap > 4) {
     size_t small = cap / 2;
     char *part = malloc(small);
-    (void)cm_url_encode((const char *)data, size, part, small);
+    long r = cm_url_encode((const char *)data, size, part, small);
+    assert(r == CM_ENOSPC || (r >= 0 && (size_t)r < small));
     assert(memchr(part, '\0', small) != NULL);
     free(part);
   }
@@ -65,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(fbuf, form, flen);
   char *val = malloc(flen == 0 ? 1 : flen);
   long vlen = cm_http_var(cm_str_n(fbuf, flen), name, val, flen);
-  assert(vlen == -1 || (vlen >= 0 && (size_t)vlen <= flen));
+  assert(vlen == CM_ENOENT || (vlen >= 0 && (size_t)vlen <= flen));
   free(fbuf);
   free(val);
   free(dec);

@@ -11,6 +11,12 @@
  * inside it reach the handler at the next flush of cm_mgr_poll()
  * (docs/c-core.md lists the events some calls do deliver at once).
  *
+ * Errors, in one paragraph (docs/c-core.md, "Error returns"): an action that
+ * can fail returns int, 0 or a negative CM_E* code; a length or count comes
+ * back as long, negative CM_E* on failure; a pointer is NULL on failure; a
+ * question (is/has/valid/match) returns bool and reports no error.
+ * cm_strerror() names every code.
+ *
  * Ownership, in one paragraph: the manager owns every connection and every
  * timer made by cm_timer_add(); a struct cm_conn pointer stays valid until
  * the CLOSE event for it has returned.  Pointers passed as ev_data are valid
@@ -20,6 +26,7 @@
 #ifndef CYMONGOOSE_H
 #define CYMONGOOSE_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,6 +69,39 @@ enum {
   CM_EV_USER = 22       /* first number free for applications */
 };
 
+/* ----------------------------------------------------------------- errors */
+/*
+ * Error codes.  Every public call that can fail returns 0 (or a length) on
+ * success and one of these, always negative, on failure.  Where an errno
+ * value fits, the code is that value negated (so -errno from a system call
+ * passes through unchanged); the library's own codes sit below
+ * CM_E_OWN_BASE, far from any errno value.  docs/c-errors.md lists which
+ * call returns which.
+ */
+#define CM_OK 0
+#define CM_EINVAL (-EINVAL)             /* bad argument, or not possible on this connection */
+#define CM_ENOMEM (-ENOMEM)             /* out of memory */
+#define CM_ENOSPC (-ENOSPC)             /* the caller's buffer is too small */
+#define CM_EAGAIN (-EAGAIN)             /* a queue is full now; retry later */
+#define CM_EALREADY (-EALREADY)         /* already done (or under way) */
+#define CM_ENOENT (-ENOENT)             /* the thing looked up is absent */
+#define CM_EINTR (-EINTR)               /* interrupted by a signal */
+#define CM_EIO (-EIO)                   /* a lower layer (OS, OpenSSL) failed */
+#define CM_ECONNRESET (-ECONNRESET)     /* the peer reset the connection */
+#define CM_ENOTCONN (-ENOTCONN)         /* not connected (yet) */
+#define CM_E_OWN_BASE (-100000)
+#define CM_ECLOSED (CM_E_OWN_BASE - 1)  /* the connection is closing or draining */
+#define CM_ETOOBIG (CM_E_OWN_BASE - 2)  /* a configured limit would be exceeded */
+#define CM_EPARSE (CM_E_OWN_BASE - 3)   /* malformed input (a protocol or format error) */
+#define CM_EPARTIAL (CM_E_OWN_BASE - 4) /* incomplete input: more bytes are needed */
+
+/*
+ * A readable English message for code: one of the library's own codes,
+ * -errno (strerror's text), 0 ("success"), or anything else ("unknown
+ * error").  Never NULL; the string is static; thread-safe.
+ */
+const char *cm_strerror(int code);
+
 /* ----------------------------------------------------------------- basics */
 /* A view of bytes owned by someone else; never freed through this struct. */
 struct cm_str {
@@ -92,10 +132,10 @@ struct cm_buf {
 static inline uint8_t *cm_buf_data(const struct cm_buf *b) {
   return b->ptr == NULL ? NULL : b->ptr + b->off;
 }
-/* Makes room for at least n more bytes after the data.  Returns 0, or -1 when
- * memory runs out (the buffer is unchanged). */
+/* Makes room for at least n more bytes after the data.  Returns 0, or
+ * CM_ENOMEM (the buffer is unchanged). */
 int cm_buf_reserve(struct cm_buf *b, size_t n);
-/* Appends n bytes copied from p.  Returns 0, or -1 when memory runs out. */
+/* Appends n bytes copied from p.  Returns 0, or CM_ENOMEM (nothing appended). */
 int cm_buf_append(struct cm_buf *b, const void *p, size_t n);
 /* Drops the first n bytes of data (all of it if n >= len). */
 void cm_buf_consume(struct cm_buf *b, size_t n);
@@ -162,8 +202,9 @@ struct cm_str cm_url_uri(const char *url);    /* from the first "/" after the ho
 uint16_t cm_url_port(const char *url);
 /* True for https, wss, mqtts, tls, ssl (case-insensitive). */
 bool cm_url_is_ssl(const char *url);
-/* Parses a numeric IPv4 or IPv6 host (no brackets) into a; "localhost" gives
- * 127.0.0.1.  Returns false for names that need DNS. */
+/* Whether host is a numeric IPv4 or IPv6 address (no brackets) or
+ * "localhost" (127.0.0.1); if so, *a gets it.  False for names that need
+ * DNS (a question, not an error). */
 bool cm_aton(struct cm_str host, struct cm_addr *a);
 
 /* ---------------------------------------------------------- connections */
@@ -244,8 +285,8 @@ const struct cm_addr *cm_conn_local_addr(struct cm_conn *c);
  * their own functions).  IPv6 literals go in brackets: "tcp://[::1]:0".
  * Port 0 picks a free port; read it back from c->loc.port.
  * fn/fn_data become the handler of the listener and of every accepted child.
- * Returns the listening connection (OPEN already delivered), or NULL with
- * errno set when the URL is invalid or the socket cannot be bound.
+ * Returns the listening connection (OPEN already delivered), or NULL when
+ * the URL is invalid or the socket cannot be bound (errno says why).
  */
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
 
@@ -264,25 +305,45 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
                              const struct cm_listen_opts *opts);
 
 /*
+ * Listens on fd, a socket someone else created, bound and (for TCP) put in
+ * the listening state: typically one inherited from a supervisor process
+ * that keeps it open across the lives of its workers, so that connections
+ * waiting in its accept queue survive a worker that exits (closing a
+ * listener of its own would reset them; docs/deploy.md).  fd is made
+ * non-blocking and close-on-exec; note that O_NONBLOCK belongs to the open
+ * file, so other holders of the same socket see it too.  Takes fd in every
+ * case: closed with the connection, or before this returns NULL (errno
+ * ENOTSOCK, or EINVAL for a TCP socket that is not listening).  fn/fn_data
+ * as for cm_listen(); OPEN is delivered before this returns.  Closing the
+ * returned connection closes only this descriptor: the socket keeps
+ * accepting for its other holders.
+ */
+struct cm_conn *cm_listen_fd(struct cm_mgr *mgr, int fd, cm_event_fn fn, void *fn_data);
+
+/*
  * Starts a non-blocking outbound connection to url ("tcp://host:port",
  * "udp://host:port", or any scheme with a known default port).  Returns at
  * once with the new connection (OPEN delivered); CONNECT or ERROR follows
- * from cm_mgr_poll().  Returns NULL with errno set only when the URL cannot be
- * parsed or memory runs out.
+ * from cm_mgr_poll().  Returns NULL (errno says why) only when the URL
+ * cannot be parsed or memory runs out.
  */
 struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data);
 
 /*
  * Queues len bytes from buf for sending (copied).  The manager writes them
- * during cm_mgr_poll().  Returns false, queueing nothing, when the
- * connection is closing, or the queue would exceed mgr->send_limit, or
- * memory runs out.  Producers that may queue a lot should pace themselves
+ * during cm_mgr_poll().  Returns 0, or, queueing nothing: CM_ECLOSED when
+ * the connection is closing or draining, CM_EINVAL on a listener,
+ * CM_ETOOBIG when the queue would exceed mgr->send_limit, CM_ENOMEM.  On
+ * UDP the datagram goes out at once: CM_ENOTCONN before the socket exists
+ * (a name still resolving), else -errno of send(2), CM_EIO when the
+ * datagram went out truncated.  Producers that may queue a lot should pace themselves
  * with cm_conn_send_full() and CM_EV_WRITE.
  */
-bool cm_send(struct cm_conn *c, const void *buf, size_t len);
-/* cm_send() of a printf-formatted string.  Returns the number of bytes queued, 0 on failure. */
-size_t cm_printf(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
+int cm_send(struct cm_conn *c, const void *buf, size_t len);
+/* cm_send() of a printf-formatted string.  Returns the number of bytes
+ * queued (>= 0), or cm_send()'s code (CM_EINVAL for a bad format). */
+long cm_printf(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
 
 /*
  * Queues bytes [offset, offset + len) of the open file fd to be sent after
@@ -293,12 +354,14 @@ size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap);
  * connections (and files sendfile refuses) read chunks of at most 64 KiB
  * into c->send as the socket takes them.  Ownership of fd passes to the
  * library in every case: it is closed once its bytes are sent, when c
- * closes, or before this returns false.  A file that turns out shorter than
- * offset + len closes c with an ERROR (the peer was promised len bytes).
- * Returns false when c is closing, draining, a listener or UDP, or memory
- * runs out.  len 0 queues nothing and returns true.
+ * closes, or before this returns an error.  A file that turns out shorter
+ * than offset + len closes c with an ERROR at a later flush (the peer was
+ * promised len bytes).  Returns 0; CM_ECLOSED when c is closing or
+ * draining; CM_EINVAL on a listener or UDP, or for fd < 0 (not closed
+ * then); CM_ENOMEM.  len 0 queues
+ * nothing and returns 0.
  */
-bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
+int cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len);
 
 /*
  * True while c->send_hwm is set and c's queued output (c->send and bytes
@@ -388,8 +451,8 @@ struct cm_timer {
  * the next poll with CM_TIMER_RUN_NOW), every period_ms with CM_TIMER_REPEAT.
  * On a timer already scheduled (or running its callback) it restarts it with
  * the new values; release is called once, when the manager finally lets go
- * of t (with the values current then).  Poll thread only.  Returns 0, or -1
- * when memory runs out (t is then not scheduled and release is not called).
+ * of t (with the values current then).  Poll thread only.  Returns 0, or
+ * CM_ENOMEM (t is then not scheduled and release is not called).
  */
 int cm_timer_start(struct cm_mgr *mgr, struct cm_timer *t, uint64_t period_ms, unsigned flags,
                    cm_timer_fn fn, void *arg, cm_timer_fn release);
@@ -479,7 +542,8 @@ struct cm_mgr {
 /* Default mgr->buf_pool_max: emptied 16 KiB buffers kept for reuse (1 MiB). */
 #define CM_BUF_POOL_MAX 64
 
-/* Initialises mgr (caller's storage).  Returns 0, or -1 with errno set. */
+/* Initialises mgr (caller's storage).  Returns 0, or -errno of the failed
+ * system call (epoll_create1), or CM_ENOMEM. */
 int cm_mgr_init(struct cm_mgr *mgr);
 /* Closes every connection (each gets CLOSE), drops every timer (calling
  * release), and frees all the manager's memory.  mgr may be re-initialised. */
@@ -491,8 +555,9 @@ void cm_mgr_free(struct cm_mgr *mgr);
  * when it is due (see poll_interval_ms), and closes what was marked.  A
  * turn costs O(ready connections + due timers), plus O(connections) on the
  * turns that deliver POLL.
- * Returns 0, or -1 with errno EINTR when a signal interrupted the wait, or
- * -1 with epoll_wait's errno when the wait itself failed (logged once).
+ * Returns 0; CM_EINTR when a signal interrupted the wait; -errno of
+ * epoll_wait when the wait itself failed (logged once).  -EBUSY when called
+ * from inside a poll of the same manager.  errno is set to match.
  */
 int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 
@@ -501,7 +566,8 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
 #define CM_WAKEUP_MAX_BYTES (64u << 20)
 #define CM_WAKEUP_MAX_MSGS 100000u
 /* Enables cm_wakeup() on mgr by creating an internal eventfd connection.
- * Poll thread only.  Returns 0, or -1 with errno set.  Idempotent. */
+ * Poll thread only.  Returns 0, or -errno (eventfd), or CM_ENOMEM.
+ * Idempotent. */
 int cm_wakeup_init(struct cm_mgr *mgr);
 /* True once cm_wakeup_init() succeeded on mgr (until cm_mgr_free()).  Read
  * it on the poll thread, or where the caller otherwise orders it after
@@ -510,23 +576,23 @@ static inline bool cm_wakeup_enabled(const struct cm_mgr *mgr) { return mgr->wak
 /*
  * Thread-safe: queues a copy of len bytes at buf for connection conn_id; the
  * poll thread delivers CM_EV_WAKEUP with a struct cm_str of them, in the
- * order sent.  Returns false, queueing nothing, when wakeup was not
- * enabled, memory runs out, or the queue is full: it already holds
+ * order sent.  Returns 0, or, queueing nothing: CM_EINVAL when wakeup was
+ * not enabled, CM_ENOMEM, or CM_EAGAIN when the queue is full: it already holds
  * mgr->wakeup_max_msgs messages or would exceed mgr->wakeup_max_bytes (the
  * poll thread is not keeping up; the caller decides whether to drop, retry
  * later or slow down).  The poll thread takes the whole queue at once, so
  * up to twice the bound may be in memory while a batch is delivered.
  * Payloads for a connection that no longer exists are dropped.
  */
-bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
+int cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len);
 /*
  * Thread-safe: makes a cm_mgr_poll() blocked in its wait return at once,
  * delivering nothing, so that it takes into account what another thread
  * changed under the application's own lock (e.g. a timer started while the
- * loop slept, which the loop's wait does not know about).  Returns false when
- * wakeup was not enabled (cm_wakeup_init()).
+ * loop slept, which the loop's wait does not know about).  Returns 0, or
+ * CM_EINVAL when wakeup was not enabled (cm_wakeup_init()).
  */
-bool cm_mgr_wake(struct cm_mgr *mgr);
+int cm_mgr_wake(struct cm_mgr *mgr);
 
 #pragma GCC visibility pop
 

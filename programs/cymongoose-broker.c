@@ -141,7 +141,7 @@ static void housekeeping(void *arg) {
   bool due = a->conf.compact_interval_s > 0 &&
              now - a->last_compact_ms >= (uint64_t)a->conf.compact_interval_s * 1000u;
   if ((due && records > 0) || records > 1000000) {
-    if (cm_persist_compact(a->persist))
+    if (cm_persist_compact(a->persist) == 0)
       CM_DEBUG("persistence: compacted after %llu records", (unsigned long long)records);
     a->last_compact_ms = now;
   }
@@ -224,14 +224,14 @@ int main(int argc, char **argv) {
     else if (opt != 'l') usage(2);
   }
   if (optind != argc) usage(2);
-  if (config != NULL ? !cm_conf_load(&a->conf, config, err, sizeof(err))
-                     : !cm_conf_parse(&a->conf, cm_str_c(""), "-", err, sizeof(err))) {
+  if (config != NULL ? cm_conf_load(&a->conf, config, err, sizeof(err)) != 0
+                     : cm_conf_parse(&a->conf, cm_str_c(""), "-", err, sizeof(err)) != 0) {
     fprintf(stderr, "cymongoose-broker: %s\n", err);
     return 1;
   }
   optind = 1;
   while ((opt = getopt_long(argc, argv, "l:c:vh", longopts, NULL)) != -1)
-    if (opt == 'l' && !cm_conf_add_listener(&a->conf, optarg)) return 1;
+    if (opt == 'l' && cm_conf_add_listener(&a->conf, optarg) != 0) return 1;
   if (a->conf.nlisteners == 0) cm_conf_add_listener(&a->conf, "mqtt://127.0.0.1:1883");
   int level = a->conf.log_level >= 0 ? a->conf.log_level : CM_LL_INFO;
   if (verbose > 0) level = verbose == 1 ? CM_LL_DEBUG : CM_LL_VERBOSE;

@@ -54,7 +54,7 @@ static void take_body(struct cm_conn *c, struct upload *up) {
   free(up);
   c->fn_data = NULL;
   /* Back to HTTP for the next request on this connection. */
-  if (!cm_http_serve(c, &opts)) cm_close(c);
+  if (cm_http_serve(c, &opts) != 0) cm_close(c);
 }
 
 /* The head of an upload arrived: leave the HTTP layer and stream the body. */

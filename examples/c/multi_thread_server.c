@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     /* Each listener is created in the main thread before its loop starts,
      * so a failure to bind is reported before anything runs. */
     struct cm_conn *l = cm_listen_ex(&w->mgr, url, handler, w, &lo);
-    if (l == NULL || !cm_http_serve(l, NULL)) {
+    if (l == NULL || cm_http_serve(l, NULL) != 0) {
       perror(url);
       return 1;
     }

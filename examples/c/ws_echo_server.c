@@ -18,7 +18,7 @@ static void on_signal(int sig) {
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_HTTP_MSG) {
     struct cm_http_msg *hm = ev_data;
-    if (!hm->upgrade || !cm_ws_upgrade_opts(c, hm, NULL, &ws_opts)) {
+    if (!hm->upgrade || cm_ws_upgrade_opts(c, hm, NULL, &ws_opts) != 0) {
       if (!hm->upgrade) cm_http_reply(c, 200, NULL, "WebSocket echo server\n", 22);
     }
   } else if (ev == CM_EV_WS_MSG) {

@@ -30,7 +30,8 @@ struct cm_mgr;
  * "ip:port" or "ip" (port 53), IPv6 in brackets: "udp://[::1]:5353".
  * The string is copied.  NULL or "" goes back to the default (CM_DNS_SERVER,
  * then /etc/resolv.conf) for a resolver that is not created yet.
- * Returns 0, or -1 with errno EINVAL for a malformed list (nothing changes).
+ * Returns 0, or CM_EINVAL for a malformed list (nothing changes), or
+ * CM_ENOMEM.
  */
 int cm_mgr_set_dns(struct cm_mgr *mgr, const char *servers);
 
@@ -50,9 +51,10 @@ void cm_mgr_set_dns_timeout(struct cm_mgr *mgr, unsigned timeout_ms);
  * CM_EV_ERROR with a message naming the host and the reason, and closes.
  * Events are always delivered from cm_mgr_poll(), never inside this call.
  * A lookup already in progress on c is cancelled first.
- * Returns false (nothing scheduled) when url has no host or memory runs out.
+ * Returns 0, or, with nothing scheduled: CM_EINVAL when url has no host,
+ * CM_ECLOSED when c is closing, CM_ENOMEM.
  */
-bool cm_resolve(struct cm_conn *c, const char *url);
+int cm_resolve(struct cm_conn *c, const char *url);
 
 /*
  * Forgets c's lookup in progress, if any: no RESOLVE or ERROR comes from it

@@ -362,17 +362,36 @@ struct cm_http_serve_opts {
  * stops, and the new protocol must first call cm_http_detach(c).  While a
  * body queued with cm_send_file() (cm_http_serve_dir/file) is streaming,
  * the next request is neither parsed nor read.
+ * Returns 0, or CM_ENOMEM.
  */
-bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts);
+int cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts);
 
 /* cm_listen() followed by cm_http_serve(listener, opts).  Returns the
- * listener, or NULL with errno set. */
+ * listener, or NULL (errno says why). */
 struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
                                const struct cm_http_serve_opts *opts);
 
 /* Frees the HTTP server state of c and clears c->pfn / c->pfn_data; for a
  * protocol taking the connection over.  Harmless on other connections. */
 void cm_http_detach(struct cm_conn *c);
+
+/*
+ * Ends keep-alive on c, an HTTP server connection, for a graceful stop or
+ * reload (close the listener first, then call this on each connection):
+ * what the client already sent is still answered, and no request is
+ * refused.  A reply under way, or the reply to the last request already
+ * received (pipelined ones included), carries "Connection: close", and the
+ * connection closes once it is sent; the client knows not to reuse it.  A
+ * connection with nothing under way closes once it has been idle for
+ * idle_ms (0: at the next poll; a request that arrives meanwhile is
+ * answered with "Connection: close"): closing an idle keep-alive connection
+ * races with a request the client may be sending at that moment, so give
+ * clients time.  A chunked reply already started ends normally, then the
+ * idle rule applies.  Events come from cm_mgr_poll(), never from this call.
+ * Returns 0, or CM_EINVAL, doing nothing, when c is not an HTTP server
+ * connection (a listener, a client, a WebSocket).
+ */
+int cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms);
 
 /* True when name is a token and value holds no control characters (no CR,
  * LF, NUL...): what a response header needs to be safe to send. */
@@ -387,18 +406,18 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value);
  * started instead (body, if any, goes out as the first chunk; continue with
  * cm_http_chunk()).  On a connection that must close after this response,
  * "Connection: close" is added and the connection drains.
- * Returns false, queueing nothing, when:
- * - the arguments are refused (cm_http_reply_check() says why; errno
- *   EINVAL): the request still awaits a reply, which the caller must send;
- * - the connection is closing or draining (errno EPIPE): CLOSE follows;
- * - the send buffer refuses the data (mgr->send_limit, errno ENOBUFS) or
- *   memory runs out (ENOMEM): the request could never be answered, so the
- *   connection gets an ERROR (at the next flush, not inside this call) and
- *   closes.  Either way no request is left waiting forever.
+ * Returns 0, or, queueing nothing:
+ * - CM_EINVAL: the arguments are refused (cm_http_reply_check() says why):
+ *   the request still awaits a reply, which the caller must send;
+ * - CM_ECLOSED: the connection is closing or draining: CLOSE follows;
+ * - CM_ETOOBIG (mgr->send_limit) or CM_ENOMEM: the request could never be
+ *   answered, so the connection is no longer usable: it gets an ERROR (at
+ *   the next flush, never inside this call) and closes.  Either way no
+ *   request is left waiting forever.
  * A reply sent after HTTP_MSG returned (from a timer, a wakeup) follows the
  * HEAD/close rules of the latest request read on c.
  */
-bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
+int cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len);
 
 /*
  * Queues a response whose body is bytes [offset, offset + len) of the open
@@ -406,10 +425,11 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
  * status line, headers as for cm_http_reply() (they must not hold
  * Content-Length or Transfer-Encoding), Content-Length: len.  Takes fd in
  * every case (closed once sent, or at once when no body goes out: HEAD,
- * 204, 304, or failure).  Returns false when nothing could be queued.
+ * 204, 304, or failure).  Returns 0, or cm_http_reply()'s codes; a body
+ * that cannot follow its queued head (cm_send_file()'s code) closes c.
  */
-bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
-                        uint64_t len);
+int cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                       uint64_t len);
 
 /* Why cm_http_reply() would refuse these arguments ("status must be in
  * 100..999", "malformed header block", "Content-Length ... disagrees with
@@ -450,19 +470,19 @@ bool cm_http_hdrs_takeover_info(const struct cm_conn *c, struct cm_http_serve_op
                                 size_t *recv_limit);
 
 /* Queues one chunk of a chunked response (copied); len 0 ends the response
- * (and closes the connection if the request asked for it).  Returns false
- * when the send buffer refuses the data; as for cm_http_reply(), a live
- * connection then gets an ERROR and closes (a truncated chunked body must
- * not look complete, nor leave the client waiting). */
-bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
+ * (and closes the connection if the request asked for it).  Returns 0, or
+ * cm_http_reply()'s codes: on CM_ETOOBIG or CM_ENOMEM a live connection
+ * gets an ERROR (deferred) and closes (a truncated chunked body must not
+ * look complete, nor leave the client waiting). */
+int cm_http_chunk(struct cm_conn *c, const void *data, size_t len);
 
 /* Queues a Server-Sent Events record as one chunk: "event: <event>\n" (when
  * event is non-empty), one "data: " line per line of data, then a blank
  * line.  Lines of data end at CRLF, LF or a bare CR, as an EventSource
  * reads them, so data can never inject a field of its own ("id:",
- * "retry:", "event:").  Returns false, queueing nothing, when event
- * contains CR or LF, or when the send buffer refuses the data. */
-bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
+ * "retry:", "event:").  Returns 0; CM_EINVAL, queueing nothing, when
+ * event contains CR or LF; cm_http_chunk()'s codes otherwise. */
+int cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data);
 
 
 /* --------------------------------------------------------- static files */
@@ -570,9 +590,9 @@ int cm_http_serve_file(struct cm_conn *c, struct cm_http_msg *hm, const char *pa
  * other than 101 are skipped.  A body delimited by the connection's close
  * is delivered when the peer closes, just before CLOSE.  A malformed
  * response raises CM_EV_ERROR and closes.  lim NULL means defaults.
- * Returns false when memory runs out.
+ * Returns 0, or CM_ENOMEM.
  */
-bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
+int cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
 
 /* Defaults of cm_http_client_set_timeouts(). */
 #define CM_HTTP_CONNECT_TIMEOUT_MS 30000
@@ -585,14 +605,14 @@ bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim);
  * long the connection may stay silent (no byte either way) while a response
  * is awaited (a request in flight or a response partly received).  On
  * expiry c gets ERROR "connect timed out" or "response timed out" and
- * closes.  Both live in the manager's timer heap.  Returns false when c is
- * not an HTTP client connection.
+ * closes.  Both live in the manager's timer heap.  Returns 0, or CM_EINVAL
+ * when c is not an HTTP client connection.
  */
-bool cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms);
+int cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms);
 
 /* cm_connect() followed by cm_http_client().  The URL's host and port are
- * kept for the Host header of cm_http_request().  NULL with errno set on
- * failure. */
+ * kept for the Host header of cm_http_request().  NULL on failure (errno
+ * says why). */
 struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
                                 const struct cm_http_limits *lim);
 
@@ -602,11 +622,11 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
  * (NULL for none), Content-Length when there is a body or the method is
  * POST/PUT/PATCH (unless headers say chunked), then len bytes of body.
  * HEAD requests are remembered so their responses are read without a body.
- * Returns false, queueing nothing, for an invalid method, uri or header
- * block, or when the send buffer refuses the data.
+ * Returns 0, or, queueing nothing: CM_EINVAL for an invalid method, uri
+ * or header block; cm_send()'s codes when the send buffer refuses the data.
  */
-bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
-                     const void *body, size_t len);
+int cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
+                    const void *body, size_t len);
 
 /*
  * For requests written raw (cm_send, the Python send()): records each
@@ -616,7 +636,7 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
  * piece are found by parsing their heads and skipping Content-Length bodies
  * (also across later pieces); tracking of a piece stops at a chunked body or
  * a head that is not complete in it.  Returns true when a request line was
- * recognised.  Harmless on connections that are not HTTP clients.
+ * recognised (an answer, not an error).  Harmless on connections that are not HTTP clients.
  */
 bool cm_http_client_track(struct cm_conn *c, const void *data, size_t len);
 

@@ -230,8 +230,9 @@ size_t cm_mqtt_props_size(const struct cm_mqtt_prop *props, size_t n);
 /*
  * Appends the property block of n properties to out: the length varint,
  * then each property encoded as its id's type requires (the iv of a SHORT
- * is cut to 16 bits, of a BYTE to 8).  Returns 0, -1 for an unknown id or
- * when memory runs out.
+ * is cut to 16 bits, of a BYTE to 8).  Returns 0; CM_EINVAL for an unknown
+ * id or an oversized value; CM_ETOOBIG when the block would pass
+ * CM_MQTT_MAX_REMAINING; CM_ENOMEM.
  */
 int cm_mqtt_props_encode(struct cm_buf *out, const struct cm_mqtt_prop *props, size_t n);
 
@@ -353,14 +354,14 @@ bool cm_mqtt_list_next(const struct cm_mqtt_packet *m, size_t *pos, struct cm_st
  * reason code other than 0 are written without it.  Every view is read
  * during the call only.  Returns 0, or -CM_MQTT_RC_PACKET_TOO_LARGE when
  * the remaining length would pass CM_MQTT_MAX_REMAINING, -CM_MQTT_RC_MALFORMED
- * for a string longer than 65535 bytes or an unknown cmd, -1 when memory
- * runs out.  On failure out is unchanged.
+ * for a string longer than 65535 bytes or an unknown cmd, CM_ENOMEM when
+ * memory runs out.  On failure out is unchanged.
  */
 int cm_mqtt_encode(struct cm_buf *out, const struct cm_mqtt_packet *m);
 
 /* Appends one list entry in wire form for SUBSCRIBE (filter and options
  * byte), UNSUBSCRIBE (filter; code ignored) or SUBACK/UNSUBACK (code only;
- * filter ignored) to list.  Returns 0, or -1 when memory runs out or the
+ * filter ignored) to list.  Returns 0, CM_ENOMEM, or CM_ETOOBIG when the
  * filter is over 65535 bytes. */
 int cm_mqtt_list_append(struct cm_buf *list, int cmd, struct cm_str filter, uint8_t code);
 
@@ -554,9 +555,10 @@ struct cm_conn *cm_mqtt_listen_opts(struct cm_mgr *mgr, const char *url,
  * Makes c (a connection accepted by any listener, e.g. a WebSocket
  * connection after cm_ws_upgrade() with "Sec-WebSocket-Protocol: mqtt")
  * a low-level MQTT server connection as cm_mqtt_listen() children are.
- * Returns false when memory runs out or c already speaks MQTT.
+ * Returns 0; CM_EALREADY when c already speaks MQTT; CM_EINVAL on a
+ * listener; CM_ENOMEM.
  */
-bool cm_mqtt_serve(struct cm_conn *c, const struct cm_mqtt_limits *lim);
+int cm_mqtt_serve(struct cm_conn *c, const struct cm_mqtt_limits *lim);
 
 /* True when c is an MQTT connection (client or server side). */
 bool cm_mqtt_is(const struct cm_conn *c);
@@ -596,11 +598,12 @@ struct cm_mqtt_pub_opts {
  * resend after reconnect): it goes out with the seconds left, and once
  * they run out it is dropped unsent (logged at INFO, counted in
  * cm_mqtt_session_expired()); QoS 0 leaves at once and carries it as is.
- * Returns the packet id (0 for QoS 0), or -1: not
- * an MQTT connection, closing, invalid topic (empty or with a wildcard) or
- * QoS, queue full (max_queued), larger than the peer's Maximum Packet
- * Size, a QoS above its Maximum QoS or retain when it has none (5.0
- * CONNACK), or out of memory.
+ * Returns the packet id (0 for QoS 0), or a
+ * negative code: CM_EINVAL (not an MQTT connection; invalid topic, empty or
+ * with a wildcard, QoS or properties; a QoS above the peer's Maximum QoS or
+ * retain when it has none, 5.0 CONNACK), CM_ECLOSED (closing, or after
+ * DISCONNECT), CM_EAGAIN (queue full: max_queued), CM_ETOOBIG (larger than
+ * the peer's Maximum Packet Size, or mgr->send_limit), CM_ENOMEM.
  */
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *opts);
 /* cm_mqtt_publish() without properties. */
@@ -621,34 +624,36 @@ struct cm_mqtt_sub_opts {
  * 268435455, 0: none) becomes the Subscription Identifier, and props adds
  * user properties.  The SUBACK arrives as CM_EV_MQTT_CMD with the same id
  * and one code per subscription in data (granted QoS, or >= 0x80 refused).
- * Returns the packet id, or -1 (not MQTT, invalid filter or QoS, no
- * memory).  Views read during the call only.
+ * Returns the packet id, or a negative code as cm_mqtt_publish() (CM_EINVAL
+ * for an invalid filter or QoS).  Views read during the call only.
  */
 int cm_mqtt_subscribe(struct cm_conn *c, const struct cm_mqtt_sub_opts *subs, size_t n,
                       uint32_t sub_id, const struct cm_mqtt_prop *props, size_t num_props);
-/* SUBSCRIBE to one filter with QoS qos; returns the packet id or -1. */
+/* SUBSCRIBE to one filter with QoS qos; returns the packet id or a
+ * negative code. */
 int cm_mqtt_sub(struct cm_conn *c, struct cm_str topic, int qos);
 /* UNSUBSCRIBE from n filters (props: v5 user properties).  UNSUBACK comes
- * as CM_EV_MQTT_CMD.  Returns the packet id or -1. */
+ * as CM_EV_MQTT_CMD.  Returns the packet id or a negative code. */
 int cm_mqtt_unsubscribe(struct cm_conn *c, const struct cm_str *topics, size_t n,
                         const struct cm_mqtt_prop *props, size_t num_props);
 int cm_mqtt_unsub(struct cm_conn *c, struct cm_str topic);
 
-/* Sends PINGREQ / PINGRESP.  False when c is not an MQTT connection or
- * cannot send. */
-bool cm_mqtt_ping(struct cm_conn *c);
-bool cm_mqtt_pong(struct cm_conn *c);
+/* Sends PINGREQ / PINGRESP.  Returns 0; CM_EINVAL when c is not an MQTT
+ * connection; CM_ECLOSED when it is closing; CM_ETOOBIG or CM_ENOMEM when
+ * the packet cannot be queued.  The same codes for the senders below. */
+int cm_mqtt_ping(struct cm_conn *c);
+int cm_mqtt_pong(struct cm_conn *c);
 
 /*
  * Sends DISCONNECT (v5: with reason code and properties, e.g. Session
  * Expiry Interval or a reason string) and closes the connection once it is
  * written; the broker then discards the will.  cm_close() instead drops the
  * connection without DISCONNECT, so the broker publishes the will.
- * Returns false when c is not an MQTT connection.
+ * Returns 0, or a code as cm_mqtt_ping() (CM_EINVAL also for bad props).
  */
-bool cm_mqtt_disconnect(struct cm_conn *c);
-bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
-                               size_t num_props);
+int cm_mqtt_disconnect(struct cm_conn *c);
+int cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
+                              size_t num_props);
 
 /*
  * v5 enhanced authentication (section 4.12): sends AUTH with reason
@@ -662,8 +667,9 @@ bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct c
  * re-authentication; anything else is a protocol error (DISCONNECT 0x82,
  * ERROR).  A failed authentication ends with a CONNACK or DISCONNECT
  * reason code, an ERROR.  Views are read during the call only.
- * Returns 0, or -1: not a v5 MQTT connection, closing, no method, a
- * reason not allowed here, out of memory.
+ * Returns 0, or a negative code: CM_EINVAL (not an MQTT 5.0 connection,
+ * no method, a reason not allowed here, bad props), CM_ECLOSED (closing),
+ * or a send error as cm_mqtt_ping() (CM_ENOMEM...).
  */
 int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct cm_str data,
                  const struct cm_mqtt_prop *props, size_t num_props);
@@ -672,23 +678,24 @@ int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct
  * properties).  What the v5 properties announce is enforced on the
  * connection: Topic Alias Maximum (aliases the client may use), Maximum
  * Packet Size and Receive Maximum (lower the limits), Server Keep Alive.
- * A refusal (code != 0) closes the connection once written. */
-bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
-                          const struct cm_mqtt_prop *props, size_t num_props);
+ * A refusal (code != 0) closes the connection once written.  Returns 0
+ * or a code as cm_mqtt_ping(). */
+int cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
+                         const struct cm_mqtt_prop *props, size_t num_props);
 /* Server side: SUBACK for packet id with n codes (granted QoS or v5 reason
  * codes >= 0x80; on 3.1.1 any refusal is written as 0x80). */
-bool cm_mqtt_send_suback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
-                         const struct cm_mqtt_prop *props, size_t num_props);
+int cm_mqtt_send_suback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
+                        const struct cm_mqtt_prop *props, size_t num_props);
 /* Server side: UNSUBACK for packet id (v5: n reason codes; 3.1.1 ignores them). */
-bool cm_mqtt_send_unsuback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
-                           const struct cm_mqtt_prop *props, size_t num_props);
+int cm_mqtt_send_unsuback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
+                          const struct cm_mqtt_prop *props, size_t num_props);
 /* PUBACK, PUBREC, PUBREL or PUBCOMP (cmd) for packet id with reason (v5).
  * The library sends these itself in the QoS flows; this is for
  * applications that want to answer on their own. */
-bool cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason);
+int cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason);
 /* Sends any packet (cm_mqtt_encode of m, with the connection's version
  * when m->version is 0).  No state is kept for it. */
-bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *m);
+int cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *m);
 
 #pragma GCC visibility pop
 

@@ -304,9 +304,9 @@ struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
  * m->retain (an empty payload clears), delivered to every matching
  * subscriber at min(m->qos, its subscription QoS).  origin is passed to
  * on_message unchanged (a bridge's tag).  No ACL check.  Returns the
- * number of subscribers it was delivered or queued to, or -1 for an
+ * number of subscribers it was delivered or queued to, or CM_EINVAL for an
  * invalid topic (wildcards, empty, invalid UTF-8), QoS above 2 or invalid
- * props, or when memory runs out.
+ * props.
  */
 int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
                            const void *origin);
@@ -315,23 +315,24 @@ int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker
 /*
  * For store.load (also usable after start, e.g. to seed retained
  * messages): recreate state without reporting it back to the store.
- * Return false for invalid input or no memory.
+ * Each returns 0, or CM_EINVAL for invalid input (also when memory runs
+ * out: the store's loader treats both alike).
  */
 /* A retained message (m->retain is implied; empty payload: ignored). */
-bool cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m);
+int cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m);
 /* An offline persistent session; expiry_s counts from now (0xFFFFFFFF: never). */
-bool cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
+int cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
                                     uint32_t expiry_s);
 /* A subscription of a restored session (options: SUBSCRIBE options byte). */
-bool cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
+int cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
                                 struct cm_str filter, uint8_t options, uint32_t sub_id);
 /* A message held for a restored session under packet id in state
  * CM_MQTT_HELD_*; resent (with DUP when it had been sent) when the client
  * reconnects.  Call in the order they were held. */
-bool cm_mqtt_broker_restore_msg(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id,
+int cm_mqtt_broker_restore_msg(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id,
                                 int state, const struct cm_mqtt_broker_msg *m);
 /* A QoS 2 packet id the client sent and has not released. */
-bool cm_mqtt_broker_restore_incoming(struct cm_mqtt_broker *b, struct cm_str client_id,
+int cm_mqtt_broker_restore_incoming(struct cm_mqtt_broker *b, struct cm_str client_id,
                                      uint16_t id);
 
 /* ------------------------------------------------------------------ stats */
@@ -361,9 +362,9 @@ void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_
 
 /* Disconnects the client with this id (v5: DISCONNECT reason, e.g.
  * CM_MQTT_RC_ADMINISTRATIVE_ACTION) and, when drop_session, forgets its
- * session.  Returns false when no such client/session exists. */
-bool cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
-                         bool drop_session);
+ * session.  Returns 0, or CM_ENOENT when no such client/session exists. */
+int cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
+                        bool drop_session);
 
 #pragma GCC visibility pop
 

@@ -67,8 +67,8 @@ bool cm_passwd_check(const struct cm_passwd *p, struct cm_str user, struct cm_st
  * Writes the line for user with password hashed under a fresh random salt
  * and iterations rounds (0: default) into out (out_len bytes, at least
  * CM_PASSWD_LINE_MAX(user.len)), NUL-terminated, without a newline.  Returns
- * its length, or -1 (invalid user name, iterations out of range, OpenSSL
- * failure, no room).
+ * its length, or CM_EINVAL (invalid user name, iterations out of range),
+ * CM_EIO (OpenSSL failure), CM_ENOSPC (no room).
  */
 int cm_passwd_line(struct cm_str user, struct cm_str password, uint32_t iterations, char *out,
                    size_t out_len);
@@ -152,12 +152,13 @@ struct cm_conf {
 };
 
 /* Parses the configuration text into *conf (zeroed first; free with
- * cm_conf_free even on failure).  false with err "name:line: reason". */
-bool cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, char *err,
-                   size_t err_len);
-bool cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len);
-/* Adds a listener URL (from the command line).  false when out of memory. */
-bool cm_conf_add_listener(struct cm_conf *conf, const char *url);
+ * cm_conf_free even on failure).  Returns 0, or CM_EINVAL with err
+ * "name:line: reason" (cm_conf_load: also when the file cannot be read). */
+int cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, char *err,
+                  size_t err_len);
+int cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len);
+/* Adds a listener URL (from the command line).  Returns 0, or CM_ENOMEM. */
+int cm_conf_add_listener(struct cm_conf *conf, const char *url);
 void cm_conf_free(struct cm_conf *conf);
 
 /* -------------------------------------------------------- persistence codec */
@@ -203,12 +204,12 @@ struct cm_persist_rec {
   uint32_t m_expiry_s;
 };
 
-/* Appends the encoding of r to out.  -1 when out of memory or r is invalid
- * (unknown type, a field over CM_PERSIST_MAX_RECORD). */
+/* Appends the encoding of r to out.  Returns 0; CM_EINVAL for an unknown
+ * type; CM_ETOOBIG for a record over CM_PERSIST_MAX_RECORD; CM_ENOMEM. */
 int cm_persist_encode(struct cm_buf *out, const struct cm_persist_rec *r);
 /*
  * Decodes one record from buf.  Returns its size (> 0) with *r filled (views
- * into buf), 0 when buf holds only part of a record, -1 when it is corrupt
+ * into buf), 0 when buf holds only part of a record, CM_EPARSE when it is corrupt
  * (crc mismatch, length over the maximum, unknown type, fields not matching
  * the length); *why then says what.
  */
@@ -240,22 +241,22 @@ struct cm_persist *cm_persist_open(const char *path, int fsync_policy, uint32_t 
                                    char *err, size_t err_len);
 /* Fills *store with hooks writing to p (store->load replays the file). */
 void cm_persist_hooks(struct cm_persist *p, struct cm_mqtt_broker_store *store);
-/* Replays the state into b with the cm_mqtt_broker_restore_*() functions. */
-bool cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b);
-/* Writes (and fsyncs under CM_FSYNC_ALWAYS/INTERVAL) what is pending. */
-bool cm_persist_flush(struct cm_persist *p, bool sync);
+/* Replays the state into b with the cm_mqtt_broker_restore_*() functions.
+ * Returns 0, or CM_EIO. */
+int cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b);
+/* Writes (and fsyncs under CM_FSYNC_ALWAYS/INTERVAL) what is pending.
+ * Returns 0, or CM_EIO when a write or fsync failed. */
+int cm_persist_flush(struct cm_persist *p, bool sync);
 /* Call every few ms: fsyncs under CM_FSYNC_INTERVAL when due (and under
  * CM_FSYNC_ALWAYS what no commit covered yet). */
 void cm_persist_tick(struct cm_persist *p, uint64_t now_ms);
-bool cm_persist_compact(struct cm_persist *p);
+/* Returns 0, or CM_EIO (the old file is then kept). */
+int cm_persist_compact(struct cm_persist *p);
 /* Records appended since the last compaction (to decide when to compact). */
 uint64_t cm_persist_records_since_compact(const struct cm_persist *p);
 /* Flushes, fsyncs and closes. */
 void cm_persist_close(struct cm_persist *p);
-/* Applies a record to the in-memory state (used at load and by the hooks;
- * exposed for tests).  false when out of memory. */
-bool cm_persist_apply(struct cm_persist *p, const struct cm_persist_rec *r);
-/* Live state counts, for tests. */
+/* Live state counts (statistics; the broker program logs them). */
 size_t cm_persist_count_retained(const struct cm_persist *p);
 size_t cm_persist_count_sessions(const struct cm_persist *p);
 size_t cm_persist_count_held(const struct cm_persist *p, struct cm_str client);

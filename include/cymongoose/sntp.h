@@ -39,11 +39,11 @@ struct cm_conn *cm_sntp_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
 /*
  * Sends a new request on a connection made by cm_sntp_connect(); a request
  * still unanswered is forgotten (its late reply is ignored).  Before the
- * connection is established the request is sent when it is.  Returns false
- * when c is not an SNTP connection, is closing, or the datagram could not be
- * sent.
+ * connection is established the request is sent when it is.  Returns 0;
+ * CM_EINVAL when c is not an SNTP connection; CM_ECLOSED when it is
+ * closing; cm_send()'s code when the datagram could not be sent.
  */
-bool cm_sntp_request(struct cm_conn *c);
+int cm_sntp_request(struct cm_conn *c);
 
 /* -------------------------------------------------------------- codec */
 
@@ -77,9 +77,10 @@ struct cm_sntp_reply {
  * transmit_ts as the transmit timestamp.  The caller passes a random
  * 64-bit value there (RFC 9109: a random transmit timestamp tells nothing
  * about the local clock and makes replies hard to forge) and keeps it to
- * check the reply.  Returns CM_SNTP_PACKET_LEN, or 0 when len is too small.
+ * check the reply.  Returns CM_SNTP_PACKET_LEN, or CM_ENOSPC when len is
+ * too small (or out is NULL).
  */
-size_t cm_sntp_build_request(uint8_t *out, size_t len, uint64_t transmit_ts);
+long cm_sntp_build_request(uint8_t *out, size_t len, uint64_t transmit_ts);
 
 /*
  * Validates the reply in buf[0..len) to the request whose transmit

@@ -67,11 +67,11 @@ struct cm_tls_opts {
  * The SSL_CTX built from the options is cached on the manager, so repeating
  * the same options on every accepted connection costs no PEM parsing.
  * Returns 0.  On bad options (unparsable PEM, key not matching the
- * certificate, ...) returns -1 with errno EINVAL; CM_EV_ERROR with the
- * reason follows at the next flush of the loop (never from inside this
- * call), then c closes.  Returns -1 with errno EALREADY without
- * touching c when the handshake is already under way or done, and with
- * errno EINVAL on listeners and UDP connections.
+ * certificate, ...) returns CM_EINVAL, and c is no longer usable: it
+ * closes with CM_EV_ERROR naming the reason at the next flush of the loop
+ * (never from inside this call).  Without touching c: CM_EALREADY when the
+ * handshake is already under way or done, CM_EINVAL on listeners and UDP
+ * connections, CM_ECLOSED when c is closing.
  */
 int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts);
 
@@ -88,8 +88,9 @@ void cm_tls_free(struct cm_conn *c);
  * on starts TLS with them before its OPEN event (c->is_tls is already true
  * then), with no handler involved.  A handler may still call cm_tls_init()
  * on ACCEPT to use other options.  The options are validated (and the
- * context built) now: returns 0, or -1 with errno EINVAL when they are bad
- * or l is not a TCP listener; then the reason is written to err (err_len
+ * context built) now: returns 0, or CM_EINVAL when they are bad or l is
+ * not a TCP listener (CM_ENOMEM when memory ran out); then the reason is
+ * written to err (err_len
  * bytes, NUL-terminated; err may be NULL).  Bad options (an unreadable or
  * mismatched certificate or key, a bad CA) leave l listening but refusing
  * TLS: every connection it accepts then gets CM_EV_ERROR with that reason
@@ -104,7 +105,7 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
  * it was verified (a server with ca set in its options, or a client):
  * writes its subject in RFC 2253 form ("CN=alice,O=Example") to subject
  * and its commonName (UTF-8) to cn, each NUL-terminated (a size 0 skips
- * it), and returns true.  Neither is ever cut short: a subject that does
+ * it), and returns true (a question: "has c a verified peer?").  Neither is ever cut short: a subject that does
  * not fit comes out empty, and so does a commonName that does not fit,
  * holds a NUL byte or appears more than once (an empty CN is no identity;
  * callers using it as a user name refuse the peer).  Returns false (both empty) when c
@@ -116,7 +117,7 @@ bool cm_tls_peer_cert(const struct cm_conn *c, char *subject, size_t subject_len
 /*
  * Checks opts as cm_tls_init() (server: as for an accepted connection or a
  * listener) would use them, building (and caching) the context, with no
- * connection involved.  Returns 0, or -1 with the reason in err (err_len
+ * connection involved.  Returns 0, or CM_EINVAL with the reason in err (err_len
  * bytes, NUL-terminated).  Lets bindings report bad options at the call.
  */
 int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,

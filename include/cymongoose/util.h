@@ -8,7 +8,10 @@
  * Unless a comment says otherwise these functions are pure: they read only
  * the bytes they are given (never past buf + len, never needing a NUL), write
  * only into the caller's output buffer, allocate nothing and are thread-safe.
- * Lengths that may be negative (errors) are returned as long.
+ * Lengths come back as long: >= 0 the length, negative a CM_E* code
+ * (cymongoose.h).  Encoders into a caller's buffer return CM_ENOSPC when
+ * the output does not fit, and measure when buf is NULL: then they return
+ * the length the output needs.
  */
 #ifndef CYMONGOOSE_UTIL_H
 #define CYMONGOOSE_UTIL_H
@@ -93,28 +96,32 @@ long cm_json_unescape(struct cm_str token, char *buf, size_t len);
 /*
  * Writes s as a JSON string literal, quotes included, into buf (len bytes;
  * not NUL-terminated).  Control characters, '"' and '\\' are escaped, other
- * bytes copied.  Returns the length the literal needs; it was written in full
- * only if that is <= len.
+ * bytes copied.  Returns the literal's length, or CM_ENOSPC when it needs
+ * more than len bytes (buf then holds a cut prefix).  buf NULL: returns the
+ * length needed, writing nothing.
  */
-size_t cm_json_escape(struct cm_str s, char *buf, size_t len);
+long cm_json_escape(struct cm_str s, char *buf, size_t len);
 
 /* ------------------------------------------------------ URLs and forms */
 /*
  * Percent-encodes n bytes of s into buf (len bytes, NUL-terminated when
  * there is room): every byte except A-Z a-z 0-9 - . _ ~ becomes %XX (upper
  * case hex), like Python's urllib.parse.quote(s, safe="").  Returns the
- * encoded length (without the NUL); the output is complete only if that is
- * < len.  At most 3 * n + 1 bytes are ever needed.
+ * encoded length (without the NUL), or CM_ENOSPC when the output and its
+ * NUL need more than len bytes (buf then holds a cut, NUL-terminated
+ * prefix).  At most 3 * n + 1 bytes are ever needed.  buf NULL: returns
+ * the length needed, writing nothing.
  */
-size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len);
+long cm_url_encode(const char *s, size_t n, char *buf, size_t len);
 /*
  * Strict percent-decoding of src[0..src_len) into dst (dst_len bytes,
  * including room for a terminating NUL, which is written).  When is_form is
  * true '+' becomes a space (application/x-www-form-urlencoded).  Returns the
- * decoded length, or -1 for a malformed escape ('%' not followed by two hex
- * digits) or when dst is too small (src_len + 1 bytes always suffice).
+ * decoded length; CM_EINVAL for a malformed escape ('%' not followed by two
+ * hex digits); CM_ENOSPC when dst is too small (src_len + 1 bytes always
+ * suffice).
  */
-int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
+long cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form);
 /*
  * Looks up form variable name in an "a=1&b=2" buffer (a query string or an
  * application/x-www-form-urlencoded body) the way Python's
@@ -124,18 +131,18 @@ int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bo
  * digits stays as it is (the application/x-www-form-urlencoded parser of the
  * WHATWG URL standard, which HTML forms use).  The value is decoded into dst
  * (dstlen bytes, not NUL-terminated; buf.len bytes always suffice).  Returns
- * the value's length, -1 when the variable is absent, -2 when dst is too
- * small.
+ * the value's length, CM_ENOENT when the variable is absent, CM_ENOSPC when
+ * dst is too small.
  */
 long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen);
 /*
  * cm_http_var() with the name compared case-insensitively (ASCII letters),
  * as the original API's HttpMessage.query_var() did, and the value
  * NUL-terminated in dst (dst_len bytes including the NUL; buf.len + 1
- * always suffice).  Decoding is the same.  Returns the value's length, -1
- * when absent (or name is empty), -2 when dst is too small.
+ * always suffice).  Decoding is the same.  Returns the value's length,
+ * CM_ENOENT when absent (or name is empty), CM_ENOSPC when dst is too small.
  */
-int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
+long cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len);
 
 /* ------------------------------------------------------------- matching */
 /*
@@ -147,7 +154,8 @@ int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_l
  * rest match.  caps may be NULL when ncaps is 0.
  * Scratch memory: a pattern with k '*'/'#' uses k * (s.len + 1) bits,
  * allocated on the heap when more than 4 KiB; the match fails (false, errno
- * ENOMEM) when that allocation fails.
+ * ENOMEM) when that allocation fails.  A question: false is "no match",
+ * never an error code.
  */
 bool cm_match(struct cm_str s, struct cm_str pattern, struct cm_str *caps, size_t ncaps);
 /* The number of captures pattern yields (its '?', '*' and '#' bytes). */
@@ -182,34 +190,37 @@ size_t cm_utf8_valid_prefix(const uint8_t *p, size_t n);
 /* --------------------------------------------------------------- base64 */
 /* Output size of cm_base64_encode for n input bytes (without a NUL). */
 #define CM_BASE64_ENCODED_LEN(n) ((((n) + 2) / 3) * 4)
-/* Standard base64 (RFC 4648, '+' '/', '=' padding) of n bytes into buf;
- * NUL-terminated when there is room.  Returns CM_BASE64_ENCODED_LEN(n); the
- * output is complete only if that is < len. */
-size_t cm_base64_encode(const void *src, size_t n, char *buf, size_t len);
+/* Standard base64 (RFC 4648, '+' '/', '=' padding) of n bytes into buf,
+ * NUL-terminated.  Returns CM_BASE64_ENCODED_LEN(n), or CM_ENOSPC when
+ * that plus the NUL is more than len (buf then holds "" when len > 0).
+ * buf NULL: returns the length needed, writing nothing. */
+long cm_base64_encode(const void *src, size_t n, char *buf, size_t len);
 /*
  * Decodes standard base64.  Padding is optional, but when present it must
  * be correct; any byte outside the alphabet (whitespace included), a lone
  * final character or data after the padding makes it invalid.  Returns the
- * decoded length (at most 3 * n / 4), -1 for invalid input, -2 when buf
- * (len bytes) is too small.
+ * decoded length (at most 3 * n / 4), CM_EINVAL for invalid input,
+ * CM_ENOSPC when buf (len bytes) is too small.
  */
 long cm_base64_decode(const char *src, size_t n, void *buf, size_t len);
 
 /* ---------------------------------------------------- hashes and random */
-/* Digests through OpenSSL's EVP interface.  Return true on success, false
- * only if OpenSSL fails (out is then zeroed). */
-bool cm_md5(const void *data, size_t n, uint8_t out[16]);
-bool cm_sha1(const void *data, size_t n, uint8_t out[20]);
-bool cm_sha256(const void *data, size_t n, uint8_t out[32]);
-bool cm_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, uint8_t out[32]);
+/* Digests through OpenSSL's EVP interface.  Return 0, or CM_EIO only if
+ * OpenSSL fails (out is then zeroed); cm_hmac_sha256 gives CM_EINVAL for a
+ * key longer than INT_MAX. */
+int cm_md5(const void *data, size_t n, uint8_t out[16]);
+int cm_sha1(const void *data, size_t n, uint8_t out[20]);
+int cm_sha256(const void *data, size_t n, uint8_t out[32]);
+int cm_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, uint8_t out[32]);
 /* CRC-32 (zlib's, the one of gzip and PNG) of n bytes, continuing from crc
  * (0 to start). */
 uint32_t cm_crc32(uint32_t crc, const void *data, size_t n);
-/* n bytes from OpenSSL's CSPRNG.  False if it cannot be seeded. */
-bool cm_random(void *buf, size_t n);
+/* n bytes from OpenSSL's CSPRNG.  Returns 0, or CM_EIO if it cannot be
+ * seeded. */
+int cm_random(void *buf, size_t n);
 /* n random characters from [A-Za-z0-9], uniformly (no modulo bias); buf gets
- * no NUL.  False if the CSPRNG fails. */
-bool cm_random_str(char *buf, size_t n);
+ * no NUL.  Returns 0, or CM_EIO if the CSPRNG fails. */
+int cm_random_str(char *buf, size_t n);
 
 /* ------------------------------------------------------------- JSON-RPC */
 /*
@@ -272,25 +283,26 @@ struct cm_rpc_req {
 /*
  * Registers fn for method names matching pattern (cm_match syntax; a plain
  * name matches itself).  Adding a pattern again replaces its handler.  The
- * first pattern added that matches wins.  Returns 0, or -1 on ENOMEM.
+ * first pattern added that matches wins.  Returns 0, or CM_ENOMEM.
  */
 int cm_rpc_add(struct cm_rpc *rpc, const char *pattern, cm_rpc_fn fn, void *fn_data);
 /* Removes every method and frees their memory. */
 void cm_rpc_free(struct cm_rpc *rpc);
 /*
  * Processes one frame (a request, a notification or a batch) and appends the
- * response JSON to out (nothing for notifications).  Returns 0, or -1 when
- * memory ran out (out may then hold a partial response).
+ * response JSON to out (nothing for notifications).  Returns 0, or
+ * CM_ENOMEM (out may then hold a partial response).
  */
 int cm_rpc_process(struct cm_rpc *rpc, struct cm_str frame, struct cm_buf *out);
 /*
- * Answers req with result, which must be one JSON value (checked: -2 when
- * it is not).  Returns 0, -1 when req was already answered, -3 on ENOMEM.
+ * Answers req with result, which must be one JSON value (checked:
+ * CM_EINVAL when it is not).  Returns 0, CM_EALREADY when req was already
+ * answered, CM_ENOMEM.
  * Nothing is written for a notification, but it still counts as answered.
  */
 int cm_rpc_ok(struct cm_rpc_req *req, struct cm_str result);
 /* Answers req with an error object {code, message}; message is escaped.
- * Returns 0, -1 when req was already answered, -3 on ENOMEM. */
+ * Returns 0, CM_EALREADY when req was already answered, CM_ENOMEM. */
 int cm_rpc_err(struct cm_rpc_req *req, int code, const char *message);
 
 #pragma GCC visibility pop

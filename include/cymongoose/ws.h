@@ -459,15 +459,17 @@ struct cm_ws_opts {
  * header lines in extra_headers ("Name: value\r\n" each, NULL for none; e.g.
  * the chosen Sec-WebSocket-Protocol), detaches the HTTP protocol, makes c a
  * WebSocket connection and raises CM_EV_WS_OPEN (with hm) before returning
- * true.  A bad handshake is answered with 400 (426 with
- * "Sec-WebSocket-Version: 13" for another version) and false is returned;
- * the connection stays an HTTP connection.  Returns false, sending nothing,
- * when extra_headers is not a well-formed header block or memory runs out.
+ * 0.  A bad handshake is answered with 400 (426 with
+ * "Sec-WebSocket-Version: 13" for another version) and CM_EPARSE is
+ * returned; the connection stays an HTTP connection.  Sending nothing, it
+ * returns CM_EINVAL when extra_headers is not a well-formed header block
+ * or c cannot be upgraded (a listener, a client, UDP, already WebSocket),
+ * CM_ECLOSED when c is closing, CM_ENOMEM, or cm_send()'s code.
  * opts is copied (NULL: defaults).
  */
-bool cm_ws_upgrade(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers);
-bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers,
-                        const struct cm_ws_opts *opts);
+int cm_ws_upgrade(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers);
+int cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers,
+                       const struct cm_ws_opts *opts);
 
 /*
  * Client: connects to url ("ws://host:port/path?query"; "wss://" when TLS
@@ -477,8 +479,8 @@ bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *e
  * "Sec-WebSocket-Protocol: chat\r\n").  The response must be 101 with the
  * right Sec-WebSocket-Accept and no extension or subprotocol we did not
  * offer; then CM_EV_WS_OPEN.  A failed handshake gives CM_EV_ERROR and the
- * connection closes.  Returns the connection (OPEN delivered), or NULL with
- * errno set for a bad URL or header block, or when memory runs out.
+ * connection closes.  Returns the connection (OPEN delivered), or NULL
+ * (errno says why) for a bad URL or header block, or when memory runs out.
  */
 struct cm_conn *cm_ws_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
                               const char *extra_headers);
@@ -493,21 +495,27 @@ struct cm_conn *cm_ws_connect_opts(struct cm_mgr *mgr, const char *url, cm_event
  * message is compressed when permessage-deflate was negotiated.  Text must
  * be valid UTF-8 (not checked here).  op CM_WS_OP_CLOSE takes a close
  * payload (empty, or a 2-byte code and a UTF-8 reason) and starts the close
- * handshake like cm_ws_close().  Returns the bytes queued, 0 when nothing
- * was: not a WebSocket connection (or handshake not done), a close already
- * sent, a bad opcode, a control payload over 125 bytes or an invalid close
- * payload, the send buffer refusing the data.
+ * handshake like cm_ws_close().  Returns the bytes queued (> 0: the frame
+ * header counts), or, queueing nothing: CM_EINVAL when c is not a
+ * WebSocket connection (or its handshake is not done), for a bad opcode, a
+ * control payload over 125 bytes or an invalid close payload; CM_EALREADY
+ * for a close when one was already sent; CM_ECLOSED for other frames after
+ * our close or on a closing connection; CM_ETOOBIG (mgr->send_limit),
+ * CM_ENOMEM, CM_EIO (no random mask).  A compressed message that cannot be
+ * queued also fails the connection (deferred ERROR): its compressor state
+ * is lost.
  */
-size_t cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op);
+long cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op);
 
 /*
  * Starts the close handshake: sends a close frame with code (0: none) and
  * reason (NUL-terminated, may be NULL; cut to fit 123 bytes on a UTF-8
- * boundary).  Data can still arrive until the peer's close.  Returns false
- * when c is not a WebSocket connection, a close was already sent, or code
- * is not one an endpoint may send (cm_ws_close_code_valid()).
+ * boundary).  Data can still arrive until the peer's close.  Returns 0;
+ * CM_EINVAL when c is not a WebSocket connection or code is not one an
+ * endpoint may send (cm_ws_close_code_valid()); CM_EALREADY when a close
+ * was already sent; cm_ws_send()'s codes when the frame cannot be queued.
  */
-bool cm_ws_close(struct cm_conn *c, unsigned code, const char *reason);
+int cm_ws_close(struct cm_conn *c, unsigned code, const char *reason);
 
 #pragma GCC visibility pop
 

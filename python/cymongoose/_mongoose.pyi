@@ -1,6 +1,6 @@
 """Type stubs of cymongoose._mongoose, the C core of cymongoose (see API.md)."""
 import os
-from typing import Any, Callable, Mapping, Optional, Sequence, Union, final, overload
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union, final, overload
 
 _Buffer = Union[bytes, bytearray, memoryview]
 _BytesLike = Union[bytes, bytearray, memoryview, str]
@@ -14,6 +14,9 @@ _ReplyHeaders = Union[
 ]
 _ErrorHandler = Callable[[BaseException], Any]
 _Address = tuple[str, int, bool]
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
 # MQTT 5 properties: {name or id: value}, or (key, value) pairs, or the
 # dicts MqttMessage.properties() returns (see docs/mqtt.md).
 _MqttProperties = Union[Mapping[Union[str, int], Any], Sequence[Any]]
@@ -253,6 +256,7 @@ class Connection:
     def send(self, data: _BytesLike) -> bool: ...
     def close(self) -> None: ...
     def drain(self) -> None: ...
+    def http_end_keep_alive(self, idle_ms: Optional[int] = None) -> bool: ...
     def error(self, message: str) -> None: ...
     def recv_data(self, length: int = -1) -> bytes: ...
     def send_data(self, length: int = -1) -> bytes: ...
@@ -405,6 +409,7 @@ class Manager:
         access_log: Union[int, Any, Callable[[str], Any], None] = None,
         access_log_format: Optional[str] = None,
         reuse_port: bool = False,
+        fd: Union[int, _HasFileno, None] = None,
     ) -> Connection: ...
     def connect(
         self,

@@ -737,8 +737,14 @@ class _LifespanChannel:
         return await self.outbox.get()
 
 
-def serve(app, url="http://127.0.0.1:8000", **kwargs):
-    """Serves app on url until SIGINT/SIGTERM.  kwargs go to ASGIServer."""
+def serve(app, url="http://127.0.0.1:8000", *, workers=None, **kwargs):
+    """Serves app on url until SIGINT/SIGTERM.  kwargs go to ASGIServer.
+    workers=N (N > 1): N worker processes under a supervisor (SIGHUP
+    reloads; drain_timeout= and drain_idle_ms= go to it; see _workers)."""
+    if workers is not None and workers > 1:
+        from ._workers import serve_asgi
+        serve_asgi(app, url, workers, **kwargs)
+        return
 
     async def main():
         server = ASGIServer(app, **kwargs)

@@ -161,6 +161,8 @@ class WSGIServer:
     chunk before it gives up on a client that stopped reading.
     """
 
+    multiprocess = False  # True in worker processes (serve(processes=N))
+
     def __init__(self, app, workers=4, error_handler=None, stream_timeout=5.0, *,
                  stream_body=STREAM_BODY, max_body=MAX_BODY):
         if workers < 1:
@@ -186,13 +188,14 @@ class WSGIServer:
     def manager(self):
         return self._manager
 
-    def listen(self, url="http://127.0.0.1:8000"):
-        """Starts listening; returns the listening Connection."""
+    def listen(self, url="http://127.0.0.1:8000", **listen_kwargs):
+        """Starts listening; returns the listening Connection.  listen_kwargs
+        go to Manager.listen (fd=: a listening socket to serve)."""
         if url.lower().startswith("https://"):
             self._url_scheme = "https"
         # Long Content-Length bodies are streamed, so the C layer's
         # whole-body limit is lifted; max_body bounds chunked ones.
-        return self._manager.listen(url, http=True, http_max_body=1 << 62)
+        return self._manager.listen(url, http=True, http_max_body=1 << 62, **listen_kwargs)
 
     def run(self, poll_ms=100):
         """Serves until SIGINT/SIGTERM (Manager.run) or close() from another thread."""
@@ -303,7 +306,7 @@ class WSGIServer:
             "wsgi.input": wsgi_input,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
+            "wsgi.multiprocess": self.multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }
@@ -454,8 +457,18 @@ class WSGIServer:
 
 
 def serve(app, url="http://127.0.0.1:8000", workers=4, error_handler=None,
-          stream_timeout=5.0, poll_ms=100):
-    """Serves app on url until SIGINT/SIGTERM."""
+          stream_timeout=5.0, poll_ms=100, *, processes=None, **process_options):
+    """Serves app on url until SIGINT/SIGTERM.  workers: threads per process.
+    processes=N (N > 1): N worker processes under a supervisor (SIGHUP
+    reloads; process_options: drain_timeout, drain_idle_ms; see _workers)."""
+    if processes is not None and processes > 1:
+        from ._workers import serve_wsgi
+        serve_wsgi(app, url, processes, threads=workers, error_handler=error_handler,
+                   stream_timeout=stream_timeout, poll_ms=poll_ms, **process_options)
+        return
+    if process_options:
+        raise TypeError("%s: options of worker processes (processes > 1)"
+                        % ", ".join(sorted(process_options)))
     server = WSGIServer(app, workers=workers, error_handler=error_handler,
                         stream_timeout=stream_timeout)
     server.listen(url)

@@ -135,7 +135,7 @@ PyObject *cm_py_conn_http_body_end(PyObject *self, PyObject *unused) {
   free(bs);
   c->pfn = NULL;
   c->pfn_data = NULL;
-  if (saved.left > 0 || !saved.keep_alive || !cm_http_serve(c, &saved.opts)) {
+  if (saved.left > 0 || !saved.keep_alive || cm_http_serve(c, &saved.opts) != 0) {
     cm_drain(c); /* unread body bytes cannot be told from a next request */
     Py_RETURN_FALSE;
   }

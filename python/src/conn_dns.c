@@ -21,11 +21,10 @@ PyObject *cm_py_conn_resolve(PyObject *self, PyObject *url_obj) {
   }
   /* Never delivers events inside the call; bracketed like every entry. */
   cm_py_manager *mo = cm_py_conn_enter(c);
-  bool ok = cm_resolve(c, url);
-  int err = errno;
+  int rc = cm_resolve(c, url);
   if (cm_py_conn_leave(mo) < 0) return NULL;
-  if (!ok) {
-    if (err == ENOMEM) return PyErr_NoMemory();
+  if (rc != 0) {
+    if (rc == CM_ENOMEM) return PyErr_NoMemory();
     PyErr_Format(PyExc_ValueError, "resolve(): no host in %R", url_obj);
     return NULL;
   }
@@ -47,7 +46,7 @@ PyObject *cm_py_conn_sntp_request(PyObject *self, PyObject *unused) {
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
-  bool ok = cm_sntp_request(c);
+  bool ok = cm_sntp_request(c) == 0;
   if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
 }

@@ -14,7 +14,7 @@
 
 int cm_py_http_attach(cm_py_conn *co, struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   (void)co;
-  bool ok = c->is_listening ? cm_http_serve(c, opts) : cm_http_client(c, &opts->limits);
+  bool ok = (c->is_listening ? cm_http_serve(c, opts) : cm_http_client(c, &opts->limits)) == 0;
   if (!ok) {
     PyErr_NoMemory();
     return -1;
@@ -367,7 +367,8 @@ PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *argv, Py_s
     return s == NULL ? NULL : PyErr_NoMemory();
   }
   memcpy(line, "Authorization: Basic ", 21);
-  size_t len = 21 + cm_base64_encode(s, (size_t)n, line + 21, b64 + 1);
+  size_t len = 21 + b64; /* the encoding fits: b64 + 1 bytes */
+  (void)cm_base64_encode(s, (size_t)n, line + 21, b64 + 1);
   memcpy(line + len, "\r\n", 2);
   cm_py_manager *mo = cm_py_conn_enter(c);
   cm_send(c, line, len + 2);

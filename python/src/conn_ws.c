@@ -163,7 +163,7 @@ PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds) 
   PyObject *block = ws_call_opts(compress, limit, extra, &opts, &hdrs);
   if (block == NULL) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c); /* WS_OPEN is raised from inside */
-  bool ok = cm_ws_upgrade_opts(c, hm, hdrs, &opts);
+  bool ok = cm_ws_upgrade_opts(c, hm, hdrs, &opts) == 0;
   Py_DECREF(block);
   if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
@@ -230,10 +230,10 @@ PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t n
   }
   /* Queueing may run the output hook: bracketed like every entry. */
   cm_py_manager *mo = cm_py_conn_enter(c);
-  size_t n = cm_ws_send(c, PyBytes_AS_STRING(b), len, (int)op);
+  long n = cm_ws_send(c, PyBytes_AS_STRING(b), len, (int)op);
   Py_DECREF(b);
   if (cm_py_conn_leave(mo) < 0) return NULL;
-  return PyLong_FromSize_t(n);
+  return PyLong_FromLong(n < 0 ? 0 : n); /* 0: nothing queued, as in the original */
 }
 
 PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -248,7 +248,7 @@ PyObject *cm_py_conn_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
   struct cm_conn *c = cm_py_conn_get(self);
   if (c == NULL) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c);
-  bool ok = cm_ws_close(c, (unsigned)code, reason);
+  bool ok = cm_ws_close(c, (unsigned)code, reason) == 0;
   if (cm_py_conn_leave(mo) < 0) return NULL;
   return PyBool_FromLong(ok);
 }

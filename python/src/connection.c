@@ -150,7 +150,7 @@ static PyObject *conn_send(cm_py_conn *co, PyObject *data) {
   Py_buffer view;
   if (cm_py_buffer_get(data, &view, "data") < 0) return NULL;
   cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
-  bool ok = cm_send(c, view.buf, (size_t)view.len);
+  bool ok = cm_send(c, view.buf, (size_t)view.len) == 0;
   /* An HTTP client writes its requests raw: note each request line so that
    * the response to a HEAD is read without a body. */
   if (ok && co->http && c->is_client) (void)cm_http_client_track(c, view.buf, (size_t)view.len);
@@ -179,6 +179,23 @@ static PyObject *conn_drain(cm_py_conn *co, PyObject *unused) {
     if (cm_py_conn_leave(mo) < 0) return NULL;
   }
   Py_RETURN_NONE;
+}
+
+/* http_end_keep_alive(idle_ms=None): see the method's doc string. */
+static PyObject *conn_http_end_keep_alive(cm_py_conn *co, PyObject *const *args, Py_ssize_t nargs,
+                                          PyObject *kwnames) {
+  Py_ssize_t idle_ms;
+  if (opt_ssize("http_end_keep_alive", "idle_ms", args, nargs, kwnames, &idle_ms) < 0) return NULL;
+  if (idle_ms < -1) {
+    PyErr_SetString(PyExc_ValueError, "idle_ms must not be negative");
+    return NULL;
+  }
+  if (idle_ms == -1) idle_ms = 1000; /* None: the default */
+  if (co->c == NULL) Py_RETURN_FALSE;
+  cm_py_manager *mo = cm_py_conn_enter(co->c);
+  bool ok = cm_http_end_keep_alive(co->c, (uint64_t)idle_ms) == 0;
+  if (cm_py_conn_leave(mo) < 0) return NULL;
+  return PyBool_FromLong(ok);
 }
 
 static PyObject *conn_error(cm_py_conn *co, PyObject *message) {
@@ -250,6 +267,12 @@ static PyMethodDef conn_methods[] = {
      "close($self)\n--\n\nCloses the connection at the end of this poll (CLOSE follows)."},
     {"drain", (PyCFunction)conn_drain, METH_NOARGS,
      "drain($self)\n--\n\nStops reading, sends what is queued, then closes."},
+    {"http_end_keep_alive", CM_PY_FASTCALL_KW(conn_http_end_keep_alive),
+     "http_end_keep_alive($self, /, idle_ms=None)\n--\n\nGraceful end of an HTTP server "
+     "connection (a server that stops or reloads): requests already received are answered, the "
+     "last reply says 'Connection: close' and the connection closes once it is sent; with "
+     "nothing under way it closes after idle_ms (default 1000) without a request.  False (nothing "
+     "done) on other connections (a listener, a WebSocket, a streamed request body)."},
     {"error", CM_PY_FASTCALL_KW(conn_error_kw),
      "error($self, /, message)\n--\n\nDelivers ERROR with message to the handler now, then closes."},
     {"recv_data", CM_PY_FASTCALL_KW(conn_recv_data),

@@ -25,9 +25,9 @@ static PyObject *digest(PyObject *arg, digest_fn fn, size_t outlen) {
   return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)outlen);
 }
 
-static bool md5_fn(const void *d, size_t n, uint8_t *o) { return cm_md5(d, n, o); }
-static bool sha1_fn(const void *d, size_t n, uint8_t *o) { return cm_sha1(d, n, o); }
-static bool sha256_fn(const void *d, size_t n, uint8_t *o) { return cm_sha256(d, n, o); }
+static bool md5_fn(const void *d, size_t n, uint8_t *o) { return cm_md5(d, n, o) == 0; }
+static bool sha1_fn(const void *d, size_t n, uint8_t *o) { return cm_sha1(d, n, o) == 0; }
+static bool sha256_fn(const void *d, size_t n, uint8_t *o) { return cm_sha256(d, n, o) == 0; }
 
 static PyObject *py_md5(PyObject *m, PyObject *arg) { return (void)m, digest(arg, md5_fn, 16); }
 static PyObject *py_sha1(PyObject *m, PyObject *arg) { return (void)m, digest(arg, sha1_fn, 20); }
@@ -47,10 +47,10 @@ static PyObject *py_hmac_sha256(PyObject *m, PyObject *const *args, Py_ssize_t n
   uint8_t out[32];
   bool ok;
   if (d.len >= RELEASE_GIL_AT) {
-    Py_BEGIN_ALLOW_THREADS ok = cm_hmac_sha256(k.buf, (size_t)k.len, d.buf, (size_t)d.len, out);
+    Py_BEGIN_ALLOW_THREADS ok = cm_hmac_sha256(k.buf, (size_t)k.len, d.buf, (size_t)d.len, out) == 0;
     Py_END_ALLOW_THREADS
   } else {
-    ok = cm_hmac_sha256(k.buf, (size_t)k.len, d.buf, (size_t)d.len, out);
+    ok = cm_hmac_sha256(k.buf, (size_t)k.len, d.buf, (size_t)d.len, out) == 0;
   }
   cm_py_bytes_release(&k);
   cm_py_bytes_release(&d);
@@ -142,7 +142,7 @@ static PyObject *py_random_bytes(PyObject *m, PyObject *arg) {
   Py_ssize_t n = length_arg(arg);
   if (n < 0) return NULL;
   PyObject *r = PyBytes_FromStringAndSize(NULL, n);
-  if (r != NULL && !cm_random(PyBytes_AS_STRING(r), (size_t)n)) {
+  if (r != NULL && cm_random(PyBytes_AS_STRING(r), (size_t)n) != 0) {
     Py_CLEAR(r);
     PyErr_SetString(PyExc_RuntimeError, "OpenSSL RAND_bytes failed");
   }
@@ -154,7 +154,7 @@ static PyObject *py_random_str(PyObject *m, PyObject *arg) {
   Py_ssize_t n = length_arg(arg);
   if (n < 0) return NULL;
   PyObject *r = PyUnicode_New(n, 127);
-  if (r != NULL && !cm_random_str(PyUnicode_DATA(r), (size_t)n)) {
+  if (r != NULL && cm_random_str(PyUnicode_DATA(r), (size_t)n) != 0) {
     Py_CLEAR(r);
     PyErr_SetString(PyExc_RuntimeError, "OpenSSL RAND_bytes failed");
   }

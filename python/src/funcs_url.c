@@ -14,8 +14,8 @@ static PyObject *py_url_encode(PyObject *m, PyObject *arg) {
   if (buf == NULL) {
     PyErr_NoMemory();
   } else {
-    size_t len = cm_url_encode(b.buf, n, buf, cap);
-    r = PyUnicode_DecodeASCII(buf, (Py_ssize_t)len, NULL);
+    long len = cm_url_encode(b.buf, n, buf, cap); /* 3 * n + 1 always fits */
+    r = PyUnicode_DecodeASCII(buf, len < 0 ? 0 : (Py_ssize_t)len, NULL);
     PyMem_Free(buf);
   }
   cm_py_bytes_release(&b);

@@ -14,11 +14,13 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "mgr_methods.h"
 #include <structmember.h>
@@ -421,17 +423,17 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
                            "http_header_timeout_ms", "http_idle_timeout_ms",
                            "http_body_timeout_ms", "http_body_min_rate",
                            "http_connect_timeout_ms", "http_response_timeout_ms", "access_log",
-                           "access_log_format", "reuse_port", NULL};
+                           "access_log_format", "reuse_port", "fd", NULL};
   const char *url;
   PyObject *handler = Py_None, *http_obj = Py_None;
   PyObject *max_body = NULL, *max_head = NULL, *hdr_timeout = NULL, *idle_timeout = NULL;
   PyObject *body_timeout = NULL, *body_rate = NULL, *conn_timeout = NULL, *resp_timeout = NULL;
-  PyObject *access_log = NULL, *access_log_format = NULL;
+  PyObject *access_log = NULL, *access_log_format = NULL, *fd_obj = Py_None;
   int reuse_port = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOOp", kwlist, &url, &handler,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|O$OOOOOOOOOOOpO", kwlist, &url, &handler,
                                    &http_obj, &max_body, &max_head, &hdr_timeout, &idle_timeout,
                                    &body_timeout, &body_rate, &conn_timeout, &resp_timeout,
-                                   &access_log, &access_log_format, &reuse_port)) {
+                                   &access_log, &access_log_format, &reuse_port, &fd_obj)) {
     return NULL;
   }
   bool is_listen = fn == cm_listen;
@@ -441,9 +443,18 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     PyErr_SetString(PyExc_TypeError, "connect() takes no server timeouts nor access log");
     return NULL;
   }
-  if (!is_listen && reuse_port) {
-    PyErr_SetString(PyExc_TypeError, "connect() takes no reuse_port");
+  if (!is_listen && (reuse_port || fd_obj != Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "connect() takes no reuse_port nor fd");
     return NULL;
+  }
+  int fd = -1;
+  if (fd_obj != Py_None) {
+    if (reuse_port) {
+      PyErr_SetString(PyExc_TypeError, "listen() takes reuse_port or fd, not both");
+      return NULL;
+    }
+    fd = PyObject_AsFileDescriptor(fd_obj); /* an int, or an object with fileno() */
+    if (fd < 0) return NULL;
   }
   if (is_listen && (given(conn_timeout) || given(resp_timeout))) {
     PyErr_SetString(PyExc_TypeError, "listen() takes no client timeouts");
@@ -473,14 +484,24 @@ static PyObject *open_conn(cm_py_manager *mo, PyObject *args, PyObject *kwds, op
     if (v < 0) return NULL;
     http = v;
   }
+  /* fd: listen on a duplicate of a listening socket the caller keeps (a
+   * supervisor's, shared by its worker processes: docs/deploy.md). */
+  int own_fd = -1;
+  if (fd >= 0 && (own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
   cm_py_conn *co = cm_py_conn_prepare(mo, handler);
-  if (co == NULL) return NULL;
+  if (co == NULL) {
+    if (own_fd >= 0) close(own_fd);
+    return NULL;
+  }
   co->http = http;
   errno = 0;
   /* reuse_port: SO_REUSEPORT, for worker processes sharing a port. */
   struct cm_listen_opts lo = {.reuse_port = reuse_port != 0};
-  struct cm_conn *c = is_listen && reuse_port ? cm_listen_ex(&mo->mgr, url, cm_py_on_event, co, &lo)
-                                              : fn(&mo->mgr, url, cm_py_on_event, co);
+  struct cm_conn *c = own_fd >= 0                ? cm_listen_fd(&mo->mgr, own_fd, cm_py_on_event, co)
+                      : is_listen && reuse_port ? cm_listen_ex(&mo->mgr, url, cm_py_on_event, co, &lo)
+                                                : fn(&mo->mgr, url, cm_py_on_event, co);
   if (c != NULL && http && cm_py_http_attach(co, c, &opts) < 0) {
     cm_close(c);
     cm_py_report(mo); /* the connection exists: report, then return it closing */
@@ -523,11 +544,11 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
     if (view.len >= WAKEUP_NOGIL_BYTES) {
       mo->wakeups_in_flight++; /* close() waits for it to come back */
       Py_BEGIN_ALLOW_THREADS
-      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len) == 0;
       Py_END_ALLOW_THREADS
       mo->wakeups_in_flight--;
     } else {
-      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len);
+      ok = cm_wakeup(&mo->mgr, conn_id, view.buf, (size_t)view.len) == 0;
     }
   }
   if (view.obj != NULL) PyBuffer_Release(&view);
@@ -537,7 +558,11 @@ static PyObject *mgr_wakeup(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
 static PyObject *mgr_enable_wakeup(cm_py_manager *mo, PyObject *unused) {
   (void)unused;
   if (check_usable(mo) < 0) return NULL;
-  if (cm_wakeup_init(&mo->mgr) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+  int rc = cm_wakeup_init(&mo->mgr);
+  if (rc != 0) {
+    errno = -rc;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
   Py_RETURN_NONE;
 }
 
@@ -723,12 +748,16 @@ static PyMethodDef mgr_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))mgr_listen, METH_VARARGS | METH_KEYWORDS,
      "listen($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_header_timeout_ms=None, http_idle_timeout_ms=None, http_body_timeout_ms=None, "
-     "http_body_min_rate=None, access_log=None, access_log_format=None, reuse_port=False)\n--\n\n"
+     "http_body_min_rate=None, access_log=None, access_log_format=None, reuse_port=False, "
+     "fd=None)\n--\n\n"
      "Listens on url.  The http_* options set the HTTP server's limits (defaults: body "
      "16 MiB -> 413, head 16 KiB -> 431, header timeout 30 s -> 408, body timeout 60 s "
      "plus 1 s per 500 bytes received -> 408, idle timeout 75 s -> close).  reuse_port: "
      "SO_REUSEPORT, so that several processes (each with its own Manager) listen on one "
-     "port and the kernel spreads connections across them."},
+     "port and the kernel spreads connections across them.  fd: listen on a duplicate of "
+     "this listening socket (an int or an object with fileno(), which the caller keeps and "
+     "closes), e.g. one a supervisor shares with its worker processes; url then gives only the "
+     "scheme."},
     {"connect", (PyCFunction)(void (*)(void))mgr_connect, METH_VARARGS | METH_KEYWORDS,
      "connect($self, /, url, handler=None, *, http=None, http_max_body=None, http_max_head=None, "
      "http_connect_timeout_ms=None, http_response_timeout_ms=None)"

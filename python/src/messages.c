@@ -120,7 +120,7 @@ static PyObject *decoded_var(struct cm_str buf, PyObject *name_obj) {
   size_t cap = buf.len + 1;
   char small[512], *dst = cap <= sizeof(small) ? small : PyMem_Malloc(cap);
   if (dst == NULL) return PyErr_NoMemory();
-  int len = cm_http_get_var(buf, cname, dst, cap);
+  long len = cm_http_get_var(buf, cname, dst, cap);
   PyObject *r = len < 0 ? Py_NewRef(Py_None)
                         : PyUnicode_DecodeUTF8(dst, len, "surrogateescape");
   if (dst != small) PyMem_Free(dst);

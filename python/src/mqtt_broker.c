@@ -344,7 +344,7 @@ static void housekeeping(void *arg) {
   bool due = o->compact_interval_s > 0 &&
              now - o->last_compact_ms >= (uint64_t)o->compact_interval_s * 1000u;
   if ((due && records > 0) || records > 1000000) {
-    if (cm_persist_compact(o->persist))
+    if (cm_persist_compact(o->persist) == 0)
       CM_DEBUG("persistence: compacted after %llu records", (unsigned long long)records);
     o->last_compact_ms = now;
   }
@@ -562,7 +562,7 @@ static int parse_options(broker_obj *o, PyObject **a, struct cm_mqtt_broker_opts
   /* The config file first: explicit keywords override what it says. */
   if (opt_path(a[A_CONFIG], "config", &path) < 0) return -1;
   if (path != NULL) {
-    bool ok = cm_conf_load(&o->conf, PyBytes_AS_STRING(path), err, sizeof(err));
+    bool ok = cm_conf_load(&o->conf, PyBytes_AS_STRING(path), err, sizeof(err)) == 0;
     Py_DECREF(path);
     if (!ok) {
       PyErr_SetString(PyExc_ValueError, err);
@@ -869,7 +869,7 @@ static PyObject *broker_kick(broker_obj *o, PyObject *const *args, Py_ssize_t na
   int drop = a[2] != NULL ? PyObject_IsTrue(a[2]) : 0;
   if (drop < 0) return NULL;
   cm_py_core_enter(o->mgr);
-  bool ok = cm_mqtt_broker_kick(o->b, cm_str_n(id, (size_t)len), (uint8_t)reason, drop != 0);
+  bool ok = cm_mqtt_broker_kick(o->b, cm_str_n(id, (size_t)len), (uint8_t)reason, drop != 0) == 0;
   cm_py_core_leave(o->mgr);
   return PyBool_FromLong(ok);
 }

@@ -113,10 +113,10 @@ static PyObject *req_ok(RpcReqObject *self, PyObject *arg) {
   if (cm_py_bytes_get(arg, &b, "result_json") < 0) return NULL;
   int rc = cm_rpc_ok(req, cm_str_n(b.buf, (size_t)b.len));
   cm_py_bytes_release(&b);
-  if (rc == -2)
+  if (rc == CM_EINVAL)
     return PyErr_Format(PyExc_ValueError,
                         "result_json must be one JSON value (e.g. json.dumps(result)), got %.200R", arg);
-  if (rc == -3) return PyErr_NoMemory();
+  if (rc == CM_ENOMEM) return PyErr_NoMemory();
   Py_RETURN_NONE;
 }
 
@@ -134,7 +134,7 @@ static PyObject *req_err(RpcReqObject *self, PyObject *const *args, Py_ssize_t n
   if (cm_py_cstr(slot[1], &msg, &mlen, "message") < 0) return NULL;
   struct cm_rpc_req *req = live(self);
   if (req == NULL) return NULL;
-  if (cm_rpc_err(req, (int)code, msg) == -3) return PyErr_NoMemory();
+  if (cm_rpc_err(req, (int)code, msg) == CM_ENOMEM) return PyErr_NoMemory();
   Py_RETURN_NONE;
 }
 

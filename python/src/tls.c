@@ -181,7 +181,7 @@ PyObject *cm_py_conn_tls_init(PyObject *self, PyObject *arg) {
     /* On a listener: every connection it accepts gets TLS with these (or,
      * when they are bad, an ERROR with the reason). */
     (void)cm_tls_listen_opts(c, &opts, NULL, 0);
-  } else if (cm_tls_init(c, &opts) != 0 && errno == EALREADY) {
+  } else if (cm_tls_init(c, &opts) == CM_EALREADY) {
     already = true;
   }
   if (cm_py_conn_leave(mo) < 0 || warned_raised) return NULL;

@@ -15,7 +15,7 @@ static size_t grow_to(size_t cap, size_t need) {
 }
 
 int cm_buf_reserve(struct cm_buf *b, size_t n) {
-  if (n > SIZE_MAX - b->len) return -1;
+  if (n > SIZE_MAX - b->len) return CM_ENOMEM;
   size_t need = b->len + n;
   if (b->off + need <= b->cap) return 0;
   /* Moving the data to the front is enough when the consumed prefix is at
@@ -27,7 +27,7 @@ int cm_buf_reserve(struct cm_buf *b, size_t n) {
   }
   size_t cap = grow_to(b->cap, need);
   uint8_t *p = malloc(cap);
-  if (p == NULL) return -1;
+  if (p == NULL) return CM_ENOMEM;
   if (b->len > 0) memcpy(p, b->ptr + b->off, b->len);
   free(b->ptr);
   b->ptr = p;
@@ -38,7 +38,7 @@ int cm_buf_reserve(struct cm_buf *b, size_t n) {
 
 int cm_buf_append(struct cm_buf *b, const void *p, size_t n) {
   if (n == 0) return 0;
-  if (cm_buf_reserve(b, n) != 0) return -1;
+  if (cm_buf_reserve(b, n) != 0) return CM_ENOMEM;
   memcpy(b->ptr + b->off + b->len, p, n);
   b->len += n;
   return 0;

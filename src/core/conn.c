@@ -119,11 +119,12 @@ void cm__conn_defer_error(struct cm_conn *c, const char *msg) {
   cm__conn_mark_dirty(c);
 }
 
-bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
-  if (c->is_closing || c->is_draining || c->is_listening || c->is_udp) return false;
+int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  if (c->is_listening || c->is_udp) return CM_EINVAL;
   size_t len = 0;
   for (size_t i = 0; i < n; i++) {
-    if (parts[i].len > SIZE_MAX - len) return false;
+    if (parts[i].len > SIZE_MAX - len) return CM_ENOMEM;
     len += parts[i].len;
   }
   struct cm_mgr *mgr = c->mgr;
@@ -131,50 +132,50 @@ bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
   struct cm_buf *out = c->files == NULL ? &c->send : cm__files_tail(c);
   if (mgr->send_limit != 0) {
     size_t queued = cm_conn_send_queued(c);
-    if (queued > mgr->send_limit || len > mgr->send_limit - queued) return false;
+    if (queued > mgr->send_limit || len > mgr->send_limit - queued) return CM_ETOOBIG;
   }
   /* One reservation, then each part copied once, straight into place; an
    * idle connection's first reply borrows a block from the pool. */
-  if (out->cap == 0 && len <= CM_BUF_BLOCK && !cm__buf_lend(mgr, out)) return false;
-  if (cm_buf_reserve(out, len) != 0) return false;
+  if (out->cap == 0 && len <= CM_BUF_BLOCK && !cm__buf_lend(mgr, out)) return CM_ENOMEM;
+  if (cm_buf_reserve(out, len) != 0) return CM_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if (parts[i].len == 0) continue;
     memcpy(out->ptr + out->off + out->len, parts[i].buf, parts[i].len);
     out->len += parts[i].len;
   }
   cm__conn_mark_dirty(c);
-  return true;
+  return 0;
 }
 
-bool cm_send(struct cm_conn *c, const void *buf, size_t len) {
+int cm_send(struct cm_conn *c, const void *buf, size_t len) {
   if (c->is_udp && !c->is_closing && !c->is_draining) return cm__sock_send_datagram(c, buf, len);
   struct cm_str part = cm_str_n(buf, len);
   return cm__send_parts(c, &part, 1);
 }
 
-size_t cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap) {
+long cm_vprintf(struct cm_conn *c, const char *fmt, va_list ap) {
   char small[512], *p = small;
   va_list ap2;
   va_copy(ap2, ap);
   int n = vsnprintf(small, sizeof(small), fmt, ap);
   if (n < 0) {
     va_end(ap2);
-    return 0;
+    return CM_EINVAL;
   }
   if ((size_t)n >= sizeof(small)) {
     p = malloc((size_t)n + 1);
     if (p != NULL) vsnprintf(p, (size_t)n + 1, fmt, ap2);
   }
   va_end(ap2);
-  bool ok = p != NULL && cm_send(c, p, (size_t)n);
+  int rc = p != NULL ? cm_send(c, p, (size_t)n) : CM_ENOMEM;
   if (p != small) free(p);
-  return ok ? (size_t)n : 0;
+  return rc < 0 ? rc : (long)n;
 }
 
-size_t cm_printf(struct cm_conn *c, const char *fmt, ...) {
+long cm_printf(struct cm_conn *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  size_t n = cm_vprintf(c, fmt, ap);
+  long n = cm_vprintf(c, fmt, ap);
   va_end(ap);
   return n;
 }

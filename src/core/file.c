@@ -43,20 +43,20 @@ struct cm__file_out {
 
 /* Queues a range of fd; closes fd when owns_fd and the range cannot be
  * queued (or is empty), as cm_send_file promises. */
-static bool queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
-  if (fd < 0) return false;
+static int queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
+  if (fd < 0) return CM_EINVAL;
   if (c->is_closing || c->is_draining || c->is_listening || c->is_udp) {
     if (owns_fd) close(fd);
-    return false;
+    return c->is_closing || c->is_draining ? CM_ECLOSED : CM_EINVAL;
   }
   if (len == 0) {
     if (owns_fd) close(fd);
-    return true;
+    return 0;
   }
   struct cm__file_out *f = calloc(1, sizeof(*f));
   if (f == NULL) {
     if (owns_fd) close(fd);
-    return false;
+    return CM_ENOMEM;
   }
   f->fd = fd;
   f->off = offset;
@@ -66,15 +66,15 @@ static bool queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len
   while (*tail != NULL) tail = &(*tail)->next;
   *tail = f;
   cm__conn_mark_dirty(c);
-  return true;
+  return 0;
 }
 
-bool cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+int cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
   return queue_range(c, fd, offset, len, true);
 }
 
 bool cm__send_file_shared(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
-  return queue_range(c, fd, offset, len, false);
+  return queue_range(c, fd, offset, len, false) == 0;
 }
 
 size_t cm__files_queued(const struct cm_conn *c) {

@@ -32,8 +32,8 @@ int cm__conn_update_interest(struct cm_conn *c);
  * is above its mark (cm_conn_send_full), outside a TLS handshake. */
 bool cm__conn_reads_paused(const struct cm_conn *c);
 /* cm_send() of the n parts one after another, copied once into c->send
- * (TCP only): all of them are queued, or nothing (false, as cm_send). */
-bool cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
+ * (TCP only): all of them are queued (0), or nothing (cm_send's codes). */
+int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);
@@ -48,8 +48,9 @@ void cm__sock_connected(struct cm_conn *c);
 /* Writes as much of c->send as the socket takes.  Returns -1 when the
  * connection failed (it is then closing), else 0. */
 int cm__sock_write(struct cm_conn *c);
-/* Sends one datagram straight away (UDP has no stream to queue into). */
-bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len);
+/* Sends one datagram straight away (UDP has no stream to queue into).
+ * Returns 0 or cm_send()'s UDP codes. */
+int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len);
 
 /* Timers (timer.c): runs due timers; returns ms until the next one is due
  * (capped at max_ms), 0 if one is already due. */

@@ -16,7 +16,7 @@
 int cm_mgr_init(struct cm_mgr *mgr) {
   memset(mgr, 0, sizeof(*mgr));
   mgr->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (mgr->epfd < 0) return -1;
+  if (mgr->epfd < 0) return -errno;
   mgr->next_id = 1;
   mgr->buf_pool_max = CM_BUF_POOL_MAX;
   mgr->recv_limit = 1024 * 1024;
@@ -123,7 +123,7 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   struct epoll_event events[CM_MAX_EVENTS];
   if (mgr->polling) {
     errno = EBUSY;
-    return -1;
+    return -EBUSY;
   }
   mgr->polling = 1;
   mgr->now_ms = cm_millis();
@@ -157,7 +157,7 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
     }
     mgr->wait_errno = err == EINTR ? mgr->wait_errno : err;
     errno = err;
-    return -1;
+    return -err;
   }
   mgr->wait_errno = 0;
   return 0;

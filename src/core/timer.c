@@ -100,13 +100,13 @@ static bool is_cancelled(const struct cm_timer *t) {
   return __atomic_load_n(&t->cancelled, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* Schedules t; restarts it when it is already scheduled.  Returns -1 (t
+/* Schedules t; restarts it when it is already scheduled.  Returns CM_ENOMEM (t
  * untouched, not scheduled) only when memory runs out for a new entry. */
 static int start(struct cm_mgr *mgr, struct cm_timer *t, uint64_t period_ms, unsigned flags,
                  cm_timer_fn fn, void *arg, cm_timer_fn release_fn, bool owned) {
   bool queued = in_heap(mgr, t);
   if (queued) heap_remove(mgr, t); /* restart: one entry, new deadline */
-  else if (heap_reserve(mgr) != 0) return -1;
+  else if (heap_reserve(mgr) != 0) return CM_ENOMEM;
   /* A timer the manager already holds (scheduled, or running its callback)
    * keeps its ownership: restarting it does not hand it over. */
   if (!queued && mgr->timer_running != t) t->owned_by_mgr = owned;

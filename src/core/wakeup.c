@@ -29,11 +29,12 @@ static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data);
 int cm_wakeup_init(struct cm_mgr *mgr) {
   if (mgr->wakeup != NULL) return 0;
   struct cm_wakeup_q *q = calloc(1, sizeof(*q));
-  if (q == NULL) return -1;
+  if (q == NULL) return CM_ENOMEM;
   q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (q->efd < 0) {
+    int err = errno;
     free(q);
-    return -1;
+    return -err;
   }
   struct cm_conn *c = cm__conn_new(mgr, q->efd);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -43,7 +44,7 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
     else close(q->efd);
     free(q);
     errno = err;
-    return -1;
+    return -err;
   }
   c->epoll_events = EPOLLIN;
   c->is_internal = 1;
@@ -55,11 +56,12 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
   return 0;
 }
 
-bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len) {
+int cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t len) {
   struct cm_wakeup_q *q = __atomic_load_n(&mgr->wakeup, __ATOMIC_ACQUIRE);
-  if (q == NULL || len > SIZE_MAX - sizeof(struct wakeup_msg)) return false;
+  if (q == NULL) return CM_EINVAL;
+  if (len > SIZE_MAX - sizeof(struct wakeup_msg)) return CM_ENOMEM;
   struct wakeup_msg *m = malloc(sizeof(*m) + len);
-  if (m == NULL) return false;
+  if (m == NULL) return CM_ENOMEM;
   m->next = NULL;
   m->conn_id = conn_id;
   m->len = len;
@@ -73,7 +75,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
       (max_bytes != 0 && (q->bytes > max_bytes || cost > max_bytes - q->bytes))) {
     pthread_mutex_unlock(&q->lock);
     free(m);
-    return false; /* full: the loop is not keeping up; the caller decides */
+    return CM_EAGAIN; /* full: the loop is not keeping up; the caller decides */
   }
   bool was_empty = q->head == NULL;
   if (q->tail != NULL) q->tail->next = m;
@@ -89,7 +91,7 @@ bool cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_
     ssize_t n = write(q->efd, &one, sizeof(one));
     (void)n; /* EAGAIN means the counter is already non-zero: awake anyway */
   }
-  return true;
+  return 0;
 }
 
 /* Protocol handler of the internal eventfd connection. */
@@ -131,12 +133,12 @@ void cm__wakeup_free(struct cm_mgr *mgr) {
   free(q); /* the eventfd was closed with its connection */
 }
 
-bool cm_mgr_wake(struct cm_mgr *mgr) {
+int cm_mgr_wake(struct cm_mgr *mgr) {
   struct cm_wakeup_q *q = __atomic_load_n(&mgr->wakeup, __ATOMIC_ACQUIRE);
-  if (q == NULL) return false;
+  if (q == NULL) return CM_EINVAL;
   /* The loop reads the counter and drains the queue, empty or not. */
   uint64_t one = 1;
   ssize_t n = write(q->efd, &one, sizeof(one));
   (void)n; /* EAGAIN: the counter is already non-zero, the loop wakes anyway */
-  return true;
+  return 0;
 }

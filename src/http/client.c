@@ -70,21 +70,21 @@ static void state_free(struct cm_conn *c, struct cm__http_client *st) {
   free(st);
 }
 
-bool cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms) {
+int cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t response_ms) {
   struct cm__http_client *st = client_of(c);
-  if (st == NULL) return false;
+  if (st == NULL) return CM_EINVAL;
   st->connect_timeout_ms = connect_ms != 0 ? connect_ms : CM_HTTP_CONNECT_TIMEOUT_MS;
   st->response_timeout_ms = response_ms != 0 ? response_ms : CM_HTTP_RESPONSE_TIMEOUT_MS;
   /* Shorter than what is scheduled: move it; longer: it reschedules itself. */
   bool connecting;
   uint64_t due = next_deadline(c, st, &connecting);
   if (due != 0) cm__timer_schedule(c->mgr, &st->deadline, due);
-  return true;
+  return 0;
 }
 
-bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
+int cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
   struct cm__http_client *st = calloc(1, sizeof(*st));
-  if (st == NULL) return false;
+  if (st == NULL) return CM_ENOMEM;
   st->kind = CM__HTTP_KIND_CLIENT;
   st->lim = cm_http_limits_resolve(lim);
   if (c->recv_limit < st->lim.max_head + 1) c->recv_limit = st->lim.max_head + 1;
@@ -96,7 +96,7 @@ bool cm_http_client(struct cm_conn *c, const struct cm_http_limits *lim) {
   c->pfn = client_pfn;
   c->pfn_data = st;
   arm(c, st);
-  return true;
+  return 0;
 }
 
 /* "host", "host:port", "[v6]:port": the Host header for url. */
@@ -116,7 +116,7 @@ struct cm_conn *cm_http_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
                                 const struct cm_http_limits *lim) {
   struct cm_conn *c = cm_connect(mgr, url, fn, fn_data);
   if (c == NULL) return NULL;
-  if (!cm_http_client(c, lim)) {
+  if (cm_http_client(c, lim) != 0) {
     cm_close(c);
     return NULL;
   }
@@ -135,18 +135,19 @@ static void push_request(struct cm_conn *c, struct cm__http_client *st, bool is_
   arm(c, st); /* the response clock */
 }
 
-bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
-                     const void *body, size_t len) {
+int cm_http_request(struct cm_conn *c, const char *method, const char *uri, const char *headers,
+                    const void *body, size_t len) {
   struct cm__http_block bi;
-  if (!cm__http_scan_block(headers, &bi) || (bi.has_length && (bi.chunked || bi.length != len))) return false;
+  if (!cm__http_scan_block(headers, &bi) || (bi.has_length && (bi.chunked || bi.length != len)))
+    return CM_EINVAL;
   size_t mlen = strlen(method), ulen = strlen(uri);
-  if (mlen == 0 || ulen == 0) return false;
+  if (mlen == 0 || ulen == 0) return CM_EINVAL;
   for (size_t i = 0; i < mlen; i++) {
-    if (!cm__http_is_tchar((unsigned char) method[i])) return false;
+    if (!cm__http_is_tchar((unsigned char) method[i])) return CM_EINVAL;
   }
   for (size_t i = 0; i < ulen; i++) {
     unsigned char ch = (unsigned char) uri[i];
-    if (ch <= ' ' || ch == 0x7f) return false;
+    if (ch <= ' ' || ch == 0x7f) return CM_EINVAL;
   }
   struct cm__http_client *st = client_of(c);
   struct cm_buf b = {0};
@@ -168,10 +169,10 @@ bool cm_http_request(struct cm_conn *c, const char *method, const char *uri, con
     ok = cm_buf_append(&b, line, (size_t) n) == 0;
   }
   ok = ok && cm_buf_append(&b, "\r\n", 2) == 0 && (len == 0 || cm_buf_append(&b, body, len) == 0);
-  ok = ok && cm_send(c, cm_buf_data(&b), b.len);
+  int rc = ok ? cm_send(c, cm_buf_data(&b), b.len) : CM_ENOMEM;
   cm_buf_free(&b);
-  if (ok && st != NULL) push_request(c, st, mlen == 4 && memcmp(method, "HEAD", 4) == 0);
-  return ok;
+  if (rc == 0 && st != NULL) push_request(c, st, mlen == 4 && memcmp(method, "HEAD", 4) == 0);
+  return rc;
 }
 
 /* "METHOD SP target SP HTTP/1.x CRLF" at the start of p[0..n), the line

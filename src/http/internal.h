@@ -38,6 +38,8 @@ struct cm__http_conn {
   bool close_after;        /* close once the reply to the last request is queued */
   bool keep_alive_10;      /* an HTTP/1.0 keep-alive request: say keep-alive back */
   bool stopped;            /* read no more requests on this connection */
+  bool ending;             /* cm_http_end_keep_alive(): close after the
+                              requests already received are answered */
   bool held;               /* waiting for a streamed file or a reply before reading on */
   bool awaiting_reply;     /* HTTP_MSG delivered, its reply not complete yet */
   bool chunked_reply;      /* a chunked reply is in progress */

@@ -131,14 +131,14 @@ static void head_free(struct head *h) {
 }
 
 /* Queues the parts; a UDP connection gets them as one datagram. */
-static bool send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
+static int send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
   if (!c->is_udp) return cm__send_parts(c, parts, n);
   struct cm_buf b = {0};
-  bool ok = true;
-  for (size_t i = 0; i < n && ok; i++) ok = cm_buf_append(&b, parts[i].buf, parts[i].len) == 0;
-  ok = ok && cm_send(c, cm_buf_data(&b), b.len);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) rc = cm_buf_append(&b, parts[i].buf, parts[i].len);
+  if (rc == 0) rc = cm_send(c, cm_buf_data(&b), b.len);
   cm_buf_free(&b);
-  return ok;
+  return rc;
 }
 
 /* A 2xx answer to CONNECT turns the connection into a tunnel: it has no
@@ -210,27 +210,22 @@ bool cm_http_hdrs_takeover_info(const struct cm_conn *c, struct cm_http_serve_op
 /* Output for a request could not be queued on a live connection: the
  * client would wait forever for the rest, so the connection fails (ERROR
  * deferred to the flush: a public call delivers no event itself). */
-static void output_refused(struct cm_conn *c) {
-  if (c->is_closing || c->is_draining || c->is_udp) {
-    errno = EPIPE;
-    return;
-  }
-  bool limit = c->mgr->send_limit != 0;
-  cm__conn_defer_error(c, limit ? "HTTP response refused: send_limit reached (or out of memory)"
-                                : "HTTP response refused: out of memory");
-  errno = limit ? ENOBUFS : ENOMEM;
+static int output_refused(struct cm_conn *c, int rc) {
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  if (c->is_udp) return rc;
+  cm__conn_defer_error(c, rc == CM_ETOOBIG ? "HTTP response refused: send_limit reached"
+                                           : "HTTP response refused: out of memory");
+  return rc;
 }
 
-bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
+int cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
   struct cm__http_block bi;
-  if (cm_http_reply_check(status, headers, len) != NULL || !cm__http_scan_block(headers, &bi)) {
-    errno = EINVAL;
-    return false;
-  }
+  if (cm_http_reply_check(status, headers, len) != NULL || !cm__http_scan_block(headers, &bi))
+    return CM_EINVAL;
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool informational = status < 200;
   bool tunnel = is_tunnel(st, status);
-  if (tunnel && (bi.has_length || bi.chunked)) return false;
+  if (tunnel && (bi.has_length || bi.chunked)) return CM_EINVAL;
   bool no_body = informational || status == 204 || status == 304 || tunnel;
   bool is_head = st != NULL && st->is_head;
   bool close_after = st != NULL && st->close_after && !informational && !tunnel;
@@ -248,36 +243,40 @@ bool cm_http_reply(struct cm_conn *c, int status, const char *headers, const voi
   }
   if (send_body) parts[1] = cm_str_n(body, len);
   parts[0] = cm_str_n(h.p, h.len);
-  bool ok = h.ok && send_parts(c, parts, 3);
+  int rc = h.ok ? send_parts(c, parts, 3) : CM_ENOMEM;
   head_free(&h);
-  if (!ok) {
-    output_refused(c);
-    return false;
-  }
+  if (rc != 0) return output_refused(c, rc);
   cm__http_access_reply(st, status, send_body ? len : 0);
   if (st != NULL && bi.chunked && !no_body) st->chunked_reply = true;
   if (tunnel) st->stopped = true; /* what follows is the tunnel's, not HTTP */
   if (!informational && !(bi.chunked && !no_body)) cm__http_reply_done(c);
   if (close_after && !(bi.chunked && !no_body)) cm_drain(c);
-  return true;
+  return 0;
+}
+
+/* cm__http_reply_head() with the reason: 0 or a CM_E* code. */
+static int reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
+                      bool *send_body) {
+  struct cm__http_block bi;
+  *send_body = false;
+  if (status < 200 || status > 999 || !cm__http_scan_block(headers, &bi)) return CM_EINVAL;
+  if (bi.chunked || bi.has_length) return CM_EINVAL;
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (is_tunnel(st, status)) return CM_EINVAL; /* a file body cannot open a tunnel */
+  struct head h;
+  head_init(&h);
+  build_head(&h, st, status, headers, &bi, body_len);
+  int rc = h.ok ? cm_send(c, h.p, h.len) : CM_ENOMEM;
+  head_free(&h);
+  if (rc != 0) return output_refused(c, rc);
+  *send_body = status != 204 && status != 304 && !(st != NULL && st->is_head);
+  cm__http_access_reply(st, status, *send_body ? body_len : 0);
+  return 0;
 }
 
 bool cm__http_reply_head(struct cm_conn *c, int status, const char *headers, uint64_t body_len,
                          bool *send_body) {
-  struct cm__http_block bi;
-  if (status < 200 || status > 999 || !cm__http_scan_block(headers, &bi)) return false;
-  if (bi.chunked || bi.has_length) return false;
-  struct cm__http_conn *st = cm__http_conn_of(c);
-  if (is_tunnel(st, status)) return false; /* a file body cannot open a tunnel */
-  struct head h;
-  head_init(&h);
-  build_head(&h, st, status, headers, &bi, body_len);
-  bool ok = h.ok && cm_send(c, h.p, h.len);
-  head_free(&h);
-  if (!ok) output_refused(c);
-  *send_body = ok && status != 204 && status != 304 && !(st != NULL && st->is_head);
-  if (ok) cm__http_access_reply(st, status, *send_body ? body_len : 0);
-  return ok;
+  return reply_head(c, status, headers, body_len, send_body) == 0;
 }
 
 void cm__http_reply_end(struct cm_conn *c) {
@@ -286,51 +285,52 @@ void cm__http_reply_end(struct cm_conn *c) {
   if (st != NULL && st->close_after) cm_drain(c);
 }
 
-bool cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
-                        uint64_t len) {
+int cm_http_reply_file(struct cm_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                       uint64_t len) {
   bool body = false;
-  if (!cm__http_reply_head(c, status, headers != NULL ? headers : "", len, &body)) {
+  int rc = reply_head(c, status, headers != NULL ? headers : "", len, &body);
+  if (rc != 0) {
     close(fd);
-    return false;
+    return rc;
   }
   if (!body) {
     close(fd);
-  } else if (!cm_send_file(c, fd, offset, len)) {
+  } else if ((rc = cm_send_file(c, fd, offset, len)) != 0) {
     cm_close(c); /* the head promised a body that cannot follow */
-    return false;
+    return rc;
   }
   cm__http_reply_end(c);
-  return true;
+  return 0;
 }
 
-bool cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
+int cm_http_chunk(struct cm_conn *c, const void *data, size_t len) {
   struct cm__http_conn *st = cm__http_conn_of(c);
-  bool ok = true;
+  int rc = 0;
   if (st == NULL || !st->is_head) { /* a reply to HEAD has no body at all */
     struct head h;
     head_init(&h);
     head_num(&h, len, 16);
     head_add(&h, "\r\n", 2);
     struct cm_str parts[3] = {cm_str_n(h.p, h.len), cm_str_n(data, len), cm_str_n("\r\n", 2)};
-    ok = h.ok && send_parts(c, parts, 3);
+    rc = h.ok ? send_parts(c, parts, 3) : CM_ENOMEM;
     head_free(&h);
-    if (!ok) output_refused(c);
+    if (rc != 0) return output_refused(c, rc);
   }
-  if (ok && st != NULL && !st->is_head) cm__http_access_reply(st, 200, len);
-  if (ok && len == 0 && st != NULL) {
+  if (st != NULL && !st->is_head) cm__http_access_reply(st, 200, len);
+  if (len == 0 && st != NULL) {
     st->chunked_reply = false;
     cm__http_reply_done(c);
     if (st->close_after) cm_drain(c);
   }
-  return ok;
+  return 0;
 }
 
-bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {
+int cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {
   struct cm_buf b = {0};
   bool ok = true;
   if (event.len > 0) {
     if (memchr(event.buf, '\n', event.len) != NULL || memchr(event.buf, '\r', event.len) != NULL) {
-      return false;
+      return CM_EINVAL;
     }
     ok = append_str(&b, "event: ") && cm_buf_append(&b, event.buf, event.len) == 0 &&
          append_str(&b, "\n");
@@ -349,7 +349,7 @@ bool cm_http_sse(struct cm_conn *c, struct cm_str event, struct cm_str data) {
     if (!ok || end == data.len) break;
     i = end + (data.buf[end] == '\r' && end + 1 < data.len && data.buf[end + 1] == '\n' ? 2 : 1);
   }
-  ok = ok && append_str(&b, "\n") && cm_http_chunk(c, cm_buf_data(&b), b.len);
+  int rc = ok && append_str(&b, "\n") ? cm_http_chunk(c, cm_buf_data(&b), b.len) : CM_ENOMEM;
   cm_buf_free(&b);
-  return ok;
+  return rc;
 }

@@ -71,28 +71,28 @@ static bool attach_conn(struct cm_conn *c, const struct cm_http_serve_opts *o) {
   return true;
 }
 
-bool cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts) {
+int cm_http_serve(struct cm_conn *c, const struct cm_http_serve_opts *opts) {
   struct cm_http_serve_opts o = resolve_opts(opts);
   if (!c->is_listening) {
-    if (!attach_conn(c, &o)) return false;
+    if (!attach_conn(c, &o)) return CM_ENOMEM;
     /* Bytes may already wait in c->recv with no READ to come. */
     cm__conn_want_poll(c);
-    return true;
+    return 0;
   }
   struct cm__http_server *srv = calloc(1, sizeof(*srv));
-  if (srv == NULL) return false;
+  if (srv == NULL) return CM_ENOMEM;
   srv->kind = CM__HTTP_KIND_SERVER;
   srv->opts = o;
   c->pfn = http_pfn;
   c->pfn_data = srv;
-  return true;
+  return 0;
 }
 
 struct cm_conn *cm_http_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data,
                                const struct cm_http_serve_opts *opts) {
   struct cm_conn *c = cm_listen(mgr, url, fn, fn_data);
   if (c == NULL) return NULL;
-  if (!cm_http_serve(c, opts)) {
+  if (cm_http_serve(c, opts) != 0) {
     cm_close(c);
     return NULL;
   }
@@ -300,6 +300,11 @@ static void process_requests(struct cm_conn *c, struct cm__http_conn *st) {
     /* A whole request: reset for the next one before the handler runs, as
      * the handler may take the connection over. */
     st->stopped = !hm.keep_alive; /* nothing after a closing request is read */
+    if (st->ending && !st->stopped && c->recv.len <= head + body_len) {
+      /* The last request received of a connection that is ending. */
+      st->stopped = true;
+      st->close_after = true;
+    }
     st->hdrs_delivered = false;
     st->head_started_ms = 0;
     st->body_seen = 0;
@@ -329,6 +334,24 @@ void cm__http_reply_done(struct cm_conn *c) {
   /* A held pipelined request may go on: at this turn's flush. */
   if (st->held) cm__conn_want_poll(c);
   arm(c, st);
+}
+
+int cm_http_end_keep_alive(struct cm_conn *c, uint64_t idle_ms) {
+  struct cm__http_conn *st = cm__http_conn_of(c);
+  if (st == NULL || st->detached) return CM_EINVAL;
+  st->ending = true;
+  if (idle_ms < st->opts.idle_timeout_ms) st->opts.idle_timeout_ms = idle_ms;
+  /* A reply is pending and nothing follows its request: it is the last.
+   * (A request being received, or a pipelined one waiting, is marked when
+   * it is complete; a chunked reply whose head went out cannot say close.) */
+  if (st->awaiting_reply && !st->chunked_reply && !st->hdrs_delivered && c->recv.len == 0) {
+    st->stopped = true;
+    st->close_after = true;
+  }
+  /* The deadline now due (idle) fires from the timer heap, at the next poll. */
+  cm__timer_unschedule(c->mgr, &st->deadline);
+  arm(c, st);
+  return 0;
 }
 
 /* A handler may detach (and even attach HTTP anew) while its event is

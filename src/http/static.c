@@ -75,7 +75,7 @@ static int reply_text(struct ctx *x, int status, const char *more_headers, const
   struct cm_buf b = {0};
   bool ok = append_extra(&b, x) && (more_headers == NULL || appendf(&b, "%s", more_headers));
   const char *h = ok ? block_str(&b) : NULL;
-  ok = h != NULL && cm_http_reply(x->c, status, h, text, strlen(text));
+  ok = h != NULL && cm_http_reply(x->c, status, h, text, strlen(text)) == 0;
   cm_buf_free(&b);
   return ok ? status : 0;
 }
@@ -211,7 +211,7 @@ static int send_body(struct ctx *x, int status, struct cm_buf *b, int fd, uint64
     return 0;
   }
   if (body) {
-    if (!cm_send_file(x->c, fd, off, len)) {
+    if (cm_send_file(x->c, fd, off, len) != 0) {
       cm_close(x->c); /* the head promised a body we cannot queue */
       return 0;
     }
@@ -284,10 +284,10 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
     for (int i = 0; body && i < nparts; i++) {
       bool last = i == nparts - 1;
       uint64_t len = r[i].end - r[i].start + 1;
-      bool queued = cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len);
+      bool queued = cm_send(x->c, cm_buf_data(&parts[i]), parts[i].len) == 0;
       if (queued && last) {
         fd_taken = true;
-        queued = cm_send_file(x->c, f->fd, r[i].start, len);
+        queued = cm_send_file(x->c, f->fd, r[i].start, len) == 0;
       } else if (queued) {
         queued = cm__send_file_shared(x->c, f->fd, r[i].start, len);
       }
@@ -298,7 +298,7 @@ static int send_multipart(struct ctx *x, struct file *f, const struct cm_http_ra
       }
     }
     if (fd_taken) f->fd = -1;
-    if (rc != 0 && body && !cm_send(x->c, tail, strlen(tail))) {
+    if (rc != 0 && body && cm_send(x->c, tail, strlen(tail)) != 0) {
       cm_close(x->c);
       rc = 0;
     }
@@ -337,7 +337,7 @@ static int serve_open(struct ctx *x, struct file *f) {
   if (not_modified) {
     close(f->fd);
     const char *h = file_headers(&b, x, f, false) ? block_str(&b) : NULL;
-    rc = h != NULL && cm_http_reply(x->c, 304, h, NULL, 0) ? 304 : 0;
+    rc = h != NULL && cm_http_reply(x->c, 304, h, NULL, 0) == 0 ? 304 : 0;
     cm_buf_free(&b);
     return rc;
   }
@@ -470,7 +470,7 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
     uri = path == NULL ? cm_str_c("/") : cm_str_n(path, uri.len - (size_t) (path - uri.buf));
   }
   if (uri.len == 0 || uri.buf[0] != '/') return 400;
-  int n = cm_url_decode(uri.buf, uri.len, dec, sizeof(dec), false);
+  long n = cm_url_decode(uri.buf, uri.len, dec, sizeof(dec), false);
   if (n < 0) return 400;
   if (memchr(dec, '\0', (size_t) n) != NULL || memchr(dec, '\\', (size_t) n) != NULL) return 403;
   size_t o = 0, i = 0, len = (size_t) n;
@@ -536,7 +536,7 @@ int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm
                 appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) u.len, u.buf,
                         hm->query.len > 0 ? "?" : "", (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
       const char *h = ok ? block_str(&b) : NULL;
-      rc = h != NULL && cm_http_reply(c, 301, h, "", 0) ? 301 : 0;
+      rc = h != NULL && cm_http_reply(c, 301, h, "", 0) == 0 ? 301 : 0;
       cm_buf_free(&b);
       return rc;
     }

@@ -14,6 +14,11 @@ static struct cm__mqtt *sendable(struct cm_conn *c) {
   return st;
 }
 
+/* Why sendable(c) said no. */
+static int unsendable(const struct cm_conn *c) {
+  return c == NULL || cm__mqtt_of((struct cm_conn *)c) == NULL ? CM_EINVAL : CM_ECLOSED;
+}
+
 uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first) {
   if (st->peer_alias_max == 0) return 0;
   if (st->alias_out == NULL) {
@@ -47,17 +52,19 @@ void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias) {
 
 int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL || o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return -1;
+  if (st == NULL) return unsendable(c);
+  if (o == NULL || o->qos > 2 || !cm_mqtt_topic_valid(o->topic)) return CM_EINVAL;
   /* 3.2.2.3.4, 3.2.2.3.5: what the server said it does not take. */
-  if (o->qos > st->peer_max_qos || (o->retain && st->peer_no_retain)) return -1;
+  if (o->qos > st->peer_max_qos || (o->retain && st->peer_no_retain)) return CM_EINVAL;
   struct cm_mqtt_session *s = st->sess;
-  if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535)) return -1;
+  if (o->qos > 0 && (s->count - s->inflight >= st->lim.max_queued || s->count >= 65535))
+    return CM_EAGAIN;
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
   struct cm__mqtt_out *held;
   bool first = false; /* alias assigned by this call, told to the peer now */
   uint16_t alias = 0;
-  int rc = -1;
+  int rc = CM_EINVAL;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
   m.qos = o->qos;
@@ -79,9 +86,12 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   if (o->qos > 0) m.id = cm__mqtt_session_id(s);
   st->scratch.len = st->scratch.off = 0;
   if (cm_mqtt_encode(&st->scratch, &m) != 0) goto done;
-  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) goto done;
+  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) {
+    rc = CM_ETOOBIG;
+    goto done;
+  }
   if (o->qos == 0) {
-    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : -1;
+    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : cm__mqtt_tx_error(c);
   } else if ((held = cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch),
                                           st->scratch.len)) != NULL) {
     if (m.version == 5) {
@@ -95,6 +105,8 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     }
     rc = m.id;
     cm__mqtt_pump(st);
+  } else {
+    rc = CM_ENOMEM;
   }
 done:
   if (rc < 0 && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
@@ -104,7 +116,7 @@ done:
 }
 
 int cm_mqtt_pub(struct cm_conn *c, struct cm_str topic, struct cm_str message, int qos, bool retain) {
-  if (qos < 0 || qos > 2) return -1;
+  if (qos < 0 || qos > 2) return CM_EINVAL;
   struct cm_mqtt_pub_opts o = {0};
   o.topic = topic;
   o.message = message;
@@ -118,7 +130,7 @@ static int send_filters(struct cm__mqtt *st, int cmd, struct cm_buf *list, uint3
                         const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
-  int rc = -1;
+  int rc = CM_EINVAL;
   m.cmd = (uint8_t)cmd;
   m.version = st->version == 0 ? 4 : st->version;
   m.id = cm__mqtt_session_id(st->sess);
@@ -131,7 +143,8 @@ static int send_filters(struct cm__mqtt *st, int cmd, struct cm_buf *list, uint3
     if (cm__mqtt_props_raw(&pb, props, num_props) != 0) goto done;
     m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   }
-  if (cm__mqtt_send_pkt(st, &m)) rc = m.id;
+  rc = cm__mqtt_send_rc(st, &m);
+  if (rc == 0) rc = m.id;
 done:
   cm_buf_free(&pb);
   return rc;
@@ -140,9 +153,10 @@ done:
 int cm_mqtt_subscribe(struct cm_conn *c, const struct cm_mqtt_sub_opts *subs, size_t n,
                       uint32_t sub_id, const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL || subs == NULL || n == 0) return -1;
+  if (st == NULL) return unsendable(c);
+  if (subs == NULL || n == 0) return CM_EINVAL;
   struct cm_buf list = {0};
-  int rc = -1;
+  int rc = CM_EINVAL;
   for (size_t i = 0; i < n; i++) {
     const struct cm_mqtt_sub_opts *s = &subs[i];
     if (!cm_mqtt_filter_valid(s->topic) || s->qos > 2 || s->retain_handling > 2) goto done;
@@ -161,7 +175,7 @@ done:
 }
 
 int cm_mqtt_sub(struct cm_conn *c, struct cm_str topic, int qos) {
-  if (qos < 0 || qos > 2) return -1;
+  if (qos < 0 || qos > 2) return CM_EINVAL;
   struct cm_mqtt_sub_opts s = {0};
   s.topic = topic;
   s.qos = (uint8_t)qos;
@@ -171,9 +185,10 @@ int cm_mqtt_sub(struct cm_conn *c, struct cm_str topic, int qos) {
 int cm_mqtt_unsubscribe(struct cm_conn *c, const struct cm_str *topics, size_t n,
                         const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL || topics == NULL || n == 0) return -1;
+  if (st == NULL) return unsendable(c);
+  if (topics == NULL || n == 0) return CM_EINVAL;
   struct cm_buf list = {0};
-  int rc = -1;
+  int rc = CM_EINVAL;
   for (size_t i = 0; i < n; i++) {
     if (!cm_mqtt_filter_valid(topics[i]) ||
         cm_mqtt_list_append(&list, CM_MQTT_CMD_UNSUBSCRIBE, topics[i], 0) != 0)
@@ -189,32 +204,32 @@ int cm_mqtt_unsub(struct cm_conn *c, struct cm_str topic) {
   return cm_mqtt_unsubscribe(c, &topic, 1, NULL, 0);
 }
 
-static bool send_simple(struct cm_conn *c, int cmd) {
+static int send_simple(struct cm_conn *c, int cmd) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL) return false;
+  if (st == NULL) return unsendable(c);
   struct cm_mqtt_packet m = {0};
   m.cmd = (uint8_t)cmd;
-  return cm__mqtt_send_pkt(st, &m);
+  return cm__mqtt_send_rc(st, &m);
 }
 
-bool cm_mqtt_ping(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGREQ); }
-bool cm_mqtt_pong(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGRESP); }
+int cm_mqtt_ping(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGREQ); }
+int cm_mqtt_pong(struct cm_conn *c) { return send_simple(c, CM_MQTT_CMD_PINGRESP); }
 
-bool cm_mqtt_disconnect(struct cm_conn *c) { return cm_mqtt_disconnect_reason(c, 0, NULL, 0); }
+int cm_mqtt_disconnect(struct cm_conn *c) { return cm_mqtt_disconnect_reason(c, 0, NULL, 0); }
 
-bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
-                               size_t num_props) {
+int cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
+                              size_t num_props) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL) return false;
+  if (st == NULL) return unsendable(c);
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
   m.cmd = CM_MQTT_CMD_DISCONNECT;
   m.reason = reason;
   if (st->version == 5) {
-    if (cm__mqtt_props_raw(&pb, props, num_props) != 0) return false;
+    if (cm__mqtt_props_raw(&pb, props, num_props) != 0) return CM_EINVAL;
     m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   }
-  bool ok = cm__mqtt_send_pkt(st, &m);
+  int rc = cm__mqtt_send_rc(st, &m);
   cm_buf_free(&pb);
   st->failed = true; /* read nothing more */
   if (st->over_ws) {
@@ -222,55 +237,61 @@ bool cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct c
   } else {
     cm_drain(c);
   }
-  return ok;
+  return rc;
 }
 
-bool cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason) {
-  if (cmd < CM_MQTT_CMD_PUBACK || cmd > CM_MQTT_CMD_PUBCOMP || id == 0) return false;
+int cm_mqtt_send_ack(struct cm_conn *c, int cmd, uint16_t id, uint8_t reason) {
+  if (cmd < CM_MQTT_CMD_PUBACK || cmd > CM_MQTT_CMD_PUBCOMP || id == 0) return CM_EINVAL;
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL) return false;
+  if (st == NULL) return unsendable(c);
   struct cm_mqtt_packet m = {0};
   m.cmd = (uint8_t)cmd;
   m.id = id;
   m.reason = reason;
-  return cm__mqtt_send_pkt(st, &m);
+  return cm__mqtt_send_rc(st, &m);
 }
 
-bool cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *pm) {
+int cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *pm) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL || pm == NULL) return false;
+  if (st == NULL) return unsendable(c);
+  if (pm == NULL) return CM_EINVAL;
   struct cm_mqtt_packet m = *pm;
-  return cm__mqtt_send_pkt(st, &m);
+  return cm__mqtt_send_rc(st, &m);
 }
 
 int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct cm_str data,
                  const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm__mqtt *st = sendable(c);
-  if (st == NULL || st->version != 5) return -1;
+  if (st == NULL) return unsendable(c);
+  if (st->version != 5) return CM_EINVAL;
   if (method.len == 0 && st->auth_method != NULL) method = cm_str_c(st->auth_method);
-  if (method.len == 0 || !cm_mqtt_str_valid(method) || data.len > 65535) return -1;
+  if (method.len == 0 || !cm_mqtt_str_valid(method) || data.len > 65535) return CM_EINVAL;
   /* 4.12: a client continues (0x18) or starts a re-authentication (0x19,
    * once connected); a server continues or ends one with success (0x00). */
   bool ok = st->is_server ? reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION || reason == 0
                           : reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION ||
                                 (reason == CM_MQTT_RC_REAUTHENTICATE && st->connected);
-  if (!ok) return -1;
+  if (!ok) return CM_EINVAL;
   struct cm_mqtt_prop ap[2] = {{.id = CM_MQTT_PROP_AUTHENTICATION_METHOD, .val = method},
                                {.id = CM_MQTT_PROP_AUTHENTICATION_DATA, .val = data}};
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
-  int rc = -1;
+  int rc = CM_ENOMEM;
   m.cmd = CM_MQTT_CMD_AUTH;
   m.reason = reason;
   if (cm__mqtt_props_raw(&pb, ap, data.len > 0 ? 2 : 1) != 0 ||
-      cm__mqtt_props_raw(&pb, props, num_props) != 0)
+      cm__mqtt_props_raw(&pb, props, num_props) != 0) {
+    rc = CM_EINVAL; /* an unknown property id (or no memory) */
     goto done;
+  }
   m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   const char *why;
-  if (cm_mqtt_props_check(m.props, CM_MQTT_CMD_AUTH, &why) != 0) goto done;
-  if (!cm__mqtt_send_pkt(st, &m)) goto done;
-  if (reason == CM_MQTT_RC_REAUTHENTICATE) st->reauth = true;
-  rc = 0;
+  if (cm_mqtt_props_check(m.props, CM_MQTT_CMD_AUTH, &why) != 0) {
+    rc = CM_EINVAL;
+    goto done;
+  }
+  rc = cm__mqtt_send_rc(st, &m);
+  if (rc == 0 && reason == CM_MQTT_RC_REAUTHENTICATE) st->reauth = true;
 done:
   cm_buf_free(&pb);
   return rc;

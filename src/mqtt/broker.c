@@ -110,11 +110,11 @@ static void ws_fn(struct cm_conn *c, int ev, void *ev_data) {
   struct cm_ws_opts wo = {0};
   wo.limits.max_message_size = (uint64_t)b->o.max_packet_size + 16;
   wo.limits.max_frame_size = wo.limits.max_message_size;
-  if (!cm_ws_upgrade_opts(c, hm, extra, &wo)) return;
+  if (cm_ws_upgrade_opts(c, hm, extra, &wo) != 0) return;
   c->fn = cm__bc_fn;
   c->fn_data = b;
   c->send_hwm = b->o.send_hwm;
-  if (!cm_mqtt_serve(c, &b->lim)) cm_error(c, "MQTT broker: out of memory");
+  if (cm_mqtt_serve(c, &b->lim) != 0) cm_error(c, "MQTT broker: out of memory");
 }
 
 bool cm__bstore_result(struct cm_mqtt_broker *b, bool ok, const char *what) {
@@ -265,7 +265,7 @@ static bool msg_valid(const struct cm_mqtt_broker_msg *m) {
 
 int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
                            const void *origin) {
-  if (b == NULL || !msg_valid(m)) return -1;
+  if (b == NULL || !msg_valid(m)) return CM_EINVAL;
   if (m->retain) cm__br_retain(b, m, true);
   if (b->o.on_message != NULL) b->o.on_message(b->o.msg_arg, m, NULL, origin);
   int n = cm__bd_route(b, m, NULL);
@@ -273,7 +273,7 @@ int cm_mqtt_broker_publish(struct cm_mqtt_broker *b, const struct cm_mqtt_broker
   return n;
 }
 
-bool cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m) {
+static bool restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m) {
   if (b == NULL || !msg_valid(m) || m->payload.len == 0) return false;
   bool was = b->loading;
   b->loading = true;
@@ -292,7 +292,7 @@ static struct bsess *restored(struct cm_mqtt_broker *b, struct cm_str id) {
 
 static void on_restored_expiry(void *arg);
 
-bool cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
+static bool restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
                                     uint32_t expiry_s) {
   if (b == NULL || client_id.len == 0 || !cm_mqtt_str_valid(client_id) || expiry_s == 0)
     return false;
@@ -317,7 +317,7 @@ static void on_restored_expiry(void *arg) {
   cm__bstore_commit(b);
 }
 
-bool cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
+static bool restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
                                 struct cm_str filter, uint8_t options, uint32_t sub_id) {
   struct bsess *s = b != NULL ? restored(b, client_id) : NULL;
   if (s == NULL) return false;
@@ -329,7 +329,7 @@ bool cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_i
   return cm__bt_subscribe(b, s, filter, options, sub_id, &is_new) != NULL;
 }
 
-bool cm_mqtt_broker_restore_msg(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id,
+static bool restore_msg(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id,
                                 int state, const struct cm_mqtt_broker_msg *m) {
   struct bsess *s = b != NULL ? restored(b, client_id) : NULL;
   if (s == NULL || id == 0 || !msg_valid(m) || m->qos == 0 || state < 0 || state > 2) return false;
@@ -347,7 +347,7 @@ bool cm_mqtt_broker_restore_msg(struct cm_mqtt_broker *b, struct cm_str client_i
   return true;
 }
 
-bool cm_mqtt_broker_restore_incoming(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id) {
+static bool restore_incoming(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id) {
   struct bsess *s = b != NULL ? restored(b, client_id) : NULL;
   if (s == NULL || id == 0) return false;
   if (cm__mqtt_id_test(s->ms->ids_in, id)) return true;
@@ -363,7 +363,7 @@ void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_
   st->clients_disconnected = (uint32_t)(b->nsess - b->st.clients_connected);
 }
 
-bool cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
+static bool broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
                          bool drop_session) {
   struct bsess *s = b != NULL ? cm__bs_find(b, client_id) : NULL;
   if (s == NULL) return false;
@@ -379,4 +379,33 @@ bool cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint
   if (drop_session) cm__bs_free(b, s, true);
   cm__bstore_commit(b);
   return true;
+}
+
+int cm_mqtt_broker_restore_retained(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m) {
+  return restore_retained(b, m) ? 0 : CM_EINVAL;
+}
+
+int cm_mqtt_broker_restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
+                                   uint32_t expiry_s) {
+  return restore_session(b, client_id, expiry_s) ? 0 : CM_EINVAL;
+}
+
+int cm_mqtt_broker_restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
+                               struct cm_str filter, uint8_t options, uint32_t sub_id) {
+  return restore_sub(b, client_id, filter, options, sub_id) ? 0 : CM_EINVAL;
+}
+
+int cm_mqtt_broker_restore_msg(struct cm_mqtt_broker *b, struct cm_str client_id, uint16_t id,
+                               int state, const struct cm_mqtt_broker_msg *m) {
+  return restore_msg(b, client_id, id, state, m) ? 0 : CM_EINVAL;
+}
+
+int cm_mqtt_broker_restore_incoming(struct cm_mqtt_broker *b, struct cm_str client_id,
+                                    uint16_t id) {
+  return restore_incoming(b, client_id, id) ? 0 : CM_EINVAL;
+}
+
+int cm_mqtt_broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,
+                        bool drop_session) {
+  return broker_kick(b, client_id, reason, drop_session) ? 0 : CM_ENOENT;
 }

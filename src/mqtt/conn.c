@@ -39,24 +39,33 @@ bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n) {
   struct cm_conn *c = st->c;
   bool ok;
   if (!st->over_ws) {
-    ok = cm_send(c, p, n);
+    ok = cm_send(c, p, n) == 0;
   } else if (!st->ws_open) {
     ok = cm_buf_append(&st->pending, p, n) == 0;
   } else {
-    ok = cm_ws_send(c, p, n, CM_WS_OP_BINARY) > 0;
+    ok = cm_ws_send(c, p, n, CM_WS_OP_BINARY) >= 0;
   }
   if (ok) st->last_tx_ms = cm_millis();
   return ok;
 }
 
-bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m) {
+int cm__mqtt_tx_error(const struct cm_conn *c) {
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  return c->mgr->send_limit != 0 ? CM_ETOOBIG : CM_ENOMEM;
+}
+
+int cm__mqtt_send_rc(struct cm__mqtt *st, struct cm_mqtt_packet *m) {
   if (m->version == 0) m->version = st->version == 0 ? 4 : st->version;
   st->scratch.len = 0;
   st->scratch.off = 0;
-  if (cm_mqtt_encode(&st->scratch, m) != 0) return false;
+  if (cm_mqtt_encode(&st->scratch, m) != 0) return CM_EINVAL;
   bool ok = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len);
   if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
-  return ok;
+  return ok ? 0 : cm__mqtt_tx_error(st->c);
+}
+
+bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m) {
+  return cm__mqtt_send_rc(st, m) == 0;
 }
 
 static bool send_ack(struct cm__mqtt *st, int cmd, uint16_t id, uint8_t reason) {
@@ -549,7 +558,7 @@ static void deadline_passed(struct cm__mqtt *st) {
     cm_error(c, "MQTT: no PINGRESP within the keepalive period (%llu ms)",
              (unsigned long long)st->keepalive_ms);
   } else {
-    if (cm_mqtt_ping(c)) {
+    if (cm_mqtt_ping(c) == 0) {
       st->ping_out = true;
       st->ping_ms = now;
     }

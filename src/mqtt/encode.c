@@ -128,7 +128,7 @@ int cm_mqtt_encode(struct cm_buf *out, const struct cm_mqtt_packet *m) {
   uint8_t hdr[5];
   hdr[0] = first_byte(m);
   size_t hlen = 1 + cm_mqtt_varint_encode(hdr + 1, (uint32_t)w.n);
-  if (cm_buf_reserve(out, hlen + w.n) != 0) return -1;
+  if (cm_buf_reserve(out, hlen + w.n) != 0) return CM_ENOMEM;
   uint8_t *dst = cm_buf_data(out) + out->len;
   memcpy(dst, hdr, hlen);
   struct wr w2 = {dst + hlen, 0, false};
@@ -139,10 +139,10 @@ int cm_mqtt_encode(struct cm_buf *out, const struct cm_mqtt_packet *m) {
 
 int cm_mqtt_list_append(struct cm_buf *list, int cmd, struct cm_str filter, uint8_t code) {
   if (cmd == CM_MQTT_CMD_SUBACK || cmd == CM_MQTT_CMD_UNSUBACK) return cm_buf_append(list, &code, 1);
-  if (filter.len > 65535) return -1;
+  if (filter.len > 65535) return CM_ETOOBIG;
   uint8_t n[2] = {(uint8_t)(filter.len >> 8), (uint8_t)filter.len};
   size_t need = 2 + filter.len + (cmd == CM_MQTT_CMD_SUBSCRIBE ? 1 : 0);
-  if (cm_buf_reserve(list, need) != 0) return -1;
+  if (cm_buf_reserve(list, need) != 0) return CM_ENOMEM;
   cm_buf_append(list, n, 2);
   if (filter.len > 0) cm_buf_append(list, filter.buf, filter.len);
   if (cmd == CM_MQTT_CMD_SUBSCRIBE) cm_buf_append(list, &code, 1);

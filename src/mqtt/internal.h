@@ -9,7 +9,7 @@
 #define CM__MQTT_BIT(cmd) (1u << (cmd))
 
 /* Appends the property block of n properties without its length varint.
- * Returns 0 or -1 (unknown id, no memory). */
+ * Returns 0, CM_EINVAL (unknown id, oversized value) or CM_ENOMEM. */
 int cm__mqtt_props_raw(struct cm_buf *out, const struct cm_mqtt_prop *props, size_t n);
 
 /* A bounded reader over a packet body: every read checks the bounds, and a
@@ -154,6 +154,11 @@ bool cm__mqtt_set_auth_method(struct cm__mqtt *st, struct cm_str method);
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */
 bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m);
+/* cm__mqtt_send_pkt() with the reason: 0, CM_EINVAL (not encodable) or
+ * cm__mqtt_tx_error(). */
+int cm__mqtt_send_rc(struct cm__mqtt *st, struct cm_mqtt_packet *m);
+/* Why cm__mqtt_tx() refused: CM_ECLOSED, CM_ETOOBIG or CM_ENOMEM. */
+int cm__mqtt_tx_error(const struct cm_conn *c);
 /* Sends as many queued messages as the window allows. */
 void cm__mqtt_pump(struct cm__mqtt *st);
 /* Sends a held message: a PUBREL when released, else the PUBLISH (again

@@ -231,12 +231,12 @@ static void put_lstr(uint8_t **w, struct cm_str s) {
 int cm__mqtt_props_raw(struct cm_buf *out, const struct cm_mqtt_prop *props, size_t n) {
   for (size_t i = 0; i < n; i++) {
     int type = cm_mqtt_prop_type(props[i].id);
-    if (type < 0 || props[i].key.len > 65535 || props[i].val.len > 65535) return -1;
-    if (type == CM_MQTT_PROP_TYPE_VARIABLE_INT && props[i].iv > CM_MQTT_MAX_REMAINING) return -1;
+    if (type < 0 || props[i].key.len > 65535 || props[i].val.len > 65535) return CM_EINVAL;
+    if (type == CM_MQTT_PROP_TYPE_VARIABLE_INT && props[i].iv > CM_MQTT_MAX_REMAINING) return CM_EINVAL;
   }
   size_t size = cm_mqtt_props_size(props, n);
   if (size == 0) return 0;
-  if (cm_buf_reserve(out, size) != 0) return -1;
+  if (cm_buf_reserve(out, size) != 0) return CM_ENOMEM;
   uint8_t *w = cm_buf_data(out) + out->len;
   for (size_t i = 0; i < n; i++) {
     const struct cm_mqtt_prop *p = &props[i];
@@ -267,12 +267,13 @@ int cm_mqtt_props_encode(struct cm_buf *out, const struct cm_mqtt_prop *props, s
   uint8_t len[4];
   size_t size = cm_mqtt_props_size(props, n);
   size_t nl = cm_mqtt_varint_encode(len, (uint32_t)(size > CM_MQTT_MAX_REMAINING ? CM_MQTT_MAX_REMAINING + 1 : size));
-  if (nl == 0) return -1;
+  if (nl == 0) return CM_ETOOBIG;
   size_t before = out->len;
-  if (cm_buf_reserve(out, nl + size) != 0 || cm_buf_append(out, len, nl) != 0) return -1;
-  if (cm__mqtt_props_raw(out, props, n) != 0) {
+  if (cm_buf_reserve(out, nl + size) != 0 || cm_buf_append(out, len, nl) != 0) return CM_ENOMEM;
+  int rc = cm__mqtt_props_raw(out, props, n);
+  if (rc != 0) {
     out->len = before;
-    return -1;
+    return rc;
   }
   return 0;
 }

@@ -25,7 +25,7 @@ void cm__mqtt_listener_pfn(struct cm_conn *c, int ev, void *ev_data) {
     /* A child still carries its listener's options: give it its state. */
     c->pfn = NULL;
     c->pfn_data = NULL;
-    if (!cm_mqtt_serve(c, &l->lim)) cm_error(c, "MQTT: out of memory");
+    if (cm_mqtt_serve(c, &l->lim) != 0) cm_error(c, "MQTT: out of memory");
   } else if (ev == CM_EV_CLOSE && c->is_listening) {
     free(l);
     c->pfn = NULL;
@@ -58,16 +58,17 @@ struct cm_conn *cm_mqtt_listen_opts(struct cm_mgr *mgr, const char *url,
   return c;
 }
 
-bool cm_mqtt_serve(struct cm_conn *c, const struct cm_mqtt_limits *lim) {
-  if (c == NULL || cm__mqtt_of(c) != NULL || c->is_listening) return false;
+int cm_mqtt_serve(struct cm_conn *c, const struct cm_mqtt_limits *lim) {
+  if (c == NULL || c->is_listening) return CM_EINVAL;
+  if (cm__mqtt_of(c) != NULL) return CM_EALREADY;
   struct cm__mqtt *st = cm__mqtt_new(c, lim, NULL);
-  if (st == NULL) return false;
+  if (st == NULL) return CM_ENOMEM;
   st->is_server = true;
   if (!cm__mqtt_attach(c, st, c->is_websocket)) {
     cm__mqtt_free(st);
-    return false;
+    return CM_ENOMEM;
   }
-  return true;
+  return 0;
 }
 
 void cm__mqtt_server_connect(struct cm__mqtt *st, const struct cm_mqtt_packet *m) {
@@ -86,19 +87,19 @@ void cm__mqtt_server_connect(struct cm__mqtt *st, const struct cm_mqtt_packet *m
   cm__mqtt_set_keepalive(st, (uint64_t)m->keepalive * 1000);
 }
 
-static bool send_props(struct cm_conn *c, struct cm_mqtt_packet *m, const struct cm_mqtt_prop *props,
-                       size_t num_props) {
+static int send_props(struct cm_conn *c, struct cm_mqtt_packet *m, const struct cm_mqtt_prop *props,
+                      size_t num_props) {
   struct cm__mqtt *st = cm__mqtt_of(c);
-  if (st == NULL) return false;
+  if (st == NULL) return CM_EINVAL;
   struct cm_buf pb = {0};
-  if (st->version == 5 && cm__mqtt_props_raw(&pb, props, num_props) != 0) return false;
+  if (st->version == 5 && cm__mqtt_props_raw(&pb, props, num_props) != 0) return CM_EINVAL;
   m->props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
-  bool ok = cm__mqtt_send_pkt(st, m);
+  int rc = cm__mqtt_send_rc(st, m);
   cm_buf_free(&pb);
-  return ok;
+  return rc;
 }
 
-bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
+int cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
                           const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm_mqtt_packet m = {0};
   m.cmd = CM_MQTT_CMD_CONNACK;
@@ -120,15 +121,15 @@ bool cm_mqtt_send_connack(struct cm_conn *c, uint8_t code, bool session_present,
         cm__mqtt_set_keepalive(st, (uint64_t)(uint16_t)p->iv * 1000);
     }
   }
-  bool ok = send_props(c, &m, props, num_props);
-  if (ok && code != 0) cm_drain(c);
-  return ok;
+  int rc = send_props(c, &m, props, num_props);
+  if (rc == 0 && code != 0) cm_drain(c);
+  return rc;
 }
 
-static bool send_list(struct cm_conn *c, int cmd, uint16_t id, const uint8_t *codes, size_t n,
-                      const struct cm_mqtt_prop *props, size_t num_props) {
+static int send_list(struct cm_conn *c, int cmd, uint16_t id, const uint8_t *codes, size_t n,
+                     const struct cm_mqtt_prop *props, size_t num_props) {
   struct cm__mqtt *st = cm__mqtt_of(c);
-  if (st == NULL || id == 0 || (cmd == CM_MQTT_CMD_SUBACK && n == 0)) return false;
+  if (st == NULL || id == 0 || (cmd == CM_MQTT_CMD_SUBACK && n == 0)) return CM_EINVAL;
   struct cm_buf list = {0};
   bool v5 = st->version == 5;
   for (size_t i = 0; i < n; i++) {
@@ -136,24 +137,24 @@ static bool send_list(struct cm_conn *c, int cmd, uint16_t id, const uint8_t *co
     if (!v5 && code >= 0x80) code = 0x80; /* 3.1.1 knows only "failure" */
     if (cm_mqtt_list_append(&list, cmd, cm_str_n("", 0), code) != 0) {
       cm_buf_free(&list);
-      return false;
+      return CM_ENOMEM;
     }
   }
   struct cm_mqtt_packet m = {0};
   m.cmd = (uint8_t)cmd;
   m.id = id;
   m.payload = cm_str_n((const char *)cm_buf_data(&list), list.len);
-  bool ok = send_props(c, &m, props, num_props);
+  int rc = send_props(c, &m, props, num_props);
   cm_buf_free(&list);
-  return ok;
+  return rc;
 }
 
-bool cm_mqtt_send_suback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
+int cm_mqtt_send_suback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
                          const struct cm_mqtt_prop *props, size_t num_props) {
   return send_list(c, CM_MQTT_CMD_SUBACK, id, codes, n, props, num_props);
 }
 
-bool cm_mqtt_send_unsuback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
+int cm_mqtt_send_unsuback(struct cm_conn *c, uint16_t id, const uint8_t *codes, size_t n,
                            const struct cm_mqtt_prop *props, size_t num_props) {
   return send_list(c, CM_MQTT_CMD_UNSUBACK, id, codes, n, props, num_props);
 }

@@ -47,7 +47,7 @@ static void *push(void *arr_ptr, size_t *n, size_t sz) {
   return e;
 }
 
-bool cm_conf_add_listener(struct cm_conf *conf, const char *url) {
+static bool conf_add_listener(struct cm_conf *conf, const char *url) {
   char *u = cm_ops_dup(cm_str_c(url));
   if (u == NULL) return false;
   struct cm_conf_listener *l = push(&conf->listeners, &conf->nlisteners, sizeof(*l));
@@ -107,7 +107,7 @@ static bool set_str(char **slot, struct cm_str value) {
     return false;                                                  \
   } while (0)
 
-bool cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, char *err,
+static bool conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, char *err,
                    size_t err_len) {
   defaults(conf);
   size_t pos = 0;
@@ -126,7 +126,7 @@ bool cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, c
       if (value.len == 0 || !known_scheme(value))
         FAIL("listener needs a URL: mqtt://IP:PORT, mqtts://, ws://IP:PORT/PATH or wss://");
       char *u = cm_ops_dup(value);
-      if (u == NULL || !cm_conf_add_listener(conf, u)) {
+      if (u == NULL || cm_conf_add_listener(conf, u) != 0) {
         free(u);
         FAIL("out of memory");
       }
@@ -268,12 +268,25 @@ bool cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, c
   return true;
 }
 
-bool cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len) {
+static bool conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len) {
   size_t len;
   defaults(conf);
   char *text = cm_ops_read_file(path, &len, err, err_len);
   if (text == NULL) return false;
-  bool ok = cm_conf_parse(conf, cm_str_n(text, len), path, err, err_len);
+  bool ok = cm_conf_parse(conf, cm_str_n(text, len), path, err, err_len) == 0;
   free(text);
   return ok;
+}
+
+int cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, char *err,
+                  size_t err_len) {
+  return conf_parse(conf, text, name, err, err_len) ? 0 : CM_EINVAL;
+}
+
+int cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len) {
+  return conf_load(conf, path, err, err_len) ? 0 : CM_EINVAL;
+}
+
+int cm_conf_add_listener(struct cm_conf *conf, const char *url) {
+  return conf_add_listener(conf, url) ? 0 : CM_ENOMEM;
 }

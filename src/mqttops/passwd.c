@@ -172,14 +172,14 @@ bool cm_passwd_check(const struct cm_passwd *p, struct cm_str user, struct cm_st
 int cm_passwd_line(struct cm_str user, struct cm_str password, uint32_t iterations, char *out,
                    size_t out_len) {
   if (iterations == 0) iterations = CM_PASSWD_DEFAULT_ITERATIONS;
-  if (iterations < CM_PASSWD_MIN_ITERATIONS || iterations > CM_PASSWD_MAX_ITERATIONS) return -1;
+  if (iterations < CM_PASSWD_MIN_ITERATIONS || iterations > CM_PASSWD_MAX_ITERATIONS) return CM_EINVAL;
   if (user.len == 0 || memchr(user.buf, ':', user.len) != NULL ||
       memchr(user.buf, '\n', user.len) != NULL || memchr(user.buf, '\r', user.len) != NULL ||
       memchr(user.buf, '\0', user.len) != NULL || user.buf[0] == '#' || user.buf[0] == ' ' ||
       user.buf[0] == '\t')
-    return -1;
+    return CM_EINVAL;
   uint8_t salt[CM_PASSWD_SALT_LEN], hash[CM_PASSWD_HASH_LEN];
-  if (!cm_random(salt, sizeof(salt)) || !derive(password, salt, iterations, hash)) return -1;
+  if (cm_random(salt, sizeof(salt)) != 0 || !derive(password, salt, iterations, hash)) return CM_EIO;
   char salt64[CM_BASE64_ENCODED_LEN(CM_PASSWD_SALT_LEN) + 1];
   char hash64[CM_BASE64_ENCODED_LEN(CM_PASSWD_HASH_LEN) + 1];
   cm_base64_encode(salt, sizeof(salt), salt64, sizeof(salt64));
@@ -187,6 +187,6 @@ int cm_passwd_line(struct cm_str user, struct cm_str password, uint32_t iteratio
   OPENSSL_cleanse(hash, sizeof(hash));
   int n = snprintf(out, out_len, "%.*s:" SCHEME "%u$%s$%s", (int)user.len, user.buf,
                    (unsigned)iterations, salt64, hash64);
-  if (n < 0 || (size_t)n >= out_len) return -1;
+  if (n < 0 || (size_t)n >= out_len) return CM_ENOSPC;
   return n;
 }

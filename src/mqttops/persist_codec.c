@@ -44,7 +44,7 @@ static int app_str(struct cm_buf *o, struct cm_str s) {
 
 int cm_persist_encode(struct cm_buf *out, const struct cm_persist_rec *r) {
   int f = fields_of(r->type);
-  if (f < 0) return -1;
+  if (f < 0) return CM_EINVAL;
   size_t start = out->len;
   uint8_t hdr[8] = {0};
   int rc = cm_buf_append(out, hdr, sizeof(hdr));
@@ -68,7 +68,7 @@ int cm_persist_encode(struct cm_buf *out, const struct cm_persist_rec *r) {
   size_t body = out->len - start - 8;
   if (rc != 0 || body > CM_PERSIST_MAX_RECORD) {
     out->len = start;
-    return -1;
+    return rc != 0 ? CM_ENOMEM : CM_ETOOBIG;
   }
   uint8_t *p = cm_buf_data(out) + start;
   put_u32(p, (uint32_t)body);
@@ -110,14 +110,14 @@ long cm_persist_decode(const uint8_t *buf, size_t len, struct cm_persist_rec *r,
   if (why == NULL) why = &dummy;
   if (len < 8) return 0;
   uint32_t body = get_u32(buf);
-  if (body > CM_PERSIST_MAX_RECORD || body == 0) return *why = "bad record length", -1;
+  if (body > CM_PERSIST_MAX_RECORD || body == 0) return *why = "bad record length", CM_EPARSE;
   if (len - 8 < body) return 0;
-  if (cm_crc32(0, buf + 8, body) != get_u32(buf + 4)) return *why = "CRC mismatch", -1;
+  if (cm_crc32(0, buf + 8, body) != get_u32(buf + 4)) return *why = "CRC mismatch", CM_EPARSE;
   struct rd d = {buf + 8, body, false};
   memset(r, 0, sizeof(*r));
   r->type = rd_u8(&d);
   int f = fields_of(r->type);
-  if (f < 0) return *why = "unknown record type", -1;
+  if (f < 0) return *why = "unknown record type", CM_EPARSE;
   if (f & F_CLIENT) r->client = rd_str(&d);
   if (f & F_TOPIC) r->topic = rd_str(&d);
   if (f & F_NUM) r->num = rd_u32(&d);
@@ -136,6 +136,6 @@ long cm_persist_decode(const uint8_t *buf, size_t len, struct cm_persist_rec *r,
     if (r->m_qos > 2 || ret > 1) d.bad = true;
     r->m_retain = ret == 1;
   }
-  if (d.bad || d.left != 0) return *why = "record fields do not match its length", -1;
+  if (d.bad || d.left != 0) return *why = "record fields do not match its length", CM_EPARSE;
   return (long)(8 + body);
 }

@@ -204,7 +204,7 @@ static ssize_t held_find(struct session *s, uint16_t id) {
   return -1;
 }
 
-bool cm_persist_apply(struct cm_persist *p, const struct cm_persist_rec *r) {
+static bool persist_apply(struct cm_persist *p, const struct cm_persist_rec *r) {
   void *old = NULL;
   struct session *s;
   struct blob *b;
@@ -309,7 +309,7 @@ static bool write_all(int fd, const uint8_t *p, size_t n) {
   return true;
 }
 
-bool cm_persist_flush(struct cm_persist *p, bool sync) {
+static bool persist_flush(struct cm_persist *p, bool sync) {
   if (p->pending.len > 0) {
     if (!write_all(p->fd, cm_buf_data(&p->pending), p->pending.len)) {
       CM_ERROR("%s: write: %s", p->path, strerror(errno));
@@ -345,12 +345,12 @@ void cm_persist_tick(struct cm_persist *p, uint64_t now) {
  * (the broker then does not acknowledge). */
 static bool record(struct cm_persist *p, const struct cm_persist_rec *r) {
   if (p->loading) return true;
-  if (!cm_persist_apply(p, r) || cm_persist_encode(&p->pending, r) != 0) {
+  if (!persist_apply(p, r) || cm_persist_encode(&p->pending, r) != 0) {
     CM_ERROR("%s: out of memory: a state change is not persisted", p->path);
     return false;
   }
   p->since_compact++;
-  return cm_persist_flush(p, false);
+  return cm_persist_flush(p, false) == 0;
 }
 
 static bool write_blob(int fd, const struct blob *b) {
@@ -375,8 +375,8 @@ static bool fsync_dir(const char *path) {
   return ok;
 }
 
-bool cm_persist_compact(struct cm_persist *p) {
-  if (!cm_persist_flush(p, false)) return false;
+static bool persist_compact(struct cm_persist *p) {
+  if (cm_persist_flush(p, false) != 0) return false;
   size_t n = strlen(p->path);
   char *tmp = malloc(n + 5);
   if (tmp == NULL) return false;
@@ -468,7 +468,7 @@ static bool load(struct cm_persist *p, char *err, size_t err_len) {
       }
       break;
     }
-    if (!cm_persist_apply(p, &r)) {
+    if (!persist_apply(p, &r)) {
       cm_ops_err(err, err_len, "%s: out of memory", p->path);
       ok = false;
       break;
@@ -494,7 +494,7 @@ struct cm_persist *cm_persist_open(const char *path, int fsync_policy, uint32_t 
   /* Start from a clean snapshot: the log then never continues after a torn
    * record. */
   p->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (p->fd < 0 || !cm_persist_compact(p)) {
+  if (p->fd < 0 || cm_persist_compact(p) != 0) {
     cm_ops_err(err, err_len, "%s: %s", path, strerror(errno));
     goto fail;
   }
@@ -508,7 +508,7 @@ fail:
 void cm_persist_close(struct cm_persist *p) {
   if (p == NULL) return;
   if (p->fd >= 0) {
-    if (cm_persist_flush(p, false) && p->policy != CM_FSYNC_NEVER) fdatasync(p->fd);
+    if (cm_persist_flush(p, false) == 0 && p->policy != CM_FSYNC_NEVER) fdatasync(p->fd);
     close(p->fd);
   }
   cm_buf_free(&p->pending);
@@ -524,7 +524,7 @@ static void to_msg(const struct cm_persist_rec *r, struct cm_mqtt_broker_msg *m)
                                    r->m_expiry_s};
 }
 
-bool cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b) {
+static bool persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b) {
   struct cm_persist_rec r;
   struct cm_mqtt_broker_msg m;
   bool ok = true;
@@ -533,28 +533,28 @@ bool cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b) {
     if (cm_persist_decode(bl->data, bl->len, &r, NULL) > 0) {
       to_msg(&r, &m);
       m.retain = true;
-      ok = cm_mqtt_broker_restore_retained(b, &m) && ok;
+      ok = cm_mqtt_broker_restore_retained(b, &m) == 0 && ok;
     }
   }
   MAP_EACH(&p->sessions, e) {
     struct session *s = e->val;
     struct cm_str cid = cm_str_n(e->key, e->klen);
-    if (!cm_mqtt_broker_restore_session(b, cid, s->expiry_s)) {
+    if (cm_mqtt_broker_restore_session(b, cid, s->expiry_s) != 0) {
       ok = false;
       continue;
     }
     MAP_EACH(&s->subs, se) {
       const struct blob *bl = se->val;
       if (cm_persist_decode(bl->data, bl->len, &r, NULL) > 0)
-        ok = cm_mqtt_broker_restore_sub(b, cid, r.topic, r.small, r.num) && ok;
+        ok = cm_mqtt_broker_restore_sub(b, cid, r.topic, r.small, r.num) == 0 && ok;
     }
     for (size_t i = 0; i < s->nheld; i++) {
       if (cm_persist_decode(s->held[i].rec->data, s->held[i].rec->len, &r, NULL) <= 0) continue;
       to_msg(&r, &m);
-      ok = cm_mqtt_broker_restore_msg(b, cid, s->held[i].id, s->held[i].state, &m) && ok;
+      ok = cm_mqtt_broker_restore_msg(b, cid, s->held[i].id, s->held[i].state, &m) == 0 && ok;
     }
     for (size_t i = 0; i < s->nincoming; i++)
-      ok = cm_mqtt_broker_restore_incoming(b, cid, s->incoming[i]) && ok;
+      ok = cm_mqtt_broker_restore_incoming(b, cid, s->incoming[i]) == 0 && ok;
   }
   return ok;
 }
@@ -613,13 +613,13 @@ static bool h_incoming(void *arg, struct cm_str cid, uint16_t id, bool on) {
 
 static bool h_commit(void *arg) {
   struct cm_persist *p = arg;
-  return cm_persist_flush(p, p->policy == CM_FSYNC_ALWAYS);
+  return cm_persist_flush(p, p->policy == CM_FSYNC_ALWAYS) == 0;
 }
 
 static bool h_load(void *arg, struct cm_mqtt_broker *b) {
   struct cm_persist *p = arg;
   p->loading = true;
-  bool ok = cm_persist_replay(p, b);
+  bool ok = cm_persist_replay(p, b) == 0;
   p->loading = false;
   return ok;
 }
@@ -637,4 +637,16 @@ void cm_persist_hooks(struct cm_persist *p, struct cm_mqtt_broker_store *st) {
                                       .incoming = h_incoming,
                                       .commit = h_commit,
                                       .load = h_load};
+}
+
+int cm_persist_replay(struct cm_persist *p, struct cm_mqtt_broker *b) {
+  return persist_replay(p, b) ? 0 : CM_EIO;
+}
+
+int cm_persist_flush(struct cm_persist *p, bool sync) {
+  return persist_flush(p, sync) ? 0 : CM_EIO;
+}
+
+int cm_persist_compact(struct cm_persist *p) {
+  return persist_compact(p) ? 0 : CM_EIO;
 }

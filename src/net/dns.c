@@ -293,13 +293,13 @@ int cm_mgr_set_dns(struct cm_mgr *mgr, const char *servers) {
   if (servers != NULL && servers[0] != '\0' && (csv = servers_to_csv(servers)) == NULL) {
     errno = EINVAL;
     CM_ERROR("DNS servers '%s': expected a list of udp://IP[:PORT]", servers);
-    return -1;
+    return CM_EINVAL;
   }
   struct cm_dns *dns = get_dns(mgr);
   if (dns == NULL) {
     free(csv);
     errno = ENOMEM;
-    return -1;
+    return CM_ENOMEM;
   }
   free(dns->servers);
   dns->servers = csv;
@@ -469,24 +469,19 @@ void cm_resolve_cancel(struct cm_conn *c) {
     if (q->conn_id == c->id) q->finished = true;
 }
 
-bool cm_resolve(struct cm_conn *c, const char *url) {
+int cm_resolve(struct cm_conn *c, const char *url) {
   struct cm_str host = cm_url_host(url);
-  if (host.len == 0 || c->is_closing) {
-    errno = EINVAL;
-    return false;
-  }
+  if (c->is_closing) return CM_ECLOSED;
+  if (host.len == 0) return CM_EINVAL;
   cm_resolve_cancel(c);
   struct cm_dns *dns = get_dns(c->mgr);
   struct dns_query *q = dns == NULL ? NULL : calloc(1, sizeof(*q) + host.len + 1);
-  if (q == NULL) {
-    errno = ENOMEM;
-    return false;
-  }
+  if (q == NULL) return CM_ENOMEM;
   char err[300];
   if (!dns->has_channel && open_channel(dns, err, sizeof(err)) != 0) {
     free(q);
-    cm__conn_defer_error(c, err);
-    return true;
+    cm__conn_defer_error(c, err); /* a failed lookup, reported as one */
+    return 0;
   }
   memcpy(q->host, host.buf, host.len);
   q->dns = dns;
@@ -505,7 +500,7 @@ bool cm_resolve(struct cm_conn *c, const char *url) {
   hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
   ares_getaddrinfo(dns->channel, q->host, NULL, &hints, on_answer, q);
   schedule(dns);
-  return true;
+  return 0;
 }
 
 /* Called by cm_mgr_free() after every connection and timer is gone. */

@@ -34,16 +34,17 @@ static uint64_t random_token(void) {
   return v == 0 ? 1 : v; /* 0 would read as "no timestamp" */
 }
 
-static bool send_request(struct cm_conn *c, struct sntp_state *s) {
+static int send_request(struct cm_conn *c, struct sntp_state *s) {
   uint8_t pkt[CM_SNTP_PACKET_LEN];
   uint64_t token = random_token();
   cm_sntp_build_request(pkt, sizeof(pkt), token);
-  if (!cm_send(c, pkt, sizeof(pkt))) return false;
+  int rc = cm_send(c, pkt, sizeof(pkt));
+  if (rc != 0) return rc;
   if (s->waiting) s->old_token = s->token;
   s->token = token;
   s->sent_ms = cm_millis();
   s->waiting = true;
-  return true;
+  return 0;
 }
 
 static uint64_t origin_of(const uint8_t *buf) {
@@ -87,7 +88,8 @@ static void sntp_pfn(struct cm_conn *c, int ev, void *ev_data) {
   struct sntp_state *s = c->pfn_data;
   if (s == NULL) return;
   if (ev == CM_EV_CONNECT) {
-    if (!send_request(c, s)) cm_error(c, "SNTP: cannot send the request");
+    int rc = send_request(c, s);
+    if (rc != 0) cm_error(c, "SNTP: cannot send the request: %s", cm_strerror(rc));
   } else if (ev == CM_EV_READ) {
     on_reply(c, s);
   } else if (ev == CM_EV_CLOSE) {
@@ -122,9 +124,10 @@ struct cm_conn *cm_sntp_connect(struct cm_mgr *mgr, const char *url, cm_event_fn
   return c;
 }
 
-bool cm_sntp_request(struct cm_conn *c) {
-  if (c == NULL || c->pfn != sntp_pfn || c->pfn_data == NULL || c->is_closing) return false;
+int cm_sntp_request(struct cm_conn *c) {
+  if (c == NULL || c->pfn != sntp_pfn || c->pfn_data == NULL) return CM_EINVAL;
+  if (c->is_closing) return CM_ECLOSED;
   /* Not connected yet: CONNECT sends one anyway. */
-  if (c->is_resolving || c->is_connecting || c->fd < 0) return true;
+  if (c->is_resolving || c->is_connecting || c->fd < 0) return 0;
   return send_request(c, c->pfn_data);
 }

@@ -25,8 +25,8 @@ static void put64(uint8_t *p, uint64_t v) {
   }
 }
 
-size_t cm_sntp_build_request(uint8_t *out, size_t len, uint64_t transmit_ts) {
-  if (out == NULL || len < CM_SNTP_PACKET_LEN) return 0;
+long cm_sntp_build_request(uint8_t *out, size_t len, uint64_t transmit_ts) {
+  if (out == NULL || len < CM_SNTP_PACKET_LEN) return CM_ENOSPC;
   for (size_t i = 0; i < CM_SNTP_PACKET_LEN; i++) out[i] = 0;
   out[0] = (uint8_t)((0 << 6) | (VERSION << 3) | MODE_CLIENT);
   put64(out + OFF_TRANSMIT, transmit_ts);

@@ -1,6 +1,7 @@
 /* BSD sockets: listen, connect, accept, and moving bytes between sockets and
  * connection buffers.  Everything is non-blocking and level-triggered. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -89,6 +90,9 @@ static bool is_udp_url(const char *url) {
   return s.len == 3 && strncasecmp(s.buf, "udp", 3) == 0;
 }
 
+static struct cm_conn *listener_open(struct cm_mgr *mgr, int fd, bool udp, cm_event_fn fn,
+                                     void *fn_data, const char *what);
+
 struct cm_conn *cm_listen(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
   return cm_listen_ex(mgr, url, fn, fn_data, NULL);
 }
@@ -127,6 +131,13 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
     errno = err;
     return NULL;
   }
+  return listener_open(mgr, fd, udp, fn, fn_data, url);
+}
+
+/* The listening connection of fd, a bound (and for TCP listening) socket:
+ * takes fd in every case; NULL with errno set on failure. */
+static struct cm_conn *listener_open(struct cm_mgr *mgr, int fd, bool udp, cm_event_fn fn,
+                                     void *fn_data, const char *what) {
   struct cm_conn *c = cm__conn_new(mgr, fd);
   if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
     int err = c == NULL ? ENOMEM : errno;
@@ -143,9 +154,40 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
   read_local_addr(c);
   c->fn = fn;
   c->fn_data = fn_data;
-  CM_DEBUG("conn %lu: listening on %s", c->id, url);
+  CM_DEBUG("conn %lu: listening on %s", c->id, what);
   cm_call(c, CM_EV_OPEN, NULL);
   return c;
+}
+
+struct cm_conn *cm_listen_fd(struct cm_mgr *mgr, int fd, cm_event_fn fn, void *fn_data) {
+  int type = 0, accepting = 0;
+  socklen_t len = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    int err = errno == EBADF ? EBADF : ENOTSOCK;
+    if (err != EBADF) close(fd);
+    errno = err;
+    return NULL;
+  }
+  bool udp = type == SOCK_DGRAM;
+  len = sizeof(accepting);
+  if ((!udp && type != SOCK_STREAM) ||
+      (!udp && (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting))) {
+    CM_ERROR("listen on fd %d: not a listening TCP socket nor a UDP one", fd);
+    close(fd);
+    errno = EINVAL;
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return NULL;
+  }
+  char what[32];
+  snprintf(what, sizeof(what), "inherited fd %d", fd);
+  return listener_open(mgr, fd, udp, fn, fn_data, what);
 }
 
 /* Starts connecting c to a; errors are delivered at the next flush. */
@@ -195,7 +237,7 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   if (cm_aton(host, &a)) {
     a.port = port;
     cm__sock_connect(c, &a);
-  } else if (!cm_resolve(c, url)) { /* RESOLVE, then the connect (src/net/dns.c) */
+  } else if (cm_resolve(c, url) != 0) { /* RESOLVE, then the connect (src/net/dns.c) */
     cm__conn_defer_error(c, "cannot resolve: out of memory");
   }
   return c;
@@ -493,9 +535,9 @@ int cm__sock_write(struct cm_conn *c) {
   return 0;
 }
 
-bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
+int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
   /* A UDP connect() completes at once, so datagrams may go before CONNECT. */
-  if (c->fd < 0) return false;
+  if (c->fd < 0) return CM_ENOTCONN;
   ssize_t n;
   if (c->is_listening) {
     struct sockaddr_storage ss;
@@ -504,5 +546,6 @@ bool cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
   } else {
     n = send(c->fd, buf, len, MSG_NOSIGNAL);
   }
-  return n == (ssize_t)len;
+  if (n < 0) return -errno;
+  return n == (ssize_t)len ? 0 : CM_EIO;
 }

@@ -468,22 +468,16 @@ static int tls_setup(struct cm_conn *c, const struct cm_tls_opts *opts, char *er
 
 int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts) {
   struct cm_tls *old = c->tls;
-  if (c->is_listening || c->is_udp || c->is_closing) {
-    errno = EINVAL;
-    return -1;
-  }
-  if (old != NULL && (old->hs_started || old->failed)) {
-    errno = EALREADY;
-    return -1;
-  }
+  if (c->is_closing) return CM_ECLOSED;
+  if (c->is_listening || c->is_udp) return CM_EINVAL;
+  if (old != NULL && (old->hs_started || old->failed)) return CM_EALREADY;
   char err[300];
   if (tls_setup(c, opts, err, sizeof(err)) != 0) {
     /* Reported at the next flush, not from inside this call: the caller
      * (outside any handler, or a handler that goes on using c) must not see
      * its handlers run, or c closed and freed, under its feet. */
     cm__conn_defer_error(c, err);
-    errno = EINVAL;
-    return -1;
+    return CM_EINVAL;
   }
   return 0;
 }
@@ -501,8 +495,7 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
   char why[300];
   if (!l->is_listening || l->is_udp) {
     if (err != NULL && err_len > 0) snprintf(err, err_len, "TLS: not a TCP listener");
-    errno = EINVAL;
-    return -1;
+    return CM_EINVAL;
   }
   static const struct cm_tls_opts none;
   SSL_CTX *ctx = ctx_get(l->mgr, true, opts != NULL ? opts : &none, why, sizeof(why));
@@ -519,8 +512,7 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
       l->tls = t;
       l->is_tls = 1;
     }
-    errno = EINVAL;
-    return -1;
+    return t == NULL ? CM_ENOMEM : CM_EINVAL;
   }
   SSL_CTX_up_ref(ctx); /* ours for as long as the listener has the options */
   t->ctx = ctx;
@@ -547,7 +539,7 @@ struct cm_buf *cm__tls_tx(struct cm_conn *c) {
 int cm_tls_check_opts(struct cm_mgr *mgr, bool server, const struct cm_tls_opts *opts, char *err,
                       size_t err_len) {
   static const struct cm_tls_opts none;
-  return ctx_get(mgr, server, opts != NULL ? opts : &none, err, err_len) != NULL ? 0 : -1;
+  return ctx_get(mgr, server, opts != NULL ? opts : &none, err, err_len) != NULL ? 0 : CM_EINVAL;
 }
 
 void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c) {

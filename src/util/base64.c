@@ -4,12 +4,13 @@
 static const char alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-size_t cm_base64_encode(const void *src, size_t n, char *buf, size_t len) {
+long cm_base64_encode(const void *src, size_t n, char *buf, size_t len) {
   const uint8_t *in = src;
   size_t need = CM_BASE64_ENCODED_LEN(n), o = 0;
-  if (need >= len) { /* the output would not fit: report the size only */
+  if (buf == NULL) return (long)need; /* measuring */
+  if (need >= len) {
     if (len > 0) buf[0] = '\0';
-    return need;
+    return CM_ENOSPC;
   }
   for (size_t i = 0; i < n; i += 3) {
     uint32_t v = (uint32_t)in[i] << 16;
@@ -21,7 +22,7 @@ size_t cm_base64_encode(const void *src, size_t n, char *buf, size_t len) {
     buf[o++] = i + 2 < n ? alphabet[v & 63] : '=';
   }
   buf[o] = '\0';
-  return o;
+  return (long)o;
 }
 
 static int sextet(char c) {
@@ -38,22 +39,22 @@ long cm_base64_decode(const char *src, size_t n, void *buf, size_t len) {
   size_t pad = 0;
   while (pad < 2 && n > pad && src[n - 1 - pad] == '=') pad++;
   size_t data = n - pad; /* characters that carry bits */
-  if (pad > 0 && n % 4 != 0) return -1;
-  if (data % 4 == 1) return -1;
-  if (pad > 0 && (data % 4) + pad != 4) return -1;
+  if (pad > 0 && n % 4 != 0) return CM_EINVAL;
+  if (data % 4 == 1) return CM_EINVAL;
+  if (pad > 0 && (data % 4) + pad != 4) return CM_EINVAL;
   size_t need = data / 4 * 3 + (data % 4 == 0 ? 0 : data % 4 - 1);
   if (need > len) {
     /* still report invalid input as such */
     for (size_t i = 0; i < data; i++)
-      if (sextet(src[i]) < 0) return -1;
-    return -2;
+      if (sextet(src[i]) < 0) return CM_EINVAL;
+    return CM_ENOSPC;
   }
   size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < data; i++) {
     int v = sextet(src[i]);
-    if (v < 0) return -1;
+    if (v < 0) return CM_EINVAL;
     acc = (acc << 6) | (uint32_t)v;
     bits += 6;
     if (bits >= 8) {

@@ -444,7 +444,7 @@ long cm_json_get_str(struct cm_str json, const char *path, char *buf, size_t len
   return cm_json_unescape(v, buf, len);
 }
 
-size_t cm_json_escape(struct cm_str s, char *buf, size_t len) {
+long cm_json_escape(struct cm_str s, char *buf, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
 #define PUT(ch)                   \
@@ -482,7 +482,8 @@ size_t cm_json_escape(struct cm_str s, char *buf, size_t len) {
   }
   PUT('"');
 #undef PUT
-  return o;
+  if (buf == NULL) return (long)o; /* measuring */
+  return o <= len ? (long)o : CM_ENOSPC;
 }
 
 /* ------------------------------------------------------------ iteration */

@@ -21,7 +21,7 @@ int cm_rpc_add(struct cm_rpc *rpc, const char *pattern, cm_rpc_fn fn, void *fn_d
   size_t len = strlen(pattern);
   if (m == NULL || (m->name = malloc(len + 1)) == NULL) {
     free(m);
-    return -1;
+    return CM_ENOMEM;
   }
   memcpy(m->name, pattern, len + 1);
   m->fn = fn, m->fn_data = fn_data;
@@ -55,7 +55,7 @@ static bool write_error(struct cm_buf *out, struct cm_str id, int code, const ch
   char num[32];
   snprintf(num, sizeof(num), "%d", code);
   struct cm_str msg = cm_str_c(message);
-  size_t need = cm_json_escape(msg, NULL, 0);
+  size_t need = (size_t)cm_json_escape(msg, NULL, 0);
   if (!begin_response(out, id) || !puts_(out, ",\"error\":{\"code\":") || !puts_(out, num) ||
       !puts_(out, ",\"message\":") || cm_buf_reserve(out, need) != 0)
     return false;
@@ -65,21 +65,21 @@ static bool write_error(struct cm_buf *out, struct cm_str id, int code, const ch
 }
 
 int cm_rpc_ok(struct cm_rpc_req *req, struct cm_str result) {
-  if (req->answered) return -1;
-  if (cm_json_check(result, depth_of(req->rpc)) != 0) return -2;
+  if (req->answered) return CM_EALREADY;
+  if (cm_json_check(result, depth_of(req->rpc)) != 0) return CM_EINVAL;
   req->answered = true;
   if (req->id.buf == NULL) return 0; /* notification: no response */
   if (!begin_response(req->out, req->id) || !puts_(req->out, ",\"result\":") ||
       !put(req->out, result.buf, result.len) || !puts_(req->out, "}"))
-    return -3;
+    return CM_ENOMEM;
   return 0;
 }
 
 int cm_rpc_err(struct cm_rpc_req *req, int code, const char *message) {
-  if (req->answered) return -1;
+  if (req->answered) return CM_EALREADY;
   req->answered = true;
   if (req->id.buf == NULL) return 0;
-  return write_error(req->out, req->id, code, message == NULL ? "" : message) ? 0 : -3;
+  return write_error(req->out, req->id, code, message == NULL ? "" : message) ? 0 : CM_ENOMEM;
 }
 
 /* Is the quoted token tok (a member name) equal to name after unescaping? */
@@ -140,18 +140,18 @@ int cm_rpc_process(struct cm_rpc *rpc, struct cm_str frame, struct cm_buf *out) 
                        frame.buf[i] == '\n'))
     i++;
   if (cm_json_check(frame, depth_of(rpc)) != 0)
-    return write_error(out, none, CM_RPC_PARSE_ERROR, "Parse error") ? 0 : -1;
-  if (frame.buf[i] != '[') return process_one(rpc, frame, out) ? 0 : -1;
+    return write_error(out, none, CM_RPC_PARSE_ERROR, "Parse error") ? 0 : CM_ENOMEM;
+  if (frame.buf[i] != '[') return process_one(rpc, frame, out) ? 0 : CM_ENOMEM;
 
   /* a batch: answer with an array of the non-empty responses */
   size_t open = out->len, count = 0, elements = 0;
-  if (!put(out, "[", 1)) return -1;
+  if (!put(out, "[", 1)) return CM_ENOMEM;
   struct cm_str v;
   for (size_t ofs = 0; (ofs = cm_json_next(frame, ofs, NULL, &v)) != 0; elements++) {
     size_t mark = out->len;
-    if (count > 0 && !put(out, ",", 1)) return -1;
+    if (count > 0 && !put(out, ",", 1)) return CM_ENOMEM;
     size_t body = out->len;
-    if (!process_one(rpc, v, out)) return -1;
+    if (!process_one(rpc, v, out)) return CM_ENOMEM;
     if (out->len == body) {
       out->len = mark; /* a notification: drop the separator */
     } else {
@@ -160,11 +160,11 @@ int cm_rpc_process(struct cm_rpc *rpc, struct cm_str frame, struct cm_buf *out) 
   }
   if (elements == 0) {
     out->len = open;
-    return write_error(out, none, CM_RPC_INVALID_REQUEST, "Invalid Request") ? 0 : -1;
+    return write_error(out, none, CM_RPC_INVALID_REQUEST, "Invalid Request") ? 0 : CM_ENOMEM;
   }
   if (count == 0) {
     out->len = open;
     return 0;
   }
-  return put(out, "]", 1) ? 0 : -1;
+  return put(out, "]", 1) ? 0 : CM_ENOMEM;
 }

@@ -11,7 +11,7 @@ static bool unreserved(unsigned char c) {
          c == '.' || c == '_' || c == '~';
 }
 
-size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len) {
+long cm_url_encode(const char *s, size_t n, char *buf, size_t len) {
   static const char hex[] = "0123456789ABCDEF";
   size_t o = 0;
   bool fits = true; /* stays true while every escape so far was written whole */
@@ -32,7 +32,8 @@ size_t cm_url_encode(const char *s, size_t n, char *buf, size_t len) {
     o += w;
   }
   if (n == 0 && len > 0) buf[0] = '\0';
-  return o;
+  if (buf == NULL) return (long)o; /* measuring */
+  return fits && o < len ? (long)o : CM_ENOSPC;
 }
 
 /* Decodes the byte at s[*i] (of n), advancing *i past it: %XX is the byte
@@ -54,16 +55,17 @@ static int decode_one(const char *s, size_t n, size_t *i, bool plus_is_space, bo
   return c == '+' && plus_is_space ? ' ' : c;
 }
 
-int cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form) {
-  if (dst == NULL || dst_len == 0 || dst_len > INT_MAX) return -1;
+long cm_url_decode(const char *src, size_t src_len, char *dst, size_t dst_len, bool is_form) {
+  if (dst == NULL || dst_len == 0) return CM_ENOSPC;
   size_t i = 0, j = 0;
   while (i < src_len) {
     int c = decode_one(src, src_len, &i, is_form, false);
-    if (c < 0 || j + 1 >= dst_len) return -1; /* keep room for the NUL */
+    if (c < 0) return CM_EINVAL;
+    if (j + 1 >= dst_len) return CM_ENOSPC; /* keep room for the NUL */
     dst[j++] = (char)c;
   }
   dst[j] = '\0';
-  return (int)j;
+  return (long)j;
 }
 
 /* Lenient form decoding of s[0..n) into buf; -1 when buf is too small. */
@@ -100,7 +102,7 @@ static long form_var(struct cm_str buf, const char *name, char *dst, size_t dstl
                      bool fold_case) {
   size_t namelen = strlen(name), pos = 0;
   const char *s = buf.buf;
-  if (s == NULL) return -1;
+  if (s == NULL) return CM_ENOENT;
   while (pos <= buf.len) {
     const char *amp = memchr(s + pos, '&', buf.len - pos);
     size_t pair_end = amp == NULL ? buf.len : (size_t)(amp - s);
@@ -109,23 +111,23 @@ static long form_var(struct cm_str buf, const char *name, char *dst, size_t dstl
     if (pair_end > pos && decoded_equals(s + pos, name_end - pos, name, namelen, fold_case)) {
       size_t vstart = eq == NULL ? pair_end : name_end + 1;
       long n = decode_form(s + vstart, pair_end - vstart, dst, dstlen);
-      return n < 0 ? -2 : n;
+      return n < 0 ? CM_ENOSPC : n;
     }
     if (amp == NULL) break;
     pos = pair_end + 1;
   }
-  return -1;
+  return CM_ENOENT;
 }
 
 long cm_http_var(struct cm_str buf, const char *name, char *dst, size_t dstlen) {
   return form_var(buf, name, dst, dstlen, false);
 }
 
-int cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len) {
-  if (dst == NULL || dst_len == 0) return -2;
+long cm_http_get_var(struct cm_str buf, const char *name, char *dst, size_t dst_len) {
+  if (dst == NULL || dst_len == 0) return CM_ENOSPC;
   dst[0] = '\0';
-  if (name[0] == '\0') return -1;
-  long n = form_var(buf, name, dst, dst_len - 1 < INT_MAX ? dst_len - 1 : INT_MAX, true);
+  if (name[0] == '\0') return CM_ENOENT;
+  long n = form_var(buf, name, dst, dst_len - 1, true);
   if (n >= 0) dst[n] = '\0';
-  return (int)n;
+  return n;
 }

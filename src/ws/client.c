@@ -106,7 +106,7 @@ struct cm_conn *cm_ws_connect_opts(struct cm_mgr *mgr, const char *url, cm_event
 }
 
 void cm__ws_client_connected(struct cm_conn *c, struct cm__ws *st) {
-  if (!cm_send(c, cm_buf_data(&st->request), st->request.len)) {
+  if (cm_send(c, cm_buf_data(&st->request), st->request.len) != 0) {
     cm_error(c, "WebSocket handshake: cannot queue the request");
     return;
   }

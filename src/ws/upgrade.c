@@ -15,12 +15,12 @@ static bool str_is(const struct cm_str *s, const char *lit) {
 }
 
 /* Answers a handshake we refuse; the connection stays HTTP. */
-static bool refuse(struct cm_conn *c, int status, const char *headers, const char *why) {
+static int refuse(struct cm_conn *c, int status, const char *headers, const char *why) {
   CM_DEBUG("conn %lu: WebSocket upgrade refused: %s", c->id, why);
   char body[160];
   int n = snprintf(body, sizeof(body), "WebSocket upgrade refused: %s\n", why);
   cm_http_reply(c, status, headers, body, (size_t)n);
-  return false;
+  return CM_EPARSE;
 }
 
 /* The first acceptable permessage-deflate offer among the request's
@@ -38,17 +38,17 @@ static int negotiate_deflate(const struct cm_http_msg *hm, const struct cm_ws_op
   return 0;
 }
 
-bool cm_ws_upgrade(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers) {
+int cm_ws_upgrade(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers) {
   return cm_ws_upgrade_opts(c, hm, extra_headers, NULL);
 }
 
-bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers,
-                        const struct cm_ws_opts *opts) {
+int cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *extra_headers,
+                       const struct cm_ws_opts *opts) {
   struct cm__http_block bi;
-  if (c == NULL || hm == NULL || c->is_listening || c->is_udp || c->is_client ||
-      cm__ws_of(c) != NULL || c->is_closing || c->is_draining)
-    return false;
-  if (!cm__http_scan_block(extra_headers, &bi)) return false;
+  if (c == NULL || hm == NULL) return CM_EINVAL;
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  if (c->is_listening || c->is_udp || c->is_client || cm__ws_of(c) != NULL) return CM_EINVAL;
+  if (!cm__http_scan_block(extra_headers, &bi)) return CM_EINVAL;
 
   if (!str_is(&hm->method, "GET")) return refuse(c, 400, NULL, "the method must be GET");
   if (hm->minor_version < 1) return refuse(c, 400, NULL, "HTTP/1.1 is required");
@@ -71,13 +71,13 @@ bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *e
   if (deflate < 0) return refuse(c, 400, NULL, "malformed Sec-WebSocket-Extensions");
 
   struct cm__ws *st = cm__ws_new(&o);
-  if (st == NULL) return false;
+  if (st == NULL) return CM_ENOMEM;
   char ext[CM_WS_DEFLATE_FORMAT_MAX] = "";
   if (deflate == 1) {
     st->deflate = cm_ws_deflate_new(&agreed, true, o.compress_level);
     if (st->deflate == NULL || cm_ws_deflate_format(&agreed, ext, sizeof(ext)) < 0) {
       cm__ws_free(st);
-      return false;
+      return CM_ENOMEM;
     }
     st->lim.allowed_rsv = CM_WS_RSV1;
   }
@@ -94,11 +94,12 @@ bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *e
   }
   if (ok && extra_headers != NULL) ok = cm_buf_append(&b, extra_headers, strlen(extra_headers)) == 0;
   if (ok && bi.needs_crlf) ok = cm_buf_append(&b, "\r\n", 2) == 0;
-  ok = ok && cm_buf_append(&b, "\r\n", 2) == 0 && cm_send(c, cm_buf_data(&b), b.len);
+  ok = ok && cm_buf_append(&b, "\r\n", 2) == 0;
+  int rc = ok ? cm_send(c, cm_buf_data(&b), b.len) : CM_ENOMEM;
   cm_buf_free(&b);
-  if (!ok) {
+  if (rc != 0) {
     cm__ws_free(st);
-    return false;
+    return rc;
   }
   /* The HTTP server sees c->pfn change and stops parsing (server.c). */
   cm_http_detach(c);
@@ -106,5 +107,5 @@ bool cm_ws_upgrade_opts(struct cm_conn *c, struct cm_http_msg *hm, const char *e
   cm__ws_opened(c, st);
   CM_DEBUG("conn %lu: WebSocket open%s", c->id, deflate == 1 ? " (permessage-deflate)" : "");
   cm_call(c, CM_EV_WS_OPEN, hm);
-  return true;
+  return 0;
 }

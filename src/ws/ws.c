@@ -142,27 +142,28 @@ void cm__ws_opened(struct cm_conn *c, struct cm__ws *st) {
 /* ------------------------------------------------------------- sending */
 
 /* Queues one frame: header, then the payload (masked with a fresh key on a
- * client).  All or nothing.  Returns the bytes queued, 0 on failure. */
-static size_t send_frame(struct cm_conn *c, int first_byte, const void *p, size_t n) {
+ * client).  All or nothing.  Returns the bytes queued, or a CM_E* code. */
+static long send_frame(struct cm_conn *c, int first_byte, const void *p, size_t n) {
   uint8_t hdr[CM_WS_MAX_HEADER], key[4];
   const uint8_t *mask = NULL;
-  if (c->is_closing || c->is_draining) return 0;
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
   if (c->is_client) {
-    if (RAND_bytes(key, sizeof(key)) != 1) return 0;
+    if (RAND_bytes(key, sizeof(key)) != 1) return CM_EIO;
     mask = key;
   }
   size_t hlen = cm_ws_encode_header(hdr, first_byte, n, mask);
   size_t limit = c->mgr->send_limit, queued = cm_conn_send_queued(c);
-  if (limit != 0 && (queued > limit || hlen + n > limit - queued)) return 0;
+  if (limit != 0 && (queued > limit || hlen + n > limit - queued)) return CM_ETOOBIG;
   /* Reserving first makes the two appends below unable to fail, so a
    * header is never queued without its payload. */
-  if (cm_buf_reserve(&c->send, hlen + n) != 0) return 0;
-  if (!cm_send(c, hdr, hlen)) return 0;
+  if (cm_buf_reserve(&c->send, hlen + n) != 0) return CM_ENOMEM;
+  int rc = cm_send(c, hdr, hlen);
+  if (rc != 0) return rc;
   if (n > 0) {
     cm_send(c, p, n);
     if (mask != NULL) cm_ws_mask(cm_buf_data(&c->send) + c->send.len - n, n, mask, 0);
   }
-  return hlen + n;
+  return (long)(hlen + n);
 }
 
 static void half_close(struct cm_conn *c, struct cm__ws *st) {
@@ -196,9 +197,9 @@ static void finish(struct cm_conn *c, struct cm__ws *st) {
 }
 
 /* Sends our close frame with payload p[0..n). */
-static size_t start_close(struct cm_conn *c, struct cm__ws *st, const uint8_t *p, size_t n) {
-  size_t sent = send_frame(c, CM_WS_FIN | CM_WS_OP_CLOSE, p, n);
-  if (sent == 0) return 0;
+static long start_close(struct cm_conn *c, struct cm__ws *st, const uint8_t *p, size_t n) {
+  long sent = send_frame(c, CM_WS_FIN | CM_WS_OP_CLOSE, p, n);
+  if (sent < 0) return sent;
   st->close_sent = true;
   if (st->close_received) {
     finish(c, st);
@@ -208,53 +209,57 @@ static size_t start_close(struct cm_conn *c, struct cm__ws *st, const uint8_t *p
   return sent;
 }
 
-bool cm_ws_close(struct cm_conn *c, unsigned code, const char *reason) {
+int cm_ws_close(struct cm_conn *c, unsigned code, const char *reason) {
   struct cm__ws *st = cm__ws_of(c);
-  if (st == NULL || st->handshaking || st->close_sent) return false;
-  if (code != 0 && !cm_ws_close_code_valid(code)) return false;
+  if (st == NULL || st->handshaking) return CM_EINVAL;
+  if (st->close_sent) return CM_EALREADY;
+  if (code != 0 && !cm_ws_close_code_valid(code)) return CM_EINVAL;
   uint8_t payload[CM_WS_MAX_CONTROL_PAYLOAD];
   size_t n = cm_ws_close_payload(payload, code, reason, reason == NULL ? 0 : strlen(reason));
-  return start_close(c, st, payload, n) > 0;
+  long rc = start_close(c, st, payload, n);
+  return rc < 0 ? (int)rc : 0;
 }
 
-size_t cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op) {
+long cm_ws_send(struct cm_conn *c, const void *buf, size_t len, int op) {
   struct cm__ws *st = cm__ws_of(c);
-  if (st == NULL || st->handshaking || (op & ~(CM_WS_SEND_MORE | 0x0F)) != 0) return 0;
+  if (st == NULL || st->handshaking || (op & ~(CM_WS_SEND_MORE | 0x0F)) != 0) return CM_EINVAL;
   if (buf == NULL) {
-    if (len > 0) return 0;
+    if (len > 0) return CM_EINVAL;
     buf = "";
   }
   bool more = (op & CM_WS_SEND_MORE) != 0;
   int opcode = op & 0x0F;
   switch (opcode) {
     case CM_WS_OP_CLOSE: {
-      if (more || len > CM_WS_MAX_CONTROL_PAYLOAD || st->close_sent) return 0;
-      if (cm_ws_parse_close(buf, len, NULL, NULL, NULL) != 0) return 0;
+      if (st->close_sent) return CM_EALREADY;
+      if (more || len > CM_WS_MAX_CONTROL_PAYLOAD) return CM_EINVAL;
+      if (cm_ws_parse_close(buf, len, NULL, NULL, NULL) != 0) return CM_EINVAL;
       return start_close(c, st, buf, len);
     }
     case CM_WS_OP_PING:
     case CM_WS_OP_PONG:
-      if (more || len > CM_WS_MAX_CONTROL_PAYLOAD || st->close_sent) return 0;
+      if (st->close_sent) return CM_ECLOSED;
+      if (more || len > CM_WS_MAX_CONTROL_PAYLOAD) return CM_EINVAL;
       return send_frame(c, CM_WS_FIN | opcode, buf, len);
     case CM_WS_OP_CONTINUE:
     case CM_WS_OP_TEXT:
     case CM_WS_OP_BINARY:
-      if (st->close_sent) return 0; /* RFC 6455 5.5.1: no data after a close */
+      if (st->close_sent) return CM_ECLOSED; /* RFC 6455 5.5.1: no data after a close */
       break;
     default:
-      return 0;
+      return CM_EINVAL;
   }
   if (st->deflate == NULL || more || opcode == CM_WS_OP_CONTINUE) {
     return send_frame(c, (more ? 0 : CM_WS_FIN) | opcode, buf, len);
   }
   /* A whole message under permessage-deflate: compressed, RSV1 set. */
   struct cm_buf z = {0};
-  size_t sent = 0;
+  long sent = CM_ENOMEM;
   if (cm_ws_deflate_compress(st->deflate, buf, len, &z) == 0) {
     sent = send_frame(c, CM_WS_FIN | CM_WS_RSV1 | opcode, cm_buf_data(&z), z.len);
     /* The compressor's window now holds a message the peer will never see:
      * later messages could not be decoded, so the connection is lost. */
-    if (sent == 0) cm_error_defer(c, "WebSocket: send buffer full"); /* not from inside a send */
+    if (sent < 0) cm_error_defer(c, "WebSocket: send buffer full"); /* not from inside a send */
   }
   cm_buf_free(&z);
   return sent;
@@ -301,7 +306,7 @@ static int control_frame(struct cm_conn *c, struct cm__ws *st, const struct cm_w
   deliver(c, CM_EV_WS_CTL, p, n, flags); /* the handler may answer with its own code */
   if (!st->close_sent) {
     /* Echo the status code (none when the peer gave none). */
-    if (start_close(c, st, p, code == CM_WS_CLOSE_NO_STATUS ? 0 : 2) == 0) cm_close(c);
+    if (start_close(c, st, p, code == CM_WS_CLOSE_NO_STATUS ? 0 : 2) < 0) cm_close(c);
   } else {
     finish(c, st);
   }

@@ -59,7 +59,7 @@ static void reserve_rejects_overflow(void **state) {
   (void)state;
   struct cm_buf b = {0};
   assert_int_equal(cm_buf_append(&b, "a", 1), 0);
-  assert_int_equal(cm_buf_reserve(&b, SIZE_MAX), -1);
+  assert_int_equal(cm_buf_reserve(&b, SIZE_MAX), CM_ENOMEM);
   assert_int_equal(b.len, 1);
   cm_buf_free(&b);
 }

@@ -24,20 +24,20 @@ static bool uri_is(const struct cm_http_msg *hm, const char *s) {
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   struct cm_http_msg *hm = ev_data;
   if (ev == CM_EV_HTTP_HDRS && uri_is(hm, "/deny")) {
-    assert_true(cm_http_reply(c, 401, NULL, "no", 2)); /* before the body */
+    assert_true(cm_http_reply(c, 401, NULL, "no", 2) == 0); /* before the body */
     return;
   }
   if (ev != CM_EV_HTTP_MSG || uri_is(hm, "/deny")) return;
   if (uri_is(hm, "/chunked")) {
-    assert_true(cm_http_reply(c, 200, "Transfer-Encoding: chunked\r\n", "abc", 3));
-    assert_true(cm_http_chunk(c, "defg", 4));
-    assert_true(cm_http_chunk(c, NULL, 0));
+    assert_true(cm_http_reply(c, 200, "Transfer-Encoding: chunked\r\n", "abc", 3) == 0);
+    assert_true(cm_http_chunk(c, "defg", 4) == 0);
+    assert_true(cm_http_chunk(c, NULL, 0) == 0);
   } else if (uri_is(hm, "/missing")) {
-    assert_true(cm_http_reply(c, 404, NULL, "nope\n", 5));
+    assert_true(cm_http_reply(c, 404, NULL, "nope\n", 5) == 0);
   } else if (uri_is(hm, "/empty")) {
-    assert_true(cm_http_reply(c, 204, NULL, NULL, 0));
+    assert_true(cm_http_reply(c, 204, NULL, NULL, 0) == 0);
   } else {
-    assert_true(cm_http_reply(c, 200, NULL, "hello", 5));
+    assert_true(cm_http_reply(c, 200, NULL, "hello", 5) == 0);
   }
 }
 

@@ -749,13 +749,13 @@ static void url_decoding(void **state) {
   assert_string_equal(out, "a b");
   assert_int_equal(cm_url_decode("%00x", 4, out, sizeof(out), false), 2);
   assert_int_equal(out[0], 0);
-  assert_int_equal(cm_url_decode("%", 1, out, sizeof(out), false), -1);
-  assert_int_equal(cm_url_decode("%2", 2, out, sizeof(out), false), -1);
-  assert_int_equal(cm_url_decode("%zz", 3, out, sizeof(out), false), -1);
-  assert_int_equal(cm_url_decode("abcd", 4, out, 4, false), -1); /* no room for NUL */
+  assert_int_equal(cm_url_decode("%", 1, out, sizeof(out), false), CM_EINVAL);
+  assert_int_equal(cm_url_decode("%2", 2, out, sizeof(out), false), CM_EINVAL);
+  assert_int_equal(cm_url_decode("%zz", 3, out, sizeof(out), false), CM_EINVAL);
+  assert_int_equal(cm_url_decode("abcd", 4, out, 4, false), CM_ENOSPC); /* no room for NUL */
   assert_int_equal(cm_url_decode("abc", 3, out, 4, false), 3);
   assert_int_equal(cm_url_decode("", 0, out, 1, false), 0);
-  assert_int_equal(cm_url_decode("a", 1, out, 0, false), -1);
+  assert_int_equal(cm_url_decode("a", 1, out, 0, false), CM_ENOSPC);
 
   struct cm_str q = cm_str_c("a=1&name=J%C3%B6rg+M&flag&empty=&bad=%G1");
   assert_int_equal(cm_http_get_var(q, "a", out, sizeof(out)), 1);
@@ -764,14 +764,14 @@ static void url_decoding(void **state) {
   assert_string_equal(out, "J\xc3\xb6rg M");
   assert_int_equal(cm_http_get_var(q, "flag", out, sizeof(out)), 0);
   assert_int_equal(cm_http_get_var(q, "empty", out, sizeof(out)), 0);
-  assert_int_equal(cm_http_get_var(q, "missing", out, sizeof(out)), -1);
+  assert_int_equal(cm_http_get_var(q, "missing", out, sizeof(out)), CM_ENOENT);
   /* as cm_http_var: a '%' without two hex digits stays as it is */
   assert_int_equal(cm_http_get_var(q, "bad", out, sizeof(out)), 3);
   assert_string_equal(out, "%G1");
-  assert_int_equal(cm_http_get_var(q, "name", out, 4), -2);
+  assert_int_equal(cm_http_get_var(q, "name", out, 4), CM_ENOSPC);
   assert_int_equal(cm_http_get_var(q, "name", out, 8), 7); /* 7 bytes and the NUL */
-  assert_int_equal(cm_http_get_var(cm_str_n(NULL, 0), "a", out, sizeof(out)), -1);
-  assert_int_equal(cm_http_get_var(q, "", out, sizeof(out)), -1);
+  assert_int_equal(cm_http_get_var(cm_str_n(NULL, 0), "a", out, sizeof(out)), CM_ENOENT);
+  assert_int_equal(cm_http_get_var(q, "", out, sizeof(out)), CM_ENOENT);
 }
 
 int main(void) {

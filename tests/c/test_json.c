@@ -172,10 +172,13 @@ static void escape(void **state) {
   (void)state;
   char buf[64];
   struct cm_str s = cm_str_n("a\"\\\n\x01z", 6);
-  size_t n = cm_json_escape(s, buf, sizeof(buf));
+  long ln = cm_json_escape(s, buf, sizeof(buf));
+  size_t n = (size_t)ln;
   assert_int_equal(n, strlen("\"a\\\"\\\\\\n\\u0001z\""));
   assert_memory_equal(buf, "\"a\\\"\\\\\\n\\u0001z\"", n);
-  assert_int_equal(cm_json_escape(s, buf, 3), n); /* size needed, truncated output */
+  assert_int_equal(cm_json_escape(s, buf, 3), CM_ENOSPC); /* truncated output */
+  assert_int_equal(cm_json_escape(s, NULL, 0), ln);      /* measuring */
+  assert_int_equal(cm_json_escape(s, buf, n), ln);       /* exactly fits */
   char back[16];
   assert_int_equal(cm_json_unescape(cm_str_n(buf, n), back, sizeof(back)), 6);
   assert_memory_equal(back, s.buf, 6);

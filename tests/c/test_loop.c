@@ -223,7 +223,7 @@ static void http_client_connect_timeout(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
   struct cm_conn *c = cm_http_connect(&mgr, url, client, NULL, NULL);
   assert_non_null(c);
-  assert_true(cm_http_client_set_timeouts(c, 200, 0));
+  assert_true(cm_http_client_set_timeouts(c, 200, 0) == 0);
   run_client_until_closed();
   assert_int_equal(cs.connects, 0);
   assert_int_equal(cs.errors, 1);
@@ -244,8 +244,8 @@ static void http_client_response_timeout(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
   struct cm_conn *c = cm_http_connect(&mgr, url, client, NULL, NULL);
   assert_non_null(c);
-  assert_true(cm_http_client_set_timeouts(c, 0, 200));
-  assert_true(cm_http_request(c, "GET", "/", NULL, NULL, 0));
+  assert_true(cm_http_client_set_timeouts(c, 0, 200) == 0);
+  assert_true(cm_http_request(c, "GET", "/", NULL, NULL, 0) == 0);
   run_client_until_closed();
   assert_int_equal(cs.connects, 1);
   assert_int_equal(cs.errors, 1);

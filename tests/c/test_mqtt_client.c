@@ -224,7 +224,7 @@ static void connects_v4_and_v5(void **state) {
     connect_v(&mgr, &r, v, NULL);
     assert_int_equal(r.cmds[CM_MQTT_CMD_CONNACK], 1);
     assert_int_equal(cm_mqtt_version(r.c), v);
-    assert_true(cm_mqtt_disconnect(r.c));
+    assert_true(cm_mqtt_disconnect(r.c) == 0);
     assert_true(wait_for(&mgr, &r.closed, 5000));
     assert_int_equal(r.nerrors, 0);
     cm_mgr_free(&mgr);
@@ -772,7 +772,7 @@ static void inflight_window_follows_receive_maximum(void **state) {
   for (int i = 0; i < 5; i++) ids[i] = cm_mqtt_pub(r.c, cm_str_c("w/x"), cm_str_c("m"), 1, false);
   /* Before CONNACK all wait: 3 queued, then the queue is full. */
   assert_true(ids[0] > 0 && ids[1] > 0 && ids[2] > 0);
-  assert_int_equal(ids[3], -1);
+  assert_int_equal(ids[3], CM_EAGAIN);
   assert_true(wait_for(&mgr, &r.opened, 5000));
   poll_a_while(&mgr);
   assert_int_equal(count_sent(&s, 5, CM_MQTT_CMD_PUBLISH, 0), 2);
@@ -886,8 +886,8 @@ static void tiny_broker(struct cm_conn *c, int ev, void *ev_data) {
 
 static void ws_front(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_HTTP_MSG) {
-    if (cm_ws_upgrade(c, ev_data, "Sec-WebSocket-Protocol: mqtt\r\n")) {
-      assert_true(cm_mqtt_serve(c, NULL));
+    if (cm_ws_upgrade(c, ev_data, "Sec-WebSocket-Protocol: mqtt\r\n") == 0) {
+      assert_true(cm_mqtt_serve(c, NULL) == 0);
       c->fn = tiny_broker;
     }
   }
@@ -1124,10 +1124,10 @@ static void api_misuse_is_refused(void **state) {
   struct cm_mgr mgr;
   assert_int_equal(cm_mgr_init(&mgr), 0);
   struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", NULL, NULL);
-  assert_int_equal(cm_mqtt_pub(l, cm_str_c("a"), cm_str_c("b"), 0, false), -1);
-  assert_int_equal(cm_mqtt_sub(l, cm_str_c("a"), 0), -1);
-  assert_false(cm_mqtt_ping(l));
-  assert_false(cm_mqtt_disconnect(l));
+  assert_int_equal(cm_mqtt_pub(l, cm_str_c("a"), cm_str_c("b"), 0, false), CM_EINVAL);
+  assert_int_equal(cm_mqtt_sub(l, cm_str_c("a"), 0), CM_EINVAL);
+  assert_int_equal(cm_mqtt_ping(l), CM_EINVAL);
+  assert_int_equal(cm_mqtt_disconnect(l), CM_EINVAL);
   assert_false(cm_mqtt_is(l));
   struct cm_mqtt_opts bad = {.version = 3};
   assert_null(cm_mqtt_connect(&mgr, "mqtt://127.0.0.1:1", &bad, NULL, NULL));
@@ -1135,10 +1135,10 @@ static void api_misuse_is_refused(void **state) {
   struct cm_mqtt_opts o = {.clean = true};
   r.c = cm_mqtt_connect(&mgr, "mqtt://127.0.0.1:1", &o, handler, &r);
   assert_non_null(r.c);
-  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c("a/+"), cm_str_c("b"), 0, false), -1);
-  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c(""), cm_str_c("b"), 0, false), -1);
-  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c("a"), cm_str_c("b"), 3, false), -1);
-  assert_int_equal(cm_mqtt_sub(r.c, cm_str_c("a/#/b"), 0), -1);
+  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c("a/+"), cm_str_c("b"), 0, false), CM_EINVAL);
+  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c(""), cm_str_c("b"), 0, false), CM_EINVAL);
+  assert_int_equal(cm_mqtt_pub(r.c, cm_str_c("a"), cm_str_c("b"), 3, false), CM_EINVAL);
+  assert_int_equal(cm_mqtt_sub(r.c, cm_str_c("a/#/b"), 0), CM_EINVAL);
   assert_false(r.closed); /* nothing synchronous */
   assert_true(wait_for(&mgr, &r.closed, 5000)); /* connection refused */
   assert_true(r.nerrors >= 1);

@@ -514,8 +514,8 @@ static void enhanced_auth_and_reauth(void **state) {
   assert_string_equal(a.error, "");
   assert_int_equal(r.nerrors, 0);
   /* What the API refuses: 0x00 from a client, 0x19 on 3.1.1... */
-  assert_int_equal(cm_mqtt_auth(r.c, 0, cm_str_n("", 0), cm_str_n("", 0), NULL, 0), -1);
-  assert_int_equal(cm_mqtt_auth(r.c, 0x83, cm_str_n("", 0), cm_str_n("", 0), NULL, 0), -1);
+  assert_int_equal(cm_mqtt_auth(r.c, 0, cm_str_n("", 0), cm_str_n("", 0), NULL, 0), CM_EINVAL);
+  assert_int_equal(cm_mqtt_auth(r.c, 0x83, cm_str_n("", 0), cm_str_n("", 0), NULL, 0), CM_EINVAL);
   cm_close(r.c);
   assert_true(wait_for(&mgr, &r.closed, 5000));
   cm_buf_free(&a.in);

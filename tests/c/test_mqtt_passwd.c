@@ -68,12 +68,12 @@ static void bad_lines(void **state) {
 static void bad_names_refused(void **state) {
   (void)state;
   char out[300];
-  assert_int_equal(cm_passwd_line(cm_str_c("a:b"), cm_str_c("x"), 1000, out, sizeof(out)), -1);
-  assert_int_equal(cm_passwd_line(cm_str_c(""), cm_str_c("x"), 1000, out, sizeof(out)), -1);
-  assert_int_equal(cm_passwd_line(cm_str_c("a\nb"), cm_str_c("x"), 1000, out, sizeof(out)), -1);
-  assert_int_equal(cm_passwd_line(cm_str_c("#a"), cm_str_c("x"), 1000, out, sizeof(out)), -1);
-  assert_int_equal(cm_passwd_line(cm_str_c("a"), cm_str_c("x"), 999, out, sizeof(out)), -1);
-  assert_int_equal(cm_passwd_line(cm_str_c("a"), cm_str_c("x"), 1000, out, 20), -1);
+  assert_int_equal(cm_passwd_line(cm_str_c("a:b"), cm_str_c("x"), 1000, out, sizeof(out)), CM_EINVAL);
+  assert_int_equal(cm_passwd_line(cm_str_c(""), cm_str_c("x"), 1000, out, sizeof(out)), CM_EINVAL);
+  assert_int_equal(cm_passwd_line(cm_str_c("a\nb"), cm_str_c("x"), 1000, out, sizeof(out)), CM_EINVAL);
+  assert_int_equal(cm_passwd_line(cm_str_c("#a"), cm_str_c("x"), 1000, out, sizeof(out)), CM_EINVAL);
+  assert_int_equal(cm_passwd_line(cm_str_c("a"), cm_str_c("x"), 999, out, sizeof(out)), CM_EINVAL);
+  assert_int_equal(cm_passwd_line(cm_str_c("a"), cm_str_c("x"), 1000, out, 20), CM_ENOSPC);
 }
 
 /* The tool: add, change, remove users in a file; the library reads it. */

@@ -48,7 +48,7 @@ static bool start_worker(struct worker *w, uint16_t port) {
   if (cm_mgr_init(&w->mgr) != 0 || cm_wakeup_init(&w->mgr) != 0) return false;
   struct cm_listen_opts lo = {.reuse_port = true};
   w->listener = cm_listen_ex(&w->mgr, url, on_event, w, &lo);
-  if (w->listener == NULL || !cm_http_serve(w->listener, NULL)) return false;
+  if (w->listener == NULL || cm_http_serve(w->listener, NULL) != 0) return false;
   w->listener_id = w->listener->id;
   return true;
 }
@@ -91,7 +91,7 @@ static void test_two_managers_two_threads(void **state) {
   int sum = 0;
   for (int i = 0; i < NTHREADS; i++) {
     /* cm_wakeup is the one call another thread may make on a manager. */
-    assert_true(cm_wakeup(&w[i].mgr, w[i].listener_id, "stop", 4));
+    assert_true(cm_wakeup(&w[i].mgr, w[i].listener_id, "stop", 4) == 0);
     assert_int_equal(pthread_join(w[i].thread, NULL), 0);
     assert_true(atomic_load(&w[i].served) > 0);
     sum += atomic_load(&w[i].served);

@@ -14,8 +14,8 @@ static void sum(struct cm_rpc_req *r) {
   int n = snprintf(num, sizeof(num), "%g", a + b);
   assert_int_equal(cm_rpc_ok(r, cm_str_n(num, (size_t)n)), 0);
   /* a second answer is refused */
-  assert_int_equal(cm_rpc_ok(r, cm_str_c("1")), -1);
-  assert_int_equal(cm_rpc_err(r, 1, "x"), -1);
+  assert_int_equal(cm_rpc_ok(r, cm_str_c("1")), CM_EALREADY);
+  assert_int_equal(cm_rpc_err(r, 1, "x"), CM_EALREADY);
 }
 
 static void silent(struct cm_rpc_req *r) { (void)r; }
@@ -23,7 +23,7 @@ static void silent(struct cm_rpc_req *r) { (void)r; }
 static int calls;
 static void counter(struct cm_rpc_req *r) {
   calls++;
-  assert_int_equal(cm_rpc_ok(r, cm_str_c("not json")), -2);
+  assert_int_equal(cm_rpc_ok(r, cm_str_c("not json")), CM_EINVAL);
   assert_false(r->answered);
   cm_rpc_ok(r, cm_str_c("{\"n\": [1, 2]}"));
 }

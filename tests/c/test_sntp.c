@@ -95,7 +95,7 @@ static void codec_request_layout(void **state) {
   (void)state;
   uint8_t p[CM_SNTP_PACKET_LEN + 4];
   memset(p, 0xee, sizeof(p));
-  assert_int_equal(cm_sntp_build_request(p, 47, 1), 0);
+  assert_int_equal(cm_sntp_build_request(p, 47, 1), CM_ENOSPC);
   assert_int_equal(cm_sntp_build_request(p, sizeof(p), 0x0123456789abcdefULL), 48);
   assert_int_equal(p[0], 0x23); /* LI 0, version 4, mode 3 */
   for (int i = 1; i < 40; i++) assert_int_equal(p[i], 0);
@@ -218,7 +218,7 @@ static void chrony_gives_time_and_answers_again(void **state) {
     /* chronyd serves this machine's clock: the same within a few seconds. */
     int64_t diff = s.last_ms - realtime_ms();
     assert_true(diff > -5000 && diff < 5000);
-    assert_true(cm_sntp_request(c));
+    assert_true(cm_sntp_request(c) == 0);
     poll_until(&mgr, &s.times, 2, 3000);
     assert_int_equal(s.times, 2);
     assert_int_equal(s.errors, 0);
@@ -283,7 +283,7 @@ static void scripted_good_reply_and_duplicates(void **state) {
   struct sntp_client s = {0};
   struct cm_conn *c = cm_sntp_connect(&mgr, url, sntp_fn, &s);
   /* Asked before the connection exists: still one request on connect. */
-  assert_true(cm_sntp_request(c));
+  assert_true(cm_sntp_request(c) == 0);
   poll_until(&mgr, &s.times, 1, 3000);
   poll_for(&mgr, 100); /* the duplicate reply arrives and is ignored */
   assert_int_equal(r.requests, 1);
@@ -360,8 +360,8 @@ static void request_on_other_connections_is_refused(void **state) {
   struct cm_mgr mgr;
   assert_int_equal(cm_mgr_init(&mgr), 0);
   struct cm_conn *l = cm_listen(&mgr, "udp://127.0.0.1:0", NULL, NULL);
-  assert_false(cm_sntp_request(l));
-  assert_false(cm_sntp_request(NULL));
+  assert_true(cm_sntp_request(l) != 0);
+  assert_true(cm_sntp_request(NULL) != 0);
   assert_null(cm_sntp_connect(&mgr, "udp://:123", NULL, NULL));
   cm_mgr_free(&mgr);
 }

@@ -13,9 +13,12 @@ static void encode(void **state) {
   assert_string_equal(buf, "a%2Bb%26c%3Dd%2Fe%3Ff%40g~h-i_j.k");
   cm_url_encode("\xe4\xb8\x96\x00", 4, buf, sizeof(buf));
   assert_string_equal(buf, "%E4%B8%96%00");
-  /* too small: the length needed, a NUL-terminated prefix of whole escapes */
-  assert_int_equal(cm_url_encode("a b", 3, buf, 3), 5);
+  /* too small: CM_ENOSPC, a NUL-terminated prefix of whole escapes */
+  assert_int_equal(cm_url_encode("a b", 3, buf, 3), CM_ENOSPC);
   assert_string_equal(buf, "a");
+  assert_int_equal(cm_url_encode("a b", 3, buf, 5), CM_ENOSPC); /* no room for the NUL */
+  assert_int_equal(cm_url_encode("a b", 3, buf, 6), 5);
+  assert_int_equal(cm_url_encode("a b", 3, NULL, 0), 5); /* measuring */
   assert_int_equal(cm_url_encode("", 0, buf, 1), 0);
   assert_string_equal(buf, "");
 }
@@ -37,17 +40,17 @@ static void http_var(void **state) {
   n = cm_http_var(q, "name", buf, sizeof(buf));
   assert_memory_equal(buf, "x", 1);
   assert_int_equal(cm_http_var(q, "", buf, sizeof(buf)), 1);
-  assert_int_equal(cm_http_var(q, "missing", buf, sizeof(buf)), -1);
-  assert_int_equal(cm_http_var(q, "FOO", buf, sizeof(buf)), -1);
-  assert_int_equal(cm_http_var(q, "msg", buf, 4), -2);
+  assert_int_equal(cm_http_var(q, "missing", buf, sizeof(buf)), CM_ENOENT);
+  assert_int_equal(cm_http_var(q, "FOO", buf, sizeof(buf)), CM_ENOENT);
+  assert_int_equal(cm_http_var(q, "msg", buf, 4), CM_ENOSPC);
   /* lenient decoding: bad escapes stay, '+' is a space */
   n = cm_http_var(cm_str_c("v=a%20b+c%2B%zz%4"), "v", buf, sizeof(buf));
   assert_int_equal(n, 11);
   assert_memory_equal(buf, "a b c+%zz%4", 11);
-  assert_int_equal(cm_http_var(cm_str_c(""), "a", buf, sizeof(buf)), -1);
-  assert_int_equal(cm_http_var(cm_str_n(NULL, 0), "a", buf, sizeof(buf)), -1);
+  assert_int_equal(cm_http_var(cm_str_c(""), "a", buf, sizeof(buf)), CM_ENOENT);
+  assert_int_equal(cm_http_var(cm_str_n(NULL, 0), "a", buf, sizeof(buf)), CM_ENOENT);
   /* a prefix of a name is not the name */
-  assert_int_equal(cm_http_var(cm_str_c("foobar=1"), "foo", buf, sizeof(buf)), -1);
+  assert_int_equal(cm_http_var(cm_str_c("foobar=1"), "foo", buf, sizeof(buf)), CM_ENOENT);
 }
 
 /* cm_http_get_var is cm_http_var with case-folded names and a NUL: the
@@ -63,7 +66,7 @@ static void get_var_rules(void **state) {
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
       struct cm_str q = cm_str_c(bufs[b]);
       long n1 = cm_http_var(q, names[k], v1, sizeof(v1));
-      int n2 = cm_http_get_var(q, names[k], v2, sizeof(v2));
+      long n2 = cm_http_get_var(q, names[k], v2, sizeof(v2));
       bool all_lower = true;
       for (const char *p = names[k]; *p != '\0'; p++) all_lower = all_lower && !(*p >= 'A' && *p <= 'Z');
       if (n1 >= 0) { /* found exactly: found by the case-folding one too, same value */
@@ -81,7 +84,7 @@ static void get_var_rules(void **state) {
   assert_int_equal(v1[0], '2');
   assert_int_equal(cm_http_get_var(q, "name", v2, sizeof(v2)), 1);
   assert_string_equal(v2, "1"); /* the first match in any case wins */
-  assert_int_equal(cm_http_var(q, "NAME", v1, sizeof(v1)), -1);
+  assert_int_equal(cm_http_var(q, "NAME", v1, sizeof(v1)), CM_ENOENT);
   assert_int_equal(cm_http_get_var(q, "NAME", v2, sizeof(v2)), 1);
   /* decoding: '+' is a space, bad escapes stay, names are decoded */
   assert_int_equal(cm_http_get_var(cm_str_c("n%41me=a+b%2B%zz"), "name", v2, sizeof(v2)), 7);

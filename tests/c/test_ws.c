@@ -127,7 +127,7 @@ static void test_echo_sizes(void **state) {
     uint8_t *buf = malloc(n + 1);
     for (size_t k = 0; k < n; k++) buf[k] = (uint8_t)(k * 31 + 7);
     int before = cli.msgs;
-    assert_true(cm_ws_send(c, buf, n, CM_WS_OP_BINARY) >= n + 2);
+    assert_true(cm_ws_send(c, buf, n, CM_WS_OP_BINARY) >= (long)(n + 2));
     assert_true(poll_until(&cli.msgs, before + 1));
     assert_int_equal(cli.last_len, n);
     assert_int_equal(cli.last_flags, 0x82);
@@ -162,21 +162,21 @@ static void test_bad_sends_refused(void **state) {
   (void)state;
   struct cm_conn *c = connect_client(NULL, NULL);
   char big[126] = {0};
-  assert_int_equal(cm_ws_send(c, big, sizeof(big), CM_WS_OP_PING), 0);
-  assert_int_equal(cm_ws_send(c, "x", 1, 3), 0);
-  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_PING | CM_WS_SEND_MORE), 0);
-  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_CLOSE), 0);          /* 1-byte payload */
-  assert_int_equal(cm_ws_send(c, "\x03\xed", 2, CM_WS_OP_CLOSE), 0);   /* 1005 */
-  assert_false(cm_ws_close(c, 1006, NULL));
-  assert_false(cm_ws_close(c, 999, NULL));
+  assert_int_equal(cm_ws_send(c, big, sizeof(big), CM_WS_OP_PING), CM_EINVAL);
+  assert_int_equal(cm_ws_send(c, "x", 1, 3), CM_EINVAL);
+  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_PING | CM_WS_SEND_MORE), CM_EINVAL);
+  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_CLOSE), CM_EINVAL);        /* 1-byte payload */
+  assert_int_equal(cm_ws_send(c, "\x03\xed", 2, CM_WS_OP_CLOSE), CM_EINVAL); /* 1005 */
+  assert_int_equal(cm_ws_close(c, 1006, NULL), CM_EINVAL);
+  assert_int_equal(cm_ws_close(c, 999, NULL), CM_EINVAL);
 }
 
 static void test_close_from_client(void **state) {
   (void)state;
   struct cm_conn *c = connect_client(NULL, NULL);
-  assert_true(cm_ws_close(c, 4001, "bye now"));
-  assert_false(cm_ws_close(c, 1000, NULL)); /* once */
-  assert_int_equal(cm_ws_send(c, "late", 4, CM_WS_OP_TEXT), 0);
+  assert_true(cm_ws_close(c, 4001, "bye now") == 0);
+  assert_int_equal(cm_ws_close(c, 1000, NULL), CM_EALREADY); /* once */
+  assert_int_equal(cm_ws_send(c, "late", 4, CM_WS_OP_TEXT), CM_ECLOSED);
   assert_true(poll_until(&cli.closes, 1));
   assert_true(poll_until(&srv.closes, 1));
   assert_int_equal(srv.close_code, 4001);
@@ -215,8 +215,8 @@ static void test_compression_and_subprotocol(void **state) {
   size_t n = 1u << 20;
   char *buf = malloc(n);
   for (size_t k = 0; k < n; k++) buf[k] = (char)('a' + k % 7);
-  size_t queued = cm_ws_send(c, buf, n, CM_WS_OP_TEXT);
-  assert_true(queued > 0 && queued < n / 50); /* compressed on the wire */
+  long queued = cm_ws_send(c, buf, n, CM_WS_OP_TEXT);
+  assert_true(queued > 0 && (size_t)queued < n / 50); /* compressed on the wire */
   assert_true(poll_until(&cli.msgs, 1));
   assert_int_equal(cli.last_len, n);
   assert_memory_equal(cli.last, buf, n);
@@ -239,7 +239,7 @@ static void test_compressed_send_refused_errors_later(void **state) {
   uint8_t noise[4096];
   uint32_t x = 12345;
   for (size_t k = 0; k < sizeof(noise); k++) noise[k] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
-  assert_int_equal(cm_ws_send(c, noise, sizeof(noise), CM_WS_OP_BINARY), 0);
+  assert_int_equal(cm_ws_send(c, noise, sizeof(noise), CM_WS_OP_BINARY), CM_ETOOBIG);
   assert_int_equal(cli.errors, 0); /* not from inside the call */
   assert_false(c->is_closing);
   assert_true(poll_until(&cli.closes, 1));
@@ -587,8 +587,8 @@ static void test_client_survives_random_server_bytes(void **state) {
 static void test_not_websocket(void **state) {
   (void)state;
   struct cm_conn *c = cm_connect(&mgr, "tcp://127.0.0.1:1", NULL, NULL);
-  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_TEXT), 0);
-  assert_false(cm_ws_close(c, 1000, NULL));
+  assert_int_equal(cm_ws_send(c, "x", 1, CM_WS_OP_TEXT), CM_EINVAL);
+  assert_int_equal(cm_ws_close(c, 1000, NULL), CM_EINVAL);
   assert_null(cm_ws_connect(&mgr, "ws://127.0.0.1:1/", NULL, NULL, "Bad header\r\n"));
   assert_null(cm_ws_connect(&mgr, "ws://127.0.0.1:1/a b", NULL, NULL, NULL));
 }

@@ -1,4 +1,5 @@
 """`serve [DIR]`: a static file server (Range, ETag, precompressed .gz, listings, SPA fallback)."""
+import errno
 import gzip
 import html
 import os
@@ -39,6 +40,10 @@ def add_parser(sub):
                    help="write an access log line per request to FILE ('-': stdout)")
     p.add_argument("--log-format", choices=("common", "combined"), default="combined",
                    help="access log format (default combined)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serve from N worker processes (default 1: this process); with N > 1 "
+                        "SIGHUP replaces the workers gracefully and SIGTERM drains them "
+                        "(docs/deploy.md)")
     return p
 
 
@@ -202,12 +207,43 @@ def run(args):
     kwargs = {}
     if log_file is not None:
         kwargs.update(access_log=log_file, access_log_format=args.log_format)
+    extras = [name for name in ("gzip", "cors", "spa") if getattr(args, name)]
+    extras = (" [%s]" % ", ".join(extras)) if extras else ""
+    if args.workers < 1:
+        raise CliError("--workers takes a number of processes, at least 1")
+    if args.workers > 1:
+        return run_workers(args, root, server, tls, kwargs, extras)
     with cm.Manager() as mgr:
         lst = listen(mgr, args.listen, server.handler, **kwargs)
         if tls is not None:
             lst.tls_init(tls)
-        extras = [name for name in ("gzip", "cors", "spa") if getattr(args, name)]
-        banner("serving %s on %s/%s" % (root, bound_url(args.listen, lst).rstrip("/"),
-                                        (" [%s]" % ", ".join(extras)) if extras else ""))
+        banner("serving %s on %s/%s" % (root, bound_url(args.listen, lst).rstrip("/"), extras))
         mgr.run()
     return 0
+
+
+def run_workers(args, root, server, tls, kwargs, extras):
+    """--workers N: N processes, each its own Manager on a listening socket
+    the supervisor keeps (cymongoose._workers)."""
+    from .._workers import serve_manager, supervise
+
+    def main(worker):
+        with cm.Manager() as mgr:
+            lst = mgr.listen(args.listen, server.handler, fd=worker.sock, **kwargs)
+            if tls is not None:
+                lst.tls_init(tls)
+            serve_manager(worker, mgr)
+
+    def started(port, pids):
+        scheme, _, rest = args.listen.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0]
+        banner("serving %s on %s://%s:%d/%s (%d workers, pids %s)"
+               % (root, scheme, host, port, extras, len(pids), " ".join(map(str, pids))))
+
+    try:
+        return supervise(main, args.listen, args.workers, on_started=started)
+    except (OSError, ValueError, RuntimeError) as e:
+        if getattr(e, "errno", None) == errno.EADDRINUSE:
+            raise CliError("cannot listen on %s: the port is already in use; pick another with "
+                           "--listen (port 0: any free port)" % args.listen) from None
+        raise CliError(str(e)) from None
