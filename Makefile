@@ -107,7 +107,7 @@ $(BUILD)/%.cmake: cmake/%.cmake.in include/cymongoose.h
 FORCE:
 
 # The out-of-memory test fails chosen allocations of MQTT session state.
-$(BUILD)/tests/test_mqtt_broker_oom: LIBS += -Wl,--wrap=cm_mqtt_session_new
+$(BUILD)/tests/test_mqtt_broker_oom: LIBS += -Wl,--wrap=cm__mqtt_session_new_server
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcymongoose.a
 	@mkdir -p $(dir $@)

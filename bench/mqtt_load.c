@@ -5,6 +5,14 @@
  *       1 publisher, SUBSCRIBERS subscribers of one topic, QoS 0.  The
  *       publisher stays at most WINDOW messages ahead of the slowest
  *       subscriber, so nothing is dropped.  Counts deliveries.
+ *   mqtt_load PORT fanrate SUBSCRIBERS SECONDS SIZE RATE
+ *       fan-out at a fixed offered rate: the publisher sends RATE messages
+ *       a second (paced by the millisecond, never more than 16 in one
+ *       write), whether or not the broker keeps up (it stops offering
+ *       while it is WINDOW_RATE messages ahead of the slowest subscriber,
+ *       so an overloaded broker shows as fewer deliveries, not as memory).
+ *       Both brokers then do the same work: their CPU per delivery compares
+ *       like for like.
  *   mqtt_load PORT fanin PUBLISHERS SECONDS [SIZE=64]
  *       PUBLISHERS publishers, 1 subscriber of their topics (bench/in/+),
  *       QoS 0, at most WINDOW messages published and not yet delivered.
@@ -12,9 +20,10 @@
  *       one client subscribed (QoS 1) to the topic it publishes to (QoS 1),
  *       one message at a time: each round trip is PUBLISH -> PUBACK and the
  *       message back.  Counts round trips.
- *   mqtt_load PORT idle CLIENTS
- *       connects CLIENTS clients (keepalive 0), prints "ready CLIENTS" and
- *       holds them until stdin closes.
+ *   mqtt_load PORT idle CLIENTS [KEEPALIVE=0]
+ *       connects CLIENTS clients (keepalive KEEPALIVE seconds, which they
+ *       never need to honour: they are held for less), prints
+ *       "ready CLIENTS" and holds them until stdin closes.
  * Prints: messages=<count> seconds=<elapsed> */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,6 +42,7 @@
 
 #define WINDOW_FANOUT 1024
 #define WINDOW_FANIN 1000
+#define WINDOW_RATE 20000
 #define BUF 65536
 
 static double now_s(void) {
@@ -104,6 +114,8 @@ static int read_exact(int fd, unsigned char *p, size_t n) {
   return 0;
 }
 
+static int keepalive; /* of the CONNECTs, seconds */
+
 /* A connected, CONNACKed client (blocking socket); subscribes when topic. */
 static int client(int port, const char *topic, int qos) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -115,7 +127,8 @@ static int client(int port, const char *topic, int qos) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  static const unsigned char conn[] = {0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, 0};
+  const unsigned char conn[] = {0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 2,
+                                (unsigned char)(keepalive >> 8), (unsigned char)keepalive, 0, 0};
   unsigned char ack[5];
   if (write_all(fd, conn, sizeof(conn)) != 0 || read_exact(fd, ack, 4) != 0 || ack[0] != 0x20 ||
       ack[3] != 0) {
@@ -178,7 +191,8 @@ static int drain(struct mc *c, long *publishes, long *pubacks) {
 
 static void nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-static int run_flow(int port, int fanout, int n, double secs, size_t size) {
+/* rate > 0: fan-out paced at rate messages a second (fanrate). */
+static int run_flow(int port, int fanout, int n, double secs, size_t size, double rate) {
   int nsubs = fanout ? n : 1, npubs = fanout ? 1 : n;
   struct mc *subs = calloc((size_t)nsubs, sizeof(*subs));
   int *pubs = calloc((size_t)npubs, sizeof(*pubs));
@@ -208,6 +222,21 @@ static int run_flow(int port, int fanout, int n, double secs, size_t size) {
   struct epoll_event evs[256];
   while (now_s() < end) {
     long behind = fanout ? published - delivered / nsubs : published - delivered;
+    if (rate > 0) {
+      long due = (long)((now_s() - t0) * rate) - published;
+      if (due > 0 && behind + due <= WINDOW_RATE) {
+        long k = due < 16 ? due : 16;
+        if (write_all(pubs[0], batch, (size_t)k * one) != 0)
+          return fprintf(stderr, "mqtt_load: publisher closed\n"), 1;
+        published += k;
+        continue;
+      }
+      int ne = epoll_wait(ep, evs, 256, 1);
+      for (int k = 0; k < ne; k++)
+        if (drain(&subs[evs[k].data.u32], &delivered, &acks) != 0)
+          return fprintf(stderr, "mqtt_load: subscriber closed\n"), 1;
+      continue;
+    }
     if (behind + 16 <= window) {
       int rc = fanout ? write_all(pubs[0], batch, 16 * one)
                       : write_all(pubs[next], msgs + (size_t)next * (size + 64), blen[next % 1024]);
@@ -261,15 +290,22 @@ static int run_idle(int port, int n) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: mqtt_load PORT fanout|fanin|latency|idle N [SECONDS] [SIZE]\n");
+    fprintf(stderr, "usage: mqtt_load PORT fanout|fanin|latency N [SECONDS] [SIZE]\n"
+                    "       mqtt_load PORT fanrate N SECONDS SIZE RATE\n"
+                    "       mqtt_load PORT idle N [KEEPALIVE]\n");
     return 2;
   }
   int port = atoi(argv[1]), n = atoi(argv[3]);
   double secs = argc > 4 ? atof(argv[4]) : 5.0;
   size_t size = argc > 5 ? (size_t)atoi(argv[5]) : 64;
-  if (strcmp(argv[2], "fanout") == 0) return run_flow(port, 1, n, secs, size);
-  if (strcmp(argv[2], "fanin") == 0) return run_flow(port, 0, n, secs, size);
+  if (strcmp(argv[2], "fanout") == 0) return run_flow(port, 1, n, secs, size, 0);
+  if (strcmp(argv[2], "fanrate") == 0 && argc > 6)
+    return run_flow(port, 1, n, secs, size, atof(argv[6]));
+  if (strcmp(argv[2], "fanin") == 0) return run_flow(port, 0, n, secs, size, 0);
   if (strcmp(argv[2], "latency") == 0) return run_latency(port, secs, size);
-  if (strcmp(argv[2], "idle") == 0) return run_idle(port, n);
+  if (strcmp(argv[2], "idle") == 0) {
+    keepalive = argc > 4 ? atoi(argv[4]) : 0;
+    return run_idle(port, n);
+  }
   return 2;
 }

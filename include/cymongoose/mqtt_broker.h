@@ -46,6 +46,7 @@ struct cm_mqtt_broker;
 #define CM_MQTT_BROKER_DEFAULT_SEND_HWM (1u * 1024 * 1024) /* slow-subscriber mark */
 #define CM_MQTT_BROKER_DEFAULT_SYS_INTERVAL_MS 10000u
 #define CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX 64u  /* aliases a v5 client may use */
+#define CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX 16u /* aliases we use towards a client */
 #define CM_MQTT_BROKER_DEFAULT_MAX_SUBS 1000u       /* subscriptions per client */
 
 /* What happens to a subscriber whose output queue (c->send) stays above
@@ -138,9 +139,9 @@ struct cm_mqtt_broker_store {
                   uint32_t sub_id);
   void (*sub_del)(void *arg, struct cm_str client_id, struct cm_str filter);
   /* A QoS 1/2 message is now held for the client under packet id (state
-   * CM_MQTT_HELD_QUEUED) / changed state (CM_MQTT_HELD_RELEASED when the
-   * client's PUBREC arrived; the move to SENT is not reported, so a
-   * restored QUEUED message may go out a second time, as QoS 1/2 allow) /
+   * CM_MQTT_HELD_QUEUED) / changed state (CM_MQTT_HELD_SENT right before
+   * its PUBLISH goes out, so that one restored after a crash is resent
+   * with DUP; CM_MQTT_HELD_RELEASED when the client's PUBREC arrived) /
    * was acknowledged (PUBACK, PUBCOMP), refused, expired or dropped. */
   bool (*msg_held)(void *arg, struct cm_str client_id, uint16_t id, int state,
                    const struct cm_mqtt_broker_msg *m);
@@ -194,6 +195,12 @@ struct cm_mqtt_broker_opts {
                                  (CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX;
                                  set no_topic_alias to turn aliases off) */
   bool no_topic_alias;
+  uint16_t topic_alias_out_max; /* aliases we give the topics of QoS 0
+                                   messages we send to a v5 client, at most
+                                   its Topic Alias Maximum
+                                   (CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX;
+                                   no_topic_alias_out: none) */
+  bool no_topic_alias_out;
   uint16_t server_keepalive;  /* v5 Server Keep Alive: when non-zero,
                                  replaces larger (or zero) client keepalives;
                                  3.1.1 clients keep theirs */
@@ -359,6 +366,16 @@ struct cm_mqtt_broker_stats {
 
 /* Fills *st with the current statistics. */
 void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_stats *st);
+
+/* Calls fn(arg, who) for each connected client (in no particular order;
+ * a connection whose session was taken over is no longer one).  who and
+ * its views are valid during the call only; fn must not change the broker
+ * (no kick, no publish: collect, then act).  Returns how many were
+ * reported, or CM_EINVAL when b or fn is NULL.  A binding can list clients this way instead of keeping a
+ * table of its own per client. */
+long cm_mqtt_broker_clients(const struct cm_mqtt_broker *b,
+                            void (*fn)(void *arg, const struct cm_mqtt_client_info *who),
+                            void *arg);
 
 /* Disconnects the client with this id (v5: DISCONNECT reason, e.g.
  * CM_MQTT_RC_ADMINISTRATIVE_ACTION) and, when drop_session, forgets its

@@ -487,6 +487,7 @@ class Manager:
         max_subs_per_client: Optional[int] = None,
         max_session_expiry_s: Optional[int] = None,
         topic_alias_max: Optional[int] = None,
+        topic_alias_out_max: Optional[int] = None,
         server_keepalive: Optional[int] = None,
         keepalive_factor: Optional[float] = None,
         connect_timeout_ms: Optional[int] = None,

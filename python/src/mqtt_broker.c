@@ -45,7 +45,6 @@ typedef struct broker_obj {
   PyObject *on_client;            /* callables or NULL */
   PyObject *on_message;
   PyObject *authenticate;
-  PyObject *clients;              /* dict: client id -> info dict */
   PyObject *listeners;            /* list of (url, port) */
   PyObject *weakreflist;
   struct cm_passwd *passwd;       /* password_file, or NULL */
@@ -275,19 +274,9 @@ static void hook_client(void *arg, const struct cm_mqtt_client_info *who, bool c
   if (o->freeing || o->mgr == NULL) return;
   PyObject *id = str_of(who->client_id);
   if (id == NULL) return report(o);
-  /* The table of connected clients: a takeover reports the new connection
-   * before the old one's end, so only the entry of that connection goes. */
-  if (connected) {
-    PyObject *info = client_info(who);
-    if (info == NULL || PyDict_SetItem(o->clients, id, info) < 0) report(o);
-    Py_XDECREF(info);
-  } else {
-    PyObject *info = PyDict_GetItemWithError(o->clients, id); /* borrowed */
-    PyObject *cid = info != NULL ? PyDict_GetItemString(info, "conn_id") : NULL;
-    if (cid != NULL && PyLong_AsUnsignedLong(cid) == who->conn_id &&
-        PyDict_DelItem(o->clients, id) < 0)
-      report(o);
-    if (PyErr_Occurred()) report(o);
+  /* No table of clients here (`clients` asks the broker): a Python dict
+   * per client would double the memory of an idle one. */
+  if (!connected) {
     if (o->identities != NULL) {
       PyObject *k = PyLong_FromUnsignedLong(who->conn_id);
       if (k == NULL || (PyDict_DelItem(o->identities, k) < 0 && !PyErr_ExceptionMatches(PyExc_KeyError)))
@@ -373,7 +362,6 @@ static void broker_shutdown(broker_obj *o) {
   o->persist = NULL;
   o->freeing = false;
   o->mgr = NULL;
-  PyDict_Clear(o->clients);
   if (o->identities != NULL) PyDict_Clear(o->identities);
   if (mo->brokers != NULL) {
     Py_ssize_t i = PySequence_Index(mo->brokers, (PyObject *)o);
@@ -408,7 +396,6 @@ static int broker_traverse(broker_obj *o, visitproc visit, void *arg) {
   Py_VISIT(o->on_client);
   Py_VISIT(o->on_message);
   Py_VISIT(o->authenticate);
-  Py_VISIT(o->clients);
   Py_VISIT(o->identities);
   return 0;
 }
@@ -433,7 +420,6 @@ static void broker_dealloc(broker_obj *o) {
   cm_acl_free(o->acl);
   cm_conf_free(&o->conf);
   broker_clear(o);
-  Py_CLEAR(o->clients);
   Py_CLEAR(o->listeners);
   Py_CLEAR(o->identities);
   tp->tp_free((PyObject *)o);
@@ -537,7 +523,7 @@ enum {
   A_URL, A_CONFIG, A_TLS, A_ALLOW_ANON, A_PASSWORD_FILE, A_ACL_FILE, A_PERSISTENCE, A_FSYNC,
   A_FSYNC_INTERVAL, A_COMPACT, A_MAX_CONN, A_MAX_PACKET, A_MAX_QUEUED, A_MAX_INFLIGHT,
   A_MAX_RETAINED, A_MAX_RETAINED_BYTES, A_MAX_SUBS, A_MAX_EXPIRY, A_TOPIC_ALIAS_MAX,
-  A_SERVER_KEEPALIVE, A_KEEPALIVE_FACTOR, A_CONNECT_TIMEOUT, A_SEND_HWM, A_SLOW_POLICY,
+  A_TOPIC_ALIAS_OUT_MAX, A_SERVER_KEEPALIVE, A_KEEPALIVE_FACTOR, A_CONNECT_TIMEOUT, A_SEND_HWM, A_SLOW_POLICY,
   A_ASSIGN_IDS, A_SYS_INTERVAL, A_ON_CLIENT, A_ON_MESSAGE, A_AUTHENTICATE, A_N_
 };
 
@@ -545,7 +531,8 @@ static const char *const broker_kwnames[] = {
     "url", "config", "tls", "allow_anonymous", "password_file", "acl_file", "persistence",
     "fsync", "fsync_interval_ms", "compact_interval_s", "max_connections", "max_packet_size",
     "max_queued", "max_inflight", "max_retained", "max_retained_bytes", "max_subs_per_client",
-    "max_session_expiry_s", "topic_alias_max", "server_keepalive", "keepalive_factor",
+    "max_session_expiry_s", "topic_alias_max", "topic_alias_out_max", "server_keepalive",
+    "keepalive_factor",
     "connect_timeout_ms", "send_hwm", "slow_policy", "assign_client_ids", "sys_interval_ms",
     "on_client", "on_message", "authenticate", NULL};
 
@@ -603,6 +590,11 @@ static int parse_options(broker_obj *o, PyObject **a, struct cm_mqtt_broker_opts
     if (opt_uint(a[A_TOPIC_ALIAS_MAX], "topic_alias_max", 65535, &x) < 0) return -1;
     opts->topic_alias_max = (uint16_t)x;
     opts->no_topic_alias = x == 0;
+  }
+  if (a[A_TOPIC_ALIAS_OUT_MAX] != NULL && a[A_TOPIC_ALIAS_OUT_MAX] != Py_None) {
+    if (opt_uint(a[A_TOPIC_ALIAS_OUT_MAX], "topic_alias_out_max", 65535, &x) < 0) return -1;
+    opts->topic_alias_out_max = (uint16_t)x;
+    opts->no_topic_alias_out = x == 0;
   }
   x = 0;
   if (opt_uint(a[A_SERVER_KEEPALIVE], "server_keepalive", 65535, &x) < 0) return -1;
@@ -702,7 +694,7 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
   broker_obj *o = (broker_obj *)tp->tp_alloc(tp, 0);
   if (o == NULL) return NULL;
   o->mgr = (cm_py_manager *)Py_NewRef(self);
-  if ((o->clients = PyDict_New()) == NULL || (o->listeners = PyList_New(0)) == NULL)
+  if ((o->listeners = PyList_New(0)) == NULL)
     return Py_DECREF(o), NULL;
   struct cm_mqtt_broker_opts opts = {0};
   struct cm_tls_opts tls = {0};
@@ -921,21 +913,21 @@ static PyObject *broker_get_stats(broker_obj *o, void *closure) {
       "connections_refused", (unsigned long long)s.connections_refused);
 }
 
+/* cm_mqtt_broker_clients() into a dict (d NULL once something failed). */
+static void add_client(void *arg, const struct cm_mqtt_client_info *who) {
+  PyObject **d = arg;
+  if (*d == NULL) return;
+  PyObject *id = str_of(who->client_id);
+  PyObject *info = id != NULL ? client_info(who) : NULL;
+  if (info == NULL || PyDict_SetItem(*d, id, info) < 0) Py_CLEAR(*d);
+  Py_XDECREF(id);
+  Py_XDECREF(info);
+}
+
 static PyObject *broker_get_clients(broker_obj *o, void *closure) {
   (void)closure;
   PyObject *d = PyDict_New();
-  if (d == NULL) return NULL;
-  PyObject *k, *v;
-  Py_ssize_t pos = 0;
-  while (PyDict_Next(o->clients, &pos, &k, &v)) {
-    PyObject *copy = PyDict_Copy(v);
-    if (copy == NULL || PyDict_SetItem(d, k, copy) < 0) {
-      Py_XDECREF(copy);
-      Py_DECREF(d);
-      return NULL;
-    }
-    Py_DECREF(copy);
-  }
+  if (d != NULL && o->b != NULL) cm_mqtt_broker_clients(o->b, add_client, &d);
   return d;
 }
 
@@ -956,7 +948,9 @@ static PyObject *broker_get_manager(broker_obj *o, void *closure) {
 
 static PyObject *broker_repr(broker_obj *o) {
   if (o->mgr == NULL) return PyUnicode_FromString("<MqttBroker closed>");
-  return PyUnicode_FromFormat("<MqttBroker clients=%zd>", PyDict_GET_SIZE(o->clients));
+  struct cm_mqtt_broker_stats s;
+  cm_mqtt_broker_stats(o->b, &s);
+  return PyUnicode_FromFormat("<MqttBroker clients=%u>", (unsigned)s.clients_connected);
 }
 
 static PyMethodDef broker_methods[] = {

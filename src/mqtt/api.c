@@ -61,6 +61,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     return CM_EAGAIN;
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
+  struct cm_buf *out = cm__mqtt_scratch();
   struct cm__mqtt_out *held;
   bool first = false; /* alias assigned by this call, told to the peer now */
   uint16_t alias = 0;
@@ -84,16 +85,14 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
     m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
   }
   if (o->qos > 0) m.id = cm__mqtt_session_id(s);
-  st->scratch.len = st->scratch.off = 0;
-  if (cm_mqtt_encode(&st->scratch, &m) != 0) goto done;
-  if (st->peer_max_packet != 0 && st->scratch.len > st->peer_max_packet) {
+  if (cm_mqtt_encode(out, &m) != 0) goto done;
+  if (st->peer_max_packet != 0 && out->len > st->peer_max_packet) {
     rc = CM_ETOOBIG;
     goto done;
   }
   if (o->qos == 0) {
-    rc = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len) ? 0 : cm__mqtt_tx_error(c);
-  } else if ((held = cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(&st->scratch),
-                                          st->scratch.len)) != NULL) {
+    rc = cm__mqtt_tx(st, cm_buf_data(out), out->len) ? 0 : cm__mqtt_tx_error(c);
+  } else if ((held = cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(out), out->len)) != NULL) {
     if (m.version == 5) {
       if (o->topic_alias) held->flags |= CM__OUT_F_ALIAS;
       struct cm_mqtt_prop p;
@@ -111,7 +110,7 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
 done:
   if (rc < 0 && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
   cm_buf_free(&pb);
-  if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
+  cm__mqtt_scratch_done(out);
   return rc;
 }
 

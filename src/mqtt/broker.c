@@ -19,10 +19,25 @@ static void resolve(struct cm_mqtt_broker_opts *o) {
   if (o->max_retained_bytes == 0) o->max_retained_bytes = CM_MQTT_BROKER_DEFAULT_MAX_RETAINED_BYTES;
   if (o->max_subs_per_client == 0) o->max_subs_per_client = CM_MQTT_BROKER_DEFAULT_MAX_SUBS;
   if (o->topic_alias_max == 0) o->topic_alias_max = CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_MAX;
+  if (o->topic_alias_out_max == 0) o->topic_alias_out_max = CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_OUT_MAX;
   if (!(o->keepalive_factor >= 1.0f)) o->keepalive_factor = 1.5f;
   if (o->connect_timeout_ms == 0) o->connect_timeout_ms = 10000;
   if (o->send_hwm == 0) o->send_hwm = CM_MQTT_BROKER_DEFAULT_SEND_HWM;
   if (o->sys_interval_ms == 0) o->sys_interval_ms = CM_MQTT_BROKER_DEFAULT_SYS_INTERVAL_MS;
+}
+
+/* The keepalive deadlines of all connected clients, one timer for all (a
+ * timer per client would cost ~100 bytes each; mosquitto sweeps too). */
+static void sweep(void *arg) {
+  struct cm_mqtt_broker *b = arg;
+  uint64_t now = cm_millis();
+  for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
+    if (c->fn != cm__bc_fn || c->fn_data == NULL || *(const int *)c->fn_data != CM__BCLIENT_KIND)
+      continue;
+    struct bclient *cl = c->fn_data;
+    struct cm__mqtt *st = cl->b == b ? cm__mqtt_of(c) : NULL;
+    if (st != NULL && st->swept) cm__mqtt_sweep(st, now);
+  }
 }
 
 struct cm_mqtt_broker *cm_mqtt_broker_new(struct cm_mgr *mgr, const struct cm_mqtt_broker_opts *opts) {
@@ -59,6 +74,7 @@ struct cm_mqtt_broker *cm_mqtt_broker_new(struct cm_mgr *mgr, const struct cm_mq
     }
   }
   if (!b->o.no_sys) cm__bsys_start(b);
+  b->sweep_timer = cm_timer_add(mgr, CM__SWEEP_MS, CM_TIMER_REPEAT, sweep, b);
   return b;
 }
 
@@ -197,6 +213,7 @@ struct cm_conn *cm_mqtt_broker_listen(struct cm_mqtt_broker *b, const char *url,
 void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
   if (b == NULL) return;
   if (b->sys_timer != NULL) cm_timer_cancel(b->mgr, b->sys_timer);
+  if (b->sweep_timer != NULL) cm_timer_cancel(b->mgr, b->sweep_timer);
   /* Listeners and clients first: nothing reaches the broker afterwards. */
   for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
     if (c->fn == ws_fn) {
@@ -224,7 +241,8 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
       cm_close(c);
     }
   }
-  while (b->sessions != NULL) cm__bs_free(b, b->sessions, false);
+  for (size_t i = 0; i < b->hcap; i++)
+    while (b->htab[i] != NULL) cm__bs_free(b, b->htab[i], false);
   for (struct cm_conn *c = b->mgr->conns; c != NULL; c = c->next) {
     if (c->fn != cm__bc_fn || c->fn_data == NULL) continue;
     int kind = *(const int *)c->fn_data;
@@ -249,6 +267,7 @@ void cm_mqtt_broker_free(struct cm_mqtt_broker *b) {
   free(b->rv);
   cm_buf_free(&b->enc);
   cm_buf_free(&b->enc2);
+  cm_buf_free(&b->aenc);
   cm_buf_free(&b->props);
   cm_buf_free(&b->inprops);
   for (int q = 0; q < 3; q++)
@@ -290,8 +309,6 @@ static struct bsess *restored(struct cm_mqtt_broker *b, struct cm_str id) {
   return s != NULL && s->client == NULL ? s : NULL;
 }
 
-static void on_restored_expiry(void *arg);
-
 static bool restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
                                     uint32_t expiry_s) {
   if (b == NULL || client_id.len == 0 || !cm_mqtt_str_valid(client_id) || expiry_s == 0)
@@ -302,19 +319,11 @@ static bool restore_session(struct cm_mqtt_broker *b, struct cm_str client_id,
   if (s == NULL) return false;
   s->persistent = true;
   s->expiry_s = expiry_s;
-  if (expiry_s != CM__NEVER) {
-    s->expiry_timer = cm_timer_add(b->mgr, (uint64_t)expiry_s * 1000, CM_TIMER_ONCE,
-                                   on_restored_expiry, s);
+  if (expiry_s != CM__NEVER && !cm__bs_expiry_start(b, s, (uint64_t)expiry_s * 1000)) {
+    cm__bs_free(b, s, false);
+    return false;
   }
   return true;
-}
-
-static void on_restored_expiry(void *arg) {
-  struct bsess *s = arg;
-  struct cm_mqtt_broker *b = s->b;
-  s->expiry_timer = NULL;
-  if (s->client == NULL) cm__bs_free(b, s, true);
-  cm__bstore_commit(b);
 }
 
 static bool restore_sub(struct cm_mqtt_broker *b, struct cm_str client_id,
@@ -361,6 +370,23 @@ void cm_mqtt_broker_stats(const struct cm_mqtt_broker *b, struct cm_mqtt_broker_
   *st = b->st;
   st->uptime_s = (cm_millis() - b->start_ms) / 1000;
   st->clients_disconnected = (uint32_t)(b->nsess - b->st.clients_connected);
+}
+
+long cm_mqtt_broker_clients(const struct cm_mqtt_broker *b,
+                            void (*fn)(void *arg, const struct cm_mqtt_client_info *who),
+                            void *arg) {
+  if (b == NULL || fn == NULL) return CM_EINVAL;
+  long n = 0;
+  for (size_t i = 0; i < b->hcap; i++) {
+    for (const struct bsess *s = b->htab[i]; s != NULL; s = s->hnext) {
+      if (s->client == NULL || !s->client->counted) continue;
+      struct cm_mqtt_client_info who;
+      cm__bc_info(s->client, &who);
+      fn(arg, &who);
+      n++;
+    }
+  }
+  return n;
 }
 
 static bool broker_kick(struct cm_mqtt_broker *b, struct cm_str client_id, uint8_t reason,

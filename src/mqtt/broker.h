@@ -7,6 +7,7 @@
 #define CM__BROKER_KIND 0x424B5252 /* "BKRR" */
 #define CM__BCLIENT_KIND 0x42434C49 /* "BCLI" */
 #define CM__NEVER 0xFFFFFFFFu
+#define CM__SWEEP_MS 500u /* how late a keepalive timeout may be noticed */
 
 struct bnode;
 struct bsess;
@@ -71,28 +72,30 @@ struct bclient;
 
 /* A session: lives while its client is connected, and afterwards while it
  * has not expired. */
+struct bexpiry;
+
 struct bsess {
   struct bsess *hnext;                /* hash chain */
-  struct bsess *prev, *next;          /* broker's list */
-  struct cm_mqtt_broker *b;
   struct bclient *client;             /* connected client or NULL */
   struct cm_mqtt_session *ms;         /* held QoS 1/2 messages, ids */
   struct bsub *subs;
+  struct bexpiry *expiry;             /* running while offline (knows the broker,
+                                         so the session need not) */
+  struct bwill *will;                 /* delayed will waiting */
   uint32_t nsubs;
   uint32_t expiry_s;                  /* after disconnect; CM__NEVER: never */
-  struct cm_timer *expiry_timer;
-  struct bwill *will;                 /* delayed will waiting */
-  uint8_t held_version;               /* version the held packets are encoded for */
-  bool persistent;                    /* reported to the store */
   uint32_t mark;                      /* routing generation */
   uint32_t slot;                      /* index in the routing vector */
+  uint8_t held_version;               /* version the held packets are encoded for */
+  bool persistent;                    /* reported to the store */
   uint16_t id_len;
-  char id[];
+  char id[];                          /* allocated: offsetof(struct bsess, id) + id_len */
 };
 
 /* A connected client (fn_data of its connection once CONNECT arrived). */
 struct bclient {
   int kind;                           /* CM__BCLIENT_KIND */
+  int reason;                         /* reason code it ends with */
   struct cm_mqtt_broker *b;
   struct cm_conn *c;
   struct bsess *sess;                 /* NULL once taken over */
@@ -102,7 +105,6 @@ struct bclient {
   char *cert;                         /* "subject\0cn" of a verified client
                                          certificate, or NULL */
   const char *why;                    /* why it ends (static) */
-  int reason;                         /* reason code it ends with */
   char *err;                          /* the glue's ERROR text (allocated) */
   uint8_t version;
   bool normal_disconnect;             /* DISCONNECT without will */
@@ -125,10 +127,13 @@ struct cm_mqtt_broker {
   struct cm_mqtt_broker_opts o;       /* resolved */
   struct cm_mqtt_limits lim;          /* of client connections */
   struct bnode *root;
-  struct bsess **htab;
+  struct bsess **htab;                /* sessions by client id (the only list
+                                         of them: no links per session) */
   size_t hcap, nsess;
-  struct bsess *sessions;             /* list of all */
   struct cm_timer *sys_timer;
+  struct cm_timer *sweep_timer;       /* clients' keepalive deadlines, every
+                                         CM__SWEEP_MS; NULL: each client
+                                         keeps a timer of its own */
   uint64_t start_ms;
   uint32_t gen;
   bool loading;                       /* store.load running: no reports */
@@ -137,6 +142,7 @@ struct cm_mqtt_broker {
   struct brcpt *rv;                   /* routing vector, reused */
   size_t rv_len, rv_cap;
   struct cm_buf enc, enc2, props;     /* encoding scratch, reused */
+  struct cm_buf aenc;                 /* the last aliased QoS 0 PUBLISH (routing) */
   struct cm_buf tpl[3][2][2];         /* PUBLISH templates [qos][v5][retain] */
   struct cm_buf inprops;              /* a PUBLISH's properties without its alias */
   unsigned long next_anon;
@@ -169,6 +175,10 @@ void cm__br_send_retained(struct cm_mqtt_broker *b, struct bclient *cl, struct c
 struct bsess *cm__bs_find(struct cm_mqtt_broker *b, struct cm_str id);
 struct bsess *cm__bs_new(struct cm_mqtt_broker *b, struct cm_str id);
 void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report);
+/* Ends s (an offline session) after ms; false when out of memory. */
+bool cm__bs_expiry_start(struct cm_mqtt_broker *b, struct bsess *s, uint64_t ms);
+/* Stops s's expiry, if running. */
+void cm__bs_expiry_stop(struct cm_mqtt_broker *b, struct bsess *s);
 /* The client is gone: start the expiry (or end the session now). */
 void cm__bs_detach(struct cm_mqtt_broker *b, struct bsess *s);
 void cm__bs_will_free(struct bwill *w);

@@ -110,7 +110,7 @@ struct takeover {
   char *id;                      /* the client id, for its departure */
 };
 
-static bool takeover_prepare(struct cm_mqtt_broker *b, struct bclient *old, struct takeover *t) {
+static bool takeover_prepare(struct bclient *old, struct takeover *t) {
   struct cm__mqtt *st = cm__mqtt_of(old->c);
   t->fresh = NULL;
   t->id = malloc((size_t)old->sess->id_len + 1);
@@ -118,7 +118,7 @@ static bool takeover_prepare(struct cm_mqtt_broker *b, struct bclient *old, stru
   memcpy(t->id, old->sess->id, old->sess->id_len);
   t->id[old->sess->id_len] = '\0';
   if (st == NULL || st->own_session || st->sess != old->sess->ms) return true;
-  t->fresh = cm_mqtt_session_new(&b->lim);
+  t->fresh = cm__mqtt_session_new_server();
   if (t->fresh != NULL) return true;
   free(t->id);
   return false;
@@ -238,7 +238,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     /* Takeover (3.1.4): the old connection goes, its will with it. */
     struct bclient *old = s->client;
     struct takeover t;
-    if (!takeover_prepare(b, old, &t)) {
+    if (!takeover_prepare(old, &t)) {
       cm__bs_will_free(cl->will);
       free(cl->cert);
       free(cl->username);
@@ -264,10 +264,7 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
     refuse(b, c, m, CM_MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     return;
   }
-  if (s->expiry_timer != NULL) {
-    cm_timer_cancel(b->mgr, s->expiry_timer);
-    s->expiry_timer = NULL;
-  }
+  cm__bs_expiry_stop(b, s);
   if (s->will != NULL) { /* back within the will delay: no will */
     s->will->sess = NULL;
     cm__bs_will_free(s->will);
@@ -293,6 +290,11 @@ static void on_connect(struct cm_mqtt_broker *b, struct cm_conn *c, const struct
   if (gst != NULL) {
     gst->prepare = cm__bd_prepare;
     gst->prepare_arg = cl;
+    /* Our aliases towards it (the glue read its Topic Alias Maximum):
+     * bounded by ours, so a client allowing 65535 costs no more. */
+    uint16_t out_max = o->no_topic_alias_out ? 0 : o->topic_alias_out_max;
+    if (!v5 || gst->peer_alias_max > out_max) gst->peer_alias_max = v5 ? out_max : 0;
+    if (b->sweep_timer != NULL) cm__mqtt_use_sweep(gst); /* no timer per client */
   }
   c->fn_data = cl;
   c->send_hwm = o->send_hwm;
@@ -641,11 +643,7 @@ void cm__bc_fn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WRITE:
       b->st.bytes_sent += *(const size_t *)ev_data;
-      if (c->send.len == 0 && *(const size_t *)ev_data < SMALL_IO) {
-        struct cm__mqtt *st = cm__mqtt_of(c);
-        cm_buf_free(&c->send);
-        if (st != NULL) cm_buf_free(&st->scratch);
-      }
+      if (c->send.len == 0 && *(const size_t *)ev_data < SMALL_IO) cm_buf_free(&c->send);
       if (cl != NULL && cl->slow && !cm_conn_send_full(c)) {
         struct cm__mqtt *st = cm__mqtt_of(c);
         cl->slow = false;

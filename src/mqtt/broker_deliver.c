@@ -90,43 +90,45 @@ void cm__bd_kick(struct bclient *cl, uint8_t reason, const char *why) {
   }
 }
 
-/* Sends (or holds) one encoded PUBLISH for session s. */
-static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pkt, size_t len,
+/* Sends (or holds) one encoded PUBLISH for session s.  False when it was
+ * neither sent nor held (dropped). */
+static bool send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pkt, size_t len,
                     uint8_t qos, const struct cm_mqtt_broker_msg *m) {
   struct bclient *cl = s->client;
   struct cm__mqtt *st = cl != NULL ? cm__mqtt_of(cl->c) : NULL;
   if (st != NULL && (cl->c->is_closing || cl->c->is_draining)) st = NULL;
   if (st != NULL && st->peer_max_packet != 0 && len > st->peer_max_packet) {
     b->st.msgs_dropped++; /* 3.1.2.25: never above the client's maximum */
-    return;
+    return false;
   }
   bool full = st != NULL && cm_conn_send_full(cl->c);
   if (full && b->o.slow_policy == CM_MQTT_SLOW_DISCONNECT) {
     b->st.msgs_dropped++;
     cm__bd_kick(cl, CM_MQTT_RC_QUOTA_EXCEEDED, "slow subscriber");
-    return;
+    return false;
   }
   if (qos == 0) {
-    if (st == NULL) return; /* QoS 0 is not queued for offline clients */
+    if (st == NULL) return false; /* QoS 0 is not queued for offline clients */
     if (full) {
       b->st.msgs_dropped++;
-      return;
+      return false;
     }
-    if (cm__mqtt_tx(st, pkt, len)) b->st.msgs_sent++;
-    return;
+    if (!cm__mqtt_tx(st, pkt, len)) return false;
+    b->st.msgs_sent++;
+    return true;
   }
-  if (cl == NULL && !s->persistent) return;
+  if (cl == NULL && !s->persistent) return false;
   struct cm_mqtt_session *ms = s->ms;
   if (ms->count >= b->o.max_queued) {
     b->st.msgs_dropped++;
     if (st != NULL) cm__bd_kick(cl, CM_MQTT_RC_QUOTA_EXCEEDED, "too many messages queued");
-    return;
+    return false;
   }
   uint16_t id = cm__mqtt_session_id(ms);
   struct cm__mqtt_out *o = id != 0 ? cm__mqtt_session_add(ms, id, qos, pkt, len) : NULL;
   if (o == NULL) {
     b->st.msgs_dropped++;
-    return;
+    return false;
   }
   size_t off = id_offset(o->pkt, o->len, m->topic.len);
   o->pkt[off] = (uint8_t)(id >> 8);
@@ -135,23 +137,59 @@ static void send_to(struct cm_mqtt_broker *b, struct bsess *s, const uint8_t *pk
   if (m->expiry_s != 0) o->expire_ms = cm_millis() + (uint64_t)m->expiry_s * 1000;
   b->st.queued++;
   report_held(b, s, id, CM_MQTT_HELD_QUEUED, m);
-  if (st == NULL) return;
+  if (st == NULL) return true;
   if (full) {
     cl->slow = true;
-    return;
+    return true;
   }
   if (ms->inflight < st->window) {
     size_t before = ms->inflight;
     cm__mqtt_pump(st);
     b->st.msgs_sent += ms->inflight - before;
   }
+  return true;
+}
+
+/* The glue of a v5 client that gets a QoS 0 message now and takes topic
+ * aliases from us, else NULL.  QoS 1/2 copies are held and may be resent
+ * on another connection, so they always carry the topic name. */
+static struct cm__mqtt *alias_glue(struct bsess *s, uint8_t qos) {
+  struct bclient *cl = s->client;
+  if (qos != 0 || cl == NULL || cl->version != 5) return NULL;
+  struct cm__mqtt *st = cm__mqtt_of(cl->c);
+  return st != NULL && st->peer_alias_max > 0 && !cl->c->is_closing && !cl->c->is_draining ? st
+                                                                                            : NULL;
+}
+
+/* Encodes m as a v5 QoS 0 PUBLISH with topic alias `alias` (the topic name
+ * too when first) into out. */
+static bool encode_aliased(struct cm_mqtt_broker *b, struct cm_buf *out,
+                           const struct cm_mqtt_broker_msg *m, bool retain, uint16_t alias,
+                           bool first, const uint32_t *ids, uint32_t nids) {
+  if (!build_props(&b->props, m, ids, nids)) return false;
+  struct cm_mqtt_prop a = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
+  if (cm__mqtt_props_raw(&b->props, &a, 1) != 0) return false;
+  struct cm_mqtt_packet pkt = {0};
+  pkt.cmd = CM_MQTT_CMD_PUBLISH;
+  pkt.version = 5;
+  pkt.retain = retain;
+  pkt.topic = first ? m->topic : cm_str_n("", 0);
+  pkt.payload = m->payload;
+  pkt.props = cm_str_n((const char *)cm_buf_data(&b->props), b->props.len);
+  out->len = out->off = 0;
+  return cm_mqtt_encode(out, &pkt) == 0;
 }
 
 void cm__bd_deliver_one(struct cm_mqtt_broker *b, struct bsess *s, const struct cm_mqtt_broker_msg *m,
                         uint8_t qos, bool retain, const uint32_t *ids, uint32_t nids) {
   uint8_t v = s->client != NULL ? s->client->version : s->held_version;
-  if (!cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids)) return;
-  send_to(b, s, cm_buf_data(&b->enc), b->enc.len, qos, m);
+  struct cm__mqtt *st = alias_glue(s, qos);
+  bool first = false;
+  uint16_t alias = st != NULL ? cm__mqtt_alias_for(st, m->topic, &first) : 0;
+  bool ok = alias != 0 ? encode_aliased(b, &b->enc, m, retain, alias, first, ids, nids)
+                       : cm__bd_encode(b, &b->enc, v, m, qos, retain, 1, ids, nids);
+  ok = ok && send_to(b, s, cm_buf_data(&b->enc), b->enc.len, qos, m);
+  if (!ok && first) cm__mqtt_alias_forget(st, alias);
 }
 
 static bool acl_read(struct cm_mqtt_broker *b, struct bsess *s, struct cm_str topic) {
@@ -171,6 +209,8 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
   cm__bt_match(b, m->topic, from);
   /* Templates by [qos][v5][retain], valid for this message only. */
   struct cm_buf *tpl[3][2][2] = {{{NULL}}};
+  uint16_t al_num = 0; /* what b->aenc holds for this message: alias, */
+  bool al_first = false, al_retain = false; /* name sent, retain flag */
   int n = 0;
   for (size_t i = 0; i < b->rv_len; i++) {
     struct brcpt *r = &b->rv[i];
@@ -185,6 +225,23 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
       cm__bd_deliver_one(b, s, m, q, retain, r->ids, r->nids);
       continue;
     }
+    struct cm__mqtt *ast = alias_glue(s, q);
+    bool first = false;
+    uint16_t alias = ast != NULL ? cm__mqtt_alias_for(ast, m->topic, &first) : 0;
+    if (alias != 0) {
+      /* Clients that gave this topic the same alias get the same bytes:
+       * the last aliased encoding is kept for the next one. */
+      bool ok = alias == al_num && first == al_first && retain == al_retain;
+      if (!ok) {
+        ok = encode_aliased(b, &b->aenc, m, retain, alias, first, NULL, 0);
+        al_num = ok ? alias : 0, al_first = first, al_retain = retain;
+      }
+      /* A name that never went out gives no alias: the next message would
+       * carry an alias the client cannot resolve. */
+      if (!(ok && send_to(b, s, cm_buf_data(&b->aenc), b->aenc.len, q, m)) && first)
+        cm__mqtt_alias_forget(ast, alias);
+      continue;
+    }
     struct cm_buf **t = &tpl[q][v == 5][retain];
     if (*t == NULL) {
       struct cm_buf *buf = &b->tpl[q][v == 5][retain];
@@ -194,6 +251,7 @@ int cm__bd_route(struct cm_mqtt_broker *b, const struct cm_mqtt_broker_msg *m,
     send_to(b, s, cm_buf_data(*t), (*t)->len, q, m);
   }
   /* Templates of a large message are not kept between messages. */
+  if (b->aenc.cap > 65536) cm_buf_free(&b->aenc);
   for (int q = 0; q < 3; q++)
     for (int v = 0; v < 2; v++)
       for (int r = 0; r < 2; r++)
@@ -268,6 +326,12 @@ struct cm__mqtt_out *cm__bd_prepare(void *arg, struct cm__mqtt *st, struct cm__m
   if (st->peer_max_packet != 0 && o->len > st->peer_max_packet) {
     drop_held(b, s, o); /* 3.1.2.25: never above the client's maximum */
     return NULL;
+  }
+  /* It goes out now: queued -> sent is a record, so that a restart after
+   * it resends it with DUP (4.4) instead of as a new message. */
+  if (s->persistent && !b->loading && b->o.store.msg_state != NULL) {
+    cm__bstore_dirty(b);
+    b->o.store.msg_state(b->o.store.arg, cm_str_n(s->id, s->id_len), o->id, CM_MQTT_HELD_SENT);
   }
   return o;
 }

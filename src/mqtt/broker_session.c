@@ -5,6 +5,7 @@
  * connection carries the session), outlive the connection while not
  * expired, and carry a delayed will.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,24 +45,19 @@ static bool grow(struct cm_mqtt_broker *b) {
 struct bsess *cm__bs_new(struct cm_mqtt_broker *b, struct cm_str id) {
   if (id.len > 65535) return NULL;
   if (b->nsess >= b->hcap && !grow(b)) return NULL;
-  struct bsess *s = calloc(1, sizeof(*s) + id.len);
+  struct bsess *s = calloc(1, offsetof(struct bsess, id) + id.len);
   if (s == NULL) return NULL;
-  struct cm_mqtt_limits lim = b->lim;
-  s->ms = cm_mqtt_session_new(&lim);
+  s->ms = cm__mqtt_session_new_server();
   if (s->ms == NULL) {
     free(s);
     return NULL;
   }
-  s->b = b;
   s->id_len = (uint16_t)id.len;
   memcpy(s->id, id.buf, id.len);
   s->held_version = 5;
   size_t h = hash(id) & (b->hcap - 1);
   s->hnext = b->htab[h];
   b->htab[h] = s;
-  s->next = b->sessions;
-  if (b->sessions != NULL) b->sessions->prev = s;
-  b->sessions = s;
   b->nsess++;
   return s;
 }
@@ -92,11 +88,11 @@ void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
     s->will->sess = NULL;
     cm__bs_will_free(s->will);
   }
-  if (s->expiry_timer != NULL) cm_timer_cancel(b->mgr, s->expiry_timer);
+  cm__bs_expiry_stop(b, s);
   if (s->client != NULL) {
     /* Its connection must not keep a pointer to the state freed here. */
     struct cm__mqtt *st = cm__mqtt_of(s->client->c);
-    struct cm_mqtt_session *fresh = st != NULL ? cm_mqtt_session_new(&b->lim) : NULL;
+    struct cm_mqtt_session *fresh = st != NULL ? cm__mqtt_session_new_server() : NULL;
     if (st != NULL && st->sess == s->ms && fresh != NULL) {
       st->sess = fresh;
       st->own_session = true;
@@ -114,9 +110,6 @@ void cm__bs_free(struct cm_mqtt_broker *b, struct bsess *s, bool report) {
     *pp = s->hnext;
     break;
   }
-  if (s->prev != NULL) s->prev->next = s->next;
-  else b->sessions = s->next;
-  if (s->next != NULL) s->next->prev = s->prev;
   b->nsess--;
   if (s->client == NULL || cm__mqtt_of(s->client->c) == NULL || cm__mqtt_of(s->client->c)->sess != s->ms)
     cm_mqtt_session_free(s->ms);
@@ -131,32 +124,71 @@ static void on_will_delay(void *arg) {
   cm__bstore_commit(b);
 }
 
-static void on_expiry(void *arg) {
-  struct bsess *s = arg;
-  struct cm_mqtt_broker *b = s->b;
-  s->expiry_timer = NULL;
-  if (s->client != NULL) return;
-  CM_DEBUG("MQTT broker: session %.*s expired", (int)s->id_len, s->id);
+/* The timer of an offline session's expiry, in storage of its own that
+ * knows the broker (freed when the manager lets go of the timer). */
+struct bexpiry {
+  struct cm_timer t;
+  struct cm_mqtt_broker *b;
+  struct bsess *s;
+};
+
+static void on_expiry(void *arg);
+
+static void expiry_release(void *arg) {
+  free(arg);
+}
+
+bool cm__bs_expiry_start(struct cm_mqtt_broker *b, struct bsess *s, uint64_t ms) {
+  cm__bs_expiry_stop(b, s);
+  struct bexpiry *e = calloc(1, sizeof(*e));
+  if (e == NULL) return false;
+  e->b = b;
+  e->s = s;
+  if (cm_timer_start(b->mgr, &e->t, ms, CM_TIMER_ONCE, on_expiry, e, expiry_release) != 0) {
+    free(e);
+    return false;
+  }
+  s->expiry = e;
+  return true;
+}
+
+void cm__bs_expiry_stop(struct cm_mqtt_broker *b, struct bsess *s) {
+  struct bexpiry *e = s->expiry;
+  if (e == NULL) return;
+  s->expiry = NULL;
+  e->s = NULL;
+  cm_timer_stop(b->mgr, &e->t); /* release frees e */
+}
+
+/* An offline session ends: its will goes out now if it still waits (the
+ * will delay ends with the session), then it is gone. */
+static void end_session(struct cm_mqtt_broker *b, struct bsess *s) {
   if (s->will != NULL) {
     struct bwill *w = s->will;
     if (w->timer != NULL) cm_timer_cancel(b->mgr, w->timer);
     w->timer = NULL;
-    cm__bs_will_fire(b, w); /* the will delay ends with the session */
+    cm__bs_will_fire(b, w);
   }
   cm__bs_free(b, s, true);
+}
+
+static void on_expiry(void *arg) {
+  struct bexpiry *e = arg;
+  struct cm_mqtt_broker *b = e->b;
+  struct bsess *s = e->s;
+  if (s == NULL) return;
+  s->expiry = NULL; /* e goes when this returns */
+  e->s = NULL;
+  if (s->client != NULL) return;
+  CM_DEBUG("MQTT broker: session %.*s expired", (int)s->id_len, s->id);
+  end_session(b, s);
   cm__bstore_commit(b);
 }
 
 void cm__bs_detach(struct cm_mqtt_broker *b, struct bsess *s) {
   s->client = NULL;
   if (s->expiry_s == 0) {
-    if (s->will != NULL) {
-      struct bwill *w = s->will;
-      if (w->timer != NULL) cm_timer_cancel(b->mgr, w->timer);
-      w->timer = NULL;
-      cm__bs_will_fire(b, w);
-    }
-    cm__bs_free(b, s, true);
+    end_session(b, s);
     return;
   }
   if (s->will != NULL && s->will->delay_s > 0 && s->will->timer == NULL) {
@@ -168,7 +200,8 @@ void cm__bs_detach(struct cm_mqtt_broker *b, struct bsess *s) {
       if (s->will->timer == NULL) cm__bs_will_fire(b, s->will);
     }
   }
-  if (s->expiry_s != CM__NEVER)
-    s->expiry_timer =
-        cm_timer_add(b->mgr, (uint64_t)s->expiry_s * 1000, CM_TIMER_ONCE, on_expiry, s);
+  if (s->expiry_s != CM__NEVER && !cm__bs_expiry_start(b, s, (uint64_t)s->expiry_s * 1000)) {
+    CM_ERROR("MQTT broker: out of memory: session %.*s ends now", (int)s->id_len, s->id);
+    end_session(b, s);
+  }
 }

@@ -337,7 +337,8 @@ static void match(struct cm_mqtt_broker *b, const struct bnode *n, struct cm_str
 void cm__bt_match(struct cm_mqtt_broker *b, struct cm_str topic, const struct bsess *from) {
   b->gen++;
   if (b->gen == 0) { /* wrapped: no session may carry a stale mark */
-    for (struct bsess *s = b->sessions; s != NULL; s = s->next) s->mark = 0;
+    for (size_t i = 0; i < b->hcap; i++)
+      for (struct bsess *s = b->htab[i]; s != NULL; s = s->hnext) s->mark = 0;
     b->gen = 1;
   }
   b->rv_len = 0;

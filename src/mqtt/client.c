@@ -112,8 +112,8 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
   }
   /* The client id: the one given, else the session's, else a new one. */
   if (o.client_id.len > 0) {
-    snprintf(sess->client_id, sizeof(sess->client_id), "%.*s", (int)o.client_id.len, o.client_id.buf);
-    if (o.client_id.len >= sizeof(sess->client_id)) {
+    snprintf(sess->client_id, CM__MQTT_CLIENT_ID_CAP, "%.*s", (int)o.client_id.len, o.client_id.buf);
+    if (o.client_id.len >= CM__MQTT_CLIENT_ID_CAP) {
       if (own) cm_mqtt_session_free(sess);
       errno = EINVAL;
       return NULL;
@@ -122,7 +122,7 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     char rnd[17];
     cm_random_str(rnd, 16); /* no NUL written */
     rnd[16] = '\0';
-    snprintf(sess->client_id, sizeof(sess->client_id), "cm-%s", rnd);
+    snprintf(sess->client_id, CM__MQTT_CLIENT_ID_CAP, "cm-%s", rnd);
   }
   struct cm_mqtt_limits lim = o.limits;
   if (version == 4 && lim.max_inflight == 0) lim.max_inflight = CM_MQTT_V4_DEFAULT_MAX_INFLIGHT;
@@ -219,8 +219,8 @@ void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m
           st->keepalive_ms = (uint64_t)p.iv * 1000;
           break;
         case CM_MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER:
-          if (p.val.len < sizeof(s->client_id))
-            snprintf(s->client_id, sizeof(s->client_id), "%.*s", (int)p.val.len, p.val.buf);
+          if (p.val.len < CM__MQTT_CLIENT_ID_CAP)
+            snprintf(s->client_id, CM__MQTT_CLIENT_ID_CAP, "%.*s", (int)p.val.len, p.val.buf);
           break;
         default:
           break;

@@ -41,12 +41,26 @@ bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n) {
   if (!st->over_ws) {
     ok = cm_send(c, p, n) == 0;
   } else if (!st->ws_open) {
-    ok = cm_buf_append(&st->pending, p, n) == 0;
+    ok = cm_buf_append(&st->ws->pending, p, n) == 0;
   } else {
     ok = cm_ws_send(c, p, n, CM_WS_OP_BINARY) >= 0;
   }
   if (ok) st->last_tx_ms = cm_millis();
   return ok;
+}
+
+/* One encoding buffer per thread rather than per connection: a packet is
+ * encoded and copied into the connection's output before anything else
+ * runs, and 10,000 idle connections then carry no buffer each. */
+static _Thread_local struct cm_buf scratch;
+
+struct cm_buf *cm__mqtt_scratch(void) {
+  scratch.len = scratch.off = 0;
+  return &scratch;
+}
+
+void cm__mqtt_scratch_done(struct cm_buf *b) {
+  if (b->cap > 65536) cm_buf_free(b);
 }
 
 int cm__mqtt_tx_error(const struct cm_conn *c) {
@@ -56,12 +70,12 @@ int cm__mqtt_tx_error(const struct cm_conn *c) {
 
 int cm__mqtt_send_rc(struct cm__mqtt *st, struct cm_mqtt_packet *m) {
   if (m->version == 0) m->version = st->version == 0 ? 4 : st->version;
-  st->scratch.len = 0;
-  st->scratch.off = 0;
-  if (cm_mqtt_encode(&st->scratch, m) != 0) return CM_EINVAL;
-  bool ok = cm__mqtt_tx(st, cm_buf_data(&st->scratch), st->scratch.len);
-  if (st->scratch.cap > 65536) cm_buf_free(&st->scratch);
-  return ok ? 0 : cm__mqtt_tx_error(st->c);
+  struct cm_buf *out = cm__mqtt_scratch();
+  int rc = CM_EINVAL;
+  if (cm_mqtt_encode(out, m) == 0)
+    rc = cm__mqtt_tx(st, cm_buf_data(out), out->len) ? 0 : cm__mqtt_tx_error(st->c);
+  cm__mqtt_scratch_done(out);
+  return rc;
 }
 
 bool cm__mqtt_send_pkt(struct cm__mqtt *st, struct cm_mqtt_packet *m) {
@@ -451,7 +465,7 @@ static void process(struct cm__mqtt *st) {
   struct cm_conn *c = st->c;
   st->held = false;
   while (!c->is_closing && !c->is_draining && !st->failed) {
-    struct cm_buf *in = st->over_ws ? &st->rx : &c->recv;
+    struct cm_buf *in = st->over_ws ? &st->ws->rx : &c->recv;
     if (in->len == 0) break;
     if (cm_conn_send_full(c)) {
       st->held = true;
@@ -480,7 +494,7 @@ static void process(struct cm__mqtt *st) {
     st->last_rx_ms = cm_millis();
     handle(st, &m, buf);
     if (st->over_ws) {
-      cm_buf_consume(&st->rx, (size_t)r);
+      cm_buf_consume(&st->ws->rx, (size_t)r);
     } else {
       cm_recv_consume(c, (size_t)r);
       if (c->recv_limit != st->base_recv_limit && c->recv.len < st->base_recv_limit) {
@@ -491,7 +505,7 @@ static void process(struct cm__mqtt *st) {
     }
   }
   if (st->failed || c->is_closing || c->is_draining) {
-    if (st->over_ws) cm_buf_free(&st->rx);
+    if (st->over_ws) cm_buf_free(&st->ws->rx);
     else cm_recv_consume(c, c->recv.len);
   }
 }
@@ -510,16 +524,41 @@ static uint64_t next_deadline(const struct cm__mqtt *st) {
   return st->last_tx_ms + st->keepalive_ms;
 }
 
+static void on_timer(void *arg);
+
+/* Drops the timer (never from its own callback: the manager still reads
+ * it when that returns). */
+static void drop_timer(struct cm__mqtt *st) {
+  if (st->timer == NULL) return;
+  cm__timer_unschedule(st->c->mgr, st->timer);
+  free(st->timer);
+  st->timer = NULL;
+}
+
+/* Schedules the timer for deadline d, allocating it; false when out of
+ * memory. */
+static bool schedule(struct cm__mqtt *st, uint64_t d) {
+  if (st->timer == NULL) {
+    st->timer = calloc(1, sizeof(*st->timer));
+    if (st->timer == NULL) return false;
+    cm__timer_init(st->timer, on_timer, st);
+  }
+  return cm__timer_schedule(st->c->mgr, st->timer, d);
+}
+
 /* Schedules the timer for the next deadline when that is earlier than the
  * one scheduled.  Traffic only moves deadlines later, so it never needs to
- * touch the timer: one that fires early schedules itself again. */
+ * touch the timer: one that fires early schedules itself again.  Without a
+ * deadline (or with a sweeping owner, once connected) the timer goes.  Out
+ * of memory fails the connection: a deadline that cannot fire is not
+ * enforced. */
 static void arm(struct cm__mqtt *st) {
-  struct cm_mgr *mgr = st->c->mgr;
   uint64_t d = next_deadline(st);
-  if (d == 0) {
-    cm__timer_unschedule(mgr, &st->timer);
-  } else if (!cm__timer_scheduled(mgr, &st->timer) || d < st->timer.expire_ms) {
-    cm__timer_schedule(mgr, &st->timer, d);
+  if (d == 0 || (st->swept && st->connected)) {
+    drop_timer(st);
+  } else if (st->timer == NULL || !cm__timer_scheduled(st->c->mgr, st->timer) ||
+             d < st->timer->expire_ms) {
+    if (!schedule(st, d)) fail(st, CM_MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
   }
 }
 
@@ -530,7 +569,7 @@ static void on_timer(void *arg) {
   uint64_t d = next_deadline(st);
   if (d == 0) return;
   if (cm_millis() < d) {
-    cm__timer_schedule(c->mgr, &st->timer, d);
+    cm__timer_schedule(c->mgr, st->timer, d); /* allocated: it is running */
     return;
   }
   /* Act in the flush step (POLL to the protocol handler), outside this
@@ -571,6 +610,20 @@ void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms) {
   arm(st);
 }
 
+void cm__mqtt_use_sweep(struct cm__mqtt *st) {
+  st->swept = true;
+  arm(st);
+}
+
+void cm__mqtt_sweep(struct cm__mqtt *st, uint64_t now) {
+  struct cm_conn *c = st->c;
+  if (st->timer_due || c->is_closing || st->failed) return;
+  uint64_t d = next_deadline(st);
+  if (d == 0 || now < d) return;
+  st->timer_due = true;
+  cm__conn_want_poll(c);
+}
+
 /* ------------------------------------------------------------ life cycle */
 
 struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *lim,
@@ -582,7 +635,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   if (lim != NULL) st->lim = *lim;
   cm__mqtt_limits_resolve(&st->lim);
   if (sess == NULL) {
-    sess = cm_mqtt_session_new(&st->lim);
+    sess = cm__mqtt_session_new_server(); /* clients always bring theirs */
     if (sess == NULL) {
       free(st);
       return NULL;
@@ -595,8 +648,7 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
   st->peer_max_qos = 2;
   st->last_rx_ms = st->last_tx_ms = cm_millis();
   st->deadline_ms = st->last_rx_ms + st->lim.connect_timeout_ms;
-  cm__timer_init(&st->timer, on_timer, st);
-  if (!cm__timer_schedule(c->mgr, &st->timer, st->deadline_ms)) { /* out of memory */
+  if (!schedule(st, st->deadline_ms)) { /* out of memory */
     cm__mqtt_free(st);
     return NULL;
   }
@@ -605,16 +657,18 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
 
 void cm__mqtt_free(struct cm__mqtt *st) {
   if (st == NULL) return;
-  cm__timer_unschedule(st->c->mgr, &st->timer);
+  drop_timer(st);
   if (st->own_session) cm_mqtt_session_free(st->sess);
   else st->sess->in_use = false;
   for (size_t i = 0; st->alias_in != NULL && i <= st->our_alias_max; i++) free(st->alias_in[i]);
   for (size_t i = 0; st->alias_out != NULL && i <= st->peer_alias_max; i++) free(st->alias_out[i]);
   free(st->alias_in);
   free(st->alias_out);
-  cm_buf_free(&st->rx);
-  cm_buf_free(&st->pending);
-  cm_buf_free(&st->scratch);
+  if (st->ws != NULL) {
+    cm_buf_free(&st->ws->rx);
+    cm_buf_free(&st->ws->pending);
+    free(st->ws);
+  }
   free(st->tls);
   free(st->auth_method);
   free(st);
@@ -623,6 +677,7 @@ void cm__mqtt_free(struct cm__mqtt *st) {
 bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws) {
   st->over_ws = over_ws;
   if (over_ws) {
+    if (st->ws == NULL && (st->ws = calloc(1, sizeof(*st->ws))) == NULL) return false;
     st->ws_open = c->is_websocket;
     return cm__ws_set_upper(c, cm__mqtt_pfn, st);
   }
@@ -640,11 +695,11 @@ static void ws_message(struct cm__mqtt *st, const struct cm_ws_msg *wm) {
     fail(st, CM_MQTT_RC_MALFORMED, "MQTT over WebSocket in a text message");
     return;
   }
-  if (st->rx.len + wm->data.len > (size_t)st->lim.max_packet_size * 2 + 65536) {
+  if (st->ws->rx.len + wm->data.len > (size_t)st->lim.max_packet_size * 2 + 65536) {
     fail(st, CM_MQTT_RC_PACKET_TOO_LARGE, "too many bytes buffered");
     return;
   }
-  if (cm_buf_append(&st->rx, wm->data.buf, wm->data.len) != 0) {
+  if (cm_buf_append(&st->ws->rx, wm->data.buf, wm->data.len) != 0) {
     fail(st, CM_MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
     return;
   }
@@ -691,9 +746,9 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
       break;
     case CM_EV_WS_OPEN:
       st->ws_open = true;
-      if (st->pending.len > 0) {
-        cm_ws_send(c, cm_buf_data(&st->pending), st->pending.len, CM_WS_OP_BINARY);
-        cm_buf_free(&st->pending);
+      if (st->ws->pending.len > 0) {
+        cm_ws_send(c, cm_buf_data(&st->ws->pending), st->ws->pending.len, CM_WS_OP_BINARY);
+        cm_buf_free(&st->ws->pending);
       }
       break;
     case CM_EV_WS_MSG:

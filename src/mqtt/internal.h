@@ -62,13 +62,21 @@ struct cm_mqtt_session {
   uint8_t *ids_in;                  /* bitmap: peer's QoS 2 ids not released */
   size_t nin;                       /* bits set in ids_in */
   size_t expired;                   /* our messages dropped by Message Expiry */
-  struct cm_mqtt_limits lim;        /* resolved */
-  char client_id[96];               /* the id last used */
   bool in_use;                      /* a connection holds it */
+  char client_id[];                 /* a client's: the id last used
+                                       (CM__MQTT_CLIENT_ID_CAP bytes); a
+                                       server's session has none (one byte) */
 };
+
+/* Room for a client's id in sessions made by cm_mqtt_session_new(). */
+#define CM__MQTT_CLIENT_ID_CAP 96
 
 /* Session functions (session.c). */
 void cm__mqtt_limits_resolve(struct cm_mqtt_limits *l);
+/* A session for the server side of a connection (a broker's): no room for
+ * a client id, so an idle broker client costs less.  NULL when out of
+ * memory; freed with cm_mqtt_session_free(). */
+struct cm_mqtt_session *cm__mqtt_session_new_server(void);
 /* A fresh packet id not used by a held message (never 0). */
 uint16_t cm__mqtt_session_id(struct cm_mqtt_session *s);
 bool cm__mqtt_id_test(const uint8_t *bits, uint16_t id);
@@ -86,6 +94,12 @@ void cm__mqtt_session_remove(struct cm_mqtt_session *s, struct cm__mqtt_out *o);
 void cm__mqtt_session_reset(struct cm_mqtt_session *s);
 
 /* The state of one MQTT connection (client or server side). */
+/* What only MQTT over WebSocket needs, apart from the connection state. */
+struct cm__mqtt_ws {
+  struct cm_buf rx;           /* bytes of messages not yet parsed */
+  struct cm_buf pending;      /* packets queued before the handshake */
+};
+
 struct cm__mqtt {
   int kind;                   /* CM__MQTT_KIND */
   struct cm_conn *c;
@@ -112,6 +126,9 @@ struct cm__mqtt {
   bool peer_no_retain;        /* peer said Retain Available 0 */
   uint16_t peer_alias_max;    /* aliases we may send (peer's Topic Alias Maximum) */
   uint16_t our_alias_max;     /* aliases we accept (our Topic Alias Maximum) */
+  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
+  bool swept;                 /* once connected, its owner calls cm__mqtt_sweep()
+                                 instead of a timer of its own (a broker) */
   char **alias_in;            /* [our_alias_max + 1]: topics by alias, lazily */
   char **alias_out;           /* [peer_alias_max + 1]: topics we gave aliases */
   /* Called by cm__mqtt_pump() for each queued message before it goes out
@@ -126,11 +143,10 @@ struct cm__mqtt {
   uint64_t last_tx_ms, last_rx_ms, ping_ms;
   uint64_t deadline_ms;       /* CONNACK / CONNECT deadline, 0: none */
   size_t base_recv_limit;
-  struct cm_timer timer;      /* keepalive and deadlines (cm__timer_*, armed lazily) */
-  bool timer_due;             /* a deadline passed: handled at the next flush (POLL) */
-  struct cm_buf rx;           /* over WebSocket: bytes of messages not yet parsed */
-  struct cm_buf pending;      /* over WebSocket: packets queued before the handshake */
-  struct cm_buf scratch;      /* encoding space, reused */
+  struct cm_timer *timer;     /* keepalive and deadlines (cm__timer_*): allocated
+                                 while there is one, so an idle broker client
+                                 without keepalive carries none */
+  struct cm__mqtt_ws *ws;     /* over WebSocket only (allocated by attach) */
   char *auth_method;          /* v5 Authentication Method of the CONNECT
                                  (sent or received), or NULL: no enhanced
                                  authentication (4.12) */
@@ -150,6 +166,22 @@ bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws);
 void cm__mqtt_free(struct cm__mqtt *st);
 /* Keeps a copy of method as st->auth_method; false when out of memory. */
 bool cm__mqtt_set_auth_method(struct cm__mqtt *st, struct cm_str method);
+/* The calling thread's encoding buffer, emptied: fill it, copy it out
+ * (cm__mqtt_tx, cm__mqtt_session_add), then cm__mqtt_scratch_done() before
+ * anything else may use it. */
+struct cm_buf *cm__mqtt_scratch(void);
+void cm__mqtt_scratch_done(struct cm_buf *b);
+/* v5 outgoing topic alias for topic (api.c): the alias number, and whether
+ * the name must still be sent (first use); 0 when none is available (the
+ * peer allows none, or all st->peer_alias_max are taken).  Only for
+ * packets sent on this connection now: a held message takes its alias as
+ * it goes out (cm__mqtt_send_out), never into its stored copy, since a
+ * resend on another connection would carry an alias that means nothing
+ * there. */
+uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
+/* Frees alias (given with first set) when the packet naming it was not
+ * sent after all. */
+void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias);
 /* Sends raw packet bytes (over WebSocket: one binary message). */
 bool cm__mqtt_tx(struct cm__mqtt *st, const void *p, size_t n);
 /* Encodes and sends m with the connection's version. */
@@ -168,14 +200,16 @@ bool cm__mqtt_send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup);
 /* A held message whose Message Expiry ran out (CM__OUT_F_EXPIRY): logged
  * and forgotten.  True when it was dropped. */
 bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t now);
-/* v5 outgoing topic alias for topic on this connection (api.c): the alias,
- * with *first true when the name must still be sent with it; 0 when the
- * peer takes none or all are taken. */
-uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
-/* Frees an alias just assigned whose PUBLISH could not be queued. */
-void cm__mqtt_alias_forget(struct cm__mqtt *st, uint16_t alias);
 /* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
+/* From now on, once connected, st's deadlines (keepalive) are checked by
+ * its owner calling cm__mqtt_sweep() periodically, not by a timer of its
+ * own: a broker with 10,000 clients keeps one timer, not 10,000.  A
+ * deadline is then noticed up to one sweep period late. */
+void cm__mqtt_use_sweep(struct cm__mqtt *st);
+/* Acts on st's deadline when it passed by now (at the next flush, as a
+ * timer would). */
+void cm__mqtt_sweep(struct cm__mqtt *st, uint64_t now);
 /* client.c: CONNACK arrived (after MQTT_CMD). */
 void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m);
 /* server.c: CONNECT arrived (before MQTT_CMD, so the answer uses its version). */

@@ -20,12 +20,14 @@ void cm__mqtt_limits_resolve(struct cm_mqtt_limits *l) {
   if (l->connect_timeout_ms == 0) l->connect_timeout_ms = CM_MQTT_DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
+/* The limits live on the connection (struct cm__mqtt), not here. */
 struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim) {
-  struct cm_mqtt_session *s = calloc(1, sizeof(*s));
-  if (s == NULL) return NULL;
-  if (lim != NULL) s->lim = *lim;
-  cm__mqtt_limits_resolve(&s->lim);
-  return s;
+  (void)lim;
+  return calloc(1, sizeof(struct cm_mqtt_session) + CM__MQTT_CLIENT_ID_CAP);
+}
+
+struct cm_mqtt_session *cm__mqtt_session_new_server(void) {
+  return calloc(1, sizeof(struct cm_mqtt_session)); /* client_id[0] is in the padding */
 }
 
 void cm_mqtt_session_free(struct cm_mqtt_session *s) {

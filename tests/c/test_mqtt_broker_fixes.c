@@ -412,8 +412,9 @@ static void queued_max_packet(void **state) {
 }
 
 /* ------------------------------------------------------------ keepalive */
-/* Keepalive runs on one lazily re-armed deadline per client: an idle one
- * is dropped past 1.5 periods, a live one (pinging) is not, however long. */
+/* Keepalive deadlines (checked by the broker's sweep, no timer per
+ * client): an idle client is dropped past 1.5 periods, a live one
+ * (pinging) is not, however long. */
 static void keepalive_idle_and_live(void **state) {
   (void)state;
   struct bk k;

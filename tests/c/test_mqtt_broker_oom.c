@@ -1,20 +1,20 @@
 /* Out of memory during a session takeover: linked with
- * -Wl,--wrap=cm_mqtt_session_new (Makefile), so the test decides when
+ * -Wl,--wrap=cm__mqtt_session_new_server (Makefile), so the test decides when
  * allocating MQTT session state fails.  The broker must neither leave the
  * old connection pointing at freed (or shared) session state nor lose the
  * old client: the new one is refused and the old one carries on. */
 #include "broker_harness.h"
 
-struct cm_mqtt_session *__real_cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
-struct cm_mqtt_session *__wrap_cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
+struct cm_mqtt_session *__real_cm__mqtt_session_new_server(void);
+struct cm_mqtt_session *__wrap_cm__mqtt_session_new_server(void);
 
 static bool fail_next;
-struct cm_mqtt_session *__wrap_cm_mqtt_session_new(const struct cm_mqtt_limits *lim) {
+struct cm_mqtt_session *__wrap_cm__mqtt_session_new_server(void) {
   if (fail_next) {
     fail_next = false;
     return NULL;
   }
-  return __real_cm_mqtt_session_new(lim);
+  return __real_cm__mqtt_session_new_server();
 }
 
 /* Arms the failure for the first session allocation after authentication,

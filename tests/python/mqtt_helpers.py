@@ -77,14 +77,14 @@ class Client:
         assert poll_until(self.mgr, lambda: self.closed)
 
 
-def paho_client(version, client_id=""):
-    """A python3-paho-mqtt 1.6 client for protocol version 4 or 5 (not yet
-    connected); on_message appends (topic, payload, qos, retain,
+def paho_client(version, client_id="", transport="tcp"):
+    """A python3-paho-mqtt 1.6 client for protocol version 4 or 5 over
+    transport ("tcp" or "websockets"; not yet connected); on_message appends (topic, payload, qos, retain,
     properties) to client.received."""
     import paho.mqtt.client as paho
     proto = paho.MQTTv5 if version == 5 else paho.MQTTv311
     kwargs = {} if version == 5 else {"clean_session": True}
-    c = paho.Client(client_id=client_id, protocol=proto, **kwargs)
+    c = paho.Client(client_id=client_id, protocol=proto, transport=transport, **kwargs)
     c.received = []
 
     def on_message(client, userdata, msg):

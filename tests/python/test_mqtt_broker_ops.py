@@ -329,6 +329,36 @@ def test_sigkill_loses_no_acknowledged_message(brokers, tmp_path, qos):
     sub.close()
 
 
+@pytest.mark.parametrize("qos", [1, 2])
+def test_sigkill_resends_a_sent_message_with_dup(brokers, tmp_path, qos):
+    """A QoS 1/2 message sent to a persistent session but not acknowledged
+    when the broker is SIGKILLed comes back after the restart as a resend
+    (DUP set, same packet id), not as a new message: the move from queued
+    to sent is persisted (msg_state CM_MQTT_HELD_SENT)."""
+    b = brokers(["allow_anonymous true", "persistence_file %s" % (tmp_path / "state.db"),
+                 "fsync always"])
+    sub = Raw(b.port, "dup-sub", 4, clean=False)
+    assert sub.subscribe("dup/t", qos) == bytes([qos])
+    pub = Raw(b.port, "dup-pub", 4)
+    assert pub.publish("dup/t", b"once", qos, pid=7) == 0  # acknowledged: durable
+    first, body = sub.read()  # delivered, and never acknowledged
+    assert first >> 4 == 3 and not first & 0x08 and body.endswith(b"once"), (first, body)
+    pid = body[2 + 5:2 + 5 + 2]  # after the topic "dup/t"
+    assert b.kill() == -signal.SIGKILL
+    sub.s.close()
+    pub.s.close()
+    b.start()
+    sub = Raw(b.port, "dup-sub", 4, clean=False)
+    assert sub.connack[1][0] == 1  # session present
+    first, body = sub.read()
+    assert first >> 4 == 3 and first & 0x08, "resent without DUP: %r" % ((first, body),)
+    assert body[2 + 5:2 + 5 + 2] == pid and body.endswith(b"once")
+    sub.s.settimeout(0.5)
+    with pytest.raises(socket.timeout):  # once: no second copy as a new message
+        sub.read()
+    sub.close()
+
+
 def test_retained_survive_restart(brokers, tmp_path):
     b = brokers(["allow_anonymous true", "persistence_file %s" % (tmp_path / "state.db")])
     r = subprocess.run(["mosquitto_pub", "-p", str(b.port), "-h", "127.0.0.1", "-t", "cfg/a",

@@ -199,6 +199,103 @@ def test_versions_publish_to_each_other(broker):
         stop(p5)
 
 
+def test_broker_topic_aliases_to_mqttjs(broker):
+    """Broker -> client topic aliases (v5): MQTT.js announces a Topic Alias
+    Maximum of 2 and gets QoS 0 messages on three topics, four rounds.  The
+    first two topics get aliases (the name once, then an empty topic plus the
+    alias, which MQTT.js resolves); the third, with both aliases taken, comes
+    by name every time.  Topics and payloads arrive as published."""
+    base = unique("alias")
+    topics = [base + "/" + t for t in ("a", "b", "c")]
+    js = MqttJs(broker.url, options={"protocolVersion": 5,
+                                     "properties": {"topicAliasMaximum": 2}},
+                subscribe=[(base + "/#", 0)], expect=12)
+    p = paho(broker, 4)
+    try:
+        wait_subscribed(broker, 1)
+        sent = []
+        for rnd in range(4):
+            for t in topics:
+                payload = ("%s %d" % (t[-1], rnd)).encode()
+                p.publish(t, payload).wait_for_publish()
+                sent.append((t, payload))
+        msgs = mqttjs_events(js, 12)
+        assert [(m["topic"], m["payload"]) for m in msgs] == sent
+        aliases = [m["properties"].get("topicAlias") for m in msgs]
+        by_topic = {}
+        for (t, _), a in zip(sent, aliases):
+            by_topic.setdefault(t, set()).add(a)
+        assert by_topic[topics[0]] == {1} and by_topic[topics[1]] == {2}, aliases
+        assert by_topic[topics[2]] == {None}, aliases
+    finally:
+        js.stop()
+        stop(p)
+
+
+def test_broker_topic_alias_not_given_by_a_dropped_message(broker):
+    """A QoS 0 message too large for the client (its Maximum Packet Size) is
+    dropped for it; the alias its topic would have got is not taken, so the
+    next message on that topic names it (else MQTT.js could not resolve it)."""
+    topic = unique("alias-drop")
+    js = MqttJs(broker.url, options={"protocolVersion": 5, "properties": {
+        "topicAliasMaximum": 4, "maximumPacketSize": 200}}, subscribe=[(topic, 0)], expect=2)
+    p = paho(broker, 4)
+    try:
+        wait_subscribed(broker, 1)
+        for payload in (b"x" * 400, b"small", b"again"):
+            p.publish(topic, payload).wait_for_publish()
+        msgs = mqttjs_events(js, 2)
+        assert [(m["topic"], m["payload"]) for m in msgs] == [(topic, b"small"), (topic, b"again")]
+        assert [m["properties"].get("topicAlias") for m in msgs] == [1, 1]
+    finally:
+        js.stop()
+        stop(p)
+
+
+def test_broker_topic_aliases_off():
+    """topic_alias_out_max=0: a client allowing aliases gets names only."""
+    b = BrokerThread(topic_alias_out_max=0)
+    topic = unique("noalias")
+    js = MqttJs(b.url, options={"protocolVersion": 5, "properties": {"topicAliasMaximum": 5}},
+                subscribe=[(topic, 0)], expect=2)
+    p = paho(b, 4)
+    try:
+        wait_subscribed(b, 1)
+        for payload in (b"1", b"2"):
+            p.publish(topic, payload).wait_for_publish()
+        msgs = mqttjs_events(js, 2)
+        assert [(m["topic"], m["payload"]) for m in msgs] == [(topic, b"1"), (topic, b"2")]
+        assert [m["properties"].get("topicAlias") for m in msgs] == [None, None]
+    finally:
+        js.stop()
+        stop(p)
+        b.close()
+
+
+def test_keepalive_enforced_over_websocket(broker):
+    """A silent MQTT-over-WebSocket client with keepalive 1 s is dropped
+    (v5 DISCONNECT 0x8D, then the close): the broker's keepalive sweep covers
+    WebSocket connections too."""
+    websocket = pytest.importorskip("websocket")
+    ws = websocket.create_connection(broker.ws_url, subprotocols=["mqtt"], timeout=TIMEOUT)
+    try:
+        connect = (b"\x10\x0d\x00\x04MQTT\x05\x02\x00\x01\x00\x00\x00")  # v5, keepalive 1
+        ws.send_binary(connect)
+        assert ws.recv()[:1] == b"\x20"  # CONNACK
+        frames = []
+        try:
+            while True:
+                op, data = ws.recv_data()
+                frames.append(data)
+                if op == websocket.ABNF.OPCODE_CLOSE:
+                    break
+        except websocket.WebSocketConnectionClosedException:
+            pass
+        assert any(f[:1] == b"\xe0" and f[2:3] == b"\x8d" for f in frames), frames
+    finally:
+        ws.close()
+
+
 # ------------------------------------------------------- topics, $-topics
 
 def test_wildcards_and_dollar_topics(broker):
