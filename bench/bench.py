@@ -3,7 +3,8 @@
 Absolute numbers on a shared machine mean little: compare the ratios.
 Server CPU time is read from /proc/<pid>/stat around each measurement.
 Usage: bench.py [--seconds S] [--rounds N] [suite ...]
-  (suites: echo ws http https http-close idle idle-memory mqtt mqtt-broker asgi)
+  (suites: echo ws http https http-close static static-syscalls idle idle-memory mqtt
+   mqtt-broker asgi)
 """
 import argparse
 import os
@@ -53,9 +54,9 @@ class Server:
     """A server process that prints a line with its port once it listens, or,
     when port is given, one that is ready once that port accepts."""
 
-    def __init__(self, name, argv, env=None, port=None):
+    def __init__(self, name, argv, env=None, port=None, wrap=()):
         self.name = name
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        self.proc = subprocess.Popen(list(wrap) + argv, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                                      env=dict(os.environ, **(env or {})))
         if port is not None:
             self.port = port
@@ -180,7 +181,7 @@ def check_body(server, scheme, path, want_len):
 class Nginx(Server):
     """nginx with one worker process (master_process off), everything in a scratch dir."""
 
-    def __init__(self, name, scratch, locations, tls=None):
+    def __init__(self, name, scratch, locations, tls=None, wrap=()):
         port = free_port()
         listen = "127.0.0.1:%d%s" % (port, " ssl" if tls else "")
         ssl = ""
@@ -214,16 +215,17 @@ http {
 }
 """ % {"d": scratch, "listen": listen, "ssl": ssl, "locations": locations})
         super().__init__(name, ["nginx", "-p", scratch, "-e", os.path.join(scratch, "error.log"),
-                                "-c", conf], port=port)
+                                "-c", conf], port=port, wrap=wrap)
 
 
 def nginx_hello():
     return 'location / { default_type text/plain; return 200 "%s"; }' % HELLO
 
 
-def ours_c(name, scheme, extra=()):
+def ours_c(name, scheme, extra=(), wrap=(), env=None):
     url = "%s://127.0.0.1:0" % scheme
-    return Server(name, [os.path.join(BUILD, "bench", "c", "http_bench"), url] + list(extra))
+    return Server(name, [os.path.join(BUILD, "bench", "c", "http_bench"), url] + list(extra), env=env,
+                  wrap=wrap)
 
 
 ROUNDS = 3
@@ -284,6 +286,148 @@ def http_suite(secs):
         ], "http", "/file", secs, STATIC_SIZE)
         report("HTTP 64 KiB file, keep-alive (target: within 10% of nginx)",
                "requests/s", rows, "nginx 1 worker (peer)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SMALL_SIZE = 1024
+
+
+def static_tree(scratch):
+    """A served directory with a small file (and an index, as sites have);
+    returns (root, path of the small file)."""
+    root = os.path.join(scratch, "www")
+    os.makedirs(os.path.join(root, "css"))
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<h1>index</h1>")
+    path = os.path.join(root, "css", "small.css")
+    with open(path, "wb") as f:
+        f.write(b"a{}\n" * (SMALL_SIZE // 4))
+    return root, path
+
+
+def static_specs(scratch, root, path):
+    """nginx (root, sendfile), ours serve_file on the file, ours serve_dir on
+    the directory: the same bytes, the same headers' worth of work."""
+    loc = "location / { root %s; }" % root
+    args = ["--file", path, "--dir", root]
+    return [
+        ("nginx 1 worker (peer)", lambda: Nginx("nginx", scratch, loc), "/css/small.css"),
+        # as long a request path as the others: parsing it costs the same
+        ("cymongoose C serve_file", lambda: ours_c("ours-c", "http", args), "/file/small.css"),
+        ("cymongoose C serve_dir", lambda: ours_c("ours-c", "http", args), "/css/small.css"),
+    ]
+
+
+def static_suite(secs):
+    """A small file, keep-alive: serve_dir (a request path resolved below a
+    root) against serve_file (a path the application chose) and nginx."""
+    machine_note()
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    try:
+        root, path = static_tree(scratch)
+        rows = run_rows(static_specs(scratch, root, path), "http", None, secs, SMALL_SIZE)
+        report("HTTP 1 KiB file from a directory, keep-alive (target: serve_dir within 5% of "
+               "serve_file's CPU per request and at most nginx's)", "requests/s", rows,
+               "nginx 1 worker (peer)")
+        d = dict((n, c) for n, _, c in rows)
+        print("serve_dir CPU per request over serve_file's: %.3f" %
+              (d["cymongoose C serve_dir"] / d["cymongoose C serve_file"]))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+STRACE_REQUESTS = (200, 2200)
+
+
+def keepalive_requests(port, target, n, extra=b""):
+    """n requests one after another on one keep-alive connection; checks each
+    answer is a 200 and reads its body by Content-Length."""
+    req = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        buf = b""
+        for _ in range(n):
+            s.sendall(req)
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError("bad answer: %r" % head[:60])
+            m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            want = int(m.group(1))
+            while len(buf) < want:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                buf += chunk
+            buf = buf[want:]
+
+
+def strace_count(start, target, n, extra=b""):
+    """Starts a server under strace -f -c, makes n keep-alive requests, stops
+    it; returns {syscall: calls}."""
+    fd, out = tempfile.mkstemp(prefix="cm-strace-")
+    os.close(fd)
+    s = start(["strace", "-f", "-c", "-o", out])
+    try:
+        keepalive_requests(s.port, target, n, extra)
+    finally:
+        # SIGTERM to the traced server (strace's child): strace writes its
+        # summary once its tracee exits.
+        kids = children_of(s.proc.pid)
+        for k in kids:
+            os.kill(k, 15)
+        try:
+            s.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            s.stop()
+    counts = {}
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                calls = int(parts[3])
+                counts[parts[-1]] = calls
+    os.unlink(out)
+    return counts
+
+
+def static_syscalls_suite(secs):
+    """System calls per keep-alive request of a small file, counted with
+    strace -c: (calls with N2 requests - calls with N1) / (N2 - N1), so
+    start-up and shutdown cancel out."""
+    del secs
+    if shutil.which("strace") is None:
+        print("\n== static-syscalls: skipped, strace not installed")
+        return
+    scratch = tempfile.mkdtemp(prefix="cm-bench-")
+    n1, n2 = STRACE_REQUESTS
+    try:
+        root, path = static_tree(scratch)
+        print("\n== System calls per keep-alive request, 1 KiB file (strace -c; %d - %d requests)"
+              % (n2, n1))
+        for label, extra in (("no Accept-Encoding", b""),
+                             ("Accept-Encoding: gzip", b"Accept-Encoding: gzip\r\n")):
+            print("-- %s" % label)
+            specs = static_specs(scratch, root, path)
+            specs.append(("cymongoose C serve_dir walk", None, specs[-1][2]))
+            for name, _, target in specs:
+                def traced(wrap, name=name):
+                    if name.startswith("nginx"):
+                        return Nginx("nginx", scratch, "location / { root %s; }" % root, wrap=wrap)
+                    # "walk": the resolver used where the kernel has no openat2
+                    env = {"CYMONGOOSE_NO_OPENAT2": "1"} if name.endswith("walk") else None
+                    return ours_c("ours-c", "http", ["--file", path, "--dir", root], wrap, env)
+                a = strace_count(traced, target.encode(), n1, extra)
+                b = strace_count(traced, target.encode(), n2, extra)
+                per = {k: (b.get(k, 0) - a.get(k, 0)) / (n2 - n1) for k in set(a) | set(b)}
+                per = {k: v for k, v in per.items() if v >= 0.05}
+                detail = ", ".join("%s %.2f" % (k, v)
+                                   for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+                print("%-26s %6.2f  (%s)" % (name, sum(per.values()), detail))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -792,7 +936,9 @@ def asgi_suite(secs):
 
 
 SUITES = {"echo": echo_suite, "ws": ws_suite, "http": http_suite, "https": https_suite,
-          "http-close": http_close_suite, "idle": idle_suite, "idle-memory": idle_memory_suite,
+          "http-close": http_close_suite, "static": static_suite,
+          "static-syscalls": static_syscalls_suite, "idle": idle_suite,
+          "idle-memory": idle_memory_suite,
           "mqtt": mqtt_suite, "mqtt-broker": mqtt_broker_suite, "asgi": asgi_suite}
 
 

@@ -535,6 +535,8 @@ struct cm_mgr {
                                   (CM_BUF_POOL_MAX, 64); 0: none kept */
   void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
   size_t buf_pool_n;           /* internal: how many */
+  void *static_roots;          /* internal: root directories cm_http_serve_dir() keeps
+                                  open (src/http/static_root.c) */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */

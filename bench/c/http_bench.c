@@ -1,8 +1,10 @@
 /* The C server of `make bench`: "/" answers "Hello, World!"; with --file,
- * "/file" serves that file with cm_http_serve_file() (from disk, sendfile)
- * and "/mem" the same bytes loaded into memory at start (cm_http_reply).
- * Optional TLS.
- * Usage: http_bench URL [--file PATH] [--cert PEM --key PEM]
+ * "/file" (and any path starting so) serves that file with
+ * cm_http_serve_file() (from disk, sendfile) and "/mem" the same bytes
+ * loaded into memory at start (cm_http_reply); with --dir, every other
+ * path is served from that directory with cm_http_serve_dir().  Optional
+ * TLS.
+ * Usage: http_bench URL [--file PATH] [--dir ROOT] [--cert PEM --key PEM]
  * Prints "listening PORT" once it listens; stops on SIGTERM/SIGINT. */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@ static volatile sig_atomic_t stop;
 static char *file_buf;
 static size_t file_len;
 static const char *file_path;
+static const char *dir_root;
 
 static void on_signal(int sig) {
   (void) sig;
@@ -40,10 +43,13 @@ static char *slurp(const char *path, size_t *len) {
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev != CM_EV_HTTP_MSG) return;
   struct cm_http_msg *hm = ev_data;
-  if (hm->uri.len == 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_path != NULL) {
+  if (hm->uri.len >= 5 && memcmp(hm->uri.buf, "/file", 5) == 0 && file_path != NULL) {
     cm_http_serve_file(c, hm, file_path, NULL);
   } else if (hm->uri.len == 4 && memcmp(hm->uri.buf, "/mem", 4) == 0 && file_buf != NULL) {
     cm_http_reply(c, 200, "Content-Type: application/octet-stream\r\n", file_buf, file_len);
+  } else if (dir_root != NULL) {
+    struct cm_http_serve_dir_opts opts = {.root_dir = dir_root};
+    cm_http_serve_dir(c, hm, &opts);
   } else {
     cm_http_reply(c, 200, NULL, "Hello, World!", 13);
   }
@@ -51,7 +57,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s URL [--file PATH] [--cert PEM --key PEM]\n", argv[0]);
+    fprintf(stderr, "usage: %s URL [--file PATH] [--dir ROOT] [--cert PEM --key PEM]\n", argv[0]);
     return 2;
   }
   const char *cert = NULL, *key = NULL;
@@ -60,6 +66,7 @@ int main(int argc, char **argv) {
       file_path = argv[i + 1];
       file_buf = slurp(file_path, &file_len);
     }
+    else if (strcmp(argv[i], "--dir") == 0) dir_root = argv[i + 1];
     else if (strcmp(argv[i], "--cert") == 0) cert = argv[i + 1];
     else if (strcmp(argv[i], "--key") == 0) key = argv[i + 1];
   }

@@ -537,6 +537,8 @@ struct cm_http_serve_dir_opts {
   bool allow_hidden;         /* serve_dir: serve hidden files and directories
                                 (a path segment starting with '.', such as
                                 ".env" or ".git/"); default false: 404 */
+  bool no_precompressed;     /* never look for "<file>.gz" siblings; default
+                                false: looked for when the client accepts gzip */
 };
 
 /*
@@ -545,12 +547,15 @@ struct cm_http_serve_dir_opts {
  * - only GET and HEAD (others get 405 with Allow); a request path that is
  *   not absolute or has a malformed escape gets 400;
  * - nothing outside the root is ever served: ".." segments (also
- *   percent-encoded), NUL, backslashes, and paths whose real path (symlinks
- *   resolved) leaves the root get 403; missing files 404 (opts->page404
- *   when set); non-regular files (FIFOs, devices) 403;
+ *   percent-encoded), NUL and backslashes get 403; the path is opened
+ *   beneath the root's directory (kept open by c->mgr, see below) with
+ *   openat2(RESOLVE_BENEATH), so symlinks are followed only while they are
+ *   relative and stay below the root: links that climb out, absolute links
+ *   (even to a file inside the root) and loops get 403; missing files 404
+ *   (opts->page404 when set); non-regular files (FIFOs, devices) 403;
  * - hidden files and directories (a segment starting with '.' in the
- *   request path or in the real path below the root: ".env", ".git/")
- *   get 404 unless opts->allow_hidden;
+ *   request path or met through a symlink: ".env", ".git/") get 404
+ *   unless opts->allow_hidden;
  * - a file named with a trailing slash ("/file.txt/") gets 404;
  * - a directory is redirected (301) to its path with a trailing "/" and
  *   then served by its index file; without one, 403 (no listings);
@@ -559,10 +564,18 @@ struct cm_http_serve_dir_opts {
  *   and Range (with If-Range) answered 206 (one range, or several as
  *   multipart/byteranges) or 416 (Content-Range: bytes *\/size);
  * - when the client accepts gzip and "<file>.gz" exists beside the file
- *   (inside the root), that is sent with Content-Encoding: gzip and the
- *   original's type; "Vary: Accept-Encoding" whenever such a file exists;
+ *   (inside the root), that is sent with Content-Encoding: gzip, Vary:
+ *   Accept-Encoding and the original's type (the sibling is looked for
+ *   only then, and never with opts->no_precompressed);
  * - the body is streamed with cm_send_file() (sendfile(2) on plain
  *   connections), never read into memory.
+ * The root directory is opened on first use and kept by the manager (at
+ * most 16 roots, least recently used closed first; all closed by
+ * cm_mgr_free()); its path is checked again at most once a second, and a
+ * root that now names another directory is reopened.  Setting
+ * CYMONGOOSE_NO_OPENAT2=1 in the environment makes roots opened afterwards
+ * resolve paths with a user-space walk (the fallback for kernels without
+ * openat2) instead.
  * Keep-alive and "Connection: close" follow the request, as for
  * cm_http_reply().  Returns the status code queued, or 0 when nothing could
  * be queued (the connection is closing or the send buffer refused).

@@ -280,6 +280,7 @@ class Connection:
         page404: str = "",
         *,
         allow_hidden: bool = False,
+        precompressed: bool = True,
     ) -> None: ...
     def serve_file(
         self, message: HttpMessage, path: str, extra_headers: str = "", mime_types: str = ""

@@ -122,12 +122,14 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  "tls_free($self)\n--\n\nDrops the TLS state (e.g. the automatic TLS of an https:// client)."},
 /* conn_static.c */
 {"serve_dir", (PyCFunction)(void (*)(void))cm_py_conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
- "serve_dir($self, /, message, root_dir, extra_headers='', mime_types='', page404='', *, allow_hidden=False)\n--\n\n"
+ "serve_dir($self, /, message, root_dir, extra_headers='', mime_types='', page404='', *, allow_hidden=False,\n"
+ "          precompressed=True)\n--\n\n"
  "Answers the request with a file under root_dir (index.html for directories): MIME type\n"
  "(mime_types like 'ext=type,ext2=type2' first), ETag/Last-Modified with 304s, Range\n"
- "(206/416), precompressed '.gz' siblings, HEAD.  Nothing outside root_dir is served\n"
- "(403); missing files get 404 (the page404 file when given), and so do hidden files\n"
- "('.env', '.git/') unless allow_hidden.  Files are streamed.\n"
+ "(206/416), HEAD, and a precompressed '.gz' sibling for clients that accept gzip (unless\n"
+ "precompressed is False).  Nothing outside root_dir is served (403; symlinks only while\n"
+ "relative and inside); missing files get 404 (the page404 file when given), and so do\n"
+ "hidden files ('.env', '.git/') unless allow_hidden.  Files are streamed.\n"
  "ValueError when message has expired or extra_headers is not CRLF-separated lines."},
 {"serve_file", (PyCFunction)(void (*)(void))cm_py_conn_serve_file, METH_VARARGS | METH_KEYWORDS,
  "serve_file($self, /, message, path, extra_headers='', mime_types='')\n--\n\n"

@@ -87,11 +87,12 @@ static int check_extra(const char *h) {
 }
 
 PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", "allow_hidden", NULL};
+  static char *kwlist[] = {"message",      "root_dir", "extra_headers", "mime_types", "page404",
+                           "allow_hidden", "precompressed", NULL};
   PyObject *msg, *root_obj, *extra_obj = NULL, *mime_obj = NULL, *page_obj = NULL;
-  int allow_hidden = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO$p:serve_dir", kwlist, &msg, &root_obj, &extra_obj,
-                                   &mime_obj, &page_obj, &allow_hidden)) {
+  int allow_hidden = 0, precompressed = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OOO$pp:serve_dir", kwlist, &msg, &root_obj, &extra_obj,
+                                   &mime_obj, &page_obj, &allow_hidden, &precompressed)) {
     return NULL;
   }
   struct cm_conn *c = cm_py_conn_get(self);
@@ -109,6 +110,7 @@ PyObject *cm_py_conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwds) {
   }
   opts.root_dir = PyBytes_AS_STRING(root);
   opts.allow_hidden = allow_hidden != 0;
+  opts.no_precompressed = precompressed == 0;
   opts.page404 = page != NULL ? PyBytes_AS_STRING(page) : NULL;
   /* No event comes from inside (the reply is only queued), but the output
    * hook may run. */

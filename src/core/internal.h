@@ -83,6 +83,10 @@ void cm__conn_want_poll(struct cm_conn *c);
  * and timers. */
 void cm__dns_free(struct cm_mgr *mgr);
 
+/* Roots kept open by cm_http_serve_dir() (src/http/static_root.c): closed
+ * at cm_mgr_free(). */
+void cm__static_roots_free(struct cm_mgr *mgr);
+
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 

@@ -172,6 +172,7 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   cm__dns_free(mgr);
   cm__wakeup_free(mgr);
   cm__buf_pool_free(mgr);
+  cm__static_roots_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;
   mgr->dirty = NULL;

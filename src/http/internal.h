@@ -163,4 +163,34 @@ void cm__http_reply_end(struct cm_conn *c);
  * pipelined request may be parsed, at the next POLL if it was held. */
 void cm__http_reply_done(struct cm_conn *c);
 
+/*
+ * Roots of cm_http_serve_dir() (static_root.c).  A root directory is
+ * opened once per manager and kept in mgr->static_roots (at most
+ * CM__STATIC_ROOTS_MAX, least recently used closed first); its path is
+ * compared with the open descriptor again at most every
+ * CM__STATIC_ROOT_CHECK_MS and reopened when it names another directory.
+ */
+#define CM__STATIC_ROOTS_MAX 16
+#define CM__STATIC_ROOT_CHECK_MS 1000
+struct cm__static_root {
+  int fd;         /* O_PATH descriptor of the root directory */
+  bool walk_only; /* CYMONGOOSE_NO_OPENAT2 was set when it was opened */
+};
+/* The root for root_dir (the application's string), opened on first use.
+ * NULL with errno when it cannot be opened.  Owned by mgr; valid until the
+ * next call on mgr or cm_mgr_free(). */
+const struct cm__static_root *cm__static_root_get(struct cm_mgr *mgr, const char *root_dir);
+/*
+ * Opens rel ("a/b/c": no leading slash, "" for the root itself) beneath
+ * root for reading (O_NONBLOCK, so a FIFO cannot block).  Symlinks are
+ * followed while relative and below the root.  Hidden segments met through
+ * a symlink count as missing unless allow_hidden (the caller checks those
+ * of rel itself).  resolved receives the path below the root of what was
+ * opened (symlinks resolved).  Returns the descriptor (the caller's), or -1
+ * with errno: ENOENT / ENOTDIR missing (or hidden), EXDEV leads out of the
+ * root, ELOOP too many symlinks, others from open(2).
+ */
+int cm__static_open(const struct cm__static_root *root, const char *rel, bool allow_hidden, char *resolved,
+                    size_t resolved_cap);
+
 #endif

@@ -2,12 +2,15 @@
  * Static files: cm_http_serve_dir() and cm_http_serve_file().
  *
  * The request path is decoded once and checked segment by segment (no
- * "..", NUL or backslash survives), then joined to the root's real path;
- * the result's own real path must still lie under the root, which catches
- * symlinks that lead out.  The file is opened by that resolved path with
- * O_NOFOLLOW and O_NONBLOCK (a FIFO must not block the loop) and checked
- * with fstat, so what is sent is what was checked.  Bodies are streamed
- * with cm_send_file(); only headers are built in memory.
+ * "..", NUL or backslash survives, hidden segments are refused), then
+ * opened beneath the root's descriptor, which the manager keeps open
+ * (static_root.c: openat2 with RESOLVE_BENEATH, or a walk with O_NOFOLLOW
+ * per component): what is opened cannot lie outside the root, and there
+ * is no window between checking a path and opening it.  The open
+ * descriptor is checked with fstat, so what is sent is what was checked.
+ * A precompressed "<file>.gz" is looked for only when the client accepts
+ * gzip.  Bodies are streamed with cm_send_file(); only headers are built
+ * in memory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +37,7 @@ struct ctx {
   struct cm_conn *c;
   struct cm_http_msg *hm;
   const struct cm_http_serve_dir_opts *opts;
-  const char *root; /* real path of the root; NULL for serve_file */
+  const struct cm__static_root *root; /* serve_dir's root; NULL for serve_file */
   struct cm__http_block extra; /* what opts->extra_headers contain */
 };
 
@@ -80,17 +83,9 @@ static int reply_text(struct ctx *x, int status, const char *more_headers, const
   return ok ? status : 0;
 }
 
-/* True when path (a real path) is root or lies below it. */
-static bool within(const char *root, const char *path) {
-  size_t n = strlen(root);
-  if (n == 1 && root[0] == '/') return path[0] == '/';
-  return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 /* Opens a regular file for reading; -1 with errno (EISDIR/EACCES for
- * other kinds of files) otherwise.  *st describes what was opened.  Under a
- * root the path is already resolved and checked, so a symlink found at the
- * last component now was swapped in since: follow is false there. */
+ * other kinds of files) otherwise.  *st describes what was opened.  follow:
+ * whether a symlink at the last component is followed. */
 static int open_regular(const char *path, struct stat *st, bool follow) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) return -1;
@@ -188,8 +183,7 @@ struct file {
   char etag[64];
   char last_modified[32];
   char type[128];
-  bool gzip;      /* fd is the .gz sibling */
-  bool has_gzip;  /* a .gz sibling exists: replies vary on Accept-Encoding */
+  bool gzip;      /* fd is the .gz sibling: the reply varies on Accept-Encoding */
 };
 
 /* The headers every reply about the file carries. */
@@ -197,8 +191,7 @@ static bool file_headers(struct cm_buf *b, const struct ctx *x, const struct fil
   bool ok = append_extra(b, x) && appendf(b, "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
                                           f->etag, f->last_modified);
   if (ok && with_type && !x->extra.has_type) ok = appendf(b, "Content-Type: %s\r\n", f->type);
-  if (ok && f->gzip) ok = appendf(b, "Content-Encoding: gzip\r\n");
-  if (ok && f->has_gzip) ok = appendf(b, "Vary: Accept-Encoding\r\n");
+  if (ok && f->gzip) ok = appendf(b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
   return ok;
 }
 
@@ -370,40 +363,50 @@ static int serve_open(struct ctx *x, struct file *f) {
   return rc;
 }
 
-/* Opens and serves the file at path (a real path when x->root is set):
- * its .gz sibling when the client accepts gzip. */
-static int serve_path(struct ctx *x, const char *path) {
+/* May a precompressed sibling be looked for? */
+static bool wants_gzip(struct ctx *x) {
+  return !x->opts->no_precompressed && accepts_gzip(x->hm);
+}
+
+/* Serves fd (a regular file, described by st; taken), named name for its
+ * type, or gfd instead (its ".gz" sibling, described by gst; taken) when
+ * gfd >= 0. */
+static int serve_fd(struct ctx *x, int fd, const struct stat *st, const char *name, int gfd,
+                    const struct stat *gst) {
   struct file f;
   memset(&f, 0, sizeof(f));
-  struct stat st;
-  f.fd = open_regular(path, &st, x->root == NULL);
-  if (f.fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return not_found(x);
-    return reply_text(x, 403, NULL, "Forbidden\n");
-  }
-  struct cm_str type = cm_http_mime_type(cm_str_c(path), x->opts->mime_types);
+  struct cm_str type = cm_http_mime_type(cm_str_c(name), x->opts->mime_types);
   snprintf(f.type, sizeof(f.type), "%.*s", (int) type.len, type.buf);
-  /* A precompressed sibling, under the root like the file itself. */
-  char gz[PATH_MAX + 4], gz_real[PATH_MAX];
-  struct stat gst;
-  int gfd = -1;
-  if (snprintf(gz, sizeof(gz), "%s.gz", path) < (int) sizeof(gz) && stat(gz, &gst) == 0 &&
-      S_ISREG(gst.st_mode) && (x->root == NULL || (realpath(gz, gz_real) != NULL && within(x->root, gz_real)))) {
-    f.has_gzip = true;
-    if (accepts_gzip(x->hm)) gfd = open_regular(x->root == NULL ? gz : gz_real, &gst, x->root == NULL);
-  }
+  f.fd = fd;
   if (gfd >= 0) {
-    close(f.fd);
+    close(fd);
     f.fd = gfd;
     f.gzip = true;
     st = gst;
   }
-  f.size = (uint64_t) st.st_size;
-  f.mtime = (int64_t) st.st_mtim.tv_sec;
-  snprintf(f.etag, sizeof(f.etag), "\"%llx.%lx-%llx%s\"", (unsigned long long) st.st_mtim.tv_sec,
-           (unsigned long) st.st_mtim.tv_nsec, (unsigned long long) f.size, f.gzip ? "-gz" : "");
+  f.size = (uint64_t) st->st_size;
+  f.mtime = (int64_t) st->st_mtim.tv_sec;
+  snprintf(f.etag, sizeof(f.etag), "\"%llx.%lx-%llx%s\"", (unsigned long long) st->st_mtim.tv_sec,
+           (unsigned long) st->st_mtim.tv_nsec, (unsigned long long) f.size, f.gzip ? "-gz" : "");
   cm__http_date_fmt(f.mtime, f.last_modified);
   return serve_open(x, &f);
+}
+
+/* serve_file: the file at path, symlinks followed (the application chose
+ * it), and its ".gz" sibling when the client accepts gzip. */
+static int serve_path(struct ctx *x, const char *path) {
+  struct stat st, gst;
+  int fd = open_regular(path, &st, true);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return not_found(x);
+    return reply_text(x, 403, NULL, "Forbidden\n");
+  }
+  int gfd = -1;
+  char gz[PATH_MAX + 4];
+  if (wants_gzip(x) && snprintf(gz, sizeof(gz), "%s.gz", path) < (int) sizeof(gz)) {
+    gfd = open_regular(gz, &gst, true);
+  }
+  return serve_fd(x, fd, &st, path, gfd, &gst);
 }
 
 /* Checks the caller's options; a 500 when the extra headers are unusable. */
@@ -446,14 +449,6 @@ static bool is_hidden(const char *seg, size_t len) {
   return len > 0 && seg[0] == '.';
 }
 
-/* True when a path relative to the root ("/a/.b/c") has a hidden segment. */
-static bool has_hidden(const char *rel) {
-  for (const char *p = rel; (p = strchr(p, '/')) != NULL; p++) {
-    if (p[1] == '.') return true;
-  }
-  return false;
-}
-
 /*
  * Decodes the request path into out as "/seg/seg..." with "." and empty
  * segments dropped.  Returns 0, 400 (not absolute, bad escape, too long),
@@ -462,7 +457,7 @@ static bool has_hidden(const char *rel) {
  * "/a/.").
  */
 static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_slash, bool allow_hidden) {
-  char dec[PATH_MAX];
+  char buf[PATH_MAX];
   /* absolute-form ("http://host/path", RFC 9112 3.2.2): the path part */
   const char *sep = uri.len > 0 && uri.buf[0] != '/' ? memmem(uri.buf, uri.len, "://", 3) : NULL;
   if (sep != NULL) {
@@ -470,7 +465,13 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
     uri = path == NULL ? cm_str_c("/") : cm_str_n(path, uri.len - (size_t) (path - uri.buf));
   }
   if (uri.len == 0 || uri.buf[0] != '/') return 400;
-  long n = cm_url_decode(uri.buf, uri.len, dec, sizeof(dec), false);
+  /* Most paths have no escape: read them where they are. */
+  const char *dec = uri.buf;
+  long n = uri.len < sizeof(buf) ? (long) uri.len : -1;
+  if (memchr(uri.buf, '%', uri.len) != NULL) {
+    n = cm_url_decode(uri.buf, uri.len, buf, sizeof(buf), false);
+    dec = buf;
+  }
   if (n < 0) return 400;
   if (memchr(dec, '\0', (size_t) n) != NULL || memchr(dec, '\\', (size_t) n) != NULL) return 403;
   size_t o = 0, i = 0, len = (size_t) n;
@@ -494,61 +495,104 @@ static int clean_path(struct cm_str uri, char *out, size_t outlen, bool *dir_sla
   return 0;
 }
 
+/* A failed cm__static_open(): missing 404, anything else 403. */
+static int open_failed(struct ctx *x) {
+  if (errno == ENOENT || errno == ENOTDIR) return not_found(x);
+  return reply_text(x, 403, NULL, "Forbidden\n");
+}
+
+/* A file found below the root (fd, regular, described by st; taken) at
+ * real, the path below the root that was opened: served, or its ".gz"
+ * sibling (itself below the root) when the client accepts gzip. */
+static int serve_below(struct ctx *x, int fd, const struct stat *st, const char *real) {
+  int gfd = -1;
+  struct stat gst;
+  char gz[PATH_MAX + 4], gz_real[PATH_MAX];
+  if (wants_gzip(x) && snprintf(gz, sizeof(gz), "%s.gz", real) < (int) sizeof(gz)) {
+    gfd = cm__static_open(x->root, gz, x->opts->allow_hidden, gz_real, sizeof(gz_real));
+    if (gfd >= 0 && (fstat(gfd, &gst) != 0 || !S_ISREG(gst.st_mode))) {
+      close(gfd);
+      gfd = -1;
+    }
+  }
+  return serve_fd(x, fd, st, real, gfd, &gst);
+}
+
+/* A directory's index (rel: the directory below the root, "" for the root
+ * itself).  Without one, 403: directories are never listed. */
+static int serve_index(struct ctx *x, const char *rel) {
+  const char *index = x->opts->index_file != NULL && *x->opts->index_file ? x->opts->index_file : DEFAULT_INDEX;
+  if (strchr(index, '/') != NULL || (index[0] == '.' && !x->opts->allow_hidden)) {
+    return reply_text(x, 403, NULL, "Forbidden\n");
+  }
+  char path[PATH_MAX], real[PATH_MAX];
+  if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel != '\0' ? "/" : "", index) >= (int) sizeof(path)) {
+    return reply_text(x, 400, NULL, "Bad Request\n");
+  }
+  struct stat st;
+  int fd = cm__static_open(x->root, path, x->opts->allow_hidden, real, sizeof(real));
+  if (fd >= 0) {
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return serve_below(x, fd, &st, real);
+    close(fd);
+    return reply_text(x, 403, NULL, "Forbidden\n");
+  }
+  if (errno != ENOENT) return open_failed(x); /* ENOTDIR: "/file.txt/" */
+  /* No index: a 403 for a directory that exists, else a 404. */
+  fd = cm__static_open(x->root, rel, x->opts->allow_hidden, real, sizeof(real));
+  if (fd < 0) return open_failed(x);
+  bool is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+  close(fd);
+  return is_dir ? reply_text(x, 403, NULL, "Forbidden\n") : not_found(x);
+}
+
+/* "/docs" -> "/docs/", so that relative links in its index resolve. */
+static int redirect_to_dir(struct ctx *x) {
+  /* Leading slashes collapse to one: "//host/dir/" would be read by a
+   * browser as another site (an open redirect). */
+  struct cm_http_msg *hm = x->hm;
+  struct cm_str u = hm->uri;
+  while (u.len > 1 && u.buf[1] == '/') u.buf++, u.len--;
+  struct cm_buf b = {0};
+  bool ok = append_extra(&b, x) &&
+            appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) u.len, u.buf, hm->query.len > 0 ? "?" : "",
+                    (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
+  const char *h = ok ? block_str(&b) : NULL;
+  int rc = h != NULL && cm_http_reply(x->c, 301, h, "", 0) == 0 ? 301 : 0;
+  cm_buf_free(&b);
+  return rc;
+}
+
 int cm_http_serve_dir(struct cm_conn *c, struct cm_http_msg *hm, const struct cm_http_serve_dir_opts *opts) {
   struct ctx x;
   int rc = 0;
   if (!start(&x, c, hm, opts, &rc)) return rc;
-  char root[PATH_MAX], rel[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
-  if (x.opts->root_dir == NULL || realpath(x.opts->root_dir, root) == NULL) {
+  if (x.opts->root_dir == NULL || (x.root = cm__static_root_get(c->mgr, x.opts->root_dir)) == NULL) {
     CM_ERROR("conn %lu: static files: root_dir %s unusable", c->id,
              x.opts->root_dir != NULL ? x.opts->root_dir : "(null)");
     return not_found(&x);
   }
-  x.root = root;
+  char clean[PATH_MAX], real[PATH_MAX];
   bool dir_slash = false;
-  int bad = clean_path(hm->uri, rel, sizeof(rel), &dir_slash, x.opts->allow_hidden);
+  int bad = clean_path(hm->uri, clean, sizeof(clean), &dir_slash, x.opts->allow_hidden);
   if (bad == 404) return not_found(&x);
   if (bad != 0) return reply_text(&x, bad, NULL, bad == 403 ? "Forbidden\n" : "Bad Request\n");
-  snprintf(full, sizeof(full), "%s%s", strcmp(root, "/") == 0 ? "" : root, rel[0] ? rel : "/");
-  if (realpath(full, real) == NULL) {
-    if (errno == ENOENT || errno == ENOTDIR) return not_found(&x);
+  const char *rel = clean[0] == '/' ? clean + 1 : clean;
+  /* "/dir/" asks for the index straight away: one open in the common case. */
+  if (dir_slash) return serve_index(&x, rel);
+  int fd = cm__static_open(x.root, rel, x.opts->allow_hidden, real, sizeof(real));
+  if (fd < 0) return open_failed(&x);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
     return reply_text(&x, 403, NULL, "Forbidden\n");
   }
-  if (!within(root, real)) return reply_text(&x, 403, NULL, "Forbidden\n");
-  /* A visible name may be a symlink to a hidden one ("cfg" -> ".git/config"):
-   * what is refused is decided on what would be opened. */
-  if (!x.opts->allow_hidden && has_hidden(real + (strcmp(root, "/") == 0 ? 0 : strlen(root)))) {
-    return not_found(&x);
-  }
-  struct stat st;
-  if (stat(real, &st) != 0) return not_found(&x);
-  /* "/file.txt/" names a directory that does not exist. */
-  if (dir_slash && !S_ISDIR(st.st_mode)) return not_found(&x);
   if (S_ISDIR(st.st_mode)) {
-    if (!dir_slash && rel[0] != '\0') {
-      /* "/docs" -> "/docs/", so that relative links in its index resolve.
-       * Leading slashes collapse to one: "//host/dir/" would be read by a
-       * browser as another site (an open redirect). */
-      struct cm_str u = hm->uri;
-      while (u.len > 1 && u.buf[1] == '/') u.buf++, u.len--;
-      struct cm_buf b = {0};
-      bool ok = append_extra(&b, &x) &&
-                appendf(&b, "Location: %.*s/%s%.*s\r\n", (int) u.len, u.buf,
-                        hm->query.len > 0 ? "?" : "", (int) hm->query.len, hm->query.buf ? hm->query.buf : "");
-      const char *h = ok ? block_str(&b) : NULL;
-      rc = h != NULL && cm_http_reply(c, 301, h, "", 0) == 0 ? 301 : 0;
-      cm_buf_free(&b);
-      return rc;
-    }
-    const char *index = x.opts->index_file != NULL && *x.opts->index_file ? x.opts->index_file : DEFAULT_INDEX;
-    if (strchr(index, '/') != NULL) return reply_text(&x, 403, NULL, "Forbidden\n");
-    snprintf(full, sizeof(full), "%s/%s", strcmp(real, "/") == 0 ? "" : real, index);
-    char idx_real[PATH_MAX];
-    if (realpath(full, idx_real) == NULL || !within(root, idx_real) ||
-        (!x.opts->allow_hidden && has_hidden(idx_real + (strcmp(root, "/") == 0 ? 0 : strlen(root))))) {
-      return reply_text(&x, 403, NULL, "Forbidden\n"); /* no listings */
-    }
-    return serve_path(&x, idx_real);
+    close(fd);
+    return *rel != '\0' ? redirect_to_dir(&x) : serve_index(&x, rel);
   }
-  return serve_path(&x, real);
+  if (!S_ISREG(st.st_mode)) { /* FIFOs, devices, sockets */
+    close(fd);
+    return reply_text(&x, 403, NULL, "Forbidden\n");
+  }
+  return serve_below(&x, fd, &st, real);
 }

@@ -1,5 +1,6 @@
 /* Static files: the Range and MIME codecs, HTTP dates, and serve_dir /
  * serve_file over real loopback sockets (a raw TCP client and curl). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "http/internal.h"
 #include "peerproc.h"
 #include "certgen.h"
 
@@ -175,6 +177,27 @@ static void make_tree(void) {
   write_str(p, "index.html", "SECRET index");
   snprintf(p, sizeof(p), "%s/cfg", root);
   assert_int_equal(symlink(".git/config", p), 0);
+  /* relative symlinks that stay inside (served), and ones that do not */
+  snprintf(p, sizeof(p), "%s/subalias", root);
+  assert_int_equal(symlink("sub", p), 0);
+  snprintf(p, sizeof(p), "%s/sub/back.txt", root);
+  assert_int_equal(symlink("../hello.txt", p), 0);
+  snprintf(p, sizeof(p), "%s/up.txt", root);
+  assert_int_equal(symlink("sub/../subalias/back.txt", p), 0);
+  snprintf(p, sizeof(p), "%s/sub/deep_escape.txt", root);
+  assert_int_equal(symlink("../../secret.txt", p), 0);
+  snprintf(p, sizeof(p), "%s/sub/via_dir.txt", root);
+  assert_int_equal(symlink("../subalias/../../outside/secret.txt", p), 0);
+  snprintf(p, sizeof(p), "%s/loop1", root);
+  assert_int_equal(symlink("loop2", p), 0);
+  snprintf(p, sizeof(p), "%s/loop2", root);
+  assert_int_equal(symlink("loop1", p), 0);
+  snprintf(p, sizeof(p), "%s/dangling.txt", root);
+  assert_int_equal(symlink("nothing.txt", p), 0);
+  /* absolute symlinks, even to a file inside the root: refused */
+  snprintf(p, sizeof(p), "%s/inside_abs.txt", root);
+  snprintf(q, sizeof(q), "%s/hello.txt", root);
+  assert_int_equal(symlink(q, p), 0);
   snprintf(big_path, sizeof(big_path), "%s/big.bin", tmp);
 }
 
@@ -192,6 +215,8 @@ static int last_status;
 static size_t max_send_cap;   /* largest c->send allocation seen on a served connection */
 static char page404[400];
 static bool allow_hidden;
+static bool no_precompressed;
+static int fds_before_setup; /* open descriptors before setup() made anything */
 
 static void handler(struct cm_conn *c, int ev, void *ev_data) {
   if (ev == CM_EV_POLL || ev == CM_EV_WRITE) {
@@ -206,6 +231,7 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
       .mime_types = "foo=application/x-foo",
       .page404 = page404,
       .allow_hidden = allow_hidden,
+      .no_precompressed = no_precompressed,
   };
   if (hm->uri.len >= 4 && memcmp(hm->uri.buf, "/big", 4) == 0) {
     last_status = cm_http_serve_file(c, hm, big_path, NULL);
@@ -224,8 +250,21 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
+/* Descriptors this process has open. */
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] != '.') n++;
+  }
+  closedir(d);
+  return n - 1; /* the directory's own */
+}
+
 static int setup(void **state) {
   (void) state;
+  fds_before_setup = count_fds();
   make_tree();
   snprintf(page404, sizeof(page404), "%s/404.html", tmp);
   if (cm_mgr_init(&mgr) != 0) return -1;
@@ -240,6 +279,18 @@ static int teardown(void **state) {
   cm_mgr_free(&mgr);
   remove_tree();
   return 0;
+}
+
+/* The same, with request paths resolved by the component walk that stands
+ * in for openat2 where the kernel lacks it. */
+static int setup_walk(void **state) {
+  setenv("CYMONGOOSE_NO_OPENAT2", "1", 1);
+  return setup(state);
+}
+
+static int teardown_walk(void **state) {
+  unsetenv("CYMONGOOSE_NO_OPENAT2");
+  return teardown(state);
 }
 
 /* ------------------------------------------------------------ the client */
@@ -598,10 +649,13 @@ static void gzip_siblings(void **state) {
   assert_string_equal(header(r, "Vary"), "Accept-Encoding");
   char gz_etag[64];
   snprintf(gz_etag, sizeof(gz_etag), "%s", header(r, "ETag"));
+  /* A client that does not accept gzip gets the file, and no Vary: the
+   * sibling is not even looked for (a cache that keeps this reply for
+   * every client still hands out a correct representation). */
   r = get("GET /style.css " H "\r\n");
   assert_string_equal(r->body, "body { color: red }");
   assert_null(header(r, "Content-Encoding"));
-  assert_string_equal(header(r, "Vary"), "Accept-Encoding");
+  assert_null(header(r, "Vary"));
   assert_string_not_equal(header(r, "ETag"), gz_etag);
   r = get("GET /style.css " H "Accept-Encoding: gzip;q=0, deflate\r\n\r\n");
   assert_string_equal(r->body, "body { color: red }");
@@ -610,6 +664,119 @@ static void gzip_siblings(void **state) {
   r = get("GET /style.css " H "Accept-Encoding: gzip\r\nRange: bytes=0-3\r\n\r\n");
   assert_int_equal(r->status, 206);
   assert_string_equal(r->body, "GZIP");
+  /* the index of a directory has its sibling looked for too */
+  r = get("GET /sub/ " H "Accept-Encoding: gzip\r\n\r\n");
+  assert_string_equal(r->body, "<h1>sub index</h1>");
+  /* the option turns siblings off */
+  no_precompressed = true;
+  r = get("GET /style.css " H "Accept-Encoding: gzip\r\n\r\n");
+  assert_string_equal(r->body, "body { color: red }");
+  assert_null(header(r, "Content-Encoding"));
+  no_precompressed = false;
+}
+
+/* Symlinks below the root are followed while they are relative and stay
+ * below it; absolute ones (even to a file inside) and ones that climb out
+ * are refused, a loop too. */
+static void symlinks(void **state) {
+  (void) state;
+  struct {
+    const char *uri;
+    int status;
+    const char *body;
+  } cases[] = {
+      {"/alias.txt", 200, "Hello, world!\n"},
+      {"/sub/back.txt", 200, "Hello, world!\n"},
+      {"/up.txt", 200, "Hello, world!\n"},
+      {"/subalias/", 200, "<h1>sub index</h1>"},
+      {"/subalias/index.html", 200, "<h1>sub index</h1>"},
+      {"/subalias/back.txt", 200, "Hello, world!\n"},
+      {"/subalias", 301, ""},
+      {"/inside_abs.txt", 403, NULL},
+      {"/leak.txt", 403, NULL},
+      {"/rel.txt", 403, NULL},
+      {"/sub/deep_escape.txt", 403, NULL},
+      {"/sub/via_dir.txt", 403, NULL},
+      {"/leakdir/secret.txt", 403, NULL},
+      {"/leakdir/", 403, NULL},
+      {"/loop1", 403, NULL},
+      {"/loop1/x", 403, NULL},
+      {"/dangling.txt", 404, NULL},
+      {"/alias.txt/", 404, NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct resp *r = get("GET %s " H "\r\n", cases[i].uri);
+    if (r->status != cases[i].status) fail_msg("%s: got %d", cases[i].uri, r->status);
+    if (cases[i].body != NULL && strcmp(r->body, cases[i].body) != 0) {
+      fail_msg("%s: body %s", cases[i].uri, r->body);
+    }
+    assert_null(strstr(r->body, "SECRET"));
+  }
+  /* the type is the file's, found at the end of the links */
+  struct resp *r = get("GET /subalias/ " H "\r\n");
+  assert_string_equal(header(r, "Content-Type"), "text/html; charset=utf-8");
+}
+
+/* Which resolver the roots of this manager use: the tests registered with
+ * setup_walk must run the walk, the others openat2 (where it exists). */
+static void resolver_in_use(void **state) {
+  bool walk = *state != NULL;
+  const struct cm__static_root *r = cm__static_root_get(&mgr, root);
+  assert_non_null(r);
+  assert_int_equal(r->walk_only, walk);
+}
+
+/* The root is opened once and kept; a root replaced on disk is reopened;
+ * the manager closes every root it kept, and keeps at most
+ * CM__STATIC_ROOTS_MAX of them. */
+static int settled_fds(void) {
+  for (int i = 0; i < 1000 && mgr.nconns > 1; i++) cm_mgr_poll(&mgr, 1); /* served connections closed */
+  assert_int_equal(mgr.nconns, 1);
+  return count_fds();
+}
+
+static void root_cache(void **state) {
+  (void) state;
+  int n0 = settled_fds();
+  struct resp *r = get("GET /hello.txt " H "\r\n");
+  assert_int_equal(r->status, 200);
+  assert_int_equal(settled_fds(), n0 + 1);
+  const struct cm__static_root *first = cm__static_root_get(&mgr, root);
+  int root_fd = first->fd;
+  for (int i = 0; i < 5; i++) {
+    r = get("GET /sub/ " H "\r\n");
+    assert_int_equal(r->status, 200);
+  }
+  assert_int_equal(settled_fds(), n0 + 1);
+  assert_int_equal(cm__static_root_get(&mgr, root)->fd, root_fd);
+  /* many roots: the least recently used are closed */
+  char p[600];
+  for (int i = 0; i < CM__STATIC_ROOTS_MAX + 4; i++) {
+    snprintf(p, sizeof(p), "%s/root%d", tmp, i);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_non_null(cm__static_root_get(&mgr, p));
+  }
+  assert_int_equal(settled_fds(), n0 + CM__STATIC_ROOTS_MAX);
+  snprintf(p, sizeof(p), "%s/missing-root", tmp);
+  assert_null(cm__static_root_get(&mgr, p));
+  /* the root replaced by another directory (as a deployment does): served
+   * from the new one once the kept descriptor is checked again */
+  r = get("GET /hello.txt " H "\r\n");
+  assert_string_equal(r->body, "Hello, world!\n");
+  snprintf(p, sizeof(p), "%s/root.old", tmp);
+  assert_int_equal(rename(root, p), 0);
+  assert_int_equal(mkdir(root, 0755), 0);
+  write_str(root, "hello.txt", "new release");
+  bool renewed = false;
+  for (int i = 0; i < 100 && !renewed; i++) { /* the check runs every CM__STATIC_ROOT_CHECK_MS */
+    r = get("GET /hello.txt " H "\r\n");
+    renewed = strcmp(r->body, "new release") == 0;
+    if (!renewed) usleep(50 * 1000);
+  }
+  assert_true(renewed);
+  /* nothing left open once the manager is freed */
+  cm_mgr_free(&mgr);
+  assert_int_equal(count_fds(), fds_before_setup);
 }
 
 /* Waits for the server to close the connection, with nothing more sent. */
@@ -881,6 +1048,19 @@ int main(void) {
       cmocka_unit_test_setup_teardown(big_file, setup, teardown),
       cmocka_unit_test_setup_teardown(with_curl, setup, teardown),
       cmocka_unit_test_setup_teardown(over_tls, setup, teardown),
+      cmocka_unit_test_setup_teardown(symlinks, setup, teardown),
+      cmocka_unit_test_setup_teardown(root_cache, setup, teardown),
+      cmocka_unit_test_prestate_setup_teardown(resolver_in_use, setup, teardown, NULL),
+      /* the same requests through the walk (kernels without openat2) */
+      cmocka_unit_test_prestate_setup_teardown(resolver_in_use, setup_walk, teardown_walk, "walk"),
+      cmocka_unit_test_setup_teardown(basic_files, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(directories, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(not_found_pages, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(traversal, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(hidden_files, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(gzip_siblings, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(symlinks, setup_walk, teardown_walk),
+      cmocka_unit_test_setup_teardown(root_cache, setup_walk, teardown_walk),
   };
   return cmocka_run_group_tests_name("http_static", tests, NULL, NULL);
 }

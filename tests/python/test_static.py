@@ -222,3 +222,90 @@ def test_stale_message_and_bad_arguments(server):
     server.base = "http://127.0.0.1:%d" % listener.local_addr[1]
     assert server.get("/hello.txt").text == "Hello, world!\n"
     assert errors == [ValueError, ValueError, TypeError, ValueError, ValueError, ValueError, ValueError]
+
+
+@pytest.fixture(params=["openat2", "walk"])
+def resolver(request, monkeypatch):
+    """Both ways serve_dir resolves a path: openat2 where the kernel has it,
+    and the component walk used without it (forced by the environment
+    variable, read when a Manager first opens a root)."""
+    if request.param == "walk":
+        monkeypatch.setenv("CYMONGOOSE_NO_OPENAT2", "1")
+    else:
+        monkeypatch.delenv("CYMONGOOSE_NO_OPENAT2", raising=False)
+    return request.param
+
+
+@pytest.fixture
+def linked_tree(tree):
+    root = tree / "root"
+    (tree / "outside").mkdir()
+    (tree / "outside" / "secret.txt").write_text("SECRET OUTSIDE")
+    os.symlink("../secret.txt", root / "dotdot_escape.txt")          # relative, climbs out
+    os.symlink("../../outside", root / "sub" / "dotdot_dir")         # a directory out of the root
+    os.symlink(str(root / "hello.txt"), root / "absolute_inside.txt")  # absolute, even to inside
+    os.symlink("/etc/passwd", root / "absolute_passwd")
+    os.symlink("sub/../hello.txt", root / "inside.txt")              # relative, stays inside
+    os.symlink("../hello.txt", root / "sub" / "up.txt")
+    return tree
+
+
+@pytest.mark.parametrize("target, status", [
+    (b"/dotdot_escape.txt", 403),
+    (b"/sub/dotdot_dir/secret.txt", 403),
+    (b"/escape.txt", 403),
+    (b"/escape_dir/secret.txt", 403),
+    (b"/absolute_inside.txt", 403),
+    (b"/absolute_passwd", 403),
+    (b"/sub/../../secret.txt", 403),
+    (b"/sub/%2e%2e/%2e%2e/outside/secret.txt", 403),
+    (b"/inside.txt", 200),
+    (b"/sub/up.txt", 200),
+])
+def test_symlinks_and_dotdot(linked_tree, resolver, target, status):
+    s = Server(linked_tree)
+    try:
+        out = s.run(raw_get, s.port, target)
+    finally:
+        s.close()
+    assert int(out.split(b" ", 2)[1]) == status, out[:200]
+    assert b"SECRET" not in out and b"root:" not in out
+    if status == 200:
+        assert out.endswith(b"\r\n\r\nHello, world!\n")
+
+
+def test_symlink_escape_with_curl(linked_tree, resolver):
+    """curl (a peer that is not ours) gets 403 for links out of the root."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    s = Server(linked_tree)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    try:
+        for path, want in (("/dotdot_escape.txt", "403"), ("/absolute_inside.txt", "403"),
+                           ("/inside.txt", "200")):
+            rc = s.run(subprocess.run, ["curl", "-s", "-o", os.devnull, "-w", "%{http_code}",
+                                        s.base + path], capture_output=True, text=True, timeout=60,
+                       env=env)
+            assert rc.stdout == want, path
+    finally:
+        s.close()
+
+
+def test_precompressed_off(tree):
+    """precompressed=False: the plain file even for a gzip client."""
+    s = Server(tree)
+    root = s.root
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_HTTP_MSG:
+            conn.serve_dir(data, root, precompressed=False)
+
+    s.mgr.close()
+    s.mgr = cm.Manager(handler)
+    s.base = "http://127.0.0.1:%d" % s.mgr.listen("http://127.0.0.1:0").local_addr[1]
+    try:
+        r = s.get("/app.js", headers={"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in r.headers and "Vary" not in r.headers
+        assert r.text == "console.log('plain');"
+    finally:
+        s.close()
