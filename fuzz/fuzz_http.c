@@ -28,11 +28,58 @@ static void in_bounds(struct cm_str s, const char *buf, size_t len) {
   CHECK(s.buf >= buf && s.buf <= buf + len && s.len <= (size_t) (buf + len - s.buf));
 }
 
+/* The streamed decoder (cm_http_chunked_stream) fed raw[0..len) in two
+ * pieces, its reader taking at most 7 decoded bytes after each call: the
+ * one-shot answer want and, when the body ended, the same body (decoded:
+ * want_body[0..want_len)) and the bytes after it left in the buffer. */
+static void check_chunked_stream(const char *raw, size_t len, size_t split,
+                                 const struct cm_http_limits *lim, int want,
+                                 const char *want_body, size_t want_len, size_t want_in) {
+  struct cm_http_chunked st;
+  cm_http_chunked_init(&st);
+  struct cm_buf b = {0};
+  char *got = malloc(len + 1);
+  if (got == NULL) return;
+  size_t ready = 0, n = 0, fed = 0;
+  uint64_t total = 0;
+  int r = 0;
+  for (int piece = 0; piece < 2 && r == 0; piece++) {
+    size_t upto = piece == 0 ? split : len;
+    if (cm_buf_append(&b, raw + fed, upto - fed) != 0) goto done;
+    fed = upto;
+    for (;;) {
+      r = cm_http_chunked_stream(&st, &b, &ready, &total, lim);
+      CHECK(ready <= b.len && total == n + ready);
+      size_t k = ready < 7 ? ready : 7;
+      if (k == 0) break;
+      memcpy(got + n, cm_buf_data(&b), k);
+      n += k;
+      cm_buf_delete(&b, 0, k);
+      ready -= k;
+    }
+  }
+  CHECK(r == want);
+  if (r == 1) {
+    if (cm_buf_append(&b, raw + fed, len - fed) != 0) goto done; /* the rest, unread */
+    CHECK(n == want_len && memcmp(got, want_body, n) == 0);
+    CHECK(b.len == len - want_in && memcmp(cm_buf_data(&b), raw + want_in, b.len) == 0);
+  }
+done:
+  free(got);
+  cm_buf_free(&b);
+}
+
 static void check_chunked(char *body, size_t len, size_t split) {
   struct cm_http_limits lim = {.max_body = 1 << 20, .max_head = 512, .max_chunk_line = 64};
   char *copy = malloc(len + 1);
-  if (copy == NULL) return;
+  char *raw = malloc(len + 1);
+  if (copy == NULL || raw == NULL) {
+    free(copy);
+    free(raw);
+    return;
+  }
   memcpy(copy, body, len);
+  memcpy(raw, body, len);
   struct cm_http_chunked a, b;
   cm_http_chunked_init(&a);
   cm_http_chunked_init(&b);
@@ -45,7 +92,9 @@ static void check_chunked(char *body, size_t len, size_t split) {
     CHECK(a.in == b.in && a.out == b.out && a.out <= a.in && a.in <= len);
     CHECK(memcmp(body, copy, a.out) == 0);
   }
+  check_chunked_stream(raw, len, split, &lim, ra, body, a.out, a.in);
   free(copy);
+  free(raw);
 }
 
 /* The scanner fed buf in pieces [0, a), [0, b), [0, len): each answer is 0

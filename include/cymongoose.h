@@ -212,7 +212,15 @@ struct cm_conn;
 struct cm_mgr;
 /* An event handler.  c: the connection; ev: CM_EV_*; ev_data: see the enum. */
 typedef void (*cm_event_fn)(struct cm_conn *c, int ev, void *ev_data);
-struct cm__file_out; /* internal: a file queued by cm_send_file() */
+struct cm__file_out;  /* internal: a file queued by cm_send_file() */
+struct cm__transport; /* internal: how c's descriptor moves bytes (src/core/transport.h) */
+
+/* internal: a descriptor's watcher, the owner of its epoll registration
+ * (src/core/io.c). */
+struct cm__io {
+  unsigned events;             /* interest registered with epoll */
+  unsigned want;               /* internal descriptors: what their owner waits for */
+};
 
 struct cm_conn {
   struct cm_conn *next, *prev; /* manager's list of live connections */
@@ -236,13 +244,8 @@ struct cm_conn {
   cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
   void *pfn_data;              /* protocol state; the protocol frees it on CLOSE */
   void *ext;                   /* for language bindings; not touched by the library */
-  void *tls;                   /* transport state of TLS, NULL on plain sockets */
   uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
   uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
-  struct cm_conn *dirty_next;  /* internal: queue of connections to flush */
-  struct cm__file_out *files;  /* internal: files queued by cm_send_file(), in order */
-  unsigned epoll_events;       /* internal: interest registered with epoll */
-  char *deferred_error;        /* internal: ERROR to deliver at the next flush */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
   unsigned is_accepted : 1;    /* made by accept() from a listener */
@@ -258,17 +261,25 @@ struct cm_conn {
   unsigned is_draining : 1;    /* close once send is flushed */
   unsigned is_closing : 1;     /* will be closed at the end of this poll */
   unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
-                                  socket): readiness goes to pfn as CM_EV_READ with
-                                  ev_data unsigned *epoll_events; hidden from bindings,
-                                  gets no POLL; CLOSE goes to pfn only */
-  unsigned is_dirty : 1;       /* internal: queued for flushing */
-  unsigned is_eof : 1;         /* internal: the peer closed its side */
-  unsigned is_write_blocked : 1; /* internal: the socket refused the last write */
-  unsigned is_accept_paused : 1; /* internal: a listener out of descriptors (EMFILE)
+                                  socket): readiness goes to its transport; hidden
+                                  from bindings, gets no POLL; CLOSE goes to pfn only */
+  /* ---- private: the library's own state (as uv.h's *_PRIVATE_FIELDS).
+   * Neither read nor write these: they change without notice. ---- */
+  void *tls;                   /* TLS state (src/tls), NULL without TLS */
+  struct cm_conn *dirty_next;  /* queue of connections to flush */
+  struct cm__file_out *files;  /* files queued by cm_send_file(), in order */
+  const struct cm__transport *tp; /* c's transport (TCP, UDP, TLS...) */
+  struct cm__io io;            /* c's epoll watcher */
+  char *deferred_error;        /* ERROR to deliver at the next flush */
+  unsigned is_dirty : 1;       /* queued for flushing */
+  unsigned is_eof : 1;         /* the peer closed its side */
+  unsigned is_write_blocked : 1; /* the socket refused the last write */
+  unsigned is_accept_paused : 1; /* a listener out of descriptors (EMFILE)
                                     waits for a retry timer before accepting again */
-  unsigned is_accept_failing : 1; /* internal: the EMFILE episode was logged */
-  unsigned is_poll_wanted : 1; /* internal: pfn asked for a POLL at the next flush */
-  unsigned is_loc_pending : 1; /* internal: loc's IP not read yet (cm_conn_local_addr) */
+  unsigned is_accept_failing : 1; /* the EMFILE episode was logged */
+  unsigned is_poll_wanted : 1; /* pfn asked for a POLL at the next flush */
+  unsigned is_loc_pending : 1; /* loc's IP not read yet (cm_conn_local_addr) */
+  /* ---- end of private fields ---- */
 };
 
 /*
@@ -440,10 +451,12 @@ struct cm_timer {
   void *arg;               /* for fn and release; not owned */
   cm_timer_fn release;     /* called once when the manager stops referencing the timer */
   volatile int cancelled;  /* set by cm_timer_cancel(); read with atomics */
-  size_t heap_index;       /* internal */
-  uint64_t seq;            /* internal: start order, breaks ties between equal deadlines */
-  struct cm_timer *sweep_next; /* internal: chain of timers being swept out */
-  bool owned_by_mgr;       /* internal: allocated by cm_timer_add() */
+  /* ---- private: the library's own state; neither read nor write ---- */
+  size_t heap_index;       /* place in the manager's heap */
+  uint64_t seq;            /* start order, breaks ties between equal deadlines */
+  struct cm_timer *sweep_next; /* chain of timers being swept out */
+  bool owned_by_mgr;       /* allocated by cm_timer_add() */
+  /* ---- end of private fields ---- */
 };
 
 /*
@@ -481,24 +494,16 @@ bool cm_timer_active(const struct cm_timer *t);
 /* Called around the blocking wait of cm_mgr_poll(); arg is mgr->hook_data. */
 typedef void (*cm_hook_fn)(void *arg);
 
-struct cm_wakeup_q; /* internal */
-struct cm_dns;      /* internal */
+struct cm_wakeup_q;  /* internal */
+struct cm_dns;       /* internal */
+struct cm__mgr_ext;  /* internal: per-manager state of a layer (src/core/transport.h) */
 
 struct cm_mgr {
   struct cm_conn *conns;       /* live connections, newest first */
   size_t nconns;               /* how many */
   unsigned long next_id;       /* id of the next connection */
   int epfd;                    /* epoll descriptor */
-  struct cm_timer **timers;    /* min-heap on expire_ms */
-  size_t ntimers, timers_cap;
-  volatile int timers_cancelled; /* set by cm_timer_cancel() from any thread */
-  uint64_t timer_seq;          /* internal: start sequence of the next timer */
-  struct cm_timer *timer_running; /* internal: the timer whose callback runs, or NULL */
-  struct cm_conn *dirty;       /* connections with queued output or closing */
-  struct cm_wakeup_q *wakeup;  /* internal: NULL unless cm_wakeup_init() was called
-                                  (test it with cm_wakeup_enabled()) */
   unsigned long wakeup_id;     /* id of the internal wakeup connection, or 0 */
-  struct cm_dns *dns;          /* internal: resolver (src/net/dns.c), NULL until used */
   cm_hook_fn before_sleep;     /* called just before blocking, may be NULL */
   cm_hook_fn after_sleep;      /* called just after blocking, may be NULL */
   cm_hook_fn on_output;        /* called when a connection gets output or a close
@@ -518,9 +523,6 @@ struct cm_mgr {
   size_t wakeup_max_msgs;      /* ... or this many messages (CM_WAKEUP_MAX_MSGS); 0: no cap */
   uint64_t now_ms;             /* cm_millis() at the start of the current poll */
   void *userdata;              /* for the application; not touched */
-  int polling;                 /* internal: inside cm_mgr_poll() */
-  int accept_retry_armed;      /* internal: a listener's accept retry timer is pending */
-  int wait_errno;              /* internal: the last epoll_wait error logged, 0 for none */
   uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
   /* CM_EV_POLL to every connection: at the end of a poll call that waited
    * its whole timeout with nothing to do (an idle call), and otherwise at
@@ -529,14 +531,29 @@ struct cm_mgr {
    * turn).  poll_off: no POLL at all.  Protocol deadlines never need it. */
   uint64_t poll_interval_ms;
   bool poll_off;
-  uint64_t last_poll_ms;       /* internal: when POLL last went to every connection */
-  void *tls;                   /* internal: TLS context cache and handshakes under way */
   size_t buf_pool_max;         /* emptied 16 KiB connection buffers kept for reuse
                                   (CM_BUF_POOL_MAX, 64); 0: none kept */
-  void *buf_pool;              /* internal: the kept blocks (src/core/bufpool.c) */
-  size_t buf_pool_n;           /* internal: how many */
-  void *static_roots;          /* internal: root directories cm_http_serve_dir() keeps
-                                  open (src/http/static_root.c) */
+  /* ---- private: the library's own state (as uv.h's *_PRIVATE_FIELDS).
+   * Neither read nor write these: they change without notice. ---- */
+  struct cm_timer **timers;    /* min-heap on expire_ms */
+  size_t ntimers, timers_cap;
+  volatile int timers_cancelled; /* set by cm_timer_cancel() from any thread */
+  uint64_t timer_seq;          /* start sequence of the next timer */
+  struct cm_timer *timer_running; /* the timer whose callback runs, or NULL */
+  struct cm_conn *dirty;       /* connections with queued output or closing */
+  struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called
+                                  (test it with cm_wakeup_enabled()) */
+  struct cm_dns *dns;          /* resolver (src/net/dns.c), NULL until used */
+  int polling;                 /* inside cm_mgr_poll() */
+  int accept_retry_armed;      /* a listener's accept retry timer is pending */
+  int wait_errno;              /* the last epoll_wait error logged, 0 for none */
+  uint64_t last_poll_ms;       /* when POLL last went to every connection */
+  void *tls;                   /* TLS context cache and handshakes under way */
+  void *buf_pool;              /* the kept blocks (src/core/bufpool.c) */
+  size_t buf_pool_n;           /* how many */
+  struct cm__mgr_ext *exts;    /* layers' state freed by cm_mgr_free() */
+  void *static_roots;          /* root directories cm_http_serve_dir() keeps open */
+  /* ---- end of private fields ---- */
 };
 
 /* Default of cm_mgr.poll_interval_ms. */

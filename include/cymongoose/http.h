@@ -241,6 +241,25 @@ static inline void cm_http_chunked_init(struct cm_http_chunked *st) {
 int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
                            const struct cm_http_limits *lim);
 
+/*
+ * The same decoder for a chunked body streamed by its reader (taken over
+ * from the HTTP server with cm_http_detach) instead of kept whole: b is the
+ * connection's receive buffer with the head already consumed, holding
+ * *ready decoded body bytes the reader has not consumed yet, then raw bytes.
+ * Decodes the raw bytes in place, moving their payload right after the
+ * ready bytes and deleting the framing from b, and adds what it decoded to
+ * *ready and to *total (the body so far, what lim->max_body bounds).  The
+ * reader consumes from the front of b (cm_recv_consume) and subtracts that
+ * from *ready, then calls again when more bytes arrive; st, *ready and
+ * *total persist between calls (zero them first).  Returns as
+ * cm_http_chunked_decode: 1 when the body has ended (bytes after *ready are
+ * then the next message's), 0 when more bytes are needed, or a negative
+ * CM_HTTP_ERR_* (sticky).  Limits as there: max_body over the whole body,
+ * max_chunk_line per size line, max_head for the trailer section.
+ */
+int cm_http_chunked_stream(struct cm_http_chunked *st, struct cm_buf *b, size_t *ready,
+                           uint64_t *total, const struct cm_http_limits *lim);
+
 /* The value of the first header called name (case-insensitive), or NULL.
  * The pointer points into hm. */
 struct cm_str *cm_http_get_header(struct cm_http_msg *hm, const char *name);

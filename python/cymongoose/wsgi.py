@@ -12,17 +12,15 @@ request order even when a client pipelines requests.
     serve(app, "http://127.0.0.1:8000", workers=8)
 """
 import collections
-import concurrent.futures
 import io
 import os
+import queue
 import stat
-import sys
 import threading
-import urllib.parse
 
 from ._report import report
-from ._mongoose import (MG_EV_CLOSE, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WAKEUP,
-                        MG_EV_WRITE, Manager)
+from ._mongoose import (_WsgiEnvironBuilder, _WsgiStart, MG_EV_CLOSE, MG_EV_HTTP_HDRS,
+                        MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WAKEUP, MG_EV_WRITE, Manager)
 
 __all__ = ["FileWrapper", "WSGIServer", "serve"]
 
@@ -31,23 +29,15 @@ __all__ = ["FileWrapper", "WSGIServer", "serve"]
 # it: a client that reads slowly slows the application, memory stays bounded.
 STREAM_WINDOW = 1 << 20
 
-# Request bodies declared longer than this are streamed: wsgi.input reads
-# them from the connection as the application asks (at most BODY_WINDOW
-# bytes wait for it); shorter ones are read whole before the app runs.
+# Request bodies declared longer than this, and chunked ones, are streamed:
+# wsgi.input reads them from the connection as the application asks (at
+# most BODY_WINDOW bytes wait for it); shorter ones are read whole before
+# the app runs.
 STREAM_BODY = 64 * 1024
 BODY_WINDOW = 1 << 20
 
-# Chunked request bodies are read whole: refused with 413 beyond this.
+# Chunked request bodies are refused (400/413, the connection closes) beyond this.
 MAX_BODY = 16 << 20
-
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-               "proxy-authenticate", "proxy-authorization"}
-
-
-def _latin1(s):
-    """A header or path string as WSGI wants it: bytes from the wire as latin-1."""
-    return s.encode("utf-8", "surrogateescape").decode("latin-1")
-
 
 class FileWrapper:
     """``environ["wsgi.file_wrapper"]`` (PEP 3333): wraps a file-like object
@@ -98,7 +88,7 @@ class _BodyStream(io.RawIOBase):
         self.server, self.conn_id = server, conn_id
         self.pieces = collections.deque()  # taken from the connection, not read yet
         self.buffered = 0
-        self.left = length   # bytes the loop has not taken yet
+        self.left = length   # bytes the loop has not taken yet (-1: chunked, not at its end)
         self.wanted = False  # a worker waits for more
         self.gone = False    # the connection closed
 
@@ -118,6 +108,10 @@ class _BodyStream(io.RawIOBase):
                 if server._stop.is_set():
                     break
             if not self.pieces:
+                if self.left and self.gone:
+                    # the app must not take a cut body for a whole one
+                    raise ConnectionError("the request body ended early (client gone or "
+                                          "malformed chunked body)")
                 return 0
             piece = self.pieces[0]
             n = min(len(b), len(piece))
@@ -137,10 +131,11 @@ class _Response:
     """What a worker produced for one request; filled by the worker thread,
     written by the loop thread once it is this connection's turn."""
 
-    __slots__ = ("status", "headers", "parts", "buffered", "streaming", "done", "aborted", "file",
-                 "body")
+    __slots__ = ("server", "conn_id", "status", "headers", "parts", "buffered", "streaming", "done",
+                 "aborted", "file", "body")
 
-    def __init__(self):
+    def __init__(self, server, conn_id):
+        self.server, self.conn_id = server, conn_id
         self.status = 500
         self.headers = []
         self.parts = collections.deque()  # body pieces not yet written
@@ -150,6 +145,19 @@ class _Response:
         self.aborted = False              # a streamed body failed midway: close, don't end it
         self.file = None                  # (fd, offset, length): a body sent with sendfile
         self.body = None                  # the _BodyStream of a streamed request body
+
+    def write(self, data):
+        """The legacy write() that start_response returns."""
+        self.server._push(self.conn_id, self, data)
+
+
+class _Failed:
+    """The head of a 500 the server answers itself (what _WsgiStart gives)."""
+    status = 500
+    headers = [("Content-Type", "text/plain")]
+
+
+_FAILED = _Failed()
 
 
 class WSGIServer:
@@ -173,8 +181,11 @@ class WSGIServer:
         self.stream_body = stream_body
         self.max_body = max_body
         self._bodies = {}     # connection id -> its _BodyStream (loop thread)
-        self._buffering = set()  # connections reading a chunked body whole
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wsgi")
+        # Requests wait here for a worker thread: (connection id, environ,
+        # _Response), None to stop one.
+        self._jobs = queue.SimpleQueue()
+        self._workers = []
+        self._nworkers = workers
         # The server's handler has no use for MG_EV_POLL: an idle
         # keep-alive connection then costs nothing per poll.
         self._manager = Manager(self._handle, enable_wakeup=True, error_handler=error_handler,
@@ -183,6 +194,7 @@ class WSGIServer:
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._url_scheme = "http"
+        self._environs = None  # the _WsgiEnvironBuilder, made by listen()
 
     @property
     def manager(self):
@@ -193,6 +205,8 @@ class WSGIServer:
         go to Manager.listen (fd=: a listening socket to serve)."""
         if url.lower().startswith("https://"):
             self._url_scheme = "https"
+        # made now: the scheme and multiprocess are known
+        self._environs = self._environ_builder()
         # Long Content-Length bodies are streamed, so the C layer's
         # whole-body limit is lifted; max_body bounds chunked ones.
         return self._manager.listen(url, http=True, http_max_body=1 << 62, **listen_kwargs)
@@ -212,39 +226,36 @@ class WSGIServer:
         self._stop.set()
         with self._lock:
             self._lock.notify_all()  # workers waiting for a slow client give up
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _ in self._workers:
+            self._jobs.put(None)
+        for t in self._workers:
+            t.join()
+        self._workers.clear()
         if not self._manager.closed:
             self._manager.close()
 
     # ----------------------------------------------------------- loop thread
     def _handle(self, conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
-            self._buffering.discard(conn.id)
             self._start(conn, self._environ(conn, data))
-        elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and conn.id in self._queues):
+        elif ev == MG_EV_WAKEUP or (ev == MG_EV_WRITE and self._queues.get(conn.id)):
+            # (a WRITE matters only while responses wait: most go out whole)
             if conn.id in self._bodies:
                 self._feed(conn)
             self._write_ready(conn)
         elif ev == MG_EV_READ:
             if conn.id in self._bodies:
                 self._feed(conn)
-            elif conn.id in self._buffering and conn.recv_len > self.max_body:
-                self._buffering.discard(conn.id)
-                conn.reply(413, b"Payload Too Large\n")
-                conn.drain()
         elif ev == MG_EV_HTTP_HDRS:
             length = data.header("Content-Length")
-            if length is None:
-                if data.header("Transfer-Encoding") is not None:
-                    self._buffering.add(conn.id)
-            elif length.isdigit() and int(length) > self.stream_body:
-                n = conn.http_body_stream(data)
+            if (data.header("Transfer-Encoding") is not None if length is None else
+                    length.isdigit() and int(length) > self.stream_body):
+                n = conn.http_body_stream(data, self.max_body)
                 if n is not None:
                     body = self._bodies[conn.id] = _BodyStream(self, conn.id, n)
                     environ = self._environ(conn, data, body)
                     self._start(conn, environ).body = body
         elif ev == MG_EV_CLOSE:
-            self._buffering.discard(conn.id)
             body = self._bodies.pop(conn.id, None)
             if body is not None:
                 with self._lock:
@@ -257,9 +268,17 @@ class WSGIServer:
                         resp.file = None
 
     def _start(self, conn, environ):
-        resp = _Response()
-        self._queues.setdefault(conn.id, collections.deque()).append(resp)
-        self._pool.submit(self._run_app, conn.id, environ, resp)
+        resp = _Response(self, conn.id)
+        q = self._queues.get(conn.id)
+        if q is None:
+            q = self._queues[conn.id] = collections.deque()
+        q.append(resp)
+        if len(self._workers) < self._nworkers and not self._stop.is_set():
+            t = threading.Thread(target=self._work, name="wsgi-%d" % len(self._workers),
+                                 daemon=True)
+            t.start()
+            self._workers.append(t)
+        self._jobs.put((conn.id, environ, resp))
         return resp
 
     def _feed(self, conn):
@@ -272,53 +291,34 @@ class WSGIServer:
                 return
             while body.left and body.buffered < BODY_WINDOW:
                 piece = conn.http_body_read(BODY_WINDOW - body.buffered)
+                body.left = conn.http_body_left() or 0
                 if not piece:
                     break
                 body.pieces.append(piece)
                 body.buffered += len(piece)
-                body.left -= len(piece)
             if body.pieces or not body.left:
                 body.wanted = False
                 self._lock.notify_all()
 
-    def _environ(self, conn, msg, stream=None):
-        local, remote = conn.local_addr, conn.remote_addr
-        if stream is None:
-            body = msg.body_bytes
-            length = str(len(body)) if body else ""
-            wsgi_input = io.BytesIO(body)
-        else:
-            length = str(stream.left)
-            wsgi_input = io.BufferedReader(stream, 65536)
-        env = {
-            "REQUEST_METHOD": msg.method,
+    def _environ_builder(self):
+        return _WsgiEnvironBuilder({
             "SCRIPT_NAME": "",
-            "PATH_INFO": urllib.parse.unquote_to_bytes(msg.uri).decode("latin-1"),
-            "QUERY_STRING": _latin1(msg.query),
-            "SERVER_NAME": local[0] if local else "",
-            "SERVER_PORT": str(local[1]) if local else "",
-            "SERVER_PROTOCOL": msg.proto or "HTTP/1.1",
-            "REMOTE_ADDR": remote[0] if remote else "",
-            "REMOTE_PORT": str(remote[1]) if remote else "",
-            "CONTENT_LENGTH": length,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self._url_scheme,
-            "wsgi.input": wsgi_input,
-            "wsgi.errors": sys.stderr,
+            "wsgi.input_terminated": True,  # wsgi.input ends with the body, chunked or not
             "wsgi.multithread": True,
             "wsgi.multiprocess": self.multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
-        }
-        for name, value in msg.headers():
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                if key == "CONTENT_TYPE":
-                    env[key] = _latin1(value)
-                continue
-            key = "HTTP_" + key
-            env[key] = env[key] + "," + _latin1(value) if key in env else _latin1(value)
-        return env
+        }, io.BytesIO)
+
+    def _environ(self, conn, msg, stream=None):
+        """The environ (built in C): the message's whole body as wsgi.input,
+        or the streamed body."""
+        if stream is None:
+            return self._environs.environ(conn, msg)
+        return self._environs.environ(conn, msg, io.BufferedReader(stream, 65536),
+                                      str(stream.left) if stream.left >= 0 else "")
 
     def _write_ready(self, conn):
         """Writes what the responses at the head of conn's queue have ready."""
@@ -347,7 +347,7 @@ class WSGIServer:
                     os.close(fd)
             elif not resp.streaming:  # a whole response: one write with Content-Length
                 # a list, not a dict: a repeated name (Set-Cookie) stays repeated
-                conn.reply(resp.status, b"".join(parts), list(resp.headers))
+                conn.reply(resp.status, b"".join(parts), resp.headers)
             else:
                 if resp.status is not None:  # the head of a chunked response
                     headers = list(resp.headers) + [("Transfer-Encoding", "chunked")]
@@ -365,43 +365,44 @@ class WSGIServer:
                 conn.http_body_end()
 
     # --------------------------------------------------------- worker threads
+    def _work(self):
+        jobs, run = self._jobs, self._run_app
+        while True:
+            job = jobs.get()
+            if job is None or self._stop.is_set():
+                return
+            run(*job)
+            job = None  # the environ and its input go now, not at the next request
+
     def _run_app(self, conn_id, environ, resp):
-        started = []
-
-        def start_response(status, headers, exc_info=None):
-            if exc_info is not None and started:
-                raise exc_info[1].with_traceback(exc_info[2])
-            code = int(status.split(None, 1)[0])
-            kept = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and
-                    k.lower() != "content-length"]
-            started[:] = [(code, kept)]
-            return lambda data: self._push(conn_id, resp, data)  # legacy write()
-
+        start = _WsgiStart(resp)
         result = None
         try:
-            result = self.app(environ, start_response)
-            real = _real_file(result) if started and not resp.streaming else None
+            result = self.app(environ, start)
+            if type(result) is list and not resp.streaming:  # the common case, first
+                self._finish(conn_id, resp, start, [b"".join(result)])
+                return
+            real = _real_file(result) if start.status is not None and not resp.streaming else None
             if real is not None:
                 with self._lock:
                     resp.file = real
-                self._finish(conn_id, resp, started, [])
+                self._finish(conn_id, resp, start, [])
             elif isinstance(result, (list, tuple)) and not resp.streaming:
                 body = b"".join(result)
-                self._finish(conn_id, resp, started, [body])
+                self._finish(conn_id, resp, start, [body])
             else:
                 for piece in result:
                     if not resp.streaming:
-                        self._begin_stream(conn_id, resp, started)
+                        self._begin_stream(conn_id, resp, start)
                     self._push(conn_id, resp, piece)
                 if not resp.streaming:
-                    self._finish(conn_id, resp, started, [])
+                    self._finish(conn_id, resp, start, [])
                 else:
                     self._finish(conn_id, resp, None, [])
         except Exception as exc:  # the application failed: 500, report it
             self._report(exc)
             if not resp.streaming:
-                self._finish(conn_id, resp, [(500, [("Content-Type", "text/plain")])],
-                             [b"Internal Server Error"])
+                self._finish(conn_id, resp, _FAILED, [b"Internal Server Error"])
             else:
                 resp.aborted = True
                 self._finish(conn_id, resp, None, [])
@@ -413,11 +414,11 @@ class WSGIServer:
                 except Exception as exc:
                     self._report(exc)
 
-    def _begin_stream(self, conn_id, resp, started):
-        if not started:
+    def _begin_stream(self, conn_id, resp, start):
+        if start.status is None:
             raise RuntimeError("the application produced a body before start_response()")
         with self._lock:
-            resp.status, resp.headers = started[0]
+            resp.status, resp.headers = start.status, start.headers
             resp.streaming = True
 
     def _push(self, conn_id, resp, data):
@@ -436,15 +437,19 @@ class WSGIServer:
                     raise TimeoutError("the client stopped reading the response")
         self._notify(conn_id)
 
-    def _finish(self, conn_id, resp, started, parts):
+    def _finish(self, conn_id, resp, start, parts):
+        """The worker is done with resp: start (a _WsgiStart, or _FAILED) gives
+        its head unless it is streaming (None); parts are its last bytes."""
         with self._lock:
-            if started is not None:
-                if not started:
-                    started = [(500, [("Content-Type", "text/plain")])]
+            if start is not None:
+                if start.status is None:
+                    start = _FAILED
                     parts = [b"start_response() was never called"]
-                resp.status, resp.headers = started[0]
-            resp.parts.extend(p for p in parts if p)
-            resp.buffered += sum(len(p) for p in parts)
+                resp.status, resp.headers = start.status, start.headers
+            for p in parts:
+                if p:
+                    resp.parts.append(p)
+                    resp.buffered += len(p)
             resp.done = True
         self._notify(conn_id)
 

@@ -1,14 +1,15 @@
 /*
- * _AsgiScopeBuilder: builds the ASGI 3.0 "http" scope dict of a request
- * straight from the C message, for cymongoose.asgi.  The builder keeps the
- * constant keys and values (interned once, per server) so a request costs
- * only its own strings: method, path, raw path, query, and one [name, value]
- * pair of bytes per header (names lowercased here, as ASGI requires).
+ * _AsgiScopeBuilder: builds the ASGI 3.0 "http" and "websocket" scope dicts
+ * of a request straight from the C message, for cymongoose.asgi.  The
+ * builder keeps the constant keys and values (interned once, per server) so
+ * a request costs only its own strings: method, path, raw path, query, and
+ * one [name, value] pair of bytes per header (names lowercased here, as
+ * ASGI requires).
  */
 #include <strings.h>
 
 #include "args.h"
-#include "module.h"
+#include "asgi.h"
 
 /* The scope's keys, in the order they go into the dict. */
 enum {
@@ -25,16 +26,18 @@ enum {
   K_CLIENT,
   K_SERVER,
   K_STATE,
+  K_SUBPROTOCOLS, /* websocket only */
   K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
     "type", "asgi", "http_version", "scheme", "method", "path", "raw_path",
-    "query_string", "root_path", "headers", "client", "server", "state"};
+    "query_string", "root_path", "headers", "client", "server", "state", "subprotocols"};
 
 /* Constant values. */
-enum { V_HTTP, V_HTTPS, V_V11, V_V10, V_EMPTY, V_GET, V_POST, V_COUNT };
-static const char *const value_names[V_COUNT] = {"http", "https", "1.1", "1.0", "", "GET", "POST"};
+enum { V_HTTP, V_HTTPS, V_V11, V_V10, V_EMPTY, V_GET, V_POST, V_WEBSOCKET, V_WS, V_WSS, V_COUNT };
+static const char *const value_names[V_COUNT] = {"http", "https", "1.1", "1.0", "", "GET", "POST",
+                                                 "websocket", "ws", "wss"};
 
 typedef struct {
   PyObject_HEAD
@@ -160,43 +163,67 @@ static PyObject *addr_list(PyObject *addr) {
   return list;
 }
 
-static PyObject *sb_http(PyObject *op, PyObject *const *argv, Py_ssize_t nargs, PyObject *kwnames) {
-  ScopeBuilder *self = (ScopeBuilder *)op;
-  static const char *const names[] = {"message", "tls", "client", "server", "state", NULL};
-  PyObject *args[5];
-  if (cm_py_bind("http", argv, nargs, kwnames, names, 5, 5, args) < 0) return NULL;
-  struct cm_http_msg *hm = cm_py_http_message_get(args[0]);
-  if (hm == NULL) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the HttpMessage has expired");
-    return NULL;
+/* The Sec-WebSocket-Protocol values offered (all such headers, comma
+ * separated, blanks trimmed) as a list of str. */
+static PyObject *subprotocols(const struct cm_http_msg *hm) {
+  PyObject *list = PyList_New(0);
+  for (size_t i = 0; list != NULL && i < hm->num_headers; i++) {
+    const struct cm_str *name = &hm->headers[i].name;
+    if (name->len != 22 || strncasecmp(name->buf, "Sec-WebSocket-Protocol", 22) != 0) continue;
+    const char *p = hm->headers[i].value.buf, *end = p + hm->headers[i].value.len;
+    while (p < end) {
+      const char *comma = memchr(p, ',', (size_t)(end - p));
+      const char *e = comma != NULL ? comma : end, *b = p;
+      while (b < e && (*b == ' ' || *b == '\t')) b++;
+      const char *t = e;
+      while (t > b && (t[-1] == ' ' || t[-1] == '\t')) t--;
+      if (t > b) {
+        PyObject *item = PyUnicode_DecodeLatin1(b, (Py_ssize_t)(t - b), NULL);
+        if (item == NULL || PyList_Append(list, item) < 0) Py_CLEAR(list);
+        Py_XDECREF(item);
+        if (list == NULL) break;
+      }
+      p = comma != NULL ? comma + 1 : end;
+    }
   }
-  int tls = PyObject_IsTrue(args[1]);
-  if (tls < 0) return NULL;
+  return list;
+}
+
+PyObject *cm_py_asgi_scope(PyObject *builder, bool websocket, const struct cm_http_msg *hm,
+                           bool tls, PyObject *client, PyObject *server, PyObject *state) {
+  ScopeBuilder *self = (ScopeBuilder *)builder;
   PyObject *v[K_COUNT] = {NULL};
   PyObject *scope = NULL;
-  v[K_TYPE] = Py_NewRef(self->values[V_HTTP]);
+  int skip = websocket ? K_METHOD : K_SUBPROTOCOLS; /* the key this kind has not */
+  if (websocket) {
+    v[K_TYPE] = Py_NewRef(self->values[V_WEBSOCKET]);
+    v[K_SCHEME] = Py_NewRef(self->values[tls ? V_WSS : V_WS]);
+    v[K_SUBPROTOCOLS] = subprotocols(hm);
+  } else {
+    v[K_TYPE] = Py_NewRef(self->values[V_HTTP]);
+    v[K_SCHEME] = Py_NewRef(self->values[tls ? V_HTTPS : V_HTTP]);
+    if (hm->method.len == 3 && memcmp(hm->method.buf, "GET", 3) == 0)
+      v[K_METHOD] = Py_NewRef(self->values[V_GET]);
+    else if (hm->method.len == 4 && memcmp(hm->method.buf, "POST", 4) == 0)
+      v[K_METHOD] = Py_NewRef(self->values[V_POST]);
+    else
+      v[K_METHOD] = PyUnicode_DecodeLatin1(hm->method.buf, (Py_ssize_t)hm->method.len, NULL);
+  }
   v[K_ASGI] = PyDict_Copy(self->asgi);
   v[K_HTTP_VERSION] = Py_NewRef(self->values[hm->minor_version == 0 ? V_V10 : V_V11]);
-  v[K_SCHEME] = Py_NewRef(self->values[tls ? V_HTTPS : V_HTTP]);
-  if (hm->method.len == 3 && memcmp(hm->method.buf, "GET", 3) == 0)
-    v[K_METHOD] = Py_NewRef(self->values[V_GET]);
-  else if (hm->method.len == 4 && memcmp(hm->method.buf, "POST", 4) == 0)
-    v[K_METHOD] = Py_NewRef(self->values[V_POST]);
-  else
-    v[K_METHOD] = PyUnicode_DecodeLatin1(hm->method.buf, (Py_ssize_t)hm->method.len, NULL);
   v[K_PATH] = decoded_path(hm->uri);
   v[K_RAW_PATH] = bytes_of(hm->uri);
   v[K_QUERY_STRING] = hm->query.len == 0 ? Py_NewRef(self->empty_bytes) : bytes_of(hm->query);
   v[K_ROOT_PATH] = Py_NewRef(self->values[V_EMPTY]);
   v[K_HEADERS] = header_list(hm);
-  v[K_CLIENT] = addr_list(args[2]);
-  v[K_SERVER] = addr_list(args[3]);
-  v[K_STATE] = PyDict_Check(args[4]) ? PyDict_Copy(args[4]) : Py_NewRef(args[4]);
+  v[K_CLIENT] = addr_list(client);
+  v[K_SERVER] = addr_list(server);
+  v[K_STATE] = PyDict_Check(state) ? PyDict_Copy(state) : Py_NewRef(state);
   for (int i = 0; i < K_COUNT; i++)
-    if (v[i] == NULL) goto done;
+    if (v[i] == NULL && i != skip) goto done;
   if ((scope = PyDict_New()) == NULL) goto done;
   for (int i = 0; i < K_COUNT; i++) {
-    if (PyDict_SetItem(scope, self->keys[i], v[i]) < 0) {
+    if (i != skip && PyDict_SetItem(scope, self->keys[i], v[i]) < 0) {
       Py_CLEAR(scope);
       goto done;
     }
@@ -206,11 +233,39 @@ done:
   return scope;
 }
 
+static PyObject *sb_build(PyObject *op, PyObject *const *argv, Py_ssize_t nargs,
+                          PyObject *kwnames, bool websocket) {
+  static const char *const names[] = {"message", "tls", "client", "server", "state", NULL};
+  PyObject *args[5];
+  if (cm_py_bind(websocket ? "websocket" : "http", argv, nargs, kwnames, names, 5, 5, args) < 0)
+    return NULL;
+  struct cm_http_msg *hm = cm_py_http_message_get(args[0]);
+  if (hm == NULL) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the HttpMessage has expired");
+    return NULL;
+  }
+  int tls = PyObject_IsTrue(args[1]);
+  if (tls < 0) return NULL;
+  return cm_py_asgi_scope(op, websocket, hm, tls != 0, args[2], args[3], args[4]);
+}
+
+static PyObject *sb_http(PyObject *op, PyObject *const *argv, Py_ssize_t nargs, PyObject *kwnames) {
+  return sb_build(op, argv, nargs, kwnames, false);
+}
+
+static PyObject *sb_websocket(PyObject *op, PyObject *const *argv, Py_ssize_t nargs,
+                              PyObject *kwnames) {
+  return sb_build(op, argv, nargs, kwnames, true);
+}
+
 static PyMethodDef sb_methods[] = {
     {"http", CM_PY_FASTCALL_KW(sb_http),
      "http($self, message, tls, client, server, state)\n--\n\n"
      "The ASGI 'http' scope of a request (an HttpMessage valid now): a new dict.\n"
      "client and server are (host, port) tuples or None; state is copied if a dict."},
+    {"websocket", CM_PY_FASTCALL_KW(sb_websocket),
+     "websocket($self, message, tls, client, server, state)\n--\n\n"
+     "The ASGI 'websocket' scope of an upgrade request, as http() (with subprotocols)."},
     {NULL, NULL, 0, NULL}};
 
 static PyType_Slot sb_slots[] = {
@@ -220,7 +275,7 @@ static PyType_Slot sb_slots[] = {
     {Py_tp_clear, sb_clear},
     {Py_tp_methods, sb_methods},
     {Py_tp_doc, "_AsgiScopeBuilder(asgi)\n--\n\n"
-                "Builds ASGI HTTP scopes from HttpMessages (used by cymongoose.asgi)."},
+                "Builds ASGI HTTP and WebSocket scopes from HttpMessages (used by cymongoose.asgi)."},
     {0, NULL}};
 
 static PyType_Spec sb_spec = {
@@ -235,5 +290,6 @@ int cm_py_asgi_exec(PyObject *m) {
   if (tp == NULL) return -1;
   int rc = PyModule_AddType(m, (PyTypeObject *)tp);
   Py_DECREF(tp);
-  return rc;
+  if (rc < 0 || cm_py_asgi_channel_exec(m) < 0) return -1;
+  return cm_py_asgi_core_exec(m);
 }

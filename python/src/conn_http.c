@@ -225,6 +225,7 @@ static PyObject *do_reply(PyObject *self, int status, PyObject *body, PyObject *
    * Any other refusal (connection closing, send_limit, no memory) has
    * already been reported on the connection (ERROR, then CLOSE). */
   const char *why = cm_http_reply_check(status, hdrs, (size_t)view.len);
+  if (why == NULL) cm_py_body_answered(c);
   cm_py_manager *mo = cm_py_conn_enter(c); /* the output hook may run */
   if (why == NULL) (void)cm_http_reply(c, status, hdrs, view.buf, (size_t)view.len);
   if (body != NULL) PyBuffer_Release(&view);

@@ -16,11 +16,22 @@ PyObject *cm_py_conn_http_sse(PyObject *self, PyObject *const *args, Py_ssize_t 
 PyObject *cm_py_conn_http_basic_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames);
 /* conn_body.c */
-PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *msg);
+PyObject *cm_py_conn_http_body_stream(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                      PyObject *kwnames);
+/* http_body_stream()'s work, for C callers (the ASGI core): takes over the
+ * body of msg (an HTTP_HDRS message of self's request); max_body replaces
+ * the server's limit when has_max_body.  Returns the body length, -1 for a
+ * chunked body, None when the request has no body to stream, or NULL with
+ * an exception. */
+PyObject *cm_py_http_body_take(PyObject *self, PyObject *msg, bool has_max_body,
+                               unsigned long long max_body);
 PyObject *cm_py_conn_http_body_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames);
 PyObject *cm_py_conn_http_body_left(PyObject *self, PyObject *unused);
 PyObject *cm_py_conn_http_body_end(PyObject *self, PyObject *unused);
+/* Notes that the application started a response on c while its request
+ * body is streamed (a refused chunked body then gets no 4xx of ours). */
+void cm_py_body_answered(struct cm_conn *c);
 /* conn_ws.c */
 PyObject *cm_py_conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *cm_py_conn_ws_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -69,20 +80,21 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
 {"http_basic_auth", CM_PY_FASTCALL_KW(cm_py_conn_http_basic_auth),
  "http_basic_auth($self, /, username, password)\n--\n\nWrites an 'Authorization: Basic' header line."},
 /* conn_body.c */
-{"http_body_stream", CM_PY_FASTCALL_KW(cm_py_conn_http_body_stream_kw),
- "http_body_stream($self, /, message)\n--\n\nFrom an HTTP_HDRS handler: takes the request's body "
- "over instead of having it buffered for HTTP_MSG (which then does not come).  The body stays in "
- "the receive buffer until http_body_read() takes it (reading from the socket pauses while "
- "recv_limit bytes wait); READ events tell when more arrived.  Returns the body length, or None "
- "for a chunked body (left to HTTP_MSG as usual).  Once the response is complete, call "
- "http_body_end()."},
+{"http_body_stream", CM_PY_FASTCALL_KW(cm_py_conn_http_body_stream),
+ "http_body_stream($self, /, message, max_body=None)\n--\n\nFrom an HTTP_HDRS handler: takes the "
+ "request's body over instead of having it buffered for HTTP_MSG (which then does not come).  The "
+ "body stays in the receive buffer until http_body_read() takes it (reading from the socket pauses "
+ "while recv_limit bytes wait); READ events tell when more arrived.  Returns the body length, or "
+ "-1 for a chunked body (decoded as it is read; max_body, default the server's http_max_body, "
+ "bounds it; a malformed or oversized one is answered 400/413/431 unless a response was started, "
+ "and the connection closes).  Once the response is complete, call http_body_end()."},
 {"http_body_read", CM_PY_FASTCALL_KW(cm_py_conn_http_body_read),
  "http_body_read($self, /, size=65536)\n--\n\nUp to size bytes of the streamed body that have "
  "arrived (b'' when none yet, or when it is all read: see http_body_left()).  Sends the "
  "100 Continue a client asked for on the first call."},
 {"http_body_left", (PyCFunction)cm_py_conn_http_body_left, METH_NOARGS,
- "http_body_left($self, /)\n--\n\nBytes of the streamed body not read yet; None when no body "
- "is being streamed."},
+ "http_body_left($self, /)\n--\n\nBytes of the streamed body not read yet (-1 for a chunked "
+ "body until its end has been read, then 0); None when no body is being streamed."},
 {"http_body_end", (PyCFunction)cm_py_conn_http_body_end, METH_NOARGS,
  "http_body_end($self, /)\n--\n\nAfter the response to a streamed request is complete: serves "
  "the next request on the connection (True), or, when the body was not read to its end or the "

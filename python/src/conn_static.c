@@ -182,5 +182,6 @@ PyObject *cm_py_conn_reply_file(PyObject *self, PyObject *const *args, Py_ssize_
   }
   int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  cm_py_body_answered(c);
   return PyBool_FromLong(cm_http_reply_file(c, (int)status, headers, dup_fd, off, len) == 0);
 }

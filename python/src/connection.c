@@ -256,7 +256,6 @@ CM_PY_KW1(conn_error, "error", "message")
 CM_PY_KW1(conn_set_handler, "set_handler", "handler")
 CM_PY_KW1(cm_py_conn_http_chunk, "http_chunk", "data")
 CM_PY_KW1(cm_py_conn_resolve, "resolve", "url")
-CM_PY_KW1(cm_py_conn_http_body_stream, "http_body_stream", "message")
 CM_PY_KW1(cm_py_conn_tls_init, "tls_init", "opts")
 
 static PyMethodDef conn_methods[] = {

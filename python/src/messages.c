@@ -379,6 +379,16 @@ struct cm_http_msg *cm_py_http_message_get(PyObject *o) {
   return NULL;
 }
 
+struct cm_ws_msg *cm_py_ws_message_get(PyObject *o) {
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(o));
+  if (st == NULL) {
+    PyErr_Clear();
+  } else if (Py_TYPE(o) == st->ws_message_type) {
+    return ((WsMessageObject *)o)->wm;
+  }
+  return NULL;
+}
+
 /* ------------------------------------------------------------- module */
 
 int cm_py_messages_exec(PyObject *m) {

@@ -43,6 +43,7 @@ static int module_exec(PyObject *m) {
   if (cm_py_funcs_exec(m) < 0) return -1;
   if (cm_py_rpc_exec(m) < 0) return -1;
   if (cm_py_asgi_exec(m) < 0) return -1;
+  if (cm_py_wsgi_exec(m) < 0) return -1;
   if (cm_py_mqtt_broker_exec(m, PyModule_GetState(m)) < 0) return -1;
   return 0;
 }

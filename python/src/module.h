@@ -47,6 +47,7 @@ int cm_py_tls_exec(PyObject *m);      /* tls.c: TlsOpts */
 int cm_py_funcs_exec(PyObject *m);    /* funcs.c: json_*, url_*, match, hashes, ... */
 int cm_py_rpc_exec(PyObject *m);      /* rpc.c: Rpc, RpcReq */
 int cm_py_asgi_exec(PyObject *m);     /* asgi_scope.c: _AsgiScopeBuilder */
+int cm_py_wsgi_exec(PyObject *m);     /* wsgi_bridge.c: _WsgiEnvironBuilder, _WsgiStart */
 int cm_py_mqtt_broker_exec(PyObject *m, cm_py_state *st); /* mqtt_broker.c: MqttBroker */
 
 /*
@@ -66,6 +67,8 @@ void cm_py_message_release(cm_py_state *st, PyObject *view);
 /* The live struct cm_http_msg behind an HttpMessage view, or NULL when o is
  * not one or has expired (no exception set). */
 struct cm_http_msg *cm_py_http_message_get(PyObject *o);
+/* The same for a WsMessage view. */
+struct cm_ws_msg *cm_py_ws_message_get(PyObject *o);
 
 /* mqtt_message.c: the MqttMessage type (created by cm_py_messages_exec),
  * a new view over mm, and cutting a view loose from its message. */

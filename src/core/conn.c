@@ -9,26 +9,12 @@
 
 #include "core/internal.h"
 
-/*
- * Leaves the epoll set explicitly before close(): close() alone does not
- * when another process still holds the descriptor, and epoll would then
- * report events for freed memory.  Counting fork()s (pthread_atfork) to
- * skip this call is not enough: posix_spawn() and Python's subprocess use
- * vfork-like clones that run no fork handlers, and their child still holds
- * copies of CLOEXEC descriptors for a moment after the parent resumes (the
- * descriptors are closed late in exec).  tests/c/test_accept_cost.c and
- * test_http_server's curl runs under ASan catch it.
- */
-static void close_socket(struct cm_mgr *mgr, struct cm_conn *c) {
-  epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  close(c->fd);
-}
-
-struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd) {
+struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transport *tp) {
   struct cm_conn *c = calloc(1, sizeof(*c));
   if (c == NULL) return NULL;
   c->mgr = mgr;
   c->fd = fd;
+  c->tp = tp;
   c->id = mgr->next_id++;
   c->recv_limit = mgr->recv_limit;
   c->last_io_ms = mgr->now_ms;
@@ -45,8 +31,11 @@ void cm__conn_free(struct cm_conn *c) {
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
-  if (c->fd >= 0) close_socket(mgr, c);
-  if (c->tls != NULL) cm__tls_conn_free(c);
+  if (c->fd >= 0) {
+    cm__io_stop(c);
+    close(c->fd);
+  }
+  if (c->tp->free != NULL) c->tp->free(c);
   cm__buf_release(mgr, &c->recv);
   cm__buf_release(mgr, &c->send);
   cm_buf_free(&c->recv);
@@ -87,30 +76,65 @@ void cm__conn_want_poll(struct cm_conn *c) {
   cm__conn_mark_dirty(c);
 }
 
-int cm__conn_update_interest(struct cm_conn *c) {
-  if (c->fd < 0) return 0;
-  unsigned want = 0;
-  if (c->is_connecting) {
-    want = EPOLLOUT;
-  } else if (c->is_listening) {
+unsigned cm__conn_interest(const struct cm_conn *c) {
+  if (c->is_internal) return c->io.want;
+  if (c->is_connecting) return EPOLLOUT; /* completion shows as writability */
+  if (c->is_listening) {
     bool below_cap = c->mgr->max_conns == 0 || c->mgr->nconns < c->mgr->max_conns;
-    want = below_cap && !c->is_accept_paused ? EPOLLIN : 0;
-  } else {
-    if (!c->is_draining && !c->is_closing && !cm__conn_reads_paused(c)) want |= EPOLLIN;
-    /* Writability is asked for only while a write has been refused. */
-    if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
+    return below_cap && !c->is_accept_paused ? EPOLLIN : 0;
   }
-  if (want == c->epoll_events) return 0;
-  struct epoll_event ev = {.events = want, .data.ptr = c};
-  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-    /* The connection would stall unseen (no readiness would ever come for
-     * what it waits for): fail it, at the next flush. */
-    char err[128], msg[160];
-    snprintf(msg, sizeof(msg), "epoll_ctl: %s", cm__errstr(errno, err, sizeof(err)));
-    cm__conn_defer_error(c, msg);
+  unsigned want = 0;
+  if (!c->is_draining && !c->is_closing && !cm__conn_reads_paused(c)) want |= EPOLLIN;
+  /* Writability is asked for only while a write has been refused. */
+  if (c->is_write_blocked && cm__conn_has_output(c)) want |= EPOLLOUT;
+  return want;
+}
+
+int cm__conn_watch(struct cm_conn *c) {
+  return cm__io_start(c, cm__conn_interest(c));
+}
+
+int cm__conn_update_interest(struct cm_conn *c) {
+  if (c->fd < 0 || cm__io_change(c, cm__conn_interest(c)) == 0) return 0;
+  char err[128], msg[160];
+  cm__errstr(errno, err, sizeof(err));
+  if (c->is_internal) {
+    /* The library's own descriptor: its owner times out what waited. */
+    CM_ERROR("conn %lu (%s): epoll_ctl: %s", c->id, c->tp->name, err);
     return -1;
   }
-  c->epoll_events = want;
+  /* The connection would stall unseen (no readiness would ever come for
+   * what it waits for): fail it, at the next flush. */
+  snprintf(msg, sizeof(msg), "epoll_ctl: %s", err);
+  cm__conn_defer_error(c, msg);
+  return -1;
+}
+
+void cm__conn_check_full(struct cm_conn *c) {
+  if (!c->is_closing && c->recv.len >= c->recv_limit && !c->is_full) {
+    c->is_full = 1;
+    cm__conn_update_interest(c);
+  }
+}
+
+int cm__conn_write(struct cm_conn *c) {
+  ssize_t n = c->tp->write(c);
+  if (n < 0) return -1;
+  size_t total = (size_t)n;
+  /* The one branch files cost the hot path (cm_send_file). */
+  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
+    return -1;
+  if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
+  /* Nothing left to send: the buffer goes back to the pool (or to free()
+   * when it grew past a block), so an idle connection holds none. */
+  if (c->send.len == 0) cm__buf_release(c->mgr, &c->send);
+  if (total > 0) {
+    c->last_io_ms = c->mgr->now_ms;
+    cm_call(c, CM_EV_WRITE, &total);
+  }
+  /* A drained connection is closed by the flush that follows (both callers
+   * see to it): changing its epoll interest first would be a wasted call. */
+  if (!c->is_draining || cm__conn_has_output(c)) cm__conn_update_interest(c);
   return 0;
 }
 
@@ -148,7 +172,7 @@ int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
 }
 
 int cm_send(struct cm_conn *c, const void *buf, size_t len) {
-  if (c->is_udp && !c->is_closing && !c->is_draining) return cm__sock_send_datagram(c, buf, len);
+  if (c->tp->send_msg != NULL && !c->is_closing && !c->is_draining) return c->tp->send_msg(c, buf, len);
   struct cm_str part = cm_str_n(buf, len);
   return cm__send_parts(c, &part, 1);
 }

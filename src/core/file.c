@@ -8,8 +8,9 @@
  *
  *   c->send | file 1 | file1.after | file 2 | file2.after ...
  *
- * The write step (cm__sock_write) calls cm__files_write() once c->send is
- * empty.  On a plain socket the file goes to the socket with sendfile(2)
+ * The write step (cm__conn_write) calls cm__files_write() once c->send is
+ * empty.  When the transport can (a plain socket, through its send_file:
+ * sendfile(2)) the file goes to the socket directly
  * until the socket refuses (EAGAIN: the usual writability wait follows,
  * which is our backpressure) or a per-step budget is spent (fairness: the
  * connection is queued for the next flush round instead).  Under TLS the
@@ -19,7 +20,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -146,13 +146,13 @@ int cm__files_write(struct cm_conn *c, size_t *total) {
   while (c->files != NULL && c->send.len == 0) {
     struct cm__file_out *f = c->files;
     if (budget == 0) break;
-    if (c->tls != NULL || f->use_read) {
+    if (c->tp->send_file == NULL || f->use_read) {
       if (read_chunk(c, f) < 0 || (f->left == 0 && pop_file(c) < 0)) return -1;
       break; /* c->send holds the chunk; the write step takes it from here */
     }
     size_t want = f->left < budget ? (size_t)f->left : budget;
     off_t off = (off_t)f->off;
-    ssize_t n = sendfile(c->fd, f->fd, &off, want);
+    ssize_t n = c->tp->send_file(c, f->fd, &off, want);
     if (n > 0) {
       f->off += (uint64_t)n;
       f->left -= (uint64_t)n;

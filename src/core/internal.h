@@ -3,11 +3,14 @@
 #define CM_CORE_INTERNAL_H
 
 #include "cymongoose.h"
+#include "core/transport.h"
 
-/* Allocates a connection with a fresh id, links it into mgr and gives it
- * mgr's limits.  fd is not registered with epoll yet.  NULL on ENOMEM. */
-struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd);
-/* Unlinks c, releases its socket and buffers, frees it (no events). */
+/* Allocates a connection with a fresh id and transport tp, links it into
+ * mgr and gives it mgr's limits.  fd is not registered with epoll yet
+ * (cm__conn_watch).  NULL on ENOMEM. */
+struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transport *tp);
+/* Unlinks c, releases its descriptor, transport state and buffers, frees
+ * it (no events). */
 void cm__conn_free(struct cm_conn *c);
 /* Buffer pool (bufpool.c).  CM_BUF_BLOCK: the size of a pooled block,
  * also the most a plain socket read asks for. */
@@ -24,10 +27,18 @@ void cm__buf_pool_free(struct cm_mgr *mgr);
 /* Queues c for the flush step of the current or next poll. */
 void cm__conn_mark_dirty(struct cm_conn *c);
 /* Makes epoll's interest for c match its state (reading paused, output
- * waiting, connecting...).  Returns 0, or -1 with errno when epoll_ctl
- * failed: c then gets an ERROR at the next flush (deferred), as a
- * connection whose interest is wrong would stall without a word. */
+ * waiting, connecting...), through c's watcher (io.c).  Returns 0, or -1
+ * with errno when epoll_ctl failed: c then gets an ERROR at the next flush
+ * (deferred), as a connection whose interest is wrong would stall without
+ * a word. */
 int cm__conn_update_interest(struct cm_conn *c);
+/* Writes c's queued output through its transport, then its queued files;
+ * delivers WRITE for what left and updates the interest.  Returns -1 when
+ * c failed (it is then closing), else 0. */
+int cm__conn_write(struct cm_conn *c);
+/* Pauses reading (is_full) once handlers have left recv_limit bytes
+ * unconsumed; for transports after they appended to c->recv. */
+void cm__conn_check_full(struct cm_conn *c);
 /* Reading from c is paused: recv is full (is_full) or the queued output
  * is above its mark (cm_conn_send_full), outside a TLS handshake. */
 bool cm__conn_reads_paused(const struct cm_conn *c);
@@ -37,20 +48,6 @@ int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);
-
-/* Socket I/O (src/net/sock.c).  Each handles one epoll readiness event. */
-void cm__sock_accept(struct cm_conn *listener);
-/* Opens c's socket and starts a non-blocking connect to a (the DNS
- * resolver calls this once a name is resolved).  Errors are deferred. */
-void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a);
-void cm__sock_read(struct cm_conn *c);
-void cm__sock_connected(struct cm_conn *c);
-/* Writes as much of c->send as the socket takes.  Returns -1 when the
- * connection failed (it is then closing), else 0. */
-int cm__sock_write(struct cm_conn *c);
-/* Sends one datagram straight away (UDP has no stream to queue into).
- * Returns 0 or cm_send()'s UDP codes. */
-int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len);
 
 /* Timers (timer.c): runs due timers; returns ms until the next one is due
  * (capped at max_ms), 0 if one is already due. */
@@ -79,14 +76,6 @@ bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t);
  * already in c->recv when a protocol is attached).  ev_data: uint64_t *now. */
 void cm__conn_want_poll(struct cm_conn *c);
 
-/* Resolver (src/net/dns.c): frees it at cm_mgr_free(), after connections
- * and timers. */
-void cm__dns_free(struct cm_mgr *mgr);
-
-/* Roots kept open by cm_http_serve_dir() (src/http/static_root.c): closed
- * at cm_mgr_free(). */
-void cm__static_roots_free(struct cm_mgr *mgr);
-
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 
@@ -110,40 +99,11 @@ struct cm_buf *cm__files_tail(struct cm_conn *c);
 /* Closes the files and frees the queue (cm__conn_free). */
 void cm__files_free(struct cm_conn *c);
 
-/*
- * TLS transport hooks (src/tls/openssl.c).  The TLS layer never touches the
- * socket: sock.c moves ciphertext between the socket and the buffers below,
- * and the TLS layer turns it into plaintext in c->recv / out of c->send.
- * All but cm__tls_accepted and the free functions need c->tls != NULL.
- */
-struct cm_buf *cm__tls_rx(struct cm_conn *c); /* ciphertext read, not yet decrypted */
-struct cm_buf *cm__tls_tx(struct cm_conn *c); /* ciphertext waiting for the socket */
-/* Runs the handshake on what rx holds (TLS_HS when done), then decrypts
- * every complete record into c->recv (one READ event).  Failures become an
- * ERROR event, then the connection drains its last alert and closes. */
-void cm__tls_input(struct cm_conn *c);
-/* The peer closed its side of the TCP stream (c->is_eof is set). */
-void cm__tls_eof(struct cm_conn *c);
-/* Produces more ciphertext in tx: the client's first handshake flight, up
- * to max bytes of c->send encrypted, or close_notify once draining.
- * Returns the plaintext bytes taken from c->send (0 if none). */
-size_t cm__tls_output(struct cm_conn *c, size_t max);
-/* True when cm__tls_output has something to produce or tx is not empty. */
-bool cm__tls_has_output(const struct cm_conn *c);
-/* c's TCP connect completed (after CONNECT): the client handshake may start. */
-void cm__tls_connected(struct cm_conn *c);
-/* c was just accepted by l, which has TLS options: c starts TLS with them. */
-void cm__tls_accepted(struct cm_conn *l, struct cm_conn *c);
-/* cm_connect() to a TLS scheme: TLS with client defaults for host. */
-void cm__tls_auto_client(struct cm_conn *c, struct cm_str host);
-/* Frees c's TLS state (cm__conn_free) / the manager's (cm_mgr_free). */
-void cm__tls_conn_free(struct cm_conn *c);
-void cm__tls_mgr_free(struct cm_mgr *mgr);
-
 /* Output is waiting: plaintext in c->send, a queued file (cm_send_file),
- * or TLS records for the socket. */
+ * or the transport's own (TLS records for the socket). */
 static inline bool cm__conn_has_output(const struct cm_conn *c) {
-  return c->send.len > 0 || c->files != NULL || (c->tls != NULL && cm__tls_has_output(c));
+  return c->send.len > 0 || c->files != NULL ||
+         (c->tp->has_output != NULL && c->tp->has_output(c));
 }
 
 /* "connection refused" from ECONNREFUSED: strerror with a lower-case start. */

@@ -36,8 +36,11 @@ static void close_conn(struct cm_conn *c) {
   struct cm_mgr *mgr = c->mgr;
   CM_DEBUG("conn %lu: closed (%s)", c->id,
            c->is_eof ? "peer closed" : c->is_draining ? "drained after its last reply" : "by this side");
-  if (c->is_internal) c->pfn(c, CM_EV_CLOSE, NULL);
-  else cm_call(c, CM_EV_CLOSE, NULL);
+  if (c->is_internal) {
+    if (c->pfn != NULL) c->pfn(c, CM_EV_CLOSE, NULL);
+  } else {
+    cm_call(c, CM_EV_CLOSE, NULL);
+  }
   bool was_at_cap = mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns;
   cm__conn_free(c);
   if (was_at_cap) {
@@ -69,8 +72,8 @@ static void flush(struct cm_mgr *mgr) {
         if (c->pfn != NULL) c->pfn(c, CM_EV_POLL, &now);
       }
       if (!c->is_closing && !c->is_connecting && !c->is_resolving && !c->is_write_blocked &&
-          cm__conn_has_output(c))
-        cm__sock_write(c);
+          c->tp->write != NULL && cm__conn_has_output(c))
+        cm__conn_write(c);
       if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
       if (c->is_closing) {
         if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */
@@ -82,23 +85,23 @@ static void flush(struct cm_mgr *mgr) {
   }
 }
 
+/* Readiness of c's descriptor, handed to its transport. */
 static void dispatch(struct cm_conn *c, unsigned events) {
   c->is_readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
   c->is_writable = (events & EPOLLOUT) != 0;
   if (c->is_closing) return;
-  if (c->is_internal) {
-    /* The library's own descriptors (wakeup eventfd, resolver sockets)
-     * handle readiness in their protocol handler; ev_data: the epoll bits. */
-    c->pfn(c, CM_EV_READ, &events);
-  } else if (c->is_connecting) {
-    cm__sock_connected(c);
-  } else if (c->is_listening && !c->is_udp) {
-    cm__sock_accept(c);
+  const struct cm__transport *tp = c->tp;
+  if (c->is_connecting) {
+    tp->connected(c);
+  } else if (tp->write == NULL) {
+    /* Listeners and the library's own descriptors (wakeup eventfd,
+     * resolver sockets): one callback for any readiness. */
+    tp->read(c, events);
   } else {
-    if (c->is_readable && !c->is_draining) cm__sock_read(c);
+    if (c->is_readable && !c->is_draining) tp->read(c, events);
     if (c->is_writable && !c->is_closing) {
       c->is_write_blocked = 0;
-      cm__sock_write(c);
+      cm__conn_write(c);
       if (c->is_draining && !cm__conn_has_output(c)) cm__conn_mark_dirty(c);
     }
     /* A hang-up while draining ends the wait for a peer that is gone. */
@@ -163,16 +166,25 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
   return 0;
 }
 
+void cm__mgr_ext_add(struct cm_mgr *mgr, struct cm__mgr_ext *ext) {
+  ext->next = mgr->exts;
+  mgr->exts = ext;
+}
+
 void cm_mgr_free(struct cm_mgr *mgr) {
   if (mgr->epfd < 0 && mgr->conns == NULL) return;
   for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next) c->is_closing = 1;
   while (mgr->conns != NULL) close_conn(mgr->conns);
-  cm__tls_mgr_free(mgr);
   cm__timers_free(mgr);
-  cm__dns_free(mgr);
+  /* The layers' own state (TLS contexts, the resolver), now that nothing
+   * refers to it. */
+  while (mgr->exts != NULL) {
+    struct cm__mgr_ext *ext = mgr->exts;
+    mgr->exts = ext->next;
+    ext->free(mgr); /* frees ext with the layer's state */
+  }
   cm__wakeup_free(mgr);
   cm__buf_pool_free(mgr);
-  cm__static_roots_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;
   mgr->dirty = NULL;

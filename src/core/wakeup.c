@@ -24,7 +24,10 @@ struct cm_wakeup_q {
   int efd;
 };
 
-static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data);
+static void wakeup_read(struct cm_conn *wc, unsigned events);
+
+/* The eventfd's transport: readiness drains the queue; nothing to write. */
+static const struct cm__transport wakeup_transport = {.name = "wakeup", .read = wakeup_read};
 
 int cm_wakeup_init(struct cm_mgr *mgr) {
   if (mgr->wakeup != NULL) return 0;
@@ -36,9 +39,12 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
     free(q);
     return -err;
   }
-  struct cm_conn *c = cm__conn_new(mgr, q->efd);
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-  if (c == NULL || epoll_ctl(mgr->epfd, EPOLL_CTL_ADD, q->efd, &ev) != 0) {
+  struct cm_conn *c = cm__conn_new(mgr, q->efd, &wakeup_transport);
+  if (c != NULL) {
+    c->is_internal = 1;
+    c->io.want = EPOLLIN;
+  }
+  if (c == NULL || cm__conn_watch(c) != 0) {
     int err = c == NULL ? ENOMEM : errno;
     if (c != NULL) cm__conn_free(c); /* closes efd */
     else close(q->efd);
@@ -46,9 +52,6 @@ int cm_wakeup_init(struct cm_mgr *mgr) {
     errno = err;
     return -err;
   }
-  c->epoll_events = EPOLLIN;
-  c->is_internal = 1;
-  c->pfn = wakeup_pfn;
   pthread_mutex_init(&q->lock, NULL);
   mgr->wakeup_id = c->id;
   /* Published last: other threads test mgr->wakeup to know it is usable. */
@@ -94,10 +97,9 @@ int cm_wakeup(struct cm_mgr *mgr, unsigned long conn_id, const void *buf, size_t
   return 0;
 }
 
-/* Protocol handler of the internal eventfd connection. */
-static void wakeup_pfn(struct cm_conn *wc, int ev, void *ev_data) {
-  (void)ev_data;
-  if (ev != CM_EV_READ) return;
+/* The eventfd is readable: delivers what the queue holds. */
+static void wakeup_read(struct cm_conn *wc, unsigned events) {
+  (void)events;
   struct cm_mgr *mgr = wc->mgr;
   struct cm_wakeup_q *q = mgr->wakeup;
   uint64_t count;

@@ -40,11 +40,16 @@ static int fail(struct cm_http_chunked *st, int err) {
   return err;
 }
 
-int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
-                           const struct cm_http_limits *lim_in) {
+/* The decoder; before: body bytes decoded earlier that count against
+ * max_body but are no longer in buf (a streamed body, see
+ * cm_http_chunked_stream). */
+static int decode(struct cm_http_chunked *st, char *buf, size_t len,
+                  const struct cm_http_limits *lim_in, uint64_t before) {
   if (st->state == S_DONE) return 1;
   if (st->state == S_ERROR) return st->err;
   struct cm_http_limits lim = cm_http_limits_resolve(lim_in);
+  if (before > lim.max_body) return fail(st, CM_HTTP_ERR_BODY_TOO_LARGE);
+  lim.max_body -= before; /* what the rest of the body may still add */
   while (st->in < len) {
     if (st->state == S_DATA) {
       size_t avail = len - st->in;
@@ -145,4 +150,25 @@ int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
     }
   }
   return 0;
+}
+
+int cm_http_chunked_decode(struct cm_http_chunked *st, char *buf, size_t len,
+                           const struct cm_http_limits *lim) {
+  return decode(st, buf, len, lim, 0);
+}
+
+int cm_http_chunked_stream(struct cm_http_chunked *st, struct cm_buf *b, size_t *ready,
+                           uint64_t *total, const struct cm_http_limits *lim) {
+  if (*ready > b->len) *ready = b->len; /* the caller consumed more than it said */
+  st->in = st->out = 0;
+  char *data = (char *) cm_buf_data(b);
+  char *raw = data == NULL ? NULL : data + *ready; /* an empty buffer may have no storage */
+  int d = decode(st, raw, b->len - *ready, lim, *total);
+  /* The payload now follows the ready bytes; the framing between it and
+   * the undecoded rest goes. */
+  if (st->in > st->out) cm_buf_delete(b, *ready + st->out, st->in - st->out);
+  *ready += st->out;
+  *total += st->out;
+  st->in = st->out = 0;
+  return d;
 }

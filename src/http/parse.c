@@ -569,9 +569,10 @@ static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req
     if (lf == NULL) {
       st->seen = n;
       /* An incomplete line: checked again only once it grew by half (an
-       * amortised O(1) per byte), or when the head outgrew its limit. */
+       * amortised O(1) per byte), or when the head outgrew its limit (even
+       * when its last complete line ends exactly at max_head). */
       size_t have = n - st->line;
-      if (have == 0 || (have < st->checked + st->checked / 2 + 1 && len <= l.max_head)) return 0;
+      if (len <= l.max_head && (have == 0 || have < st->checked + st->checked / 2 + 1)) return 0;
       st->checked = have;
       int r = scan_line(st, is_request, buf, len, hm, lim);
       if (r <= 0) return r; /* 431 once len > max_head: the sub-parser says so */

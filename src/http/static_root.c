@@ -41,6 +41,7 @@
 
 #include "cymongoose.h"
 #include "core/internal.h"
+#include "core/transport.h"
 #include "http/internal.h"
 
 #ifndef SYS_openat2
@@ -57,6 +58,13 @@ struct root {
   ino_t ino;
   uint64_t checked_ms; /* mgr->now_ms when path was last compared with fd */
   char path[];         /* root_dir as the application gave it */
+};
+
+/* A manager's roots (mgr->static_roots), most recently used first; closed
+ * by cm_mgr_free() through ext. */
+struct roots {
+  struct cm__mgr_ext ext;
+  struct root *head;
 };
 
 /* Set once openat2 answered ENOSYS: no later call tries it. */
@@ -89,8 +97,33 @@ static bool root_open(struct root *r) {
   return true;
 }
 
+static void roots_free(struct cm_mgr *mgr) {
+  struct roots *rs = mgr->static_roots;
+  struct root *r = rs->head;
+  while (r != NULL) {
+    struct root *next = r->next;
+    root_free(r);
+    r = next;
+  }
+  free(rs);
+  mgr->static_roots = NULL;
+}
+
+static struct roots *roots_of(struct cm_mgr *mgr) {
+  if (mgr->static_roots == NULL) {
+    struct roots *rs = calloc(1, sizeof(*rs));
+    if (rs == NULL) return NULL;
+    rs->ext.free = roots_free;
+    cm__mgr_ext_add(mgr, &rs->ext);
+    mgr->static_roots = rs;
+  }
+  return mgr->static_roots;
+}
+
 const struct cm__static_root *cm__static_root_get(struct cm_mgr *mgr, const char *root_dir) {
-  struct root **link = (struct root **) &mgr->static_roots, *r;
+  struct roots *rs = roots_of(mgr);
+  if (rs == NULL) return NULL; /* errno ENOMEM */
+  struct root **link = &rs->head, *r;
   size_t n = 0;
   for (; (r = *link) != NULL; link = &r->next, n++) {
     if (strcmp(r->path, root_dir) == 0) break;
@@ -126,25 +159,15 @@ const struct cm__static_root *cm__static_root_get(struct cm_mgr *mgr, const char
     r->pub.walk_only = env_no_openat2();
     /* Bounded: the least recently used root beyond the limit is closed. */
     if (n >= CM__STATIC_ROOTS_MAX) {
-      struct root **last = (struct root **) &mgr->static_roots;
+      struct root **last = &rs->head;
       while ((*last)->next != NULL) last = &(*last)->next;
       root_free(*last);
       *last = NULL;
     }
   }
-  r->next = mgr->static_roots;
-  mgr->static_roots = r;
+  r->next = rs->head;
+  rs->head = r;
   return &r->pub;
-}
-
-void cm__static_roots_free(struct cm_mgr *mgr) {
-  struct root *r = mgr->static_roots;
-  while (r != NULL) {
-    struct root *next = r->next;
-    root_free(r);
-    r = next;
-  }
-  mgr->static_roots = NULL;
 }
 
 /* ------------------------------------------------------------ the walk */

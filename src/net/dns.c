@@ -3,8 +3,8 @@
  *
  * c-ares does the protocol work (queries, retries, TCP fallback on truncated
  * answers, /etc/hosts); this file plugs it into the manager:
- *  - each socket c-ares opens becomes an internal connection whose epoll
- *    readiness is handed to ares_process_fd();
+ *  - each socket c-ares opens becomes an internal connection (transport
+ *    "resolver") whose epoll readiness is handed to ares_process_fd();
  *  - while lookups are pending a one-shot timer, always re-armed for the
  *    earliest of c-ares' next timeout and our own overall deadline, lets
  *    c-ares retransmit and time out;
@@ -25,7 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/time.h>
 
-#include "core/internal.h"
+#include "net/internal.h"
 
 /* Upper bound on the wait between checks while c-ares holds only lookups
  * nobody waits for any more (it times them out by itself). */
@@ -52,6 +52,7 @@ struct dns_sock {
 };
 
 struct cm_dns {
+  struct cm__mgr_ext ext; /* cm_mgr_free() frees this through it */
   struct cm_mgr *mgr;
   ares_channel channel;
   bool has_channel;
@@ -132,7 +133,11 @@ bad:
 /* ------------------------------------------------- c-ares sockets */
 
 static void sock_pfn(struct cm_conn *c, int ev, void *ev_data);
+static void sock_ready(struct cm_conn *c, unsigned events);
 static void schedule(struct cm_dns *dns);
+
+/* A c-ares socket: readiness goes to c-ares, which does its own I/O. */
+static const struct cm__transport resolver_transport = {.name = "resolver", .read = sock_ready};
 
 static struct dns_sock *find_sock(struct cm_dns *dns, int fd) {
   for (size_t i = 0; i < dns->nsocks; i++)
@@ -154,16 +159,15 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   if (want == 0) {
     if (s == NULL) return;
     struct cm_conn *c = s->conn;
-    epoll_ctl(mgr->epfd, EPOLL_CTL_DEL, fd, NULL);
+    cm__io_stop(c);
     c->fd = -1;
     forget_sock(dns, s);
     cm_close(c);
     return;
   }
   if (s != NULL) {
-    struct epoll_event ev = {.events = want, .data.ptr = s->conn};
-    if (epoll_ctl(mgr->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) s->conn->epoll_events = want;
-    else CM_ERROR("resolver: epoll_ctl: %s; the query will time out", strerror(errno));
+    s->conn->io.want = want;
+    cm__conn_update_interest(s->conn); /* a failure is logged; the query will time out */
     return;
   }
   if (dns->nsocks == dns->socks_cap) {
@@ -173,36 +177,38 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
     dns->socks = p;
     dns->socks_cap = cap;
   }
-  struct cm_conn *c = cm__conn_new(mgr, fd);
+  struct cm_conn *c = cm__conn_new(mgr, fd, &resolver_transport);
   if (c == NULL) return;
-  struct epoll_event ev = {.events = want, .data.ptr = c};
-  if (epoll_ctl(mgr->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  c->is_internal = 1;
+  c->io.want = want;
+  if (cm__conn_watch(c) != 0) {
     CM_ERROR("resolver: epoll_ctl: %s; the query will time out", strerror(errno));
     c->fd = -1;
     cm__conn_free(c);
     return;
   }
-  c->epoll_events = want;
-  c->is_internal = 1;
   c->pfn = sock_pfn;
   c->pfn_data = dns;
   dns->socks[dns->nsocks++] = (struct dns_sock){.fd = fd, .conn = c};
 }
 
-static void sock_pfn(struct cm_conn *c, int ev, void *ev_data) {
+static void sock_ready(struct cm_conn *c, unsigned events) {
   struct cm_dns *dns = c->pfn_data;
-  if (ev == CM_EV_READ) {
-    unsigned events = *(unsigned *)ev_data;
-    if (c->fd < 0 || !dns->has_channel) return;
-    ares_socket_t rfd = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? c->fd : ARES_SOCKET_BAD;
-    ares_socket_t wfd = (events & EPOLLOUT) ? c->fd : ARES_SOCKET_BAD;
-    ares_process_fd(dns->channel, rfd, wfd);
-    schedule(dns); /* a retry may have been sent: its timeout is new */
-  } else if (ev == CM_EV_CLOSE && c->fd >= 0) {
+  if (c->fd < 0 || !dns->has_channel) return;
+  ares_socket_t rfd = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? c->fd : ARES_SOCKET_BAD;
+  ares_socket_t wfd = (events & EPOLLOUT) ? c->fd : ARES_SOCKET_BAD;
+  ares_process_fd(dns->channel, rfd, wfd);
+  schedule(dns); /* a retry may have been sent: its timeout is new */
+}
+
+static void sock_pfn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  struct cm_dns *dns = c->pfn_data;
+  if (ev == CM_EV_CLOSE && c->fd >= 0) {
     /* The manager is going away before c-ares closed the socket: leave the
      * socket to ares_destroy() and the connection without it. */
     struct dns_sock *s = find_sock(dns, c->fd);
-    epoll_ctl(c->mgr->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    cm__io_stop(c);
     if (s != NULL) forget_sock(dns, s);
     c->fd = -1;
   }
@@ -278,12 +284,16 @@ static void close_channel(struct cm_dns *dns) {
   ares_destroy(dns->channel);
 }
 
+static void dns_free(struct cm_mgr *mgr);
+
 static struct cm_dns *get_dns(struct cm_mgr *mgr) {
   if (mgr->dns == NULL) {
     mgr->dns = calloc(1, sizeof(struct cm_dns));
     if (mgr->dns == NULL) return NULL;
     mgr->dns->mgr = mgr;
     mgr->dns->timeout_ms = CM_DNS_TIMEOUT_MS;
+    mgr->dns->ext.free = dns_free;
+    cm__mgr_ext_add(mgr, &mgr->dns->ext);
   }
   return mgr->dns;
 }
@@ -504,7 +514,7 @@ int cm_resolve(struct cm_conn *c, const char *url) {
 }
 
 /* Called by cm_mgr_free() after every connection and timer is gone. */
-void cm__dns_free(struct cm_mgr *mgr) {
+static void dns_free(struct cm_mgr *mgr) {
   struct cm_dns *dns = mgr->dns;
   if (dns == NULL) return;
   dns->tick = NULL;         /* freed with the manager's timers */

@@ -1,5 +1,7 @@
 /* BSD sockets: listen, connect, accept, and moving bytes between sockets and
- * connection buffers.  Everything is non-blocking and level-triggered. */
+ * connection buffers.  Everything is non-blocking and level-triggered.
+ * The transports defined at the end (TCP stream, UDP, listener) are how the
+ * core drives these sockets (src/core/transport.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -7,23 +9,23 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "net/internal.h"
+#include "tls/internal.h"
 
 /* Bytes asked of the kernel per read: big enough to take a burst in one
  * call, small enough not to balloon idle connections' buffers. */
 #define CM_READ_CHUNK CM_BUF_BLOCK
 #define CM_UDP_MAX 65536
+static const struct cm__transport tcp_transport, udp_transport, listener_transport;
+
 /* Accepts per readiness event, so that a flood cannot starve the others. */
 #define CM_ACCEPT_BATCH 64
 /* A listener out of descriptors retries accepting after this long. */
 #define CM_ACCEPT_RETRY_MS 100
-/* TLS: plaintext encrypted per step before the records go to the socket,
- * so that a large c->send is not doubled into ciphertext all at once. */
-#define CM_TLS_WRITE_BATCH 65536
 
 static socklen_t to_sockaddr(const struct cm_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof(*ss));
@@ -76,13 +78,6 @@ static void set_nodelay(int fd) {
   int on = 1;
   /* Request/response protocols would otherwise wait on Nagle's delay. */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-}
-
-static int epoll_add(struct cm_conn *c, unsigned events) {
-  struct epoll_event ev = {.events = events, .data.ptr = c};
-  if (epoll_ctl(c->mgr->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
-  c->epoll_events = events;
-  return 0;
 }
 
 static bool is_udp_url(const char *url) {
@@ -138,16 +133,18 @@ struct cm_conn *cm_listen_ex(struct cm_mgr *mgr, const char *url, cm_event_fn fn
  * takes fd in every case; NULL with errno set on failure. */
 static struct cm_conn *listener_open(struct cm_mgr *mgr, int fd, bool udp, cm_event_fn fn,
                                      void *fn_data, const char *what) {
-  struct cm_conn *c = cm__conn_new(mgr, fd);
-  if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
+  struct cm_conn *c = cm__conn_new(mgr, fd, udp ? &udp_transport : &listener_transport);
+  if (c != NULL) {
+    c->is_listening = 1;
+    c->is_udp = udp;
+  }
+  if (c == NULL || cm__conn_watch(c) != 0) {
     int err = c == NULL ? ENOMEM : errno;
     if (c != NULL) cm__conn_free(c);
     else close(fd);
     errno = err;
     return NULL;
   }
-  c->is_listening = 1;
-  c->is_udp = udp;
   /* Accepted sockets inherit TCP_NODELAY from the listener on Linux
    * (tests/c/test_sock_opts.c checks it): set once here, not per accept. */
   if (!udp) set_nodelay(fd);
@@ -203,16 +200,17 @@ void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a) {
   }
   c->fd = fd;
   if (!c->is_udp) set_nodelay(fd);
-  /* Completion shows as writability, for UDP at once. */
+  /* Completion shows as writability (the interest while connecting), for
+   * UDP at once. */
+  c->is_connecting = 1;
   if ((connect(fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) ||
-      epoll_add(c, EPOLLOUT) != 0) {
+      cm__conn_watch(c) != 0) {
+    c->is_connecting = 0;
     char msg[200], ip[64];
     snprintf(msg, sizeof(msg), "connect %s:%u: %s", cm_addr_ip_str(a, ip, sizeof(ip)), a->port,
              cm__errstr(errno, err, sizeof(err)));
     cm__conn_defer_error(c, msg);
-    return;
   }
-  c->is_connecting = 1;
 }
 
 struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, void *fn_data) {
@@ -223,10 +221,11 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
     CM_ERROR("connect %s: need a host and a port", url);
     return NULL;
   }
-  struct cm_conn *c = cm__conn_new(mgr, -1);
+  bool udp = is_udp_url(url);
+  struct cm_conn *c = cm__conn_new(mgr, -1, udp ? &udp_transport : &tcp_transport);
   if (c == NULL) return NULL;
   c->is_client = 1;
-  c->is_udp = is_udp_url(url);
+  c->is_udp = udp;
   c->fn = fn;
   c->fn_data = fn_data;
   /* TLS schemes get TLS with safe defaults (and the URL's host as the name
@@ -243,7 +242,9 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   return c;
 }
 
-void cm__sock_connected(struct cm_conn *c) {
+/* The connect finished (TCP and UDP; TLS runs this, then starts its
+ * handshake). */
+static void sock_connected(struct cm_conn *c) {
   int err = 0;
   socklen_t len = sizeof(err);
   if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
@@ -258,8 +259,6 @@ void cm__sock_connected(struct cm_conn *c) {
   if (c->send.len > 0) cm__conn_mark_dirty(c); /* queued before the connect finished */
   cm__conn_update_interest(c);
   cm_call(c, CM_EV_CONNECT, NULL);
-  /* After CONNECT, whose handler may have called cm_tls_init(). */
-  if (c->tls != NULL && !c->is_closing) cm__tls_connected(c);
 }
 
 /* The retry timer of paused listeners (arg: the manager; a listener may
@@ -300,7 +299,9 @@ static void pause_accepting(struct cm_conn *l, int err) {
   }
 }
 
-void cm__sock_accept(struct cm_conn *l) {
+/* The listener is readable: accepts a batch of connections. */
+static void sock_accept(struct cm_conn *l, unsigned events) {
+  (void)events;
   struct cm_mgr *mgr = l->mgr;
   for (int i = 0; i < CM_ACCEPT_BATCH; i++) {
     if (mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns) {
@@ -321,8 +322,8 @@ void cm__sock_accept(struct cm_conn *l) {
       return;
     }
     l->is_accept_failing = 0;
-    struct cm_conn *c = cm__conn_new(mgr, fd);
-    if (c == NULL || epoll_add(c, EPOLLIN) != 0) {
+    struct cm_conn *c = cm__conn_new(mgr, fd, &tcp_transport);
+    if (c == NULL || cm__conn_watch(c) != 0) {
       char err[128];
       CM_ERROR("conn %lu: accepted connection dropped: %s", l->id,
                c == NULL ? "out of memory" : cm__errstr(errno, err, sizeof(err)));
@@ -354,7 +355,8 @@ void cm__sock_accept(struct cm_conn *l) {
 }
 
 /* A datagram replaces the previous one: UDP keeps message boundaries. */
-static void read_datagram(struct cm_conn *c) {
+static void udp_read(struct cm_conn *c, unsigned events) {
+  (void)events;
   char err[128];
   cm_buf_consume(&c->recv, c->recv.len);
   if (cm_buf_reserve(&c->recv, CM_UDP_MAX) != 0) return;
@@ -372,64 +374,36 @@ static void read_datagram(struct cm_conn *c) {
   cm_call(c, CM_EV_READ, &nread);
 }
 
-/* Ends a read that failed or found the end of the stream. */
-static void read_failed(struct cm_conn *c, ssize_t n) {
+/* One recv into buf.  A read that failed or found the end of the stream is
+ * handled here, through c's transport (a layer on top, TLS, decides what
+ * the end means), and returns 0. */
+static size_t stream_recv(struct cm_conn *c, void *buf, size_t len) {
+  ssize_t n = recv(c->fd, buf, len, 0);
+  if (n > 0) return (size_t)n;
   char err[128];
   if (n == 0) {
     CM_DEBUG("conn %lu: peer closed its side", c->id);
     c->is_eof = 1;
-    if (c->tls != NULL) cm__tls_eof(c);
-    else cm_drain(c); /* the peer may still read what we have queued */
+    c->tp->eof(c, false);
   } else if (errno == ECONNRESET) {
     CM_DEBUG("conn %lu: reset by the peer", c->id);
-    if (c->is_tls_hs) cm__tls_eof(c); /* a failed handshake must not pass silently */
-    else cm_close(c);
+    c->tp->eof(c, true);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     cm_error(c, "recv: %s", cm__errstr(errno, err, sizeof(err)));
   }
+  return 0;
 }
 
-/* Pauses reading once handlers have left recv_limit bytes unconsumed. */
-static void check_full(struct cm_conn *c) {
-  if (!c->is_closing && c->recv.len >= c->recv_limit && !c->is_full) {
-    c->is_full = 1;
-    cm__conn_update_interest(c);
-  }
+/* A plain stream's end: the peer may still read what we have queued. */
+static void stream_eof(struct cm_conn *c, bool reset) {
+  if (reset) cm_close(c);
+  else cm_drain(c);
 }
 
-/* TLS: ciphertext goes to the TLS layer's buffer, which decrypts all of it
- * at once into c->recv, so nothing is left stranded inside OpenSSL while
- * reading is paused; recv_limit is then exceeded by at most one chunk. */
-static void read_tls(struct cm_conn *c) {
-  struct cm_buf *rx = cm__tls_rx(c);
-  if (cm_buf_reserve(rx, CM_READ_CHUNK) != 0) {
-    cm_error(c, "out of memory");
-    return;
-  }
-  ssize_t n = recv(c->fd, cm_buf_data(rx) + rx->len, rx->cap - rx->off - rx->len, 0);
-  if (n <= 0) {
-    read_failed(c, n);
-    return;
-  }
-  rx->len += (size_t)n;
-  c->last_io_ms = c->mgr->now_ms;
-  cm__tls_input(c);
-  check_full(c);
-  if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
-}
-
-void cm__sock_read(struct cm_conn *c) {
-  if (c->is_udp) {
-    read_datagram(c);
-    return;
-  }
-  if (!c->is_tls_hs && cm_conn_send_full(c)) {
+static void stream_read(struct cm_conn *c, unsigned events) {
+  (void)events;
+  if (cm_conn_send_full(c)) {
     cm__conn_update_interest(c); /* the peer must read before we read on */
-    return;
-  }
-  if (c->tls != NULL) {
-    if (c->recv.len < c->recv_limit) read_tls(c);
-    else check_full(c);
     return;
   }
   size_t room = c->recv.len < c->recv_limit ? c->recv_limit - c->recv.len : 0;
@@ -448,15 +422,12 @@ void cm__sock_read(struct cm_conn *c) {
   }
   size_t space = c->recv.cap - c->recv.off - c->recv.len;
   if (space > room) space = room;
-  ssize_t n = recv(c->fd, cm_buf_data(&c->recv) + c->recv.len, space, 0);
-  if (n > 0) {
-    size_t nread = (size_t)n;
+  size_t nread = stream_recv(c, cm_buf_data(&c->recv) + c->recv.len, space);
+  if (nread > 0) {
     c->recv.len += nread;
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_READ, &nread);
-    check_full(c);
-  } else {
-    read_failed(c, n);
+    cm__conn_check_full(c);
   }
   if (c->recv.len == 0) cm__buf_release(c->mgr, &c->recv);
 }
@@ -468,7 +439,7 @@ static int send_buf(struct cm_conn *c, struct cm_buf *buf) {
   /* A file follows on a plain socket (a reply head before cm_send_file):
    * MSG_MORE lets the head leave in the same segments as the file's first
    * bytes, as nginx does with TCP_CORK; sendfile's last page pushes. */
-  int more = c->files != NULL && c->tls == NULL && buf == &c->send ? MSG_MORE : 0;
+  int more = c->files != NULL && buf == &c->send ? MSG_MORE : 0;
   while (buf->len > 0) {
     ssize_t n = send(c->fd, cm_buf_data(buf), buf->len, MSG_NOSIGNAL | more);
     if (n > 0) {
@@ -490,52 +461,18 @@ static int send_buf(struct cm_conn *c, struct cm_buf *buf) {
   return 0;
 }
 
-/* TLS: alternately encrypts a batch of c->send and sends the records.
- * Returns the plaintext bytes taken, or -1 when c failed. */
-static ssize_t write_tls(struct cm_conn *c) {
-  size_t total = 0;
-  for (;;) {
-    struct cm_buf *tx = cm__tls_tx(c);
-    if (tx->len < CM_TLS_WRITE_BATCH) total += cm__tls_output(c, CM_TLS_WRITE_BATCH);
-    if (c->is_closing || c->tls == NULL) return -1;
-    tx = cm__tls_tx(c);
-    if (tx->len == 0) break;
-    int rc = send_buf(c, tx);
-    if (rc < 0) return -1;
-    if (rc > 0) break;
-    if (tx->cap > 4 * CM_TLS_WRITE_BATCH) cm_buf_free(tx);
-  }
-  return (ssize_t)total;
+static ssize_t stream_write(struct cm_conn *c) {
+  size_t before = c->send.len;
+  if (send_buf(c, &c->send) < 0) return -1;
+  return (ssize_t)(before - c->send.len);
 }
 
-int cm__sock_write(struct cm_conn *c) {
-  size_t total = c->send.len;
-  if (c->tls != NULL) {
-    ssize_t n = write_tls(c);
-    if (n < 0) return -1;
-    total = (size_t)n;
-  } else {
-    if (send_buf(c, &c->send) < 0) return -1;
-    total -= c->send.len;
-  }
-  /* The one branch files cost the hot path (cm_send_file). */
-  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
-    return -1;
-  if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
-  /* Nothing left to send: the buffer goes back to the pool (or to free()
-   * when it grew past a block), so an idle connection holds none. */
-  if (c->send.len == 0) cm__buf_release(c->mgr, &c->send);
-  if (total > 0) {
-    c->last_io_ms = c->mgr->now_ms;
-    cm_call(c, CM_EV_WRITE, &total);
-  }
-  /* A drained connection is closed by the flush that follows (both callers
-   * see to it): changing its epoll interest first would be a wasted call. */
-  if (!c->is_draining || cm__conn_has_output(c)) cm__conn_update_interest(c);
-  return 0;
+static ssize_t stream_send_file(struct cm_conn *c, int fd, off_t *off, size_t len) {
+  return sendfile(c->fd, fd, off, len);
 }
 
-int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
+/* UDP has no stream to queue into: cm_send sends one datagram at once. */
+static int udp_send(struct cm_conn *c, const void *buf, size_t len) {
   /* A UDP connect() completes at once, so datagrams may go before CONNECT. */
   if (c->fd < 0) return CM_ENOTCONN;
   ssize_t n;
@@ -549,3 +486,33 @@ int cm__sock_send_datagram(struct cm_conn *c, const void *buf, size_t len) {
   if (n < 0) return -errno;
   return n == (ssize_t)len ? 0 : CM_EIO;
 }
+
+/* ------------------------------------------------------ the transports */
+
+/* A connected TCP stream (made by cm_connect or accepted); TLS layers over
+ * it through recv and send_buf. */
+static const struct cm__transport tcp_transport = {
+    .name = "tcp",
+    .read = stream_read,
+    .write = stream_write,
+    .connected = sock_connected,
+    .eof = stream_eof,
+    .send_file = stream_send_file,
+    .recv = stream_recv,
+    .send_buf = send_buf,
+};
+
+/* A UDP socket, connected (cm_connect) or listening (cm_listen). */
+static const struct cm__transport udp_transport = {
+    .name = "udp",
+    .read = udp_read,
+    .write = stream_write, /* nothing is ever queued; kept for the loop's one path */
+    .connected = sock_connected,
+    .send_msg = udp_send,
+};
+
+/* A TCP listener: readiness means connections to accept. */
+static const struct cm__transport listener_transport = {
+    .name = "listener",
+    .read = sock_accept,
+};

@@ -1,9 +1,10 @@
 /*
  * TLS over OpenSSL 3, as a byte transformer between the socket and the
  * connection buffers.  OpenSSL talks to a small BIO whose read side takes
- * ciphertext from t->rx (filled by sock.c from the socket) and whose write
- * side appends ciphertext to t->tx (drained by sock.c into the socket), so
- * this file makes no syscalls and never sees the descriptor.
+ * ciphertext from t->rx and whose write side appends ciphertext to t->tx;
+ * the TLS transport (stream.c) fills and drains them through the stream
+ * transport below it, so this file makes no syscalls and never sees the
+ * descriptor.
  *
  * SSL_CTX objects are expensive to build (PEM parsing, key checks, loading
  * CA stores), so each manager caches them by the options that shape them;
@@ -22,7 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/internal.h"
+#include "tls/internal.h"
 
 /* Contexts kept per manager; the least recently used one goes first. */
 #define CACHE_MAX 16
@@ -38,6 +39,7 @@ struct cm_tls {
   SSL *ssl;                  /* NULL on a listener */
   SSL_CTX *ctx;              /* listener only: the context children use (one reference) */
   struct cm_conn *conn;
+  const struct cm__transport *inner; /* the transport TLS runs over (TCP) */
   struct cm_buf rx;          /* ciphertext from the socket */
   struct cm_buf tx;          /* ciphertext for the socket */
   char *name;                /* client: SNI and name to verify; NULL: peer's IP */
@@ -61,6 +63,7 @@ struct ctx_entry {
 };
 
 struct tls_mgr {
+  struct cm__mgr_ext ext;    /* cm_mgr_free() frees this through it */
   struct ctx_entry cache[CACHE_MAX];
   size_t ncache;
   unsigned long clock;
@@ -284,8 +287,16 @@ static SSL_CTX *ctx_build(bool server, const struct cm_tls_opts *o, char *err, s
   return ctx;
 }
 
+static void tls_mgr_free(struct cm_mgr *mgr);
+
 static struct tls_mgr *tls_mgr(struct cm_mgr *mgr) {
-  if (mgr->tls == NULL) mgr->tls = calloc(1, sizeof(struct tls_mgr));
+  if (mgr->tls == NULL) {
+    struct tls_mgr *m = calloc(1, sizeof(struct tls_mgr));
+    if (m == NULL) return NULL;
+    m->ext.free = tls_mgr_free;
+    cm__mgr_ext_add(mgr, &m->ext);
+    mgr->tls = m;
+  }
   return mgr->tls;
 }
 
@@ -428,9 +439,12 @@ static struct cm_tls *tls_state_new(struct cm_conn *c, SSL_CTX *ctx, bool server
   return t;
 }
 
-/* Puts t on c, replacing any state that has not started. */
+/* Puts t on c, replacing any state that has not started: TLS becomes c's
+ * transport, over the one c had. */
 static void attach(struct cm_conn *c, struct cm_tls *t) {
-  if (c->tls != NULL) tls_state_free(c->tls);
+  cm_tls_free(c);
+  t->inner = c->tp;
+  c->tp = &cm__tls_transport;
   c->tls = t;
   c->is_tls = 1;
   c->is_tls_hs = 1;
@@ -483,8 +497,10 @@ int cm_tls_init(struct cm_conn *c, const struct cm_tls_opts *opts) {
 }
 
 void cm_tls_free(struct cm_conn *c) {
-  if (c->tls == NULL) return;
-  tls_state_free(c->tls);
+  struct cm_tls *t = c->tls;
+  if (t == NULL) return;
+  if (t->inner != NULL) c->tp = t->inner; /* back to the transport below */
+  tls_state_free(t);
   c->tls = NULL;
   c->is_tls = 0;
   c->is_tls_hs = 0;
@@ -509,6 +525,8 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
       t->conn = l;
       t->is_server = true;
       cm_tls_free(l);
+      t->inner = l->tp;
+      l->tp = &cm__tls_listener_transport;
       l->tls = t;
       l->is_tls = 1;
     }
@@ -521,12 +539,18 @@ int cm_tls_listen_opts(struct cm_conn *l, const struct cm_tls_opts *opts, char *
   t->is_server = true;
   t->hs_timeout_ms = opts != NULL ? opts->hs_timeout_ms : 0;
   cm_tls_free(l);
+  t->inner = l->tp;
+  l->tp = &cm__tls_listener_transport;
   l->tls = t;
   l->is_tls = 1;
   return 0;
 }
 
 /* ------------------------------------------------------------ hooks */
+
+const struct cm__transport *cm__tls_inner(const struct cm_conn *c) {
+  return ((const struct cm_tls *)c->tls)->inner;
+}
 
 struct cm_buf *cm__tls_rx(struct cm_conn *c) {
   return &((struct cm_tls *)c->tls)->rx;
@@ -656,11 +680,13 @@ void cm__tls_input(struct cm_conn *c) {
   }
 }
 
-void cm__tls_eof(struct cm_conn *c) {
+void cm__tls_eof(struct cm_conn *c, bool reset) {
   struct cm_tls *t = c->tls;
-  if (!t->hs_done && !t->failed) {
+  if (!t->hs_done && !t->failed) { /* a failed handshake must not pass silently */
     hs_unlist(t);
     fail(c, t, "TLS handshake failed: %s", "connection closed by the peer");
+  } else if (reset) {
+    cm_close(c);
   } else {
     cm_drain(c);
   }
@@ -713,11 +739,7 @@ bool cm__tls_has_output(const struct cm_conn *c) {
   return c->is_draining && !t->notify_sent && c->files == NULL;
 }
 
-void cm__tls_conn_free(struct cm_conn *c) {
-  cm_tls_free(c);
-}
-
-void cm__tls_mgr_free(struct cm_mgr *mgr) {
+static void tls_mgr_free(struct cm_mgr *mgr) {
   struct tls_mgr *m = mgr->tls;
   if (m == NULL) return;
   for (size_t i = 0; i < m->ncache; i++) entry_free(&m->cache[i]);

@@ -457,11 +457,11 @@ static void emfile_child(void) {
   more[1] = raw_connect(l->loc.port);
   if (more[0] < 0 || more[1] < 0) _exit(15);
   for (int i = 0; i < 100 && !l->is_accept_paused; i++) cm_mgr_poll(&mgr, 1);
-  if (!l->is_accept_paused || l->epoll_events != 0) _exit(16); /* paused, not spinning */
+  if (!l->is_accept_paused || l->io.events != 0) _exit(16); /* paused, not spinning */
   /* Free descriptors: accepting resumes and the new connection is served. */
   for (int i = 0; i < nc; i++) close(clients[i]);
   for (int i = 0; i < 200 && l->is_accept_paused; i++) cm_mgr_poll(&mgr, 10);
-  if (l->is_accept_paused || l->epoll_events == 0) _exit(17);
+  if (l->is_accept_paused || l->io.events == 0) _exit(17);
   size_t done = 0;
   struct cm_buf got = {0};
   for (int i = 0; i < 500 && got.len < 5; i++) {

@@ -231,11 +231,90 @@ static void multipart_malformed(void **state) {
   }
 }
 
+/* Streams input into a receive-like buffer step bytes at a time, consuming
+ * up to take decoded bytes after each step as a reader would; returns the
+ * result, the body read into body (*body_len) and what is left in b after
+ * the end (*rest). */
+static int stream_through(const char *in, size_t len, size_t step, size_t take,
+                          const struct cm_http_limits *lim, char *body, size_t *body_len,
+                          struct cm_buf *b) {
+  struct cm_http_chunked st;
+  cm_http_chunked_init(&st);
+  size_t ready = 0, fed = 0;
+  uint64_t total = 0;
+  int r = 0;
+  *body_len = 0;
+  for (;;) {
+    size_t n = len - fed < step ? len - fed : step;
+    assert_int_equal(cm_buf_append(b, in + fed, n), 0);
+    fed += n;
+    r = cm_http_chunked_stream(&st, b, &ready, &total, lim);
+    size_t k = ready < take ? ready : take;
+    memcpy(body + *body_len, cm_buf_data(b), k);
+    *body_len += k;
+    cm_buf_delete(b, 0, k);
+    ready -= k;
+    if (r != 0 && ready == 0) break;
+    if (r == 0 && fed == len && ready == 0) break;
+  }
+  assert_int_equal(total, (uint64_t) *body_len + ready);
+  assert_int_equal(cm_buf_append(b, in + fed, len - fed), 0); /* the rest, unread */
+  return r;
+}
+
+static void streamed_cases(void **state) {
+  (void) state;
+  static char body[4096];
+  const size_t steps[] = {1, 2, 3, 7, 4096}, takes[] = {1, 5, 4096};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const struct chunk_case *c = &cases[i];
+    size_t len = strlen(c->input);
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+      for (size_t t = 0; t < sizeof(takes) / sizeof(takes[0]); t++) {
+        struct cm_buf b = {0};
+        size_t n;
+        int r = stream_through(c->input, len, steps[s], takes[t], NULL, body, &n, &b);
+        if (r != c->result) print_error("case %zu step %zu take %zu: %d\n", i, steps[s], takes[t], r);
+        assert_int_equal(r, c->result);
+        if (r == 1) {
+          assert_int_equal(n, strlen(c->body));
+          assert_memory_equal(body, c->body, n);
+          /* what follows the body stays, as the next message */
+          const char *end = strstr(c->input, "\r\n\r\n");
+          size_t rest = len - (size_t) (end + 4 - c->input);
+          assert_int_equal(b.len, rest);
+          if (rest) assert_memory_equal(cm_buf_data(&b), end + 4, rest);
+        }
+        cm_buf_free(&b);
+      }
+    }
+  }
+}
+
+static void streamed_limit_counts_consumed_bytes(void **state) {
+  (void) state;
+  char body[64];
+  size_t n;
+  struct cm_http_limits lim = {.max_body = 10};
+  const char *ok = "6\r\n012345\r\n4\r\n6789\r\n0\r\n\r\n";
+  const char *big = "6\r\n012345\r\n5\r\n67890\r\n0\r\n\r\n";
+  struct cm_buf b = {0};
+  assert_int_equal(stream_through(ok, strlen(ok), 1, 1, &lim, body, &n, &b), 1);
+  assert_int_equal(n, 10);
+  cm_buf_free(&b);
+  /* the first chunk consumed before the second size line comes still counts */
+  assert_int_equal(stream_through(big, strlen(big), 1, 1, &lim, body, &n, &b),
+                   CM_HTTP_ERR_BODY_TOO_LARGE);
+  cm_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(chunk_cases),
       cmocka_unit_test(needs_more_until_the_end),
       cmocka_unit_test(limits),
+      cmocka_unit_test(streamed_cases),
+      cmocka_unit_test(streamed_limit_counts_consumed_bytes),
       cmocka_unit_test(request_with_chunked_body),
       cmocka_unit_test(multipart_parts),
       cmocka_unit_test(multipart_malformed),

@@ -453,6 +453,28 @@ static void scan_does_not_rescan(void **state) {
   assert_str(hm.headers[1].value, "abcdefghijklmnopqrstuvwxyz");
 }
 
+/* A head whose complete lines end exactly at max_head, with more bytes
+ * beyond it, is too large: the scanner must not wait for more (found by
+ * fuzz_http: the one-shot parser said 431, the scanner "need more"). */
+static void scan_line_ending_at_max_head(void **state) {
+  (void) state;
+  struct cm_http_limits lim = {.max_head = 64};
+  char msg[128];
+  /* "HTTP/1.1 200 OK\r\n" (17) + "X: " + filler + "\r\n" = 64 bytes */
+  memset(msg, 'a', sizeof(msg));
+  memcpy(msg, "HTTP/1.1 200 OK\r\nX: ", 20);
+  msg[62] = '\r', msg[63] = '\n';
+  memcpy(msg + 64, "Y: b\r\n\r\n", 9);
+  size_t len = 73;
+  struct cm_http_msg hm;
+  assert_int_equal(cm_http_parse_response(guarded(msg, len), len, &hm, &lim), CM_HTTP_ERR_HDRS_TOO_LARGE);
+  struct cm_http_scan st;
+  cm_http_scan_init(&st);
+  assert_int_equal(cm_http_scan_response_to(&st, cm_str_n(NULL, 0), guarded(msg, 32), 32, &hm, &lim), 0);
+  assert_int_equal(cm_http_scan_response_to(&st, cm_str_n(NULL, 0), guarded(msg, len), len, &hm, &lim),
+                   CM_HTTP_ERR_HDRS_TOO_LARGE);
+}
+
 static int norm(const char *uri, char *out, size_t len) {
   return cm_http_normalize_path(cm_str_n(guarded(uri, strlen(uri)), strlen(uri)), out, len);
 }
@@ -792,6 +814,7 @@ int main(void) {
       cmocka_unit_test(normalized_paths),
       cmocka_unit_test(scan_in_pieces),
       cmocka_unit_test(scan_does_not_rescan),
+      cmocka_unit_test(scan_line_ending_at_max_head),
       cmocka_unit_test(error_statuses),
       cmocka_unit_test(header_block_limit),
       cmocka_unit_test(header_count_limit),

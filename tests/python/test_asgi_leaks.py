@@ -46,6 +46,7 @@ def test_scope_builder_and_body_stream_refcounts():
     def handler(conn, ev, data):
         if ev == cm.MG_EV_HTTP_HDRS and data.method == "POST":
             scopes.append(builder.http(data, False, client, conn.local_addr, state))
+            scopes.append(builder.websocket(data, True, client, conn.local_addr, state))
             conn.http_body_stream(data)
             conn.http_body_read(10)
         elif ev == cm.MG_EV_READ and conn.http_body_left():
@@ -55,6 +56,7 @@ def test_scope_builder_and_body_stream_refcounts():
                 conn.http_body_end()
 
     req = (b"POST /a%20b?x=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nConnection: close\r\n"
+           b"Sec-WebSocket-Protocol: chat, , v2 \r\n"
            b"Content-Length: 100\r\n\r\n" + b"q" * 100)
     serve_requests(handler, req, 20)  # warm up
     gc.collect()
@@ -64,8 +66,11 @@ def test_scope_builder_and_body_stream_refcounts():
     tracemalloc.start()
     snap = tracemalloc.take_snapshot()
     serve_requests(handler, req, 200)
-    assert len(scopes) == 200
-    s = scopes[-1]
+    assert len(scopes) == 400
+    w = scopes[-1]
+    assert w["type"] == "websocket" and w["scheme"] == "wss" and "method" not in w
+    assert w["subprotocols"] == ["chat", "v2"] and w["path"] == "/a b"
+    s = scopes[-2]
     assert s["path"] == "/a b" and s["raw_path"] == b"/a%20b" and s["query_string"] == b"x=1"
     assert [b"x-a", b"1"] in s["headers"] and s["client"] == ["127.0.0.1", 1234]
     assert s["state"] == state and s["state"] is not state and s["method"] == "POST"
@@ -102,6 +107,7 @@ def test_asgi_server_many_requests_no_growth():
                 await burst(port, 50)
             gc.collect()
             tasks = len(asyncio.all_tasks())
+            refs = sys.getrefcount(app)
             tracemalloc.start()
             snap = tracemalloc.take_snapshot()
             for _ in range(40):
@@ -113,7 +119,8 @@ def test_asgi_server_many_requests_no_growth():
             tracemalloc.stop()
             assert grown < 256 * 1024, grown
             assert len(asyncio.all_tasks()) <= tasks  # hosts of closed connections are gone
-            assert not server._tasks and not server._conns
+            assert not server._tasks and not server._core.channels()
+            assert sys.getrefcount(app) == refs
         finally:
             await server.stop()
     asyncio.run(main())

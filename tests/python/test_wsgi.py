@@ -1,6 +1,8 @@
 """cymongoose.wsgi: WSGI apps on worker threads, checked by wsgiref.validate
 (the standard library's WSGI conformance checker) and real HTTP clients."""
 import concurrent.futures
+import sys
+import types
 import http.client
 import socket
 import threading
@@ -162,3 +164,222 @@ def test_repeated_response_headers_are_kept(server):
     r = requests.get(server.base + "/cookies", timeout=10)
     assert r.text == "two cookies"
     assert r.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
+
+
+def serve_app(the_app, **kw):
+    """A WSGIServer for the_app on a free port, run on a thread; returns
+    (server, port, stop())."""
+    errors = []
+    srv = WSGIServer(the_app, workers=2, error_handler=errors.append, **kw)
+    srv.errors = errors
+    port = srv.listen("http://127.0.0.1:0").local_addr[1]
+    t = threading.Thread(target=srv.run, kwargs={"poll_ms": 10})
+    t.start()
+
+    def stop():
+        srv.close()
+        t.join(10)
+    return srv, port, stop
+
+
+def raw(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+
+
+def test_environ_is_pep_3333():
+    """The environ built in C: latin-1 strings of the wire bytes, repeated
+    fields joined, the addresses, CONTENT_* without HTTP_ twins."""
+    seen = []
+
+    def dump(environ, start_response):
+        seen.append(dict(environ))
+        environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"] or 0))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    srv, port, stop = serve_app(validator(dump))
+    try:
+        raw(port, b"PUT /a%20b/%C3%A9/caf%e9?x=%20y&z=%E9 HTTP/1.0\r\nHost: h:1\r\n"
+                  b"X-Rep: 1\r\nx-rep: 2\r\nContent-Type: text/x\r\nContent-Length: 3\r\n"
+                  b"X-Latin: \xe9t\xe9\r\n\r\nabc")
+        raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        stop()
+    e, g = seen
+    assert e["REQUEST_METHOD"] == "PUT"
+    assert e["PATH_INFO"] == "/a b/\xc3\xa9/caf\xe9"  # the decoded bytes as latin-1
+    assert e["QUERY_STRING"] == "x=%20y&z=%E9"
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.0"
+    assert e["HTTP_X_REP"] == "1,2"
+    assert e["HTTP_X_LATIN"] == "\xe9t\xe9"
+    assert e["CONTENT_TYPE"] == "text/x" and e["CONTENT_LENGTH"] == "3"
+    assert "HTTP_CONTENT_TYPE" not in e and "HTTP_CONTENT_LENGTH" not in e
+    assert e["HTTP_HOST"] == "h:1"
+    assert e["SERVER_NAME"] == "127.0.0.1" and e["SERVER_PORT"] == str(port)
+    assert e["REMOTE_ADDR"] == "127.0.0.1" and int(e["REMOTE_PORT"]) > 0
+    assert e["SCRIPT_NAME"] == "" and e["wsgi.input_terminated"] is True
+    assert e["wsgi.url_scheme"] == "http" and e["wsgi.version"] == (1, 0)
+    assert g["CONTENT_LENGTH"] == "" and "CONTENT_TYPE" not in g and g["QUERY_STRING"] == ""
+    assert g["wsgi.input"] is not e["wsgi.input"]
+    assert srv.errors == []
+
+
+def test_start_response_rules():
+    """Hop-by-hop fields and Content-Length are the server's; a bad status
+    is the app's error (500); a second call needs exc_info and replaces the
+    head until it is sent, then re-raises; write() works."""
+    def app2(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/hop":
+            start_response("203 Fine", [("Connection", "close"), ("Transfer-Encoding", "gzip"),
+                                        ("content-length", "999"), ("X-Kept", "yes")])
+            return [b"hop"]
+        if path == "/badstatus":
+            start_response("OK 200", [])
+            return [b"never"]
+        if path == "/replace":  # exc_info before the head went out: the head is replaced
+            start_response("200 OK", [("X-First", "1")])
+            try:
+                raise KeyError("early")
+            except KeyError:
+                start_response("503 Later", [("X-Second", "2")], sys.exc_info())
+            return [b"second head"]
+        if path == "/twice":  # a second call without exc_info is an error
+            start_response("200 OK", [])
+            start_response("200 OK", [])
+            return [b"never"]
+        if path == "/late-error":  # the head is out: start_response re-raises
+            def gen():
+                yield b"first"
+                try:
+                    raise KeyError("late")
+                except KeyError:
+                    start_response("500 Oops", [], sys.exc_info())
+                yield b"never"
+            start_response("200 OK", [])
+            return gen()
+        if path == "/write":
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"written ")
+            return [b"and returned"]
+        start_response("404 Not Found", [])
+        return [b""]
+
+    srv, port, stop = serve_app(app2)
+    try:
+        with requests.Session() as s:
+            r = s.get("http://127.0.0.1:%d/hop" % port, timeout=10)
+            assert (r.status_code, r.text, r.headers["X-Kept"]) == (203, "hop", "yes")
+            assert r.headers["Content-Length"] == "3"
+            assert "gzip" not in r.headers.get("Transfer-Encoding", "")
+            assert s.get("http://127.0.0.1:%d/badstatus" % port, timeout=10).status_code == 500
+            r = s.get("http://127.0.0.1:%d/replace" % port, timeout=10)
+            assert (r.status_code, r.text, r.headers["X-Second"]) == (503, "second head", "2")
+            assert "X-First" not in r.headers
+            assert s.get("http://127.0.0.1:%d/twice" % port, timeout=10).status_code == 500
+            with pytest.raises((requests.exceptions.ChunkedEncodingError,  # cut, never ended
+                                requests.exceptions.ConnectionError)):
+                s.get("http://127.0.0.1:%d/late-error" % port, timeout=10)
+            r = s.get("http://127.0.0.1:%d/write" % port, timeout=10)
+            assert r.text == "written and returned"
+    finally:
+        stop()
+    assert [type(e) for e in srv.errors] == [ValueError, RuntimeError, KeyError]
+
+
+def test_django_wsgi_handler():
+    django = pytest.importorskip("django")
+    from django.conf import settings
+    from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+    from django.urls import clear_url_caches, path
+
+    def hello(request):
+        return HttpResponse("Hello from Django")
+
+    def upload(request):
+        return JsonResponse({"len": len(request.body), "method": request.method,
+                             "q": request.GET.get("q"), "type": request.content_type})
+
+    def stream(request):
+        return StreamingHttpResponse(b"%d," % i for i in range(1000))
+
+    urls = types.ModuleType("cm_test_django_wsgi_urls")
+    urls.urlpatterns = [path("", hello), path("upload", upload), path("stream", stream)]
+    sys.modules[urls.__name__] = urls
+    if not settings.configured:
+        settings.configure(ROOT_URLCONF=urls.__name__, ALLOWED_HOSTS=["*"], DEBUG=False,
+                           SECRET_KEY="test", MIDDLEWARE=[], INSTALLED_APPS=[],
+                           DATA_UPLOAD_MAX_MEMORY_SIZE=None)
+    django.setup()
+    old_urlconf = settings.ROOT_URLCONF
+    settings.ROOT_URLCONF = urls.__name__  # another test may have configured Django first
+    clear_url_caches()
+    from django.core.wsgi import get_wsgi_application
+    srv, port, stop = serve_app(get_wsgi_application())
+    base = "http://127.0.0.1:%d" % port
+    try:
+        with requests.Session() as s:
+            r = s.get(base + "/", timeout=10)
+            assert (r.status_code, r.text) == (200, "Hello from Django")
+            for size in (10, 300000):  # read whole, then streamed from the connection
+                r = s.post(base + "/upload?q=%d" % size, data=b"y" * size, timeout=10,
+                           headers={"Content-Type": "application/octet-stream"})
+                assert r.json() == {"len": size, "method": "POST", "q": str(size),
+                                    "type": "application/octet-stream"}
+            r = s.get(base + "/stream", timeout=10)
+            assert r.text == "".join("%d," % i for i in range(1000))
+            assert s.get(base + "/missing", timeout=10).status_code == 404
+    finally:
+        stop()
+        settings.ROOT_URLCONF = old_urlconf
+        clear_url_caches()
+    assert srv.errors == []
+
+
+def test_requests_leave_no_memory_behind():
+    """The C environ and start_response give back all they take: Python
+    memory does not grow with the number of requests."""
+    import tracemalloc
+
+    def app3(environ, start_response):
+        environ["wsgi.input"].read()
+        if environ["PATH_INFO"] == "/bad":
+            start_response("nope", [])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "x")])
+        try:
+            raise KeyError("x")
+        except KeyError:
+            start_response("201 Created", [("X-A", environ["HTTP_X_REP"])], sys.exc_info())
+        return [environ["PATH_INFO"].encode()]
+
+    def run(conn, n):
+        for i in range(n):
+            path = "/bad" if i % 10 == 0 else "/p%%20%d" % (i % 7)
+            conn.request("POST", path, body=b"b" * (i % 50),
+                         headers={"X-Rep": "1", "x-rep": "2", "Content-Type": "a/b"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == (500 if i % 10 == 0 else 201)
+
+    tracemalloc.start()
+    srv, port, stop = serve_app(app3)
+    kinds = []
+    srv.error_handler = lambda e: kinds.append(type(e))  # keeps no traceback (and environ)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        run(conn, 500)
+        before = tracemalloc.get_traced_memory()[0]
+        run(conn, 3000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        conn.close()
+    finally:
+        stop()
+        tracemalloc.stop()
+    assert grown < 100_000, grown  # 3000 requests: a leak of one string each would show
+    assert kinds == [ValueError] * 350
