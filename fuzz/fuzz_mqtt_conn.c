@@ -5,8 +5,9 @@
  * cm_mqtt_listen() (it answers CONNECT, SUBSCRIBE, PINGREQ and echoes
  * every message back with its QoS and a topic alias), then its FIN.
  * Client role: a raw server sends the input once it has read the CONNECT,
- * then closes; our client publishes with each QoS when it opens and on
- * every message.  Either way our side must end the connection without
+ * then closes; our client publishes with each QoS (topic alias, message
+ * expiry) when it opens and on every message, and with byte 0 bit 2 does
+ * enhanced authentication (answers every AUTH, re-authenticates).  Either way our side must end the connection without
  * crashing, leaking or hanging (a hang aborts).
  */
 #include <stdio.h>
@@ -56,10 +57,24 @@ static void rogue_fn(struct cm_conn *c, int ev, void *ev_data) {
 }
 
 static void client_fn(struct cm_conn *c, int ev, void *ev_data) {
-  (void)ev_data;
   if (ev == CM_EV_MQTT_OPEN || ev == CM_EV_MQTT_MSG) {
-    for (int q = 0; q <= 2; q++) cm_mqtt_pub(c, cm_str_c("f/z"), cm_str_c("x"), q, false);
+    /* Held messages with an alias and an expiry: rewritten as they leave. */
+    struct cm_mqtt_prop ex = {.id = CM_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, .iv = 5};
+    for (int q = 0; q <= 2; q++) {
+      struct cm_mqtt_pub_opts po = {.topic = cm_str_c("f/z"), .message = cm_str_c("x"),
+                                    .qos = (uint8_t)q, .topic_alias = true, .props = &ex,
+                                    .num_props = 1};
+      cm_mqtt_publish(c, &po);
+    }
     cm_mqtt_sub(c, cm_str_c("f/#"), 2);
+  } else if (ev == CM_EV_MQTT_CMD) {
+    /* Enhanced authentication: answer every challenge, re-authenticate
+     * once connected. */
+    struct cm_mqtt_msg *mm = ev_data;
+    if (mm->cmd == CM_MQTT_CMD_AUTH)
+      cm_mqtt_auth(c, CM_MQTT_RC_CONTINUE_AUTHENTICATION, cm_str_n("", 0), cm_str_c("r"), NULL, 0);
+    if (mm->cmd == CM_MQTT_CMD_CONNACK)
+      cm_mqtt_auth(c, CM_MQTT_RC_REAUTHENTICATE, cm_str_n("", 0), cm_str_c("a"), NULL, 0);
   }
 }
 
@@ -77,7 +92,7 @@ static void run_server_role(const uint8_t *data, size_t len) {
   fuzz_play_raw(&mgr, 2, broker_port, NULL, 0, data, len);
 }
 
-static void run_client_role(const uint8_t *data, size_t len, uint8_t version) {
+static void run_client_role(const uint8_t *data, size_t len, uint8_t version, bool auth) {
   input = data;
   input_len = len;
   char url[64];
@@ -85,6 +100,7 @@ static void run_client_role(const uint8_t *data, size_t len, uint8_t version) {
   struct cm_mqtt_prop am = {.id = CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM, .iv = 3};
   struct cm_mqtt_opts o = {.version = version, .clean = true, .props = &am, .num_props = 1};
   o.limits = (struct cm_mqtt_limits){.max_packet_size = 4096, .max_queued = 16, .max_incoming = 8};
+  if (auth) o.auth_method = cm_str_c("F"); /* AUTH from the peer is expected */
   if (cm_mqtt_connect(&mgr, url, &o, client_fn, NULL) == NULL) abort();
   fuzz_settle(&mgr, 2);
 }
@@ -97,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (size < 1 || size > 70000) return 0;
   if (data[0] & 2) {
-    run_client_role(data + 1, size - 1, (data[0] & 1) ? 5 : 4);
+    run_client_role(data + 1, size - 1, (data[0] & 1) ? 5 : 4, (data[0] & 4) != 0);
   } else {
     run_server_role(data + 1, size - 1);
   }

@@ -467,6 +467,9 @@ struct cm_mqtt_session *cm_mqtt_session_new(const struct cm_mqtt_limits *lim);
 void cm_mqtt_session_free(struct cm_mqtt_session *s);
 /* How many of our QoS>0 messages s holds unacknowledged or queued. */
 size_t cm_mqtt_session_pending(const struct cm_mqtt_session *s);
+/* How many of s's messages were dropped unsent because their v5 Message
+ * Expiry Interval ran out while they waited (each also logged at INFO). */
+size_t cm_mqtt_session_expired(const struct cm_mqtt_session *s);
 
 /* Options of cm_mqtt_connect().  All views and arrays are read during the
  * call only (copied as needed).  Zero-initialise and set what you need. */
@@ -503,6 +506,15 @@ struct cm_mqtt_opts {
                                             (NULL: the automatic defaults);
                                             copied, applied when TCP connects
                                             (bad options: an ERROR then) */
+  struct cm_str auth_method; /* v5 enhanced authentication (4.12): the
+                                Authentication Method sent in CONNECT (also
+                                accepted as a property in props); empty: none.
+                                The server's AUTH challenges arrive as
+                                CM_EV_MQTT_CMD (cmd CM_MQTT_CMD_AUTH, ack
+                                0x18, Authentication Data in props); answer
+                                with cm_mqtt_auth() */
+  struct cm_str auth_data;   /* v5: the first Authentication Data (binary),
+                                with auth_method only */
 };
 
 /*
@@ -566,11 +578,14 @@ struct cm_mqtt_pub_opts {
                                        topic alias is managed by the library
                                        (see topic_alias); do not pass one */
   size_t num_props;
-  bool topic_alias;  /* v5, QoS 0: use a topic alias for this topic when
-                        the peer allows them (its Topic Alias Maximum),
-                        sending the name only the first time.  Ignored for
-                        QoS 1 and 2: held messages may be resent on a new
-                        connection, where this one's aliases mean nothing */
+  bool topic_alias;  /* v5: use a topic alias for this topic when the peer
+                        allows them (its Topic Alias Maximum from CONNACK),
+                        sending the name only the first time on each
+                        connection.  Aliases are assigned as messages go
+                        out (a queued QoS 1/2 message gets one when the
+                        window lets it leave); a resend after reconnect
+                        (DUP) carries the full topic and no alias.  All
+                        aliases taken: the name is sent */
 };
 
 /*
@@ -578,7 +593,12 @@ struct cm_mqtt_pub_opts {
  * id and are held until acknowledged (PUBACK; PUBREC + PUBCOMP); when the
  * in-flight window is full (min of max_inflight and the peer's Receive
  * Maximum) they wait in the queue and go out, in order, as slots free.
- * The message is copied.  Returns the packet id (0 for QoS 0), or a
+ * The message is copied.  v5, QoS 1 and 2: a Message Expiry Interval in
+ * props is counted down while the message waits (in the queue, or for a
+ * resend after reconnect): it goes out with the seconds left, and once
+ * they run out it is dropped unsent (logged at INFO, counted in
+ * cm_mqtt_session_expired()); QoS 0 leaves at once and carries it as is.
+ * Returns the packet id (0 for QoS 0), or a
  * negative code: CM_EINVAL (not an MQTT connection; invalid topic, empty or
  * with a wildcard, QoS or properties; a QoS above the peer's Maximum QoS or
  * retain when it has none, 5.0 CONNACK), CM_ECLOSED (closing, or after
@@ -634,6 +654,25 @@ int cm_mqtt_pong(struct cm_conn *c);
 int cm_mqtt_disconnect(struct cm_conn *c);
 int cm_mqtt_disconnect_reason(struct cm_conn *c, uint8_t reason, const struct cm_mqtt_prop *props,
                               size_t num_props);
+
+/*
+ * v5 enhanced authentication (section 4.12): sends AUTH with reason
+ * (client: CM_MQTT_RC_CONTINUE_AUTHENTICATION to answer a challenge,
+ * CM_MQTT_RC_REAUTHENTICATE to start a re-authentication once connected;
+ * low-level server: CM_MQTT_RC_CONTINUE_AUTHENTICATION or 0 for success),
+ * the Authentication Method method (empty: the one of the CONNECT) and
+ * Authentication Data data (empty: none), plus props (reason string, user
+ * properties).  A client only receives AUTH when its CONNECT carried a
+ * method, with that method, 0x18 while an exchange runs and 0x00 ending a
+ * re-authentication; anything else is a protocol error (DISCONNECT 0x82,
+ * ERROR).  A failed authentication ends with a CONNACK or DISCONNECT
+ * reason code, an ERROR.  Views are read during the call only.
+ * Returns 0, or a negative code: CM_EINVAL (not an MQTT 5.0 connection,
+ * no method, a reason not allowed here, bad props), CM_ECLOSED (closing),
+ * or a send error as cm_mqtt_ping() (CM_ENOMEM...).
+ */
+int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct cm_str data,
+                 const struct cm_mqtt_prop *props, size_t num_props);
 
 /* Server side: sends CONNACK with return/reason code code (v5: and
  * properties).  What the v5 properties announce is enforced on the

@@ -155,6 +155,8 @@ class MqttSession:
     def pending(self) -> int: ...
     @property
     def in_use(self) -> bool: ...
+    @property
+    def expired(self) -> int: ...
 
 @final
 class MqttBroker:
@@ -333,6 +335,14 @@ class Connection:
     def mqtt_disconnect(
         self, reason_code: int = 0, *, properties: Optional[_MqttProperties] = None
     ) -> None: ...
+    def mqtt_auth(
+        self,
+        reason_code: int = 0x18,
+        data: Optional[_BytesLike] = None,
+        *,
+        method: Optional[str] = None,
+        properties: Optional[_MqttProperties] = None,
+    ) -> None: ...
     # DNS, SNTP, TLS
     def resolve(self, url: str) -> None: ...
     def resolve_cancel(self) -> None: ...
@@ -446,6 +456,8 @@ class Manager:
         max_queued: int = 0,
         connect_timeout_ms: int = 0,
         session: Optional[MqttSession] = None,
+        auth_method: Optional[str] = None,
+        auth_data: Optional[_BytesLike] = None,
     ) -> Connection: ...
     def mqtt_listen(
         self,

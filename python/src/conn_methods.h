@@ -58,6 +58,8 @@ PyObject *cm_py_conn_mqtt_unsub(PyObject *self, PyObject *const *args, Py_ssize_
                                 PyObject *kwnames);
 PyObject *cm_py_conn_mqtt_ping(PyObject *self, PyObject *unused);
 PyObject *cm_py_conn_mqtt_pong(PyObject *self, PyObject *unused);
+PyObject *cm_py_conn_mqtt_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames);
 PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames);
 #endif
@@ -168,6 +170,12 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
  "mqtt_ping($self, /)\n--\n\nSends PINGREQ (the client also does on its own when idle)."},
 {"mqtt_pong", (PyCFunction)cm_py_conn_mqtt_pong, METH_NOARGS,
  "mqtt_pong($self, /)\n--\n\nSends PINGRESP (server side answer to a PINGREQ)."},
+{"mqtt_auth", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_auth, METH_FASTCALL | METH_KEYWORDS,
+ "mqtt_auth($self, /, reason_code=0x18, data=None, *, method=None, properties=None)\n--\n\n"
+ "MQTT 5 enhanced authentication: sends AUTH.  A client answers a challenge (an MQTT_CMD with\n"
+ "cmd 15 and ack 0x18) with reason_code 0x18 and its data, or starts a re-authentication with\n"
+ "0x19; a low-level server sends 0x18 or 0 (success).  method: the CONNECT's when None.\n"
+ "ValueError when the AUTH is not allowed here (not v5, no method, wrong reason)."},
 {"mqtt_disconnect", (PyCFunction)(void (*)(void))cm_py_conn_mqtt_disconnect,
  METH_FASTCALL | METH_KEYWORDS,
  "mqtt_disconnect($self, /, reason_code=0, *, properties=None)\n--\n\nSends DISCONNECT and closes once it is "

@@ -555,6 +555,54 @@ PyObject *cm_py_conn_mqtt_disconnect(PyObject *self, PyObject *const *args, Py_s
   Py_RETURN_NONE;
 }
 
+PyObject *cm_py_conn_mqtt_auth(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames) {
+  static const char *const names[] = {"reason_code", "data", "method", "properties"};
+  PyObject *v[4];
+  if (fast_args("mqtt_auth", names, 4, 2, args, nargs, kwnames, v) < 0) return NULL;
+  long reason = CM_MQTT_RC_CONTINUE_AUTHENTICATION;
+  if (v[0] != NULL) {
+    reason = PyLong_AsLong(v[0]);
+    if (reason == -1 && PyErr_Occurred()) return NULL;
+    if (reason < 0 || reason > 255) {
+      PyErr_SetString(PyExc_ValueError, "reason_code must be 0..255");
+      return NULL;
+    }
+  }
+  struct cm_str method = cm_str_n("", 0);
+  if (v[2] != NULL && v[2] != Py_None && topic_view(v[2], &method) < 0) return NULL;
+  Py_buffer buf = {0};
+  struct cm_str data = cm_str_n("", 0);
+  if (v[1] != NULL && v[1] != Py_None) {
+    if (cm_py_buffer_get(v[1], &buf, "data") < 0) return NULL;
+    data = cm_str_n(buf.buf, (size_t)buf.len);
+  }
+  prop_list pl;
+  if (props_from(v[3], &pl) < 0) {
+    if (buf.obj != NULL) PyBuffer_Release(&buf);
+    return NULL;
+  }
+  bool is_mqtt;
+  struct cm_conn *c = mqtt_conn(self, &is_mqtt);
+  int rc = 0;
+  if (is_mqtt) {
+    cm_py_manager *mo = cm_py_manager_of(c->mgr);
+    cm_py_core_enter(mo);
+    rc = cm_mqtt_auth(c, (uint8_t)reason, method, data, pl.items, pl.n);
+    cm_py_core_leave(mo);
+  }
+  props_free(&pl);
+  if (buf.obj != NULL) PyBuffer_Release(&buf);
+  if (c == NULL) return NULL;
+  if (!is_mqtt || rc < 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "mqtt_auth(): not allowed here (needs an MQTT 5 connection, an authentication "
+                    "method, and 0x18, 0x19 after connecting, or 0 from a server)");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------ Manager */
 
 /* The event function of MQTT connections: the bindings' trampoline, then
@@ -575,21 +623,24 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
                            "will_message", "will_qos",       "will_retain",
                            "will_properties", "properties",  "tls",
                            "max_packet_size", "max_inflight", "max_queued",
-                           "connect_timeout_ms", "session", NULL};
+                           "connect_timeout_ms", "session", "auth_method", "auth_data", NULL};
   cm_py_manager *mo = (cm_py_manager *)self;
   const char *url, *cid = "", *user = "", *pass = "", *wtopic = NULL;
   Py_ssize_t cid_n = 0, user_n = 0, pass_n = 0, wtopic_n = 0;
   PyObject *handler = Py_None, *wmsg = NULL, *wprops = Py_None, *props = Py_None, *tls = Py_None;
-  PyObject *session = Py_None;
+  PyObject *session = Py_None, *auth_data = Py_None;
+  const char *auth_method = NULL;
+  Py_ssize_t auth_method_n = 0;
   int clean = 1, keepalive = 60, version = 4, wqos = 0, wretain = 0;
   unsigned int max_packet = 0, max_inflight = 0, max_queued = 0;
   unsigned long long connect_timeout = 0;
   struct cm_mqtt_session *session_c = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|Os#s#s#pi$iz#OipOOOIIIKO:mqtt_connect", kwlist,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|Os#s#s#pi$iz#OipOOOIIIKOz#O:mqtt_connect", kwlist,
                                    &url, &handler, &cid, &cid_n, &user, &user_n, &pass, &pass_n,
                                    &clean, &keepalive, &version, &wtopic, &wtopic_n, &wmsg, &wqos,
                                    &wretain, &wprops, &props, &tls, &max_packet, &max_inflight,
-                                   &max_queued, &connect_timeout, &session))
+                                   &max_queued, &connect_timeout, &session, &auth_method,
+                                   &auth_method_n, &auth_data))
     return NULL;
   if (session != Py_None && (session_c = cm_py_mqtt_session_claim(mo->st, session)) == NULL)
     return NULL;
@@ -632,11 +683,35 @@ PyObject *cm_py_mgr_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwds)
     if (cm_py_buffer_get(wmsg, &wbuf, "will_message") < 0) return NULL;
     o.will_message = cm_str_n(wbuf.buf, (size_t)wbuf.len);
   }
+  Py_buffer abuf = {0};
+  PyObject *result = NULL;
+  if (auth_method != NULL) {
+    if (version != 5) {
+      PyErr_SetString(PyExc_ValueError, "auth_method needs version=5");
+      goto early;
+    }
+    o.auth_method = cm_str_n(auth_method, (size_t)auth_method_n);
+    if (o.auth_method.len == 0 || !cm_mqtt_str_valid(o.auth_method)) {
+      PyErr_SetString(PyExc_ValueError, "auth_method: not a valid MQTT string");
+      goto early;
+    }
+  }
+  if (auth_data != Py_None) {
+    if (auth_method == NULL) {
+      PyErr_SetString(PyExc_ValueError, "auth_data needs auth_method");
+      goto early;
+    }
+    if (cm_py_buffer_get(auth_data, &abuf, "auth_data") < 0) goto early;
+    o.auth_data = cm_str_n(abuf.buf, (size_t)abuf.len);
+    if (o.auth_data.len > 65535) {
+      PyErr_SetString(PyExc_ValueError, "auth_data: over 65535 bytes");
+      goto early;
+    }
+  }
   prop_list wpl = {0}, cpl = {0};
   struct cm_tls_opts topts;
   memset(&topts, 0, sizeof(topts));
   PyObject *tls_keep = NULL;
-  PyObject *result = NULL;
   if (props_from(wprops, &wpl) < 0 || props_from(props, &cpl) < 0) goto done;
   if ((wpl.n > 0 || cpl.n > 0) && version != 5) {
     PyErr_SetString(PyExc_ValueError, "properties and will_properties need version=5");
@@ -664,7 +739,9 @@ done:
   props_free(&wpl);
   props_free(&cpl);
   Py_XDECREF(tls_keep);
+early:
   if (wbuf.obj != NULL) PyBuffer_Release(&wbuf);
+  if (abuf.obj != NULL) PyBuffer_Release(&abuf);
   return result;
 }
 

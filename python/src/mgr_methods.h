@@ -31,10 +31,12 @@ PyObject *cm_py_mgr_mqtt_broker(PyObject *self, PyObject *const *args, Py_ssize_
  "mqtt_connect($self, /, url, handler=None, client_id='', username='', password='', "
  "clean_session=True, keepalive=60, *, version=4, will_topic=None, will_message=None, "
  "will_qos=0, will_retain=False, will_properties=None, properties=None, tls=None, "
- "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0, session=None)\n--\n\n"
+ "max_packet_size=0, max_inflight=0, max_queued=0, connect_timeout_ms=0, session=None, "
+ "auth_method=None, auth_data=None)\n--\n\n"
  "MQTT client over mqtt://, mqtts://, ws:// or wss:// (subprotocol mqtt).  MQTT_OPEN follows "
  "the CONNACK (data: its code); a refusal is an ERROR.  version 5 takes properties and "
- "will_properties (dicts).  keepalive: PINGREQ when idle, ERROR without PINGRESP.  "
+ "will_properties (dicts), and auth_method/auth_data for enhanced authentication (the "
+ "server's challenges arrive as MQTT_CMD with cmd 15; answer with mqtt_auth()).  keepalive: PINGREQ when idle, ERROR without PINGRESP.  "
  "close() without mqtt_disconnect() makes the broker publish the will."},
 {"mqtt_listen", (PyCFunction)(void (*)(void))cm_py_mgr_mqtt_listen, METH_VARARGS | METH_KEYWORDS,
  "mqtt_listen($self, /, url, handler=None, *, max_packet_size=0, connect_timeout_ms=0)\n--\n\n"

@@ -55,6 +55,11 @@ static PyObject *session_pending(mqtt_session_obj *o, void *closure) {
   return PyLong_FromSize_t(cm_mqtt_session_pending(o->s));
 }
 
+static PyObject *session_expired(mqtt_session_obj *o, void *closure) {
+  (void)closure;
+  return PyLong_FromSize_t(cm_mqtt_session_expired(o->s));
+}
+
 static PyObject *session_in_use(mqtt_session_obj *o, void *closure) {
   (void)closure;
   return PyBool_FromLong(o->user != NULL);
@@ -64,6 +69,8 @@ static PyGetSetDef session_getset[] = {
     {"pending", (getter)session_pending, NULL,
      "Our QoS 1/2 messages held unacknowledged or queued.", NULL},
     {"in_use", (getter)session_in_use, NULL, "True while a live connection uses it.", NULL},
+    {"expired", (getter)session_expired, NULL,
+     "Our v5 messages dropped unsent because their message_expiry_interval ran out.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

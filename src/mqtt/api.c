@@ -62,6 +62,9 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   struct cm_mqtt_packet m = {0};
   struct cm_buf pb = {0};
   struct cm_buf *out = cm__mqtt_scratch();
+  struct cm__mqtt_out *held;
+  bool first = false; /* alias assigned by this call, told to the peer now */
+  uint16_t alias = 0;
   int rc = CM_EINVAL;
   m.cmd = CM_MQTT_CMD_PUBLISH;
   m.version = st->version == 0 ? 4 : st->version;
@@ -71,10 +74,9 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   m.payload = o->message;
   if (m.version == 5) {
     if (cm__mqtt_props_raw(&pb, o->props, o->num_props) != 0) goto done;
-    /* Aliases only for QoS 0: held messages may be resent on a new
-     * connection, where the aliases of this one mean nothing. */
-    bool first = false;
-    uint16_t alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
+    /* QoS 0 takes its alias now; a held message when it goes out
+     * (cm__mqtt_send_out), so aliases follow the order on the wire. */
+    alias = o->topic_alias && o->qos == 0 ? cm__mqtt_alias_for(st, o->topic, &first) : 0;
     if (alias != 0) {
       struct cm_mqtt_prop p = {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias};
       if (cm__mqtt_props_raw(&pb, &p, 1) != 0) goto done;
@@ -90,13 +92,23 @@ int cm_mqtt_publish(struct cm_conn *c, const struct cm_mqtt_pub_opts *o) {
   }
   if (o->qos == 0) {
     rc = cm__mqtt_tx(st, cm_buf_data(out), out->len) ? 0 : cm__mqtt_tx_error(c);
-  } else if (cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(out), out->len) != NULL) {
+  } else if ((held = cm__mqtt_session_add(s, m.id, o->qos, cm_buf_data(out), out->len)) != NULL) {
+    if (m.version == 5) {
+      if (o->topic_alias) held->flags |= CM__OUT_F_ALIAS;
+      struct cm_mqtt_prop p;
+      if (cm_mqtt_prop_find(m.props, CM_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &p) && p.iv != 0) {
+        held->flags |= CM__OUT_F_EXPIRY;
+        held->expiry_s = p.iv;
+        held->expire_ms = cm_millis() + (uint64_t)p.iv * 1000;
+      }
+    }
     rc = m.id;
     cm__mqtt_pump(st);
   } else {
     rc = CM_ENOMEM;
   }
 done:
+  if (rc < 0 && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
   cm_buf_free(&pb);
   cm__mqtt_scratch_done(out);
   return rc;
@@ -244,4 +256,42 @@ int cm_mqtt_send(struct cm_conn *c, const struct cm_mqtt_packet *pm) {
   if (pm == NULL) return CM_EINVAL;
   struct cm_mqtt_packet m = *pm;
   return cm__mqtt_send_rc(st, &m);
+}
+
+int cm_mqtt_auth(struct cm_conn *c, uint8_t reason, struct cm_str method, struct cm_str data,
+                 const struct cm_mqtt_prop *props, size_t num_props) {
+  struct cm__mqtt *st = sendable(c);
+  if (st == NULL) return unsendable(c);
+  if (st->version != 5) return CM_EINVAL;
+  if (method.len == 0 && st->auth_method != NULL) method = cm_str_c(st->auth_method);
+  if (method.len == 0 || !cm_mqtt_str_valid(method) || data.len > 65535) return CM_EINVAL;
+  /* 4.12: a client continues (0x18) or starts a re-authentication (0x19,
+   * once connected); a server continues or ends one with success (0x00). */
+  bool ok = st->is_server ? reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION || reason == 0
+                          : reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION ||
+                                (reason == CM_MQTT_RC_REAUTHENTICATE && st->connected);
+  if (!ok) return CM_EINVAL;
+  struct cm_mqtt_prop ap[2] = {{.id = CM_MQTT_PROP_AUTHENTICATION_METHOD, .val = method},
+                               {.id = CM_MQTT_PROP_AUTHENTICATION_DATA, .val = data}};
+  struct cm_mqtt_packet m = {0};
+  struct cm_buf pb = {0};
+  int rc = CM_ENOMEM;
+  m.cmd = CM_MQTT_CMD_AUTH;
+  m.reason = reason;
+  if (cm__mqtt_props_raw(&pb, ap, data.len > 0 ? 2 : 1) != 0 ||
+      cm__mqtt_props_raw(&pb, props, num_props) != 0) {
+    rc = CM_EINVAL; /* an unknown property id (or no memory) */
+    goto done;
+  }
+  m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+  const char *why;
+  if (cm_mqtt_props_check(m.props, CM_MQTT_CMD_AUTH, &why) != 0) {
+    rc = CM_EINVAL;
+    goto done;
+  }
+  rc = cm__mqtt_send_rc(st, &m);
+  if (rc == 0 && reason == CM_MQTT_RC_REAUTHENTICATE) st->reauth = true;
+done:
+  cm_buf_free(&pb);
+  return rc;
 }

@@ -43,6 +43,13 @@ static int build_connect(const struct cm_mqtt_opts *o, struct cm_mqtt_session *s
   }
   if (version == 5) {
     if (cm__mqtt_props_raw(&props, o->props, o->num_props) != 0) goto done;
+    if (o->auth_method.len > 0) {
+      struct cm_mqtt_prop ap[2] = {{.id = CM_MQTT_PROP_AUTHENTICATION_METHOD, .val = o->auth_method},
+                                   {.id = CM_MQTT_PROP_AUTHENTICATION_DATA, .val = o->auth_data}};
+      if (cm__mqtt_props_raw(&props, ap, o->auth_data.len > 0 ? 2 : 1) != 0) goto done;
+    } else if (o->auth_data.len > 0) {
+      goto done; /* 3.1.2.11.10: data without a method */
+    }
     bool has_max = false;
     for (size_t i = 0; i < o->num_props; i++)
       if (o->props[i].id == CM_MQTT_PROP_MAXIMUM_PACKET_SIZE) has_max = true;
@@ -153,6 +160,17 @@ struct cm_conn *cm_mqtt_connect(struct cm_mgr *mgr, const char *url, const struc
     if (o.props[i].id == CM_MQTT_PROP_TOPIC_ALIAS_MAXIMUM) st->our_alias_max = (uint16_t)o.props[i].iv;
   }
   st->keepalive_ms = (uint64_t)o.keepalive * 1000;
+  struct cm_str method = o.auth_method;
+  for (size_t i = 0; i < o.num_props; i++) {
+    if (o.props[i].id == CM_MQTT_PROP_AUTHENTICATION_METHOD) method = o.props[i].val;
+  }
+  if (version == 5 && method.len > 0 && !cm__mqtt_set_auth_method(st, method)) {
+    cm__mqtt_free(st);
+    cm_buf_free(&connect);
+    cm_close(c);
+    errno = ENOMEM;
+    return NULL;
+  }
   if (!cm__mqtt_attach(c, st, ws)) {
     cm__mqtt_free(st);
     cm_buf_free(&connect);
@@ -211,15 +229,13 @@ void cm__mqtt_client_connack(struct cm__mqtt *st, const struct cm_mqtt_packet *m
   }
   cm__mqtt_set_keepalive(st, st->keepalive_ms);
   if (m->session_present) {
-    /* 4.4: resend what was not acknowledged, in order, with DUP. */
-    for (struct cm__mqtt_out *o = s->head; o != NULL; o = o->next) {
-      if (o->state == CM__OUT_PUBLISHED) o->pkt[0] = (uint8_t)(o->pkt[0] | 0x08);
-      if (o->state != CM__OUT_QUEUED) {
-        bool ok = o->state == CM__OUT_RELEASED
-                      ? (cm_mqtt_send_ack(c, CM_MQTT_CMD_PUBREL, o->id, 0) == 0)
-                      : cm__mqtt_tx(st, o->pkt, o->len);
-        if (!ok) break;
-      }
+    /* 4.4: resend what was not acknowledged, in order, with DUP; what
+     * expired meanwhile is dropped (a PUBREL is still due). */
+    uint64_t now = cm_millis();
+    for (struct cm__mqtt_out *o = s->head, *next; o != NULL; o = next) {
+      next = o->next;
+      if (o->state == CM__OUT_QUEUED || cm__mqtt_out_expired(st, o, now)) continue;
+      if (!cm__mqtt_send_out(st, o, o->state == CM__OUT_PUBLISHED)) break;
     }
   } else {
     cm__mqtt_session_reset(s);

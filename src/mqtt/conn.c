@@ -90,26 +90,93 @@ static bool send_ack(struct cm__mqtt *st, int cmd, uint16_t id, uint8_t reason) 
   return cm__mqtt_send_pkt(st, &m);
 }
 
-/* Sends a held message (again, with DUP, when resent). */
-static bool send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
+/* The PUBLISH of o as this connection needs it (v5): a topic alias of this
+ * connection in place of the name, and the Message Expiry Interval that
+ * is left (3.3.2.3.3).  pkt itself keeps the full topic, so a resend on
+ * another connection carries it.  Sends pkt as is when nothing changes. */
+static bool send_rewritten(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
+  struct cm_mqtt_packet m;
+  if (cm_mqtt_parse(o->pkt, o->len, 5, CM_MQTT_MAX_PACKET, &m) <= 0)
+    return cm__mqtt_tx(st, o->pkt, o->len);
+  uint32_t left = o->expiry_s;
+  if ((o->flags & CM__OUT_F_EXPIRY) && o->expire_ms != 0) {
+    uint64_t now = cm_millis();
+    left = now >= o->expire_ms ? 1 : (uint32_t)((o->expire_ms - now + 999) / 1000);
+  }
+  /* An alias with the name costs 3 bytes: not when that passes the peer's
+   * Maximum Packet Size (pkt itself was checked against it). */
+  bool first = false, room = st->peer_max_packet == 0 || o->len + 3 <= st->peer_max_packet;
+  uint16_t alias = (o->flags & CM__OUT_F_ALIAS) && !dup && room
+                       ? cm__mqtt_alias_for(st, m.topic, &first)
+                       : 0;
+  if (alias == 0 && left == o->expiry_s) return cm__mqtt_tx(st, o->pkt, o->len);
+  /* The other properties byte for byte, then the two we set. */
+  struct cm_buf pb = {0};
+  struct cm_mqtt_prop p;
+  size_t pos = 0, at = 0;
+  bool ok = true;
+  while (ok && cm_mqtt_prop_next(m.props, &pos, &p)) {
+    if (p.id != CM_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)
+      ok = cm_buf_append(&pb, m.props.buf + at, pos - at) == 0;
+    at = pos;
+  }
+  struct cm_mqtt_prop add[2] = {{.id = CM_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, .iv = left},
+                                {.id = CM_MQTT_PROP_TOPIC_ALIAS, .iv = alias}};
+  size_t from = o->expiry_s != 0 ? 0 : 1, to = alias != 0 ? 2 : 1;
+  if (ok) ok = cm__mqtt_props_raw(&pb, add + from, to - from) == 0;
+  if (ok) {
+    m.props = cm_str_n((const char *)cm_buf_data(&pb), pb.len);
+    if (alias != 0 && !first) m.topic = cm_str_n("", 0);
+    m.dup = dup || m.dup;
+    ok = cm__mqtt_send_pkt(st, &m);
+  }
+  cm_buf_free(&pb);
+  if (!ok && first) cm__mqtt_alias_forget(st, alias); /* the peer never learnt it */
+  return ok;
+}
+
+bool cm__mqtt_send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup) {
   if (o->state == CM__OUT_RELEASED) return send_ack(st, CM_MQTT_CMD_PUBREL, o->id, 0);
   if (dup) o->pkt[0] = (uint8_t)(o->pkt[0] | 0x08);
+  if (st->version == 5 && o->flags != 0) return send_rewritten(st, o, dup);
   return cm__mqtt_tx(st, o->pkt, o->len);
+}
+
+bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t now) {
+  if (!(o->flags & CM__OUT_F_EXPIRY) || o->expire_ms == 0 || now < o->expire_ms) return false;
+  if (o->state == CM__OUT_RELEASED) return false; /* delivered: PUBREL still due */
+  struct cm_mqtt_packet m;
+  struct cm_str topic = cm_str_n("?", 1);
+  if (cm_mqtt_parse(o->pkt, o->len, 5, CM_MQTT_MAX_PACKET, &m) > 0) topic = m.topic;
+  CM_INFO("conn %lu: MQTT: message %u to %.*s expired after %lu s %s; dropped", st->c->id,
+          (unsigned)o->id, (int)topic.len, topic.buf, (unsigned long)o->expiry_s,
+          o->state == CM__OUT_QUEUED ? "in the queue" : "unacknowledged");
+  st->sess->expired++;
+  cm__mqtt_session_remove(st->sess, o);
+  return true;
 }
 
 void cm__mqtt_pump(struct cm__mqtt *st) {
   struct cm_mqtt_session *s = st->sess;
   if (!st->connected || st->c->is_closing || st->c->is_draining) return;
   struct cm__mqtt_out *prev = NULL, *next;
+  uint64_t now = 0;
   for (struct cm__mqtt_out *o = s->head; o != NULL && s->inflight < st->window;
        prev = o, o = next) {
     next = o->next;
     if (o->state != CM__OUT_QUEUED) continue;
+    if (o->flags & CM__OUT_F_EXPIRY) {
+      if (now == 0) now = cm_millis();
+      if (cm__mqtt_out_expired(st, o, now)) {
+        o = prev; /* removed: prev stays */
+        continue;
+      }
+    }
     if (st->prepare != NULL && (o = st->prepare(st->prepare_arg, st, o, prev)) == NULL) {
       o = prev; /* removed: prev stays */
       continue;
     }
-    if (!send_out(st, o, false)) return;
+    if (!cm__mqtt_send_out(st, o, false)) return;
     o->state = CM__OUT_PUBLISHED;
     s->inflight++;
   }
@@ -177,6 +244,46 @@ static bool resolve_alias(struct cm__mqtt *st, struct cm_mqtt_packet *m, struct 
     *topic = cm_str_c(*slot);
   }
   return true;
+}
+
+bool cm__mqtt_set_auth_method(struct cm__mqtt *st, struct cm_str method) {
+  char *copy = malloc(method.len + 1);
+  if (copy == NULL) return false;
+  memcpy(copy, method.buf, method.len);
+  copy[method.len] = '\0';
+  free(st->auth_method);
+  st->auth_method = copy;
+  return true;
+}
+
+/* 4.12: an AUTH packet the client may receive: only when its CONNECT
+ * started enhanced authentication, with the same method, 0x18 (continue)
+ * while an exchange runs (before CONNACK or after our re-authentication
+ * request), 0x00 (success) to end a re-authentication.  The application
+ * answers a challenge from its MQTT_CMD handler with cm_mqtt_auth(). */
+static bool auth_ok(struct cm__mqtt *st, const struct cm_mqtt_packet *m) {
+  struct cm_mqtt_prop p;
+  const char *why = NULL;
+  if (st->auth_method == NULL) {
+    why = "AUTH without an Authentication Method in CONNECT";
+  } else if (!cm_mqtt_prop_find(m->props, CM_MQTT_PROP_AUTHENTICATION_METHOD, &p) ||
+             p.val.len != strlen(st->auth_method) ||
+             memcmp(p.val.buf, st->auth_method, p.val.len) != 0) {
+    why = "AUTH with another Authentication Method than CONNECT's";
+  } else if (st->is_server) {
+    if (m->reason != CM_MQTT_RC_CONTINUE_AUTHENTICATION && m->reason != CM_MQTT_RC_REAUTHENTICATE)
+      why = "AUTH reason code not 0x18 or 0x19";
+  } else if (m->reason == CM_MQTT_RC_CONTINUE_AUTHENTICATION) {
+    if (st->connected && !st->reauth) why = "AUTH 0x18 outside an authentication exchange";
+  } else if (m->reason == CM_MQTT_RC_SUCCESS) {
+    if (!st->reauth) why = "AUTH 0x00 without a re-authentication";
+    st->reauth = false;
+  } else {
+    why = "AUTH reason code not 0x00 or 0x18";
+  }
+  if (why == NULL) return true;
+  fail(st, CM_MQTT_RC_PROTOCOL_ERROR, why);
+  return false;
 }
 
 /* Which packets each side may receive. */
@@ -296,6 +403,7 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
          first ? "a second CONNECT or CONNACK" : "packet before CONNECT/CONNACK");
     return;
   }
+  if (m->cmd == CM_MQTT_CMD_AUTH && !auth_ok(st, m)) return;
   struct cm_mqtt_msg mm = {0};
   mm.topic = m->topic;
   if (m->cmd == CM_MQTT_CMD_PUBLISH && !resolve_alias(st, m, &mm.topic)) return;
@@ -316,6 +424,12 @@ static void handle(struct cm__mqtt *st, struct cm_mqtt_packet *m, const uint8_t 
     /* Set up first: the handler answers with CONNACK in this version, and
      * what its properties announce (Server Keep Alive...) wins. */
     cm__mqtt_server_connect(st, m);
+    struct cm_mqtt_prop p;
+    if (m->version == 5 && cm_mqtt_prop_find(m->props, CM_MQTT_PROP_AUTHENTICATION_METHOD, &p) &&
+        !cm__mqtt_set_auth_method(st, p.val)) {
+      fail(st, CM_MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+      return;
+    }
   }
   cm_call(c, CM_EV_MQTT_CMD, &mm);
   if (c->is_closing) return;
@@ -556,6 +670,7 @@ void cm__mqtt_free(struct cm__mqtt *st) {
     free(st->ws);
   }
   free(st->tls);
+  free(st->auth_method);
   free(st);
 }
 
@@ -600,16 +715,18 @@ void cm__mqtt_pfn(struct cm_conn *c, int ev, void *ev_data) {
   }
   switch (ev) {
     case CM_EV_READ:
+      if (!st->over_ws) process(st);
       /* A client waits for answers: acknowledge what arrived at once.  A
        * broker with Nagle on (mosquitto's default) holds the PUBLISH it
        * forwards behind a PUBACK until that PUBACK is acknowledged, so a
        * delayed ACK would stall every QoS 1 round trip by ~40 ms.  Linux
-       * clears TCP_QUICKACK by itself, hence after every read. */
-      if (c->is_client && c->fd >= 0) {
+       * clears TCP_QUICKACK by itself, hence after every read; not when we
+       * have bytes to send anyway (written at the end of this poll turn,
+       * they carry the ACK), which saves a syscall per read under load. */
+      if (c->is_client && c->fd >= 0 && c->send.len == 0) {
         int one = 1;
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
       }
-      if (!st->over_ws) process(st);
       break;
     case CM_EV_CONNECT:
       if (st->tls != NULL) {

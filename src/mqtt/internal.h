@@ -35,12 +35,20 @@ static inline void cm__mqtt_rd_fail(struct cm__mqtt_rd *r, int err, const char *
 
 /* One of our QoS 1/2 messages, held until its flow completes. */
 enum { CM__OUT_QUEUED, CM__OUT_PUBLISHED, CM__OUT_RELEASED };
+/* pkt always holds the full topic and the interval as published; these ask
+ * cm__mqtt_pump() to adapt each send to the connection it goes out on. */
+enum {
+  CM__OUT_F_ALIAS = 1,  /* a topic alias of this connection (not on resend) */
+  CM__OUT_F_EXPIRY = 2  /* Message Expiry counted down; dropped once expired */
+};
 struct cm__mqtt_out {
   struct cm__mqtt_out *next;
   uint16_t id;
   uint8_t qos;
   uint8_t state;   /* CM__OUT_* */
-  uint64_t expire_ms; /* broker: cm_millis() when its Message Expiry ends, 0: never */
+  uint8_t flags;   /* CM__OUT_F_*: rewritten as it goes out (client, v5) */
+  uint32_t expiry_s;  /* client: the Message Expiry Interval stored in pkt */
+  uint64_t expire_ms; /* cm_millis() when its Message Expiry ends, 0: never */
   size_t len;
   uint8_t pkt[];   /* the encoded PUBLISH; DUP is set in pkt[0] on resend */
 };
@@ -53,6 +61,7 @@ struct cm_mqtt_session {
   uint8_t *ids_out;                 /* bitmap: our ids in use (8 KiB, lazily) */
   uint8_t *ids_in;                  /* bitmap: peer's QoS 2 ids not released */
   size_t nin;                       /* bits set in ids_in */
+  size_t expired;                   /* our messages dropped by Message Expiry */
   bool in_use;                      /* a connection holds it */
   char client_id[];                 /* a client's: the id last used
                                        (CM__MQTT_CLIENT_ID_CAP bytes); a
@@ -138,6 +147,10 @@ struct cm__mqtt {
                                  while there is one, so an idle broker client
                                  without keepalive carries none */
   struct cm__mqtt_ws *ws;     /* over WebSocket only (allocated by attach) */
+  char *auth_method;          /* v5 Authentication Method of the CONNECT
+                                 (sent or received), or NULL: no enhanced
+                                 authentication (4.12) */
+  bool reauth;                /* client: AUTH 0x19 sent, no AUTH 0x00 yet */
   struct cm_tls_opts *tls;    /* client: TLS options to apply at CONNECT (a
                                  copy, views into the same allocation), or NULL */
 };
@@ -151,6 +164,8 @@ struct cm__mqtt *cm__mqtt_new(struct cm_conn *c, const struct cm_mqtt_limits *li
 /* Attaches st as c's protocol: directly, or over c's WebSocket. */
 bool cm__mqtt_attach(struct cm_conn *c, struct cm__mqtt *st, bool over_ws);
 void cm__mqtt_free(struct cm__mqtt *st);
+/* Keeps a copy of method as st->auth_method; false when out of memory. */
+bool cm__mqtt_set_auth_method(struct cm__mqtt *st, struct cm_str method);
 /* The calling thread's encoding buffer, emptied: fill it, copy it out
  * (cm__mqtt_tx, cm__mqtt_session_add), then cm__mqtt_scratch_done() before
  * anything else may use it. */
@@ -159,8 +174,10 @@ void cm__mqtt_scratch_done(struct cm_buf *b);
 /* v5 outgoing topic alias for topic (api.c): the alias number, and whether
  * the name must still be sent (first use); 0 when none is available (the
  * peer allows none, or all st->peer_alias_max are taken).  Only for
- * packets sent on this connection now, never for held ones: a resend on
- * another connection would carry an alias that means nothing there. */
+ * packets sent on this connection now: a held message takes its alias as
+ * it goes out (cm__mqtt_send_out), never into its stored copy, since a
+ * resend on another connection would carry an alias that means nothing
+ * there. */
 uint16_t cm__mqtt_alias_for(struct cm__mqtt *st, struct cm_str topic, bool *first);
 /* Frees alias (given with first set) when the packet naming it was not
  * sent after all. */
@@ -176,6 +193,13 @@ int cm__mqtt_send_rc(struct cm__mqtt *st, struct cm_mqtt_packet *m);
 int cm__mqtt_tx_error(const struct cm_conn *c);
 /* Sends as many queued messages as the window allows. */
 void cm__mqtt_pump(struct cm__mqtt *st);
+/* Sends a held message: a PUBREL when released, else the PUBLISH (again
+ * with DUP when dup), its topic alias and remaining expiry as its flags
+ * ask.  False when it cannot be queued. */
+bool cm__mqtt_send_out(struct cm__mqtt *st, struct cm__mqtt_out *o, bool dup);
+/* A held message whose Message Expiry ran out (CM__OUT_F_EXPIRY): logged
+ * and forgotten.  True when it was dropped. */
+bool cm__mqtt_out_expired(struct cm__mqtt *st, struct cm__mqtt_out *o, uint64_t now);
 /* Sets the keepalive period (0: none) and arms the timer for it. */
 void cm__mqtt_set_keepalive(struct cm__mqtt *st, uint64_t ms);
 /* From now on, once connected, st's deadlines (keepalive) are checked by

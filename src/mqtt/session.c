@@ -43,6 +43,8 @@ void cm_mqtt_session_free(struct cm_mqtt_session *s) {
 
 size_t cm_mqtt_session_pending(const struct cm_mqtt_session *s) { return s == NULL ? 0 : s->count; }
 
+size_t cm_mqtt_session_expired(const struct cm_mqtt_session *s) { return s == NULL ? 0 : s->expired; }
+
 bool cm__mqtt_id_test(const uint8_t *bits, uint16_t id) {
   return bits != NULL && (bits[id >> 3] >> (id & 7) & 1);
 }
@@ -84,6 +86,8 @@ struct cm__mqtt_out *cm__mqtt_session_add(struct cm_mqtt_session *s, uint16_t id
   o->id = id;
   o->qos = qos;
   o->state = CM__OUT_QUEUED;
+  o->flags = 0;
+  o->expiry_s = 0;
   o->expire_ms = 0;
   o->len = len;
   memcpy(o->pkt, pkt, len);

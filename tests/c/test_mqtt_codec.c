@@ -259,6 +259,33 @@ static void acks_and_small_packets(void **state) {
   /* AUTH: 5.0 only. */
   assert_int_equal(parse_all_splits(B(0xF0, 0x00), 5, &m), 2);
   assert_int_equal(parse(B(0xF0, 0x00), 4, &m), -CM_MQTT_RC_PROTOCOL_ERROR);
+  /* AUTH 0x18 with Authentication Method "abc" and Data "z" (4.12). */
+  assert_int_equal(parse_all_splits(B(0xF0, 0x0C, 0x18, 0x0A, 0x15, 0x00, 0x03, 'a', 'b', 'c', 0x16,
+                                      0x00, 0x01, 'z'),
+                                    5, &m),
+                   14);
+  assert_int_equal(m.cmd, CM_MQTT_CMD_AUTH);
+  assert_int_equal(m.reason, CM_MQTT_RC_CONTINUE_AUTHENTICATION);
+  struct cm_mqtt_prop ap;
+  assert_true(cm_mqtt_prop_find(m.props, CM_MQTT_PROP_AUTHENTICATION_METHOD, &ap));
+  assert_true(ap.val.len == 3 && memcmp(ap.val.buf, "abc", 3) == 0);
+  assert_true(cm_mqtt_prop_find(m.props, CM_MQTT_PROP_AUTHENTICATION_DATA, &ap));
+  assert_true(ap.val.len == 1 && ap.val.buf[0] == 'z');
+  /* ... encoded back byte for byte; a method twice, or a property AUTH
+   * cannot carry (Topic Alias), is a protocol error. */
+  struct cm_buf out = {0};
+  assert_int_equal(cm_mqtt_encode(&out, &m), 0);
+  assert_int_equal(out.len, 14);
+  assert_memory_equal(cm_buf_data(&out), ((const uint8_t[]){0xF0, 0x0C, 0x18, 0x0A, 0x15, 0x00, 0x03,
+                                                           'a', 'b', 'c', 0x16, 0x00, 0x01, 'z'}),
+                      14);
+  cm_buf_free(&out);
+  assert_int_equal(parse(B(0xF0, 0x0E, 0x19, 0x0C, 0x15, 0x00, 0x03, 'a', 'b', 'c', 0x15, 0x00, 0x03,
+                           'a', 'b', 'c'),
+                         5, &m),
+                   -CM_MQTT_RC_PROTOCOL_ERROR);
+  assert_int_equal(parse(B(0xF0, 0x05, 0x18, 0x03, 0x23, 0x00, 0x01), 5, &m),
+                   -CM_MQTT_RC_PROTOCOL_ERROR);
   assert_int_equal(parse(B(0x00, 0x00), 4, &m), -CM_MQTT_RC_MALFORMED);
 }
 
