@@ -810,13 +810,7 @@ static PyObject *broker_publish(broker_obj *o, PyObject *const *args, Py_ssize_t
     return NULL;
   }
   Py_buffer view = {0};
-  PyObject *enc = NULL;
-  if (a[1] != NULL && PyUnicode_Check(a[1])) {
-    if ((enc = PyUnicode_AsUTF8String(a[1])) == NULL) return NULL;
-    if (PyObject_GetBuffer(enc, &view, PyBUF_SIMPLE) < 0) return Py_DECREF(enc), NULL;
-  } else if (a[1] != NULL && a[1] != Py_None) {
-    if (PyObject_GetBuffer(a[1], &view, PyBUF_SIMPLE) < 0) return NULL;
-  }
+  if (a[1] != NULL && a[1] != Py_None && cm_py_buffer_get(a[1], &view, "payload") < 0) return NULL;
   unsigned long long qos = 0;
   int retain = a[3] != NULL ? PyObject_IsTrue(a[3]) : 0;
   PyObject *res = NULL;
@@ -840,7 +834,6 @@ static PyObject *broker_publish(broker_obj *o, PyObject *const *args, Py_ssize_t
       res = PyLong_FromLong(n);
   }
   if (view.obj != NULL) PyBuffer_Release(&view);
-  Py_XDECREF(enc);
   return res;
 }
 
