@@ -860,7 +860,8 @@ def mqtt_broker_suite(secs):
 # ------------------------------------------------------------ ASGI / WSGI
 
 def uvicorn(app, ws=None):
-    """uvicorn (Debian's: h11/asyncio, or httptools/uvloop when installed)
+    """uvicorn (with httptools and uvloop: make bench installs them, as pip's
+    uvicorn[standard] would; h11/asyncio without them)
     serving asgi_apps.APP on a free port, one process, no access log."""
     port = free_port()
     argv = [PY, "-m", "uvicorn", "--app-dir", "bench", "--host", "127.0.0.1", "--port",

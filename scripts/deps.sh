@@ -23,7 +23,9 @@ test=(
   curl nginx-light nodejs node-ws
   chromium chromium-driver python3-selenium mkdocs
 )
-bench=(wrk)
+# uvicorn picks httptools and uvloop up when they are installed: the ASGI
+# suites measure it as people run it (uvicorn[standard]), not on h11.
+bench=(wrk python3-uvloop python3-httptools)
 
 case "$group" in
   run) packages=("${run[@]}") ;;

@@ -9,12 +9,17 @@
 set -u
 make=${MAKE:-make}
 log=$(mktemp /tmp/cymongoose-lane.XXXXXX)
-# Its own session (setsid), so a failure in the other lane stops the whole
-# lane, make and test processes included, by its process group.
-MAKE_CMD=$make setsid bash -c \
-  '"$MAKE_CMD" --no-print-directory test-asan && "$MAKE_CMD" --no-print-directory test-python-asan' \
-  >"$log" 2>&1 &
+# Started with job control on (set -m): the lane gets a process group of
+# its own, so a failure in the other lane stops all of it (make and test
+# processes included) by that group; and it keeps SIGINT's default action,
+# which a background command of a script would inherit as "ignored" (the
+# signal tests send SIGINT to Python children).
+set -m
+(
+  "$make" --no-print-directory test-asan && "$make" --no-print-directory test-python-asan
+) >"$log" 2>&1 &
 sanitizers=$!
+set +m
 stop_sanitizers() { kill -- "-$sanitizers" 2>/dev/null; }
 
 rc=0

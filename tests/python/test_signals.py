@@ -19,9 +19,16 @@ ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
 EXIT_TIMEOUT = 10  # generous: the loop polls every 100 ms
 
 
+def _default_sigint():
+    # A suite started as a background job of a script inherits SIGINT as
+    # "ignored", and Python then installs no KeyboardInterrupt handler: the
+    # children get the default a terminal gives them.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args):
     return subprocess.Popen([sys.executable, *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def wait_listening(proc, port, timeout=20):
