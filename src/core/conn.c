@@ -1,5 +1,4 @@
 /* Connection life cycle and the calls handlers make on a connection. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,12 +116,45 @@ void cm__conn_check_full(struct cm_conn *c) {
   }
 }
 
+/* The files queued behind c->send (file.c moves the bytes; what happens to
+ * the connection is decided here).  Returns -1 when c is closing. */
+static int write_files(struct cm_conn *c, size_t *total) {
+  char why[160];
+  int rc = cm__files_write(c, total, why, sizeof(why));
+  if (rc == CM_ECONNRESET) {
+    cm_close(c); /* the peer went away: an ordinary end */
+    return -1;
+  }
+  if (rc != 0) {
+    cm_error(c, "%s", why);
+    return -1;
+  }
+  /* Bytes now in c->send (a chunk, or a file's tail) or an exhausted
+   * budget: the next flush round continues. */
+  if (c->send.len > 0 || (c->files != NULL && !c->is_write_blocked)) cm__conn_mark_dirty(c);
+  return 0;
+}
+
+static int queue_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
+  int rc = cm__files_queue(c, fd, offset, len, owns_fd);
+  if (rc == 0 && c->files != NULL) cm__conn_mark_dirty(c);
+  return rc;
+}
+
+int cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+  return queue_file(c, fd, offset, len, true);
+}
+
+bool cm__send_file_shared(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
+  return queue_file(c, fd, offset, len, false) == 0;
+}
+
 int cm__conn_write(struct cm_conn *c) {
   ssize_t n = c->tp->write(c);
   if (n < 0) return -1;
   size_t total = (size_t)n;
   /* The one branch files cost the hot path (cm_send_file). */
-  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && cm__files_write(c, &total) < 0)
+  if (c->files != NULL && c->send.len == 0 && !c->is_write_blocked && write_files(c, &total) < 0)
     return -1;
   if (!cm__conn_has_output(c)) c->is_write_blocked = 0;
   /* Nothing left to send: the buffer goes back to the pool (or to free()
@@ -246,12 +278,6 @@ struct cm_conn *cm_conn_by_id(struct cm_mgr *mgr, unsigned long id) {
   for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next)
     if (c->id == id) return c;
   return NULL;
-}
-
-const char *cm__errstr(int err, char *buf, size_t len) {
-  snprintf(buf, len, "%s", strerror(err));
-  if (len > 0) buf[0] = (char)tolower((unsigned char)buf[0]);
-  return buf;
 }
 
 void cm_error_defer(struct cm_conn *c, const char *fmt, ...) {

@@ -1,7 +1,10 @@
 /* cm_strerror(): one message for every error code of the public API. */
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cymongoose.h"
+#include "core/internal.h"
 
 const char *cm_strerror(int code) {
   switch (code) {
@@ -19,4 +22,10 @@ const char *cm_strerror(int code) {
     if (s != NULL) return s;
   }
   return "unknown error";
+}
+
+const char *cm__errstr(int err, char *buf, size_t len) {
+  snprintf(buf, len, "%s", cm_strerror(-err));
+  if (len > 0) buf[0] = (char)tolower((unsigned char)buf[0]);
+  return buf;
 }

@@ -9,7 +9,8 @@
  *   c->send | file 1 | file1.after | file 2 | file2.after ...
  *
  * The write step (cm__conn_write) calls cm__files_write() once c->send is
- * empty.  When the transport can (a plain socket, through its send_file:
+ * empty; what to do with the connection afterwards (flush again, close,
+ * fail) is decided there: this file only moves bytes.  When the transport can (a plain socket, through its send_file:
  * sendfile(2)) the file goes to the socket directly
  * until the socket refuses (EAGAIN: the usual writability wait follows,
  * which is our backpressure) or a per-step budget is spent (fairness: the
@@ -19,6 +20,7 @@
  * it.  Memory per connection therefore stays at one chunk.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,9 +43,7 @@ struct cm__file_out {
   struct cm_buf after; /* bytes cm_send() queued behind this file */
 };
 
-/* Queues a range of fd; closes fd when owns_fd and the range cannot be
- * queued (or is empty), as cm_send_file promises. */
-static int queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
+int cm__files_queue(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd) {
   if (fd < 0) return CM_EINVAL;
   if (c->is_closing || c->is_draining || c->is_listening || c->is_udp) {
     if (owns_fd) close(fd);
@@ -65,16 +65,7 @@ static int queue_range(struct cm_conn *c, int fd, uint64_t offset, uint64_t len,
   struct cm__file_out **tail = &c->files;
   while (*tail != NULL) tail = &(*tail)->next;
   *tail = f;
-  cm__conn_mark_dirty(c);
   return 0;
-}
-
-int cm_send_file(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
-  return queue_range(c, fd, offset, len, true);
-}
-
-bool cm__send_file_shared(struct cm_conn *c, int fd, uint64_t offset, uint64_t len) {
-  return queue_range(c, fd, offset, len, false) == 0;
 }
 
 size_t cm__files_queued(const struct cm_conn *c) {
@@ -100,7 +91,7 @@ void cm__files_free(struct cm_conn *c) {
 }
 
 /* The first file is done: what was queued behind it joins c->send.
- * Returns -1 when memory runs out (c is then closing). */
+ * Returns 0, or CM_ENOMEM. */
 static int pop_file(struct cm_conn *c) {
   struct cm__file_out *f = c->files;
   c->files = f->next;
@@ -112,27 +103,28 @@ static int pop_file(struct cm_conn *c) {
   } else {
     rc = cm_buf_append(&c->send, cm_buf_data(&f->after), f->after.len);
     cm_buf_free(&f->after);
-    if (rc != 0) cm_error(c, "out of memory");
   }
   free(f);
   return rc;
 }
 
-/* Reads the next chunk of f into c->send.  Returns -1 when c failed. */
-static int read_chunk(struct cm_conn *c, struct cm__file_out *f) {
+/* Reads the next chunk of f into c->send.  Returns 0, or a code with why
+ * filled in. */
+static int read_chunk(struct cm_conn *c, struct cm__file_out *f, char *why, size_t why_len) {
   size_t n = f->left < CM_FILE_CHUNK ? (size_t)f->left : CM_FILE_CHUNK;
   if (cm_buf_reserve(&c->send, n) != 0) {
-    cm_error(c, "out of memory");
-    return -1;
+    snprintf(why, why_len, "out of memory");
+    return CM_ENOMEM;
   }
   ssize_t r;
   do {
     r = pread(f->fd, cm_buf_data(&c->send) + c->send.len, n, (off_t)f->off);
   } while (r < 0 && errno == EINTR);
   if (r <= 0) {
-    char err[128];
-    cm_error(c, "file read: %s", r == 0 ? "file shorter than announced" : cm__errstr(errno, err, sizeof(err)));
-    return -1;
+    char err[96];
+    snprintf(why, why_len, "file read: %s",
+             r == 0 ? "file shorter than announced" : cm__errstr(errno, err, sizeof(err)));
+    return CM_EIO;
   }
   c->send.len += (size_t)r;
   f->off += (uint64_t)r;
@@ -140,15 +132,16 @@ static int read_chunk(struct cm_conn *c, struct cm__file_out *f) {
   return 0;
 }
 
-int cm__files_write(struct cm_conn *c, size_t *total) {
-  char err[128];
+int cm__files_write(struct cm_conn *c, size_t *total, char *why, size_t why_len) {
+  char err[96];
   size_t budget = CM_FILE_BUDGET;
   while (c->files != NULL && c->send.len == 0) {
     struct cm__file_out *f = c->files;
     if (budget == 0) break;
     if (c->tp->send_file == NULL || f->use_read) {
-      if (read_chunk(c, f) < 0 || (f->left == 0 && pop_file(c) < 0)) return -1;
-      break; /* c->send holds the chunk; the write step takes it from here */
+      int rc = read_chunk(c, f, why, why_len);
+      if (rc == 0 && f->left == 0 && (rc = pop_file(c)) != 0) snprintf(why, why_len, "out of memory");
+      return rc; /* c->send holds the chunk; the write step takes it from here */
     }
     size_t want = f->left < budget ? (size_t)f->left : budget;
     off_t off = (off_t)f->off;
@@ -158,7 +151,10 @@ int cm__files_write(struct cm_conn *c, size_t *total) {
       f->left -= (uint64_t)n;
       budget -= (size_t)n;
       *total += (size_t)n;
-      if (f->left == 0 && pop_file(c) < 0) return -1;
+      if (f->left == 0 && pop_file(c) != 0) {
+        snprintf(why, why_len, "out of memory");
+        return CM_ENOMEM;
+      }
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -167,15 +163,12 @@ int cm__files_write(struct cm_conn *c, size_t *total) {
     } else if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
       f->use_read = true; /* a file system without sendfile support */
     } else if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      cm_close(c); /* the peer went away: an ordinary end */
-      return -1;
+      return CM_ECONNRESET; /* the peer went away: an ordinary end */
     } else {
-      cm_error(c, "sendfile: %s", n == 0 ? "file shorter than announced" : cm__errstr(errno, err, sizeof(err)));
-      return -1;
+      snprintf(why, why_len, "sendfile: %s",
+               n == 0 ? "file shorter than announced" : cm__errstr(errno, err, sizeof(err)));
+      return CM_EIO;
     }
   }
-  /* Bytes now in c->send (a chunk, or a file's tail) or an exhausted budget:
-   * the next flush round continues. */
-  if (c->send.len > 0 || (c->files != NULL && !c->is_write_blocked)) cm__conn_mark_dirty(c);
   return 0;
 }

@@ -79,12 +79,19 @@ void cm__conn_want_poll(struct cm_conn *c);
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
 
-/* Files queued behind c->send (file.c, cm_send_file). */
+/* Files queued behind c->send (file.c: it moves bytes and never touches
+ * the connection's state; cm_send_file and the write step in conn.c do). */
+/* Queues a range of fd behind everything queued on c; closes fd when
+ * owns_fd and the range cannot be queued (or is empty).  Returns as
+ * cm_send_file(). */
+int cm__files_queue(struct cm_conn *c, int fd, uint64_t offset, uint64_t len, bool owns_fd);
 /* Sends from the first queued file while c->send is empty and the socket
  * takes bytes; when a file is done, what cm_send() queued behind it becomes
- * c->send.  Adds the bytes sent to *total.  Returns -1 when c failed (it is
- * then closing), else 0. */
-int cm__files_write(struct cm_conn *c, size_t *total);
+ * c->send.  Adds the bytes sent to *total.  Returns 0 (more may be left:
+ * c->send holds a chunk, the budget ran out, or c->is_write_blocked),
+ * CM_ECONNRESET when the peer went away, or CM_EIO / CM_ENOMEM with why
+ * (why_len bytes) saying what failed. */
+int cm__files_write(struct cm_conn *c, size_t *total, char *why, size_t why_len);
 /* cm_send_file() of a range of fd that does not take fd: a range queued
  * later on c by cm_send_file() with the same fd closes it, so the ranges
  * of one file (multipart/byteranges) share one descriptor.  Until that
