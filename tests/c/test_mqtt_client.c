@@ -174,19 +174,6 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
-/* Polls until *flag is true or ms pass; returns *flag. */
-static bool wait_for(struct cm_mgr *mgr, const bool *flag, int ms) {
-  uint64_t end = cm_millis() + (uint64_t)ms;
-  while (!*flag && cm_millis() < end) cm_mgr_poll(mgr, 10);
-  return *flag;
-}
-
-static bool wait_count(struct cm_mgr *mgr, const int *n, int want, int ms) {
-  uint64_t end = cm_millis() + (uint64_t)ms;
-  while (*n < want && cm_millis() < end) cm_mgr_poll(mgr, 10);
-  return *n >= want;
-}
-
 static void broker_url(char *buf, size_t len) {
   snprintf(buf, len, "mqtt://127.0.0.1:%u", broker_port);
 }

@@ -129,18 +129,6 @@ static void handler(struct cm_conn *c, int ev, void *ev_data) {
   }
 }
 
-static bool wait_for(struct cm_mgr *mgr, const bool *flag, int ms) {
-  uint64_t end = cm_millis() + (uint64_t)ms;
-  while (!*flag && cm_millis() < end) cm_mgr_poll(mgr, 10);
-  return *flag;
-}
-
-static bool wait_count(struct cm_mgr *mgr, const int *n, int want, int ms) {
-  uint64_t end = cm_millis() + (uint64_t)ms;
-  while (*n < want && cm_millis() < end) cm_mgr_poll(mgr, 10);
-  return *n >= want;
-}
-
 /* Polls for at least ms (a lower bound: expiry tests wait past a deadline). */
 static void poll_for(struct cm_mgr *mgr, int ms) {
   uint64_t end = cm_millis() + (uint64_t)ms;
