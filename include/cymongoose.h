@@ -412,7 +412,8 @@ void cm_error_defer(struct cm_conn *c, const char *fmt, ...) __attribute__((form
 void cm_call(struct cm_conn *c, int ev, void *ev_data);
 /* Consumes n received bytes; resumes reading if the connection was full. */
 void cm_recv_consume(struct cm_conn *c, size_t n);
-/* Returns the live connection with this id, or NULL. */
+/* Returns the live connection with this id, or NULL: O(1) (a hash table in
+ * the manager), however many connections are open. */
 struct cm_conn *cm_conn_by_id(struct cm_mgr *mgr, unsigned long id);
 
 /* ----------------------------------------------------------------- timers */
@@ -541,6 +542,8 @@ struct cm_mgr {
   uint64_t timer_seq;          /* start sequence of the next timer */
   struct cm_timer *timer_running; /* the timer whose callback runs, or NULL */
   struct cm_conn *dirty;       /* connections with queued output or closing */
+  struct cm_conn **conn_map;   /* connections by id (src/core/connmap.c) */
+  size_t conn_slots;           /* its size: a power of two, or 0 */
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called
                                   (test it with cm_wakeup_enabled()) */
   struct cm_dns *dns;          /* resolver (src/net/dns.c), NULL until used */

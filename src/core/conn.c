@@ -15,6 +15,11 @@ struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transp
   c->fd = fd;
   c->tp = tp;
   c->id = mgr->next_id++;
+  if (cm__connmap_add(mgr, c) != 0) {
+    free(c);
+    errno = ENOMEM;
+    return NULL;
+  }
   c->recv_limit = mgr->recv_limit;
   c->last_io_ms = mgr->now_ms;
   c->next = mgr->conns;
@@ -30,6 +35,7 @@ void cm__conn_free(struct cm_conn *c) {
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
+  cm__connmap_del(mgr, c);
   if (c->fd >= 0) {
     cm__io_stop(c);
     close(c->fd);
@@ -272,12 +278,6 @@ void cm_recv_consume(struct cm_conn *c, size_t n) {
     c->is_full = 0;
     cm__conn_update_interest(c);
   }
-}
-
-struct cm_conn *cm_conn_by_id(struct cm_mgr *mgr, unsigned long id) {
-  for (struct cm_conn *c = mgr->conns; c != NULL; c = c->next)
-    if (c->id == id) return c;
-  return NULL;
 }
 
 void cm_error_defer(struct cm_conn *c, const char *fmt, ...) {

@@ -12,6 +12,11 @@ struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transp
 /* Unlinks c, releases its descriptor, transport state and buffers, frees
  * it (no events). */
 void cm__conn_free(struct cm_conn *c);
+/* The id index (connmap.c) behind cm_conn_by_id(): add c (CM_ENOMEM when
+ * the table cannot grow), remove c, free the table at cm_mgr_free(). */
+int cm__connmap_add(struct cm_mgr *mgr, struct cm_conn *c);
+void cm__connmap_del(struct cm_mgr *mgr, struct cm_conn *c);
+void cm__connmap_free(struct cm_mgr *mgr);
 /* Buffer pool (bufpool.c).  CM_BUF_BLOCK: the size of a pooled block,
  * also the most a plain socket read asks for. */
 #define CM_BUF_BLOCK 16384

@@ -114,13 +114,17 @@ static void dispatch(struct cm_conn *c, unsigned events) {
   }
 }
 
-/* POLL to every connection (the application's periodic hook). */
+/* POLL to every connection's user handler (the application's periodic
+ * hook).  Protocol handlers are left out: their deadlines are timers, and
+ * what they need a POLL for they ask for (cm__conn_want_poll), so the walk
+ * touches nothing but the connections themselves (not their protocol
+ * state, nor the timer heap). */
 static void deliver_poll(struct cm_mgr *mgr) {
   uint64_t now = mgr->now_ms;
   mgr->last_poll_ms = now;
   for (struct cm_conn *c = mgr->conns, *next; c != NULL; c = next) {
     next = c->next; /* POLL handlers may close c but never free it here */
-    if (!c->is_closing && !c->is_internal) cm_call(c, CM_EV_POLL, &now);
+    if (c->fn != NULL && !c->is_closing && !c->is_internal) c->fn(c, CM_EV_POLL, &now);
   }
 }
 
@@ -195,6 +199,7 @@ void cm_mgr_free(struct cm_mgr *mgr) {
   }
   cm__wakeup_free(mgr);
   cm__buf_pool_free(mgr);
+  cm__connmap_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);
   mgr->epfd = -1;
   mgr->dirty = NULL;

@@ -133,6 +133,72 @@ static void busy_turns_leave_idle_connections_alone(void **state) {
   close(busy);
 }
 
+/* The protocol handler of accepted connections, wrapped to count the POLLs
+ * it gets; their ids, to look them up. */
+static cm_event_fn http_pfn_seen;
+static int pfn_polls;
+static unsigned long ids[NIDLE];
+static struct cm_conn *conns[NIDLE];
+static int nids;
+
+static void counting_pfn(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_POLL) pfn_polls++;
+  http_pfn_seen(c, ev, ev_data);
+}
+
+static void wrapping_server(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_ACCEPT && c->pfn != counting_pfn) {
+    http_pfn_seen = c->pfn;
+    c->pfn = counting_pfn;
+    if (nids < NIDLE) {
+      conns[nids] = c;
+      ids[nids++] = c->id;
+    }
+  }
+  server(c, ev, ev_data);
+}
+
+/* The periodic POLL goes to user handlers only: the walk over every
+ * connection does not touch protocol state (HTTP's deadlines are timers).
+ * And connections are found by id among many, after others closed. */
+static void poll_walk_skips_protocol_handlers_and_ids_are_found(void **state) {
+  (void) state;
+  raise_nofile();
+  memset(&seen, 0, sizeof(seen));
+  pfn_polls = 0;
+  nids = 0;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  struct cm_conn *l = cm_http_listen(&mgr, "http://127.0.0.1:0", wrapping_server, NULL, NULL);
+  assert_non_null(l);
+  static int fds[NIDLE];
+  for (int i = 0; i < NIDLE; i++) {
+    fds[i] = tcp_client(l->loc.port);
+    if (i % 64 == 63) cm_mgr_poll(&mgr, 0);
+  }
+  for (int i = 0; i < 1000 && seen.accepted < NIDLE; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(seen.accepted, NIDLE);
+  assert_int_equal(nids, NIDLE);
+
+  seen.polls = 0;
+  cm_mgr_poll(&mgr, 1); /* idle: POLL to everyone */
+  assert_int_equal(seen.polls, NIDLE);
+  assert_int_equal(pfn_polls, 0);
+
+  for (int i = 0; i < NIDLE; i++) assert_ptr_equal(cm_conn_by_id(&mgr, ids[i]), conns[i]);
+  assert_null(cm_conn_by_id(&mgr, mgr.next_id));
+  /* Two thirds go away: the table shifts entries back into the holes. */
+  for (int i = 0; i < NIDLE; i++)
+    if (i % 3 != 0) close(fds[i]);
+  int kept = (NIDLE + 2) / 3;
+  for (int i = 0; i < 1000 && seen.closes < NIDLE - kept; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(seen.closes, NIDLE - kept);
+  for (int i = 0; i < NIDLE; i++) {
+    if (i % 3 == 0) assert_ptr_equal(cm_conn_by_id(&mgr, ids[i]), conns[i]);
+    else assert_null(cm_conn_by_id(&mgr, ids[i]));
+  }
+  for (int i = 0; i < NIDLE; i += 3) close(fds[i]);
+}
+
 /* With no POLL at all, the idle timeout still closes every idle
  * connection, and the header timeout still answers 408. */
 static void deadlines_fire_without_poll(void **state) {
@@ -327,6 +393,7 @@ static void poll_sigmask_lets_a_pending_signal_interrupt_the_wait(void **state) 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(busy_turns_leave_idle_connections_alone, teardown),
+      cmocka_unit_test_teardown(poll_walk_skips_protocol_handlers_and_ids_are_found, teardown),
       cmocka_unit_test_teardown(deadlines_fire_without_poll, teardown),
       cmocka_unit_test_teardown(http_client_connect_timeout, teardown),
       cmocka_unit_test_teardown(http_client_response_timeout, teardown),
