@@ -279,6 +279,8 @@ struct cm_conn {
   unsigned is_accept_failing : 1; /* the EMFILE episode was logged */
   unsigned is_poll_wanted : 1; /* pfn asked for a POLL at the next flush */
   unsigned is_loc_pending : 1; /* loc's IP not read yet (cm_conn_local_addr) */
+  unsigned is_shut_wanted : 1; /* half-close once output has left (cm__conn_shutdown) */
+  unsigned is_shut : 1;        /* the write side is closed */
   /* ---- end of private fields ---- */
 };
 

@@ -170,10 +170,27 @@ int cm__conn_write(struct cm_conn *c) {
     c->last_io_ms = c->mgr->now_ms;
     cm_call(c, CM_EV_WRITE, &total);
   }
+  if (c->is_shut_wanted) cm__conn_shut_if_flushed(c);
   /* A drained connection is closed by the flush that follows (both callers
    * see to it): changing its epoll interest first would be a wasted call. */
   if (!c->is_draining || cm__conn_has_output(c)) cm__conn_update_interest(c);
   return 0;
+}
+
+int cm__conn_shutdown(struct cm_conn *c) {
+  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  if (c->tp->shutdown == NULL || c->fd < 0) return CM_EINVAL;
+  if (!c->is_shut_wanted) {
+    c->is_shut_wanted = 1;
+    cm__conn_mark_dirty(c); /* the flush writes what is left, then shuts */
+  }
+  return 0;
+}
+
+void cm__conn_shut_if_flushed(struct cm_conn *c) {
+  if (!c->is_shut_wanted || c->is_shut || c->is_closing || cm__conn_has_output(c)) return;
+  c->is_shut = 1;
+  if (c->tp->shutdown(c) != 0) cm_close(c); /* the peer went away: an ordinary end */
 }
 
 void cm__conn_defer_error(struct cm_conn *c, const char *msg) {
@@ -182,7 +199,7 @@ void cm__conn_defer_error(struct cm_conn *c, const char *msg) {
 }
 
 int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n) {
-  if (c->is_closing || c->is_draining) return CM_ECLOSED;
+  if (c->is_closing || c->is_draining || c->is_shut_wanted) return CM_ECLOSED;
   if (c->is_listening || c->is_udp) return CM_EINVAL;
   size_t len = 0;
   for (size_t i = 0; i < n; i++) {

@@ -50,6 +50,18 @@ bool cm__conn_reads_paused(const struct cm_conn *c);
 /* cm_send() of the n parts one after another, copied once into c->send
  * (TCP only): all of them are queued (0), or nothing (cm_send's codes). */
 int cm__send_parts(struct cm_conn *c, const struct cm_str *parts, size_t n);
+/* Half-close: closes c's write side through its transport once everything
+ * queued has left (c->send, files, the transport's own records: TLS sends
+ * close_notify first), keeping c open for reading, as a lingering close
+ * needs.  From then on cm_send() refuses (CM_ECLOSED).  Returns 0 (also
+ * when already asked), CM_EINVAL when c's transport cannot (no shutdown
+ * entry, no descriptor: the caller drains instead), CM_ECLOSED when c is
+ * closing or draining.  If the shutdown fails (the peer is gone), c closes
+ * without an ERROR. */
+int cm__conn_shutdown(struct cm_conn *c);
+/* Carries out a half-close asked for once nothing is left to send (the
+ * flush and the write step call it). */
+void cm__conn_shut_if_flushed(struct cm_conn *c);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);

@@ -76,6 +76,7 @@ static void flush(struct cm_mgr *mgr) {
       if (!c->is_closing && !c->is_connecting && !c->is_resolving && !c->is_write_blocked &&
           c->tp->write != NULL && cm__conn_has_output(c))
         cm__conn_write(c);
+      if (c->is_shut_wanted) cm__conn_shut_if_flushed(c);
       if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
       if (c->is_closing) {
         if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */

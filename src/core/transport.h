@@ -60,6 +60,15 @@ struct cm__transport {
    * transport is no stream. */
   size_t (*recv)(struct cm_conn *c, void *buf, size_t len);
   int (*send_buf)(struct cm_conn *c, struct cm_buf *b);
+  /* Closes c's write side (the peer reads the end of the stream; c goes on
+   * reading).  The core calls it once, through cm__conn_shutdown(), when
+   * nothing is left to send: neither c->send, queued files, nor the
+   * transport's own output (has_output), so a transport with a closing
+   * message of its own (TLS close_notify) produces it through has_output
+   * and write while c->is_shut_wanted, and only then ends the stream below.
+   * Returns 0, or a negative errno (the peer is gone: the core closes c).
+   * NULL: no half-close (datagrams, listeners); cm__conn_shutdown refuses. */
+  int (*shutdown)(struct cm_conn *c);
 };
 
 /*

@@ -44,7 +44,6 @@ struct cm__http_conn {
   bool awaiting_reply;     /* HTTP_MSG delivered, its reply not complete yet */
   bool chunked_reply;      /* a chunked reply is in progress */
   uint64_t linger_until_ms; /* after an error reply: discard input until then */
-  bool half_closed;        /* our side of the socket is shut down */
   bool busy;               /* process() is running: cm_http_detach defers the free */
   bool detached;           /* cm_http_detach ran during process(): free when it ends */
   bool fresh;              /* attached to a live connection: parse what c->recv

@@ -10,7 +10,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cymongoose.h"
 #include "core/internal.h"
@@ -114,13 +113,6 @@ void cm_http_detach(struct cm_conn *c) {
   c->pfn_data = NULL;
 }
 
-/* Lingering close: our side is done once the error reply has been written. */
-static void half_close(struct cm_conn *c, struct cm__http_conn *st) {
-  if (st->half_closed || c->fd < 0) return;
-  st->half_closed = true;
-  if (shutdown(c->fd, SHUT_WR) != 0) cm_close(c);
-}
-
 /*
  * Answers a request we cannot serve, then closes - gently.  Closing a socket
  * with unread input makes the kernel send RST, which can destroy the error
@@ -137,13 +129,14 @@ static void reject(struct cm_conn *c, struct cm__http_conn *st, int status, cons
             "Connection: close\r\n\r\n%s: %s\n",
             status, text, strlen(text) + 3 + strlen(why ? why : ""), text, why ? why : "");
   st->stopped = true;
-  if (c->is_tls || c->fd < 0) {
-    cm_drain(c); /* no half-close under TLS: just flush and close */
+  /* Our side is done once the reply has left (under TLS: then
+   * close_notify); a transport that cannot half-close just drains. */
+  if (cm__conn_shutdown(c) != 0) {
+    cm_drain(c);
     return;
   }
   st->linger_until_ms = c->mgr->now_ms + CM_HTTP_LINGER_MS;
   cm_recv_consume(c, c->recv.len);
-  if (c->send.len == 0) half_close(c, st);
   arm(c, st);
 }
 
@@ -502,8 +495,7 @@ static void http_pfn(struct cm_conn *c, int ev, void *ev_data) {
       if (cm__http_conn_of(c) == st) arm(c, st);
       break;
     case CM_EV_WRITE:
-      if (st->linger_until_ms != 0 && c->send.len == 0) half_close(c, st);
-      else if (may_resume(c, st)) resume_held(c, st);
+      if (st->linger_until_ms == 0 && may_resume(c, st)) resume_held(c, st);
       if (cm__http_conn_of(c) == st) arm(c, st);
       break;
     case CM_EV_POLL:

@@ -491,6 +491,11 @@ static int udp_send(struct cm_conn *c, const void *buf, size_t len) {
 
 /* A connected TCP stream (made by cm_connect or accepted); TLS layers over
  * it through recv and send_buf. */
+/* Half-close: FIN after the last byte; reading goes on. */
+static int stream_shutdown(struct cm_conn *c) {
+  return shutdown(c->fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
 static const struct cm__transport tcp_transport = {
     .name = "tcp",
     .read = stream_read,
@@ -500,6 +505,7 @@ static const struct cm__transport tcp_transport = {
     .send_file = stream_send_file,
     .recv = stream_recv,
     .send_buf = send_buf,
+    .shutdown = stream_shutdown,
 };
 
 /* A UDP socket, connected (cm_connect) or listening (cm_listen). */

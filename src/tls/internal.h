@@ -35,7 +35,8 @@ void cm__tls_input(struct cm_conn *c);
  * way fails with an ERROR; otherwise c drains (closes on a reset). */
 void cm__tls_eof(struct cm_conn *c, bool reset);
 /* Produces more ciphertext in tx: the client's first handshake flight, up
- * to max bytes of c->send encrypted, or close_notify once draining.
+ * to max bytes of c->send encrypted, or close_notify once draining or
+ * half-closing (c->is_shut_wanted).
  * Returns the plaintext bytes taken from c->send (0 if none). */
 size_t cm__tls_output(struct cm_conn *c, size_t max);
 /* True when cm__tls_output has something to produce or tx is not empty. */

@@ -723,7 +723,8 @@ size_t cm__tls_output(struct cm_conn *c, size_t max) {
    * come through c->send one chunk at a time, so c->send running empty is
    * not the end.  Queued right behind the last records, it leaves with them
    * in the same send. */
-  if (c->send.len == 0 && c->files == NULL && c->is_draining && !t->notify_sent) {
+  if (c->send.len == 0 && c->files == NULL && (c->is_draining || c->is_shut_wanted) &&
+      !t->notify_sent) {
     t->notify_sent = true;
     SSL_shutdown(t->ssl); /* queues close_notify; we do not wait for the peer's */
     ERR_clear_error();
@@ -736,7 +737,7 @@ bool cm__tls_has_output(const struct cm_conn *c) {
   if (t->tx.len > 0) return true;
   if (t->ssl == NULL || t->failed) return false;
   if (!t->hs_done) return !t->is_server && !t->hs_started && c->fd >= 0 && !c->is_connecting;
-  return c->is_draining && !t->notify_sent && c->files == NULL;
+  return (c->is_draining || c->is_shut_wanted) && !t->notify_sent && c->files == NULL;
 }
 
 static void tls_mgr_free(struct cm_mgr *mgr) {

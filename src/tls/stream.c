@@ -69,6 +69,16 @@ static void tls_free(struct cm_conn *c) {
   cm_tls_free(c);
 }
 
+/* Half-close.  close_notify was produced while c->is_shut_wanted
+ * (cm__tls_has_output, cm__tls_output) and has left with the last records
+ * (the core calls this only when nothing is left to send): the stream below
+ * now ends our side.  Reading goes on, so the peer's close_notify, or what
+ * it still sends, is read as usual. */
+static int tls_shutdown(struct cm_conn *c) {
+  const struct cm__transport *inner = cm__tls_inner(c);
+  return inner->shutdown != NULL ? inner->shutdown(c) : CM_EINVAL;
+}
+
 const struct cm__transport cm__tls_transport = {
     .name = "tls",
     .read = tls_read,
@@ -77,6 +87,7 @@ const struct cm__transport cm__tls_transport = {
     .has_output = cm__tls_has_output,
     .eof = cm__tls_eof,
     .free = tls_free,
+    .shutdown = tls_shutdown,
     /* no send_file: file bytes must pass through the codec */
 };
 

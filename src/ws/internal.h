@@ -28,7 +28,6 @@ struct cm__ws {
   bool check_input;              /* bytes may sit in c->recv with no READ to come */
   bool close_sent;               /* our close frame is queued */
   bool close_received;           /* the peer's close frame arrived (or we failed) */
-  bool half_closed;              /* our side of the socket is shut down */
   bool finishing;                /* both closes exchanged (or failed): ending TCP */
   bool failed;                   /* we failed the connection (protocol error) */
   char accept[29];               /* client: the Sec-WebSocket-Accept expected */

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "core/internal.h"
 #include "ws/internal.h"
@@ -166,12 +165,6 @@ static long send_frame(struct cm_conn *c, int first_byte, const void *p, size_t 
   return (long)(hlen + n);
 }
 
-static void half_close(struct cm_conn *c, struct cm__ws *st) {
-  if (st->half_closed || c->fd < 0) return;
-  st->half_closed = true;
-  if (shutdown(c->fd, SHUT_WR) != 0) cm_close(c);
-}
-
 /*
  * Both close frames have been exchanged (or we failed the connection):
  * end the TCP connection.  The server closes first (RFC 6455 7.1.1): once
@@ -184,16 +177,13 @@ static void finish(struct cm_conn *c, struct cm__ws *st) {
   if (st->finishing) return;
   st->finishing = true;
   cm__ws_set_deadline(st, cm_millis() + st->opts.close_timeout_ms);
-  cm__conn_want_poll(c); /* half-closes once the close frame is out */
   if (c->is_client) {
     if (st->failed) cm_drain(c);
     return;
   }
-  if (c->is_tls || c->fd < 0) {
-    cm_drain(c); /* no half-close under TLS: flush and close */
-    return;
-  }
-  if (c->send.len == 0) half_close(c, st);
+  /* Half-closes once the close frame has left (under TLS: then
+   * close_notify); a transport that cannot, just drains. */
+  if (cm__conn_shutdown(c) != 0) cm_drain(c);
 }
 
 /* Sends our close frame with payload p[0..n). */
@@ -428,14 +418,12 @@ static void ws_pfn(struct cm_conn *c, int ev, void *ev_data) {
       }
       break;
     case CM_EV_WRITE:
-      if (st->finishing && !c->is_client && c->send.len == 0) half_close(c, st);
-      else if (st->check_input && !st->handshaking && !cm_conn_send_full(c)) process(c, st);
+      if (st->check_input && !st->handshaking && !cm_conn_send_full(c)) process(c, st);
       break;
     case CM_EV_POLL:
-      /* Asked for by cm__ws_opened / finish (cm__conn_want_poll); the
-       * deadlines are in the timer heap (on_deadline). */
+      /* Asked for by cm__ws_opened (cm__conn_want_poll); the deadlines
+       * are in the timer heap (on_deadline). */
       if (st->check_input && !st->handshaking) process(c, st);
-      if (st->finishing && !c->is_client && c->send.len == 0 && !c->is_tls) half_close(c, st);
       break;
     case CM_EV_CLOSE:
       if (st->upper != NULL) st->upper(c, ev, ev_data); /* frees its state */

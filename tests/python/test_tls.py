@@ -472,3 +472,56 @@ def test_garbage_record_after_handshake_is_an_error(certs):
         errors = log.data(MG_EV_ERROR)
         assert len(errors) == 1 and errors[0].startswith("TLS: "), errors
         assert "bad record mac" in errors[0] or "decrypt" in errors[0], errors
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_http_error_reply_half_closes(certs, tls):
+    """A refused request (413) is answered, then the server half-closes
+    (lingering close): under TLS close_notify, then the TCP FIN, with the
+    connection still open for reading, so a client that goes on sending
+    gets no reset.  The peer sees a clean end of stream (with
+    suppress_ragged_eofs=False a FIN without close_notify would raise) while
+    the server's connection is still open; it closes once the client has
+    closed its side."""
+    log = EventLog()
+    got_eof, may_close = threading.Event(), threading.Event()
+    with Manager(log) as mgr:
+        listener = mgr.listen("http://127.0.0.1:0", http_max_body=4)
+        if tls:
+            listener.tls_init(server_opts(certs))
+        port = listener.local_addr[1]
+
+        def client():
+            raw = socket.create_connection(("127.0.0.1", port))
+            s = raw
+            if tls:
+                ctx = ssl.create_default_context(cafile=certs["ca_path"])
+                s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+            with s:
+                s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+                s.sendall(b"j" * 20000)  # a body the server refused: lingering discards it
+                got = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                got_eof.set()
+                may_close.wait(20)
+                if tls:
+                    raw = s.unwrap()  # our close_notify; the FIN was already there
+                    tail = raw.recv(100)
+                    raw.close()
+                    return got, tail
+                return got, b""
+        t, result = in_thread(client)
+        assert poll_until(mgr, lambda: got_eof.is_set() or not t.is_alive())
+        child = log.conns(MG_EV_ACCEPT)[0]
+        assert MG_EV_CLOSE not in log.of(child)  # only our side is closed
+        may_close.set()
+        assert poll_until(mgr, lambda: not t.is_alive() and MG_EV_CLOSE in log.of(child))
+    assert "error" not in result, result.get("error")
+    got, tail = result["value"]
+    assert got.startswith(b"HTTP/1.1 413 ")
+    assert tail == b""
+    assert not log.data(MG_EV_ERROR)
