@@ -245,7 +245,11 @@ struct cm_conn {
   void *pfn_data;              /* protocol state; the protocol frees it on CLOSE */
   void *ext;                   /* for language bindings; not touched by the library */
   uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
-  uint64_t closing_flush_ms;   /* deadline for drain(); 0 for none */
+  uint64_t closing_flush_ms;   /* a draining connection (cm_drain, or the peer's
+                                  EOF) whose peer takes no byte of the queued
+                                  output for this long is closed with an ERROR,
+                                  the rest dropped; 0: it waits for ever.
+                                  Starts as mgr->closing_flush_ms */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
   unsigned is_accepted : 1;    /* made by accept() from a listener */
@@ -281,6 +285,7 @@ struct cm_conn {
   unsigned is_loc_pending : 1; /* loc's IP not read yet (cm_conn_local_addr) */
   unsigned is_shut_wanted : 1; /* half-close once output has left (cm__conn_shutdown) */
   unsigned is_shut : 1;        /* the write side is closed */
+  struct cm_timer *drain_timer; /* closing_flush_ms of a drain that waits, or NULL */
   /* ---- end of private fields ---- */
 };
 
@@ -401,7 +406,9 @@ size_t cm_conn_send_queued(const struct cm_conn *c);
 /* Marks c for closing; it is closed (CLOSE delivered, memory freed) at the
  * end of the current or next poll.  Safe from any handler, idempotent. */
 void cm_close(struct cm_conn *c);
-/* Stops reading, flushes c->send, then closes. */
+/* Stops reading, flushes c->send (and queued files), then closes.  A peer
+ * that takes no byte of it for c->closing_flush_ms ends it sooner (ERROR
+ * "drain timed out", the rest dropped). */
 void cm_drain(struct cm_conn *c);
 /* Delivers CM_EV_ERROR with the formatted message to c, then marks it closing. */
 void cm_error(struct cm_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -527,6 +534,8 @@ struct cm_mgr {
   uint64_t now_ms;             /* cm_millis() at the start of the current poll */
   void *userdata;              /* for the application; not touched */
   uint64_t tls_hs_timeout_ms;  /* TLS handshake deadline (CM_TLS_HS_TIMEOUT_MS); 0: none */
+  uint64_t closing_flush_ms;   /* c->closing_flush_ms of new connections
+                                  (CM_CLOSING_FLUSH_MS); 0: drains never time out */
   /* CM_EV_POLL to every connection: at the end of a poll call that waited
    * its whole timeout with nothing to do (an idle call), and otherwise at
    * most once per poll_interval_ms (default CM_POLL_INTERVAL_MS), however
@@ -596,6 +605,10 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
  * only.  NULL: exactly cm_mgr_poll().  Returns as cm_mgr_poll().
  */
 int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask);
+
+/* Default of cm_mgr.closing_flush_ms: 60 s without progress, as nginx's
+ * send_timeout. */
+#define CM_CLOSING_FLUSH_MS 60000u
 
 /* -------------------------------------------------------------- wakeup */
 /* Default bound of the wakeup queue (mgr->wakeup_max_bytes / _msgs). */

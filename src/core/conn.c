@@ -21,6 +21,7 @@ struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transp
     return NULL;
   }
   c->recv_limit = mgr->recv_limit;
+  c->closing_flush_ms = mgr->closing_flush_ms;
   c->last_io_ms = mgr->now_ms;
   c->next = mgr->conns;
   if (mgr->conns != NULL) mgr->conns->prev = c;
@@ -36,6 +37,7 @@ void cm__conn_free(struct cm_conn *c) {
   if (c->next != NULL) c->next->prev = c->prev;
   mgr->nconns--;
   cm__connmap_del(mgr, c);
+  if (c->drain_timer != NULL) cm_timer_stop(mgr, c->drain_timer);
   if (c->fd >= 0) {
     cm__io_stop(c);
     close(c->fd);
@@ -191,6 +193,28 @@ void cm__conn_shut_if_flushed(struct cm_conn *c) {
   if (!c->is_shut_wanted || c->is_shut || c->is_closing || cm__conn_has_output(c)) return;
   c->is_shut = 1;
   if (c->tp->shutdown(c) != 0) cm_close(c); /* the peer went away: an ordinary end */
+}
+
+/* The drain's deadline came: no byte left for closing_flush_ms (last_io_ms
+ * moves with every write) ends it; progress re-arms it for the rest. */
+static void drain_expired(void *arg) {
+  struct cm_conn *c = arg;
+  struct cm_mgr *mgr = c->mgr;
+  c->drain_timer = NULL; /* a one-shot: the manager lets it go after this */
+  if (c->is_closing || !c->is_draining || c->closing_flush_ms == 0) return;
+  uint64_t due = c->last_io_ms + c->closing_flush_ms;
+  if (mgr->now_ms < due) {
+    c->drain_timer = cm_timer_add(mgr, due - mgr->now_ms, CM_TIMER_ONCE, drain_expired, c);
+    return;
+  }
+  cm_error(c, "drain timed out: the peer took no data for %llu ms",
+           (unsigned long long)c->closing_flush_ms);
+}
+
+void cm__conn_drain_wait(struct cm_conn *c) {
+  if (c->drain_timer != NULL || c->closing_flush_ms == 0) return;
+  /* No memory for a timer: the drain waits unbounded, as with 0. */
+  c->drain_timer = cm_timer_add(c->mgr, c->closing_flush_ms, CM_TIMER_ONCE, drain_expired, c);
 }
 
 void cm__conn_defer_error(struct cm_conn *c, const char *msg) {

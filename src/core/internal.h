@@ -62,6 +62,10 @@ int cm__conn_shutdown(struct cm_conn *c);
 /* Carries out a half-close asked for once nothing is left to send (the
  * flush and the write step call it). */
 void cm__conn_shut_if_flushed(struct cm_conn *c);
+/* A draining connection still has output after the flush wrote what the
+ * socket took: bounds the wait (c->closing_flush_ms without progress) with
+ * a timer, armed once per drain; a drain that finishes at once costs none. */
+void cm__conn_drain_wait(struct cm_conn *c);
 /* Schedules an ERROR with a copy of msg for the next flush (used where
  * delivering at once would surprise the caller, e.g. inside cm_connect). */
 void cm__conn_defer_error(struct cm_conn *c, const char *msg);

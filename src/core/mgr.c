@@ -27,6 +27,7 @@ int cm_mgr_init(struct cm_mgr *mgr) {
   mgr->wakeup_max_msgs = CM_WAKEUP_MAX_MSGS;
   mgr->tls_hs_timeout_ms = CM_TLS_HS_TIMEOUT_MS;
   mgr->poll_interval_ms = CM_POLL_INTERVAL_MS;
+  mgr->closing_flush_ms = CM_CLOSING_FLUSH_MS;
   mgr->now_ms = cm_millis();
   mgr->last_poll_ms = mgr->now_ms;
   return 0;
@@ -78,6 +79,7 @@ static void flush(struct cm_mgr *mgr) {
         cm__conn_write(c);
       if (c->is_shut_wanted) cm__conn_shut_if_flushed(c);
       if (c->is_draining && (c->fd < 0 || !cm__conn_has_output(c))) c->is_closing = 1;
+      else if (c->is_draining && !c->is_closing) cm__conn_drain_wait(c);
       if (c->is_closing) {
         if (c->is_dirty) continue; /* queued again by a handler; closes in a later round */
         close_conn(c);

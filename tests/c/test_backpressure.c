@@ -143,6 +143,67 @@ static void tcp_echo_to_a_client_that_never_reads_stays_bounded(void **state) {
   cm_mgr_free(&mgr);
 }
 
+/* ---- a drain whose peer never reads: closing_flush_ms ends it */
+
+static char drain_error[256];
+static int drain_closes;
+static void drain_fn(struct cm_conn *c, int ev, void *ev_data) {
+  if (ev == CM_EV_ACCEPT) {
+    static char big[4 << 20];
+    assert_int_equal(cm_send(c, big, sizeof(big)), 0);
+    cm_drain(c);
+  } else if (ev == CM_EV_ERROR && c->is_accepted) {
+    snprintf(drain_error, sizeof(drain_error), "%s", (const char *)ev_data);
+  } else if (ev == CM_EV_CLOSE && c->is_accepted) {
+    drain_closes++;
+  }
+}
+
+static void drain_to_a_peer_that_never_reads_times_out(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  assert_int_equal(mgr.closing_flush_ms, CM_CLOSING_FLUSH_MS);
+  mgr.closing_flush_ms = 100;
+  drain_error[0] = '\0';
+  drain_closes = 0;
+  struct cm_conn *l = cm_listen(&mgr, "tcp://127.0.0.1:0", drain_fn, NULL);
+  int fd = raw_connect(l->loc.port);
+  assert_true(fd >= 0);
+  for (int i = 0; i < 3000 && drain_closes == 0; i++) cm_mgr_poll(&mgr, 10);
+  assert_int_equal(drain_closes, 1);
+  assert_non_null(strstr(drain_error, "drain timed out"));
+  close(fd);
+
+  /* 0: the drain waits for the peer however long it takes (no timer), and
+   * a peer that reads gets everything, then the end of the stream. */
+  mgr.closing_flush_ms = 0;
+  drain_error[0] = '\0';
+  drain_closes = 0;
+  fd = raw_connect(l->loc.port);
+  struct cm_conn *s = NULL;
+  for (int i = 0; i < 50; i++) {
+    cm_mgr_poll(&mgr, 10);
+    if (s == NULL) s = accepted(&mgr);
+  }
+  assert_non_null(s);
+  assert_int_equal(drain_closes, 0);
+  assert_true(s->is_draining);
+  assert_null(s->drain_timer);
+  struct cm_buf got = {0};
+  bool open = true;
+  for (int i = 0; i < 100000 && (open || drain_closes == 0); i++) {
+    open = pull(fd, &got);
+    cm_mgr_poll(&mgr, 1);
+  }
+  assert_int_equal(got.len, 4 << 20);
+  assert_int_equal(drain_closes, 1);
+  assert_string_equal(drain_error, "");
+  cm_buf_free(&got);
+  close(fd);
+  cm_mgr_free(&mgr);
+}
+
 /* ---- HTTP: pipelined requests whose answers are never read */
 
 static size_t reply_size = 8192;
@@ -595,6 +656,7 @@ static void failed_epoll_wait_is_returned(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tcp_echo_to_a_client_that_never_reads_stays_bounded),
+      cmocka_unit_test(drain_to_a_peer_that_never_reads_times_out),
       cmocka_unit_test(http_pipelining_without_reading_stays_bounded),
       cmocka_unit_test(send_limit_is_backpressure_not_a_stall),
       cmocka_unit_test(reply_refused_by_send_limit_is_reported),
