@@ -702,6 +702,66 @@ def test_wss_our_server_with_websockets_and_our_client(tmp_path):
         server.close()
 
 
+def test_wss_server_close_half_closes(tmp_path):
+    """After the close handshake the server half-closes under TLS too: its
+    close frame, close_notify, then the TCP FIN, while it still reads (a
+    clean end of stream for the client, whose connection the server closes
+    only once the client has closed its side)."""
+    import ssl
+    subprocess.run(["/usr/bin/python3", "-m", "trustme", "-d", str(tmp_path), "-i", "127.0.0.1"],
+                   check=True, capture_output=True)
+    cert, key = [(tmp_path / n).read_text() for n in ("server.pem", "server.key")]
+    server = EchoServer()
+    server.listener.tls_init(cm.TlsOpts(cert=cert, key=key))
+    got_eof, may_close = threading.Event(), threading.Event()
+    try:
+        def peer():
+            ctx = ssl.create_default_context(cafile=str(tmp_path / "client.pem"))
+            raw = socket.create_connection(("127.0.0.1", server.port))
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            s.sendall(frame(0x88, struct.pack("!H", 1000) + b"bye"))
+            out = b""
+            while True:
+                chunk = s.recv(65536)  # raises SSLEOFError on a FIN without close_notify
+                if not chunk:
+                    break
+                out += chunk
+            got_eof.set()
+            may_close.wait(DEADLINE_S)
+            raw = s.unwrap()
+            tail = raw.recv(100)  # the FIN came after close_notify
+            raw.close()
+            return out, tail
+
+        box = {}
+
+        def target():
+            try:
+                box["result"] = peer()
+            except BaseException as e:
+                box["error"] = e
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        assert poll_until(server.mgr, lambda: got_eof.is_set() or not t.is_alive())
+        assert "error" not in box, box.get("error")
+        children = [c for c in server.mgr.connections if not c.is_listening]
+        assert len(children) == 1  # the server's side is still open, reading
+        may_close.set()
+        assert poll_until(server.mgr, lambda: not t.is_alive() and
+                          len(server.mgr.connections) == 1)
+        assert "error" not in box, box.get("error")
+        out, tail = box["result"]
+        frames = frames_after_101(out)
+        assert frames[-1][0] == 0x88 and frames[-1][1][:2] == struct.pack("!H", 1000)
+        assert tail == b""
+        assert not server.errors
+    finally:
+        server.close()
+
+
 # ------------------------------------------------------------------ leaks
 
 def c_heap_in_use():
