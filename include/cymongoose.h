@@ -224,32 +224,10 @@ struct cm__io {
 
 struct cm_conn {
   struct cm_conn *next, *prev; /* manager's list of live connections */
-  struct cm_mgr *mgr;          /* owner */
-  unsigned long id;            /* unique per manager, never 0, never reused */
-  int fd;                      /* socket, -1 for none */
-  struct cm_addr loc;          /* local address; on a connection accepted from a
-                                  wildcard listener (0.0.0.0, ::) only .port is set
-                                  until cm_conn_local_addr() is called */
-  struct cm_addr rem;          /* remote address (for a UDP listener: last sender) */
-  struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
-  struct cm_buf send;          /* bytes queued, not yet written to the socket */
-  size_t recv_limit;           /* reading pauses (is_full) while recv.len >= this */
-  size_t send_hwm;             /* high-water mark of queued output: reading (and the
-                                  protocols' processing of input) pauses while
-                                  cm_conn_send_full(); 0: never.  Accepted connections
-                                  start with mgr->send_hwm, others with 0 (see
-                                  cm_conn_send_full) */
+  /* The handler and the flags first: the periodic POLL walk over every
+   * connection reads this cache line only. */
   cm_event_fn fn;              /* user handler, may be NULL */
   void *fn_data;               /* for the user handler; not owned */
-  cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
-  void *pfn_data;              /* protocol state; the protocol frees it on CLOSE */
-  void *ext;                   /* for language bindings; not touched by the library */
-  uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
-  uint64_t closing_flush_ms;   /* a draining connection (cm_drain, or the peer's
-                                  EOF) whose peer takes no byte of the queued
-                                  output for this long is closed with an ERROR,
-                                  the rest dropped; 0: it waits for ever.
-                                  Starts as mgr->closing_flush_ms */
   unsigned is_listening : 1;   /* a listening socket */
   unsigned is_client : 1;      /* made by cm_connect() */
   unsigned is_accepted : 1;    /* made by accept() from a listener */
@@ -267,6 +245,30 @@ struct cm_conn {
   unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
                                   socket): readiness goes to its transport; hidden
                                   from bindings, gets no POLL; CLOSE goes to pfn only */
+  struct cm_mgr *mgr;          /* owner */
+  unsigned long id;            /* unique per manager, never 0, never reused */
+  int fd;                      /* socket, -1 for none */
+  struct cm_addr loc;          /* local address; on a connection accepted from a
+                                  wildcard listener (0.0.0.0, ::) only .port is set
+                                  until cm_conn_local_addr() is called */
+  struct cm_addr rem;          /* remote address (for a UDP listener: last sender) */
+  struct cm_buf recv;          /* bytes received, not yet consumed by handlers */
+  struct cm_buf send;          /* bytes queued, not yet written to the socket */
+  size_t recv_limit;           /* reading pauses (is_full) while recv.len >= this */
+  size_t send_hwm;             /* high-water mark of queued output: reading (and the
+                                  protocols' processing of input) pauses while
+                                  cm_conn_send_full(); 0: never.  Accepted connections
+                                  start with mgr->send_hwm, others with 0 (see
+                                  cm_conn_send_full) */
+  cm_event_fn pfn;             /* protocol handler (http, ws, ...), called first */
+  void *pfn_data;              /* protocol state; the protocol frees it on CLOSE */
+  void *ext;                   /* for language bindings; not touched by the library */
+  uint64_t last_io_ms;         /* time of the last read or write, for idle timeouts */
+  uint64_t closing_flush_ms;   /* a draining connection (cm_drain, or the peer's
+                                  EOF) whose peer takes no byte of the queued
+                                  output for this long is closed with an ERROR,
+                                  the rest dropped; 0: it waits for ever.
+                                  Starts as mgr->closing_flush_ms */
   /* ---- private: the library's own state (as uv.h's *_PRIVATE_FIELDS).
    * Neither read nor write these: they change without notice. ---- */
   void *tls;                   /* TLS state (src/tls), NULL without TLS */
