@@ -90,6 +90,12 @@ void cm__timer_init(struct cm_timer *t, cm_timer_fn fn, void *arg);
 bool cm__timer_schedule(struct cm_mgr *mgr, struct cm_timer *t, uint64_t expire_ms);
 void cm__timer_unschedule(struct cm_mgr *mgr, struct cm_timer *t);
 bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t);
+/* The lazy arming itself, the one way protocol deadlines move: makes t fire
+ * no later than due.  A scheduled t due earlier is left alone (its callback
+ * finds the real deadline later and schedules t for it), so a deadline
+ * that moves forward with every request (idle, keep-alive) costs no heap
+ * operation; only an earlier one sifts.  False as cm__timer_schedule. */
+bool cm__timer_schedule_by(struct cm_mgr *mgr, struct cm_timer *t, uint64_t due);
 
 /* Asks for one CM_EV_POLL to c's protocol handler (pfn only) in the flush
  * step of the current or next turn: for protocol work that no I/O event

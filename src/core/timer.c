@@ -258,7 +258,16 @@ void cm__timer_init(struct cm_timer *t, cm_timer_fn fn, void *arg) {
 }
 
 bool cm__timer_scheduled(const struct cm_mgr *mgr, const struct cm_timer *t) {
-  return in_heap(mgr, t);
+  (void)mgr;
+  /* Exact for timers prepared by cm__timer_init (every removal resets the
+   * index), and it does not touch the heap's array: the request path asks
+   * this a few times per request. */
+  return t->heap_index != NOT_IN_HEAP;
+}
+
+bool cm__timer_schedule_by(struct cm_mgr *mgr, struct cm_timer *t, uint64_t due) {
+  if (t->heap_index != NOT_IN_HEAP && t->expire_ms <= due) return true;
+  return cm__timer_schedule(mgr, t, due);
 }
 
 bool cm__timer_schedule(struct cm_mgr *mgr, struct cm_timer *t, uint64_t expire_ms) {

@@ -44,8 +44,7 @@ static void arm(struct cm_conn *c, struct cm__http_client *st) {
   bool connecting;
   uint64_t due = next_deadline(c, st, &connecting);
   if (due == 0) return;
-  if (cm__timer_scheduled(c->mgr, &st->deadline) && st->deadline.expire_ms <= due) return;
-  cm__timer_schedule(c->mgr, &st->deadline, due);
+  cm__timer_schedule_by(c->mgr, &st->deadline, due);
 }
 
 static void on_deadline(void *arg) {
@@ -76,9 +75,7 @@ int cm_http_client_set_timeouts(struct cm_conn *c, uint64_t connect_ms, uint64_t
   st->connect_timeout_ms = connect_ms != 0 ? connect_ms : CM_HTTP_CONNECT_TIMEOUT_MS;
   st->response_timeout_ms = response_ms != 0 ? response_ms : CM_HTTP_RESPONSE_TIMEOUT_MS;
   /* Shorter than what is scheduled: move it; longer: it reschedules itself. */
-  bool connecting;
-  uint64_t due = next_deadline(c, st, &connecting);
-  if (due != 0) cm__timer_schedule(c->mgr, &st->deadline, due);
+  arm(c, st);
   return 0;
 }
 

@@ -430,8 +430,7 @@ static void arm(struct cm_conn *c, struct cm__http_conn *st) {
   enum deadline_kind kind;
   uint64_t due = next_deadline(c, st, &kind);
   if (due == 0 || st->detached) return;
-  if (cm__timer_scheduled(c->mgr, &st->deadline) && st->deadline.expire_ms <= due) return;
-  cm__timer_schedule(c->mgr, &st->deadline, due);
+  cm__timer_schedule_by(c->mgr, &st->deadline, due);
 }
 
 static void on_deadline(void *arg) {

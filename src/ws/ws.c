@@ -106,7 +106,8 @@ void cm__ws_set_deadline(struct cm__ws *st, uint64_t deadline_ms) {
   if (deadline_ms == 0) {
     cm__timer_unschedule(st->conn->mgr, &st->deadline);
   } else {
-    cm__timer_schedule(st->conn->mgr, &st->deadline, deadline_ms);
+    cm__timer_schedule_by(st->conn->mgr, &st->deadline, deadline_ms); /* on_deadline
+                                                                   reschedules a later one */
   }
 }
 
