@@ -47,7 +47,7 @@ extern "C" {
 enum {
   CM_EV_ERROR = 0,      /* ev_data: const char *message */
   CM_EV_OPEN = 1,       /* connection created; ev_data NULL */
-  CM_EV_POLL = 2,       /* periodic, every connection (see cm_mgr.poll_interval_ms);
+  CM_EV_POLL = 2,       /* periodic, every user handler (see cm_mgr.poll_interval_ms);
                            ev_data: uint64_t *now_ms */
   CM_EV_RESOLVE = 3,    /* host name resolved; ev_data NULL */
   CM_EV_CONNECT = 4,    /* outbound connection established; ev_data NULL */
