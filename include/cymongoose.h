@@ -557,6 +557,9 @@ struct cm_mgr {
   struct cm_conn *dirty;       /* connections with queued output or closing */
   struct cm_conn **conn_map;   /* connections by id (src/core/connmap.c) */
   size_t conn_slots;           /* its size: a power of two, or 0 */
+  struct cm_conn **listeners;  /* the TCP listeners, for max_conns and accept
+                                  retries without a walk of every connection */
+  size_t nlisteners, listeners_cap;
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called
                                   (test it with cm_wakeup_enabled()) */
   struct cm_dns *dns;          /* resolver (src/net/dns.c), NULL until used */

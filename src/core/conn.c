@@ -30,8 +30,35 @@ struct cm_conn *cm__conn_new(struct cm_mgr *mgr, int fd, const struct cm__transp
   return c;
 }
 
+int cm__conn_add_listener(struct cm_conn *c) {
+  struct cm_mgr *mgr = c->mgr;
+  if (mgr->nlisteners == mgr->listeners_cap) {
+    size_t cap = mgr->listeners_cap == 0 ? 4 : 2 * mgr->listeners_cap;
+    struct cm_conn **p = realloc(mgr->listeners, cap * sizeof(*p));
+    if (p == NULL) return CM_ENOMEM;
+    mgr->listeners = p;
+    mgr->listeners_cap = cap;
+  }
+  mgr->listeners[mgr->nlisteners++] = c;
+  return 0;
+}
+
+static void del_listener(struct cm_mgr *mgr, struct cm_conn *c) {
+  for (size_t i = 0; i < mgr->nlisteners; i++) {
+    if (mgr->listeners[i] != c) continue;
+    mgr->listeners[i] = mgr->listeners[--mgr->nlisteners];
+    break;
+  }
+  if (mgr->nlisteners == 0) {
+    free(mgr->listeners);
+    mgr->listeners = NULL;
+    mgr->listeners_cap = 0;
+  }
+}
+
 void cm__conn_free(struct cm_conn *c) {
   struct cm_mgr *mgr = c->mgr;
+  if (c->is_listening && !c->is_udp) del_listener(mgr, c);
   if (c->prev != NULL) c->prev->next = c->next;
   else mgr->conns = c->next;
   if (c->next != NULL) c->next->prev = c->prev;

@@ -17,6 +17,10 @@ void cm__conn_free(struct cm_conn *c);
 int cm__connmap_add(struct cm_mgr *mgr, struct cm_conn *c);
 void cm__connmap_del(struct cm_mgr *mgr, struct cm_conn *c);
 void cm__connmap_free(struct cm_mgr *mgr);
+/* Registers c (a TCP listener) in mgr->listeners, which the max_conns
+ * resume and the accept retry go through instead of walking every
+ * connection; cm__conn_free takes it out.  CM_ENOMEM when it cannot grow. */
+int cm__conn_add_listener(struct cm_conn *c);
 /* Buffer pool (bufpool.c).  CM_BUF_BLOCK: the size of a pooled block,
  * also the most a plain socket read asks for. */
 #define CM_BUF_BLOCK 16384

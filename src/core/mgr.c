@@ -47,8 +47,7 @@ static void close_conn(struct cm_conn *c) {
   bool was_at_cap = mgr->max_conns != 0 && mgr->nconns >= mgr->max_conns;
   cm__conn_free(c);
   if (was_at_cap) {
-    for (struct cm_conn *l = mgr->conns; l != NULL; l = l->next)
-      if (l->is_listening && !l->is_udp) cm__conn_update_interest(l);
+    for (size_t i = 0; i < mgr->nlisteners; i++) cm__conn_update_interest(mgr->listeners[i]);
   }
 }
 

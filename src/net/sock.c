@@ -138,6 +138,12 @@ static struct cm_conn *listener_open(struct cm_mgr *mgr, int fd, bool udp, cm_ev
     c->is_listening = 1;
     c->is_udp = udp;
   }
+  if (c != NULL && !udp && cm__conn_add_listener(c) != 0) {
+    c->is_listening = 0; /* not registered: nothing to take out */
+    cm__conn_free(c);
+    errno = ENOMEM;
+    return NULL;
+  }
   if (c == NULL || cm__conn_watch(c) != 0) {
     int err = c == NULL ? ENOMEM : errno;
     if (c != NULL) cm__conn_free(c);
@@ -265,7 +271,8 @@ static void sock_connected(struct cm_conn *c) {
  * have closed since the timer was armed, so they are looked up). */
 static void resume_accepting(void *arg) {
   struct cm_mgr *mgr = arg;
-  for (struct cm_conn *l = mgr->conns; l != NULL; l = l->next) {
+  for (size_t i = 0; i < mgr->nlisteners; i++) {
+    struct cm_conn *l = mgr->listeners[i];
     if (!l->is_accept_paused) continue;
     l->is_accept_paused = 0;
     cm__conn_update_interest(l);

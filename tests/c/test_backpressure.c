@@ -204,6 +204,47 @@ static void drain_to_a_peer_that_never_reads_times_out(void **state) {
   cm_mgr_free(&mgr);
 }
 
+/* ---- max_conns: every listener pauses at the cap, a close resumes them */
+
+static int cap_accepts, cap_closes;
+static void cap_fn(struct cm_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev == CM_EV_ACCEPT) cap_accepts++;
+  if (ev == CM_EV_CLOSE && c->is_accepted) cap_closes++;
+}
+
+static void max_conns_pauses_and_resumes_every_listener(void **state) {
+  (void)state;
+  struct cm_mgr mgr;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  mgr.max_conns = 4; /* the two listeners count */
+  cap_accepts = cap_closes = 0;
+  struct cm_conn *l1 = cm_listen(&mgr, "tcp://127.0.0.1:0", cap_fn, NULL);
+  struct cm_conn *l2 = cm_listen(&mgr, "tcp://127.0.0.1:0", cap_fn, NULL);
+  assert_non_null(l1);
+  assert_non_null(l2);
+  int a = raw_connect(l1->loc.port), b = raw_connect(l2->loc.port);
+  for (int i = 0; i < 500 && cap_accepts < 2; i++) cm_mgr_poll(&mgr, 5);
+  assert_int_equal(cap_accepts, 2);
+  /* At the cap: both stop listening; new clients wait in the backlogs. */
+  int c = raw_connect(l1->loc.port), d = raw_connect(l2->loc.port);
+  for (int i = 0; i < 20; i++) cm_mgr_poll(&mgr, 5);
+  assert_int_equal(cap_accepts, 2);
+  assert_int_equal(l1->io.events, 0);
+  assert_int_equal(l2->io.events, 0);
+  /* Each close makes room for one more, on whichever listener has one. */
+  close(a);
+  for (int i = 0; i < 500 && cap_accepts < 3; i++) cm_mgr_poll(&mgr, 5);
+  assert_int_equal(cap_accepts, 3);
+  close(b);
+  for (int i = 0; i < 500 && cap_accepts < 4; i++) cm_mgr_poll(&mgr, 5);
+  assert_int_equal(cap_accepts, 4);
+  assert_int_equal(cap_closes, 2);
+  close(c);
+  close(d);
+  cm_mgr_free(&mgr);
+}
+
 /* ---- HTTP: pipelined requests whose answers are never read */
 
 static size_t reply_size = 8192;
@@ -657,6 +698,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tcp_echo_to_a_client_that_never_reads_stays_bounded),
       cmocka_unit_test(drain_to_a_peer_that_never_reads_times_out),
+      cmocka_unit_test(max_conns_pauses_and_resumes_every_listener),
       cmocka_unit_test(http_pipelining_without_reading_stays_bounded),
       cmocka_unit_test(send_limit_is_backpressure_not_a_stall),
       cmocka_unit_test(reply_refused_by_send_limit_is_reported),
