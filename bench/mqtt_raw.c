@@ -8,6 +8,7 @@
  *   mqtt_raw PORT QOS WINDOW SECONDS [MODE=echo]
  *
  * Prints: messages=<count> seconds=<elapsed> cpu=<process CPU seconds>
+ * (the window logic: bench/mqtt_window.h, shared with bench/c/mqtt_client.c)
  *
  * It behaves on the wire as a good client must with a broker whose Nagle is
  * on (mosquitto's default): everything one wake-up produces goes out in one
@@ -30,22 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAYLOAD 64
-#define BATCHES 2 /* QoS 0 batches outstanding, as in mqtt_window.py */
+#include "mqtt_window.h"
+
 #define TOPIC "bench/raw"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static void die(const char *why) {
   fprintf(stderr, "mqtt_raw: %s\n", why);
@@ -67,9 +55,10 @@ static unsigned next_id = 0;
 
 /* Queues a PUBLISH of the 64-byte payload on TOPIC; returns its packet id
  * (0 for QoS 0). */
-static unsigned publish(int qos) {
+static unsigned publish(void *arg, int qos) {
+  (void)arg;
   unsigned char h[8 + sizeof(TOPIC)];
-  size_t tl = strlen(TOPIC), n = 0, body = 2 + tl + (qos ? 2 : 0) + PAYLOAD;
+  size_t tl = strlen(TOPIC), n = 0, body = 2 + tl + (qos ? 2 : 0) + WL_PAYLOAD;
   unsigned id = 0;
   h[n++] = (unsigned char)(0x30 | (qos << 1));
   h[n++] = (unsigned char)body; /* < 128 */
@@ -83,9 +72,9 @@ static unsigned publish(int qos) {
     h[n++] = (unsigned char)(id >> 8);
     h[n++] = (unsigned char)id;
   }
-  static const char payload[PAYLOAD] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+  static const char payload[WL_PAYLOAD] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
   put(h, n);
-  put(payload, PAYLOAD);
+  put(payload, WL_PAYLOAD);
   return id;
 }
 
@@ -98,71 +87,11 @@ static void subscribe(int q) {
   put((const unsigned char[]){(unsigned char)q}, 1);
 }
 
-/* ------------------------------------------------------ the window logic */
+static struct window_load load;
 
-static int mode_pub, qos, window;
-static double secs, t0, cpu0, deadline, t1, cpu1;
-static long sent, received;
-static unsigned markers[BATCHES];
-static bool done;
-
-static void batch(void) {
-  for (int i = 0; i < window - 1; i++) publish(0);
-  for (int k = 0; k < BATCHES; k++)
-    if (markers[k] == 0) {
-      markers[k] = publish(1);
-      break;
-    }
-  sent += window;
-}
-
-static void started(void) {
-  t0 = now_s();
-  cpu0 = cpu_s();
-  deadline = t0 + secs;
-  if (mode_pub && qos == 0) {
-    for (int i = 0; i < BATCHES; i++) batch();
-    return;
-  }
-  for (int i = 0; i < window; i++) publish(qos);
-  sent = window;
-}
-
-static void finish(void) {
-  t1 = now_s();
-  cpu1 = cpu_s();
-  done = true;
+static void disconnect(void *arg) {
+  (void)arg;
   put("\xe0\x00", 2); /* DISCONNECT */
-}
-
-static void received_one(void) {
-  received++;
-  if (now_s() < deadline) {
-    publish(qos);
-    sent++;
-  } else if (received == sent) {
-    finish();
-  }
-}
-
-static void acked(unsigned id) {
-  if (qos == 0) {
-    bool marker = false, left = false;
-    for (int k = 0; k < BATCHES; k++) {
-      if (markers[k] == id) {
-        markers[k] = 0;
-        marker = true;
-      } else if (markers[k] != 0) {
-        left = true;
-      }
-    }
-    if (!marker) return;
-    received += window;
-    if (now_s() < deadline) batch();
-    else if (!left) finish();
-    return;
-  }
-  received_one();
 }
 
 /* ----------------------------------------------------------------- input */
@@ -188,19 +117,19 @@ static void handle_input(void) {
     switch (p[0] >> 4) {
       case 2: /* CONNACK */
         if (p[i + 1] != 0) die("CONNECT refused");
-        if (mode_pub) started();
-        else subscribe(qos);
+        if (load.pub) wl_started(&load);
+        else subscribe(load.qos);
         break;
       case 9: /* SUBACK */
-        started();
+        wl_started(&load);
         break;
       case 4: /* PUBACK */
-        if (mode_pub) acked((unsigned)p[i] << 8 | p[i + 1]);
+        if (load.pub) wl_acked(&load, (unsigned)p[i] << 8 | p[i + 1]);
         break;
       case 3: { /* PUBLISH: ours coming back (echo) */
         size_t tl = (size_t)p[i] << 8 | p[i + 1];
         int q = (p[0] >> 1) & 3;
-        if (!mode_pub && !done) received_one();
+        if (!load.pub) wl_received_one(&load);
         if (q == 1) put((const unsigned char[]){0x40, 2, p[i + 2 + tl], p[i + 3 + tl]}, 4);
         break;
       }
@@ -215,19 +144,12 @@ more:
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) {
-    fprintf(stderr, "usage: mqtt_raw PORT QOS WINDOW SECONDS [pub|echo]\n");
-    return 2;
-  }
-  int port = atoi(argv[1]);
-  qos = atoi(argv[2]);
-  window = atoi(argv[3]);
-  secs = atof(argv[4]);
-  mode_pub = argc > 5 && strcmp(argv[5], "pub") == 0;
-  if (window < 1 || window > 10000 || qos < 0 || qos > 1) die("bad arguments");
+  wl_args(&load, argc, argv);
+  load.publish = publish;
+  load.finish = disconnect;
 
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)load.port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS))
     die("connect failed");
@@ -251,7 +173,7 @@ int main(int argc, char **argv) {
     if (got.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
       ssize_t r = read(fd, in + in_len, sizeof(in) - in_len);
       if (r == 0 || (r < 0 && errno != EAGAIN)) {
-        if (done) break;
+        if (load.done) break;
         die("connection closed");
       }
       if (r > 0) {
@@ -269,7 +191,7 @@ int main(int argc, char **argv) {
     }
     if (out_off == out_len) {
       out_off = out_len = 0;
-      if (done) break;
+      if (load.done) break;
     }
     bool want = out_off < out_len;
     if (want != want_out) {
@@ -279,6 +201,6 @@ int main(int argc, char **argv) {
     }
   }
   close(fd);
-  printf("messages=%ld seconds=%.4f cpu=%.4f\n", received, t1 - t0, cpu1 - cpu0);
+  wl_report(&load);
   return 0;
 }
