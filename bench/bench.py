@@ -788,14 +788,6 @@ def ceiling_report(rows):
              "CPU out of reach" if top_rate >= 5 * peer_rate else "out of reach"))
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 BROKER_IDLE_CLIENTS = 10000
 
 
