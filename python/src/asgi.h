@@ -44,8 +44,8 @@ typedef struct asgi_conn asgi_conn;
 typedef struct asgi_ch asgi_ch;
 
 struct asgi_core {
-  PyObject_HEAD
-  vectorcallfunc vectorcall;
+  PyObject_HEAD                /* with on_event: a cm_py_c_handler (core.h) */
+  cm_py_event_fn on_event;
   PyObject *app;
   PyObject *scopes;        /* the _AsgiScopeBuilder */
   PyObject *hooks;         /* the ASGIServer: _make_host, _handoff, _spawn, _report */
