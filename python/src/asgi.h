@@ -58,6 +58,8 @@ struct asgi_core {
   PyObject *enter_task, *leave_task; /* asyncio's, to make the host current */
   PyObject *live;          /* set of channels whose application still runs */
   PyObject *empty_bytes;
+  PyObject *last_headers;  /* asgi_send.c: the last response's header list (flat tuple) */
+  PyObject *last_block;    /* and its header block (bytes) */
   PyObject *str[S_COUNT];
   PyTypeObject *conn_type, *ch_type, *op_type;
   PyTypeObject *connection_type; /* the module's Connection */

@@ -588,6 +588,8 @@ static int core_clear(PyObject *self) {
   Py_CLEAR(k->leave_task);
   Py_CLEAR(k->live);
   Py_CLEAR(k->empty_bytes);
+  Py_CLEAR(k->last_headers);
+  Py_CLEAR(k->last_block);
   Py_CLEAR(k->conn_type);
   Py_CLEAR(k->ch_type);
   Py_CLEAR(k->op_type);
