@@ -86,7 +86,8 @@ struct asgi_ch {
   PyObject *coro, *ctx;    /* the application's coroutine and context, until finished */
   PyObject *host, *host_inbox; /* current_task() while stepped here; its inbox */
   PyObject *recv_waiter, *send_waiter; /* lists of futures of ops awaited from tasks */
-  PyObject *inbox;         /* list of messages receive() returns, from inbox_head */
+  PyObject *request_body;  /* HTTP: the whole body, until receive() takes it */
+  PyObject *inbox;         /* list of messages receive() returns, from inbox_head (or NULL) */
   Py_ssize_t inbox_head;
   PyObject *head;          /* WebSocket: the upgrade request's head, until accepted */
   PyObject *start_headers; /* HTTP: the header block of http.response.start (bytes) */
@@ -119,6 +120,10 @@ int cm_py_asgi_channel_exec(PyObject *m);
 /* A new channel for conn (HTTP or WebSocket), added to cs's channels and
  * the core's live set. */
 asgi_ch *cm_py_asgi_ch_new(asgi_core *core, asgi_conn *cs, PyObject *conn, bool ws);
+/* Appends msg (not stolen) to what receive() returns.  0, or -1. */
+int cm_py_asgi_inbox_put(asgi_ch *ch, PyObject *msg);
+/* ch's receive and send as bound methods (new references).  0, or -1. */
+int cm_py_asgi_ch_bound(asgi_ch *ch, PyObject **receive, PyObject **send);
 /* Wakes what waits on ch for `what` (W_RECEIVE or W_SEND; W_NONE: any):
  * steps a parked coroutine, or completes the future a task awaits.
  * 0, or -1 with a BaseException to propagate. */

@@ -280,32 +280,21 @@ static int begin(asgi_core *k, cm_py_conn *co, const struct cm_http_msg *hm, boo
     if ((ch->head = bytes_of(hm->head)) == NULL) goto fail;
     PyObject *m = PyDict_New();
     if (m == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_WS_CONNECT]) < 0 ||
-        PyList_Append(ch->inbox, m) < 0) {
+        cm_py_asgi_inbox_put(ch, m) < 0) {
       Py_XDECREF(m);
       goto fail;
     }
     Py_DECREF(m);
   } else if (streamed) {
     ch->body_stream = ch->streamed = 1;
-  } else {
-    PyObject *m = PyDict_New(), *body = bytes_of(hm->body);
-    if (m == NULL || body == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_HTTP_REQUEST]) < 0 ||
-        PyDict_SetItem(m, k->str[S_BODY], body) < 0 ||
-        PyDict_SetItem(m, k->str[S_MORE_BODY], Py_False) < 0 || PyList_Append(ch->inbox, m) < 0) {
-      Py_XDECREF(m);
-      Py_XDECREF(body);
-      goto fail;
-    }
-    Py_DECREF(m);
-    Py_DECREF(body);
+  } else if ((ch->request_body = bytes_of(hm->body)) == NULL) {
+    goto fail; /* its http.request message is made if the app asks for it */
   }
   if (host_of(k, cs) < 0) goto fail;
   ch->host = Py_NewRef(cs->host);
   ch->host_inbox = Py_NewRef(cs->inbox);
   if ((ch->ctx = PyContext_CopyCurrent()) == NULL) goto fail;
-  if ((receive = PyObject_GetAttr((PyObject *)ch, k->str[S_RECEIVE])) == NULL ||
-      (send = PyObject_GetAttr((PyObject *)ch, k->str[S_SEND])) == NULL)
-    goto fail;
+  if (cm_py_asgi_ch_bound(ch, &receive, &send) < 0) goto fail;
   {
     PyObject *args[3] = {scope, receive, send};
     if (PyContext_Enter(ch->ctx) < 0) goto fail;
@@ -406,7 +395,7 @@ static int on_ws_msg(asgi_core *k, asgi_conn *cs, struct cm_ws_msg *wm, int ev) 
   PyObject *m = value == NULL ? NULL : PyDict_New();
   if (m == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_WS_RECEIVE]) < 0 ||
       PyDict_SetItem(m, k->str[op == CM_WS_OP_BINARY ? S_BYTES : S_TEXT], value) < 0 ||
-      PyList_Append(ch->inbox, m) < 0) {
+      cm_py_asgi_inbox_put(ch, m) < 0) {
     Py_XDECREF(value);
     Py_XDECREF(m);
     return -1;

@@ -41,7 +41,7 @@ static bool str_is(PyObject *v, PyObject *interned) {
 
 static int inbox_put(asgi_ch *ch, PyObject *msg) {
   if (msg == NULL) return -1;
-  int rc = PyList_Append(ch->inbox, msg);
+  int rc = cm_py_asgi_inbox_put(ch, msg);
   Py_DECREF(msg);
   return rc;
 }
