@@ -63,6 +63,7 @@ struct asgi_core {
   PyObject *str[S_COUNT];
   PyTypeObject *conn_type, *ch_type, *op_type;
   PyTypeObject *connection_type; /* the module's Connection */
+  unsigned long long inputs; /* READ, ACCEPT and CLOSE events so far (see asgi.py) */
   size_t stream_window;    /* send() waits while more is queued */
   uint64_t stream_body;    /* longer Content-Length bodies are streamed */
   uint64_t max_body;       /* chunked bodies (buffered whole) beyond this get 413 */

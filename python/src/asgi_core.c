@@ -448,6 +448,7 @@ static int on_hdrs(asgi_core *k, cm_py_conn *co, struct cm_http_msg *hm) {
 static int core_on_event(PyObject *self, cm_py_conn *co, int ev, void *ev_data) {
   asgi_core *k = (asgi_core *)self;
   struct cm_conn *c = co->c;
+  if (ev == CM_EV_READ || ev == CM_EV_ACCEPT || ev == CM_EV_CLOSE) k->inputs++;
   switch (ev) {
     case CM_EV_HTTP_MSG: {
       struct cm_http_msg *hm = ev_data;
@@ -643,7 +644,14 @@ static PyMethodDef core_methods[] = {
      "channels($self, /)\n--\n\nThe channels whose application still runs (a new list)."},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *core_get_inputs(PyObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLongLong(((asgi_core *)self)->inputs);
+}
+
 static PyGetSetDef core_getset[] = {
+    {"inputs", core_get_inputs, NULL,
+     "Events that brought input (data read, connections accepted or closed) so far.", NULL},
     {"state", core_get_state, core_set_state, "The lifespan state copied into scopes.", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
