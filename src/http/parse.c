@@ -567,7 +567,8 @@ static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req
    * One parse gives the answer the line-by-line walk would end with (see
    * the top of this file), at half the cost; a head still incomplete goes
    * the incremental way, which moves st on, so this is tried once per head. */
-  if (st->seen == 0 && st->line == 0 && n >= 4 && memmem(buf, n, "\r\n\r\n", 4) != NULL) {
+  if (st->seen == 0 && st->line == 0 && n >= 4 &&
+      (memcmp(buf + n - 4, "\r\n\r\n", 4) == 0 || memmem(buf, n, "\r\n\r\n", 4) != NULL)) {
     int r = is_request ? cm_http_parse_request(buf, len, hm, lim)
                        : cm_http_parse_response_to(req_method, buf, len, hm, lim);
     if (r != 0) return r;
