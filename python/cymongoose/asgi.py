@@ -51,6 +51,12 @@ MAX_BODY = 16 << 20
 
 UNLIMITED_BODY = 1 << 62
 
+# A wake-up of the server (its epoll descriptor readable) polls the manager
+# again while the previous turn brought input, up to this many turns: a busy
+# server takes the requests that arrived meanwhile without another asyncio
+# iteration and wait for each; other tasks run again after at most this many.
+POLL_TURNS = 8
+
 
 class ClientDisconnected(OSError):
     """Raised by send() once the client has gone (ASGI spec 2.4 behaviour):
@@ -142,8 +148,8 @@ class ASGIServer:
                                stream_body=stream_body, max_body=max_body)
         # The server's handler has no use for MG_EV_POLL: an idle
         # keep-alive connection then costs nothing per poll.
-        self._amgr = AsyncManager(self._core, poll_interval=poll_interval,
-                                  error_handler=error_handler, poll_events=False)
+        self._amgr = _ServerManager(self._core, poll_interval=poll_interval,
+                                    error_handler=error_handler, poll_events=False)
         self._listeners = []
         self._tasks = set()     # host tasks running a coroutine handed over to them
         self._lifespan = None   # the lifespan channel while the app supports it
@@ -302,6 +308,31 @@ class ASGIServer:
 
     def _report(self, exc):
         report(self.error_handler, exc)
+
+
+class _ServerManager(AsyncManager):
+    """The AsyncManager of an ASGIServer: a wake-up runs up to POLL_TURNS
+    turns of the manager, each one only if the previous one brought input
+    (the core counts the READ, ACCEPT and CLOSE events)."""
+
+    def __init__(self, core, **kwargs):
+        super().__init__(core, **kwargs)
+        self._core = core
+
+    def _poll(self):
+        self._poll_soon = False
+        mgr, core = self._manager, self._core
+        try:
+            for _ in range(POLL_TURNS):
+                if mgr is None or mgr.closed:
+                    return
+                inputs = core.inputs
+                mgr.poll(0)
+                if core.inputs == inputs:
+                    return
+                mgr = self._manager  # a handler may have closed the server
+        except Exception as e:  # the loop must keep running
+            self._report(e)
 
 
 class _LifespanChannel:

@@ -44,8 +44,8 @@ typedef struct asgi_conn asgi_conn;
 typedef struct asgi_ch asgi_ch;
 
 struct asgi_core {
-  PyObject_HEAD
-  vectorcallfunc vectorcall;
+  PyObject_HEAD                /* with on_event: a cm_py_c_handler (core.h) */
+  cm_py_event_fn on_event;
   PyObject *app;
   PyObject *scopes;        /* the _AsgiScopeBuilder */
   PyObject *hooks;         /* the ASGIServer: _make_host, _handoff, _spawn, _report */
@@ -58,9 +58,12 @@ struct asgi_core {
   PyObject *enter_task, *leave_task; /* asyncio's, to make the host current */
   PyObject *live;          /* set of channels whose application still runs */
   PyObject *empty_bytes;
+  PyObject *last_headers;  /* asgi_send.c: the last response's header list (flat tuple) */
+  PyObject *last_block;    /* and its header block (bytes) */
   PyObject *str[S_COUNT];
   PyTypeObject *conn_type, *ch_type, *op_type;
   PyTypeObject *connection_type; /* the module's Connection */
+  unsigned long long inputs; /* READ, ACCEPT and CLOSE events so far (see asgi.py) */
   size_t stream_window;    /* send() waits while more is queued */
   uint64_t stream_body;    /* longer Content-Length bodies are streamed */
   uint64_t max_body;       /* chunked bodies (buffered whole) beyond this get 413 */
@@ -84,7 +87,8 @@ struct asgi_ch {
   PyObject *coro, *ctx;    /* the application's coroutine and context, until finished */
   PyObject *host, *host_inbox; /* current_task() while stepped here; its inbox */
   PyObject *recv_waiter, *send_waiter; /* lists of futures of ops awaited from tasks */
-  PyObject *inbox;         /* list of messages receive() returns, from inbox_head */
+  PyObject *request_body;  /* HTTP: the whole body, until receive() takes it */
+  PyObject *inbox;         /* list of messages receive() returns, from inbox_head (or NULL) */
   Py_ssize_t inbox_head;
   PyObject *head;          /* WebSocket: the upgrade request's head, until accepted */
   PyObject *start_headers; /* HTTP: the header block of http.response.start (bytes) */
@@ -117,6 +121,10 @@ int cm_py_asgi_channel_exec(PyObject *m);
 /* A new channel for conn (HTTP or WebSocket), added to cs's channels and
  * the core's live set. */
 asgi_ch *cm_py_asgi_ch_new(asgi_core *core, asgi_conn *cs, PyObject *conn, bool ws);
+/* Appends msg (not stolen) to what receive() returns.  0, or -1. */
+int cm_py_asgi_inbox_put(asgi_ch *ch, PyObject *msg);
+/* ch's receive and send as bound methods (new references).  0, or -1. */
+int cm_py_asgi_ch_bound(asgi_ch *ch, PyObject **receive, PyObject **send);
 /* Wakes what waits on ch for `what` (W_RECEIVE or W_SEND; W_NONE: any):
  * steps a parked coroutine, or completes the future a task awaits.
  * 0, or -1 with a BaseException to propagate. */

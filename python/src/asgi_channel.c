@@ -75,8 +75,19 @@ static void report_current(asgi_core *k) {
   Py_XDECREF(tb);
 }
 
+int cm_py_asgi_inbox_put(asgi_ch *ch, PyObject *msg) {
+  if (ch->inbox == NULL && (ch->inbox = PyList_New(0)) == NULL) return -1;
+  return PyList_Append(ch->inbox, msg);
+}
+
 static int try_receive(asgi_ch *ch, PyObject **out) {
-  Py_ssize_t n = PyList_GET_SIZE(ch->inbox);
+  if (ch->request_body != NULL) { /* the whole request body, in one message */
+    PyObject *body = ch->request_body;
+    ch->request_body = NULL;
+    *out = http_request_msg(ch->core, body, false);
+    return *out == NULL ? -1 : 1;
+  }
+  Py_ssize_t n = ch->inbox == NULL ? 0 : PyList_GET_SIZE(ch->inbox);
   if (ch->inbox_head < n) {
     *out = PyList_GET_ITEM(ch->inbox, ch->inbox_head); /* taken over */
     PyList_SET_ITEM(ch->inbox, ch->inbox_head, Py_NewRef(Py_None));
@@ -276,8 +287,7 @@ asgi_ch *cm_py_asgi_ch_new(asgi_core *k, asgi_conn *cs, PyObject *conn, bool ws)
   ch->is_ws = ws;
   ch->close_code = 1006;
   ch->close_reason = PyUnicode_FromStringAndSize("", 0);
-  ch->inbox = PyList_New(0);
-  if (ch->close_reason == NULL || ch->inbox == NULL || PyList_Append(cs->channels, (PyObject *)ch) < 0 ||
+  if (ch->close_reason == NULL || PyList_Append(cs->channels, (PyObject *)ch) < 0 ||
       PySet_Add(k->live, (PyObject *)ch) < 0) {
     Py_DECREF(ch);
     return NULL;
@@ -434,6 +444,7 @@ static int ch_traverse(PyObject *self, visitproc visit, void *arg) {
   Py_VISIT(ch->recv_waiter);
   Py_VISIT(ch->send_waiter);
   Py_VISIT(ch->inbox);
+  Py_VISIT(ch->request_body);
   return 0;
 }
 
@@ -449,6 +460,7 @@ static int ch_clear(PyObject *self) {
   Py_CLEAR(ch->recv_waiter);
   Py_CLEAR(ch->send_waiter);
   Py_CLEAR(ch->inbox);
+  Py_CLEAR(ch->request_body);
   Py_CLEAR(ch->head);
   Py_CLEAR(ch->start_headers);
   Py_CLEAR(ch->close_reason);
@@ -474,6 +486,13 @@ static PyMethodDef ch_methods[] = {
     {"shutdown", ch_shutdown, METH_NOARGS,
      "shutdown($self, /)\n--\n\nCloses an open WebSocket with 1001."},
     {NULL, NULL, 0, NULL}};
+
+/* What getattr(ch, "receive"/"send") gives, without the lookups. */
+int cm_py_asgi_ch_bound(asgi_ch *ch, PyObject **receive, PyObject **send) {
+  *receive = PyCFunction_NewEx(&ch_methods[0], (PyObject *)ch, NULL);
+  *send = *receive == NULL ? NULL : PyCFunction_NewEx(&ch_methods[1], (PyObject *)ch, NULL);
+  return *send == NULL ? -1 : 0;
+}
 
 static PyGetSetDef ch_getset[] = {
     {"is_websocket", ch_get_flag, NULL, "A WebSocket (else an HTTP request).", (void *)0},

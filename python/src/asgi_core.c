@@ -15,8 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <structmember.h>
-
 #include "args.h"
 #include "conn_methods.h"
 
@@ -282,32 +280,21 @@ static int begin(asgi_core *k, cm_py_conn *co, const struct cm_http_msg *hm, boo
     if ((ch->head = bytes_of(hm->head)) == NULL) goto fail;
     PyObject *m = PyDict_New();
     if (m == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_WS_CONNECT]) < 0 ||
-        PyList_Append(ch->inbox, m) < 0) {
+        cm_py_asgi_inbox_put(ch, m) < 0) {
       Py_XDECREF(m);
       goto fail;
     }
     Py_DECREF(m);
   } else if (streamed) {
     ch->body_stream = ch->streamed = 1;
-  } else {
-    PyObject *m = PyDict_New(), *body = bytes_of(hm->body);
-    if (m == NULL || body == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_HTTP_REQUEST]) < 0 ||
-        PyDict_SetItem(m, k->str[S_BODY], body) < 0 ||
-        PyDict_SetItem(m, k->str[S_MORE_BODY], Py_False) < 0 || PyList_Append(ch->inbox, m) < 0) {
-      Py_XDECREF(m);
-      Py_XDECREF(body);
-      goto fail;
-    }
-    Py_DECREF(m);
-    Py_DECREF(body);
+  } else if ((ch->request_body = bytes_of(hm->body)) == NULL) {
+    goto fail; /* its http.request message is made if the app asks for it */
   }
   if (host_of(k, cs) < 0) goto fail;
   ch->host = Py_NewRef(cs->host);
   ch->host_inbox = Py_NewRef(cs->inbox);
   if ((ch->ctx = PyContext_CopyCurrent()) == NULL) goto fail;
-  if ((receive = PyObject_GetAttr((PyObject *)ch, k->str[S_RECEIVE])) == NULL ||
-      (send = PyObject_GetAttr((PyObject *)ch, k->str[S_SEND])) == NULL)
-    goto fail;
+  if (cm_py_asgi_ch_bound(ch, &receive, &send) < 0) goto fail;
   {
     PyObject *args[3] = {scope, receive, send};
     if (PyContext_Enter(ch->ctx) < 0) goto fail;
@@ -385,9 +372,8 @@ static asgi_ch *websocket_of(asgi_conn *cs) {
   return NULL;
 }
 
-static int on_ws_msg(asgi_core *k, asgi_conn *cs, PyObject *data, int ev) {
+static int on_ws_msg(asgi_core *k, asgi_conn *cs, struct cm_ws_msg *wm, int ev) {
   asgi_ch *ch = websocket_of(cs);
-  struct cm_ws_msg *wm = cm_py_ws_message_get(data);
   if (ch == NULL || wm == NULL) return 0;
   int op = CM_WS_MSG_OP(wm->flags);
   if (ev == CM_EV_WS_CTL) {
@@ -409,7 +395,7 @@ static int on_ws_msg(asgi_core *k, asgi_conn *cs, PyObject *data, int ev) {
   PyObject *m = value == NULL ? NULL : PyDict_New();
   if (m == NULL || PyDict_SetItem(m, k->str[S_TYPE], k->str[S_WS_RECEIVE]) < 0 ||
       PyDict_SetItem(m, k->str[op == CM_WS_OP_BINARY ? S_BYTES : S_TEXT], value) < 0 ||
-      PyList_Append(ch->inbox, m) < 0) {
+      cm_py_asgi_inbox_put(ch, m) < 0) {
     Py_XDECREF(value);
     Py_XDECREF(m);
     return -1;
@@ -439,81 +425,72 @@ static int on_close(asgi_core *k, cm_py_conn *co) {
   return rc;
 }
 
-/* handler(conn, ev, data) */
-static PyObject *core_call(PyObject *self, PyObject *const *args, size_t nargsf,
-                           PyObject *kwnames) {
+/* HTTP_HDRS: a chunked body (of unknown length) or a long one is streamed
+ * to the application, paced by its receive(); max_body bounds it. */
+static int on_hdrs(asgi_core *k, cm_py_conn *co, struct cm_http_msg *hm) {
+  if (!(hm->framing == CM_HTTP_BODY_CHUNKED ||
+        (hm->framing == CM_HTTP_BODY_LENGTH && hm->content_length > k->stream_body)))
+    return 0;
+  /* The rare path: the body taker works on a message view. */
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(k));
+  PyObject *view = st == NULL ? NULL : cm_py_message_new(st, CM_EV_HTTP_HDRS, hm);
+  if (view == NULL) return -1;
+  PyObject *r = cm_py_http_body_take((PyObject *)co, view, true, k->max_body);
+  cm_py_message_release(st, view);
+  if (r == NULL) return -1;
+  int rc = r != Py_None ? begin(k, co, hm, false, true) : 0;
+  Py_DECREF(r);
+  return rc;
+}
+
+/* The C entry of the handler (see cm_py_c_handler in core.h): the events
+ * an ASGI server acts on; the others return at once. */
+static int core_on_event(PyObject *self, cm_py_conn *co, int ev, void *ev_data) {
   asgi_core *k = (asgi_core *)self;
-  if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL ||
-      Py_TYPE(args[0]) != k->connection_type) {
-    PyErr_SetString(PyExc_TypeError, "_AsgiCore(conn, ev, data): an event handler");
-    return NULL;
-  }
-  cm_py_conn *co = (cm_py_conn *)args[0];
-  long ev = PyLong_AsLong(args[1]);
-  if (ev == -1 && PyErr_Occurred()) return NULL;
-  PyObject *data = args[2];
   struct cm_conn *c = co->c;
-  int rc = 0;
+  if (ev == CM_EV_READ || ev == CM_EV_ACCEPT || ev == CM_EV_CLOSE) k->inputs++;
   switch (ev) {
     case CM_EV_HTTP_MSG: {
-      struct cm_http_msg *hm = cm_py_http_message_get(data);
-      if (hm == NULL || c == NULL) break;
+      struct cm_http_msg *hm = ev_data;
+      if (hm == NULL || c == NULL) return 0;
       struct cm_str *up = cm_http_get_header(hm, "Upgrade");
       bool ws = up != NULL && hm->method.len == 3 && memcmp(hm->method.buf, "GET", 3) == 0 &&
                 has_token(*up, "websocket");
-      rc = begin(k, co, hm, ws, false);
-      break;
+      return begin(k, co, hm, ws, false);
     }
-    case CM_EV_HTTP_HDRS: {
-      struct cm_http_msg *hm = cm_py_http_message_get(data);
-      if (hm == NULL || c == NULL) break;
-      /* Chunked bodies (of unknown length) and long ones are streamed to
-       * the application, paced by its receive(); max_body bounds them. */
-      if (hm->framing == CM_HTTP_BODY_CHUNKED ||
-          (hm->framing == CM_HTTP_BODY_LENGTH && hm->content_length > k->stream_body)) {
-        PyObject *r = cm_py_http_body_take((PyObject *)co, data, true, k->max_body);
-        if (r == NULL) {
-          rc = -1;
-        } else {
-          if (r != Py_None) rc = begin(k, co, hm, false, true);
-          Py_DECREF(r);
-        }
-      }
-      break;
-    }
+    case CM_EV_HTTP_HDRS:
+      if (ev_data == NULL || c == NULL) return 0;
+      return on_hdrs(k, co, ev_data);
     case CM_EV_READ: {
       asgi_conn *cs = state_of(k, co);
-      if (cs == NULL || c == NULL) break;
-      rc = wake_all(cs, W_RECEIVE, false);
-      break;
+      if (cs == NULL || c == NULL) return 0;
+      return wake_all(cs, W_RECEIVE, false);
     }
     case CM_EV_WRITE: {
       asgi_conn *cs = state_of(k, co);
-      if (cs != NULL) rc = wake_all(cs, W_SEND, false);
-      break;
+      return cs != NULL ? wake_all(cs, W_SEND, false) : 0;
     }
     case CM_EV_WS_MSG:
     case CM_EV_WS_CTL:
-      rc = on_ws_msg(k, state_of(k, co), data, (int)ev);
-      break;
+      return on_ws_msg(k, state_of(k, co), ev_data, ev);
     case CM_EV_ACCEPT:
       if (k->tls != Py_None) {
         PyObject *r = cm_py_conn_tls_init((PyObject *)co, k->tls);
-        if (r == NULL) rc = -1;
-        Py_XDECREF(r);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
       }
-      break;
+      return 0;
     case CM_EV_CLOSE:
-      rc = on_close(k, co);
-      break;
+      return on_close(k, co);
     default:
-      break;
+      return 0;
   }
-  if (rc < 0) return NULL;
-  Py_RETURN_NONE;
 }
 
 /* --------------------------------------------------------- _AsgiCore */
+
+_Static_assert(offsetof(asgi_core, on_event) == offsetof(cm_py_c_handler, on_event),
+               "_AsgiCore must begin as a cm_py_c_handler");
 
 static PyObject *core_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"app", "scopes", "hooks", "disconnected", "tls", "state",
@@ -534,7 +511,7 @@ static PyObject *core_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs) {
   PyObject *m = PyType_GetModuleByDef(tp, &cm_py_module_def);
   asgi_core *k = (asgi_core *)tp->tp_alloc(tp, 0);
   if (k == NULL) return NULL;
-  k->vectorcall = core_call;
+  k->on_event = core_on_event;
   k->app = Py_NewRef(app);
   k->scopes = Py_NewRef(scopes);
   k->hooks = Py_NewRef(hooks);
@@ -601,6 +578,8 @@ static int core_clear(PyObject *self) {
   Py_CLEAR(k->leave_task);
   Py_CLEAR(k->live);
   Py_CLEAR(k->empty_bytes);
+  Py_CLEAR(k->last_headers);
+  Py_CLEAR(k->last_block);
   Py_CLEAR(k->conn_type);
   Py_CLEAR(k->ch_type);
   Py_CLEAR(k->op_type);
@@ -665,23 +644,25 @@ static PyMethodDef core_methods[] = {
      "channels($self, /)\n--\n\nThe channels whose application still runs (a new list)."},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *core_get_inputs(PyObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLongLong(((asgi_core *)self)->inputs);
+}
+
 static PyGetSetDef core_getset[] = {
+    {"inputs", core_get_inputs, NULL,
+     "Events that brought input (data read, connections accepted or closed) so far.", NULL},
     {"state", core_get_state, core_set_state, "The lifespan state copied into scopes.", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
-
-static PyMemberDef core_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, offsetof(asgi_core, vectorcall), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL}};
 
 static PyType_Slot core_slots[] = {
     {Py_tp_new, core_new},
     {Py_tp_dealloc, core_dealloc},
     {Py_tp_traverse, core_traverse},
     {Py_tp_clear, core_clear},
-    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_call, cm_py_c_handler_call},
     {Py_tp_methods, core_methods},
     {Py_tp_getset, core_getset},
-    {Py_tp_members, core_members},
     {Py_tp_doc,
      "_AsgiCore(app, scopes, hooks, disconnected, *, tls=None, state=None, stream_window=1048576, "
      "stream_body=65536, max_body=16777216)\n--\n\n"
@@ -691,8 +672,7 @@ static PyType_Slot core_slots[] = {
 static PyType_Spec core_spec = {
     .name = "cymongoose._mongoose._AsgiCore",
     .basicsize = sizeof(asgi_core),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_HAVE_VECTORCALL,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = core_slots,
 };
 

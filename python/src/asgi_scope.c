@@ -45,6 +45,10 @@ typedef struct {
   PyObject *values[V_COUNT];
   PyObject *asgi;        /* {"version": "3.0", ...}: copied into every scope */
   PyObject *empty_bytes; /* b"" */
+  /* Every key of an "http" / "websocket" scope, in order, with the values
+   * of a plain request (GET, HTTP/1.1, no TLS, no query): a scope starts as
+   * a copy of one (a block copy, no insertions) and gets its own values. */
+  PyObject *http_template, *ws_template;
 } ScopeBuilder;
 
 static int sb_traverse(PyObject *op, visitproc visit, void *arg) {
@@ -60,6 +64,8 @@ static int sb_clear(PyObject *op) {
   for (int i = 0; i < V_COUNT; i++) Py_CLEAR(self->values[i]);
   Py_CLEAR(self->asgi);
   Py_CLEAR(self->empty_bytes);
+  Py_CLEAR(self->http_template);
+  Py_CLEAR(self->ws_template);
   return 0;
 }
 
@@ -69,6 +75,25 @@ static void sb_dealloc(PyObject *op) {
   sb_clear(op);
   tp->tp_free(op);
   Py_DECREF(tp);
+}
+
+/* The template scope of a kind: every key, the constant values, None for
+ * the others. */
+static PyObject *template_of(ScopeBuilder *self, bool websocket) {
+  PyObject *v[K_COUNT];
+  for (int i = 0; i < K_COUNT; i++) v[i] = Py_None;
+  v[K_TYPE] = self->values[websocket ? V_WEBSOCKET : V_HTTP];
+  v[K_HTTP_VERSION] = self->values[V_V11];
+  v[K_SCHEME] = self->values[websocket ? V_WS : V_HTTP];
+  v[K_METHOD] = self->values[V_GET];
+  v[K_QUERY_STRING] = self->empty_bytes;
+  v[K_ROOT_PATH] = self->values[V_EMPTY];
+  PyObject *t = PyDict_New();
+  for (int i = 0; t != NULL && i < K_COUNT; i++) {
+    if (i == (websocket ? K_METHOD : K_SUBPROTOCOLS)) continue; /* the key this kind has not */
+    if (PyDict_SetItem(t, self->keys[i], v[i]) < 0) Py_CLEAR(t);
+  }
+  return t;
 }
 
 static PyObject *sb_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs) {
@@ -85,6 +110,9 @@ static PyObject *sb_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs) {
   for (int i = 0; i < V_COUNT; i++)
     if ((self->values[i] = PyUnicode_InternFromString(value_names[i])) == NULL) goto fail;
   if ((self->empty_bytes = PyBytes_FromStringAndSize("", 0)) == NULL) goto fail;
+  if ((self->http_template = template_of(self, false)) == NULL ||
+      (self->ws_template = template_of(self, true)) == NULL)
+    goto fail;
   return (PyObject *)self;
 fail:
   Py_DECREF(self);
@@ -103,7 +131,7 @@ static int hexval(char c) {
 static PyObject *decoded_path(struct cm_str uri) {
   if (memchr(uri.buf, '%', uri.len) == NULL)
     return PyUnicode_DecodeUTF8(uri.buf, (Py_ssize_t)uri.len, "replace");
-  char small[512];
+  char small[512] = {0}; /* (read only where written: for gcc's flow analysis) */
   char *buf = uri.len <= sizeof(small) ? small : PyMem_Malloc(uri.len);
   if (buf == NULL) return PyErr_NoMemory();
   size_t n = 0;
@@ -189,48 +217,49 @@ static PyObject *subprotocols(const struct cm_http_msg *hm) {
   return list;
 }
 
+/* scope[key] = v, stealing v (NULL: an error is set). */
+static int set_steal(PyObject *scope, PyObject *key, PyObject *v) {
+  if (v == NULL) return -1;
+  int rc = PyDict_SetItem(scope, key, v);
+  Py_DECREF(v);
+  return rc;
+}
+
 PyObject *cm_py_asgi_scope(PyObject *builder, bool websocket, const struct cm_http_msg *hm,
                            bool tls, PyObject *client, PyObject *server, PyObject *state) {
   ScopeBuilder *self = (ScopeBuilder *)builder;
-  PyObject *v[K_COUNT] = {NULL};
-  PyObject *scope = NULL;
-  int skip = websocket ? K_METHOD : K_SUBPROTOCOLS; /* the key this kind has not */
+  PyObject *const *key = self->keys;
+  PyObject *scope = PyDict_Copy(websocket ? self->ws_template : self->http_template);
+  if (scope == NULL) return NULL;
+  /* The template's values stand for GET, HTTP/1.1, no TLS and no query. */
   if (websocket) {
-    v[K_TYPE] = Py_NewRef(self->values[V_WEBSOCKET]);
-    v[K_SCHEME] = Py_NewRef(self->values[tls ? V_WSS : V_WS]);
-    v[K_SUBPROTOCOLS] = subprotocols(hm);
+    if ((tls && PyDict_SetItem(scope, key[K_SCHEME], self->values[V_WSS]) < 0) ||
+        set_steal(scope, key[K_SUBPROTOCOLS], subprotocols(hm)) < 0)
+      goto fail;
   } else {
-    v[K_TYPE] = Py_NewRef(self->values[V_HTTP]);
-    v[K_SCHEME] = Py_NewRef(self->values[tls ? V_HTTPS : V_HTTP]);
-    if (hm->method.len == 3 && memcmp(hm->method.buf, "GET", 3) == 0)
-      v[K_METHOD] = Py_NewRef(self->values[V_GET]);
-    else if (hm->method.len == 4 && memcmp(hm->method.buf, "POST", 4) == 0)
-      v[K_METHOD] = Py_NewRef(self->values[V_POST]);
-    else
-      v[K_METHOD] = PyUnicode_DecodeLatin1(hm->method.buf, (Py_ssize_t)hm->method.len, NULL);
-  }
-  v[K_ASGI] = PyDict_Copy(self->asgi);
-  v[K_HTTP_VERSION] = Py_NewRef(self->values[hm->minor_version == 0 ? V_V10 : V_V11]);
-  v[K_PATH] = decoded_path(hm->uri);
-  v[K_RAW_PATH] = bytes_of(hm->uri);
-  v[K_QUERY_STRING] = hm->query.len == 0 ? Py_NewRef(self->empty_bytes) : bytes_of(hm->query);
-  v[K_ROOT_PATH] = Py_NewRef(self->values[V_EMPTY]);
-  v[K_HEADERS] = header_list(hm);
-  v[K_CLIENT] = addr_list(client);
-  v[K_SERVER] = addr_list(server);
-  v[K_STATE] = PyDict_Check(state) ? PyDict_Copy(state) : Py_NewRef(state);
-  for (int i = 0; i < K_COUNT; i++)
-    if (v[i] == NULL && i != skip) goto done;
-  if ((scope = PyDict_New()) == NULL) goto done;
-  for (int i = 0; i < K_COUNT; i++) {
-    if (i != skip && PyDict_SetItem(scope, self->keys[i], v[i]) < 0) {
-      Py_CLEAR(scope);
-      goto done;
+    if (tls && PyDict_SetItem(scope, key[K_SCHEME], self->values[V_HTTPS]) < 0) goto fail;
+    if (hm->method.len == 4 && memcmp(hm->method.buf, "POST", 4) == 0) {
+      if (PyDict_SetItem(scope, key[K_METHOD], self->values[V_POST]) < 0) goto fail;
+    } else if (!(hm->method.len == 3 && memcmp(hm->method.buf, "GET", 3) == 0)) {
+      PyObject *m = PyUnicode_DecodeLatin1(hm->method.buf, (Py_ssize_t)hm->method.len, NULL);
+      if (set_steal(scope, key[K_METHOD], m) < 0) goto fail;
     }
   }
-done:
-  for (int i = 0; i < K_COUNT; i++) Py_XDECREF(v[i]);
+  if (hm->minor_version == 0 && PyDict_SetItem(scope, key[K_HTTP_VERSION], self->values[V_V10]) < 0)
+    goto fail;
+  if (set_steal(scope, key[K_ASGI], PyDict_Copy(self->asgi)) < 0 ||
+      set_steal(scope, key[K_PATH], decoded_path(hm->uri)) < 0 ||
+      set_steal(scope, key[K_RAW_PATH], bytes_of(hm->uri)) < 0 ||
+      (hm->query.len > 0 && set_steal(scope, key[K_QUERY_STRING], bytes_of(hm->query)) < 0) ||
+      set_steal(scope, key[K_HEADERS], header_list(hm)) < 0 ||
+      set_steal(scope, key[K_CLIENT], addr_list(client)) < 0 ||
+      set_steal(scope, key[K_SERVER], addr_list(server)) < 0 ||
+      set_steal(scope, key[K_STATE], PyDict_Check(state) ? PyDict_Copy(state) : Py_NewRef(state)) < 0)
+    goto fail;
   return scope;
+fail:
+  Py_DECREF(scope);
+  return NULL;
 }
 
 static PyObject *sb_build(PyObject *op, PyObject *const *argv, Py_ssize_t nargs,

@@ -24,13 +24,24 @@ static PyObject *msg_get(PyObject *msg, PyObject *key) {
   return v;
 }
 
+/* v equals the interned string: message types like "http.response.start"
+ * are not interned by the compiler (not identifiers), so usually this
+ * compares the characters. */
 static bool str_is(PyObject *v, PyObject *interned) {
-  return v == interned || (v != NULL && PyUnicode_Check(v) && PyUnicode_Compare(v, interned) == 0);
+  if (v == interned) return true;
+  if (v == NULL || !PyUnicode_Check(v)) return false;
+  if (!PyUnicode_CheckExact(v) || PyUnicode_READY(v) < 0) {
+    PyErr_Clear();
+    return PyUnicode_Compare(v, interned) == 0;
+  }
+  Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+  return n == PyUnicode_GET_LENGTH(interned) && PyUnicode_KIND(v) == PyUnicode_KIND(interned) &&
+         memcmp(PyUnicode_DATA(v), PyUnicode_DATA(interned), (size_t)n * PyUnicode_KIND(v)) == 0;
 }
 
 static int inbox_put(asgi_ch *ch, PyObject *msg) {
   if (msg == NULL) return -1;
-  int rc = PyList_Append(ch->inbox, msg);
+  int rc = cm_py_asgi_inbox_put(ch, msg);
   Py_DECREF(msg);
   return rc;
 }
@@ -47,14 +58,17 @@ bool cm_py_asgi_send_full(asgi_ch *ch) {
 static int reply(asgi_ch *ch, int status, const char *hdrs, const void *body, size_t len) {
   struct cm_conn *c = live_conn(ch);
   if (c == NULL) return 0;
-  const char *why = cm_http_reply_check(status, hdrs, len);
-  if (why != NULL) {
-    PyErr_Format(PyExc_ValueError, "reply refused: %s", why);
+  cm_py_manager *mo = cm_py_conn_enter(c);
+  /* A head the C layer refuses (CM_EINVAL) is not sent: say why.  Other
+   * failures close the connection, which the application hears of. */
+  int rc = cm_http_reply(c, status, hdrs, body, len);
+  if (cm_py_conn_leave(mo) < 0) return -1;
+  if (rc == CM_EINVAL) {
+    const char *why = cm_http_reply_check(status, hdrs, len);
+    PyErr_Format(PyExc_ValueError, "reply refused: %s", why != NULL ? why : "invalid response");
     return -1;
   }
-  cm_py_manager *mo = cm_py_conn_enter(c);
-  (void)cm_http_reply(c, status, hdrs, body, len);
-  return cm_py_conn_leave(mo);
+  return 0;
 }
 
 static int chunk(asgi_ch *ch, const void *data, size_t len) {
@@ -90,6 +104,59 @@ static bool server_field(const char *n, size_t len) {
   for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
     if (strlen(fields[i]) == len && strncasecmp(fields[i], n, len) == 0) return true;
   return false;
+}
+
+/* The header list of the last block built (names and values, flattened),
+ * when all were bytes: a response with equal headers (the same constants,
+ * or what a framework builds anew every time) reuses that block, without
+ * the checks and the copy. */
+static bool same_as_last(asgi_core *k, PyObject *headers) {
+  PyObject *last = k->last_headers;
+  if (last == NULL || !PyList_CheckExact(headers) ||
+      PyList_GET_SIZE(headers) * 2 != PyTuple_GET_SIZE(last))
+    return false;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(last); i++) {
+    PyObject *pair = PyList_GET_ITEM(headers, i / 2);
+    PyObject *v;
+    if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2) {
+      v = PyTuple_GET_ITEM(pair, i % 2);
+    } else if (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2) {
+      v = PyList_GET_ITEM(pair, i % 2);
+    } else {
+      return false;
+    }
+    PyObject *w = PyTuple_GET_ITEM(last, i);
+    if (v != w && (!PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) != PyBytes_GET_SIZE(w) ||
+                   memcmp(PyBytes_AS_STRING(v), PyBytes_AS_STRING(w),
+                          (size_t)PyBytes_GET_SIZE(v)) != 0))
+      return false;
+  }
+  return true;
+}
+
+/* Remembers headers (a list of pairs of bytes, else nothing) and its block. */
+static void remember(asgi_core *k, PyObject *headers, PyObject *block) {
+  Py_CLEAR(k->last_headers);
+  Py_CLEAR(k->last_block);
+  if (!PyList_CheckExact(headers)) return;
+  Py_ssize_t n = PyList_GET_SIZE(headers);
+  PyObject *flat = PyTuple_New(n * 2);
+  if (flat == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  for (Py_ssize_t i = 0; i < n * 2; i++) {
+    PyObject *pair = PyList_GET_ITEM(headers, i / 2), *v = NULL;
+    if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2) v = PyTuple_GET_ITEM(pair, i % 2);
+    if (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2) v = PyList_GET_ITEM(pair, i % 2);
+    if (v == NULL || !PyBytes_CheckExact(v)) {
+      Py_DECREF(flat);
+      return;
+    }
+    PyTuple_SET_ITEM(flat, i, Py_NewRef(v));
+  }
+  k->last_headers = flat;
+  k->last_block = Py_NewRef(block);
 }
 
 /* The "Name: value\r\n" block of an ASGI header list (bytes pairs). */
@@ -167,7 +234,13 @@ static int http_start(asgi_ch *ch, PyObject *msg) {
   Py_DECREF(status);
   PyObject *headers = msg_get(msg, k->str[S_HEADERS]);
   if (headers == NULL && PyErr_Occurred()) return -1;
-  PyObject *block = header_block(headers);
+  PyObject *block;
+  if (headers != NULL && same_as_last(k, headers)) {
+    block = Py_NewRef(k->last_block);
+  } else {
+    block = header_block(headers);
+    if (block != NULL && headers != NULL) remember(k, headers, block);
+  }
   Py_XDECREF(headers);
   if (block == NULL) return -1;
   Py_XSETREF(ch->start_headers, block);

@@ -108,6 +108,25 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data);
 void cm_py_report(cm_py_manager *mo);
 /* Raises mo->pending_exc if set: returns -1 with it set, else 0. */
 int cm_py_raise_pending(cm_py_manager *mo);
+/*
+ * Event handlers written in C.  A handler object that begins with
+ * cm_py_c_handler, and whose type's tp_call is cm_py_c_handler_call, gets
+ * its events from cm_py_on_event straight through on_event: no Python call,
+ * no event number or data objects.  on_event receives the borrowed
+ * Connection, the event and its C data (valid during the call only); it
+ * sees every event, so it returns at once for those it has no use for.  It
+ * returns 0, or -1 with an exception set, routed as a Python handler's
+ * (cm_py_report).  Called from Python as handler(conn, ev, data), the same
+ * on_event runs with ev_data taken back out of data: the message behind an
+ * HttpMessage or WsMessage view, NULL for any other event.
+ */
+typedef int (*cm_py_event_fn)(PyObject *handler, cm_py_conn *co, int ev, void *ev_data);
+typedef struct {
+  PyObject_HEAD
+  cm_py_event_fn on_event;
+} cm_py_c_handler;
+/* The tp_call slot of every C handler type (what marks it as one). */
+PyObject *cm_py_c_handler_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* ---- connection.c */
 /* A new detached Connection with the given handler (NULL or None: none). */

@@ -143,7 +143,13 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data) {
     }
   }
   PyObject *h = co->handler != NULL ? co->handler : mo->handler;
-  if (h != NULL && h != Py_None) {
+  if (h != NULL && Py_TYPE(h)->tp_call == cm_py_c_handler_call) {
+    Py_INCREF(h); /* the handler may replace itself */
+    Py_INCREF(co);
+    if (((cm_py_c_handler *)h)->on_event(h, co, ev, ev_data) < 0) cm_py_report(mo);
+    Py_DECREF(co);
+    Py_DECREF(h);
+  } else if (h != NULL && h != Py_None) {
     PyObject *evo = PyLong_FromLong(ev); /* a cached small int for CM_EV_* */
     PyObject *data = evo == NULL ? NULL : event_data(mo, ev, ev_data);
     if (data == NULL) {
@@ -171,4 +177,26 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data) {
     }
   }
   if (ev == CM_EV_CLOSE) cm_py_conn_detach(co);
+}
+
+PyObject *cm_py_c_handler_call(PyObject *self, PyObject *args, PyObject *kwargs) {
+  PyObject *conn, *data;
+  int ev;
+  if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) ||
+      !PyArg_ParseTuple(args, "OiO:handler", &conn, &ev, &data))
+    return NULL;
+  cm_py_state *st = cm_py_state_of_type(Py_TYPE(self));
+  if (st == NULL) return NULL;
+  if (!PyObject_TypeCheck(conn, st->connection_type)) {
+    PyErr_SetString(PyExc_TypeError, "handler(conn, ev, data): conn must be a Connection");
+    return NULL;
+  }
+  void *ev_data = NULL;
+  if (ev == CM_EV_HTTP_HDRS || ev == CM_EV_HTTP_MSG || ev == CM_EV_WS_OPEN) {
+    ev_data = cm_py_http_message_get(data);
+  } else if (ev == CM_EV_WS_MSG || ev == CM_EV_WS_CTL) {
+    ev_data = cm_py_ws_message_get(data);
+  }
+  if (((cm_py_c_handler *)self)->on_event(self, (cm_py_conn *)conn, ev, ev_data) < 0) return NULL;
+  Py_RETURN_NONE;
 }

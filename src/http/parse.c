@@ -563,6 +563,16 @@ static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req
                      size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim) {
   struct cm_http_limits l = cm_http_limits_resolve(lim);
   size_t n = len < l.max_head ? len : l.max_head;
+  /* The usual case: the whole head is there at the first call (st fresh).
+   * One parse gives the answer the line-by-line walk would end with (see
+   * the top of this file), at half the cost; a head still incomplete goes
+   * the incremental way, which moves st on, so this is tried once per head. */
+  if (st->seen == 0 && st->line == 0 && n >= 4 &&
+      (memcmp(buf + n - 4, "\r\n\r\n", 4) == 0 || memmem(buf, n, "\r\n\r\n", 4) != NULL)) {
+    int r = is_request ? cm_http_parse_request(buf, len, hm, lim)
+                       : cm_http_parse_response_to(req_method, buf, len, hm, lim);
+    if (r != 0) return r;
+  }
   for (;;) {
     if (st->seen < st->line) st->seen = st->line;
     const char *lf = st->seen < n ? memchr(buf + st->seen, '\n', n - st->seen) : NULL;

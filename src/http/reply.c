@@ -174,16 +174,22 @@ static void build_head(struct head *h, const struct cm__http_conn *st, int statu
   head_add(h, "\r\n", 2);
 }
 
-const char *cm_http_reply_check(int status, const char *headers, size_t len) {
-  struct cm__http_block bi;
+/* cm_http_reply_check(), leaving what the scan of headers found in *bi. */
+static const char *check_reply(int status, const char *headers, size_t len,
+                               struct cm__http_block *bi) {
   if (status < 100 || status > 999) return "status must be in 100..999";
-  if (!cm__http_scan_block(headers, &bi)) {
+  if (!cm__http_scan_block(headers, bi)) {
     return "malformed header block (each line \"Name: value\", CRLF between lines; "
            "one Content-Length of digits)";
   }
-  if (bi.has_length && bi.chunked) return "Content-Length together with Transfer-Encoding: chunked";
-  if (bi.has_length && bi.length != len) return "the Content-Length header disagrees with the body's length";
+  if (bi->has_length && bi->chunked) return "Content-Length together with Transfer-Encoding: chunked";
+  if (bi->has_length && bi->length != len) return "the Content-Length header disagrees with the body's length";
   return NULL;
+}
+
+const char *cm_http_reply_check(int status, const char *headers, size_t len) {
+  struct cm__http_block bi;
+  return check_reply(status, headers, len, &bi);
 }
 
 bool cm_http_headers_ok(const char *headers, bool *sets_framing) {
@@ -220,8 +226,7 @@ static int output_refused(struct cm_conn *c, int rc) {
 
 int cm_http_reply(struct cm_conn *c, int status, const char *headers, const void *body, size_t len) {
   struct cm__http_block bi;
-  if (cm_http_reply_check(status, headers, len) != NULL || !cm__http_scan_block(headers, &bi))
-    return CM_EINVAL;
+  if (check_reply(status, headers, len, &bi) != NULL) return CM_EINVAL;
   struct cm__http_conn *st = cm__http_conn_of(c);
   bool informational = status < 200;
   bool tunnel = is_tunnel(st, status);
