@@ -44,6 +44,13 @@ typedef struct {
   bool sleeping;            /* poll() is blocked in its wait without the GIL
                                (set and cleared with the GIL held) */
   bool stop_requested;      /* run(): a signal arrived */
+  PyObject *signal_exc;     /* raised by a Python signal handler that ran
+                               inside poll() (manager.c caught_signal) */
+  bool slept;               /* the current poll() released the GIL to wait */
+  bool run_wakeup;          /* run() pointed Python's signal wakeup descriptor
+                               at run_wakeup_fd (manager.c take_run_wakeup) */
+  int run_wakeup_fd;        /* a dup of the manager's signal pipe */
+  uint64_t gil_released_ms; /* poll() last let other threads run (mgr.now_ms) */
   PyObject *access_logs;    /* access_log.c: the sinks listeners log to, or NULL */
 } cm_py_manager;
 
