@@ -179,6 +179,7 @@ static void do_close(cm_py_manager *mo) {
   }
   cm_py_mqtt_brokers_close(mo); /* before the C manager they use goes */
   cm_mgr_free(&mo->mgr);
+  cm_py_conn_spares_free(mo); /* closing: no more came in meanwhile */
   Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
   mo->closing = false;
@@ -252,6 +253,7 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
   Py_VISIT(mo->signal_exc);
+  for (int i = 0; i < mo->nspare_conns; i++) Py_VISIT((PyObject *)mo->spare_conns[i]);
   Py_VISIT(mo->brokers);
   Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
@@ -269,6 +271,7 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->pending_exc);
   Py_CLEAR(mo->signal_exc);
   Py_CLEAR(mo->brokers);
+  cm_py_conn_spares_free(mo);
   if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }
@@ -471,7 +474,7 @@ static PyObject *mgr_exit(cm_py_manager *mo, PyObject *args) {
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler) {
   if (check_usable(mo) < 0) return NULL;
   if (check_handler(handler, "handler") < 0) return NULL;
-  cm_py_conn *co = cm_py_conn_new(mo->st, handler);
+  cm_py_conn *co = cm_py_conn_new(mo, handler);
   if (co != NULL) cm_py_core_enter(mo);
   return co;
 }
