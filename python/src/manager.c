@@ -439,6 +439,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   Py_XDECREF(old_term);
   Py_DECREF(stop);
   Py_DECREF(signal_mod);
+  give_back_run_wakeup(mo); /* also when another thread closed the manager */
   do_close(mo);
   PyErr_Restore(type, value, tb);
   if (result != NULL && cm_py_raise_pending(mo) < 0) Py_CLEAR(result);
