@@ -266,10 +266,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   struct cm_mqtt_broker_opts o = {
-      .max_connections = a->conf.max_connections,
-      .max_packet_size = a->conf.max_packet_size,
-      .max_queued = a->conf.max_queued_messages,
-      .max_inflight = a->conf.max_inflight,
       .allow_anonymous = a->conf.allow_anonymous,
       .authenticate = authenticate,
       .auth_arg = a,
@@ -280,6 +276,7 @@ int main(int argc, char **argv) {
       .on_client = on_client,
       .client_arg = a,
   };
+  cm_conf_broker_opts(&a->conf, &o); /* limits, topic aliases */
   if (a->persist != NULL) cm_persist_hooks(a->persist, &o.store);
   a->broker = cm_mqtt_broker_new(&a->mgr, &o);
   if (a->broker == NULL) {

@@ -146,6 +146,11 @@ struct cm_conf {
   uint32_t fsync_interval_ms;/* for CM_FSYNC_INTERVAL (default 1000) */
   uint32_t compact_interval_s; /* snapshot period (default 300; 0: never) */
   uint32_t max_connections, max_packet_size, max_queued_messages, max_inflight;
+  /* Topic aliases (v5), 0..65535: the Topic Alias Maximum announced to
+   * clients, and the aliases we give topics of QoS 0 messages we send to a
+   * client (at most its own maximum).  -1: not set (the broker's defaults,
+   * CM_MQTT_BROKER_DEFAULT_TOPIC_ALIAS_*); 0: none. */
+  int32_t topic_alias_max, topic_alias_out_max;
   struct cm_conf_bridge *bridges;
   size_t nbridges;
   int log_level;             /* -1: not set */
@@ -160,6 +165,9 @@ int cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_l
 /* Adds a listener URL (from the command line).  Returns 0, or CM_ENOMEM. */
 int cm_conf_add_listener(struct cm_conf *conf, const char *url);
 void cm_conf_free(struct cm_conf *conf);
+/* Copies the broker settings of conf (limits, topic aliases) into o; what
+ * the file does not set leaves o's field as it was (0: the default). */
+void cm_conf_broker_opts(const struct cm_conf *conf, struct cm_mqtt_broker_opts *o);
 
 /* -------------------------------------------------------- persistence codec */
 /*

@@ -563,10 +563,9 @@ static int parse_options(broker_obj *o, PyObject **a, struct cm_mqtt_broker_opts
     if (t < 0) return -1;
     o->allow_anonymous = t != 0;
   }
-  opts->max_connections = o->conf.max_connections;
-  opts->max_packet_size = o->conf.max_packet_size;
-  opts->max_queued = o->conf.max_queued_messages;
-  opts->max_inflight = o->conf.max_inflight;
+  /* Limits and topic aliases of the file (o->conf is zeroed without one);
+   * keywords override them below. */
+  if (has_conf) cm_conf_broker_opts(&o->conf, opts);
   o->compact_interval_s = 300;
   if (has_conf) {
     *fsync = o->conf.fsync;

@@ -33,6 +33,7 @@ static void defaults(struct cm_conf *conf) {
   conf->fsync_interval_ms = 1000;
   conf->compact_interval_s = 300;
   conf->log_level = -1;
+  conf->topic_alias_max = conf->topic_alias_out_max = -1;
 }
 
 /* Grows *arr (of *n elements of size sz) by one zeroed element. */
@@ -236,6 +237,17 @@ static bool conf_parse(struct cm_conf *conf, struct cm_str text, const char *nam
              value.buf);
       continue;
     }
+    int32_t *alias = cm_ops_eq(kw, "topic_alias_max")       ? &conf->topic_alias_max
+                     : cm_ops_eq(kw, "topic_alias_out_max") ? &conf->topic_alias_out_max
+                                                            : NULL;
+    if (alias != NULL) {
+      uint32_t v;
+      if (!parse_u32(value, 65535, &v))
+        FAIL("%.*s: expected a number from 0 to 65535, not \"%.*s\"", (int)kw.len, kw.buf,
+             (int)value.len, value.buf);
+      *alias = (int32_t)v;
+      continue;
+    }
     char **path = cm_ops_eq(kw, "password_file")      ? &conf->password_file
                   : cm_ops_eq(kw, "acl_file")         ? &conf->acl_file
                   : cm_ops_eq(kw, "persistence_file") ? &conf->persistence_file
@@ -285,6 +297,21 @@ int cm_conf_parse(struct cm_conf *conf, struct cm_str text, const char *name, ch
 
 int cm_conf_load(struct cm_conf *conf, const char *path, char *err, size_t err_len) {
   return conf_load(conf, path, err, err_len) ? 0 : CM_EINVAL;
+}
+
+void cm_conf_broker_opts(const struct cm_conf *conf, struct cm_mqtt_broker_opts *o) {
+  if (conf->max_connections != 0) o->max_connections = conf->max_connections;
+  if (conf->max_packet_size != 0) o->max_packet_size = conf->max_packet_size;
+  if (conf->max_queued_messages != 0) o->max_queued = conf->max_queued_messages;
+  if (conf->max_inflight != 0) o->max_inflight = conf->max_inflight;
+  if (conf->topic_alias_max >= 0) {
+    o->topic_alias_max = (uint16_t)conf->topic_alias_max;
+    o->no_topic_alias = conf->topic_alias_max == 0;
+  }
+  if (conf->topic_alias_out_max >= 0) {
+    o->topic_alias_out_max = (uint16_t)conf->topic_alias_out_max;
+    o->no_topic_alias_out = conf->topic_alias_out_max == 0;
+  }
 }
 
 int cm_conf_add_listener(struct cm_conf *conf, const char *url) {

@@ -110,6 +110,10 @@ static void fail(struct cm_conn *c, struct cm_tls *t, const char *fmt, const cha
   cm_buf_consume(&c->send, c->send.len);
   CM_ERROR("conn %lu: %s", c->id, msg);
   cm_call(c, CM_EV_ERROR, msg);
+  /* The same for what the ERROR handler queued (an MQTT DISCONNECT, a
+   * goodbye): it can never be encrypted either, and must not go out in
+   * clear, so the drain ends with the alert. */
+  if (c->tls == t) cm_buf_consume(&c->send, c->send.len);
   if (alert) cm_drain(c);
   else cm_close(c);
 }

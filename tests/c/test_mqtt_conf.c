@@ -25,6 +25,8 @@ static void full_file(void **state) {
       "max_packet_size 65536\n"
       "max_queued_messages 42\n"
       "max_inflight 7\n"
+      "topic_alias_max 0\n"
+      "topic_alias_out_max 65535\n"
       "log_level debug\n"
       "bridge up mqtt://127.0.0.1:1884\n"
       "remote_clientid edge-1\n"
@@ -62,6 +64,8 @@ static void full_file(void **state) {
   assert_int_equal(c.max_packet_size, 65536);
   assert_int_equal(c.max_queued_messages, 42);
   assert_int_equal(c.max_inflight, 7);
+  assert_int_equal(c.topic_alias_max, 0);
+  assert_int_equal(c.topic_alias_out_max, 65535);
   assert_int_equal(c.log_level, CM_LL_DEBUG);
   assert_int_equal(c.nbridges, 2);
   struct cm_conf_bridge *b = &c.bridges[0];
@@ -102,11 +106,37 @@ static void defaults(void **state) {
   assert_int_equal(c.nlisteners, 0);
   assert_null(c.password_file);
   assert_int_equal(c.log_level, -1);
+  assert_int_equal(c.topic_alias_max, -1);
+  assert_int_equal(c.topic_alias_out_max, -1);
   assert_true(cm_conf_add_listener(&c, "mqtt://127.0.0.1:0") == 0);
   assert_int_equal(c.nlisteners, 1);
   cm_conf_free(&c);
   assert_true(cm_conf_parse(&c, cm_str_c("fsync never\n"), "e", err, sizeof(err)) == 0);
   assert_int_equal(c.fsync, CM_FSYNC_NEVER);
+  cm_conf_free(&c);
+}
+
+/* What the file sets reaches the broker's options; what it does not set
+ * leaves them (0: the broker's default), and 0 aliases means none. */
+static void broker_opts(void **state) {
+  (void)state;
+  struct cm_conf c;
+  char err[CM_OPS_ERR_LEN];
+  struct cm_mqtt_broker_opts o = {.max_inflight = 9, .topic_alias_max = 5};
+  assert_true(cm_conf_parse(&c, cm_str_c("max_queued_messages 3\ntopic_alias_out_max 0\n"), "e",
+                            err, sizeof(err)) == 0);
+  cm_conf_broker_opts(&c, &o);
+  assert_int_equal(o.max_queued, 3);
+  assert_int_equal(o.max_inflight, 9);
+  assert_int_equal(o.topic_alias_max, 5);
+  assert_false(o.no_topic_alias);
+  assert_int_equal(o.topic_alias_out_max, 0);
+  assert_true(o.no_topic_alias_out);
+  cm_conf_free(&c);
+  assert_true(cm_conf_parse(&c, cm_str_c("topic_alias_out_max 2\n"), "e", err, sizeof(err)) == 0);
+  cm_conf_broker_opts(&c, &o);
+  assert_int_equal(o.topic_alias_out_max, 2);
+  assert_false(o.no_topic_alias_out);
   cm_conf_free(&c);
 }
 
@@ -121,6 +151,9 @@ static void errors(void **state) {
       {"allow_anonymous 1\n", "c:1: expected true or false"},
       {"max_inflight 70000\n", "c:1: max_inflight: expected a number, not \"70000\""},
       {"max_connections -1\n", "c:1: max_connections: expected a number, not \"-1\""},
+      {"topic_alias_out_max 65536\n",
+       "c:1: topic_alias_out_max: expected a number from 0 to 65535, not \"65536\""},
+      {"topic_alias_max -1\n", "c:1: topic_alias_max: expected a number from 0 to 65535, not \"-1\""},
       {"fsync sometimes\n", "c:1: fsync must be always, never or an interval in ms (1 to 3600000)"},
       {"fsync 0\n", "c:1: fsync must be always, never or an interval in ms (1 to 3600000)"},
       {"password_file\n", "c:1: password_file needs a value"},
@@ -190,6 +223,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(full_file),
       cmocka_unit_test(defaults),
+      cmocka_unit_test(broker_opts),
       cmocka_unit_test(errors),
       cmocka_unit_test(bridge_mapping),
   };

@@ -474,6 +474,39 @@ def test_bad_config_names_the_line(tmp_path):
     assert "bad.conf:2: max_inflight: expected a number" in r.stderr
 
 
+def test_topic_alias_out_max_from_config(brokers):
+    """topic_alias_out_max in the program's config file: a v5 subscriber
+    allowing 5 aliases gets, with 1 configured, the first topic as name plus
+    alias 1, then the alias alone (empty name), and the second topic always
+    by name without an alias."""
+    b = brokers(["allow_anonymous true", "topic_alias_out_max 1"])
+    sub = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    raw = Raw.__new__(Raw)  # its packet reader on a CONNECT of our own
+    raw.s, raw.buf, raw.v = sub, b"", 5
+    props = b"\x22\x00\x05"  # Topic Alias Maximum 5
+    raw.send(0x10, enc_str("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) +
+             varint(len(props)) + props + enc_str("alias-sub"))
+    assert raw.read()[0] == 0x20
+    assert raw.subscribe("aliascfg/#", qos=0) == b"\x00"
+    pub = Raw(b.port, "alias-pub")
+    for rnd in range(2):
+        for t in ("aliascfg/a", "aliascfg/b"):
+            assert pub.publish(t, b"%d" % rnd, qos=1, pid=rnd * 2 + len(t)) == 0
+    got = []
+    while len(got) < 4:
+        first, body = raw.read()
+        assert first >> 4 == 3
+        tl = struct.unpack("!H", body[:2])[0]
+        topic, rest = body[2:2 + tl].decode(), body[2 + tl:]
+        plen, pr = rest[0], rest[1:1 + rest[0]]
+        alias = struct.unpack("!H", pr[1:3])[0] if plen >= 3 and pr[0] == 0x23 else None
+        got.append((topic, alias, rest[1 + plen:]))
+    assert got == [("aliascfg/a", 1, b"0"), ("aliascfg/b", None, b"0"),
+                   ("", 1, b"1"), ("aliascfg/b", None, b"1")]
+    pub.close()
+    raw.close()
+
+
 def test_tls_client_certificate_identity(brokers, tmp_path):
     """mqtts:// with require_certificate and use_identity_as_username: the
     certificate's CN is the user name the ACL sees; no certificate, no

@@ -252,20 +252,38 @@ def test_broker_topic_alias_not_given_by_a_dropped_message(broker):
         stop(p)
 
 
-def test_broker_topic_aliases_off():
-    """topic_alias_out_max=0: a client allowing aliases gets names only."""
-    b = BrokerThread(topic_alias_out_max=0)
-    topic = unique("noalias")
+@pytest.mark.parametrize("conf, kwargs, expected", [
+    (None, {"topic_alias_out_max": 0}, [None, None, None, None]),
+    ("topic_alias_out_max 0", {}, [None, None, None, None]),
+    ("topic_alias_out_max 1", {}, [1, None, 1, None]),
+    ("topic_alias_out_max 1", {"topic_alias_out_max": 0}, [None, None, None, None]),
+], ids=["keyword 0", "config 0", "config 1", "keyword over config"])
+def test_broker_topic_aliases_out_max(tmp_path, conf, kwargs, expected):
+    """topic_alias_out_max, as a keyword or from the config file (keywords
+    win): MQTT.js allows 5 aliases and gets two rounds of QoS 0 messages on
+    two topics; with 0 it gets names only, with 1 the first topic's alias
+    (1) and the second topic by name."""
+    if conf is not None:
+        path = tmp_path / "broker.conf"
+        path.write_text(conf + "\n")
+        kwargs = dict(kwargs, config=str(path))
+    b = BrokerThread(**kwargs)
+    base = unique("aliasmax")
+    topics = [base + "/a", base + "/b"]
     js = MqttJs(b.url, options={"protocolVersion": 5, "properties": {"topicAliasMaximum": 5}},
-                subscribe=[(topic, 0)], expect=2)
+                subscribe=[(base + "/#", 0)], expect=4)
     p = paho(b, 4)
     try:
         wait_subscribed(b, 1)
-        for payload in (b"1", b"2"):
-            p.publish(topic, payload).wait_for_publish()
-        msgs = mqttjs_events(js, 2)
-        assert [(m["topic"], m["payload"]) for m in msgs] == [(topic, b"1"), (topic, b"2")]
-        assert [m["properties"].get("topicAlias") for m in msgs] == [None, None]
+        sent = []
+        for rnd in range(2):
+            for t in topics:
+                payload = ("%s %d" % (t[-1], rnd)).encode()
+                p.publish(t, payload).wait_for_publish()
+                sent.append((t, payload))
+        msgs = mqttjs_events(js, 4)
+        assert [(m["topic"], m["payload"]) for m in msgs] == sent
+        assert [m["properties"].get("topicAlias") for m in msgs] == expected
     finally:
         js.stop()
         stop(p)

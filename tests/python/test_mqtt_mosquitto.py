@@ -220,6 +220,30 @@ def test_mqtts_unknown_ca_is_an_error(mgr, mosquitto_tls):
     assert c.opened is None and c.errors and "certificate" in c.errors[0].lower()
 
 
+@pytest.mark.parametrize("on_error", ["mqtt_disconnect", "send"])
+def test_mqtts_failed_handshake_closes_at_once(mgr, mosquitto_tls, on_error):
+    """A handshake that fails (mosquitto's certificate not trusted) gives one
+    ERROR and the connection closes, even when the ERROR handler queues bytes
+    (a DISCONNECT, a goodbye) that can never be encrypted: they used to keep
+    the drain waiting until the CONNACK deadline raised a second ERROR.  That
+    deadline is set far beyond the wait here."""
+    errors, closed = [], []
+
+    def handler(conn, ev, data):
+        if ev == cm.MG_EV_ERROR:
+            errors.append(data)
+            if on_error == "send":
+                conn.send(b"must not leave in clear")
+            else:
+                conn.mqtt_disconnect()
+        elif ev == cm.MG_EV_CLOSE:
+            closed.append(True)
+
+    mgr.mqtt_connect(mosquitto_tls.tls_url, handler, connect_timeout_ms=600_000)
+    assert poll_until(mgr, lambda: closed), errors
+    assert len(errors) == 1 and "certificate" in errors[0].lower(), errors
+
+
 # ------------------------------------------------------------------ refused
 
 def test_refused_connection_is_a_readable_error(mgr, tmp_path):
