@@ -111,9 +111,6 @@ static int check_handler(PyObject *h, const char *what) {
   return 0;
 }
 
-/* Frees the C manager: every connection gets CLOSE (and is detached), every
- * timer is released.  Waits for wakeup() calls still copying without the
- * GIL, since they use the manager's queue. */
 /* signal.set_wakeup_fd(fd): the previous descriptor, or -2 with an
  * exception set. */
 static int set_wakeup_fd(int fd) {
@@ -148,7 +145,7 @@ static void take_run_wakeup(cm_py_manager *mo) {
     mo->run_wakeup_fd = mine;
     return;
   }
-  if (prev >= 0 && set_wakeup_fd(prev) < -1) PyErr_Clear(); /* someone else's: theirs again */
+  if (prev >= 0) (void)set_wakeup_fd(prev); /* someone else's: theirs again */
   PyErr_Clear();
   close(mine);
 }
@@ -168,6 +165,9 @@ static void give_back_run_wakeup(cm_py_manager *mo) {
   mo->run_wakeup_fd = -1;
 }
 
+/* Frees the C manager: every connection gets CLOSE (and is detached), every
+ * timer is released.  Waits for wakeup() calls still copying without the
+ * GIL, since they use the manager's queue. */
 static void do_close(cm_py_manager *mo) {
   if (!mo->ready || mo->closing) return;
   give_back_run_wakeup(mo); /* before the pipe goes with the manager */
