@@ -508,6 +508,7 @@ typedef void (*cm_hook_fn)(void *arg);
 
 struct cm_wakeup_q;  /* internal */
 struct cm_dns;       /* internal */
+struct cm__sigwake;  /* internal: src/core/sigwake.c */
 struct cm__mgr_ext;  /* internal: per-manager state of a layer (src/core/transport.h) */
 
 struct cm_mgr {
@@ -563,6 +564,7 @@ struct cm_mgr {
   struct cm_wakeup_q *wakeup;  /* NULL unless cm_wakeup_init() was called
                                   (test it with cm_wakeup_enabled()) */
   struct cm_dns *dns;          /* resolver (src/net/dns.c), NULL until used */
+  struct cm__sigwake *sigwake; /* cm_mgr_signal_fd()'s pipe, NULL until asked for */
   int polling;                 /* inside cm_mgr_poll() */
   int accept_retry_armed;      /* a listener's accept retry timer is pending */
   int wait_errno;              /* the last epoll_wait error logged, 0 for none */
@@ -610,6 +612,37 @@ int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms);
  * only.  NULL: exactly cm_mgr_poll().  Returns as cm_mgr_poll().
  */
 int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask);
+/*
+ * cm_mgr_poll_sigmask() that pays for the guard only on turns that sleep.
+ * The turn first looks for ready descriptors without waiting (epoll_wait
+ * with timeout 0: a busy loop makes one system call per turn, as
+ * cm_mgr_poll()); only when nothing is ready and it would sleep does it
+ * block the signals in *block (pthread_sigmask), call caught(arg), and wait
+ * under the mask that was in force before (epoll_pwait), putting that mask
+ * back before any event is dispatched.  caught() is where the caller checks
+ * for signals its handlers already took: nonzero means "one came, do not
+ * wait" (the turn goes on without sleeping and returns CM_EINTR).  It runs
+ * on the polling thread inside the turn, before before_sleep; it may queue
+ * output or start timers (the wait is recomputed after it) but must not
+ * poll.  block points to a sigset_t, read during the call only.  block or
+ * caught NULL: exactly cm_mgr_poll().  Returns as cm_mgr_poll().
+ */
+int cm_mgr_poll_checked(struct cm_mgr *mgr, int timeout_ms, const void *block,
+                        int (*caught)(void *arg), void *arg);
+/*
+ * The self-pipe trick, built in: a descriptor that a signal handler may
+ * write any byte to (write() is async-signal-safe) so that the wait of the
+ * turn in progress, or of the next one, returns at once; the loop drains
+ * the pipe itself.  With it, a program that handles signals needs no
+ * pthread_sigmask around its polls: set a flag and write a byte in the
+ * handler, test the flag after each cm_mgr_poll() (this is what the Python
+ * module does, through Python's own signal wakeup descriptor).  Made on the
+ * first call (a non-blocking, close-on-exec pipe whose read end the manager
+ * watches); later calls return the same descriptor.  The manager owns it:
+ * closed by cm_mgr_free(), never by the caller.  Poll thread only.
+ * Returns the descriptor (>= 0), or CM_ENOMEM, or -errno of pipe2/epoll_ctl.
+ */
+int cm_mgr_signal_fd(struct cm_mgr *mgr);
 
 /* Default of cm_mgr.closing_flush_ms: 60 s without progress, as nginx's
  * send_timeout. */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "args.h"
 #include "conn_methods.h"
@@ -28,10 +29,16 @@
 
 static const char closed_msg[] = "Connection has been closed";
 
-cm_py_conn *cm_py_conn_new(cm_py_state *st, PyObject *handler) {
-  PyTypeObject *tp = st->connection_type;
-  cm_py_conn *co = (cm_py_conn *)tp->tp_alloc(tp, 0);
-  if (co == NULL) return NULL;
+cm_py_conn *cm_py_conn_new(cm_py_manager *mo, PyObject *handler) {
+  cm_py_conn *co;
+  if (mo->nspare_conns > 0) {
+    co = mo->spare_conns[--mo->nspare_conns]; /* its one reference is ours now */
+    mo->spare_conns[mo->nspare_conns] = NULL;
+  } else {
+    PyTypeObject *tp = mo->st->connection_type;
+    co = (cm_py_conn *)tp->tp_alloc(tp, 0);
+    if (co == NULL) return NULL;
+  }
   if (handler != NULL && handler != Py_None) co->handler = Py_NewRef(handler);
   return co;
 }
@@ -41,7 +48,41 @@ void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c) {
   c->ext = Py_NewRef(co);
 }
 
-void cm_py_conn_detach(cm_py_conn *co) {
+/* co back to what tp_alloc gives (zeroed fields), for its next life. */
+static void conn_reset(cm_py_conn *co) {
+  Py_CLEAR(co->handler);
+  Py_CLEAR(co->userdata);
+  memset(&co->last, 0, sizeof(co->last));
+  co->http = false;
+}
+
+/* Drops c->ext's reference to co, keeping co as a spare when that was the
+ * last: nothing can tell it from a new object afterwards (no weak
+ * reference, every field reset). */
+static void conn_release(cm_py_manager *mo, cm_py_conn *co) {
+  if (Py_REFCNT(co) != 1 || co->weakreflist != NULL || !mo->ready || mo->closing ||
+      mo->nspare_conns >= CM_PY_SPARE_CONNS) {
+    Py_DECREF(co);
+    return;
+  }
+  conn_reset(co); /* may run code (userdata's finaliser) that refers to co again */
+  if (Py_REFCNT(co) != 1 || co->weakreflist != NULL || mo->nspare_conns >= CM_PY_SPARE_CONNS ||
+      co->handler != NULL || co->userdata != NULL) {
+    Py_DECREF(co);
+    return;
+  }
+  mo->spare_conns[mo->nspare_conns++] = co;
+}
+
+void cm_py_conn_spares_free(cm_py_manager *mo) {
+  while (mo->nspare_conns > 0) {
+    cm_py_conn *co = mo->spare_conns[--mo->nspare_conns];
+    mo->spare_conns[mo->nspare_conns] = NULL;
+    Py_DECREF(co);
+  }
+}
+
+void cm_py_conn_detach(cm_py_manager *mo, cm_py_conn *co) {
   struct cm_conn *c = co->c;
   if (c == NULL) return;
   /* What a closed connection keeps reading (as in the original). */
@@ -56,7 +97,7 @@ void cm_py_conn_detach(cm_py_conn *co) {
   co->c = NULL;
   if (c->ext == co) {
     c->ext = NULL;
-    Py_DECREF(co);
+    conn_release(mo, co);
   }
 }
 

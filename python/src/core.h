@@ -20,6 +20,12 @@
 #include "module.h"
 
 typedef struct cm_py_timer cm_py_timer;
+typedef struct cm_py_conn cm_py_conn;
+
+/* Connection objects a manager keeps for reuse (connection.c): a closed
+ * one that nothing else refers to becomes the next connection's, sparing
+ * an allocation, GC tracking and a free per connection. */
+#define CM_PY_SPARE_CONNS 32
 
 typedef struct {
   PyObject_HEAD
@@ -44,10 +50,19 @@ typedef struct {
   bool sleeping;            /* poll() is blocked in its wait without the GIL
                                (set and cleared with the GIL held) */
   bool stop_requested;      /* run(): a signal arrived */
+  PyObject *signal_exc;     /* raised by a Python signal handler that ran
+                               inside poll() (manager.c caught_signal) */
+  bool slept;               /* the current poll() released the GIL to wait */
+  bool run_wakeup;          /* run() pointed Python's signal wakeup descriptor
+                               at run_wakeup_fd (manager.c take_run_wakeup) */
+  int run_wakeup_fd;        /* a dup of the manager's signal pipe */
+  uint64_t gil_released_ms; /* poll() last let other threads run (mgr.now_ms) */
   PyObject *access_logs;    /* access_log.c: the sinks listeners log to, or NULL */
+  cm_py_conn *spare_conns[CM_PY_SPARE_CONNS]; /* reset, detached; owned */
+  int nspare_conns;
 } cm_py_manager;
 
-typedef struct {
+struct cm_py_conn {
   PyObject_HEAD
   struct cm_conn *c;       /* NULL once detached (after CLOSE) */
   PyObject *handler;       /* own or inherited handler; NULL: the manager's */
@@ -59,7 +74,7 @@ typedef struct {
     bool is_client, is_listening, is_udp, is_tls, is_websocket;
   } last;
   bool http;               /* HTTP parsing was asked for */
-} cm_py_conn;
+};
 
 struct cm_py_timer {
   PyObject_HEAD
@@ -129,12 +144,17 @@ typedef struct {
 PyObject *cm_py_c_handler_call(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* ---- connection.c */
-/* A new detached Connection with the given handler (NULL or None: none). */
-cm_py_conn *cm_py_conn_new(cm_py_state *st, PyObject *handler);
+/* A new detached Connection of mo with the given handler (NULL or None:
+ * none): one of mo's spares when it has one, as fresh as a new object. */
+cm_py_conn *cm_py_conn_new(cm_py_manager *mo, PyObject *handler);
 /* Binds co to c: c->ext takes a strong reference. */
 void cm_py_conn_attach(cm_py_conn *co, struct cm_conn *c);
-/* Unbinds co from its connection and drops c->ext's reference. */
-void cm_py_conn_detach(cm_py_conn *co);
+/* Unbinds co from its connection and drops c->ext's reference; when that
+ * was the last one (no weak reference either), co becomes a spare of mo
+ * instead of being freed, unless mo is closing or has enough. */
+void cm_py_conn_detach(cm_py_manager *mo, cm_py_conn *co);
+/* Frees mo's spare Connections (close, clear). */
+void cm_py_conn_spares_free(cm_py_manager *mo);
 /*
  * The bracket of a Connection method around its calls into the core on c
  * (which may run Python code: the output hook, events):

@@ -4,9 +4,10 @@
  *
  * Every event of a connection reaches Python through the same Connection
  * object, made on the connection's first event and kept in c->ext until its
- * CLOSE has been delivered.  POLL reaches every connection periodically, so
- * the common path allocates nothing: small ints are cached by CPython and
- * data is None.
+ * CLOSE has been delivered; then, if nothing else refers to it, the manager
+ * keeps it for a later connection (connection.c, cm_py_conn_detach).  POLL
+ * reaches every connection periodically, so the common path allocates
+ * nothing: small ints are cached by CPython and data is None.
  */
 #include "core.h"
 
@@ -85,7 +86,7 @@ static cm_py_conn *conn_for(cm_py_manager *mo, struct cm_conn *c) {
   cm_py_conn *co;
   if (c->is_accepted) {
     cm_py_conn *parent = c->fn_data;
-    co = cm_py_conn_new(mo->st, parent != NULL ? parent->handler : NULL);
+    co = cm_py_conn_new(mo, parent != NULL ? parent->handler : NULL);
     if (co == NULL) return NULL;
     if (parent != NULL) co->http = parent->http;
     c->fn_data = NULL; /* the listener may go away before this child */
@@ -94,7 +95,7 @@ static cm_py_conn *conn_for(cm_py_manager *mo, struct cm_conn *c) {
     Py_INCREF(co);
     if (!c->is_listening) c->fn_data = NULL;
   } else {
-    co = cm_py_conn_new(mo->st, NULL);
+    co = cm_py_conn_new(mo, NULL);
     if (co == NULL) return NULL;
   }
   cm_py_conn_attach(co, c);
@@ -176,7 +177,7 @@ void cm_py_on_event(struct cm_conn *c, int ev, void *ev_data) {
       }
     }
   }
-  if (ev == CM_EV_CLOSE) cm_py_conn_detach(co);
+  if (ev == CM_EV_CLOSE) cm_py_conn_detach(mo, co);
 }
 
 PyObject *cm_py_c_handler_call(PyObject *self, PyObject *args, PyObject *kwargs) {

@@ -37,6 +37,51 @@ static void hook_after_sleep(void *arg) {
   PyEval_RestoreThread(mo->tstate);
   mo->tstate = NULL;
   mo->sleeping = false;
+  mo->slept = true;
+}
+
+/* poll()'s signal check, called by the core with every signal blocked just
+ * before a turn sleeps (cm_mgr_poll_checked): Python's handlers of the
+ * signals caught so far run here; an exception from one of them ends the
+ * turn without sleeping and poll() raises it. */
+static int caught_signal(void *arg) {
+  cm_py_manager *mo = arg;
+  if (PyErr_CheckSignals() == 0) return 0;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  if (mo->signal_exc == NULL) mo->signal_exc = value;
+  else Py_XDECREF(value);
+  return 1;
+}
+
+/* The signals held back between poll()'s last check and its wait: all but
+ * the synchronous fault signals (a fault there must kill the process as
+ * usual).  Set once by cm_py_manager_exec(). */
+static sigset_t poll_block;
+
+static void init_poll_block(void) {
+  sigfillset(&poll_block);
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
+  for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) sigdelset(&poll_block, faults[i]);
+}
+
+/* A turn that did not sleep kept the GIL; a loop that never sleeps (a
+ * steady load) lets other threads in at the interpreter's switch interval,
+ * as a sleeping one does on every turn. */
+#define CM_PY_GIL_YIELD_MS 5
+static void yield_gil(cm_py_manager *mo) {
+  if (mo->slept) {
+    mo->gil_released_ms = mo->mgr.now_ms;
+    return;
+  }
+  if (mo->mgr.now_ms - mo->gil_released_ms < CM_PY_GIL_YIELD_MS) return;
+  mo->gil_released_ms = mo->mgr.now_ms;
+  Py_BEGIN_ALLOW_THREADS
+  Py_END_ALLOW_THREADS
 }
 
 /* cm_mgr.on_output: output was queued outside poll(); tell the embedding
@@ -66,11 +111,66 @@ static int check_handler(PyObject *h, const char *what) {
   return 0;
 }
 
+/* signal.set_wakeup_fd(fd): the previous descriptor, or -2 with an
+ * exception set. */
+static int set_wakeup_fd(int fd) {
+  PyObject *mod = PyImport_ImportModule("signal");
+  if (mod == NULL) return -2;
+  PyObject *r = PyObject_CallMethod(mod, "set_wakeup_fd", "i", fd);
+  Py_DECREF(mod);
+  if (r == NULL) return -2;
+  long prev = PyLong_AsLong(r);
+  Py_DECREF(r);
+  if (prev == -1 && PyErr_Occurred()) return -2;
+  return (int)prev;
+}
+
+/*
+ * run() in the main thread: Python's signal wakeup descriptor points at the
+ * manager's signal pipe (cm_mgr_signal_fd) while it runs, so that a signal
+ * ends the wait whenever it comes, with no signal mask work per turn.  Only
+ * if nobody else uses it (asyncio's add_signal_handler does).  The
+ * descriptor handed to Python is a dup owned by the Manager: were it ever
+ * left behind (a close from another thread, where it cannot be given
+ * back), it still names a pipe, never a reused descriptor number.
+ */
+static void take_run_wakeup(cm_py_manager *mo) {
+  int fd = cm_mgr_signal_fd(&mo->mgr);
+  if (fd < 0) return;
+  int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (mine < 0) return;
+  int prev = set_wakeup_fd(mine);
+  if (prev == -1) {
+    mo->run_wakeup = true;
+    mo->run_wakeup_fd = mine;
+    return;
+  }
+  if (prev >= 0) (void)set_wakeup_fd(prev); /* someone else's: theirs again */
+  PyErr_Clear();
+  close(mine);
+}
+
+/* Undoes take_run_wakeup() (main thread only), keeping a descriptor that a
+ * callback installed meanwhile. */
+static void give_back_run_wakeup(cm_py_manager *mo) {
+  if (!mo->run_wakeup || !_PyOS_IsMainThread()) return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  int now = set_wakeup_fd(-1);
+  if (now >= 0 && now != mo->run_wakeup_fd) (void)set_wakeup_fd(now);
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  close(mo->run_wakeup_fd);
+  mo->run_wakeup = false;
+  mo->run_wakeup_fd = -1;
+}
+
 /* Frees the C manager: every connection gets CLOSE (and is detached), every
  * timer is released.  Waits for wakeup() calls still copying without the
  * GIL, since they use the manager's queue. */
 static void do_close(cm_py_manager *mo) {
   if (!mo->ready || mo->closing) return;
+  give_back_run_wakeup(mo); /* before the pipe goes with the manager */
   mo->closing = true;
   while (mo->wakeups_in_flight > 0) {
     Py_BEGIN_ALLOW_THREADS
@@ -79,6 +179,7 @@ static void do_close(cm_py_manager *mo) {
   }
   cm_py_mqtt_brokers_close(mo); /* before the C manager they use goes */
   cm_mgr_free(&mo->mgr);
+  cm_py_conn_spares_free(mo); /* closing: no more came in meanwhile */
   Py_CLEAR(mo->access_logs); /* no connection is left to log */
   mo->ready = false;
   mo->closing = false;
@@ -151,6 +252,8 @@ static int mgr_traverse(cm_py_manager *mo, visitproc visit, void *arg) {
   Py_VISIT(mo->error_handler);
   Py_VISIT(mo->output_hook);
   Py_VISIT(mo->pending_exc);
+  Py_VISIT(mo->signal_exc);
+  for (int i = 0; i < mo->nspare_conns; i++) Py_VISIT((PyObject *)mo->spare_conns[i]);
   Py_VISIT(mo->brokers);
   Py_VISIT(mo->access_logs);
   if (mo->ready && !mo->closing) {
@@ -166,7 +269,9 @@ static int mgr_clear(cm_py_manager *mo) {
   Py_CLEAR(mo->error_handler);
   Py_CLEAR(mo->output_hook);
   Py_CLEAR(mo->pending_exc);
+  Py_CLEAR(mo->signal_exc);
   Py_CLEAR(mo->brokers);
+  cm_py_conn_spares_free(mo);
   if (!mo->ready) Py_CLEAR(mo->access_logs); /* connections may still log while open */
   return 0;
 }
@@ -222,29 +327,42 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
     return NULL;
   }
   if (check_usable(mo) < 0) return NULL;
-  /* A signal caught after the check below and before the wait would
+  /* A signal caught after the last check and before the wait would
    * otherwise be seen only when the wait times out (Ctrl+C ignored for
-   * timeout_ms): block signals, check, then wait under the old mask. */
-  sigset_t blocked, old;
-  bool guard = timeout > 0;
-  if (guard) {
-    sigfillset(&blocked);
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
-    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) sigdelset(&blocked, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &blocked, &old);
-    if (PyErr_CheckSignals() < 0) {
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
-      return NULL;
-    }
-  }
+   * timeout_ms).  Python's handlers run in the main thread only.  Under
+   * run(), Python's own signal wakeup descriptor points at the manager's
+   * signal pipe (run_wakeup_fd): a signal at any moment ends the wait, at no
+   * cost per turn.  Otherwise the core blocks signals, calls caught_signal()
+   * and waits under the old mask, on the turns that really sleep
+   * (cm_mgr_poll_checked: a turn with events ready pays nothing). */
+  bool guard = timeout > 0 && !mo->run_wakeup && _PyOS_IsMainThread();
+  if (guard && PyErr_CheckSignals() < 0) return NULL;
   Py_INCREF(mo);
   mo->polling = true;
   cm_py_core_enter(mo);
-  cm_mgr_poll_sigmask(&mo->mgr, (int)timeout, guard ? &old : NULL);
+  mo->slept = false;
+  if (guard) cm_mgr_poll_checked(&mo->mgr, (int)timeout, &poll_block, caught_signal, mo);
+  else cm_mgr_poll(&mo->mgr, (int)timeout);
+  if (timeout > 0) yield_gil(mo);
   mo->polling = false;
   cm_py_core_leave(mo);
+  PyObject *sig = mo->signal_exc;
+  mo->signal_exc = NULL;
   int rc = cm_py_raise_pending(mo);
   Py_DECREF(mo);
+  if (sig != NULL) {
+    /* The signal handler's exception wins; a callback's is its context. */
+    if (rc < 0) {
+      PyObject *t, *v, *tb;
+      PyErr_Fetch(&t, &v, &tb);
+      PyErr_NormalizeException(&t, &v, &tb);
+      if (v != NULL) PyException_SetContext(sig, v);
+      Py_XDECREF(t);
+      Py_XDECREF(tb);
+    }
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(sig)), sig, PyException_GetTraceback(sig));
+    return NULL;
+  }
   if (rc < 0) return NULL;
   if (PyErr_CheckSignals() < 0) return NULL;
   Py_RETURN_NONE;
@@ -301,6 +419,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   if (!PyErr_Occurred()) {
     PyObject *poll_arg = PyLong_FromLong(poll_ms);
     mo->stop_requested = false;
+    if (old_int != NULL) take_run_wakeup(mo); /* the main thread */
     while (poll_arg != NULL && mo->ready && !mo->stop_requested) {
       PyObject *r = mgr_poll(mo, &poll_arg, 1, NULL);
       if (r == NULL) break;
@@ -320,6 +439,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   Py_XDECREF(old_term);
   Py_DECREF(stop);
   Py_DECREF(signal_mod);
+  give_back_run_wakeup(mo); /* also when another thread closed the manager */
   do_close(mo);
   PyErr_Restore(type, value, tb);
   if (result != NULL && cm_py_raise_pending(mo) < 0) Py_CLEAR(result);
@@ -355,7 +475,7 @@ static PyObject *mgr_exit(cm_py_manager *mo, PyObject *args) {
 cm_py_conn *cm_py_conn_prepare(cm_py_manager *mo, PyObject *handler) {
   if (check_usable(mo) < 0) return NULL;
   if (check_handler(handler, "handler") < 0) return NULL;
-  cm_py_conn *co = cm_py_conn_new(mo->st, handler);
+  cm_py_conn *co = cm_py_conn_new(mo, handler);
   if (co != NULL) cm_py_core_enter(mo);
   return co;
 }
@@ -835,6 +955,7 @@ static PyType_Spec mgr_spec = {
 };
 
 int cm_py_manager_exec(PyObject *m, cm_py_state *st) {
+  init_poll_block();
   st->manager_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &mgr_spec, NULL);
   if (st->manager_type == NULL) return -1;
   return PyModule_AddType(m, st->manager_type);

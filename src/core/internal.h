@@ -109,6 +109,11 @@ void cm__conn_want_poll(struct cm_conn *c);
 
 /* Wakeup (wakeup.c): frees the queue at cm_mgr_free(). */
 void cm__wakeup_free(struct cm_mgr *mgr);
+/* cm_mgr_signal_fd()'s pipe (sigwake.c): an epoll event whose data is
+ * mgr->sigwake is the pipe's, not a connection's; drain empties it; free
+ * closes both ends at cm_mgr_free(). */
+void cm__sigwake_drain(struct cm_mgr *mgr);
+void cm__sigwake_free(struct cm_mgr *mgr);
 
 /* Files queued behind c->send (file.c: it moves bytes and never touches
  * the connection's state; cm_send_file and the write step in conn.c do). */

@@ -130,14 +130,62 @@ static void deliver_poll(struct cm_mgr *mgr) {
   }
 }
 
-int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
-  return cm_mgr_poll_sigmask(mgr, timeout_ms, NULL);
+/* How a turn waits when it has to sleep: the pselect pattern, either set up
+ * by the caller (cm_mgr_poll_sigmask: signals already blocked, mask is the
+ * one to wait under) or only when the turn really sleeps
+ * (cm_mgr_poll_checked: block, ask caught(), wait, put the mask back). */
+struct wait_guard {
+  const sigset_t *mask;  /* cm_mgr_poll_sigmask */
+  const sigset_t *block; /* cm_mgr_poll_checked */
+  int (*caught)(void *arg);
+  void *arg;
+};
+
+/* Sleeps at most wait_ms (> 0) between the hooks; returns as epoll_wait. */
+static int sleep_wait(struct cm_mgr *mgr, struct epoll_event *events, int wait_ms,
+                      const sigset_t *mask) {
+  if (mgr->before_sleep != NULL) mgr->before_sleep(mgr->hook_data);
+  int n = mask == NULL ? epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms)
+                       : epoll_pwait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms, mask);
+  int err = errno;
+  /* The caller's handlers run from here on, callbacks included. */
+  if (mask != NULL) pthread_sigmask(SIG_SETMASK, mask, NULL);
+  if (mgr->after_sleep != NULL) mgr->after_sleep(mgr->hook_data);
+  errno = err;
+  return n;
 }
 
-int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask) {
+/* cm_mgr_poll_checked's wait: a look that cannot sleep first (a busy loop
+ * pays one epoll_wait per turn, as cm_mgr_poll does); only when nothing is
+ * ready does it pay for the guard (two pthread_sigmask calls).  *wait_ms
+ * becomes the wait it really made (0 when it did not sleep). */
+static int checked_wait(struct cm_mgr *mgr, struct epoll_event *events, int *wait_ms,
+                        const struct wait_guard *g) {
+  int planned = *wait_ms;
+  *wait_ms = 0;
+  int n = epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, 0);
+  if (n != 0) return n;
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, g->block, &old);
+  if (g->caught(g->arg) != 0) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = EINTR;
+    return -1;
+  }
+  /* caught() ran signal handlers: they may have queued output or a timer. */
+  int ms = mgr->dirty != NULL ? 0 : cm__timers_wait_ms(mgr, mgr->now_ms, planned);
+  if (ms == 0) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
+  }
+  *wait_ms = ms;
+  return sleep_wait(mgr, events, ms, &old);
+}
+
+static int poll_turn(struct cm_mgr *mgr, int timeout_ms, const struct wait_guard *g) {
   struct epoll_event events[CM_MAX_EVENTS];
   if (mgr->polling) {
-    if (sigmask != NULL) pthread_sigmask(SIG_SETMASK, sigmask, NULL);
+    if (g->mask != NULL) pthread_sigmask(SIG_SETMASK, g->mask, NULL);
     errno = EBUSY;
     return -EBUSY;
   }
@@ -145,16 +193,25 @@ int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask)
   mgr->now_ms = cm_millis();
   flush(mgr);
   int wait_ms = mgr->dirty != NULL ? 0 : cm__timers_wait_ms(mgr, mgr->now_ms, timeout_ms);
-  bool hooks = wait_ms != 0;
-  if (hooks && mgr->before_sleep != NULL) mgr->before_sleep(mgr->hook_data);
-  int n = sigmask == NULL ? epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms)
-                           : epoll_pwait(mgr->epfd, events, CM_MAX_EVENTS, wait_ms, sigmask);
+  int n;
+  if (wait_ms == 0) {
+    n = epoll_wait(mgr->epfd, events, CM_MAX_EVENTS, 0);
+    if (g->mask != NULL) {
+      int err = errno;
+      pthread_sigmask(SIG_SETMASK, g->mask, NULL);
+      errno = err;
+    }
+  } else if (g->caught != NULL) {
+    n = checked_wait(mgr, events, &wait_ms, g);
+  } else {
+    n = sleep_wait(mgr, events, wait_ms, g->mask);
+  }
   int err = errno;
-  /* The caller's handlers run from here on, callbacks included. */
-  if (sigmask != NULL) pthread_sigmask(SIG_SETMASK, sigmask, NULL);
-  if (hooks && mgr->after_sleep != NULL) mgr->after_sleep(mgr->hook_data);
   mgr->now_ms = cm_millis();
-  for (int i = 0; i < n; i++) dispatch(events[i].data.ptr, events[i].events);
+  for (int i = 0; i < n; i++) {
+    if (events[i].data.ptr == (void *)mgr->sigwake) cm__sigwake_drain(mgr); /* (ptr never NULL) */
+    else dispatch(events[i].data.ptr, events[i].events);
+  }
   cm__timers_run(mgr, mgr->now_ms);
   /* An idle call (the wait ran to the caller's timeout, nothing happened)
    * gets its POLL, as every call did in the original; a busy loop gets it
@@ -182,6 +239,23 @@ int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask)
   return 0;
 }
 
+int cm_mgr_poll(struct cm_mgr *mgr, int timeout_ms) {
+  struct wait_guard g = {0};
+  return poll_turn(mgr, timeout_ms, &g);
+}
+
+int cm_mgr_poll_sigmask(struct cm_mgr *mgr, int timeout_ms, const void *sigmask) {
+  struct wait_guard g = {.mask = sigmask};
+  return poll_turn(mgr, timeout_ms, &g);
+}
+
+int cm_mgr_poll_checked(struct cm_mgr *mgr, int timeout_ms, const void *block,
+                        int (*caught)(void *arg), void *arg) {
+  if (block == NULL || caught == NULL) return cm_mgr_poll(mgr, timeout_ms);
+  struct wait_guard g = {.block = block, .caught = caught, .arg = arg};
+  return poll_turn(mgr, timeout_ms, &g);
+}
+
 void cm__mgr_ext_add(struct cm_mgr *mgr, struct cm__mgr_ext *ext) {
   ext->next = mgr->exts;
   mgr->exts = ext;
@@ -200,6 +274,7 @@ void cm_mgr_free(struct cm_mgr *mgr) {
     ext->free(mgr); /* frees ext with the layer's state */
   }
   cm__wakeup_free(mgr);
+  cm__sigwake_free(mgr);
   cm__buf_pool_free(mgr);
   cm__connmap_free(mgr);
   if (mgr->epfd >= 0) close(mgr->epfd);

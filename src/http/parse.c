@@ -381,11 +381,25 @@ static int transfer_encoding(struct cm_http_msg *hm, int *kind) {
 }
 
 static void connection_options(struct cm_http_msg *hm) {
-  bool close = cm_http_header_has_token(hm, "connection", "close");
-  bool keep = cm_http_header_has_token(hm, "connection", "keep-alive");
+  /* One pass over the headers and the Connection elements (it runs for
+   * every message). */
+  bool close = false, keep = false, upgrade = false, has_upgrade = false;
+  for (size_t h = 0; h < hm->num_headers && h < CM_HTTP_MAX_HEADERS; h++) {
+    struct cm_str name = hm->headers[h].name;
+    if (name_is(name, "upgrade")) {
+      has_upgrade = true;
+      continue;
+    }
+    if (!name_is(name, "connection")) continue;
+    struct cm_str list = hm->headers[h].value, elem;
+    while (next_element(&list, &elem)) {
+      if (name_is(elem, "close")) close = true;
+      else if (name_is(elem, "keep-alive")) keep = true;
+      else if (name_is(elem, "upgrade")) upgrade = true;
+    }
+  }
   hm->keep_alive = !close && (hm->minor_version == 1 || keep);
-  hm->upgrade = cm_http_header_has_token(hm, "connection", "upgrade") &&
-                cm_http_get_header(hm, "upgrade") != NULL;
+  hm->upgrade = upgrade && has_upgrade;
 }
 
 /* Framing of a message that may carry a body (RFC 9112 section 6.3 items
@@ -561,6 +575,15 @@ static int scan_line(struct cm_http_scan *st, bool is_request, const char *buf, 
 
 static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req_method, const char *buf,
                      size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim) {
+  if (st->line == 0 && st->seen == 0 && !st->started) {
+    /* Nothing scanned yet: most heads arrive whole, and one parse of the
+     * whole head answers at once (the line-by-line scan would end with
+     * that same parse).  Anything but a complete head (need more, an
+     * error) is left to the scan, so results are the scan's. */
+    int r = is_request ? cm_http_parse_request(buf, len, hm, lim)
+                       : cm_http_parse_response_to(req_method, buf, len, hm, lim);
+    if (r > 0) return r;
+  }
   struct cm_http_limits l = cm_http_limits_resolve(lim);
   size_t n = len < l.max_head ? len : l.max_head;
   /* The usual case: the whole head is there at the first call (st fresh).

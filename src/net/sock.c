@@ -22,8 +22,13 @@
 #define CM_UDP_MAX 65536
 static const struct cm__transport tcp_transport, udp_transport, listener_transport;
 
-/* Accepts per readiness event, so that a flood cannot starve the others. */
-#define CM_ACCEPT_BATCH 64
+/* Connections accepted per readiness event of a listener: one, as nginx
+ * does by default.  The listener is level-triggered, so the next turn comes
+ * back for the others; accepting until EAGAIN instead costs a failed
+ * accept4() on most turns, which measured dearer than the extra epoll_wait
+ * (docs/bench.md, http-close).  A flood cannot starve the other
+ * connections either way. */
+#define CM_ACCEPT_BATCH 1
 /* A listener out of descriptors retries accepting after this long. */
 #define CM_ACCEPT_RETRY_MS 100
 
@@ -306,7 +311,7 @@ static void pause_accepting(struct cm_conn *l, int err) {
   }
 }
 
-/* The listener is readable: accepts a batch of connections. */
+/* The listener is readable: accepts CM_ACCEPT_BATCH connections. */
 static void sock_accept(struct cm_conn *l, unsigned events) {
   (void)events;
   struct cm_mgr *mgr = l->mgr;

@@ -390,6 +390,108 @@ static void poll_sigmask_lets_a_pending_signal_interrupt_the_wait(void **state) 
     assert_int_equal(sigaction(SIGUSR1, &prev, NULL), 0);
 }
 
+/* cm_mgr_poll_checked: caught() runs with the signals blocked, so a signal
+ * that comes in after it looked (here: raised from inside caught(), while
+ * blocked) interrupts the wait at once; the mask is back afterwards. */
+static int checks;
+static int raise_usr1_then_say_none(void *arg) {
+  (void) arg;
+  checks++;
+  sigset_t now;
+  pthread_sigmask(SIG_SETMASK, NULL, &now);
+  assert_true(sigismember(&now, SIGUSR1)); /* blocked while checking */
+  raise(SIGUSR1);                           /* pending until the wait */
+  assert_int_equal(usr1_caught, 0);
+  return 0;
+}
+
+static int say_caught(void *arg) {
+  (void) arg;
+  checks++;
+  return 1;
+}
+
+static void poll_checked_guards_the_sleeping_wait(void **state) {
+  (void) state;
+  struct sigaction sa = {.sa_handler = on_usr1}, prev;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGUSR1, &sa, &prev), 0);
+  sigset_t block, now;
+  sigfillset(&block);
+  sigdelset(&block, SIGSEGV);
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  usr1_caught = 0;
+  checks = 0;
+  /* Without the guard the signal would run inside the check and the wait
+   * would last the whole 3 s, returning 0. */
+  assert_int_equal(cm_mgr_poll_checked(&mgr, 3000, &block, raise_usr1_then_say_none, NULL), CM_EINTR);
+  assert_int_equal(checks, 1);
+  assert_int_equal(usr1_caught, 1);
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+  assert_false(sigismember(&now, SIGUSR1));
+  /* A signal already caught: the turn does not wait at all. */
+  assert_int_equal(cm_mgr_poll_checked(&mgr, 3000, &block, say_caught, NULL), CM_EINTR);
+  assert_int_equal(checks, 2);
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+  assert_false(sigismember(&now, SIGUSR1));
+  assert_int_equal(sigaction(SIGUSR1, &prev, NULL), 0);
+}
+
+/* A turn with something ready never sleeps, so it makes no check and no
+ * pthread_sigmask (one epoll_wait, as cm_mgr_poll). */
+static int wakeups;
+static void on_wakeup(struct cm_conn *c, int ev, void *ev_data) {
+  (void) c;
+  (void) ev_data;
+  if (ev == CM_EV_WAKEUP) wakeups++;
+}
+
+static void poll_checked_busy_turn_skips_the_guard(void **state) {
+  (void) state;
+  sigset_t block;
+  sigfillset(&block);
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  assert_int_equal(cm_wakeup_init(&mgr), 0);
+  struct cm_conn *c = cm_listen(&mgr, "tcp://127.0.0.1:0", on_wakeup, NULL);
+  assert_non_null(c);
+  checks = 0;
+  wakeups = 0;
+  assert_int_equal(cm_wakeup(&mgr, c->id, "x", 1), 0);
+  for (int i = 0; i < 10 && wakeups == 0; i++)
+    assert_int_equal(cm_mgr_poll_checked(&mgr, 3000, &block, say_caught, NULL), 0);
+  assert_int_equal(wakeups, 1);
+  assert_int_equal(checks, 0);
+}
+
+/* cm_mgr_signal_fd: a byte written to it ends the wait of the next turn
+ * (which then is no idle call: no POLL), and the turn drains the pipe (the
+ * turn after it is idle again). */
+static int signal_fd_polls;
+static void count_polls(struct cm_conn *c, int ev, void *ev_data) {
+  (void) c;
+  (void) ev_data;
+  if (ev == CM_EV_POLL) signal_fd_polls++;
+}
+
+static void signal_fd_ends_the_wait(void **state) {
+  (void) state;
+  assert_int_equal(cm_mgr_init(&mgr), 0);
+  assert_non_null(cm_listen(&mgr, "tcp://127.0.0.1:0", count_polls, NULL));
+  int fd = cm_mgr_signal_fd(&mgr);
+  assert_true(fd >= 0);
+  assert_int_equal(cm_mgr_signal_fd(&mgr), fd); /* one pipe per manager */
+  assert_int_equal(cm_mgr_poll(&mgr, 0), 0);    /* the listener's first turn */
+  signal_fd_polls = 0;
+  char bytes[300] = {0};
+  assert_int_equal(write(fd, bytes, sizeof(bytes)), (ssize_t) sizeof(bytes));
+  /* Broken, this would sleep the whole minute, then count an idle POLL. */
+  assert_int_equal(cm_mgr_poll(&mgr, 60000), 0);
+  assert_int_equal(signal_fd_polls, 0);
+  assert_int_equal(cm_mgr_poll(&mgr, 20), 0); /* drained: nothing ready, idle */
+  assert_int_equal(signal_fd_polls, 1);
+  assert_int_equal(mgr.nconns, 1); /* the pipe is no connection */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(busy_turns_leave_idle_connections_alone, teardown),
@@ -399,6 +501,9 @@ int main(void) {
       cmocka_unit_test_teardown(http_client_response_timeout, teardown),
       cmocka_unit_test_teardown(slow_body_is_cut_off, teardown),
       cmocka_unit_test_teardown(poll_sigmask_lets_a_pending_signal_interrupt_the_wait, teardown),
+      cmocka_unit_test_teardown(poll_checked_guards_the_sleeping_wait, teardown),
+      cmocka_unit_test_teardown(poll_checked_busy_turn_skips_the_guard, teardown),
+      cmocka_unit_test_teardown(signal_fd_ends_the_wait, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

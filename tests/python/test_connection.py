@@ -475,3 +475,69 @@ def test_idle_keepalive_connection_holds_no_buffers_and_knows_its_address():
             assert c.recv_size == 0 and c.send_size == 0
             assert c.local_addr[0] == "127.0.0.1"
             assert c.local_addr[1] == port
+
+
+def _one_connection(port):
+    """A client connects and closes at once."""
+    socket.create_connection(("127.0.0.1", port)).close()
+
+
+def test_reused_connection_object_starts_fresh():
+    # A closed Connection that nothing refers to any more is reused for a
+    # later connection (one allocation fewer per connection): it must not
+    # carry anything from its previous life.
+    seen, closes, ids = [], [], []
+
+    def handler(conn, ev, data):
+        if conn.is_listening:
+            return
+        if ev == cm.MG_EV_OPEN:
+            ids.append(id(conn))
+            seen.append((conn.id, conn.userdata, conn.handler, conn.is_closing,
+                         conn.is_client, conn.is_listening, conn.remote_addr[1] != 0))
+            # leave state behind for the next life to (not) find
+            conn.userdata = {"previous": conn.id}
+        if ev == cm.MG_EV_ACCEPT:
+            # a handler of its own from now on: still sees CLOSE
+            conn.set_handler(lambda c, e, d: closes.append(c.id) if e == cm.MG_EV_CLOSE else None)
+
+    with cm.Manager(handler) as mgr:
+        port = mgr.listen("tcp://127.0.0.1:0").local_addr[1]
+        for n in range(1, 6):
+            _one_connection(port)
+            assert poll_until(mgr, lambda: len(closes) == n)
+    conn_ids = [s[0] for s in seen]
+    assert len(set(conn_ids)) == 5  # each life has its own id
+    for conn_id, userdata, h, closing, client, listening, has_peer in seen:
+        assert userdata is None and h is None
+        assert not closing and not client and not listening and has_peer
+    assert len(set(ids)) < len(ids)  # the object was reused at least once
+
+
+def test_kept_or_weakly_referenced_connection_is_not_reused():
+    import weakref
+
+    kept, refs, objs = [], [], []
+
+    def handler(conn, ev, data):
+        if conn.is_listening or ev != cm.MG_EV_OPEN:
+            return
+        objs.append(id(conn))
+        if len(objs) == 1:
+            kept.append(conn)          # the application keeps the first
+        elif len(objs) == 2:
+            refs.append(weakref.ref(conn))  # and a weak reference to the second
+        conn.userdata = len(objs)
+
+    with cm.Manager(handler) as mgr:
+        port = mgr.listen("tcp://127.0.0.1:0").local_addr[1]
+        for n in range(1, 5):
+            _one_connection(port)
+            assert poll_until(mgr, lambda: len(mgr.connections) == 1 and len(objs) == n)
+        first = kept[0]
+        assert first.is_closing and first.userdata == 1  # as the original: state kept
+        assert id(first) not in objs[1:]
+        second = refs[0]()
+        # Either freed (the reference is dead) or still the closed second
+        # connection: never a later one.
+        assert second is None or second.userdata == 2

@@ -184,3 +184,72 @@ def test_run_propagates_handler_keyboard_interrupt_and_closes():
     with pytest.raises(KeyboardInterrupt):
         mgr.run(poll_ms=10)
     assert mgr.closed
+
+
+# _thread.interrupt_main() does what Python's C-level signal handler does
+# (marks SIGINT caught, writes to the wakeup descriptor) without an OS
+# signal, so no system call is interrupted: exactly a signal that came in
+# after run() last checked and before it went to sleep.  Only the wakeup
+# descriptor can end that hour-long wait.
+RUN_LONG_WAIT = textwrap.dedent("""
+    import _thread, threading, time
+    import cymongoose as cm
+    mgr = cm.Manager()
+    mgr.listen("tcp://127.0.0.1:0")
+    def poke():
+        time.sleep(0.3)  # let run() fall asleep
+        _thread.interrupt_main()
+    mgr.timer_add(0, lambda: threading.Thread(target=poke).start())
+    mgr.run(poll_ms=3600000)
+    print("stopped", mgr.closed, flush=True)
+""")
+
+
+def test_run_wakes_for_a_signal_caught_before_its_wait():
+    proc = start(["-c", RUN_LONG_WAIT])
+    try:
+        out, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("run() slept through a caught signal: %s" % err)
+    assert proc.returncode == 0, err
+    assert "stopped True" in out
+
+
+def _wakeup_fd_seen_inside_run():
+    seen = []
+    with cm.Manager() as mgr:
+        mgr.listen("tcp://127.0.0.1:0")
+
+        def look():
+            prev = signal.set_wakeup_fd(-1)
+            if prev != -1:
+                signal.set_wakeup_fd(prev)
+            seen.append(prev)
+            os.kill(os.getpid(), signal.SIGINT)  # ends run()
+
+        mgr.timer_add(10, look)
+        mgr.run(poll_ms=10)
+    return seen
+
+
+def test_run_points_the_wakeup_fd_at_its_pipe_then_gives_it_back():
+    assert signal.set_wakeup_fd(-1) == -1
+    seen = _wakeup_fd_seen_inside_run()
+    assert len(seen) == 1 and seen[0] >= 0
+    assert signal.set_wakeup_fd(-1) == -1  # given back
+
+
+def test_run_leaves_a_wakeup_fd_it_does_not_own():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        signal.set_wakeup_fd(w)  # as asyncio's add_signal_handler does
+        seen = _wakeup_fd_seen_inside_run()
+        assert seen == [w]
+        assert signal.set_wakeup_fd(-1) == w
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(r)
+        os.close(w)
