@@ -575,26 +575,19 @@ static int scan_line(struct cm_http_scan *st, bool is_request, const char *buf, 
 
 static int scan_head(struct cm_http_scan *st, bool is_request, struct cm_str req_method, const char *buf,
                      size_t len, struct cm_http_msg *hm, const struct cm_http_limits *lim) {
-  if (st->line == 0 && st->seen == 0 && !st->started) {
-    /* Nothing scanned yet: most heads arrive whole, and one parse of the
-     * whole head answers at once (the line-by-line scan would end with
-     * that same parse).  Anything but a complete head (need more, an
-     * error) is left to the scan, so results are the scan's. */
-    int r = is_request ? cm_http_parse_request(buf, len, hm, lim)
-                       : cm_http_parse_response_to(req_method, buf, len, hm, lim);
-    if (r > 0) return r;
-  }
   struct cm_http_limits l = cm_http_limits_resolve(lim);
   size_t n = len < l.max_head ? len : l.max_head;
-  /* The usual case: the whole head is there at the first call (st fresh).
-   * One parse gives the answer the line-by-line walk would end with (see
-   * the top of this file), at half the cost; a head still incomplete goes
-   * the incremental way, which moves st on, so this is tried once per head. */
-  if (st->seen == 0 && st->line == 0 && n >= 4 &&
+  /* The usual case: the whole head is there at the first call (nothing
+   * scanned yet).  One parse gives the answer the line-by-line walk would
+   * end with (see the top of this file), at half the cost.  Only a complete,
+   * valid head is answered here: an incomplete one goes the incremental way,
+   * which moves st on (so this is tried once per head), and an invalid one
+   * too, so that errors are always the scan's. */
+  if (st->seen == 0 && st->line == 0 && !st->started && n >= 4 &&
       (memcmp(buf + n - 4, "\r\n\r\n", 4) == 0 || memmem(buf, n, "\r\n\r\n", 4) != NULL)) {
     int r = is_request ? cm_http_parse_request(buf, len, hm, lim)
                        : cm_http_parse_response_to(req_method, buf, len, hm, lim);
-    if (r != 0) return r;
+    if (r > 0) return r;
   }
   for (;;) {
     if (st->seen < st->line) st->seen = st->line;
