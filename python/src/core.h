@@ -53,9 +53,10 @@ typedef struct {
   PyObject *signal_exc;     /* raised by a Python signal handler that ran
                                inside poll() (manager.c caught_signal) */
   bool slept;               /* the current poll() released the GIL to wait */
-  bool run_wakeup;          /* run() pointed Python's signal wakeup descriptor
-                               at run_wakeup_fd (manager.c take_run_wakeup) */
-  int run_wakeup_fd;        /* a dup of the manager's signal pipe */
+  bool wakeup_held;         /* run() put wakeup_fd in Python's signal wakeup
+                               slot for the whole loop (manager.c claim_wakeup) */
+  int wakeup_fd;            /* a dup of the manager's signal pipe handed to
+                               Python, or -1 (manager.c claim_wakeup) */
   uint64_t gil_released_ms; /* poll() last let other threads run (mgr.now_ms) */
   PyObject *access_logs;    /* access_log.c: the sinks listeners log to, or NULL */
   cm_py_conn *spare_conns[CM_PY_SPARE_CONNS]; /* reset, detached; owned */

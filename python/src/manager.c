@@ -13,6 +13,7 @@
 #include "args.h"
 #include "core.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -112,7 +113,7 @@ static int check_handler(PyObject *h, const char *what) {
 }
 
 /* signal.set_wakeup_fd(fd): the previous descriptor, or -2 with an
- * exception set. */
+ * exception set.  Costs an fstat and an fcntl when fd >= 0. */
 static int set_wakeup_fd(int fd) {
   PyObject *mod = PyImport_ImportModule("signal");
   if (mod == NULL) return -2;
@@ -126,51 +127,105 @@ static int set_wakeup_fd(int fd) {
 }
 
 /*
- * run() in the main thread: Python's signal wakeup descriptor points at the
- * manager's signal pipe (cm_mgr_signal_fd) while it runs, so that a signal
- * ends the wait whenever it comes, with no signal mask work per turn.  Only
- * if nobody else uses it (asyncio's add_signal_handler does).  The
- * descriptor handed to Python is a dup owned by the Manager: were it ever
- * left behind (a close from another thread, where it cannot be given
- * back), it still names a pipe, never a reused descriptor number.
+ * Python's signal wakeup descriptor pointed at the manager's signal pipe
+ * (cm_mgr_signal_fd), so that a signal ends the wait whenever it comes,
+ * with no signal mask work per turn.
+ *
+ * Each poll() in the main thread claims the slot for its wait (claim_wakeup)
+ * when that is free of system calls: through PySignal_SetWakeupFd, which
+ * interpreters export from 3.13 on (looked up at run time; 3.11 and 3.12
+ * have it but hide it).  Without it, only run() claims, once for the whole
+ * loop (signal.set_wakeup_fd costs an fstat and an fcntl), and poll()
+ * outside run() keeps the guarded wait.
+ *
+ * The slot is taken only when it is empty or holds a Manager's descriptor
+ * (managers polled in turn each put theirs there for their own wait); a
+ * descriptor anybody else installed (asyncio's add_signal_handler, the
+ * user's signal.set_wakeup_fd) is put back at once and that wait is guarded.
+ * The descriptor handed to Python is a non-blocking dup owned by the
+ * Manager: were it ever left behind, it still names a pipe.
  */
-static void take_run_wakeup(cm_py_manager *mo) {
-  int fd = cm_mgr_signal_fd(&mo->mgr);
-  if (fd < 0) return;
-  int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (mine < 0) return;
-  int prev = set_wakeup_fd(mine);
-  if (prev == -1) {
-    mo->run_wakeup = true;
-    mo->run_wakeup_fd = mine;
-    return;
-  }
-  if (prev >= 0) (void)set_wakeup_fd(prev); /* someone else's: theirs again */
-  PyErr_Clear();
-  close(mine);
+static int (*c_set_wakeup_fd)(int fd);  /* PySignal_SetWakeupFd, or NULL */
+static bool claim_per_poll;            /* c_set_wakeup_fd, or forced by tests */
+static int manager_wakeup_fd = -1;     /* the live Manager's descriptor that was
+                                          last put in the slot (GIL) */
+
+static void find_c_set_wakeup_fd(void) {
+  c_set_wakeup_fd = (int (*)(int))dlsym(RTLD_DEFAULT, "PySignal_SetWakeupFd");
+  claim_per_poll = c_set_wakeup_fd != NULL;
 }
 
-/* Undoes take_run_wakeup() (main thread only), keeping a descriptor that a
- * callback installed meanwhile. */
-static void give_back_run_wakeup(cm_py_manager *mo) {
-  if (!mo->run_wakeup || !_PyOS_IsMainThread()) return;
+/* The slot's previous descriptor, or -2 (no exception left set). */
+static int swap_wakeup_fd(int fd) {
+  if (c_set_wakeup_fd != NULL) return c_set_wakeup_fd(fd);
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  int now = set_wakeup_fd(-1);
-  if (now >= 0 && now != mo->run_wakeup_fd) (void)set_wakeup_fd(now);
+  int prev = set_wakeup_fd(fd);
   PyErr_Clear();
   PyErr_Restore(type, value, tb);
-  close(mo->run_wakeup_fd);
-  mo->run_wakeup = false;
-  mo->run_wakeup_fd = -1;
+  return prev;
 }
+
+/* Puts this manager's descriptor in the slot (main thread); false when the
+ * slot holds someone else's (left there) or on failure. */
+static bool claim_wakeup(cm_py_manager *mo) {
+  if (mo->wakeup_fd < 0) {
+    int fd = cm_mgr_signal_fd(&mo->mgr);
+    if (fd < 0) return false;
+    mo->wakeup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* shares O_NONBLOCK */
+    if (mo->wakeup_fd < 0) return false;
+  }
+  int prev = swap_wakeup_fd(mo->wakeup_fd);
+  if (prev == mo->wakeup_fd || prev == -1 || (prev >= 0 && prev == manager_wakeup_fd)) {
+    manager_wakeup_fd = mo->wakeup_fd;
+    return true;
+  }
+  if (prev >= 0) (void)swap_wakeup_fd(prev); /* someone else's: theirs again */
+  return false;
+}
+
+/* Empties the slot if it still holds this manager's descriptor (a callback
+ * may have installed another), then closes the descriptor.  From another
+ * thread only through the C API (signal.set_wakeup_fd is main thread only);
+ * otherwise the dup is left open, since Python may still write to it. */
+static void give_back_wakeup(cm_py_manager *mo) {
+  if (mo->wakeup_fd < 0) return;
+  if (c_set_wakeup_fd == NULL && !_PyOS_IsMainThread()) return;
+  if (manager_wakeup_fd == mo->wakeup_fd) {
+    int now = swap_wakeup_fd(-1);
+    if (now >= 0 && now != mo->wakeup_fd) (void)swap_wakeup_fd(now);
+    manager_wakeup_fd = -1;
+  }
+  close(mo->wakeup_fd);
+  mo->wakeup_fd = -1;
+  mo->wakeup_held = false;
+}
+
+/* _mongoose._claim_wakeup_per_poll(flag): tests only.  Makes poll() claim
+ * the slot on every call through signal.set_wakeup_fd where the C API is
+ * missing, so that the logic runs on every interpreter.  Returns the
+ * previous setting. */
+static PyObject *mod_claim_per_poll(PyObject *mod, PyObject *arg) {
+  (void)mod;
+  int flag = PyObject_IsTrue(arg);
+  if (flag < 0) return NULL;
+  bool prev = claim_per_poll;
+  claim_per_poll = c_set_wakeup_fd != NULL || flag;
+  return PyBool_FromLong(prev);
+}
+
+static PyMethodDef wakeup_test_methods[] = {
+    {"_claim_wakeup_per_poll", mod_claim_per_poll, METH_O,
+     "Tests only: poll() claims the signal wakeup descriptor on every call."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* Frees the C manager: every connection gets CLOSE (and is detached), every
  * timer is released.  Waits for wakeup() calls still copying without the
  * GIL, since they use the manager's queue. */
 static void do_close(cm_py_manager *mo) {
   if (!mo->ready || mo->closing) return;
-  give_back_run_wakeup(mo); /* before the pipe goes with the manager */
+  give_back_wakeup(mo); /* before the pipe goes with the manager */
   mo->closing = true;
   while (mo->wakeups_in_flight > 0) {
     Py_BEGIN_ALLOW_THREADS
@@ -224,6 +279,8 @@ static int mgr_init(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
   }
+  mo->wakeup_fd = -1;
+  mo->wakeup_held = false;
   mo->ready = true;
   mo->mgr.userdata = mo;
   mo->mgr.hook_data = mo;
@@ -329,14 +386,17 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
   if (check_usable(mo) < 0) return NULL;
   /* A signal caught after the last check and before the wait would
    * otherwise be seen only when the wait times out (Ctrl+C ignored for
-   * timeout_ms).  Python's handlers run in the main thread only.  Under
-   * run(), Python's own signal wakeup descriptor points at the manager's
-   * signal pipe (run_wakeup_fd): a signal at any moment ends the wait, at no
-   * cost per turn.  Otherwise the core blocks signals, calls caught_signal()
-   * and waits under the old mask, on the turns that really sleep
+   * timeout_ms).  Python's handlers run in the main thread only.  When
+   * Python's own signal wakeup descriptor points at the manager's signal
+   * pipe (claim_wakeup: every call where that is free, else under run()), a
+   * signal at any moment ends the wait, at no cost per turn; the check
+   * below runs the handlers of the signals caught before it pointed there.
+   * Otherwise the core blocks signals, calls caught_signal() and waits
+   * under the old mask, on the turns that really sleep
    * (cm_mgr_poll_checked: a turn with events ready pays nothing). */
-  bool guard = timeout > 0 && !mo->run_wakeup && _PyOS_IsMainThread();
-  if (guard && PyErr_CheckSignals() < 0) return NULL;
+  bool main_wait = timeout > 0 && _PyOS_IsMainThread();
+  bool guard = main_wait && !(claim_per_poll ? claim_wakeup(mo) : mo->wakeup_held);
+  if (main_wait && PyErr_CheckSignals() < 0) return NULL;
   Py_INCREF(mo);
   mo->polling = true;
   cm_py_core_enter(mo);
@@ -419,7 +479,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   if (!PyErr_Occurred()) {
     PyObject *poll_arg = PyLong_FromLong(poll_ms);
     mo->stop_requested = false;
-    if (old_int != NULL) take_run_wakeup(mo); /* the main thread */
+    if (old_int != NULL && !claim_per_poll) mo->wakeup_held = claim_wakeup(mo); /* main thread */
     while (poll_arg != NULL && mo->ready && !mo->stop_requested) {
       PyObject *r = mgr_poll(mo, &poll_arg, 1, NULL);
       if (r == NULL) break;
@@ -439,7 +499,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   Py_XDECREF(old_term);
   Py_DECREF(stop);
   Py_DECREF(signal_mod);
-  give_back_run_wakeup(mo); /* also when another thread closed the manager */
+  give_back_wakeup(mo); /* also when another thread closed the manager */
   do_close(mo);
   PyErr_Restore(type, value, tb);
   if (result != NULL && cm_py_raise_pending(mo) < 0) Py_CLEAR(result);
@@ -956,6 +1016,8 @@ static PyType_Spec mgr_spec = {
 
 int cm_py_manager_exec(PyObject *m, cm_py_state *st) {
   init_poll_block();
+  find_c_set_wakeup_fd();
+  if (PyModule_AddFunctions(m, wakeup_test_methods) < 0) return -1;
   st->manager_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &mgr_spec, NULL);
   if (st->manager_type == NULL) return -1;
   return PyModule_AddType(m, st->manager_type);
