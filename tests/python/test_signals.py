@@ -253,3 +253,152 @@ def test_run_leaves_a_wakeup_fd_it_does_not_own():
         signal.set_wakeup_fd(-1)
         os.close(r)
         os.close(w)
+
+
+# poll() claims the wakeup descriptor on every call where the interpreter
+# exports PySignal_SetWakeupFd (3.13+); elsewhere _claim_wakeup_per_poll
+# makes it do the same through signal.set_wakeup_fd, so that the logic is
+# tested on every interpreter.
+from cymongoose import _mongoose  # noqa: E402
+
+
+def _c_api_claims():
+    prev = _mongoose._claim_wakeup_per_poll(False)
+    return _mongoose._claim_wakeup_per_poll(prev)  # True after False: the C API
+
+
+@pytest.fixture(params=["native", "forced"])
+def per_poll(request):
+    if request.param == "native" and not _c_api_claims():
+        pytest.skip("PySignal_SetWakeupFd is not exported by this interpreter")
+    prev = _mongoose._claim_wakeup_per_poll(True)
+    yield request.param
+    _mongoose._claim_wakeup_per_poll(prev)
+
+
+def _slot():
+    """The descriptor in Python's signal wakeup slot, left in place."""
+    prev = signal.set_wakeup_fd(-1)
+    if prev != -1:
+        signal.set_wakeup_fd(prev)
+    return prev
+
+
+POLL_LONG_WAIT = textwrap.dedent("""
+    import _thread, sys, threading, time
+    import cymongoose as cm
+    from cymongoose import _mongoose
+    _mongoose._claim_wakeup_per_poll(sys.argv[1] == "forced")
+    mgrs = [cm.Manager() for _ in range(int(sys.argv[2]))]
+    def poke():
+        time.sleep(0.3)  # let poll() fall asleep
+        _thread.interrupt_main()
+    for mgr in mgrs:  # polled in turn: each one's wait must end
+        mgr.poll(1)
+        threading.Thread(target=poke).start()
+        try:
+            mgr.poll(60000)  # far past EXIT_TIMEOUT: only the wakeup ends it
+            print("slept through", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    for mgr in mgrs:
+        mgr.close()
+""")
+
+
+@pytest.mark.parametrize("managers", [1, 2])
+def test_poll_wakes_for_a_signal_caught_before_its_wait(per_poll, managers):
+    proc = start(["-c", POLL_LONG_WAIT, per_poll, str(managers)])
+    try:
+        out, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("poll() slept through a caught signal: %s" % err)
+    assert proc.returncode == 0, err
+    assert out.split() == ["interrupted"] * managers
+
+
+def _slot_seen_inside_poll(mgr):
+    seen = []
+    mgr.timer_add(0, lambda: seen.append(_slot()))
+    mgr.poll(10)
+    while not seen:
+        mgr.poll(10)
+    return seen[0]
+
+
+def test_poll_points_the_wakeup_fd_at_its_pipe_then_gives_it_back(per_poll):
+    assert _slot() == -1
+    mgr = cm.Manager()
+    ours = _slot_seen_inside_poll(mgr)
+    assert ours >= 0
+    assert _slot() == ours  # kept between polls: no work per call
+    mgr.close()
+    assert _slot() == -1
+
+
+def test_two_managers_polled_in_turn_each_wait_with_their_own(per_poll):
+    a, b = cm.Manager(), cm.Manager()
+    fd_a = _slot_seen_inside_poll(a)
+    fd_b = _slot_seen_inside_poll(b)
+    assert fd_a >= 0 and fd_b >= 0 and fd_a != fd_b
+    assert _slot_seen_inside_poll(a) == fd_a
+    a.close()  # b's is not a's to give back
+    assert _slot_seen_inside_poll(b) == fd_b
+    b.close()
+    assert _slot() == -1
+
+
+def _foreign_pipe():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    return r, w
+
+
+def test_poll_leaves_a_wakeup_fd_installed_before(per_poll):
+    r, w = _foreign_pipe()
+    try:
+        signal.set_wakeup_fd(w)  # as asyncio's add_signal_handler does
+        with cm.Manager() as mgr:
+            assert _slot_seen_inside_poll(mgr) == w
+            assert _slot_seen_inside_poll(mgr) == w
+        assert _slot() == w
+        os.fstat(w)  # still open: never ours to close
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(r)
+        os.close(w)
+
+
+def test_poll_leaves_a_wakeup_fd_installed_after(per_poll):
+    r, w = _foreign_pipe()
+    try:
+        mgr = cm.Manager()
+        ours = _slot_seen_inside_poll(mgr)
+        assert ours >= 0 and ours != w
+        assert signal.set_wakeup_fd(w) == ours  # installed between two polls
+        assert _slot_seen_inside_poll(mgr) == w
+        mgr.close()
+        assert _slot() == w
+        os.fstat(w)
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(r)
+        os.close(w)
+
+
+def test_poll_outside_the_main_thread_leaves_the_slot_alone(per_poll):
+    done = []
+
+    def worker():
+        with cm.Manager() as mgr:
+            for _ in range(3):
+                mgr.poll(10)
+        done.append(1)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(EXIT_TIMEOUT)
+    assert done == [1]
+    assert _slot() == -1
