@@ -169,6 +169,8 @@ static int swap_wakeup_fd(int fd) {
 /* Puts this manager's descriptor in the slot (main thread); false when the
  * slot holds someone else's (left there) or on failure. */
 static bool claim_wakeup(cm_py_manager *mo) {
+  /* The slot is the process's; only the main interpreter's handlers use it. */
+  if (PyInterpreterState_Get() != PyInterpreterState_Main()) return false;
   if (mo->wakeup_fd < 0) {
     int fd = cm_mgr_signal_fd(&mo->mgr);
     if (fd < 0) return false;
