@@ -167,8 +167,11 @@ static int swap_wakeup_fd(int fd) {
 }
 
 /* Puts this manager's descriptor in the slot (main thread); false when the
- * slot holds someone else's (left there) or on failure. */
-static bool claim_wakeup(cm_py_manager *mo) {
+ * slot holds someone else's (left there) or on failure.  over_managers: a
+ * Manager's descriptor may be replaced (per poll: each wait claims anew);
+ * run()'s claim for the whole loop takes an empty slot only, since a run()
+ * nested in a callback would otherwise leave the outer one without it. */
+static bool claim_wakeup(cm_py_manager *mo, bool over_managers) {
   /* The slot is the process's; only the main interpreter's handlers use it. */
   if (PyInterpreterState_Get() != PyInterpreterState_Main()) return false;
   if (mo->wakeup_fd < 0) {
@@ -178,7 +181,8 @@ static bool claim_wakeup(cm_py_manager *mo) {
     if (mo->wakeup_fd < 0) return false;
   }
   int prev = swap_wakeup_fd(mo->wakeup_fd);
-  if (prev == mo->wakeup_fd || prev == -1 || (prev >= 0 && prev == manager_wakeup_fd)) {
+  if (prev == mo->wakeup_fd || prev == -1 ||
+      (over_managers && prev >= 0 && prev == manager_wakeup_fd)) {
     manager_wakeup_fd = mo->wakeup_fd;
     return true;
   }
@@ -397,7 +401,7 @@ static PyObject *mgr_poll(cm_py_manager *mo, PyObject *const *args, Py_ssize_t n
    * under the old mask, on the turns that really sleep
    * (cm_mgr_poll_checked: a turn with events ready pays nothing). */
   bool main_wait = timeout > 0 && _PyOS_IsMainThread();
-  bool guard = main_wait && !(claim_per_poll ? claim_wakeup(mo) : mo->wakeup_held);
+  bool guard = main_wait && !(claim_per_poll ? claim_wakeup(mo, true) : mo->wakeup_held);
   if (main_wait && PyErr_CheckSignals() < 0) return NULL;
   Py_INCREF(mo);
   mo->polling = true;
@@ -481,7 +485,7 @@ static PyObject *mgr_run(cm_py_manager *mo, PyObject *args, PyObject *kwds) {
   if (!PyErr_Occurred()) {
     PyObject *poll_arg = PyLong_FromLong(poll_ms);
     mo->stop_requested = false;
-    if (old_int != NULL && !claim_per_poll) mo->wakeup_held = claim_wakeup(mo); /* main thread */
+    if (old_int != NULL && !claim_per_poll) mo->wakeup_held = claim_wakeup(mo, false); /* main thread */
     while (poll_arg != NULL && mo->ready && !mo->stop_requested) {
       PyObject *r = mgr_poll(mo, &poll_arg, 1, NULL);
       if (r == NULL) break;

@@ -402,3 +402,25 @@ def test_poll_outside_the_main_thread_leaves_the_slot_alone(per_poll):
     t.join(EXIT_TIMEOUT)
     assert done == [1]
     assert _slot() == -1
+
+
+def test_run_nested_in_a_callback_leaves_the_outer_run_its_wakeup_fd():
+    seen = []
+    with cm.Manager() as outer:
+        outer.listen("tcp://127.0.0.1:0")
+
+        def inner_run():
+            seen.append(_slot())
+            inner = cm.Manager()
+            inner.timer_add(10, inner.close)
+            inner.run(poll_ms=10)
+
+        def look_and_stop():
+            seen.append(_slot())
+            os.kill(os.getpid(), signal.SIGINT)  # ends outer.run()
+
+        outer.timer_add(10, inner_run)
+        outer.timer_add(60, look_and_stop)
+        outer.run(poll_ms=10)
+    assert len(seen) == 2 and seen[0] >= 0 and seen[1] == seen[0]
+    assert _slot() == -1
