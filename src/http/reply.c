@@ -21,55 +21,77 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value) {
   return true;
 }
 
-static bool name_is(const char *p, size_t n, const char *lower) {
-  if (strlen(lower) != n) return false;
+/* The headers a reply's framing depends on, by name (case-insensitive). */
+enum block_name { OTHER, CONTENT_TYPE, CONTENT_LENGTH, HOST, TRANSFER_ENCODING };
+
+static bool name_is(const unsigned char *p, const char *lower, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (cm__http_lower((unsigned char) p[i]) != (unsigned char) lower[i]) return false;
+    if (cm__http_lower(p[i]) != (unsigned char) lower[i]) return false;
   }
   return true;
 }
 
+/* Only four names matter and their lengths differ: one switch on the length
+ * picks the single candidate to compare. */
+static enum block_name classify(const unsigned char *p, size_t n) {
+  switch (n) {
+    case 4: return name_is(p, "host", 4) ? HOST : OTHER;
+    case 12: return name_is(p, "content-type", 12) ? CONTENT_TYPE : OTHER;
+    case 14: return name_is(p, "content-length", 14) ? CONTENT_LENGTH : OTHER;
+    case 17: return name_is(p, "transfer-encoding", 17) ? TRANSFER_ENCODING : OTHER;
+    default: return OTHER;
+  }
+}
+
 /* Accepts only complete "Name: value" lines separated by CRLF: a stray CR
  * or LF, an empty line or a line without a name could end the head early
- * or smuggle a header in. */
+ * or smuggle a header in.  One pass over h, no strlen first: the NUL that
+ * ends it is in no character class, so every inner loop stops there. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi) {
   memset(bi, 0, sizeof(*bi));
-  size_t i = 0, n = h == NULL ? 0 : strlen(h);
-  while (i < n) {
+  if (h == NULL) return true;
+  const unsigned char *p = (const unsigned char *) h;
+  size_t i = 0;
+  while (p[i] != 0) {
     size_t name = i;
-    while (i < n && cm__http_is_tchar((unsigned char) h[i])) i++;
-    if (i == name || i >= n || h[i] != ':') return false;
+    while (cm__http_is_tchar(p[i])) i++;
+    if (i == name || p[i] != ':') return false;
     size_t name_len = i - name;
     i++;
-    while (i < n && cm__http_is_ows((unsigned char) h[i])) i++;
+    while (cm__http_is_ows(p[i])) i++;
     size_t value = i;
-    while (i < n && cm__http_is_value_char((unsigned char) h[i])) i++;
+    while (cm__http_is_value_char(p[i])) i++;
     size_t value_end = i;
-    while (value_end > value && cm__http_is_ows((unsigned char) h[value_end - 1])) value_end--;
+    while (value_end > value && cm__http_is_ows(p[value_end - 1])) value_end--;
     struct cm_str v = cm_str_n(h + value, value_end - value);
-    if (i == n) {
+    if (p[i] == 0) {
       bi->needs_crlf = true;
-    } else if (h[i] == '\r' && i + 1 < n && h[i + 1] == '\n') {
+    } else if (p[i] == '\r' && p[i + 1] == '\n') {
       i += 2;
     } else {
       return false;
     }
-    if (name_is(h + name, name_len, "content-type")) bi->has_type = true;
-    if (name_is(h + name, name_len, "host")) bi->has_host = true;
-    if (name_is(h + name, name_len, "transfer-encoding") && cm_http_has_token(v, "chunked")) {
-      bi->chunked = true;
-    }
-    if (name_is(h + name, name_len, "content-length")) {
-      if (v.len == 0 || v.len > 19 || bi->has_length) return false;
-      uint64_t x = 0;
-      for (size_t k = 0; k < v.len; k++) {
-        if (v.buf[k] < '0' || v.buf[k] > '9') return false;
-        x = x * 10 + (uint64_t) (v.buf[k] - '0');
+    switch (classify(p + name, name_len)) {
+      case CONTENT_TYPE: bi->has_type = true; break;
+      case HOST: bi->has_host = true; break;
+      case TRANSFER_ENCODING:
+        if (cm_http_has_token(v, "chunked")) bi->chunked = true;
+        break;
+      case CONTENT_LENGTH: {
+        if (v.len == 0 || v.len > 19 || bi->has_length) return false;
+        uint64_t x = 0;
+        for (size_t k = 0; k < v.len; k++) {
+          if (v.buf[k] < '0' || v.buf[k] > '9') return false;
+          x = x * 10 + (uint64_t) (v.buf[k] - '0');
+        }
+        bi->has_length = true;
+        bi->length = x;
+        break;
       }
-      bi->has_length = true;
-      bi->length = x;
+      case OTHER: break;
     }
   }
+  bi->len = i;
   return true;
 }
 
