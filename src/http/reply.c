@@ -115,26 +115,32 @@ static void head_init(struct head *h) {
   h->ok = true;
 }
 
-static void head_add(struct head *h, const char *s, size_t n) {
-  if (!h->ok || n == 0) return;
+/* Makes room for n more bytes; false (and h->ok false) when memory runs out. */
+static bool head_reserve(struct head *h, size_t n) {
+  if (!h->ok) return false;
   if (n > h->cap - h->len) {
     size_t cap = h->cap * 2 > h->len + n ? h->cap * 2 : h->len + n;
     char *p = malloc(cap);
     if (p == NULL) {
       h->ok = false;
-      return;
+      return false;
     }
     memcpy(p, h->p, h->len);
     if (h->p != h->small) free(h->p);
     h->p = p;
     h->cap = cap;
   }
+  return true;
+}
+
+/* Appends n bytes into room already reserved. */
+static inline void head_put(struct head *h, const char *s, size_t n) {
   memcpy(h->p + h->len, s, n);
   h->len += n;
 }
 
-static void head_str(struct head *h, const char *s) {
-  head_add(h, s, strlen(s));
+static void head_add(struct head *h, const char *s, size_t n) {
+  if (n > 0 && head_reserve(h, n)) head_put(h, s, n);
 }
 
 /* Appends x in base 10 or 16 (no printf: it showed up in profiles). */
@@ -146,6 +152,18 @@ static void head_num(struct head *h, uint64_t x, unsigned base) {
     x /= base;
   } while (x != 0);
   head_add(h, d + i, sizeof(d) - i);
+}
+
+/* Appends x in base 10 into reserved room (at most 20 digits); the
+ * constant divisor lets the compiler multiply instead of divide. */
+static void head_put_dec(struct head *h, uint64_t x) {
+  char d[20];
+  size_t i = sizeof(d);
+  do {
+    d[--i] = (char) ('0' + x % 10);
+    x /= 10;
+  } while (x != 0);
+  head_put(h, d + i, sizeof(d) - i);
 }
 
 static void head_free(struct head *h) {
@@ -169,31 +187,56 @@ static bool is_tunnel(const struct cm__http_conn *st, int status) {
   return st != NULL && st->is_connect && status >= 200 && status < 300;
 }
 
+/* The fixed pieces of a head, copied with their lengths known at compile
+ * time. */
+#define LIT(s) s, sizeof(s) - 1
+#define HDR_TYPE "Content-Type: text/plain\r\n"
+#define HDR_LENGTH "Content-Length: "
+#define HDR_CLOSE "Connection: close\r\n"
+#define HDR_KEEP "Connection: keep-alive\r\n"
+/* Room for every optional piece of build_head() and for the chunk-size line
+ * cm_http_reply() may append (16 hex digits and CRLF), so one reservation
+ * covers the whole head. */
+enum {
+  HEAD_EXTRA = sizeof(HDR_TYPE) + sizeof(HDR_LENGTH) + 20 + 2 + sizeof(HDR_CLOSE) +
+               sizeof(HDR_KEEP) + 2 + 2 + 16 + 2,
+};
+
 /* Appends the status line and header block of a response to h: the caller's
- * headers, then Content-Type, Content-Length (of len bytes) and Connection
- * as needed.  h->ok turns false when memory runs out. */
+ * headers (bi->len bytes, as cm__http_scan_block() measured them), then
+ * Content-Type, Content-Length (of len bytes) and Connection as needed.
+ * status is in 100..999.  h->ok turns false when memory runs out. */
 static void build_head(struct head *h, const struct cm__http_conn *st, int status, const char *headers,
                        const struct cm__http_block *bi, uint64_t len) {
   bool informational = status < 200;
   bool tunnel = is_tunnel(st, status);
   bool no_body = informational || status == 204 || status == 304 || tunnel;
   bool close_after = st != NULL && st->close_after && !informational && !tunnel;
-  head_add(h, "HTTP/1.1 ", 9);
-  head_num(h, (uint64_t) status, 10);
-  head_add(h, " ", 1);
-  head_str(h, cm_http_status_text(status));
-  head_add(h, "\r\n", 2);
-  if (headers != NULL) head_str(h, headers);
-  if (bi->needs_crlf) head_add(h, "\r\n", 2);
-  if (!bi->has_type && !no_body) head_str(h, "Content-Type: text/plain\r\n");
-  if (!bi->chunked && !bi->has_length && !no_body) {
-    head_str(h, "Content-Length: ");
-    head_num(h, len, 10);
-    head_add(h, "\r\n", 2);
+  const char *text = status == 200 ? "OK" : cm_http_status_text(status);
+  size_t text_len = status == 200 ? 2 : strlen(text);
+  if (!head_reserve(h, sizeof("HTTP/1.1 999 \r\n") + text_len + bi->len + HEAD_EXTRA)) return;
+  if (status == 200) {
+    head_put(h, LIT("HTTP/1.1 200 OK\r\n"));
+  } else {
+    char line[sizeof("HTTP/1.1 000 ")] = "HTTP/1.1 000 ";
+    line[9] = (char) ('0' + status / 100);
+    line[10] = (char) ('0' + status / 10 % 10);
+    line[11] = (char) ('0' + status % 10);
+    head_put(h, line, sizeof(line) - 1);
+    head_put(h, text, text_len);
+    head_put(h, LIT("\r\n"));
   }
-  if (close_after) head_str(h, "Connection: close\r\n");
-  if (st != NULL && st->keep_alive_10 && !informational) head_str(h, "Connection: keep-alive\r\n");
-  head_add(h, "\r\n", 2);
+  if (bi->len > 0) head_put(h, headers, bi->len);
+  if (bi->needs_crlf) head_put(h, LIT("\r\n"));
+  if (!bi->has_type && !no_body) head_put(h, LIT(HDR_TYPE));
+  if (!bi->chunked && !bi->has_length && !no_body) {
+    head_put(h, LIT(HDR_LENGTH));
+    head_put_dec(h, len);
+    head_put(h, LIT("\r\n"));
+  }
+  if (close_after) head_put(h, LIT(HDR_CLOSE));
+  if (st != NULL && st->keep_alive_10 && !informational) head_put(h, LIT(HDR_KEEP));
+  head_put(h, LIT("\r\n"));
 }
 
 /* cm_http_reply_check(), leaving what the scan of headers found in *bi. */
