@@ -24,9 +24,13 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value) {
 /* The headers a reply's framing depends on, by name (case-insensitive). */
 enum block_name { OTHER, CONTENT_TYPE, CONTENT_LENGTH, HOST, TRANSFER_ENCODING };
 
+/* p holds n tchars; lower is made of lowercase letters and '-' only.  Then
+ * p[i] | 0x20 equals lower[i] exactly when p[i] is that letter in either
+ * case or is '-': the only other byte that ORs onto one of them is CR
+ * (onto '-'), which is no tchar. */
 static bool name_is(const unsigned char *p, const char *lower, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (cm__http_lower(p[i]) != (unsigned char) lower[i]) return false;
+    if ((p[i] | 0x20) != (unsigned char) lower[i]) return false;
   }
   return true;
 }
