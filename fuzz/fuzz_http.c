@@ -214,6 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       copy[len] = '\0';
       struct cm__http_block bi;
       if (strlen(copy) == len && cm__http_scan_block(copy, &bi)) {
+        CHECK(bi.len == len); /* the reply copies exactly what was checked */
         size_t n = len + 64;
         char *req = malloc(n);
         if (req == NULL) break;

@@ -245,9 +245,11 @@ struct cm_conn {
   unsigned is_internal : 1;    /* the library's own descriptor (wakeup eventfd, resolver
                                   socket): readiness goes to its transport; hidden
                                   from bindings, gets no POLL; CLOSE goes to pfn only */
+  int fd;                      /* socket, -1 for none (here, beside the flags, so that
+                                  no padding follows them: idle brokers and servers
+                                  hold tens of thousands of these) */
   struct cm_mgr *mgr;          /* owner */
   unsigned long id;            /* unique per manager, never 0, never reused */
-  int fd;                      /* socket, -1 for none */
   struct cm_addr loc;          /* local address; on a connection accepted from a
                                   wildcard listener (0.0.0.0, ::) only .port is set
                                   until cm_conn_local_addr() is called */

@@ -6,9 +6,11 @@
  * of the connection list there made each of them cost O(connections), so
  * 8,000 idle connections slowed every response down (tens of µs each).
  *
- * Linear probing in a power-of-two table kept at most half full; removal
- * shifts the following entries back (no tombstones), so a lookup stops at
- * the first empty slot.  8 bytes per slot: 16 to 32 bytes per connection.
+ * Linear probing in a power-of-two table kept at most three quarters full
+ * (a hit costs about 2.5 probes there, a miss about 8); removal shifts the
+ * following entries back (no tombstones), so a lookup stops at the first
+ * empty slot.  8 bytes per slot: 11 to 21 bytes per connection (a broker
+ * with 10,000 idle clients pays 13 of its ~800).
  */
 #include <stdlib.h>
 
@@ -30,7 +32,7 @@ static void put(struct cm_conn **slots, size_t mask, struct cm_conn *c) {
 }
 
 int cm__connmap_add(struct cm_mgr *mgr, struct cm_conn *c) {
-  if (2 * (mgr->nconns + 1) > mgr->conn_slots) {
+  if (4 * (mgr->nconns + 1) > 3 * mgr->conn_slots) {
     size_t n = mgr->conn_slots == 0 ? MIN_SLOTS : 2 * mgr->conn_slots;
     struct cm_conn **slots = calloc(n, sizeof(*slots));
     if (slots == NULL) return CM_ENOMEM;

@@ -100,6 +100,7 @@ struct cm__http_block {
   bool has_host;      /* Host given */
   bool chunked;       /* Transfer-Encoding: chunked */
   bool needs_crlf;    /* the last line lacks its CRLF */
+  size_t len;         /* strlen of the block (0 for NULL): copied without a second strlen */
 };
 
 /* Checks that h (NULL for none) is a sequence of "Name: value" lines

@@ -21,55 +21,81 @@ bool cm_http_header_ok(struct cm_str name, struct cm_str value) {
   return true;
 }
 
-static bool name_is(const char *p, size_t n, const char *lower) {
-  if (strlen(lower) != n) return false;
+/* The headers a reply's framing depends on, by name (case-insensitive). */
+enum block_name { OTHER, CONTENT_TYPE, CONTENT_LENGTH, HOST, TRANSFER_ENCODING };
+
+/* p holds n tchars; lower is made of lowercase letters and '-' only.  Then
+ * p[i] | 0x20 equals lower[i] exactly when p[i] is that letter in either
+ * case or is '-': the only other byte that ORs onto one of them is CR
+ * (onto '-'), which is no tchar. */
+static bool name_is(const unsigned char *p, const char *lower, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (cm__http_lower((unsigned char) p[i]) != (unsigned char) lower[i]) return false;
+    if ((p[i] | 0x20) != (unsigned char) lower[i]) return false;
   }
   return true;
 }
 
+/* Only four names matter and their lengths differ: one switch on the length
+ * picks the single candidate to compare. */
+static enum block_name classify(const unsigned char *p, size_t n) {
+  switch (n) {
+    case 4: return name_is(p, "host", 4) ? HOST : OTHER;
+    case 12: return name_is(p, "content-type", 12) ? CONTENT_TYPE : OTHER;
+    case 14: return name_is(p, "content-length", 14) ? CONTENT_LENGTH : OTHER;
+    case 17: return name_is(p, "transfer-encoding", 17) ? TRANSFER_ENCODING : OTHER;
+    default: return OTHER;
+  }
+}
+
 /* Accepts only complete "Name: value" lines separated by CRLF: a stray CR
  * or LF, an empty line or a line without a name could end the head early
- * or smuggle a header in. */
+ * or smuggle a header in.  One pass over h, no strlen first: the NUL that
+ * ends it is in no character class, so every inner loop stops there. */
 bool cm__http_scan_block(const char *h, struct cm__http_block *bi) {
   memset(bi, 0, sizeof(*bi));
-  size_t i = 0, n = h == NULL ? 0 : strlen(h);
-  while (i < n) {
+  if (h == NULL) return true;
+  const unsigned char *p = (const unsigned char *) h;
+  size_t i = 0;
+  while (p[i] != 0) {
     size_t name = i;
-    while (i < n && cm__http_is_tchar((unsigned char) h[i])) i++;
-    if (i == name || i >= n || h[i] != ':') return false;
+    while (cm__http_is_tchar(p[i])) i++;
+    if (i == name || p[i] != ':') return false;
     size_t name_len = i - name;
     i++;
-    while (i < n && cm__http_is_ows((unsigned char) h[i])) i++;
+    while (cm__http_is_ows(p[i])) i++;
     size_t value = i;
-    while (i < n && cm__http_is_value_char((unsigned char) h[i])) i++;
+    while (cm__http_is_value_char(p[i])) i++;
     size_t value_end = i;
-    while (value_end > value && cm__http_is_ows((unsigned char) h[value_end - 1])) value_end--;
+    while (value_end > value && cm__http_is_ows(p[value_end - 1])) value_end--;
     struct cm_str v = cm_str_n(h + value, value_end - value);
-    if (i == n) {
+    if (p[i] == 0) {
       bi->needs_crlf = true;
-    } else if (h[i] == '\r' && i + 1 < n && h[i + 1] == '\n') {
+    } else if (p[i] == '\r' && p[i + 1] == '\n') {
       i += 2;
     } else {
       return false;
     }
-    if (name_is(h + name, name_len, "content-type")) bi->has_type = true;
-    if (name_is(h + name, name_len, "host")) bi->has_host = true;
-    if (name_is(h + name, name_len, "transfer-encoding") && cm_http_has_token(v, "chunked")) {
-      bi->chunked = true;
-    }
-    if (name_is(h + name, name_len, "content-length")) {
-      if (v.len == 0 || v.len > 19 || bi->has_length) return false;
-      uint64_t x = 0;
-      for (size_t k = 0; k < v.len; k++) {
-        if (v.buf[k] < '0' || v.buf[k] > '9') return false;
-        x = x * 10 + (uint64_t) (v.buf[k] - '0');
+    switch (classify(p + name, name_len)) {
+      case CONTENT_TYPE: bi->has_type = true; break;
+      case HOST: bi->has_host = true; break;
+      case TRANSFER_ENCODING:
+        if (cm_http_has_token(v, "chunked")) bi->chunked = true;
+        break;
+      case CONTENT_LENGTH: {
+        if (v.len == 0 || v.len > 19 || bi->has_length) return false;
+        uint64_t x = 0;
+        for (size_t k = 0; k < v.len; k++) {
+          if (v.buf[k] < '0' || v.buf[k] > '9') return false;
+          x = x * 10 + (uint64_t) (v.buf[k] - '0');
+        }
+        bi->has_length = true;
+        bi->length = x;
+        break;
       }
-      bi->has_length = true;
-      bi->length = x;
+      case OTHER: break;
     }
   }
+  bi->len = i;
   return true;
 }
 
@@ -93,26 +119,32 @@ static void head_init(struct head *h) {
   h->ok = true;
 }
 
-static void head_add(struct head *h, const char *s, size_t n) {
-  if (!h->ok || n == 0) return;
+/* Makes room for n more bytes; false (and h->ok false) when memory runs out. */
+static bool head_reserve(struct head *h, size_t n) {
+  if (!h->ok) return false;
   if (n > h->cap - h->len) {
     size_t cap = h->cap * 2 > h->len + n ? h->cap * 2 : h->len + n;
     char *p = malloc(cap);
     if (p == NULL) {
       h->ok = false;
-      return;
+      return false;
     }
     memcpy(p, h->p, h->len);
     if (h->p != h->small) free(h->p);
     h->p = p;
     h->cap = cap;
   }
+  return true;
+}
+
+/* Appends n bytes into room already reserved. */
+static inline void head_put(struct head *h, const char *s, size_t n) {
   memcpy(h->p + h->len, s, n);
   h->len += n;
 }
 
-static void head_str(struct head *h, const char *s) {
-  head_add(h, s, strlen(s));
+static void head_add(struct head *h, const char *s, size_t n) {
+  if (n > 0 && head_reserve(h, n)) head_put(h, s, n);
 }
 
 /* Appends x in base 10 or 16 (no printf: it showed up in profiles). */
@@ -124,6 +156,18 @@ static void head_num(struct head *h, uint64_t x, unsigned base) {
     x /= base;
   } while (x != 0);
   head_add(h, d + i, sizeof(d) - i);
+}
+
+/* Appends x in base 10 into reserved room (at most 20 digits); the
+ * constant divisor lets the compiler multiply instead of divide. */
+static void head_put_dec(struct head *h, uint64_t x) {
+  char d[20];
+  size_t i = sizeof(d);
+  do {
+    d[--i] = (char) ('0' + x % 10);
+    x /= 10;
+  } while (x != 0);
+  head_put(h, d + i, sizeof(d) - i);
 }
 
 static void head_free(struct head *h) {
@@ -147,31 +191,56 @@ static bool is_tunnel(const struct cm__http_conn *st, int status) {
   return st != NULL && st->is_connect && status >= 200 && status < 300;
 }
 
+/* The fixed pieces of a head, copied with their lengths known at compile
+ * time. */
+#define LIT(s) s, sizeof(s) - 1
+#define HDR_TYPE "Content-Type: text/plain\r\n"
+#define HDR_LENGTH "Content-Length: "
+#define HDR_CLOSE "Connection: close\r\n"
+#define HDR_KEEP "Connection: keep-alive\r\n"
+/* Room for every optional piece of build_head() and for the chunk-size line
+ * cm_http_reply() may append (16 hex digits and CRLF), so one reservation
+ * covers the whole head. */
+enum {
+  HEAD_EXTRA = sizeof(HDR_TYPE) + sizeof(HDR_LENGTH) + 20 + 2 + sizeof(HDR_CLOSE) +
+               sizeof(HDR_KEEP) + 2 + 2 + 16 + 2,
+};
+
 /* Appends the status line and header block of a response to h: the caller's
- * headers, then Content-Type, Content-Length (of len bytes) and Connection
- * as needed.  h->ok turns false when memory runs out. */
+ * headers (bi->len bytes, as cm__http_scan_block() measured them), then
+ * Content-Type, Content-Length (of len bytes) and Connection as needed.
+ * status is in 100..999.  h->ok turns false when memory runs out. */
 static void build_head(struct head *h, const struct cm__http_conn *st, int status, const char *headers,
                        const struct cm__http_block *bi, uint64_t len) {
   bool informational = status < 200;
   bool tunnel = is_tunnel(st, status);
   bool no_body = informational || status == 204 || status == 304 || tunnel;
   bool close_after = st != NULL && st->close_after && !informational && !tunnel;
-  head_add(h, "HTTP/1.1 ", 9);
-  head_num(h, (uint64_t) status, 10);
-  head_add(h, " ", 1);
-  head_str(h, cm_http_status_text(status));
-  head_add(h, "\r\n", 2);
-  if (headers != NULL) head_str(h, headers);
-  if (bi->needs_crlf) head_add(h, "\r\n", 2);
-  if (!bi->has_type && !no_body) head_str(h, "Content-Type: text/plain\r\n");
-  if (!bi->chunked && !bi->has_length && !no_body) {
-    head_str(h, "Content-Length: ");
-    head_num(h, len, 10);
-    head_add(h, "\r\n", 2);
+  const char *text = status == 200 ? "OK" : cm_http_status_text(status);
+  size_t text_len = status == 200 ? 2 : strlen(text);
+  if (!head_reserve(h, sizeof("HTTP/1.1 999 \r\n") + text_len + bi->len + HEAD_EXTRA)) return;
+  if (status == 200) {
+    head_put(h, LIT("HTTP/1.1 200 OK\r\n"));
+  } else {
+    char line[sizeof("HTTP/1.1 000 ")] = "HTTP/1.1 000 ";
+    line[9] = (char) ('0' + status / 100);
+    line[10] = (char) ('0' + status / 10 % 10);
+    line[11] = (char) ('0' + status % 10);
+    head_put(h, line, sizeof(line) - 1);
+    head_put(h, text, text_len);
+    head_put(h, LIT("\r\n"));
   }
-  if (close_after) head_str(h, "Connection: close\r\n");
-  if (st != NULL && st->keep_alive_10 && !informational) head_str(h, "Connection: keep-alive\r\n");
-  head_add(h, "\r\n", 2);
+  if (bi->len > 0) head_put(h, headers, bi->len);
+  if (bi->needs_crlf) head_put(h, LIT("\r\n"));
+  if (!bi->has_type && !no_body) head_put(h, LIT(HDR_TYPE));
+  if (!bi->chunked && !bi->has_length && !no_body) {
+    head_put(h, LIT(HDR_LENGTH));
+    head_put_dec(h, len);
+    head_put(h, LIT("\r\n"));
+  }
+  if (close_after) head_put(h, LIT(HDR_CLOSE));
+  if (st != NULL && st->keep_alive_10 && !informational) head_put(h, LIT(HDR_KEEP));
+  head_put(h, LIT("\r\n"));
 }
 
 /* cm_http_reply_check(), leaving what the scan of headers found in *bi. */

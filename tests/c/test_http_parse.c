@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "guard.h"
+#include "http/chars.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -796,6 +797,23 @@ static void url_decoding(void **state) {
   assert_int_equal(cm_http_get_var(q, "", out, sizeof(out)), CM_ENOENT);
 }
 
+/* The class table of http/chars.h, entry by entry, against RFC 9110 5.6.2
+ * (tchar) and 5.5 (field-vchar / obs-text, SP, HTAB). */
+static void char_class_table(void **state) {
+  (void) state;
+  const char *tchars = "!#$%&'*+-.^_`|~";
+  for (unsigned c = 0; c < 256; c++) {
+    unsigned char u = (unsigned char) c;
+    bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c != 0 && strchr(tchars, (int) c) != NULL);
+    bool value = c == '\t' || (c >= 0x20 && c != 0x7f);
+    bool ows = c == ' ' || c == '\t';
+    assert_int_equal(cm__http_is_tchar(u), tchar);
+    assert_int_equal(cm__http_is_value_char(u), value);
+    assert_int_equal(cm__http_is_ows(u), ows);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(simple_get),
@@ -824,6 +842,7 @@ int main(void) {
       cmocka_unit_test(header_lookup),
       cmocka_unit_test(header_vars),
       cmocka_unit_test(url_decoding),
+      cmocka_unit_test(char_class_table),
   };
   return cmocka_run_group_tests_name("http_parse", tests, guard_setup, guard_teardown);
 }

@@ -539,6 +539,43 @@ static void header_injection(void **state) {
   close(fd);
 }
 
+/* The rules for an application's header block, without a connection: what
+ * is refused, and which framing headers are seen (names in any case). */
+static void header_block_rules(void **state) {
+  (void) state;
+  const char *good[] = {
+      NULL, "", "X: 1", "X: 1\r\n", "X:1\r\nY:  2 \t\r\n", "X-Empty:\r\n", "X: a\tb \x80\xff\r\n",
+      "!#$%&'*+-.^_`|~09azAZ: v\r\n", "Content-Length: 0\r\nX: 1",
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    assert_true(cm_http_headers_ok(good[i], NULL));
+  }
+  const char *bad[] = {
+      ": v\r\n",          "X\r\n",          "X : v\r\n",          "X:\rv\r\n",       "X: v\n",
+      "X: v\r",           "X: v\rY: w\r\n", "X: v\r\n\r\n",        "X: v\r\nY: w\r\r\n", "X: a\x7f\r\n",
+      "X: a\x01\r\n",     "\r\nX: v\r\n",   "X(: v\r\n",           "X\x80: v\r\n",    " X: v\r\n",
+      "Content-Length: 1\r\ncontent-length: 1\r\n", "Content-Length: -1\r\n",
+      "Content-Length: \r\n", "Content-Length: 12345678901234567890\r\n", "Content-Length: 1 2\r\n",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_false(cm_http_headers_ok(bad[i], NULL));
+  }
+  bool framing = true;
+  assert_true(cm_http_headers_ok("Content-Type: a\r\nHost: b\r\nX-Content-Length: 3\r\n", &framing));
+  assert_false(framing);
+  assert_true(cm_http_headers_ok("cONTENT-lENGTH: 3\r\n", &framing));
+  assert_true(framing);
+  assert_true(cm_http_headers_ok("TRANSFER-ENCODING: gzip, Chunked", &framing));
+  assert_true(framing);
+  assert_true(cm_http_headers_ok("Transfer-Encodinx: chunked\r\nContent-Lengtx: 3\r\n", &framing));
+  assert_false(framing);
+  assert_null(cm_http_reply_check(200, "CONTENT-LENGTH:  7 \r\n", 7));
+  assert_non_null(cm_http_reply_check(200, "content-length: 7\r\n", 8));
+  assert_non_null(cm_http_reply_check(200, "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", 3));
+  assert_non_null(cm_http_reply_check(1000, NULL, 0));
+  assert_null(cm_http_reply_check(999, NULL, 0));
+}
+
 static void header_timeout(void **state) {
   (void) state;
   cm_mgr_free(&mgr);
@@ -725,6 +762,7 @@ int main(void) {
       cmocka_unit_test(expect_continue),
       cmocka_unit_test(chunked_replies),
       cmocka_unit_test(header_injection),
+      cmocka_unit_test(header_block_rules),
       cmocka_unit_test(with_curl),
       cmocka_unit_test(header_timeout),
   };
