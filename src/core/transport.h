@@ -69,6 +69,11 @@ struct cm__transport {
    * Returns 0, or a negative errno (the peer is gone: the core closes c).
    * NULL: no half-close (datagrams, listeners); cm__conn_shutdown refuses. */
   int (*shutdown)(struct cm_conn *c);
+  /* Opens c's descriptor and starts a non-blocking connect to a: a client
+   * whose peer's address a lookup has just found (src/net/dns.c), which so
+   * needs to know nothing of sockets.  Failures come as a deferred ERROR.
+   * NULL: c never connects (listeners, internal descriptors). */
+  void (*connect)(struct cm_conn *c, const struct cm_addr *a);
 };
 
 /*

@@ -25,7 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/time.h>
 
-#include "net/internal.h"
+#include "core/internal.h"
 
 /* Upper bound on the wait between checks while c-ares holds only lookups
  * nobody waits for any more (it times them out by itself). */
@@ -397,7 +397,8 @@ static void notify(struct cm_conn *c, struct dns_query *q, bool timed_out) {
     c->rem = q->addr;
     CM_DEBUG("conn %lu: %s is %s", c->id, q->host, cm_addr_ip_str(&q->addr, ip, sizeof(ip)));
     cm_call(c, CM_EV_RESOLVE, NULL);
-    if (q->connect_after && !c->is_closing && c->fd < 0) cm__sock_connect(c, &c->rem);
+    if (q->connect_after && !c->is_closing && c->fd < 0 && c->tp->connect != NULL)
+      c->tp->connect(c, &c->rem);
   }
 }
 

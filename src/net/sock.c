@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net/internal.h"
+#include "core/internal.h"
 #include "tls/internal.h"
 
 /* Bytes asked of the kernel per read: big enough to take a burst in one
@@ -199,7 +199,10 @@ struct cm_conn *cm_listen_fd(struct cm_mgr *mgr, int fd, cm_event_fn fn, void *f
 }
 
 /* Starts connecting c to a; errors are delivered at the next flush. */
-void cm__sock_connect(struct cm_conn *c, const struct cm_addr *a) {
+/* Opens c's socket and starts a non-blocking connect to a (the transports'
+ * connect entry: the resolver calls it once a name is resolved).  Errors
+ * are deferred. */
+static void sock_connect(struct cm_conn *c, const struct cm_addr *a) {
   char err[128];
   struct sockaddr_storage ss;
   socklen_t sslen = to_sockaddr(a, &ss);
@@ -246,7 +249,7 @@ struct cm_conn *cm_connect(struct cm_mgr *mgr, const char *url, cm_event_fn fn, 
   struct cm_addr a = {0};
   if (cm_aton(host, &a)) {
     a.port = port;
-    cm__sock_connect(c, &a);
+    sock_connect(c, &a);
   } else if (cm_resolve(c, url) != 0) { /* RESOLVE, then the connect (src/net/dns.c) */
     cm__conn_defer_error(c, "cannot resolve: out of memory");
   }
@@ -518,6 +521,7 @@ static const struct cm__transport tcp_transport = {
     .recv = stream_recv,
     .send_buf = send_buf,
     .shutdown = stream_shutdown,
+    .connect = sock_connect,
 };
 
 /* A UDP socket, connected (cm_connect) or listening (cm_listen). */
@@ -527,6 +531,7 @@ static const struct cm__transport udp_transport = {
     .write = stream_write, /* nothing is ever queued; kept for the loop's one path */
     .connected = sock_connected,
     .send_msg = udp_send,
+    .connect = sock_connect,
 };
 
 /* A TCP listener: readiness means connections to accept. */

@@ -65,6 +65,12 @@ static void tls_connected(struct cm_conn *c) {
   if (c->tls != NULL && !c->is_closing) cm__tls_connected(c);
 }
 
+/* A lookup found the peer of a TLS client: the stream below connects. */
+static void tls_connect(struct cm_conn *c, const struct cm_addr *a) {
+  const struct cm__transport *inner = cm__tls_inner(c);
+  if (inner->connect != NULL) inner->connect(c, a);
+}
+
 static void tls_free(struct cm_conn *c) {
   cm_tls_free(c);
 }
@@ -88,6 +94,7 @@ const struct cm__transport cm__tls_transport = {
     .eof = cm__tls_eof,
     .free = tls_free,
     .shutdown = tls_shutdown,
+    .connect = tls_connect,
     /* no send_file: file bytes must pass through the codec */
 };
 
