@@ -81,6 +81,23 @@ static inline bool peer_wait_udp_bound(unsigned port, pid_t pid, int ms) {
   return false;
 }
 
+/* True once something accepts TCP connections on 127.0.0.1:port (waits up
+ * to ms; false at once if pid exited). */
+static inline bool peer_wait_tcp_listening(unsigned port, pid_t pid, int ms) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int waited = 0; waited < ms; waited += 20) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    if (fd >= 0) close(fd);
+    if (ok) return true;
+    if (waitpid(pid, NULL, WNOHANG) == pid) return false; /* it exited */
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
 /* Starts argv[0] with stdout and stderr going to log_path. */
 static inline pid_t peer_spawn(char *const argv[], const char *log_path) {
   pid_t pid = fork();

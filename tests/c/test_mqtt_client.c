@@ -28,15 +28,6 @@ static void write_file(const char *dir, const char *name, const char *text) {
   }
 }
 
-static bool tcp_accepts(unsigned port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-  close(fd);
-  return ok;
-}
-
 static int start_broker(void **state) {
   (void)state;
   char exe[256];
@@ -70,19 +61,12 @@ static int start_broker(void **state) {
   fclose(f);
   char *argv[] = {exe, "-c", conf, NULL};
   broker_pid = peer_spawn(argv, log);
-  for (int i = 0; i < 250 && !tcp_accepts(port); i++) {
-    struct timespec ts = {0, 20 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  if (!tcp_accepts(port)) {
+  if (!peer_wait_tcp_listening(port, broker_pid, 5000)) {
     fprintf(stderr, "test_mqtt_client: mosquitto did not start (see %s)\n", log);
     peer_stop(broker_pid);
     return -1;
   }
-  for (int i = 0; i < 250 && !tcp_accepts(tport); i++) {
-    struct timespec ts = {0, 20 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
+  (void)peer_wait_tcp_listening(tport, broker_pid, 5000); /* the TLS tests say if it is not */
   broker_port = port;
   tls_port = tport;
   return 0;

@@ -15,15 +15,6 @@ static pid_t broker_pid;
 static char scratch[64];
 static const char *const scratch_files[] = {"mosquitto.conf", "mosquitto.log"};
 
-static bool tcp_accepts(unsigned port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-  close(fd);
-  return ok;
-}
-
 static int start_broker(void **state) {
   (void)state;
   char exe[256];
@@ -46,11 +37,7 @@ static int start_broker(void **state) {
   fclose(f);
   char *argv[] = {exe, "-c", conf, NULL};
   broker_pid = peer_spawn(argv, log);
-  for (int i = 0; i < 250 && !tcp_accepts(port); i++) {
-    struct timespec ts = {0, 20 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  if (!tcp_accepts(port)) {
+  if (!peer_wait_tcp_listening(port, broker_pid, 5000)) {
     fprintf(stderr, "test_mqtt_client_v5: mosquitto did not start (see %s)\n", log);
     peer_stop(broker_pid);
     return -1;
